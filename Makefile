@@ -1,0 +1,31 @@
+# `make check` is exactly what CI runs (.ci/run calls it).
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: check fmt vet lint test bench-compile tidy bench
+
+check: fmt vet lint tidy test bench-compile
+
+fmt:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+tidy:
+	$(GO) mod tidy -diff
+
+# The test command of the README.
+test:
+	$(GO) test -race -shuffle=on ./...
+
+# Benchmarks are not timed tests: CI runs each once to keep them compiling.
+bench-compile:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# The client-overhead figures of docs/BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench 'BenchmarkCall|BenchmarkOverhead' -count 10 ./client

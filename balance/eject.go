@@ -1,0 +1,71 @@
+package balance
+
+import (
+	"math"
+	"time"
+)
+
+// failed counts a Failure or ConnectFailure of h at now and ejects h when
+// it reaches the threshold and the cap allows it.
+func (b *Balancer) failed(h *Host, now int64) {
+	n := h.consecFail.Add(1)
+	e := b.cfg.Ejection
+	if e.Disabled || n < int64(e.ConsecutiveFailures) || h.ejectedAt(now) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Re-check under the lock: a Success may have reset the count, another
+	// Finish may have ejected h already, or h may have left the set.
+	if h.removed || h.ejectedAt(now) || h.consecFail.Load() < int64(e.ConsecutiveFailures) {
+		return
+	}
+	s := b.set.Load()
+	ejected := 0
+	for _, o := range s.all {
+		if o.ejectedAt(now) {
+			ejected++
+		}
+	}
+	if ejected+1 > maxEjected(len(s.all), e.MaxFraction) {
+		h.refused.Add(1)
+		return
+	}
+	// A host that stayed in for MaxTime since its last ejection ended has
+	// behaved: its next ejection is short again.
+	if h.lastUntil != 0 && now-h.lastUntil >= int64(e.MaxTime) {
+		h.level = 0
+	}
+	h.level = min(h.level+1, 64)
+	h.lastUntil = now + int64(ejectionTime(h.level, e.BaseTime, e.MaxTime))
+	h.ejectedUntil.Store(h.lastUntil)
+	h.ejections.Add(1)
+	// The count starts over. Failures while ejected (when picked as a last
+	// resort) count toward the next ejection, due as soon as this one ends.
+	h.consecFail.Store(0)
+}
+
+// maxEjected is how many of n hosts may be ejected at once: the fraction
+// rounded down, at least one (as Envoy's max_ejection_percent, so a small
+// fraction of a small service does not turn ejection off), and never all.
+func maxEjected(n int, fraction float64) int {
+	if n <= 1 {
+		return 0
+	}
+	// The epsilon absorbs float error such as 0.29*100 = 28.999….
+	m := max(int(math.Floor(fraction*float64(n)+1e-9)), 1)
+	return min(m, n-1)
+}
+
+// ejectionTime is the length of the level-th ejection in a row (level ≥ 1):
+// base doubled level-1 times, capped at maxTime.
+func ejectionTime(level int, base, maxTime time.Duration) time.Duration {
+	d := base
+	for i := 1; i < level; i++ {
+		if d > maxTime/2 {
+			return maxTime
+		}
+		d *= 2
+	}
+	return min(d, maxTime)
+}

@@ -1,0 +1,246 @@
+package balance
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// Outcome is how an attempt on a host ended, as the caller saw it.
+type Outcome uint8
+
+// Outcomes. Values other than these are treated as Canceled.
+const (
+	// Success: a response that is not a server failure (4xx included).
+	Success Outcome = iota
+	// Failure: a 5xx or a per-try timeout. It counts toward ejection and
+	// is recorded with at least Config.FailurePenalty of latency.
+	Failure
+	// ConnectFailure: no connection (refused, dial timeout). Counted like
+	// Failure.
+	ConnectFailure
+	// Canceled: the caller gave up for its own reasons. Neutral: no latency
+	// is recorded and the consecutive-failure count is left as it is.
+	Canceled
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case ConnectFailure:
+		return "connect_failure"
+	case Canceled:
+		return "canceled"
+	}
+	return "unknown"
+}
+
+// Host is the balancer's record of one instance: its latency estimate, its
+// requests in flight and its ejection state. A Host stays the same for an
+// instance ID as long as that instance is among the candidates passed to
+// Pick. Its methods are safe for concurrent use and do not block beyond a
+// short per-host lock in Finish.
+type Host struct {
+	b  *Balancer
+	id string // == inst.Load().ID, immutable
+
+	inst atomic.Pointer[discovery.Instance] // latest copy seen by Pick
+
+	inFlight atomic.Int64
+
+	// The peak-EWMA estimate, in nanoseconds (float64 bits), and the time
+	// of its last update, in nanoseconds since b.epoch. Pick reads both
+	// without a lock, estimate first; Finish writes them under mu, stamp
+	// first. So a reader never pairs a new estimate with the old stamp,
+	// which could make a fresh peak look decayed.
+	ewma  atomic.Uint64
+	stamp atomic.Int64
+	mu    sync.Mutex // serializes writers of ewma and stamp
+
+	consecFail atomic.Int64
+	// ejectedUntil is the end of the current ejection in nanoseconds since
+	// b.epoch, 0 if none. Set under b.mu; Pick clears it once it is past,
+	// so that the steady state reads no clock.
+	ejectedUntil atomic.Int64
+	ejections    atomic.Int64
+	refused      atomic.Int64
+
+	// Guarded by b.mu.
+	level     int   // ejections in the current streak; sets the next length
+	lastUntil int64 // end of the last ejection, 0 if none
+	removed   bool  // no longer among the candidates: never ejected again
+}
+
+// Instance returns the instance this host stands for, as last seen by Pick.
+func (h *Host) Instance() discovery.Instance { return *h.inst.Load() }
+
+// Start records a request sent to the host and returns its start time, to
+// be passed to Finish.
+func (h *Host) Start() time.Time {
+	h.inFlight.Add(1)
+	return time.Now()
+}
+
+// Finish records the end of a request begun with Start: one fewer in
+// flight, its latency (unless Canceled), and its effect on ejection. Each
+// Start must be matched by exactly one Finish.
+func (h *Host) Finish(start time.Time, o Outcome) {
+	h.inFlight.Add(-1)
+	if o >= Canceled {
+		return
+	}
+	b := h.b
+	t := time.Now()
+	now := int64(t.Sub(b.epoch))
+	rtt := max(float64(t.Sub(start)), 0)
+	if o != Success {
+		rtt = max(rtt, float64(b.cfg.FailurePenalty))
+	}
+	h.observe(now, rtt, b.tau)
+	if o == Success {
+		h.consecFail.Store(0)
+		return
+	}
+	b.failed(h, now)
+}
+
+// observe folds one latency sample (ns) taken at now into the estimate.
+// Peak EWMA: a sample above the (decayed) estimate replaces it at once, so a
+// host that slows down is avoided on its first slow answer; a lower sample
+// pulls it down with weight 1-exp(-Δt/τ), Δt being the time since the last
+// update, which makes the estimate a time-based EWMA with time constant τ
+// whatever the request rate.
+func (h *Host) observe(now int64, rtt, tau float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := math.Float64frombits(h.ewma.Load())
+	w := 1.0 // weight left on the old estimate
+	if dt := now - h.stamp.Load(); dt > 0 {
+		w = math.Exp(-float64(dt) / tau)
+	} else {
+		// A later Finish got the lock first: keep its stamp, so that time
+		// never runs backwards for the estimate.
+		now -= dt
+	}
+	next := rtt
+	if decayed := old * w; rtt < decayed {
+		next = decayed + rtt*(1-w)
+	}
+	h.stamp.Store(now)
+	h.ewma.Store(math.Float64bits(next))
+}
+
+// estimate is the latency estimate (ns) at now: the last one decayed toward
+// zero for the time since. Decaying while idle is what Finagle and Linkerd
+// do: a host avoided for being slow regains a share after a while and gets
+// re-measured, instead of losing every P2C comparison forever.
+func (h *Host) estimate(now int64, tau float64) float64 {
+	l := h.load()
+	if dt := now - l.stamp; dt > 0 && l.e > 0 {
+		return l.e * math.Exp(-float64(dt)/tau)
+	}
+	return l.e
+}
+
+// load is what a host's cost is made of.
+type load struct {
+	e     float64 // estimate (ns) as of stamp
+	stamp int64
+	n     int64 // requests in flight
+}
+
+func (h *Host) load() load {
+	e := math.Float64frombits(h.ewma.Load()) // before stamp: see Host.ewma
+	return load{e: e, stamp: h.stamp.Load(), n: max(h.inFlight.Load(), 0)}
+}
+
+// Cost classes, cheapest first. A host without an estimate costs 0 while
+// idle, so a new instance is picked as soon as P2C draws it; while it has
+// requests in flight it costs more than any host with an estimate (fewer
+// in flight first), so it gets one request at a time until its first
+// answer sets its estimate. This is Finagle's rule.
+const (
+	classIdleNew  = iota // no estimate, idle: cost 0
+	classMeasured        // estimate × (in flight + 1), decayed
+	classBusyNew         // no estimate, busy: a penalty
+)
+
+func (l load) class() int {
+	switch {
+	case l.e > 0:
+		return classMeasured
+	case l.n == 0:
+		return classIdleNew
+	}
+	return classBusyNew
+}
+
+// cheaper reports whether x costs strictly less than y, where cost =
+// estimate × exp(-(now-stamp)/τ) × (in flight + 1). The factor exp(-now/τ)
+// is common to both sides, so the comparison needs no clock:
+//
+//	x < y  ⟺  eₓ(nₓ+1) < e_y(n_y+1)·exp(d),  d = (stamp_y - stampₓ)/τ
+//
+// exp is a quarter of a pick's time, and d is tiny when both hosts are in
+// use (stamps milliseconds apart, τ seconds), so the bounds 1+d ≤ exp(d) ≤
+// 1/(1-d) (for d < 1), a d² apart, settle the comparison without it except
+// in a near tie.
+func (x load) cheaper(y load, tau float64) bool {
+	cx, cy := x.class(), y.class()
+	switch {
+	case cx != cy:
+		return cx < cy
+	case cx == classIdleNew:
+		return false
+	case cx == classBusyNew:
+		return x.n < y.n
+	}
+	lhs, rhs := x.e*float64(x.n+1), y.e*float64(y.n+1)
+	d := float64(y.stamp-x.stamp) / tau
+	switch {
+	case lhs < rhs*(1+d):
+		return true
+	case d < 1 && lhs >= rhs/(1-d):
+		return false
+	}
+	// Overflow to +Inf or underflow to 0 still orders the two correctly.
+	return lhs < rhs*math.Exp(d)
+}
+
+// ejectedAt reports whether the host is ejected at now.
+func (h *Host) ejectedAt(now int64) bool {
+	u := h.ejectedUntil.Load()
+	return u != 0 && now < u
+}
+
+// ejected is ejectedAt for Pick: it reads the clock only for a host with an
+// ejection set, and clears an ejection that is over. That is how ejection
+// ends: lazily, with no timer.
+func (h *Host) ejected(clk *clock) bool {
+	u := h.ejectedUntil.Load()
+	if u == 0 {
+		return false
+	}
+	if clk.get() < u {
+		return true
+	}
+	// A new ejection cannot store u again (it ends after now ≥ u), so this
+	// never clears one.
+	h.ejectedUntil.CompareAndSwap(u, 0)
+	return false
+}
+
+// setInstance records the latest copy of the host's instance (its state or
+// address may change while its ID stays). Allocates only on change.
+func (h *Host) setInstance(in discovery.Instance) {
+	if cur := h.inst.Load(); cur != nil && *cur == in {
+		return
+	}
+	h.inst.Store(&in)
+}

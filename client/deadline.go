@@ -1,0 +1,62 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// TimeoutHeader carries the caller's remaining time budget, in whole
+// milliseconds, to the callee (like gRPC's grpc-timeout).
+const TimeoutHeader = "Shoal-Timeout-Ms"
+
+// maxTimeout bounds what a peer may ask for, so a bogus header cannot keep a
+// handler alive for days.
+const maxTimeout = 24 * time.Hour
+
+// ParseTimeout parses a TimeoutHeader value.
+func ParseTimeout(v string) (time.Duration, error) {
+	if v == "" || len(v) > 9 {
+		return 0, fmt.Errorf("%s %q: want 1 to 9 digits of milliseconds", TimeoutHeader, v)
+	}
+	ms, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: want milliseconds as a whole number", TimeoutHeader, v)
+	}
+	d := time.Duration(ms) * time.Millisecond
+	return min(d, maxTimeout), nil
+}
+
+// FormatTimeout formats d for TimeoutHeader, rounding down, never below 1 ms:
+// a request that is sent at all gets at least that.
+func FormatTimeout(d time.Duration) string {
+	return strconv.FormatInt(max(int64(d/time.Millisecond), 1), 10)
+}
+
+// WithTimeoutHeader returns ctx bounded by the TimeoutHeader value v, if v is
+// valid; otherwise ctx unchanged. The returned cancel must be called.
+func WithTimeoutHeader(ctx context.Context, v string) (context.Context, context.CancelFunc) {
+	if v == "" {
+		return ctx, func() {}
+	}
+	d, err := ParseTimeout(v)
+	if err != nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// attemptTimeout carves the time one attempt may take out of what remains of
+// the call: an equal share per attempt still allowed, so that a hung instance
+// leaves time to fail over. cap > 0 bounds it further.
+func attemptTimeout(remaining time.Duration, attemptsLeft int, cap time.Duration) time.Duration {
+	if attemptsLeft < 1 {
+		attemptsLeft = 1
+	}
+	d := remaining / time.Duration(attemptsLeft)
+	if cap > 0 && d > cap {
+		d = cap
+	}
+	return max(d, 0)
+}

@@ -1,0 +1,403 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/balance"
+	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/resilience"
+)
+
+// Resolver lists the instances of a service. Instances is called on every
+// request, from many goroutines at once: it must not block, and callers do
+// not modify the slice it returns. *discovery.Catalog is one.
+type Resolver interface {
+	Instances(service string) []discovery.Instance
+}
+
+// Config is the client's policy for every service it calls. The zero value
+// means DefaultConfig.
+type Config struct {
+	// MaxAttempts bounds the tries of one call, first included.
+	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
+	// Timeout is the deadline of a call whose context has none.
+	Timeout time.Duration `json:"timeout" yaml:"timeout"`
+	// PerTryTimeout, if set, caps one attempt below its carved share.
+	PerTryTimeout time.Duration `json:"per_try_timeout" yaml:"per_try_timeout"`
+	// Budget bounds retries per service.
+	Budget resilience.BudgetConfig `json:"budget" yaml:"budget"`
+	// Balance configures instance choice and ejection per service.
+	Balance balance.Config `json:"balance" yaml:"balance"`
+	// Observer, if set, is told of every attempt.
+	Observer Observer `json:"-" yaml:"-"`
+}
+
+// Observer learns of every attempt a Transport makes, failed or not. It is
+// called on the calling goroutine as each attempt ends, so it must not block.
+type Observer interface {
+	ObserveAttempt(service string, a Attempt)
+}
+
+// DefaultConfig: 3 attempts, a 10 s deadline for calls that bring none, and
+// the default retry budget and balancer.
+func DefaultConfig() Config {
+	return Config{
+		MaxAttempts: 3,
+		Timeout:     10 * time.Second,
+		Budget:      resilience.DefaultBudgetConfig(),
+		Balance:     balance.DefaultConfig(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxAttempts < 1 || c.MaxAttempts > maxAttempts:
+		return fmt.Errorf("client: max_attempts %d out of range [1, %d]", c.MaxAttempts, maxAttempts)
+	case c.Timeout <= 0:
+		return fmt.Errorf("client: timeout %v must be positive", c.Timeout)
+	case c.PerTryTimeout < 0:
+		return fmt.Errorf("client: per_try_timeout %v must not be negative", c.PerTryTimeout)
+	}
+	if err := c.Budget.Validate(); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if err := c.Balance.Validate(); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
+}
+
+// maxAttempts bounds MaxAttempts so that the instances tried by one call fit
+// in a fixed array.
+const maxAttempts = 8
+
+// Transport is an http.RoundTripper for http://<service>/path URLs. It is
+// safe for concurrent use; create one per process and share it.
+type Transport struct {
+	resolver Resolver
+	cfg      Config
+	base     http.RoundTripper // an *http.Transport; a fake in benchmarks
+	services sync.Map          // service name → *dependency
+}
+
+// dependency is the per-service state: its balancer and its retry budget.
+type dependency struct {
+	bal    *balance.Balancer
+	budget *resilience.Budget
+}
+
+// New returns a Transport resolving names through r. Zero fields of cfg take
+// DefaultConfig's values. It does no I/O.
+func New(r Resolver, cfg Config) (*Transport, error) {
+	if r == nil {
+		return nil, errors.New("client: nil Resolver")
+	}
+	def := DefaultConfig()
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = def.MaxAttempts
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = def.Timeout
+	}
+	if cfg.Budget == (resilience.BudgetConfig{}) {
+		cfg.Budget = def.Budget
+	}
+	if cfg.Balance == (balance.Config{}) {
+		cfg.Balance = def.Balance
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Transport{resolver: r, cfg: cfg, base: newBaseTransport()}, nil
+}
+
+func newBaseTransport() *http.Transport {
+	return &http.Transport{
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Many small calls to few instances: keep plenty of warm connections.
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Loopback and LAN calls gain nothing from gzip but CPU.
+		DisableCompression: true,
+	}
+}
+
+// Client returns an *http.Client using t. It sets no Timeout of its own:
+// the request context, or Config.Timeout, bounds each call.
+func (t *Transport) Client() *http.Client { return &http.Client{Transport: t} }
+
+// CloseIdleConnections closes idle connections to every instance.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Stats returns the balancer's view of the instances of service, and how
+// many retries its budget would allow now; nil, 0 if it was never called.
+func (t *Transport) Stats(service string) ([]balance.HostStats, int) {
+	v, ok := t.services.Load(service)
+	if !ok {
+		return nil, 0
+	}
+	d := v.(*dependency)
+	return d.bal.Stats(), d.budget.Left()
+}
+
+func (t *Transport) dependency(service string) *dependency {
+	if v, ok := t.services.Load(service); ok {
+		return v.(*dependency)
+	}
+	v, _ := t.services.LoadOrStore(service, &dependency{
+		bal:    balance.New(t.cfg.Balance),
+		budget: resilience.NewBudget(t.cfg.Budget),
+	})
+	return v.(*dependency)
+}
+
+// call is the state of one RoundTrip. It is allocated once per call and also
+// serves as the response body wrapper, so that closing the body releases the
+// call's contexts.
+type call struct {
+	body          io.ReadCloser
+	cancelAttempt context.CancelCauseFunc
+	cancelCall    context.CancelFunc
+
+	url    url.URL   // first attempt's URL, with the instance's address
+	hdrVal [1]string // first attempt's TimeoutHeader value
+	tried  [maxAttempts]string
+	failed []Attempt
+}
+
+// RoundTrip sends req to one instance of the service named by req.URL's host,
+// failing over to others as described in the package doc.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	service := req.URL.Hostname()
+	instances := t.resolver.Instances(service)
+	if len(instances) == 0 {
+		closeBody(req)
+		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: ErrNoInstances}
+	}
+	dep := t.dependency(service)
+	c := &call{}
+	ctx := req.Context()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		ctx, c.cancelCall = context.WithTimeout(ctx, t.cfg.Timeout)
+		deadline, _ = ctx.Deadline()
+	}
+	h, err := dep.bal.Pick(instances, nil)
+	if err != nil {
+		c.release()
+		closeBody(req)
+		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: fmt.Errorf("%w: %w", ErrNoInstances, err)}
+	}
+	dep.budget.Request()
+	retryOK := idempotent(req)
+	replay := replayable(req)
+	for n := 0; ; n++ {
+		resp, f, a := t.attempt(ctx, c, req, h, n, deadline)
+		if t.cfg.Observer != nil {
+			t.cfg.Observer.ObserveAttempt(service, a)
+		}
+		if f == noFailure {
+			return c.wrap(resp), nil
+		}
+		aerr := a.Err
+		c.failed = append(c.failed, a)
+
+		// Another attempt only if the rule, the attempt count, the body, an
+		// untried instance and the budget all allow it, in that order.
+		var stop error
+		var next *balance.Host
+		switch {
+		case f == callDone || !retryable(f, retryOK) || !replay:
+			stop = aerr
+		case n+1 >= t.cfg.MaxAttempts:
+			stop = aerr
+		default:
+			next, err = dep.bal.Pick(instances, c.tried[:n+1])
+			if err != nil {
+				next, stop = nil, aerr
+			} else if !dep.budget.TryRetry() {
+				next, stop = nil, ErrBudgetExhausted
+			}
+		}
+		if next != nil && req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				next, stop = nil, fmt.Errorf("replaying body: %w", err)
+			} else {
+				req = req.Clone(req.Context())
+				req.Body = body
+			}
+		}
+		if next == nil {
+			if resp != nil {
+				// The instance answered; the caller sees its answer as is.
+				return c.wrap(resp), nil
+			}
+			c.release()
+			closeBody(req)
+			return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Attempts: c.failed, Err: stop}
+		}
+		if resp != nil {
+			drain(resp.Body)
+		}
+		c.cancelAttempt(nil)
+		h = next
+	}
+}
+
+// attempt makes try n of the call on h. On failure it returns the kind of
+// failure, with the error in the Attempt; a response comes back with a
+// failure only for 502/503/504, its attempt context still live for the body.
+func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *balance.Host, n int, deadline time.Time) (*http.Response, failure, Attempt) {
+	inst := h.Instance()
+	c.tried[n] = inst.ID
+	a := Attempt{Instance: inst.ID, Addr: inst.Addr}
+	remaining := time.Until(deadline)
+	if remaining <= 0 {
+		c.cancelAttempt = func(error) {}
+		a.Err = context.DeadlineExceeded
+		return nil, callDone, a
+	}
+	perTry := attemptTimeout(remaining, t.cfg.MaxAttempts-n, t.cfg.PerTryTimeout)
+	actx, cancel := context.WithCancelCause(ctx)
+	c.cancelAttempt = cancel
+	timer := time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
+	out := c.outgoing(actx, req, inst.Addr, perTry, n)
+
+	start := h.Start()
+	a.Start = start
+	resp, err := t.base.RoundTrip(out)
+	fired := !timer.Stop()
+	a.Duration = time.Since(start)
+	switch {
+	case ctx.Err() != nil:
+		if err == nil {
+			resp.Body.Close()
+		}
+		h.Finish(start, balance.Canceled)
+		a.Err = context.Cause(ctx)
+		return nil, callDone, a
+	case err == nil && fired:
+		resp.Body.Close()
+		err = context.Canceled
+		fallthrough
+	case err != nil:
+		if context.Cause(actx) == ErrAttemptTimeout {
+			h.Finish(start, balance.Failure)
+			a.Err = fmt.Errorf("%w after %v", ErrAttemptTimeout, perTry)
+			return nil, timedOut, a
+		}
+		f := classifyErr(err)
+		if f == notSent {
+			h.Finish(start, balance.ConnectFailure)
+		} else {
+			h.Finish(start, balance.Failure)
+		}
+		a.Err = err
+		return nil, f, a
+	}
+	if resp.StatusCode >= 500 {
+		h.Finish(start, balance.Failure)
+	} else {
+		h.Finish(start, balance.Success)
+	}
+	if f := classifyStatus(resp.StatusCode); f != noFailure {
+		a.Err = &StatusError{Code: resp.StatusCode}
+		return resp, f, a
+	}
+	return resp, noFailure, a
+}
+
+// outgoing builds the request for attempt n: same request, the instance's
+// address, the attempt's context and its timeout in TimeoutHeader. The first
+// attempt uses storage in c; later ones allocate, since the transport may
+// still be reading an abandoned attempt's request.
+func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, perTry time.Duration, n int) *http.Request {
+	out := req.WithContext(ctx)
+	u, hv := &c.url, c.hdrVal[:]
+	if n > 0 {
+		u, hv = new(url.URL), make([]string, 1)
+	}
+	*u = *req.URL
+	u.Host = addr
+	out.URL = u
+	if out.Host == "" {
+		out.Host = req.URL.Host // the service name, for the callee's logs
+	}
+	hv[0] = FormatTimeout(perTry)
+	hdr := make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		hdr[k] = v
+	}
+	hdr[TimeoutHeader] = hv
+	out.Header = hdr
+	return out
+}
+
+// wrap hands resp to the caller with its body releasing the call's contexts
+// on Close.
+func (c *call) wrap(resp *http.Response) *http.Response {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		c.release()
+		return resp
+	}
+	c.body = resp.Body
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
+		resp.Body = &rwBody{call: c, w: rw} // 101 Switching Protocols
+	} else {
+		resp.Body = c
+	}
+	return resp
+}
+
+func (c *call) Read(p []byte) (int, error) { return c.body.Read(p) }
+
+func (c *call) Close() error {
+	err := c.body.Close()
+	c.release()
+	return err
+}
+
+func (c *call) release() {
+	if c.cancelAttempt != nil {
+		c.cancelAttempt(nil)
+	}
+	if c.cancelCall != nil {
+		c.cancelCall()
+	}
+}
+
+// rwBody keeps an upgraded connection's body writable.
+type rwBody struct {
+	*call
+	w io.Writer
+}
+
+func (b *rwBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// drain reads a little of a discarded body so its connection can be reused.
+func drain(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+	body.Close()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}

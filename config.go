@@ -1,0 +1,187 @@
+package shoal
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+)
+
+// Config describes one instance of a service. The zero value plus a Name is
+// enough; everything else has a default that works on one machine.
+type Config struct {
+	// Name is the service name callers use: http://<Name>/path. Required.
+	Name string `json:"name" yaml:"name"`
+	// ID identifies this instance; default <Name>-<random hex>.
+	ID string `json:"id" yaml:"id"`
+	// Version is shown in discovery and /infoz.
+	Version string `json:"version" yaml:"version"`
+	// Addr is the HTTP listen address; default 127.0.0.1:0 (a free port).
+	Addr string `json:"addr" yaml:"addr"`
+	// AdvertiseAddr is the address peers call; default the listen address,
+	// or the gossip address's host when listening on all interfaces.
+	AdvertiseAddr string `json:"advertise_addr" yaml:"advertise_addr"`
+	// GossipAddr is the gossip bind address; default 127.0.0.1:0.
+	GossipAddr string `json:"gossip_addr" yaml:"gossip_addr"`
+	// Seeds are gossip addresses of any members already running.
+	Seeds []string `json:"seeds" yaml:"seeds"`
+	// GossipProfile is "local", "lan" or "wan"; default local when gossip
+	// binds to loopback, lan otherwise.
+	GossipProfile string `json:"gossip_profile" yaml:"gossip_profile"`
+	// DrainTimeout bounds the whole graceful shutdown; default 10s.
+	DrainTimeout time.Duration `json:"drain_timeout" yaml:"drain_timeout"`
+	// Client is the policy of Service.Client; zero means client.DefaultConfig.
+	Client client.Config `json:"client" yaml:"client"`
+	// Logger receives the SDK's logs; default JSON to stderr.
+	Logger *slog.Logger `json:"-" yaml:"-"`
+}
+
+// Environment variables read by FromEnv. PORT is honoured for platforms that
+// assign one (it means listening on all interfaces, on that port).
+const (
+	EnvName          = "SHOAL_NAME"
+	EnvID            = "SHOAL_INSTANCE"
+	EnvVersion       = "SHOAL_VERSION"
+	EnvAddr          = "SHOAL_ADDR"
+	EnvPort          = "PORT"
+	EnvAdvertiseAddr = "SHOAL_ADVERTISE_ADDR"
+	EnvGossipAddr    = "SHOAL_GOSSIP_ADDR"
+	EnvSeeds         = "SHOAL_SEEDS"
+	EnvGossipProfile = "SHOAL_GOSSIP_PROFILE"
+	EnvDrainTimeout  = "SHOAL_DRAIN_TIMEOUT"
+)
+
+const defaultDrainTimeout = 10 * time.Second
+
+// FromEnv overrides c with the SHOAL_* variables that are set. getenv is
+// usually os.Getenv. Errors name the variable and its value.
+func (c *Config) FromEnv(getenv func(string) string) error {
+	str := func(key string, dst *string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	str(EnvName, &c.Name)
+	str(EnvID, &c.ID)
+	str(EnvVersion, &c.Version)
+	if p := getenv(EnvPort); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%s=%q: want a port number 0-65535", EnvPort, p)
+		}
+		c.Addr = ":" + p
+	}
+	str(EnvAddr, &c.Addr) // explicit beats PORT
+	str(EnvAdvertiseAddr, &c.AdvertiseAddr)
+	str(EnvGossipAddr, &c.GossipAddr)
+	str(EnvGossipProfile, &c.GossipProfile)
+	if v := getenv(EnvSeeds); v != "" {
+		c.Seeds = splitList(v)
+	}
+	if v := getenv(EnvDrainTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want a duration such as 10s", EnvDrainTimeout, v)
+		}
+		c.DrainTimeout = d
+	}
+	return nil
+}
+
+// RegisterFlags adds flags that override c's fields when fs is parsed.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Name, "name", c.Name, "service name (env "+EnvName+")")
+	fs.StringVar(&c.ID, "instance", c.ID, "instance ID (env "+EnvID+"; default name-random)")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (env "+EnvAddr+" or "+EnvPort+")")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "address peers call (env "+EnvAdvertiseAddr+")")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip bind address (env "+EnvGossipAddr+")")
+	fs.Func("seeds", "comma-separated gossip addresses of running members (env "+EnvSeeds+")", func(v string) error {
+		c.Seeds = splitList(v)
+		return nil
+	})
+	fs.StringVar(&c.GossipProfile, "gossip-profile", c.GossipProfile, "gossip timings: local, lan or wan (env "+EnvGossipProfile+")")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "bound on graceful shutdown (env "+EnvDrainTimeout+")")
+}
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = "127.0.0.1:0"
+	}
+	if c.GossipProfile == "" {
+		c.GossipProfile = "lan"
+		if host, _, err := net.SplitHostPort(c.GossipAddr); err == nil {
+			if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+				c.GossipProfile = "local"
+			}
+		}
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = defaultDrainTimeout
+	}
+	if c.ID == "" {
+		c.ID = c.Name + "-" + randomHex(4)
+	}
+	if c.Logger == nil {
+		c.Logger = defaultLogger()
+	}
+	return c
+}
+
+// Validate reports every problem with c (after defaults), each naming the
+// field and the value.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, fmt.Errorf("name is required (set Config.Name, %s or -name)", EnvName))
+	} else if !validName(c.Name) {
+		errs = append(errs, fmt.Errorf("name %q: use lowercase letters, digits and '-', starting with a letter (it is a host name in URLs)", c.Name))
+	}
+	for field, addr := range map[string]string{"addr": c.Addr, "gossip_addr": c.GossipAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port (%v)", field, addr, err))
+		}
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			errs = append(errs, fmt.Errorf("advertise_addr %q: want host:port (%v)", c.AdvertiseAddr, err))
+		}
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("drain_timeout %v must not be negative", c.DrainTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func splitList(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

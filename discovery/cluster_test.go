@@ -1,0 +1,248 @@
+package discovery_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/discovery/discoverytest"
+)
+
+// Acceptance bounds from the discovery issue, for ≥ 10 in-process members.
+const (
+	joinBound  = 2 * time.Second // a join is in every catalog
+	crashBound = 5 * time.Second // a crashed member is out of every catalog
+	leaveBound = 1 * time.Second // a member that left is out of every catalog
+)
+
+// TestMembership runs one cluster of 10 members through joins, a healthy
+// period, draining, graceful leaves and crashes, asserting the acceptance
+// bounds and logging the measured times.
+func TestMembership(t *testing.T) {
+	const n = 10
+	c := discoverytest.NewCluster(t, n)
+
+	t.Run("join", func(t *testing.T) {
+		for range 3 {
+			start := time.Now()
+			m := c.Add()
+			c.WaitFor(joinBound-time.Since(start), "join of "+m.Self().ID+" visible", discoverytest.Has(m.Self().ID))
+			t.Logf("join: %s in all %d catalogs %v after start", m.Self().ID, len(c.Members()), time.Since(start))
+		}
+		c.WaitConverged(joinBound)
+	})
+
+	t.Run("no spurious removals while healthy", func(t *testing.T) {
+		// Any death, even one followed by a rejoin, would change a
+		// catalog's version: the versions must stay put.
+		const window = 3 * time.Second
+		members := c.Members()
+		before := make([]uint64, len(members))
+		for i, m := range members {
+			before[i] = m.Catalog().Snapshot().Version()
+		}
+		deadline := time.Now().Add(window)
+		for time.Now().Before(deadline) {
+			for i, m := range members {
+				if s := m.Catalog().Snapshot(); s.Version() != before[i] || s.Len() != len(members) {
+					t.Fatalf("%s's catalog changed while all members were healthy: version %d -> %d, %d of %d instances",
+						m.Self().ID, before[i], s.Version(), s.Len(), len(members))
+				}
+			}
+			time.Sleep(20 * time.Millisecond) // polling interval of the observation window
+		}
+		t.Logf("healthy: %d members, no catalog changed for %v", len(members), window)
+	})
+
+	t.Run("draining", func(t *testing.T) {
+		m := c.Members()[3]
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := m.SetState(ctx, discovery.StateDraining); err != nil {
+			t.Fatalf("SetState: %v", err)
+		}
+		sent := time.Since(start)
+		c.WaitFor(time.Second, m.Self().ID+" draining", discoverytest.InState(m.Self().ID, discovery.StateDraining))
+		t.Logf("draining: SetState returned after %v; every catalog shows it after %v", sent, time.Since(start))
+		if got := m.Self().State; got != discovery.StateDraining {
+			t.Errorf("Self().State = %q", got)
+		}
+	})
+
+	t.Run("graceful leave", func(t *testing.T) {
+		for range 2 {
+			m := c.Members()[1]
+			start := time.Now()
+			c.Leave(m)
+			returned := time.Since(start)
+			c.WaitFor(leaveBound-time.Since(start), m.Self().ID+" gone after leave", discoverytest.Lacks(m.Self().ID))
+			t.Logf("leave: %s out of all %d catalogs %v after stop (Run returned after %v)",
+				m.Self().ID, len(c.Members()), time.Since(start), returned)
+		}
+	})
+
+	t.Run("crash", func(t *testing.T) {
+		for range 2 {
+			m := c.Members()[2]
+			start := time.Now()
+			c.Kill(m)
+			c.WaitFor(crashBound-time.Since(start), m.Self().ID+" gone after crash", discoverytest.Lacks(m.Self().ID))
+			t.Logf("crash: %s out of all %d catalogs %v after kill", m.Self().ID, len(c.Members()), time.Since(start))
+		}
+		// Only the dead were removed.
+		c.WaitConverged(time.Second)
+		if got, want := c.Members()[0].NumMembers(), len(c.Members()); got != want {
+			t.Errorf("NumMembers() = %d, want %d", got, want)
+		}
+	})
+}
+
+// TestJoinRetry starts a member whose only seed is not up yet: it keeps
+// retrying and joins once the seed appears.
+func TestJoinRetry(t *testing.T) {
+	c := discoverytest.NewCluster(t, 0)
+	seedAddr := freeGossipAddr(t)
+
+	logs := newLogWatch()
+	cfg := discovery.LocalConfig()
+	cfg.Seeds = []string{seedAddr}
+	cfg.Logger = slog.New(logs)
+	early := c.Start(cfg, c.NextInstance())
+
+	// Event-driven: wait until a join attempt has actually failed.
+	logs.waitFor(t, discovery.MsgJoinRetry, 2, 5*time.Second)
+	if n := early.NumMembers(); n != 1 {
+		t.Fatalf("NumMembers() = %d before the seed exists, want 1", n)
+	}
+
+	start := time.Now()
+	seedCfg := discovery.LocalConfig()
+	seedCfg.BindAddr = seedAddr
+	seed := c.Start(seedCfg, c.NextInstance())
+	d := c.WaitFor(5*time.Second, "late seed joined", discoverytest.Exactly(early.Self().ID, seed.Self().ID))
+	t.Logf("join retry: joined %v after the seed started (%v after that)", time.Since(start), d)
+}
+
+// TestEncryption: members with the cluster's key join; a different key or
+// none cannot.
+func TestEncryption(t *testing.T) {
+	key := bytes.Repeat([]byte{1}, 16)
+	c := discoverytest.NewCluster(t, 0)
+	seedCfg := discovery.LocalConfig()
+	seedCfg.SecretKey = key
+	seed := c.Start(seedCfg, c.NextInstance())
+
+	tests := []struct {
+		name  string
+		key   []byte
+		joins bool
+	}{
+		{"same key", key, true},
+		{"different key", bytes.Repeat([]byte{2}, 32), false},
+		{"no key", nil, false},
+	}
+	type started struct {
+		m    *discovery.Member
+		logs *logWatch
+	}
+	var ms []started
+	for _, tt := range tests { // start all at once so the negative cases share one wait
+		logs := newLogWatch()
+		cfg := discovery.LocalConfig()
+		cfg.Seeds = []string{seed.GossipAddr()}
+		cfg.SecretKey = tt.key
+		cfg.Logger = slog.New(logs)
+		ms = append(ms, started{c.Start(cfg, c.NextInstance()), logs})
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := ms[i].m
+			id := m.Self().ID
+			if tt.joins {
+				c.WaitForMembers([]*discovery.Member{seed, m}, 5*time.Second, tt.name+" joined",
+					discoverytest.Exactly(seed.Self().ID, id))
+				return
+			}
+			ms[i].logs.waitFor(t, discovery.MsgJoinRetry, 2, 5*time.Second)
+			if n := m.NumMembers(); n != 1 {
+				t.Errorf("NumMembers() = %d, want 1 (alone)", n)
+			}
+			if got := m.Catalog().Snapshot().Len(); got != 1 {
+				t.Errorf("its catalog has %d instances, want only itself", got)
+			}
+			if _, ok := seed.Catalog().Snapshot().Lookup(id); ok {
+				t.Errorf("seed's catalog lists %s", id)
+			}
+		})
+	}
+}
+
+// freeGossipAddr returns a loopback address whose port is free for both TCP
+// and UDP right now (memberlist needs both).
+func freeGossipAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free TCP+UDP port on 127.0.0.1")
+	return ""
+}
+
+// logWatch is a slog.Handler that counts messages so a test can wait for an
+// event the code under test logs.
+type logWatch struct {
+	mu     sync.Mutex
+	counts map[string]int
+	change chan struct{} // closed and replaced on every record
+}
+
+func newLogWatch() *logWatch {
+	return &logWatch{counts: map[string]int{}, change: make(chan struct{})}
+}
+
+func (h *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logWatch) WithGroup(string) slog.Handler            { return h }
+func (h *logWatch) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.counts[r.Message]++
+	close(h.change)
+	h.change = make(chan struct{})
+	return nil
+}
+
+// waitFor blocks until msg has been logged at least n times.
+func (h *logWatch) waitFor(t *testing.T, msg string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		h.mu.Lock()
+		got, change := h.counts[msg], h.change
+		h.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-change:
+		case <-deadline:
+			t.Fatalf("%q logged %d times in %v, want %d", msg, got, timeout, n)
+		}
+	}
+}

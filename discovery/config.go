@@ -1,0 +1,311 @@
+package discovery
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Profiles select memberlist's timing presets. See [Config.Profile].
+const (
+	ProfileLocal = "local" // one machine, loopback: fast failure detection
+	ProfileLAN   = "lan"   // one data centre (the default)
+	ProfileWAN   = "wan"   // high-latency links
+)
+
+// EnvGossipKey is the environment variable [KeyFromEnv] reads.
+const EnvGossipKey = "SHOAL_GOSSIP_KEY"
+
+// Config configures a [Member]. Its zero value is usable: every zero field
+// takes the value of the chosen profile's preset ([DefaultConfig] for "lan",
+// [LocalConfig], [WANConfig]) when the member is created.
+type Config struct {
+	// BindAddr is the "ip:port" that gossip listens on, over both UDP and
+	// TCP. Port 0 picks a free port; read it from [Member.GossipAddr].
+	// Default: "0.0.0.0:7946" (memberlist's port) for "lan" and "wan",
+	// "127.0.0.1:0" for "local".
+	BindAddr string `json:"bind_addr,omitempty" yaml:"bind_addr,omitempty"`
+
+	// AdvertiseAddr is the "ip:port" peers should use to reach this member,
+	// when it differs from BindAddr (NAT, containers). Port 0 means the
+	// bound port. Empty: memberlist picks the bound address, or a private
+	// interface address when bound to 0.0.0.0.
+	AdvertiseAddr string `json:"advertise_addr,omitempty" yaml:"advertise_addr,omitempty"`
+
+	// Seeds are "host:port" gossip addresses of any existing members. One
+	// answering seed is enough to join. Empty: this member starts a cluster
+	// and waits for others to join it. Its own address may be listed (all
+	// instances can share one seed list); it is skipped.
+	Seeds []string `json:"seeds,omitempty" yaml:"seeds,omitempty"`
+
+	// Profile is "local", "lan" (default) or "wan": memberlist's
+	// DefaultLocalConfig, DefaultLANConfig or DefaultWANConfig, with the
+	// Lifeguard extensions on. "local" is further tuned; see [LocalConfig].
+	Profile string `json:"profile,omitempty" yaml:"profile,omitempty"`
+
+	// SecretKey, when set, encrypts and authenticates all gossip with
+	// AES-GCM; it must be 16, 24 or 32 bytes. Members with a different key
+	// (or none) cannot join. It is never read from or written to config
+	// files: load it with [KeyFromEnv].
+	SecretKey []byte `json:"-" yaml:"-"`
+
+	// JoinRetry is the first wait before trying the seeds again while none
+	// answers; each further failure doubles it, up to JoinRetryMax. Joining
+	// goes on in the background, so a service may start before its seeds.
+	JoinRetry time.Duration `json:"join_retry,omitempty" yaml:"join_retry,omitempty"`
+
+	// JoinRetryMax caps the join backoff. It is also how often a member that
+	// has lost every peer tries its seeds again.
+	JoinRetryMax time.Duration `json:"join_retry_max,omitempty" yaml:"join_retry_max,omitempty"`
+
+	// LeaveTimeout bounds how long shutdown waits for the leave message to
+	// be broadcast before closing the gossip sockets anyway.
+	LeaveTimeout time.Duration `json:"leave_timeout,omitempty" yaml:"leave_timeout,omitempty"`
+
+	// Logger receives this package's logs, and memberlist's (at debug level:
+	// they are chatty). Nil means slog.Default().
+	Logger *slog.Logger `json:"-" yaml:"-"`
+}
+
+// DefaultConfig returns the preset for members spread over a LAN, one
+// member per host (or per pod IP): memberlist's LAN timings on port 7946.
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:     "0.0.0.0:7946",
+		Profile:      ProfileLAN,
+		JoinRetry:    time.Second,
+		JoinRetryMax: 30 * time.Second,
+		LeaveTimeout: 5 * time.Second,
+	}
+}
+
+// LocalConfig returns the preset for many members on one machine (shoal up,
+// tests): loopback, a free port each, and failure detection tuned so a
+// crashed member leaves every catalog in well under 5 s; see localMemberlist.
+func LocalConfig() Config {
+	return Config{
+		BindAddr:     "127.0.0.1:0",
+		Profile:      ProfileLocal,
+		JoinRetry:    50 * time.Millisecond,
+		JoinRetryMax: time.Second,
+		LeaveTimeout: 2 * time.Second,
+	}
+}
+
+// WANConfig returns the preset for members across high-latency links.
+func WANConfig() Config {
+	return Config{
+		BindAddr:     "0.0.0.0:7946",
+		Profile:      ProfileWAN,
+		JoinRetry:    2 * time.Second,
+		JoinRetryMax: 60 * time.Second,
+		LeaveTimeout: 10 * time.Second,
+	}
+}
+
+// Validate reports every invalid field, naming it and its value. Zero fields
+// are valid: they take the profile's defaults.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("discovery: config: "+format, args...))
+	}
+	switch c.Profile {
+	case "", ProfileLocal, ProfileLAN, ProfileWAN:
+	default:
+		bad("Profile %q is unknown (want %q, %q or %q)", c.Profile, ProfileLocal, ProfileLAN, ProfileWAN)
+	}
+	if c.BindAddr != "" {
+		if err := checkIPPort(c.BindAddr); err != nil {
+			bad("BindAddr %q: %v", c.BindAddr, err)
+		}
+	}
+	if c.AdvertiseAddr != "" {
+		if err := checkIPPort(c.AdvertiseAddr); err != nil {
+			bad("AdvertiseAddr %q: %v", c.AdvertiseAddr, err)
+		}
+	}
+	for i, s := range c.Seeds {
+		host, port, err := net.SplitHostPort(s)
+		if err == nil && host == "" {
+			err = errors.New("missing host")
+		}
+		if err == nil {
+			err = checkPort(port, false)
+		}
+		if err != nil {
+			bad("Seeds[%d] %q is not host:port: %v", i, s, err)
+		}
+	}
+	switch len(c.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		bad("SecretKey is %d bytes; want 16, 24 or 32 (AES-128, AES-192, AES-256)", len(c.SecretKey))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"JoinRetry", c.JoinRetry}, {"JoinRetryMax", c.JoinRetryMax}, {"LeaveTimeout", c.LeaveTimeout}} {
+		if d.v < 0 {
+			bad("%s %v must not be negative", d.name, d.v)
+		}
+	}
+	if c.JoinRetry > 0 && c.JoinRetryMax > 0 && c.JoinRetryMax < c.JoinRetry {
+		bad("JoinRetryMax %v is below JoinRetry %v", c.JoinRetryMax, c.JoinRetry)
+	}
+	return errors.Join(errs...)
+}
+
+func checkIPPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("host %q is not an IP address", host)
+	}
+	return checkPort(port, true)
+}
+
+// withDefaults fills zero fields from the profile's preset.
+func (c Config) withDefaults() Config {
+	var p Config
+	switch c.Profile {
+	case ProfileLocal:
+		p = LocalConfig()
+	case ProfileWAN:
+		p = WANConfig()
+	default:
+		p = DefaultConfig()
+	}
+	if c.Profile == "" {
+		c.Profile = p.Profile
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = p.BindAddr
+	}
+	if c.JoinRetry == 0 {
+		c.JoinRetry = p.JoinRetry
+	}
+	if c.JoinRetryMax == 0 {
+		c.JoinRetryMax = p.JoinRetryMax
+	}
+	c.JoinRetryMax = max(c.JoinRetryMax, c.JoinRetry)
+	if c.LeaveTimeout == 0 {
+		c.LeaveTimeout = p.LeaveTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Seeds = append([]string(nil), c.Seeds...)
+	c.SecretKey = append([]byte(nil), c.SecretKey...)
+	return c
+}
+
+// KeyFromEnv reads the gossip key from SHOAL_GOSSIP_KEY (standard base64,
+// padded or not) through getenv (os.Getenv in production). It returns nil,
+// nil when the variable is unset or empty. Errors name the variable but never
+// echo its value.
+func KeyFromEnv(getenv func(string) string) ([]byte, error) {
+	v := getenv(EnvGossipKey)
+	if v == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		key, err = base64.RawStdEncoding.DecodeString(v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %s is not valid base64 (%d characters)", EnvGossipKey, len(v))
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("discovery: %s decodes to %d bytes; want 16, 24 or 32 (AES-128, AES-192, AES-256)", EnvGossipKey, len(key))
+}
+
+// memberlistConfig translates c (defaults applied, validated) into
+// memberlist's configuration for the node called name.
+func (c Config) memberlistConfig(name string) *memberlist.Config {
+	var mc *memberlist.Config
+	switch c.Profile {
+	case ProfileLocal:
+		mc = localMemberlist()
+	case ProfileWAN:
+		mc = memberlist.DefaultWANConfig()
+	default:
+		mc = memberlist.DefaultLANConfig()
+	}
+	mc.Name = name
+
+	host, port, _ := net.SplitHostPort(c.BindAddr) // validated
+	mc.BindAddr = host
+	mc.BindPort, _ = strconv.Atoi(port)
+	// memberlist advertises port 7946 unless told otherwise; with port 0 it
+	// substitutes the port it bound.
+	mc.AdvertisePort = mc.BindPort
+	if c.AdvertiseAddr != "" {
+		host, port, _ := net.SplitHostPort(c.AdvertiseAddr)
+		mc.AdvertiseAddr = host
+		if p, _ := strconv.Atoi(port); p != 0 {
+			mc.AdvertisePort = p
+		}
+	}
+	if len(c.SecretKey) > 0 {
+		mc.SecretKey = append([]byte(nil), c.SecretKey...)
+	}
+	mc.LogOutput = nil
+	mc.Logger = log.New(logWriter{c.Logger}, "", 0)
+	return mc
+}
+
+// localMemberlist is memberlist's DefaultLocalConfig tuned for 10–30 members
+// on one loaded machine (2 cores, -race), where a crashed member must leave
+// every catalog within 5 s and no healthy member may be declared dead.
+//
+// Detection time after a crash is about
+//
+//	time until a survivor probes it      ≤ ProbeInterval on average with ≥ 2 survivors
+//	+ that probe failing                 = ProbeInterval (the probe's deadline; ProbeTimeout ends the direct part)
+//	+ suspicion timeout                  min..max, see below
+//	+ spreading the dead message         a few GossipIntervals
+//
+// memberlist's suspicion timeout is min = SuspicionMult × max(1, log10 n) ×
+// ProbeInterval; Lifeguard starts the timer at max = SuspicionMaxTimeoutMult
+// × min and shrinks it to min as k = SuspicionMult−2 other members confirm
+// the suspicion. With ProbeInterval 400 ms and SuspicionMult 3: min = 1.2 s
+// for n ≤ 10 and 1.25 s for n = 11 (k = 1); max = 2 × min = 2.5 s. Typical
+// detection is then 0.4 + 0.4 + 1.25 + 0.2 ≈ 2.3 s and the unconfirmed worst
+// case 0.4 + 0.4 + 2.5 + 0.3 ≈ 3.6 s: inside 5 s with margin. (Memberlist's
+// own local preset, 1 s probes and max multiplier 6, gives 3–19 s.)
+//
+// False positives: a healthy member is only declared dead if it cannot
+// refute a suspicion for ≥ min (1.2 s), while suspect messages reach it
+// within a gossip round or two (100 ms each); ProbeTimeout 200 ms tolerates
+// scheduler stalls on a busy race-enabled test run, and two indirect probes
+// (instead of one) mean a single slow peer cannot cause a suspicion.
+// AwarenessMaxMultiplier 4 keeps Lifeguard's self-awareness (a struggling
+// member probes less often) while capping its probe interval at 1.6 s.
+func localMemberlist() *memberlist.Config {
+	mc := memberlist.DefaultLocalConfig()
+	mc.ProbeInterval = 400 * time.Millisecond
+	mc.ProbeTimeout = 200 * time.Millisecond
+	mc.IndirectChecks = 2
+	mc.SuspicionMult = 3
+	mc.SuspicionMaxTimeoutMult = 2
+	mc.AwarenessMaxMultiplier = 4
+	mc.GossipInterval = 100 * time.Millisecond
+	mc.GossipNodes = 3
+	mc.RetransmitMult = 3                 // one more copy of each update: loopback UDP can still drop under load
+	mc.PushPullInterval = 5 * time.Second // anti-entropy repairs any update gossip lost
+	mc.TCPTimeout = 2 * time.Second
+	return mc
+}

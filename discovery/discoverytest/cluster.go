@@ -1,0 +1,321 @@
+// Package discoverytest runs in-process discovery clusters for tests: real
+// memberlist members on 127.0.0.1 with free ports and the local profile,
+// with helpers to add members, crash them, make them leave, and wait (by
+// polling, never by fixed sleeps) until every member's catalog agrees.
+//
+// A Cluster belongs to one test: call its methods from the test's goroutine
+// (they may call t.Fatal). t.Cleanup stops every member still running.
+package discoverytest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// pollInterval is how often Wait* re-checks the catalogs.
+const pollInterval = 5 * time.Millisecond
+
+// startTimeout bounds how long Start waits for a member to bind.
+const startTimeout = 10 * time.Second
+
+// TB is the part of testing.TB a Cluster uses; *testing.T and *testing.B
+// satisfy it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// quietLogger shows only warnings and errors: members log a line at info
+// level each time they join.
+var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// Cluster is a set of in-process members.
+type Cluster struct {
+	t       TB
+	service string
+	config  func(*discovery.Config)
+
+	mu      sync.Mutex
+	members []*running // in start order, including stopped ones
+	seq     int
+}
+
+type running struct {
+	m       *discovery.Member
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when Run returns
+	err     error         // Run's result, valid after done
+	stopped bool          // killed or left
+}
+
+// Option configures NewCluster.
+type Option func(*Cluster)
+
+// WithService sets the service name of the members NewCluster and Add
+// start (default "svc").
+func WithService(name string) Option { return func(c *Cluster) { c.service = name } }
+
+// WithConfig edits each member's configuration after LocalConfig, the seed
+// and the logger are filled in, e.g. to set SecretKey or a Logger.
+func WithConfig(f func(*discovery.Config)) Option { return func(c *Cluster) { c.config = f } }
+
+// NewCluster starts n members (n may be 0), the first as the seed of the
+// others, and waits until every catalog lists all n. Everything still
+// running is stopped by t.Cleanup, abruptly (like Kill) to keep tests fast.
+func NewCluster(t TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, service: "svc"}
+	for _, o := range opts {
+		o(c)
+	}
+	t.Cleanup(c.stopAll)
+	for range n {
+		c.Add()
+	}
+	if n > 0 {
+		d := c.WaitConverged(10 * time.Second)
+		t.Logf("discoverytest: %d members converged in %v", n, d)
+	}
+	return c
+}
+
+// Add starts one more member of the cluster's service, seeded with the
+// first running member, and returns once it is bound (not yet joined: use
+// WaitFor for that).
+func (c *Cluster) Add() *discovery.Member {
+	c.t.Helper()
+	cfg := discovery.LocalConfig()
+	if first := c.Members(); len(first) > 0 {
+		cfg.Seeds = []string{first[0].GossipAddr()}
+	}
+	cfg.Logger = quietLogger
+	if c.config != nil {
+		c.config(&cfg)
+	}
+	return c.Start(cfg, c.NextInstance())
+}
+
+// NextInstance returns a fresh, valid instance record of the cluster's
+// service: a unique ID and a placeholder HTTP address (nothing listens there).
+func (c *Cluster) NextInstance() discovery.Instance {
+	c.mu.Lock()
+	c.seq++
+	n := c.seq
+	c.mu.Unlock()
+	return discovery.Instance{
+		ID:      fmt.Sprintf("%s-%d", c.service, n),
+		Service: c.service,
+		Addr:    fmt.Sprintf("127.0.0.1:%d", 20000+n),
+		Version: "test",
+		State:   discovery.StateServing,
+	}
+}
+
+// Start runs a member with exactly cfg and self, registers it with the
+// cluster (so Wait* consider it and cleanup stops it), and returns once it
+// is bound. It fails the test if the member cannot bind.
+func (c *Cluster) Start(cfg discovery.Config, self discovery.Instance) *discovery.Member {
+	c.t.Helper()
+	m, err := discovery.New(cfg, self)
+	if err != nil {
+		c.t.Fatalf("discoverytest: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{m: m, cancel: cancel, done: make(chan struct{})}
+	go func() { // owned by the cluster: exits when cancel or Kill stops Run
+		defer close(r.done)
+		r.err = m.Run(ctx)
+	}()
+	select {
+	case <-m.Ready():
+	case <-r.done:
+		cancel()
+		c.t.Fatalf("discoverytest: member %s did not start: %v", self.ID, r.err)
+	case <-time.After(startTimeout):
+		cancel()
+		c.t.Fatalf("discoverytest: member %s not bound after %v", self.ID, startTimeout)
+	}
+	c.mu.Lock()
+	c.members = append(c.members, r)
+	c.mu.Unlock()
+	return m
+}
+
+// Members returns the running members (not killed, not left) in start order.
+func (c *Cluster) Members() []*discovery.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*discovery.Member
+	for _, r := range c.members {
+		if !r.stopped {
+			out = append(out, r.m)
+		}
+	}
+	return out
+}
+
+// IDs returns the instance IDs of the running members, sorted.
+func (c *Cluster) IDs() []string {
+	var ids []string
+	for _, m := range c.Members() {
+		ids = append(ids, m.Self().ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Kill crashes m: gossip stops without a leave message, so peers must detect
+// the failure. It returns once m's Run has returned.
+func (c *Cluster) Kill(m *discovery.Member) {
+	c.t.Helper()
+	r := c.find(m)
+	m.Kill()
+	c.await(r)
+}
+
+// Leave stops m gracefully (its Run context is cancelled: it broadcasts a
+// leave, then shuts down) and returns once Run has returned.
+func (c *Cluster) Leave(m *discovery.Member) {
+	c.t.Helper()
+	r := c.find(m)
+	r.cancel()
+	c.await(r)
+}
+
+func (c *Cluster) find(m *discovery.Member) *running {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.members {
+		if r.m == m && !r.stopped {
+			r.stopped = true
+			return r
+		}
+	}
+	c.t.Fatalf("discoverytest: member %s is not running in this cluster", m.Self().ID)
+	return nil
+}
+
+func (c *Cluster) await(r *running) {
+	c.t.Helper()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			c.t.Errorf("discoverytest: member %s: Run: %v", r.m.Self().ID, r.err)
+		}
+	case <-time.After(startTimeout):
+		c.t.Fatalf("discoverytest: member %s still running %v after being stopped", r.m.Self().ID, startTimeout)
+	}
+}
+
+func (c *Cluster) stopAll() {
+	c.mu.Lock()
+	rs := slices.Clone(c.members)
+	c.mu.Unlock()
+	for _, r := range rs {
+		r.m.Kill()
+		r.cancel()
+	}
+	for _, r := range rs {
+		<-r.done
+	}
+}
+
+// Condition is a predicate on one member's catalog snapshot.
+type Condition func(*discovery.Snapshot) bool
+
+// Has holds when the snapshot lists the instance id.
+func Has(id string) Condition {
+	return func(s *discovery.Snapshot) bool { _, ok := s.Lookup(id); return ok }
+}
+
+// Lacks holds when the snapshot does not list the instance id.
+func Lacks(id string) Condition {
+	return func(s *discovery.Snapshot) bool { _, ok := s.Lookup(id); return !ok }
+}
+
+// InState holds when the snapshot lists id in state st.
+func InState(id string, st discovery.State) Condition {
+	return func(s *discovery.Snapshot) bool { i, ok := s.Lookup(id); return ok && i.State == st }
+}
+
+// Exactly holds when the snapshot lists exactly the given IDs.
+func Exactly(ids ...string) Condition {
+	want := slices.Sorted(slices.Values(ids))
+	return func(s *discovery.Snapshot) bool { return slices.Equal(snapshotIDs(s), want) }
+}
+
+// WaitFor polls until cond holds on the catalog of every running member and
+// returns how long that took; it fails the test after timeout, listing each
+// member whose catalog does not satisfy cond.
+func (c *Cluster) WaitFor(timeout time.Duration, what string, cond Condition) time.Duration {
+	c.t.Helper()
+	return c.WaitForMembers(c.Members(), timeout, what, cond)
+}
+
+// WaitForMembers is WaitFor on the given members only.
+func (c *Cluster) WaitForMembers(members []*discovery.Member, timeout time.Duration, what string, cond Condition) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		var failing []*discovery.Member
+		for _, m := range members {
+			if !cond(m.Catalog().Snapshot()) {
+				failing = append(failing, m)
+			}
+		}
+		if len(failing) == 0 {
+			return time.Since(start)
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			var b strings.Builder
+			for _, m := range failing {
+				fmt.Fprintf(&b, "\n  %s (%d alive) sees %v", m.Self().ID, m.NumMembers(), describe(m.Catalog().Snapshot()))
+			}
+			c.t.Fatalf("discoverytest: %s: not true on %d of %d members after %v:%s",
+				what, len(failing), len(members), timeout, b.String())
+		}
+	}
+}
+
+// WaitConverged waits until every running member's catalog lists exactly
+// the running members.
+func (c *Cluster) WaitConverged(timeout time.Duration) time.Duration {
+	c.t.Helper()
+	return c.WaitFor(timeout, "converged", Exactly(c.IDs()...))
+}
+
+func snapshotIDs(s *discovery.Snapshot) []string {
+	ids := make([]string, 0, s.Len())
+	for _, i := range s.All() {
+		ids = append(ids, i.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func describe(s *discovery.Snapshot) string {
+	parts := make([]string, 0, s.Len())
+	for _, i := range s.All() {
+		parts = append(parts, i.ID+"("+string(i.State)+")")
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("v%d %v", s.Version(), parts)
+}

@@ -1,0 +1,100 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestRejoinerBackoff checks the retry schedule in a synctest bubble, where
+// time is virtual: waits double from JoinRetry to JoinRetryMax (±20 %
+// jitter), reset after a success, and a member that is no longer alone is
+// only rechecked every JoinRetryMax.
+func TestRejoinerBackoff(t *testing.T) {
+	const ms = time.Millisecond
+	tests := []struct {
+		name      string
+		fails     int // join attempts that fail before one succeeds
+		wantWaits []time.Duration
+	}{
+		{"first try joins", 0, nil},
+		{"seed late", 3, []time.Duration{100 * ms, 200 * ms, 400 * ms}},
+		{"capped", 6, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 800 * ms, 800 * ms}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var attempts []time.Time
+				var joined atomic.Bool
+				r := rejoiner{
+					seeds: []string{"seed:1"},
+					join: func([]string) (int, error) {
+						attempts = append(attempts, time.Now())
+						if len(attempts) <= tt.fails {
+							return 0, errors.New("connection refused")
+						}
+						joined.Store(true)
+						return 1, nil
+					},
+					alone:   func() bool { return !joined.Load() },
+					initial: 100 * ms,
+					max:     800 * ms,
+					log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+				}
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); r.run(ctx) }()
+				// Long enough for every retry, then several "still joined?" checks.
+				time.Sleep(10 * time.Second)
+				cancel()
+				<-done
+
+				if len(attempts) != tt.fails+1 {
+					t.Fatalf("%d join attempts, want %d (no joins once a peer is known)", len(attempts), tt.fails+1)
+				}
+				for i, want := range tt.wantWaits {
+					got := attempts[i+1].Sub(attempts[i])
+					if lo, hi := want*8/10, want*12/10; got < lo || got > hi {
+						t.Errorf("wait %d = %v, want %v ±20%%", i, got, want)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A member that loses every peer goes back to trying its seeds.
+func TestRejoinerRejoinsWhenAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var alone atomic.Bool
+		var joins atomic.Int32
+		r := rejoiner{
+			seeds:   []string{"seed:1"},
+			join:    func([]string) (int, error) { joins.Add(1); alone.Store(false); return 1, nil },
+			alone:   alone.Load,
+			initial: 100 * time.Millisecond,
+			max:     time.Second,
+			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}
+		alone.Store(true)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.run(ctx) }()
+		time.Sleep(5 * time.Second)
+		if n := joins.Load(); n != 1 {
+			t.Fatalf("%d joins while connected, want 1", n)
+		}
+		alone.Store(true) // every peer died
+		time.Sleep(1500 * time.Millisecond)
+		if n := joins.Load(); n != 2 {
+			t.Fatalf("%d joins after losing every peer, want 2", n)
+		}
+		cancel()
+		<-done
+	})
+}

@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// caller is the test process's own gossip member and resilient client.
+type caller struct {
+	member *discovery.Member
+	tr     *client.Transport
+
+	mu       sync.Mutex
+	attempts []client.Attempt
+}
+
+func newCaller(t *testing.T) *caller {
+	t.Helper()
+	cfg := discovery.LocalConfig()
+	cfg.BindAddr = "127.0.0.1:0"
+	m, err := discovery.New(cfg, discovery.Instance{ID: "e2e-caller", Service: "e2e-caller", Addr: "127.0.0.1:9", State: discovery.StateServing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-m.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	c := &caller{member: m}
+	c.tr, err = client.New(m.Catalog(), client.Config{Observer: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.tr.CloseIdleConnections)
+	return c
+}
+
+func (c *caller) ObserveAttempt(_ string, a client.Attempt) {
+	c.mu.Lock()
+	c.attempts = append(c.attempts, a)
+	c.mu.Unlock()
+}
+
+// busiest returns the index of the hello instance that received the most
+// attempts in the last second: the one whose loss hurts most.
+func (c *caller) busiest() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	counts := map[string]int{}
+	since := time.Now().Add(-time.Second)
+	for _, a := range c.attempts {
+		if a.Start.After(since) {
+			counts[a.Instance]++
+		}
+	}
+	best, most := 0, -1
+	for i := range 3 {
+		if n := counts[fmt.Sprintf("hello-%d", i)]; n > most {
+			best, most = i, n
+		}
+	}
+	return best
+}
+
+// lastAttemptOn returns when the last attempt on instance id was sent.
+func (c *caller) lastAttemptOn(id string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var last time.Time
+	for _, a := range c.attempts {
+		if a.Instance == id && a.Start.After(last) {
+			last = a.Start
+		}
+	}
+	return last
+}
+
+// startHello starts instance i of the hello service, seeded with the caller,
+// and waits until the caller's catalog lists it.
+func (c *caller) startHello(t *testing.T, i int) *proc {
+	t.Helper()
+	id := fmt.Sprintf("hello-%d", i)
+	p := startProc(t, "hello", id, helloEnv(c, id)...)
+	waitFor(t, 10*time.Second, id+" in the caller's catalog", func() bool { return c.has(id) })
+	return p
+}
+
+func helloEnv(c *caller, id string) []string {
+	return []string{"SHOAL_NAME=hello", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=127.0.0.1:0",
+		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_SEEDS=" + c.member.GossipAddr(), "SHOAL_DRAIN_TIMEOUT=5s"}
+}
+
+func (c *caller) has(id string) bool {
+	for _, in := range c.member.Catalog().Instances("hello") {
+		if in.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond every 10ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// result is one request of a load run.
+type result struct {
+	start    time.Time
+	latency  time.Duration
+	status   int
+	instance string
+	err      error
+}
+
+// load sends GET http://hello/hello open-loop at rate per second for dur,
+// each request with its own deadline, and returns every request's result.
+// Events run at their offsets from the start.
+func load(c *http.Client, rate int, dur, deadline time.Duration, events map[time.Duration]func()) []result {
+	n := int(dur.Seconds() * float64(rate))
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for at, ev := range events {
+		timer := time.AfterFunc(at, ev)
+		defer timer.Stop()
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := range n {
+		// Open loop: request i is due at begin + i/rate whether or not
+		// earlier ones have answered.
+		if due := begin.Add(time.Duration(i) * time.Second / time.Duration(rate)); time.Until(due) > 0 {
+			<-tick.C
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = get(c, deadline)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func get(c *http.Client, deadline time.Duration) result {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	r := result{start: time.Now()}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://hello/hello", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		r.err, r.latency = err, time.Since(r.start)
+		return r
+	}
+	var body struct{ Instance string }
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.latency, r.status = time.Since(r.start), resp.StatusCode
+	if err != nil {
+		r.err = err
+	} else if err := json.Unmarshal(b, &body); err != nil {
+		r.err = fmt.Errorf("bad body %q: %w", b, err)
+	}
+	r.instance = body.Instance
+	return r
+}
+
+// summary describes a load run for logs and failure messages.
+type summary struct {
+	total, failed int
+	rate          float64
+	maxLatency    time.Duration
+	p99           time.Duration
+	perInstance   map[string]int
+	firstFailures []string
+}
+
+func summarize(rs []result) summary {
+	s := summary{total: len(rs), perInstance: map[string]int{}}
+	lat := make([]time.Duration, 0, len(rs))
+	var first, last time.Time
+	for i, r := range rs {
+		if i == 0 || r.start.Before(first) {
+			first = r.start
+		}
+		if r.start.After(last) {
+			last = r.start
+		}
+		lat = append(lat, r.latency)
+		s.maxLatency = max(s.maxLatency, r.latency)
+		if r.err != nil || r.status != http.StatusOK {
+			s.failed++
+			if len(s.firstFailures) < 5 {
+				s.firstFailures = append(s.firstFailures, fmt.Sprintf("at %v: status %d, err %v", r.start.Sub(first).Round(time.Millisecond), r.status, r.err))
+			}
+			continue
+		}
+		s.perInstance[r.instance]++
+	}
+	if span := last.Sub(first).Seconds(); span > 0 {
+		s.rate = float64(len(rs)-1) / span
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		s.p99 = lat[len(lat)*99/100]
+	}
+	return s
+}
+
+func (s summary) String() string {
+	ids := make([]string, 0, len(s.perInstance))
+	for id, n := range s.perInstance {
+		ids = append(ids, fmt.Sprintf("%s=%d", id, n))
+	}
+	sort.Strings(ids)
+	return fmt.Sprintf("%d requests at %.0f/s, %d failed, p99 %v, max %v, served by [%s]%s",
+		s.total, s.rate, s.failed, s.p99.Round(time.Millisecond), s.maxLatency.Round(time.Millisecond),
+		strings.Join(ids, " "), strings.Join(append([]string{""}, s.firstFailures...), "\n  "))
+}

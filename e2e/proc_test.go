@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds the binaries TestMain builds once for every test.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "shoal-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", binDir, "../examples/hello")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building examples/hello:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a service instance running as a child process.
+type proc struct {
+	id      string
+	cmd     *exec.Cmd
+	started time.Time
+	out     *syncBuffer
+	exited  chan struct{} // closed when the process has been waited for
+	exitAt  time.Time     // valid after exited is closed
+}
+
+// startProc starts binary name from binDir with env added to the test's
+// environment. The process dies with the test process (parent-death signal)
+// and is killed at cleanup if still running.
+func startProc(t *testing.T, name, id string, env ...string) *proc {
+	t.Helper()
+	p := &proc{id: id, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name))
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.started = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.exitAt = time.Now()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGCONT)
+		p.signal(syscall.SIGKILL)
+		<-p.exited
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", p.id, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// waitExit waits up to d for the process to exit and reports how long after
+// since it did.
+func (p *proc) waitExit(d time.Duration, since time.Time) (time.Duration, bool) {
+	select {
+	case <-p.exited:
+		return p.exitAt.Sub(since), true
+	case <-time.After(d):
+		return 0, false
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

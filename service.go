@@ -1,0 +1,239 @@
+package shoal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// Service is one instance of a service: the user's handler plus discovery,
+// admin endpoints and graceful drain. Create it with New and start it with
+// Run; a Service runs once.
+type Service struct {
+	cfg     Config
+	handler http.Handler
+	log     *slog.Logger
+	client  *client.Transport
+
+	member   atomic.Pointer[discovery.Member] // set while Run has joined gossip
+	addr     atomic.Pointer[string]           // advertised HTTP address, once listening
+	ready    chan struct{}                    // closed once serving
+	draining atomic.Bool
+	started  time.Time
+	ran      atomic.Bool
+}
+
+// New checks cfg and returns a Service that will serve h. It does no I/O.
+func New(cfg Config, h http.Handler) (*Service, error) {
+	if h == nil {
+		return nil, errors.New("shoal: nil handler")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("shoal: config: %w", err)
+	}
+	s := &Service{
+		cfg:     cfg,
+		handler: h,
+		log:     cfg.Logger.With("service", cfg.Name, "instance", cfg.ID),
+		ready:   make(chan struct{}),
+	}
+	tr, err := client.New(catalogResolver{s}, cfg.Client)
+	if err != nil {
+		return nil, fmt.Errorf("shoal: %w", err)
+	}
+	s.client = tr
+	return s, nil
+}
+
+// Client returns an http.Client that calls other services by name
+// (http://<service>/path) through this instance's view of discovery.
+func (s *Service) Client() *http.Client { return s.client.Client() }
+
+// Transport returns the resilient transport behind Client.
+func (s *Service) Transport() *client.Transport { return s.client }
+
+// Ready is closed once the instance serves and has joined gossip.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Addr returns the advertised HTTP address; "" before Ready.
+func (s *Service) Addr() string {
+	if p := s.addr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Catalog returns this instance's view of discovery; nil before Ready.
+func (s *Service) Catalog() *discovery.Catalog {
+	if m := s.member.Load(); m != nil {
+		return m.Catalog()
+	}
+	return nil
+}
+
+// catalogResolver lets the client be built before Run has joined gossip.
+type catalogResolver struct{ s *Service }
+
+func (r catalogResolver) Instances(service string) []discovery.Instance {
+	if m := r.s.member.Load(); m != nil {
+		return m.Catalog().Instances(service)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then drains gracefully (see the package doc).
+// It returns nil after a clean drain, or the error that stopped it.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("shoal: Service.Run called twice")
+	}
+	s.started = time.Now()
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("shoal: listen on %s: %w", s.cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	gossip, err := s.gossipConfig()
+	if err != nil {
+		return err
+	}
+	self := discovery.Instance{
+		ID: s.cfg.ID, Service: s.cfg.Name, Version: s.cfg.Version, State: discovery.StateServing,
+		Addr: advertise(s.cfg.AdvertiseAddr, ln.Addr().String(), gossip.BindAddr),
+	}
+	member, err := discovery.New(gossip, self)
+	if err != nil {
+		return fmt.Errorf("shoal: %w", err)
+	}
+	// Gossip outlives the HTTP server: it is left last, after the drain.
+	gctx, stopGossip := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGossip()
+	gossipDone := make(chan error, 1)
+	go func() { gossipDone <- member.Run(gctx) }()
+	select {
+	case <-member.Ready():
+	case err := <-gossipDone:
+		return fmt.Errorf("shoal: gossip: %w", err)
+	}
+	s.member.Store(member)
+	s.addr.Store(&self.Addr)
+
+	srv := s.newServer()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	close(s.ready)
+	s.log.Info("serving", "addr", self.Addr, "gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
+		"ready_in", time.Since(s.started).Round(time.Microsecond).String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		runErr = fmt.Errorf("shoal: serve: %w", err)
+	case err := <-gossipDone:
+		gossipDone <- err // drain reads it again
+		runErr = fmt.Errorf("shoal: gossip stopped: %w", err)
+	}
+	if err := s.drain(srv, member, stopGossip, gossipDone); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// drain is the shutdown sequence: draining in gossip and readiness, wait for
+// peers to hear it, finish in-flight requests, leave gossip.
+func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
+	begin := time.Now()
+	deadline := begin.Add(s.cfg.DrainTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	s.draining.Store(true)
+	s.log.Info("draining", "timeout", s.cfg.DrainTimeout.String())
+
+	// Half the budget at most for peers to hear it; the rest for requests.
+	announce, cancelAnnounce := context.WithTimeout(ctx, s.cfg.DrainTimeout/2)
+	err := member.SetState(announce, discovery.StateDraining)
+	cancelAnnounce()
+	if err != nil {
+		s.log.Warn("draining not confirmed by gossip", "err", err)
+	}
+	announced := time.Since(begin)
+
+	var drainErr error
+	if err := srv.Shutdown(ctx); err != nil {
+		drainErr = fmt.Errorf("shoal: drain timeout %v passed with requests in flight: %w", s.cfg.DrainTimeout, err)
+		srv.Close()
+	}
+	stopGossip()
+	select {
+	case <-gossipDone:
+	case <-time.After(max(time.Until(deadline), time.Second)):
+		s.log.Warn("gossip leave did not finish")
+	}
+	s.log.Info("stopped", "announced_in", announced.Round(time.Millisecond).String(),
+		"drained_in", time.Since(begin).Round(time.Millisecond).String())
+	return drainErr
+}
+
+func (s *Service) gossipConfig() (discovery.Config, error) {
+	g := discovery.DefaultConfig()
+	if s.cfg.GossipProfile == "local" {
+		g = discovery.LocalConfig()
+	}
+	g.Profile = s.cfg.GossipProfile
+	g.BindAddr = s.cfg.GossipAddr
+	g.Seeds = s.cfg.Seeds
+	g.Logger = s.log
+	key, err := discovery.KeyFromEnv(os.Getenv)
+	if err != nil {
+		return g, fmt.Errorf("shoal: %w", err)
+	}
+	g.SecretKey = key
+	if err := g.Validate(); err != nil {
+		return g, fmt.Errorf("shoal: gossip: %w", err)
+	}
+	return g, nil
+}
+
+// advertise picks the address peers should call: the configured one, else
+// the listen address, with an unspecified host replaced by gossip's host.
+func advertise(configured, listen, gossip string) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return listen
+	}
+	ghost, _, err := net.SplitHostPort(gossip)
+	if ip := net.ParseIP(ghost); err != nil || ip == nil || ip.IsUnspecified() {
+		ghost = "127.0.0.1"
+	}
+	return net.JoinHostPort(ghost, port)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func defaultLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+}

@@ -1,0 +1,190 @@
+package shoal
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+)
+
+// start runs a service until the test ends and waits for it to serve.
+func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFunc, <-chan error) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	svc, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	stopped := make(chan struct{})
+	go func() {
+		done <- svc.Run(ctx)
+		close(stopped)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+		case <-time.After(15 * time.Second):
+			t.Error("service did not stop")
+		}
+	})
+	select {
+	case <-svc.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("service not ready after 10s")
+	}
+	return svc, cancel, done
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	svc, _, _ := start(t, Config{Name: "admin", Version: "v1"}, http.NotFoundHandler())
+	base := "http://" + svc.Addr()
+	for path, want := range map[string]int{PathHealth: 200, PathReady: 200, PathInfo: 200, "/other": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get(base + PathInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info Info
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "admin" || info.Version != "v1" || info.Addr != svc.Addr() || info.Members != 1 || info.Services["admin"] != 1 || info.State != "serving" {
+		t.Fatalf("info = %+v", info)
+	}
+
+	svc.draining.Store(true) // as during drain, before the listener closes
+	rec := httptest.NewRecorder()
+	svc.ServeHTTP(rec, httptest.NewRequest("GET", PathReady, nil))
+	if rec.Code != 503 {
+		t.Fatalf("readyz while draining = %d, want 503", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	svc.ServeHTTP(rec, httptest.NewRequest("GET", PathHealth, nil))
+	if rec.Code != 200 {
+		t.Fatalf("healthz while draining = %d, want 200", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	svc.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Header().Get("Connection") != "close" {
+		t.Fatal("draining instance does not ask callers to close connections")
+	}
+	svc.draining.Store(false)
+}
+
+func TestDeadlineHeaderBecomesContextDeadline(t *testing.T) {
+	got := make(chan time.Duration, 1)
+	svc, _, _ := start(t, Config{Name: "deadline"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dl, ok := r.Context().Deadline()
+		if !ok {
+			got <- -1
+			return
+		}
+		got <- time.Until(dl)
+		if r.Header.Get(RequestIDHeader) == "" {
+			t.Error("handler saw no request ID")
+		}
+	}))
+	req, _ := http.NewRequest("GET", "http://"+svc.Addr()+"/x", nil)
+	req.Header.Set(client.TimeoutHeader, "250")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get(RequestIDHeader) == "" {
+		t.Error("response carries no request ID")
+	}
+	if d := <-got; d <= 0 || d > 250*time.Millisecond {
+		t.Fatalf("handler deadline in %v, want within 250ms", d)
+	}
+}
+
+func TestDrainFinishesInFlightRequests(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	svc, cancel, done := start(t, Config{Name: "drainer", DrainTimeout: 5 * time.Second}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + svc.Addr() + "/slow")
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	<-entered
+	cancel() // SIGTERM, as far as Run is concerned
+	for !svc.draining.Load() {
+		time.Sleep(time.Millisecond) // poll: drain starts on another goroutine
+	}
+	close(release)
+	if got := <-result; got != "finished" {
+		t.Fatalf("in-flight request got %q, want finished", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil after a clean drain", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after drain")
+	}
+}
+
+func TestServicesFindEachOther(t *testing.T) {
+	a, _, _ := start(t, Config{Name: "alpha"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "from alpha")
+	}))
+	seed := a.member.Load().GossipAddr()
+	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{seed}}, http.NotFoundHandler())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.Catalog().Instances("alpha")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("beta never saw alpha")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := b.Client().Get("http://alpha/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "from alpha" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	svc, _, _ := start(t, Config{Name: "once"}, http.NotFoundHandler())
+	if err := svc.Run(context.Background()); err == nil {
+		t.Fatal("second Run succeeded")
+	}
+}
