@@ -3,7 +3,6 @@ module github.com/shoal-dev/shoal
 go 1.26
 
 require (
-	github.com/failsafe-go/failsafe-go v0.9.8
 	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/memberlist v0.7.0
 	go.uber.org/goleak v1.3.0

@@ -10,13 +10,13 @@ import (
 	"syscall"
 )
 
-// Main runs h as a service and exits the process when it stops: cfg, then
-// SHOAL_* environment variables, then command-line flags configure it;
-// SIGTERM or SIGINT starts a graceful drain. It is the whole main of most
-// services.
-func Main(cfg Config, h http.Handler) {
+// Setup is New for a program's main: cfg is overridden by SHOAL_* environment
+// variables, then by command-line flags (flag.CommandLine is parsed), and a
+// bad configuration exits the process with status 2 and a message naming the
+// offending value. Register your own flags before calling it.
+func Setup(cfg Config, h http.Handler) *Service {
 	if err := cfg.FromEnv(os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "shoal:", err)
 		os.Exit(2)
 	}
 	cfg.RegisterFlags(flag.CommandLine)
@@ -26,11 +26,21 @@ func Main(cfg Config, h http.Handler) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	return svc
+}
+
+// Main runs s until SIGTERM or SIGINT, drains it, and exits the process:
+// status 0 after a clean drain, 1 otherwise.
+func (s *Service) Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := svc.Run(ctx); err != nil {
-		svc.log.Error("exit", "err", err)
-		stop()
+	err := s.Run(ctx)
+	stop()
+	if err != nil {
+		s.log.Error("exit", "err", err)
 		os.Exit(1)
 	}
+	os.Exit(0)
 }
+
+// Main is Setup(cfg, h).Main(): the whole main of most services.
+func Main(cfg Config, h http.Handler) { Setup(cfg, h).Main() }

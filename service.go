@@ -196,7 +196,7 @@ func (s *Service) gossipConfig() (discovery.Config, error) {
 	g.Profile = s.cfg.GossipProfile
 	g.BindAddr = s.cfg.GossipAddr
 	g.Seeds = s.cfg.Seeds
-	g.Logger = s.log
+	g.Logger = s.cfg.Logger.With("service", s.cfg.Name) // discovery adds the instance
 	key, err := discovery.KeyFromEnv(os.Getenv)
 	if err != nil {
 		return g, fmt.Errorf("shoal: %w", err)

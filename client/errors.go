@@ -48,7 +48,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: service %q: ", e.Method, e.URL, e.Service)
+	// Method and URL are left to the *url.Error that http.Client wraps
+	// this in; they are in the fields for RoundTrip's direct callers.
+	fmt.Fprintf(&b, "service %q: ", e.Service)
 	switch len(e.Attempts) {
 	case 0:
 		b.WriteString(e.Err.Error())

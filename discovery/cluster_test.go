@@ -30,11 +30,11 @@ func TestMembership(t *testing.T) {
 	t.Run("join", func(t *testing.T) {
 		for range 3 {
 			start := time.Now()
-			m := c.Add()
-			c.WaitFor(joinBound-time.Since(start), "join of "+m.Self().ID+" visible", discoverytest.Has(m.Self().ID))
+			m := c.Add(t)
+			c.WaitFor(t, joinBound-time.Since(start), "join of "+m.Self().ID+" visible", discoverytest.Has(m.Self().ID))
 			t.Logf("join: %s in all %d catalogs %v after start", m.Self().ID, len(c.Members()), time.Since(start))
 		}
-		c.WaitConverged(joinBound)
+		c.WaitConverged(t, joinBound)
 	})
 
 	t.Run("no spurious removals while healthy", func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestMembership(t *testing.T) {
 			t.Fatalf("SetState: %v", err)
 		}
 		sent := time.Since(start)
-		c.WaitFor(time.Second, m.Self().ID+" draining", discoverytest.InState(m.Self().ID, discovery.StateDraining))
+		c.WaitFor(t, time.Second, m.Self().ID+" draining", discoverytest.InState(m.Self().ID, discovery.StateDraining))
 		t.Logf("draining: SetState returned after %v; every catalog shows it after %v", sent, time.Since(start))
 		if got := m.Self().State; got != discovery.StateDraining {
 			t.Errorf("Self().State = %q", got)
@@ -79,9 +79,9 @@ func TestMembership(t *testing.T) {
 		for range 2 {
 			m := c.Members()[1]
 			start := time.Now()
-			c.Leave(m)
+			c.Leave(t, m)
 			returned := time.Since(start)
-			c.WaitFor(leaveBound-time.Since(start), m.Self().ID+" gone after leave", discoverytest.Lacks(m.Self().ID))
+			c.WaitFor(t, leaveBound-time.Since(start), m.Self().ID+" gone after leave", discoverytest.Lacks(m.Self().ID))
 			t.Logf("leave: %s out of all %d catalogs %v after stop (Run returned after %v)",
 				m.Self().ID, len(c.Members()), time.Since(start), returned)
 		}
@@ -91,12 +91,12 @@ func TestMembership(t *testing.T) {
 		for range 2 {
 			m := c.Members()[2]
 			start := time.Now()
-			c.Kill(m)
-			c.WaitFor(crashBound-time.Since(start), m.Self().ID+" gone after crash", discoverytest.Lacks(m.Self().ID))
+			c.Kill(t, m)
+			c.WaitFor(t, crashBound-time.Since(start), m.Self().ID+" gone after crash", discoverytest.Lacks(m.Self().ID))
 			t.Logf("crash: %s out of all %d catalogs %v after kill", m.Self().ID, len(c.Members()), time.Since(start))
 		}
 		// Only the dead were removed.
-		c.WaitConverged(time.Second)
+		c.WaitConverged(t, time.Second)
 		if got, want := c.Members()[0].NumMembers(), len(c.Members()); got != want {
 			t.Errorf("NumMembers() = %d, want %d", got, want)
 		}
@@ -113,7 +113,7 @@ func TestJoinRetry(t *testing.T) {
 	cfg := discovery.LocalConfig()
 	cfg.Seeds = []string{seedAddr}
 	cfg.Logger = slog.New(logs)
-	early := c.Start(cfg, c.NextInstance())
+	early := c.Start(t, cfg, c.NextInstance())
 
 	// Event-driven: wait until a join attempt has actually failed.
 	logs.waitFor(t, discovery.MsgJoinRetry, 2, 5*time.Second)
@@ -124,8 +124,8 @@ func TestJoinRetry(t *testing.T) {
 	start := time.Now()
 	seedCfg := discovery.LocalConfig()
 	seedCfg.BindAddr = seedAddr
-	seed := c.Start(seedCfg, c.NextInstance())
-	d := c.WaitFor(5*time.Second, "late seed joined", discoverytest.Exactly(early.Self().ID, seed.Self().ID))
+	seed := c.Start(t, seedCfg, c.NextInstance())
+	d := c.WaitFor(t, 5*time.Second, "late seed joined", discoverytest.Exactly(early.Self().ID, seed.Self().ID))
 	t.Logf("join retry: joined %v after the seed started (%v after that)", time.Since(start), d)
 }
 
@@ -136,7 +136,7 @@ func TestEncryption(t *testing.T) {
 	c := discoverytest.NewCluster(t, 0)
 	seedCfg := discovery.LocalConfig()
 	seedCfg.SecretKey = key
-	seed := c.Start(seedCfg, c.NextInstance())
+	seed := c.Start(t, seedCfg, c.NextInstance())
 
 	tests := []struct {
 		name  string
@@ -158,14 +158,14 @@ func TestEncryption(t *testing.T) {
 		cfg.Seeds = []string{seed.GossipAddr()}
 		cfg.SecretKey = tt.key
 		cfg.Logger = slog.New(logs)
-		ms = append(ms, started{c.Start(cfg, c.NextInstance()), logs})
+		ms = append(ms, started{c.Start(t, cfg, c.NextInstance()), logs})
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := ms[i].m
 			id := m.Self().ID
 			if tt.joins {
-				c.WaitForMembers([]*discovery.Member{seed, m}, 5*time.Second, tt.name+" joined",
+				discoverytest.WaitForMembers(t, []*discovery.Member{seed, m}, 5*time.Second, tt.name+" joined",
 					discoverytest.Exactly(seed.Self().ID, id))
 				return
 			}

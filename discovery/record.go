@@ -46,14 +46,9 @@ func encodeRecord(inst Instance) ([]byte, error) {
 	buf.WriteByte(recordFormatV1)
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // no \u003c for '<': records stay small and readable
-	err := enc.Encode(wireRecord{
-		ID:      inst.ID,
-		Service: inst.Service,
-		Addr:    inst.Addr,
-		Version: inst.Version,
-		State:   inst.State,
-	})
-	if err != nil {
+	// A conversion, not a literal: a field added to Instance must be added
+	// here too (or this stops compiling).
+	if err := enc.Encode(wireRecord(inst)); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
@@ -74,7 +69,7 @@ func decodeRecord(b []byte) (Instance, error) {
 	if err := json.Unmarshal(b[1:], &w); err != nil {
 		return Instance{}, fmt.Errorf("malformed instance record: %w", err)
 	}
-	inst := Instance{ID: w.ID, Service: w.Service, Addr: w.Addr, Version: w.Version, State: w.State}
+	inst := Instance(w)
 	if err := inst.Validate(); err != nil {
 		return Instance{}, err
 	}

@@ -3,8 +3,9 @@
 // with helpers to add members, crash them, make them leave, and wait (by
 // polling, never by fixed sleeps) until every member's catalog agrees.
 //
-// A Cluster belongs to one test: call its methods from the test's goroutine
-// (they may call t.Fatal). t.Cleanup stops every member still running.
+// A Cluster belongs to the test that created it, and t.Cleanup stops every
+// member still running. Methods that can fail take the calling test (or
+// subtest) and must be called from its goroutine: they may call t.Fatal.
 package discoverytest
 
 import (
@@ -42,7 +43,6 @@ var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{L
 
 // Cluster is a set of in-process members.
 type Cluster struct {
-	t       TB
 	service string
 	config  func(*discovery.Config)
 
@@ -75,16 +75,16 @@ func WithConfig(f func(*discovery.Config)) Option { return func(c *Cluster) { c.
 // running is stopped by t.Cleanup, abruptly (like Kill) to keep tests fast.
 func NewCluster(t TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, service: "svc"}
+	c := &Cluster{service: "svc"}
 	for _, o := range opts {
 		o(c)
 	}
 	t.Cleanup(c.stopAll)
 	for range n {
-		c.Add()
+		c.Add(t)
 	}
 	if n > 0 {
-		d := c.WaitConverged(10 * time.Second)
+		d := c.WaitConverged(t, 10*time.Second)
 		t.Logf("discoverytest: %d members converged in %v", n, d)
 	}
 	return c
@@ -93,8 +93,8 @@ func NewCluster(t TB, n int, opts ...Option) *Cluster {
 // Add starts one more member of the cluster's service, seeded with the
 // first running member, and returns once it is bound (not yet joined: use
 // WaitFor for that).
-func (c *Cluster) Add() *discovery.Member {
-	c.t.Helper()
+func (c *Cluster) Add(t TB) *discovery.Member {
+	t.Helper()
 	cfg := discovery.LocalConfig()
 	if first := c.Members(); len(first) > 0 {
 		cfg.Seeds = []string{first[0].GossipAddr()}
@@ -103,7 +103,7 @@ func (c *Cluster) Add() *discovery.Member {
 	if c.config != nil {
 		c.config(&cfg)
 	}
-	return c.Start(cfg, c.NextInstance())
+	return c.Start(t, cfg, c.NextInstance())
 }
 
 // NextInstance returns a fresh, valid instance record of the cluster's
@@ -125,11 +125,11 @@ func (c *Cluster) NextInstance() discovery.Instance {
 // Start runs a member with exactly cfg and self, registers it with the
 // cluster (so Wait* consider it and cleanup stops it), and returns once it
 // is bound. It fails the test if the member cannot bind.
-func (c *Cluster) Start(cfg discovery.Config, self discovery.Instance) *discovery.Member {
-	c.t.Helper()
+func (c *Cluster) Start(t TB, cfg discovery.Config, self discovery.Instance) *discovery.Member {
+	t.Helper()
 	m, err := discovery.New(cfg, self)
 	if err != nil {
-		c.t.Fatalf("discoverytest: %v", err)
+		t.Fatalf("discoverytest: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{m: m, cancel: cancel, done: make(chan struct{})}
@@ -141,10 +141,10 @@ func (c *Cluster) Start(cfg discovery.Config, self discovery.Instance) *discover
 	case <-m.Ready():
 	case <-r.done:
 		cancel()
-		c.t.Fatalf("discoverytest: member %s did not start: %v", self.ID, r.err)
+		t.Fatalf("discoverytest: member %s did not start: %v", self.ID, r.err)
 	case <-time.After(startTimeout):
 		cancel()
-		c.t.Fatalf("discoverytest: member %s not bound after %v", self.ID, startTimeout)
+		t.Fatalf("discoverytest: member %s not bound after %v", self.ID, startTimeout)
 	}
 	c.mu.Lock()
 	c.members = append(c.members, r)
@@ -177,24 +177,24 @@ func (c *Cluster) IDs() []string {
 
 // Kill crashes m: gossip stops without a leave message, so peers must detect
 // the failure. It returns once m's Run has returned.
-func (c *Cluster) Kill(m *discovery.Member) {
-	c.t.Helper()
-	r := c.find(m)
+func (c *Cluster) Kill(t TB, m *discovery.Member) {
+	t.Helper()
+	r := c.find(t, m)
 	m.Kill()
-	c.await(r)
+	await(t, r)
 }
 
 // Leave stops m gracefully (its Run context is cancelled: it broadcasts a
 // leave, then shuts down) and returns once Run has returned.
-func (c *Cluster) Leave(m *discovery.Member) {
-	c.t.Helper()
-	r := c.find(m)
+func (c *Cluster) Leave(t TB, m *discovery.Member) {
+	t.Helper()
+	r := c.find(t, m)
 	r.cancel()
-	c.await(r)
+	await(t, r)
 }
 
-func (c *Cluster) find(m *discovery.Member) *running {
-	c.t.Helper()
+func (c *Cluster) find(t TB, m *discovery.Member) *running {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.members {
@@ -203,19 +203,19 @@ func (c *Cluster) find(m *discovery.Member) *running {
 			return r
 		}
 	}
-	c.t.Fatalf("discoverytest: member %s is not running in this cluster", m.Self().ID)
+	t.Fatalf("discoverytest: member %s is not running in this cluster", m.Self().ID)
 	return nil
 }
 
-func (c *Cluster) await(r *running) {
-	c.t.Helper()
+func await(t TB, r *running) {
+	t.Helper()
 	select {
 	case <-r.done:
 		if r.err != nil {
-			c.t.Errorf("discoverytest: member %s: Run: %v", r.m.Self().ID, r.err)
+			t.Errorf("discoverytest: member %s: Run: %v", r.m.Self().ID, r.err)
 		}
 	case <-time.After(startTimeout):
-		c.t.Fatalf("discoverytest: member %s still running %v after being stopped", r.m.Self().ID, startTimeout)
+		t.Fatalf("discoverytest: member %s still running %v after being stopped", r.m.Self().ID, startTimeout)
 	}
 }
 
@@ -259,14 +259,15 @@ func Exactly(ids ...string) Condition {
 // WaitFor polls until cond holds on the catalog of every running member and
 // returns how long that took; it fails the test after timeout, listing each
 // member whose catalog does not satisfy cond.
-func (c *Cluster) WaitFor(timeout time.Duration, what string, cond Condition) time.Duration {
-	c.t.Helper()
-	return c.WaitForMembers(c.Members(), timeout, what, cond)
+func (c *Cluster) WaitFor(t TB, timeout time.Duration, what string, cond Condition) time.Duration {
+	t.Helper()
+	return WaitForMembers(t, c.Members(), timeout, what, cond)
 }
 
-// WaitForMembers is WaitFor on the given members only.
-func (c *Cluster) WaitForMembers(members []*discovery.Member, timeout time.Duration, what string, cond Condition) time.Duration {
-	c.t.Helper()
+// WaitForMembers is WaitFor on the given members only; they need not
+// belong to a Cluster.
+func WaitForMembers(t TB, members []*discovery.Member, timeout time.Duration, what string, cond Condition) time.Duration {
+	t.Helper()
 	start := time.Now()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -289,7 +290,7 @@ func (c *Cluster) WaitForMembers(members []*discovery.Member, timeout time.Durat
 			for _, m := range failing {
 				fmt.Fprintf(&b, "\n  %s (%d alive) sees %v", m.Self().ID, m.NumMembers(), describe(m.Catalog().Snapshot()))
 			}
-			c.t.Fatalf("discoverytest: %s: not true on %d of %d members after %v:%s",
+			t.Fatalf("discoverytest: %s: not true on %d of %d members after %v:%s",
 				what, len(failing), len(members), timeout, b.String())
 		}
 	}
@@ -297,9 +298,9 @@ func (c *Cluster) WaitForMembers(members []*discovery.Member, timeout time.Durat
 
 // WaitConverged waits until every running member's catalog lists exactly
 // the running members.
-func (c *Cluster) WaitConverged(timeout time.Duration) time.Duration {
-	c.t.Helper()
-	return c.WaitFor(timeout, "converged", Exactly(c.IDs()...))
+func (c *Cluster) WaitConverged(t TB, timeout time.Duration) time.Duration {
+	t.Helper()
+	return c.WaitFor(t, timeout, "converged", Exactly(c.IDs()...))
 }
 
 func snapshotIDs(s *discovery.Snapshot) []string {

@@ -25,16 +25,16 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	added := c.Add()
-	c.WaitConverged(2 * time.Second)
+	added := c.Add(t)
+	c.WaitConverged(t, 2*time.Second)
 
 	left := c.Members()[0] // the seed may leave: the others stay joined
-	c.Leave(left)
-	c.WaitFor(time.Second, "left", discoverytest.Lacks(left.Self().ID))
+	c.Leave(t, left)
+	c.WaitFor(t, time.Second, "left", discoverytest.Lacks(left.Self().ID))
 
-	c.Kill(added)
-	c.WaitFor(5*time.Second, "crashed", discoverytest.Lacks(added.Self().ID))
-	c.WaitFor(time.Second, "survivors", discoverytest.Exactly(c.IDs()...))
+	c.Kill(t, added)
+	c.WaitFor(t, 5*time.Second, "crashed", discoverytest.Lacks(added.Self().ID))
+	c.WaitFor(t, time.Second, "survivors", discoverytest.Exactly(c.IDs()...))
 	if got := len(c.Members()); got != 2 {
 		t.Errorf("%d members running, want 2", got)
 	}

@@ -16,8 +16,8 @@ func ExampleNewCluster() {
 	fmt.Println("running:", c.IDs())
 
 	crashed := c.Members()[1]
-	c.Kill(crashed) // no leave message: peers must detect the failure
-	c.WaitFor(5*time.Second, "crash detected", discoverytest.Lacks(crashed.Self().ID))
+	c.Kill(t, crashed) // no leave message: peers must detect the failure
+	c.WaitFor(t, 5*time.Second, "crash detected", discoverytest.Lacks(crashed.Self().ID))
 	fmt.Println("after crash:", c.IDs())
 	// Output:
 	// running: [ratings-1 ratings-2 ratings-3]
