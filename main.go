@@ -33,6 +33,9 @@ func Setup(cfg Config, h http.Handler) *Service {
 // status 0 after a clean drain, 1 otherwise.
 func (s *Service) Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	// After the first signal, the default handling comes back: a second
+	// Ctrl-C ends a drain that takes too long.
+	context.AfterFunc(ctx, stop)
 	err := s.Run(ctx)
 	stop()
 	if err != nil {

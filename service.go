@@ -30,7 +30,7 @@ type Service struct {
 	addr     atomic.Pointer[string]           // advertised HTTP address, once listening
 	ready    chan struct{}                    // closed once serving
 	draining atomic.Bool
-	started  time.Time
+	started  time.Time // set by New
 	ran      atomic.Bool
 }
 
@@ -48,6 +48,7 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		handler: h,
 		log:     cfg.Logger.With("service", cfg.Name, "instance", cfg.ID),
 		ready:   make(chan struct{}),
+		started: time.Now(),
 	}
 	tr, err := client.New(catalogResolver{s}, cfg.Client)
 	if err != nil {
@@ -64,7 +65,9 @@ func (s *Service) Client() *http.Client { return s.client.Client() }
 // Transport returns the resilient transport behind Client.
 func (s *Service) Transport() *client.Transport { return s.client }
 
-// Ready is closed once the instance serves and has joined gossip.
+// Ready is closed once the instance serves HTTP and its gossip member is up.
+// Joining the seeds may still be under way (it is retried in the
+// background), so peers may not see the instance yet.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Addr returns the advertised HTTP address; "" before Ready.
@@ -99,7 +102,6 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("shoal: Service.Run called twice")
 	}
-	s.started = time.Now()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("shoal: listen on %s: %w", s.cfg.Addr, err)
@@ -154,39 +156,56 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // drain is the shutdown sequence: draining in gossip and readiness, wait for
-// peers to hear it, finish in-flight requests, leave gossip.
+// peers to hear it, finish in-flight requests, leave gossip. All of it fits
+// in DrainTimeout: the last slice is kept for the leave.
 func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
 	begin := time.Now()
-	deadline := begin.Add(s.cfg.DrainTimeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	d := s.cfg.DrainTimeout
+	ctx, cancel := context.WithDeadline(context.Background(), begin.Add(d-leaveSlice(d)))
 	defer cancel()
 	s.draining.Store(true)
-	s.log.Info("draining", "timeout", s.cfg.DrainTimeout.String())
+	s.log.Info("draining", "timeout", d.String())
 
-	// Half the budget at most for peers to hear it; the rest for requests.
-	announce, cancelAnnounce := context.WithTimeout(ctx, s.cfg.DrainTimeout/2)
+	// At most 2/5 of the budget for peers to hear it; meanwhile this
+	// instance serves on, telling callers to drop their connections.
+	announce, cancelAnnounce := context.WithTimeout(ctx, 2*d/5)
 	err := member.SetState(announce, discovery.StateDraining)
 	cancelAnnounce()
 	if err != nil {
 		s.log.Warn("draining not confirmed by gossip", "err", err)
 	}
 	announced := time.Since(begin)
+	// A short grace after the broadcast: a caller that picked this instance
+	// from its previous catalog snapshot still gets served, and pooled
+	// connections are closed by their callers on a Connection: close answer
+	// rather than by this server under a request in flight.
+	select {
+	case <-time.After(min(drainGrace, d/10)):
+	case <-ctx.Done():
+	}
 
 	var drainErr error
 	if err := srv.Shutdown(ctx); err != nil {
-		drainErr = fmt.Errorf("shoal: drain timeout %v passed with requests in flight: %w", s.cfg.DrainTimeout, err)
+		drainErr = fmt.Errorf("shoal: drain timeout %v passed with requests in flight: %w", d, err)
 		srv.Close()
 	}
 	stopGossip()
 	select {
 	case <-gossipDone:
-	case <-time.After(max(time.Until(deadline), time.Second)):
-		s.log.Warn("gossip leave did not finish")
+	case <-time.After(time.Until(begin.Add(d))):
+		s.log.Warn("gossip leave did not finish within the drain timeout")
 	}
 	s.log.Info("stopped", "announced_in", announced.Round(time.Millisecond).String(),
 		"drained_in", time.Since(begin).Round(time.Millisecond).String())
 	return drainErr
 }
+
+// leaveSlice is the part of drain timeout d kept for leaving gossip.
+func leaveSlice(d time.Duration) time.Duration { return min(time.Second, d/5) }
+
+// drainGrace is how long a draining instance keeps its listener open after
+// peers have heard it is draining (capped at a tenth of the drain timeout).
+const drainGrace = 500 * time.Millisecond
 
 func (s *Service) gossipConfig() (discovery.Config, error) {
 	g := discovery.DefaultConfig()
@@ -196,6 +215,7 @@ func (s *Service) gossipConfig() (discovery.Config, error) {
 	g.Profile = s.cfg.GossipProfile
 	g.BindAddr = s.cfg.GossipAddr
 	g.Seeds = s.cfg.Seeds
+	g.LeaveTimeout = min(g.LeaveTimeout, leaveSlice(s.cfg.DrainTimeout))
 	g.Logger = s.cfg.Logger.With("service", s.cfg.Name) // discovery adds the instance
 	key, err := discovery.KeyFromEnv(os.Getenv)
 	if err != nil {

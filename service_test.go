@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -17,7 +17,7 @@ import (
 // start runs a service until the test ends and waits for it to serve.
 func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFunc, <-chan error) {
 	t.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.Logger = slog.New(slog.DiscardHandler)
 	svc, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +141,24 @@ func TestDrainFinishesInFlightRequests(t *testing.T) {
 	}()
 	<-entered
 	cancel() // SIGTERM, as far as Run is concerned
-	for !svc.draining.Load() {
-		time.Sleep(time.Millisecond) // poll: drain starts on another goroutine
+	// The request stays in flight until the listener is closed: the drain
+	// must have gone all the way to Shutdown and still wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", svc.Addr(), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still open 5s into the drain")
+		}
+		time.Sleep(5 * time.Millisecond) // poll: the drain runs on Run's goroutine
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) with a request in flight", err)
+	default:
 	}
 	close(release)
 	if got := <-result; got != "finished" {
@@ -155,6 +171,29 @@ func TestDrainFinishesInFlightRequests(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after drain")
+	}
+}
+
+func TestDrainStaysWithinTimeout(t *testing.T) {
+	entered := make(chan struct{})
+	svc, cancel, done := start(t, Config{Name: "stuck", DrainTimeout: 2 * time.Second}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done() // never finishes on its own
+	}))
+	go http.Get("http://" + svc.Addr() + "/hang")
+	<-entered
+	begin := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run = nil although a request was cut off")
+		}
+		if took := time.Since(begin); took > 2*time.Second+300*time.Millisecond {
+			t.Fatalf("drain took %v, over its 2s timeout", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
 	}
 }
 

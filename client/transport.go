@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/balance"
@@ -189,9 +191,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: ErrNoInstances}
 	}
+	ctx := req.Context()
+	if ctx.Err() != nil {
+		closeBody(req)
+		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: context.Cause(ctx)}
+	}
 	dep := t.dependency(service)
 	c := &call{}
-	ctx := req.Context()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		ctx, c.cancelCall = context.WithTimeout(ctx, t.cfg.Timeout)
@@ -207,7 +213,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	retryOK := idempotent(req)
 	replay := replayable(req)
 	for n := 0; ; n++ {
-		resp, f, a := t.attempt(ctx, c, req, h, n, deadline)
+		resp, f, a := t.attempt(ctx, c, req, h, n, deadline, !retryOK)
 		if t.cfg.Observer != nil {
 			t.cfg.Observer.ObserveAttempt(service, a)
 		}
@@ -226,6 +232,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			stop = aerr
 		case n+1 >= t.cfg.MaxAttempts:
 			stop = aerr
+		case time.Until(deadline) <= 0 || ctx.Err() != nil:
+			stop = context.DeadlineExceeded
+			if ctx.Err() != nil {
+				stop = context.Cause(ctx)
+			}
 		default:
 			next, err = dep.bal.Pick(instances, c.tried[:n+1])
 			if err != nil {
@@ -263,20 +274,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // attempt makes try n of the call on h. On failure it returns the kind of
 // failure, with the error in the Attempt; a response comes back with a
 // failure only for 502/503/504, its attempt context still live for the body.
-func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *balance.Host, n int, deadline time.Time) (*http.Response, failure, Attempt) {
+//
+// With watchWrite, the attempt notes whether the request headers were
+// written, so that a timeout or broken connection before that counts as
+// never sent: the retry rule for non-idempotent requests depends on it, and
+// only they pay for the trace.
+func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *balance.Host, n int, deadline time.Time, watchWrite bool) (*http.Response, failure, Attempt) {
 	inst := h.Instance()
 	c.tried[n] = inst.ID
 	a := Attempt{Instance: inst.ID, Addr: inst.Addr}
-	remaining := time.Until(deadline)
-	if remaining <= 0 {
-		c.cancelAttempt = func(error) {}
-		a.Err = context.DeadlineExceeded
-		return nil, callDone, a
-	}
-	perTry := attemptTimeout(remaining, t.cfg.MaxAttempts-n, t.cfg.PerTryTimeout)
+	perTry := attemptTimeout(time.Until(deadline), t.cfg.MaxAttempts-n, t.cfg.PerTryTimeout)
 	actx, cancel := context.WithCancelCause(ctx)
 	c.cancelAttempt = cancel
 	timer := time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
+	var wrote *atomic.Bool
+	if watchWrite {
+		// Per attempt: an abandoned attempt's writer may still report late.
+		wrote = new(atomic.Bool)
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+	}
 	out := c.outgoing(actx, req, inst.Addr, perTry, n)
 
 	start := h.Start()
@@ -297,12 +313,13 @@ func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *
 		err = context.Canceled
 		fallthrough
 	case err != nil:
-		if context.Cause(actx) == ErrAttemptTimeout {
-			h.Finish(start, balance.Failure)
-			a.Err = fmt.Errorf("%w after %v", ErrAttemptTimeout, perTry)
-			return nil, timedOut, a
-		}
 		f := classifyErr(err)
+		if context.Cause(actx) == ErrAttemptTimeout {
+			f, err = timedOut, fmt.Errorf("%w after %v", ErrAttemptTimeout, perTry)
+		}
+		if wrote != nil && !wrote.Load() {
+			f = notSent // e.g. timed out waiting for a connection
+		}
 		if f == notSent {
 			h.Finish(start, balance.ConnectFailure)
 		} else {

@@ -331,3 +331,57 @@ func TestResponseBodyOutlivesAttemptTimer(t *testing.T) {
 		t.Fatalf("got %v %q %v", resp, body, err)
 	}
 }
+
+// unacceptingAddr returns an address whose listener never accepts and whose
+// accept queue is full, so that connecting to it hangs: a host that is up
+// but cannot take a connection.
+func unacceptingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 3 { // fill the queue; the last dials already hang
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	return addr
+}
+
+func TestPOSTFailsOverWhenConnectionNeverMade(t *testing.T) {
+	f := newFleet(t, ok)
+	stuck := discovery.Instance{ID: "svc-stuck", Service: "svc", Addr: unacceptingAddr(t), State: discovery.StateServing}
+	instances := []discovery.Instance{stuck, f.instances[0]}
+	var attempts []Attempt
+	tr := newTransport(t, resolverFunc(func(string) []discovery.Instance { return instances }),
+		Config{PerTryTimeout: 200 * time.Millisecond, Observer: observerFunc(func(_ string, a Attempt) { attempts = append(attempts, a) })})
+	for range 20 { // until the stuck instance is picked first
+		attempts = nil
+		req, _ := http.NewRequest("POST", "http://svc/x", strings.NewReader("payload"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("POST failed although it never reached the stuck instance: %v", err)
+		}
+		resp.Body.Close()
+		if attempts[0].Instance == "svc-stuck" {
+			if resp.StatusCode != 200 || len(attempts) != 2 {
+				t.Fatalf("status %d after %d attempts, want 200 after 2", resp.StatusCode, len(attempts))
+			}
+			return
+		}
+	}
+	t.Fatal("the stuck instance was never picked first")
+}

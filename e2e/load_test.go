@@ -81,6 +81,19 @@ func (c *caller) busiest() int {
 	return best
 }
 
+// attemptsOn returns the attempts on instance id sent between from and to.
+func (c *caller) attemptsOn(id string, from, to time.Time) []client.Attempt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []client.Attempt
+	for _, a := range c.attempts {
+		if a.Instance == id && !a.Start.Before(from) && a.Start.Before(to) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // lastAttemptOn returns when the last attempt on instance id was sent.
 func (c *caller) lastAttemptOn(id string) time.Time {
 	c.mu.Lock()
@@ -140,56 +153,71 @@ type result struct {
 	err      error
 }
 
-// load sends GET http://hello/hello open-loop at rate per second for dur,
-// each request with its own deadline, and returns every request's result.
-// Events run at their offsets from the start.
-func load(c *http.Client, rate int, dur, deadline time.Duration, events map[time.Duration]func()) []result {
+// event is a fault injected at an offset from the start of a load run.
+type event struct {
+	at time.Duration
+	do func()
+}
+
+// load calls hello open-loop at rate per second for dur, each request with
+// its own deadline, and returns every request's result. With posts, every
+// other request is a POST without an Idempotency-Key. Events run in order,
+// on the calling goroutine, between two requests.
+func load(c *http.Client, rate int, dur, deadline time.Duration, posts bool, events ...event) []result {
 	n := int(dur.Seconds() * float64(rate))
 	results := make([]result, n)
 	var wg sync.WaitGroup
 	begin := time.Now()
-	for at, ev := range events {
-		timer := time.AfterFunc(at, ev)
-		defer timer.Stop()
-	}
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
 	for i := range n {
 		// Open loop: request i is due at begin + i/rate whether or not
 		// earlier ones have answered.
-		if due := begin.Add(time.Duration(i) * time.Second / time.Duration(rate)); time.Until(due) > 0 {
-			<-tick.C
+		due := time.Duration(i) * time.Second / time.Duration(rate)
+		for len(events) > 0 && events[0].at <= due {
+			events[0].do()
+			events = events[1:]
+		}
+		time.Sleep(time.Until(begin.Add(due)))
+		method := "GET"
+		if posts && i%2 == 1 {
+			method = "POST"
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = get(c, deadline)
+			results[i] = call(c, method, deadline)
 		}()
 	}
 	wg.Wait()
 	return results
 }
 
-func get(c *http.Client, deadline time.Duration) result {
+func call(c *http.Client, method string, deadline time.Duration) result {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	r := result{start: time.Now()}
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://hello/hello", nil)
+	var body io.Reader
+	if method == "POST" {
+		body = strings.NewReader("payload")
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, "http://hello/hello", body)
 	resp, err := c.Do(req)
 	if err != nil {
 		r.err, r.latency = err, time.Since(r.start)
 		return r
 	}
-	var body struct{ Instance string }
+	var answer struct{ Instance, Echo string }
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	r.latency, r.status = time.Since(r.start), resp.StatusCode
-	if err != nil {
+	switch {
+	case err != nil:
 		r.err = err
-	} else if err := json.Unmarshal(b, &body); err != nil {
-		r.err = fmt.Errorf("bad body %q: %w", b, err)
+	case json.Unmarshal(b, &answer) != nil:
+		r.err = fmt.Errorf("bad body %q", b)
+	case method == "POST" && answer.Echo != "payload":
+		r.err = fmt.Errorf("POST body arrived as %q", answer.Echo)
 	}
-	r.instance = body.Instance
+	r.instance = answer.Instance
 	return r
 }
 

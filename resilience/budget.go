@@ -30,8 +30,8 @@ func (c BudgetConfig) Validate() error {
 		return fmt.Errorf("retry budget: ratio %v out of range [0, 10]", c.Ratio)
 	case c.MinPerSecond < 0:
 		return fmt.Errorf("retry budget: min_per_second %v must not be negative", c.MinPerSecond)
-	case c.Window < 100*time.Millisecond:
-		return fmt.Errorf("retry budget: window %v must be at least 100ms", c.Window)
+	case c.Window != 0 && c.Window < 100*time.Millisecond:
+		return fmt.Errorf("retry budget: window %v must be at least 100ms (0 means %v)", c.Window, DefaultBudgetConfig().Window)
 	}
 	return nil
 }
@@ -58,12 +58,16 @@ type budgetSlot struct {
 	retries int64
 }
 
-// NewBudget returns a budget; a zero config means DefaultBudgetConfig. It
-// panics on a config that fails Validate: check it first where it comes from
-// user input.
+// NewBudget returns a budget. A zero config means DefaultBudgetConfig; a
+// zero Window alone means the default window (a zero Ratio or MinPerSecond
+// in an otherwise set config means none). It panics on a config that fails
+// Validate: check it first where it comes from user input.
 func NewBudget(cfg BudgetConfig) *Budget {
 	if cfg == (BudgetConfig{}) {
 		cfg = DefaultBudgetConfig()
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultBudgetConfig().Window
 	}
 	if err := cfg.Validate(); err != nil {
 		panic(err)

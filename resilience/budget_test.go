@@ -19,6 +19,7 @@ func TestBudgetConfigValidate(t *testing.T) {
 		{"huge ratio", BudgetConfig{Ratio: 11, Window: time.Second}, "ratio 11"},
 		{"negative floor", BudgetConfig{Ratio: 0.2, MinPerSecond: -1, Window: time.Second}, "min_per_second -1"},
 		{"tiny window", BudgetConfig{Ratio: 0.2, Window: time.Millisecond}, "window 1ms"},
+		{"default window", BudgetConfig{Ratio: 0.1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +72,22 @@ func TestBudgetAllowance(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestBudgetPartialConfigGetsDefaultWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBudget(BudgetConfig{Ratio: 0.1})
+		for range 100 {
+			b.Request()
+		}
+		if got := b.Left(); got != 10 {
+			t.Fatalf("Left() = %d, want 10 (ratio only, no floor)", got)
+		}
+		time.Sleep(9 * time.Second)
+		if got := b.Left(); got != 10 {
+			t.Fatalf("requests left the default 10s window after 9s: Left() = %d", got)
+		}
+	})
 }
 
 func TestBudgetRefillsAsWindowSlides(t *testing.T) {
