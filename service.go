@@ -50,7 +50,7 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		ready:   make(chan struct{}),
 		started: time.Now(),
 	}
-	tr, err := client.New(catalogResolver{s}, cfg.Client)
+	tr, err := client.New(s, cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("shoal: %w", err)
 	}
@@ -86,11 +86,10 @@ func (s *Service) Catalog() *discovery.Catalog {
 	return nil
 }
 
-// catalogResolver lets the client be built before Run has joined gossip.
-type catalogResolver struct{ s *Service }
-
-func (r catalogResolver) Instances(service string) []discovery.Instance {
-	if m := r.s.member.Load(); m != nil {
+// Instances lists the instances of service this instance knows of (none
+// before Ready). It makes a Service a client.Resolver: it never blocks.
+func (s *Service) Instances(service string) []discovery.Instance {
+	if m := s.member.Load(); m != nil {
 		return m.Catalog().Instances(service)
 	}
 	return nil

@@ -89,25 +89,28 @@ func (h *Host) Start() time.Time {
 
 // Finish records the end of a request begun with Start: one fewer in
 // flight, its latency (unless Canceled), and its effect on ejection. Each
-// Start must be matched by exactly one Finish.
-func (h *Host) Finish(start time.Time, o Outcome) {
+// Start must be matched by exactly one Finish. It returns the request's
+// duration as it measured it, so callers need not read the clock again.
+func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	h.inFlight.Add(-1)
+	t := time.Now()
+	took := t.Sub(start)
 	if o >= Canceled {
-		return
+		return took
 	}
 	b := h.b
-	t := time.Now()
 	now := int64(t.Sub(b.epoch))
-	rtt := max(float64(t.Sub(start)), 0)
+	rtt := max(float64(took), 0)
 	if o != Success {
 		rtt = max(rtt, float64(b.cfg.FailurePenalty))
 	}
 	h.observe(now, rtt, b.tau)
 	if o == Success {
 		h.consecFail.Store(0)
-		return
+		return took
 	}
 	b.failed(h, now)
+	return took
 }
 
 // observe folds one latency sample (ns) taken at now into the estimate.

@@ -282,8 +282,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *balance.Host, n int, deadline time.Time, watchWrite bool) (*http.Response, failure, Attempt) {
 	inst := h.Instance()
 	c.tried[n] = inst.ID
-	a := Attempt{Instance: inst.ID, Addr: inst.Addr}
-	perTry := attemptTimeout(time.Until(deadline), t.cfg.MaxAttempts-n, t.cfg.PerTryTimeout)
+	start := h.Start() // one clock read serves the carving and the latency
+	a := Attempt{Instance: inst.ID, Addr: inst.Addr, Start: start}
+	perTry := attemptTimeout(deadline.Sub(start), t.cfg.MaxAttempts-n, t.cfg.PerTryTimeout)
 	actx, cancel := context.WithCancelCause(ctx)
 	c.cancelAttempt = cancel
 	timer := time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
@@ -295,49 +296,43 @@ func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *
 	}
 	out := c.outgoing(actx, req, inst.Addr, perTry, n)
 
-	start := h.Start()
-	a.Start = start
 	resp, err := t.base.RoundTrip(out)
 	fired := !timer.Stop()
-	a.Duration = time.Since(start)
+	var f failure
+	outcome := balance.Success
 	switch {
 	case ctx.Err() != nil:
 		if err == nil {
 			resp.Body.Close()
+			resp = nil
 		}
-		h.Finish(start, balance.Canceled)
-		a.Err = context.Cause(ctx)
-		return nil, callDone, a
+		f, outcome, a.Err = callDone, balance.Canceled, context.Cause(ctx)
 	case err == nil && fired:
 		resp.Body.Close()
-		err = context.Canceled
+		resp, err = nil, context.Canceled
 		fallthrough
 	case err != nil:
-		f := classifyErr(err)
+		f = classifyErr(err)
 		if context.Cause(actx) == ErrAttemptTimeout {
 			f, err = timedOut, fmt.Errorf("%w after %v", ErrAttemptTimeout, perTry)
 		}
 		if wrote != nil && !wrote.Load() {
 			f = notSent // e.g. timed out waiting for a connection
 		}
+		outcome, a.Err = balance.Failure, err
 		if f == notSent {
-			h.Finish(start, balance.ConnectFailure)
-		} else {
-			h.Finish(start, balance.Failure)
+			outcome = balance.ConnectFailure
 		}
-		a.Err = err
-		return nil, f, a
+	default:
+		if resp.StatusCode >= 500 {
+			outcome = balance.Failure
+		}
+		if f = classifyStatus(resp.StatusCode); f != noFailure {
+			a.Err = &StatusError{Code: resp.StatusCode}
+		}
 	}
-	if resp.StatusCode >= 500 {
-		h.Finish(start, balance.Failure)
-	} else {
-		h.Finish(start, balance.Success)
-	}
-	if f := classifyStatus(resp.StatusCode); f != noFailure {
-		a.Err = &StatusError{Code: resp.StatusCode}
-		return resp, f, a
-	}
-	return resp, noFailure, a
+	a.Duration = h.Finish(start, outcome)
+	return resp, f, a
 }
 
 // outgoing builds the request for attempt n: same request, the instance's
