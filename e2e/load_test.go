@@ -164,27 +164,33 @@ type event struct {
 // other request is a POST without an Idempotency-Key. Events run in order,
 // on the calling goroutine, between two requests.
 func load(c *http.Client, rate int, dur, deadline time.Duration, posts bool, events ...event) []result {
+	return run(rate, dur, func(i int) result {
+		method := "GET"
+		if posts && i%2 == 1 {
+			method = "POST"
+		}
+		return call(c, method, deadline)
+	}, events...)
+}
+
+// run calls do(i) open-loop, request i due at i/rate from the start whether
+// or not earlier ones have answered, and collects the results.
+func run(rate int, dur time.Duration, do func(i int) result, events ...event) []result {
 	n := int(dur.Seconds() * float64(rate))
 	results := make([]result, n)
 	var wg sync.WaitGroup
 	begin := time.Now()
 	for i := range n {
-		// Open loop: request i is due at begin + i/rate whether or not
-		// earlier ones have answered.
 		due := time.Duration(i) * time.Second / time.Duration(rate)
 		for len(events) > 0 && events[0].at <= due {
 			events[0].do()
 			events = events[1:]
 		}
 		time.Sleep(time.Until(begin.Add(due)))
-		method := "GET"
-		if posts && i%2 == 1 {
-			method = "POST"
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = call(c, method, deadline)
+			results[i] = do(i)
 		}()
 	}
 	wg.Wait()

@@ -22,10 +22,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", binDir, "../examples/hello")
+	cmd := exec.Command("go", "build", "-o", binDir, "../examples/hello", "../cmd/shoal")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building examples/hello:", err)
+		fmt.Fprintln(os.Stderr, "building examples/hello and cmd/shoal:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -49,8 +49,14 @@ type proc struct {
 // and is killed at cleanup if still running.
 func startProc(t *testing.T, name, id string, env ...string) *proc {
 	t.Helper()
+	return startProcArgs(t, name, id, nil, env...)
+}
+
+// startProcArgs is startProc with command-line arguments.
+func startProcArgs(t *testing.T, name, id string, args []string, env ...string) *proc {
+	t.Helper()
 	p := &proc{id: id, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name))
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

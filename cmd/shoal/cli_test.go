@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line in a fake environment and returns the exit
+// status and what it printed.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := env{
+		stdout:     &out,
+		stderr:     &errOut,
+		getenv:     func(string) string { return "" },
+		isTerminal: func() bool { return false },
+	}
+	code = run(context.Background(), e, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelp(t *testing.T) {
+	// Every command's help shows its form and an example.
+	for _, cmd := range []string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"} {
+		code, out, errOut := runCLI(t, cmd, "--help")
+		if code != 0 {
+			t.Errorf("%s --help: status %d, stderr %s", cmd, code, errOut)
+		}
+		if !strings.Contains(out, "Usage:") || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+cmd) {
+			t.Errorf("%s --help lacks usage or examples:\n%s", cmd, out)
+		}
+	}
+	_, out, _ := runCLI(t, "--help")
+	for _, cmd := range []string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"} {
+		if !strings.Contains(out, "\n  "+cmd+" ") {
+			t.Errorf("shoal --help does not list %s:\n%s", cmd, out)
+		}
+	}
+	_, out, _ = runCLI(t, "gateway", "--help")
+	for _, flag := range []string{"--addr", "--seeds", "--name"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("gateway --help lacks the SDK flag %s:\n%s", flag, out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"scale", "catalog:5"}, `shoal: scale: "catalog:5": want SERVICE=N, e.g. shoal scale catalog=5`},
+		{[]string{"scale"}, "shoal: scale: want SERVICE=N, e.g. shoal scale catalog=5, got 0 argument(s)"},
+		{[]string{"kill", "catalog/x"}, `shoal: kill: "catalog/x": INDEX must be a number from 1`},
+		{[]string{"kill", "catalog", "--signal", "PAUSE"}, `shoal: kill: --signal "PAUSE": use one of KILL, TERM, STOP, CONT, INT, HUP`},
+		{[]string{"restart", "a", "b"}, "shoal: restart: want SERVICE, e.g. shoal restart ratings, got 2 argument(s)"},
+		{[]string{"ps", "-o", "yaml"}, `shoal: ps: -o "yaml": use table or json`},
+		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus"},
+		{[]string{"logs", "a", "b"}, "shoal: logs: want at most one SERVICE or SERVICE/INDEX, got 2 arguments"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCLI(t, tt.args...)
+		if code != 2 || !strings.HasPrefix(errOut, tt.want) {
+			t.Errorf("shoal %s: status %d, stderr:\n%s\nwant status 2 and:\n%s", strings.Join(tt.args, " "), code, errOut, tt.want)
+		}
+	}
+}
+
+func TestNotRunning(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	tests := [][]string{
+		{"ps", "-f", file},
+		{"-f", file, "ps"},
+		{"scale", "catalog=2", "--file", file},
+		{"restart", "catalog", "-f", file},
+		{"kill", "catalog/1", "-f", file},
+		{"logs", "catalog", "-f", "--file", file},
+		{"-f", file, "logs", "-f", "catalog"},
+		{"down", "-f", file},
+		{"ps", "-f", dir}, // a folder means its shoal.yaml
+	}
+	for _, args := range tests {
+		code, _, errOut := runCLI(t, args...)
+		want := "no shoal up is running for " + file + "; start one with: shoal up -f " + dir
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("shoal %s: status %d, stderr:\n%s\nwant status 1 and %q", strings.Join(args, " "), code, errOut, want)
+		}
+	}
+}
+
+func TestUpManifestError(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	if err := os.WriteFile(file, []byte("services:\n  web:\n    command: [./web]\n    instance: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "up", "-f", file)
+	want := file + `:4: web: unknown key "instance"; did you mean instances?`
+	if code != 1 || !strings.HasPrefix(errOut, want) || out != "" {
+		t.Errorf("up with a mistake: status %d, stdout %q, stderr:\n%s\nwant status 1 and stderr starting:\n%s", code, out, errOut, want)
+	}
+	code, _, errOut = runCLI(t, "up", "-f", filepath.Join(dir, "missing.yaml"))
+	if code != 1 || !strings.Contains(errOut, "missing.yaml") {
+		t.Errorf("up with no manifest: status %d, stderr %s", code, errOut)
+	}
+}
+
+func TestUseColor(t *testing.T) {
+	tests := []struct {
+		tty       bool
+		noColor   string
+		term      string
+		wantColor bool
+	}{
+		{tty: true, term: "xterm", wantColor: true},
+		{tty: false, term: "xterm"},
+		{tty: true, noColor: "1", term: "xterm"},
+		{tty: true, term: "dumb"},
+	}
+	for _, tt := range tests {
+		e := env{
+			isTerminal: func() bool { return tt.tty },
+			getenv: func(k string) string {
+				return map[string]string{"NO_COLOR": tt.noColor, "TERM": tt.term}[k]
+			},
+		}
+		if got := useColor(e); got != tt.wantColor {
+			t.Errorf("useColor(tty %v, NO_COLOR %q, TERM %q) = %v", tt.tty, tt.noColor, tt.term, got)
+		}
+	}
+}

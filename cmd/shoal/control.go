@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/supervisor"
+)
+
+// remote finds the shoal up running for the manifest file, with a message
+// that says how to start one when there is none.
+func remote(cmd, file string) (*supervisor.Remote, error) {
+	dir := filepath.Dir(manifestFile(file))
+	r, err := supervisor.FindRunning(dir)
+	if err != nil {
+		return nil, controlError(cmd, file, err)
+	}
+	return r, nil
+}
+
+// controlError explains err from the control API; a supervisor that stopped
+// between two calls is reported like one that never ran.
+func controlError(cmd, file string, err error) error {
+	if errors.Is(err, supervisor.ErrNotRunning) {
+		abs, aerr := filepath.Abs(manifestFile(file))
+		if aerr != nil {
+			abs = file
+		}
+		start := "shoal up"
+		if file != defaultManifest {
+			start += " -f " + file
+		}
+		return fmt.Errorf("%s: no shoal up is running for %s; start one with: %s", cmd, abs, start)
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
+}
+
+func newPS(e env, file *string) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "ps [-o table|json]",
+		Short: "List every instance: state, pid, address, restarts, uptime",
+		Long: `ps lists every instance of the running system: service, index (from 1),
+instance ID, pid, address, state (starting, serving, draining, crashed,
+stopped), restarts, uptime and how the last process ended.
+
+-o json prints an array of objects with the keys service, index, id, pid,
+addr, state, restarts, uptime (nanoseconds) and last_exit, for scripts.`,
+		Example: `  shoal ps
+  shoal ps -o json | jq -r '.[] | select(.state != "serving") | .id'`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			format, err := parseFormat(format)
+			if err != nil {
+				return err
+			}
+			r, err := remote("ps", *file)
+			if err != nil {
+				return err
+			}
+			st, err := r.PS(c.Context())
+			if err != nil {
+				return controlError("ps", *file, err)
+			}
+			return writePS(e, format, st)
+		},
+	}
+	addFileFlag(c, file, true)
+	c.Flags().StringVarP(&format, "output", "o", "table", "output `FORMAT`: table or json")
+	return c
+}
+
+func writePS(e env, format string, st []supervisor.InstanceStatus) error {
+	if format == "json" {
+		if st == nil {
+			st = []supervisor.InstanceStatus{} // [] rather than null for scripts
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return supervisor.WriteTable(e.stdout, st)
+}
+
+func newScale(e env, file *string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "scale SERVICE=N",
+		Short: "Run N instances of a service (removed ones drain first)",
+		Long: `scale adds or removes instances of a service until N run. New instances get
+traffic once ready; removed instances drain (announce it, finish in-flight
+requests) before they stop, so no request fails. N is 0 to 100.`,
+		Example: `  shoal scale catalog=5
+  shoal scale ratings=1`,
+		Args: exactArgs(1, "SERVICE=N, e.g. shoal scale catalog=5"),
+		RunE: func(c *cobra.Command, args []string) error {
+			service, n, err := parseScale(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := remote("scale", *file)
+			if err != nil {
+				return err
+			}
+			if err := r.Scale(c.Context(), service, n); err != nil {
+				return controlError("scale", *file, err)
+			}
+			fmt.Fprintf(e.stdout, "%s scaled to %d instance(s)\n", service, n)
+			return nil
+		},
+	}
+	addFileFlag(c, file, true)
+	return c
+}
+
+func newRestart(e env, file *string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "restart SERVICE",
+		Short: "Rolling restart: one instance at a time, each new one ready first",
+		Long: `restart replaces every instance of a service with a new process, one at a
+time: a new instance starts and becomes ready before an old one drains and
+stops, so the service keeps serving throughout. Build services are not
+rebuilt (restart shoal up for that).`,
+		Example: `  shoal restart ratings`,
+		Args:    exactArgs(1, "SERVICE, e.g. shoal restart ratings"),
+		RunE: func(c *cobra.Command, args []string) error {
+			service, err := parseService("restart", args[0])
+			if err != nil {
+				return err
+			}
+			r, err := remote("restart", *file)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "restarting %s, one instance at a time...\n", service)
+			if err := r.Restart(c.Context(), service); err != nil {
+				return controlError("restart", *file, err)
+			}
+			fmt.Fprintf(e.stdout, "%s restarted\n", service)
+			return nil
+		},
+	}
+	addFileFlag(c, file, true)
+	return c
+}
+
+func newKill(e env, file *string) *cobra.Command {
+	var sig string
+	c := &cobra.Command{
+		Use:   "kill SERVICE[/INDEX] [--signal KILL|TERM|STOP|CONT]",
+		Short: "Send a signal to one instance (a random one without /INDEX)",
+		Long: `kill sends a signal to one instance's process: the one at INDEX (from 1, as
+shoal ps shows), or a random one. The default signal is KILL, a crash
+without warning; the supervisor restarts instances that die, with
+exponential backoff, and reports a crash loop instead of spinning.
+
+  KILL  crash at once (the default)
+  TERM  graceful stop: drain, then exit (the supervisor restarts it)
+  STOP  freeze the process (it stays a member but stops answering)
+  CONT  resume a frozen process
+  INT, HUP are passed through as well.`,
+		Example: `  shoal kill catalog/1
+  shoal kill catalog --signal TERM
+  shoal kill ratings/2 --signal STOP; sleep 5; shoal kill ratings/2 --signal CONT`,
+		Args: exactArgs(1, "SERVICE or SERVICE/INDEX, e.g. shoal kill catalog/1"),
+		RunE: func(c *cobra.Command, args []string) error {
+			service, index, err := parseTarget("kill", args[0])
+			if err != nil {
+				return err
+			}
+			signal, err := parseSignal(sig)
+			if err != nil {
+				return err
+			}
+			r, err := remote("kill", *file)
+			if err != nil {
+				return err
+			}
+			st, err := r.Kill(c.Context(), service, index, signal)
+			if err != nil {
+				return controlError("kill", *file, err)
+			}
+			fmt.Fprintln(e.stdout, killReport(st, signal))
+			return nil
+		},
+	}
+	addFileFlag(c, file, true)
+	c.Flags().StringVarP(&sig, "signal", "s", "KILL", "`SIGNAL` to send: KILL, TERM, STOP, CONT, INT or HUP")
+	return c
+}
+
+// killReport says what kill did and what happens next.
+func killReport(st supervisor.InstanceStatus, signal string) string {
+	what := fmt.Sprintf("sent SIG%s to %s/%d (%s, pid %d)", signal, st.Service, st.Index, st.ID, st.PID)
+	switch signal {
+	case "STOP":
+		return fmt.Sprintf("%s: frozen; resume it with: shoal kill %s/%d --signal CONT", what, st.Service, st.Index)
+	case "CONT":
+		return what + ": resumed"
+	default:
+		return what + "; the supervisor restarts it when it exits"
+	}
+}
+
+func newLogs(e env, file *string) *cobra.Command {
+	var follow bool
+	c := &cobra.Command{
+		Use:   "logs [SERVICE[/INDEX]] [-f]",
+		Short: "Print recent log lines of a service or instance (-f: keep following)",
+		Long: `logs prints the recent log lines (up to 1000 per instance) of every instance
+of SERVICE, of one instance with /INDEX, or of every service without an
+argument, each prefixed "service/index | ". -f keeps printing new lines until
+Ctrl-C.
+
+Here -f means --follow: give the manifest as --file FILE, or as -f FILE
+before the command name (shoal -f FILE logs -f).`,
+		Example: `  shoal logs catalog
+  shoal logs catalog/2 -f
+  shoal -f ~/src/shop/shoal.yaml logs -f`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("logs: want at most one SERVICE or SERVICE/INDEX, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			service, index := "", -1
+			if len(args) == 1 {
+				var err error
+				if service, index, err = parseTarget("logs", args[0]); err != nil {
+					return err
+				}
+			}
+			r, err := remote("logs", *file)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(c.Context())
+			defer stop()
+			if err := r.Logs(ctx, service, index, follow, e.stdout); err != nil && !errors.Is(err, context.Canceled) {
+				return controlError("logs", *file, err)
+			}
+			return nil
+		},
+	}
+	addFileFlag(c, file, false)
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until Ctrl-C")
+	return c
+}
+
+func newDown(e env, file *string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the running system gracefully",
+		Long: `down asks the running shoal up to stop every instance gracefully (SIGTERM,
+drain, SIGKILL after the drain timeout) and to exit, and returns once it has.`,
+		Example: `  shoal down
+  shoal down -f ~/src/shop/shoal.yaml`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			r, err := remote("down", *file)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, "stopping every instance...")
+			if err := r.Down(c.Context()); err != nil {
+				return controlError("down", *file, err)
+			}
+			fmt.Fprintln(e.stdout, "stopped")
+			return nil
+		},
+	}
+	addFileFlag(c, file, true)
+	return c
+}

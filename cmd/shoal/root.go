@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/supervisor"
+)
+
+// defaultManifest is read when -f is not given.
+const defaultManifest = "shoal.yaml"
+
+// env is what the commands need from the process, so tests can run them
+// without touching the real one.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// isTerminal reports whether stdout is a terminal (for colours).
+	isTerminal func() bool
+}
+
+func osEnv() env {
+	return env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, isTerminal: stdoutIsTerminal}
+}
+
+// run runs the shoal command line args in e and returns the exit status:
+// 0, 1 for a failure, 2 for a usage mistake.
+func run(ctx context.Context, e env, args []string) int {
+	root := newRoot(e)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var p *supervisor.Problem
+	switch {
+	case errors.As(err, &p):
+		// Manifest problems start with file:line so editors can jump there.
+		fmt.Fprintln(e.stderr, err)
+		fmt.Fprintln(e.stderr, "shoal: fix the manifest and run the command again; nothing was started")
+		return 1
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(e.stderr, "shoal:", err)
+		fmt.Fprintln(e.stderr, "Run 'shoal help' (or add --help) for usage.")
+		return 2
+	default:
+		fmt.Fprintln(e.stderr, "shoal:", err)
+		return 1
+	}
+}
+
+// newRoot builds the shoal command tree.
+func newRoot(e env) *cobra.Command {
+	var file string
+	root := &cobra.Command{
+		Use:   "shoal",
+		Short: "Run and operate a Shoal system of microservices on this machine",
+		Long: `shoal runs a whole system of services from a manifest (shoal.yaml) with one
+command, and lets you kill, restart and scale its parts from a second terminal
+while it keeps serving.
+
+  shoal up                 build and start everything in ./shoal.yaml
+  shoal ps                 list every instance and its state
+  shoal kill catalog/1     SIGKILL one instance; the supervisor restarts it
+
+Commands other than up and gateway find the running 'shoal up' through
+.shoal/state.json in the manifest's folder: run them from that folder, or
+point -f at the manifest.`,
+		Example: `  go run ./cmd/shoal up
+  shoal -f ~/src/shop/shoal.yaml ps
+  shoal scale catalog=5
+  shoal kill ratings --signal STOP`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		TraverseChildren:  true, // so "shoal -f FILE logs -f" parses -f twice, as docker compose does
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+	}
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	addFileFlag(root, &file, true)
+
+	root.AddCommand(
+		newUp(e, &file),
+		newPS(e, &file),
+		newScale(e, &file),
+		newRestart(e, &file),
+		newKill(e, &file),
+		newLogs(e, &file),
+		newDown(e, &file),
+		newGateway(e),
+	)
+	return root
+}
+
+// addFileFlag adds -f/--file. logs uses -f for --follow, so there (and only
+// there) the manifest is --file or a -f before the command name.
+func addFileFlag(c *cobra.Command, file *string, short bool) {
+	usage := "manifest `FILE` (or its folder); the folder holds the .shoal state of the running system"
+	if short {
+		c.Flags().StringVarP(file, "file", "f", defaultManifest, usage)
+	} else {
+		c.Flags().StringVar(file, "file", defaultManifest, usage)
+	}
+}
+
+// manifestFile is the manifest -f names: FILE itself, or FILE/shoal.yaml
+// when FILE is a folder.
+func manifestFile(file string) string {
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return filepath.Join(file, defaultManifest)
+	}
+	return file
+}
+
+// exactArgs is cobra.ExactArgs with a usage error that shows the form.
+func exactArgs(n int, form string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s: want %s, got %d argument(s)", c.Name(), form, len(args))
+		}
+		return nil
+	}
+}
+
+// signalContext is ctx cancelled by SIGINT or SIGTERM. After the first
+// signal the default handling comes back, so a second Ctrl-C ends a
+// shutdown that takes too long (as shoal.Service.Main does).
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
+}
+
+// stdoutIsTerminal reports whether stdout is a character device: a terminal
+// in practice (a redirect to /dev/null also counts, which is harmless).
+func stdoutIsTerminal() bool {
+	fi, err := os.Stdout.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// useColor: colours on a terminal unless NO_COLOR is set (no-color.org) or
+// TERM is dumb.
+func useColor(e env) bool {
+	return e.isTerminal() && e.getenv("NO_COLOR") == "" && e.getenv("TERM") != "dumb"
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/supervisor"
+)
+
+func newUp(e env, file *string) *cobra.Command {
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "up [-f FILE]",
+		Short: "Build and run every service of the manifest until Ctrl-C",
+		Long: `up runs the system described by the manifest (default ./shoal.yaml).
+
+It checks the whole manifest first (a mistake stops it with file:line and the
+fix), builds the build: services into .shoal/bin, starts every instance,
+waits until they are ready, prints the status table and the gateway URL(s),
+then streams each instance's log lines prefixed with service/index.
+
+Ctrl-C (or 'shoal down' from another terminal) stops everything gracefully:
+SIGTERM, drain, then SIGKILL after the drain timeout. A second Ctrl-C stops
+at once. Instances die with shoal up even if it is killed.`,
+		Example: `  shoal up
+  shoal up -f ~/src/shop/shoal.yaml
+  NO_COLOR=1 shoal up > up.log`,
+		Args: exactArgs(0, "no arguments (the manifest is -f FILE)"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			m, err := supervisor.Load(manifestFile(*file))
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("up: %w; give the manifest's path with -f FILE, or write one (the Shoal repository's shoal.yaml is an example)", err)
+			}
+			if err != nil {
+				return err
+			}
+			// Progress already goes to stdout; stderr gets only what needs
+			// attention unless -v.
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelDebug
+			}
+			sup, err := supervisor.New(m, supervisor.Options{
+				Out:    e.stdout,
+				Color:  useColor(e),
+				Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+			})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(c.Context())
+			defer stop()
+			return sup.Run(ctx)
+		},
+	}
+	addFileFlag(c, file, true)
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "also log the supervisor's own diagnostics (info and debug) to stderr")
+	return c
+}

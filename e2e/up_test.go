@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// system is a `shoal up` of a manifest in a scratch folder inside the
+// repository (so that `go build` of its packages resolves this module).
+type system struct {
+	manifest string
+	gateway  string // base URL of the first gateway instance
+	up       *proc
+}
+
+// scratchDir makes a folder at the repository root that the test removes.
+func scratchDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("..", ".e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	t.Cleanup(func() { os.RemoveAll(abs) })
+	return abs
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// referenceManifest is the shipped ../shoal.yaml moved one folder down, with
+// the gateway on free ports instead of 8080 and 8081.
+func referenceManifest(t *testing.T) (text string, gatewayPort int) {
+	t.Helper()
+	b, err := os.ReadFile("../shoal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := freePort(t), freePort(t)
+	text = string(b)
+	text = regexp.MustCompile(`\b8080\b`).ReplaceAllString(text, fmt.Sprint(p1))
+	text = regexp.MustCompile(`\b8081\b`).ReplaceAllString(text, fmt.Sprint(p2))
+	text = regexp.MustCompile(`build:(\s*)\./`).ReplaceAllString(text, "build:${1}../")
+	text = strings.ReplaceAll(text, " examples/flix/trailers/", " ../examples/flix/trailers/")
+	return text, p1
+}
+
+// startSystem runs `shoal up` on manifest text in a scratch folder and waits
+// until ready answers 200 through the gateway.
+func startSystem(t *testing.T, text string, gatewayPort int, ready string, within time.Duration) *system {
+	t.Helper()
+	dir := scratchDir(t)
+	s := &system{manifest: filepath.Join(dir, "shoal.yaml"), gateway: fmt.Sprintf("http://127.0.0.1:%d", gatewayPort)}
+	if err := os.WriteFile(s.manifest, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.up = startProcArgs(t, "shoal", "shoal up", []string{"up", "-f", s.manifest}, "NO_COLOR=1")
+	t.Cleanup(func() { s.shoal(t, "down") }) // graceful first; startProc's cleanup kills what is left
+	begin := time.Now()
+	waitFor(t, within, "GET "+ready+" to answer 200 through the gateway", func() bool {
+		select {
+		case <-s.up.exited:
+			t.Fatalf("shoal up exited early:\n%s", s.up.out.String())
+		default:
+		}
+		resp, err := http.Get(s.gateway + ready)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	t.Logf("shoal up → %s answered 200 in %v", ready, time.Since(begin).Round(100*time.Millisecond))
+	return s
+}
+
+// shoal runs the CLI against the system's manifest.
+func (s *system) shoal(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "shoal"), append([]string{"-f", s.manifest}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// shoalAsync starts the CLI and returns a function that waits for it and
+// reports when it finished.
+func (s *system) shoalAsync(t *testing.T, args ...string) func() (string, time.Time, error) {
+	t.Helper()
+	done := make(chan struct{})
+	var out string
+	var err error
+	var at time.Time
+	go func() {
+		defer close(done)
+		out, err = s.shoal(t, args...)
+		at = time.Now()
+	}()
+	return func() (string, time.Time, error) {
+		<-done
+		return out, at, err
+	}
+}
+
+type psEntry struct {
+	Service  string `json:"service"`
+	Index    int    `json:"index"`
+	PID      int    `json:"pid"`
+	State    string `json:"state"`
+	Restarts int    `json:"restarts"`
+}
+
+func (s *system) ps(t *testing.T) []psEntry {
+	t.Helper()
+	out, err := s.shoal(t, "ps", "-o", "json")
+	if err != nil {
+		t.Fatalf("shoal ps: %v\n%s", err, out)
+	}
+	var list []psEntry
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("shoal ps -o json: %v\n%s", err, out)
+	}
+	return list
+}
+
+func serving(list []psEntry, service string) int {
+	n := 0
+	for _, e := range list {
+		if e.Service == service && e.State == "serving" {
+			n++
+		}
+	}
+	return n
+}
+
+// getTitle asks the api, through the gateway, for a title within deadline.
+func getTitle(c *http.Client, base string, i int, deadline time.Duration) result {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	r := result{start: time.Now()}
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/titles/%d", base, i%2000+1), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		r.err, r.latency = err, time.Since(r.start)
+		return r
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.latency, r.status, r.err = time.Since(r.start), resp.StatusCode, err
+	var body struct {
+		Degraded []string `json:"degraded"`
+	}
+	if r.err == nil && json.Unmarshal(b, &body) != nil {
+		r.err = fmt.Errorf("bad body %q", b)
+	}
+	if len(body.Degraded) > 0 {
+		r.instance = "degraded"
+	}
+	return r
+}
+
+func TestUpReferenceSystem(t *testing.T) {
+	text, port := referenceManifest(t)
+	sys := startSystem(t, text, port, "/api/titles/1", 120*time.Second)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	drive := func(events ...event) summary {
+		return summarize(run(rate, runFor, func(i int) result { return getTitle(c, sys.gateway, i, deadline) }, events...))
+	}
+
+	t.Run("kill catalog/1", func(t *testing.T) {
+		before := sys.ps(t)
+		var wait func() (string, time.Time, error)
+		s := drive(event{faultAt, func() { wait = sys.shoalAsync(t, "kill", "catalog/1", "--signal", "KILL") }})
+		t.Logf("load: %v", s)
+		if out, _, err := wait(); err != nil {
+			t.Fatalf("shoal kill: %v\n%s", err, out)
+		}
+		if s.failed > 0 {
+			t.Errorf("%d of %d requests failed", s.failed, s.total)
+		}
+		waitFor(t, 15*time.Second, "catalog/1 restarted and serving", func() bool {
+			for _, e := range sys.ps(t) {
+				for _, b := range before {
+					if e.Service == "catalog" && e.Index == 1 && b.Service == "catalog" && b.Index == 1 {
+						return e.State == "serving" && e.PID != b.PID && e.Restarts > b.Restarts
+					}
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("restart ratings", func(t *testing.T) {
+		var issued time.Time
+		var wait func() (string, time.Time, error)
+		s := drive(event{2 * time.Second, func() {
+			issued = time.Now()
+			wait = sys.shoalAsync(t, "restart", "ratings")
+		}})
+		t.Logf("load: %v", s)
+		out, done, err := wait()
+		if err != nil {
+			t.Fatalf("shoal restart: %v\n%s", err, out)
+		}
+		t.Logf("rolling restart of 3 ratings instances took %v", done.Sub(issued).Round(time.Millisecond))
+		if s.failed > 0 {
+			t.Errorf("%d of %d requests failed", s.failed, s.total)
+		}
+	})
+
+	t.Run("scale catalog=5", func(t *testing.T) {
+		var issued time.Time
+		var wait func() (string, time.Time, error)
+		s := drive(event{faultAt, func() {
+			issued = time.Now()
+			wait = sys.shoalAsync(t, "scale", "catalog=5")
+		}})
+		t.Logf("load: %v", s)
+		out, done, err := wait()
+		if err != nil {
+			t.Fatalf("shoal scale: %v\n%s", err, out)
+		}
+		// scale returns once the new instances are ready and in gossip, so
+		// from then on callers pick them (shown for instances added under
+		// load by TestAddInstance).
+		took := done.Sub(issued)
+		t.Logf("scale catalog=5 → new instances ready and announced in %v", took.Round(time.Millisecond))
+		if took > 3*time.Second {
+			t.Errorf("scale took %v, want the new instances serving within 3s", took)
+		}
+		if s.failed > 0 {
+			t.Errorf("%d of %d requests failed", s.failed, s.total)
+		}
+		if n := serving(sys.ps(t), "catalog"); n != 5 {
+			t.Fatalf("%d catalog instances serving after scale, want 5", n)
+		}
+	})
+
+	t.Run("stop a ratings instance", func(t *testing.T) {
+		var stopped string
+		for _, e := range sys.ps(t) {
+			if e.Service == "ratings" && e.State == "serving" {
+				stopped = fmt.Sprintf("ratings/%d", e.Index)
+				break
+			}
+		}
+		s := drive(
+			event{faultAt, func() {
+				if out, err := sys.shoal(t, "kill", stopped, "--signal", "STOP"); err != nil {
+					t.Errorf("shoal kill %s --signal STOP: %v\n%s", stopped, err, out)
+				}
+			}},
+			event{faultAt + 5*time.Second, func() { sys.shoal(t, "kill", stopped, "--signal", "CONT") }},
+		)
+		t.Logf("load: %v (degraded answers: %d)", s, s.perInstance["degraded"])
+		if s.failed > 0 {
+			t.Errorf("%d of %d requests failed", s.failed, s.total)
+		}
+		if s.maxLatency > deadline {
+			t.Errorf("slowest api answer took %v, over 1s", s.maxLatency)
+		}
+	})
+
+	t.Run("down leaves no process", func(t *testing.T) {
+		pids := sys.ps(t)
+		if out, err := sys.shoal(t, "down"); err != nil {
+			t.Fatalf("shoal down: %v\n%s", err, out)
+		}
+		if _, ok := sys.up.waitExit(30*time.Second, time.Now()); !ok {
+			t.Fatal("shoal up still running 30s after shoal down")
+		}
+		for _, e := range pids {
+			if err := syscall.Kill(e.PID, 0); err == nil {
+				t.Errorf("%s/%d (pid %d) survived shoal down", e.Service, e.Index, e.PID)
+			}
+		}
+	})
+}
+
+func TestUpRejectsBadManifest(t *testing.T) {
+	dir := scratchDir(t)
+	path := filepath.Join(dir, "shoal.yaml")
+	bad := "name: broken\nservices:\n  catalog:\n    build: ../examples/hello\n    instance: 3\n"
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "shoal"), "up", "-f", path).CombinedOutput()
+	if err == nil {
+		t.Fatalf("shoal up accepted a bad manifest:\n%s", out)
+	}
+	if !strings.Contains(string(out), "shoal.yaml:5") || !strings.Contains(string(out), "instances") {
+		t.Fatalf("error does not point at line 5 or suggest instances:\n%s", out)
+	}
+	t.Logf("shoal up on a bad manifest said: %s", strings.TrimSpace(string(out)))
+}
+
+func TestUpKilledLeavesNoOrphans(t *testing.T) {
+	port := freePort(t)
+	text := fmt.Sprintf(`name: tiny
+services:
+  hello:
+    build: ../examples/hello
+    instances: 2
+  gateway:
+    build: ../cmd/shoal
+    args: [gateway]
+    port: [%d]
+`, port)
+	sys := startSystem(t, text, port, "/hello/hello", 120*time.Second)
+	pids := sys.ps(t)
+	sys.up.signal(syscall.SIGKILL)
+	<-sys.up.exited
+	for _, e := range pids {
+		waitFor(t, 5*time.Second, fmt.Sprintf("%s/%d (pid %d) to die with shoal up", e.Service, e.Index, e.PID), func() bool {
+			return syscall.Kill(e.PID, 0) != nil
+		})
+	}
+}

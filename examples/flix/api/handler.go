@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+)
+
+// Default time budgets of the calls behind GET /titles/{id}; each is cut
+// further by the incoming request's own deadline.
+const (
+	defaultCatalogBudget = 2 * time.Second
+	defaultRatingsBudget = 300 * time.Millisecond
+)
+
+// maxUpstreamBody bounds what the api reads from a dependency.
+const maxUpstreamBody = 1 << 20
+
+// api holds the dependencies of the handlers. Its fields are set before
+// the first request and only read afterwards.
+type api struct {
+	client        *http.Client  // calls services by name: the SDK's Service.Client
+	catalogBudget time.Duration // zero means defaultCatalogBudget
+	ratingsBudget time.Duration // zero means defaultRatingsBudget
+	log           *slog.Logger  // nil means slog.Default()
+
+	degraded     atomic.Int64 // degraded answers since the last log line
+	lastDegraded atomic.Int64 // unix nanos of that line
+}
+
+// newHandler serves the API.
+func newHandler(a *api) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/titles/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+			return
+		}
+		a.title(w, r)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s; try GET /titles/{id}", r.URL.Path))
+	})
+	return mux
+}
+
+// rating is the part of the ratings service's answer the api shows.
+type rating struct {
+	Average *float64 `json:"average"`
+	Count   int      `json:"count"`
+}
+
+// title answers GET /titles/{id}: catalog and ratings are called at once;
+// the answer waits for the catalog, and for ratings at most ratingsBudget.
+func (a *api) title(w http.ResponseWriter, r *http.Request) {
+	raw := r.PathValue("id")
+	n, err := strconv.ParseUint(raw, 10, 63)
+	if err != nil || n == 0 {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no title with id %q", raw))
+		return
+	}
+	id := strconv.FormatUint(n, 10) // canonical: nothing else reaches the URLs below
+
+	// Both calls use the request's context, so its deadline (from the
+	// caller's Shoal-Timeout-Ms) bounds them, and each budget is cut from it.
+	rctx, cancelRatings := context.WithTimeout(r.Context(), budget(a.ratingsBudget, defaultRatingsBudget))
+	defer cancelRatings()
+	ratings := make(chan *rating, 1)
+	// Exits when the call ends, at the latest when rctx does.
+	go func() { ratings <- a.fetchRating(rctx, id) }()
+
+	cctx, cancelCatalog := context.WithTimeout(r.Context(), budget(a.catalogBudget, defaultCatalogBudget))
+	defer cancelCatalog()
+	title, status, msg := a.fetchTitle(cctx, id)
+	if title == nil {
+		cancelRatings()
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, status, errorCode(status), msg)
+		return
+	}
+	if rt := <-ratings; rt != nil {
+		title["rating"], _ = json.Marshal(rt)
+	} else {
+		title["degraded"] = json.RawMessage(`["ratings"]`)
+		a.noteDegraded(id)
+	}
+	writeJSON(w, http.StatusOK, title)
+}
+
+// fetchTitle gets the title from the catalog, as raw JSON fields so that
+// the api passes on whatever the catalog says a title is. On failure it
+// returns nil and the status and message to answer with.
+func (a *api) fetchTitle(ctx context.Context, id string) (map[string]json.RawMessage, int, string) {
+	resp, err := a.get(ctx, "http://catalog/titles/"+id)
+	if err != nil {
+		status, what := classify(err)
+		a.logger().Warn("catalog call failed", "title", id, "err", err)
+		return nil, status, "the catalog " + what
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, http.StatusNotFound, fmt.Sprintf("no title with id %q", id)
+	default:
+		a.logger().Warn("catalog answered an error", "title", id, "status", resp.StatusCode)
+		return nil, http.StatusBadGateway, fmt.Sprintf("the catalog failed (status %d)", resp.StatusCode)
+	}
+	var title map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxUpstreamBody)).Decode(&title); err != nil || title == nil {
+		a.logger().Warn("catalog answer unreadable", "title", id, "err", err)
+		return nil, http.StatusBadGateway, "the catalog's answer could not be read"
+	}
+	return title, 0, ""
+}
+
+// fetchRating gets the title's average; nil if ratings did not answer
+// usefully in time, for whatever reason.
+func (a *api) fetchRating(ctx context.Context, id string) *rating {
+	resp, err := a.get(ctx, "http://ratings/titles/"+id+"/average")
+	if err != nil {
+		a.logger().Debug("ratings call failed", "title", id, "err", err)
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		a.logger().Debug("ratings answered an error", "title", id, "status", resp.StatusCode)
+		return nil
+	}
+	var rt rating
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxUpstreamBody)).Decode(&rt); err != nil {
+		a.logger().Debug("ratings answer unreadable", "title", id, "err", err)
+		return nil
+	}
+	return &rt
+}
+
+func (a *api) get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return a.client.Do(req)
+}
+
+// noteDegraded logs degraded answers, at most one line a second with the
+// count since the last one: while ratings are down that is every request.
+func (a *api) noteDegraded(id string) {
+	n := a.degraded.Add(1)
+	now := time.Now().UnixNano()
+	last := a.lastDegraded.Load()
+	if now-last < int64(time.Second) || !a.lastDegraded.CompareAndSwap(last, now) {
+		return
+	}
+	a.degraded.Add(-n)
+	a.logger().Warn("answering without ratings", "title", id, "degraded_answers", n)
+}
+
+func (a *api) logger() *slog.Logger {
+	if a.log != nil {
+		return a.log
+	}
+	return slog.Default()
+}
+
+// classify maps a failed call to the status to answer and what happened.
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, client.ErrNoInstances):
+		return http.StatusServiceUnavailable, "is unavailable (no instance)"
+	case errors.Is(err, client.ErrBudgetExhausted):
+		return http.StatusServiceUnavailable, "is failing"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, client.ErrAttemptTimeout):
+		return http.StatusGatewayTimeout, "did not answer in time"
+	case errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "call was canceled"
+	}
+	return http.StatusBadGateway, "could not be reached"
+}
+
+func errorCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusGatewayTimeout:
+		return "timeout"
+	}
+	return "bad_gateway"
+}
+
+func budget(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	writeJSON(w, status, map[string]detail{"error": {code, msg}})
+}

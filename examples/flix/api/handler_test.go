@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// Fake dependencies: handlers for httptest servers, or an address that
+// refuses connections, or nothing (no instance in discovery).
+var (
+	titleOK = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/titles/7" {
+			http.Error(w, `{"error":{"code":"not_found","message":"x"}}`, 404)
+			return
+		}
+		io.WriteString(w, `{"id":7,"name":"Salt Horizons","year":2015,"genres":["action"],"kind":"movie"}`)
+	})
+	averageOK = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/titles/7/average" {
+			http.Error(w, "wrong path "+r.URL.Path, 400)
+			return
+		}
+		io.WriteString(w, `{"title":7,"average":4.5,"count":2}`)
+	})
+	hang = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // a stopped (SIGSTOP) instance, as far as callers can tell
+	})
+	fail500 = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"code":"internal","message":"boom"}}`, 500)
+	})
+	notJSON  = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>") })
+	notFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"code":"not_found","message":"no title"}}`, 404)
+	})
+)
+
+// refused marks a dependency whose only instance refuses connections.
+var refused http.Handler = refusedConn{}
+
+type refusedConn struct{}
+
+func (refusedConn) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// newAPI returns the api's handler calling the given fakes by name through
+// a real client.Transport over a static catalog; a nil fake is a service
+// with no instance at all.
+func newAPI(t *testing.T, catalog, ratings http.Handler) (*api, http.Handler) {
+	t.Helper()
+	cat := discovery.NewCatalog()
+	for name, h := range map[string]http.Handler{"catalog": catalog, "ratings": ratings} {
+		if h == nil {
+			continue
+		}
+		var addr string
+		if _, ok := h.(refusedConn); ok {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = ln.Addr().String()
+			ln.Close()
+		} else {
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			addr = srv.Listener.Addr().String()
+		}
+		cat.Upsert(discovery.Instance{ID: name + "-1", Service: name, Addr: addr, State: discovery.StateServing})
+	}
+	tr, err := client.New(cat, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	a := &api{
+		client:        tr.Client(),
+		catalogBudget: 500 * time.Millisecond,
+		ratingsBudget: 100 * time.Millisecond,
+		log:           slog.New(slog.DiscardHandler),
+	}
+	return a, newHandler(a)
+}
+
+type answer struct {
+	ID       int
+	Name     string
+	Rating   *rating
+	Degraded []string
+	Error    struct{ Code, Message string }
+}
+
+func TestTitle(t *testing.T) {
+	tests := []struct {
+		name             string
+		path             string
+		catalog, ratings http.Handler
+		wantStatus       int
+		wantDegraded     bool
+		wantCode         string
+	}{
+		{name: "title with rating", path: "/titles/7", catalog: titleOK, ratings: averageOK, wantStatus: 200},
+		{name: "ratings slow", path: "/titles/7", catalog: titleOK, ratings: hang, wantStatus: 200, wantDegraded: true},
+		{name: "ratings refuse", path: "/titles/7", catalog: titleOK, ratings: refused, wantStatus: 200, wantDegraded: true},
+		{name: "ratings absent", path: "/titles/7", catalog: titleOK, ratings: nil, wantStatus: 200, wantDegraded: true},
+		{name: "ratings 500", path: "/titles/7", catalog: titleOK, ratings: fail500, wantStatus: 200, wantDegraded: true},
+		{name: "ratings garbage", path: "/titles/7", catalog: titleOK, ratings: notJSON, wantStatus: 200, wantDegraded: true},
+		{name: "catalog 404", path: "/titles/9", catalog: titleOK, ratings: averageOK, wantStatus: 404, wantCode: "not_found"},
+		{name: "catalog 404 with ratings down", path: "/titles/9", catalog: notFound, ratings: hang, wantStatus: 404, wantCode: "not_found"},
+		{name: "catalog refuses", path: "/titles/7", catalog: refused, ratings: averageOK, wantStatus: 502, wantCode: "bad_gateway"},
+		{name: "catalog absent", path: "/titles/7", catalog: nil, ratings: averageOK, wantStatus: 503, wantCode: "unavailable"},
+		{name: "catalog slow", path: "/titles/7", catalog: hang, ratings: averageOK, wantStatus: 504, wantCode: "timeout"},
+		{name: "catalog 500", path: "/titles/7", catalog: fail500, ratings: averageOK, wantStatus: 502, wantCode: "bad_gateway"},
+		{name: "catalog garbage", path: "/titles/7", catalog: notJSON, ratings: averageOK, wantStatus: 502, wantCode: "bad_gateway"},
+		{name: "id not a number", path: "/titles/..%2Fadmin", catalog: titleOK, ratings: averageOK, wantStatus: 404, wantCode: "not_found"},
+		{name: "id zero", path: "/titles/0", catalog: titleOK, ratings: averageOK, wantStatus: 404, wantCode: "not_found"},
+		{name: "unknown route", path: "/ratings/7", catalog: titleOK, ratings: averageOK, wantStatus: 404, wantCode: "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, h := newAPI(t, tt.catalog, tt.ratings)
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			start := time.Now()
+			resp, err := http.Get(srv.URL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			took := time.Since(start)
+			raw, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, raw)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var got answer
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			if took > time.Second {
+				t.Errorf("took %v: the budgets should bound it well below that", took)
+			}
+			if tt.wantStatus != 200 {
+				if got.Error.Code != tt.wantCode || got.Error.Message == "" {
+					t.Errorf("error %+v, want code %q", got.Error, tt.wantCode)
+				}
+				if strings.Contains(string(raw), "127.0.0.1") {
+					t.Errorf("error leaks an address: %s", raw)
+				}
+				if tt.wantStatus == 503 && resp.Header.Get("Retry-After") == "" {
+					t.Errorf("503 without Retry-After")
+				}
+				return
+			}
+			if got.ID != 7 || got.Name != "Salt Horizons" {
+				t.Errorf("title missing: %s", raw)
+			}
+			if tt.wantDegraded {
+				if len(got.Degraded) != 1 || got.Degraded[0] != "ratings" || got.Rating != nil {
+					t.Errorf("want degraded [ratings] and no rating: %s", raw)
+				}
+			} else if got.Degraded != nil || got.Rating == nil || got.Rating.Count != 2 || *got.Rating.Average != 4.5 {
+				t.Errorf("want the rating and no degradation: %s", raw)
+			}
+		})
+	}
+}
+
+// Outgoing calls carry the incoming request's deadline: a caller with
+// 150 ms left gets a catalog call bounded by 150 ms, not by the budget.
+func TestDeadlinePropagates(t *testing.T) {
+	var sent atomic.Value
+	catalog := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent.Store(r.Header.Get(client.TimeoutHeader))
+		titleOK(w, r)
+	})
+	a, h := newAPI(t, catalog, averageOK)
+	a.catalogBudget = 10 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/titles/7", nil).WithContext(ctx))
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	d, err := client.ParseTimeout(sent.Load().(string))
+	if err != nil || d > 150*time.Millisecond {
+		t.Errorf("catalog was given %v (%v), want at most the caller's 150ms", d, err)
+	}
+}
+
+// A request that is itself out of time does not wait for the ratings
+// budget: the degraded answer comes within the caller's deadline.
+func TestRatingsBudgetWithinIncomingDeadline(t *testing.T) {
+	a, h := newAPI(t, titleOK, hang)
+	a.ratingsBudget = 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/titles/7", nil).WithContext(ctx))
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("took %v with 200ms left", took)
+	}
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"degraded":["ratings"]`) {
+		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+}

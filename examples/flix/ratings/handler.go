@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+// Limits on what a request may carry.
+const (
+	maxProfileLen = 64
+	maxKeyLen     = 200
+	maxBody       = 1 << 10
+	maxTitleID    = 1 << 40
+)
+
+// IdempotencyKeyHeader names the header that makes a write apply once.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// ReplayedHeader is set to "true" on an answer replayed for a used key.
+const ReplayedHeader = "Idempotent-Replayed"
+
+type handler struct {
+	st *store
+}
+
+// newHandler serves the ratings API from st.
+func newHandler(st *store) http.Handler {
+	h := &handler{st: st}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ratings/{profile}/{title}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPut:
+			h.put(w, r)
+		case http.MethodGet, http.MethodHead:
+			h.get(w, r)
+		default:
+			methodNotAllowed(w, r, "GET, HEAD, PUT")
+		}
+	})
+	mux.HandleFunc("/titles/{title}/average", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, r, "GET, HEAD")
+			return
+		}
+		h.average(w, r)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found",
+			fmt.Sprintf("no route for %s; try /ratings/{profile}/{title} or /titles/{title}/average", r.URL.Path))
+	})
+	return mux
+}
+
+func (h *handler) put(w http.ResponseWriter, r *http.Request) {
+	profile, title, ok := ratingPath(w, r)
+	if !ok {
+		return
+	}
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if err := checkKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	score, err := decodeScore(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	res, err := h.st.put(r.Context(), key, Rating{Profile: profile, Title: title, Score: score})
+	if errors.Is(err, errKeyReused) {
+		writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
+			fmt.Sprintf("%s %q was already used for a different rating; use a new key per write", IdempotencyKeyHeader, key))
+		return
+	}
+	if err != nil {
+		storeError(w, r, err)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set(ReplayedHeader, "true")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(res.Status)
+	w.Write(append(res.Body, '\n'))
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	profile, title, ok := ratingPath(w, r)
+	if !ok {
+		return
+	}
+	rating, found, err := h.st.get(r.Context(), profile, title)
+	switch {
+	case err != nil:
+		storeError(w, r, err)
+	case !found:
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %q has not rated title %d", profile, title))
+	default:
+		writeJSON(w, http.StatusOK, rating)
+	}
+}
+
+func (h *handler) average(w http.ResponseWriter, r *http.Request) {
+	title, err := parseTitle(r.PathValue("title"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	avg, err := h.st.average(r.Context(), title)
+	if err != nil {
+		storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, avg)
+}
+
+// ratingPath validates {profile} and {title}, answering 400 if either is bad.
+func ratingPath(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
+	profile := r.PathValue("profile")
+	if err := checkProfile(profile); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return "", 0, false
+	}
+	title, err := parseTitle(r.PathValue("title"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return "", 0, false
+	}
+	return profile, title, true
+}
+
+func checkProfile(p string) error {
+	ok := len(p) >= 1 && len(p) <= maxProfileLen
+	for i := 0; ok && i < len(p); i++ {
+		c := p[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	if !ok {
+		return fmt.Errorf("profile %q: want 1 to %d letters, digits, '-', '_' or '.'", p, maxProfileLen)
+	}
+	return nil
+}
+
+func parseTitle(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > maxTitleID || s[0] == '+' {
+		return 0, fmt.Errorf("title %q: want a positive integer id", s)
+	}
+	return n, nil
+}
+
+func checkKey(k string) error {
+	if k == "" {
+		return fmt.Errorf("%s header is required on PUT: a unique value per write (e.g. a UUID), repeated on retries", IdempotencyKeyHeader)
+	}
+	if len(k) > maxKeyLen {
+		return fmt.Errorf("%s is %d bytes long: want at most %d", IdempotencyKeyHeader, len(k), maxKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return fmt.Errorf("%s %q: want printable ASCII without spaces", IdempotencyKeyHeader, k)
+		}
+	}
+	return nil
+}
+
+// decodeScore reads {"score": n} with n an integer from 1 to 5.
+func decodeScore(body io.Reader) (int, error) {
+	var in struct {
+		Score json.RawMessage `json:"score"`
+	}
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return 0, fmt.Errorf("body: want at most %d bytes", maxBody)
+		}
+		return 0, fmt.Errorf(`body: want {"score": 1..5} (%v)`, err)
+	}
+	if dec.More() {
+		return 0, errors.New(`body: want a single JSON object {"score": 1..5}`)
+	}
+	raw := bytes.TrimSpace(in.Score)
+	if len(raw) == 0 {
+		return 0, errors.New(`score is required: want {"score": 1..5}`)
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < 1 || n > 5 {
+		return 0, fmt.Errorf("score %s: want an integer from 1 to 5", raw)
+	}
+	return n, nil
+}
+
+// storeError answers a database failure: 503 (retry, with the same key) if
+// the database stayed locked or the request ran out of time, else 500. The
+// details go to the log, not to the caller.
+func storeError(w http.ResponseWriter, r *http.Request, err error) {
+	slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
+	if isBusy(err) || r.Context().Err() != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the ratings store is busy; retry shortly")
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "internal", "the ratings store failed")
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	writeJSON(w, status, map[string]detail{"error": {code, msg}})
+}

@@ -1,0 +1,159 @@
+package supervisor
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+)
+
+// Control API paths (HTTP/JSON on loopback; see Remote for the client).
+const (
+	pathPing    = "/v1/ping"
+	pathPS      = "/v1/ps"
+	pathScale   = "/v1/scale"
+	pathRestart = "/v1/restart"
+	pathKill    = "/v1/kill"
+	pathLogs    = "/v1/logs"
+	pathDown    = "/v1/down"
+)
+
+// tokenHeader carries the secret from the state file: only someone who can
+// read .shoal/state.json (the user) may drive the supervisor; a web page in
+// a browser, or a request routed through the gateway, cannot.
+const tokenHeader = "Shoal-Control-Token"
+
+type scaleRequest struct {
+	Service   string `json:"service"`
+	Instances int    `json:"instances"`
+}
+
+type restartRequest struct {
+	Service string `json:"service"`
+}
+
+type killRequest struct {
+	Service string `json:"service"`
+	Index   int    `json:"index"` // -1: a random instance
+	Signal  string `json:"signal"`
+}
+
+type pingResponse struct {
+	PID int `json:"pid"`
+}
+
+func (s *Supervisor) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathPing, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
+	})
+	mux.HandleFunc("GET "+pathPS, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"instances": s.ps()})
+	})
+	mux.HandleFunc("POST "+pathScale, func(w http.ResponseWriter, r *http.Request) {
+		var req scaleRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		reply(w, s.scale(r.Context(), req.Service, req.Instances))
+	})
+	mux.HandleFunc("POST "+pathRestart, func(w http.ResponseWriter, r *http.Request) {
+		var req restartRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		reply(w, s.restart(r.Context(), req.Service))
+	})
+	mux.HandleFunc("POST "+pathKill, func(w http.ResponseWriter, r *http.Request) {
+		var req killRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		st, err := s.kill(req.Service, req.Index, req.Signal)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET "+pathLogs, func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		service := q.Get("service")
+		if service != "" {
+			if _, err := s.lookup(service); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		index := -1
+		if v := q.Get("index"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n == 0 || n < -1 {
+				writeError(w, badRequest("index %q: want a number from 1, or -1 for all", v))
+				return
+			}
+			index = n
+		}
+		follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		_ = s.logs.follow(r.Context(), service, index, follow, w, func() { _ = rc.Flush() })
+	})
+	mux.HandleFunc("POST "+pathDown, func(w http.ResponseWriter, r *http.Request) {
+		s.requestDown()
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get(tokenHeader)), []byte(s.token)) != 1 {
+			writeError(w, &opError{http.StatusForbidden, "forbidden", "missing or wrong " + tokenHeader + " (read it from .shoal/state.json)"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, badRequest("request body: %v", err))
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var body errorBody
+	status := http.StatusInternalServerError
+	body.Error.Code, body.Error.Message = "internal", err.Error()
+	var oe *opError
+	if errors.As(err, &oe) {
+		status, body.Error.Code = oe.status, oe.code
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

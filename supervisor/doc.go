@@ -1,0 +1,46 @@
+// Package supervisor runs a Shoal system on one machine from a manifest
+// (shoal.yaml): it builds what needs building, starts several instances of
+// each service, health-checks them, restarts the ones that die (with
+// backoff, reporting crash loops), scales and rolls them, and registers
+// programs that do not use the SDK in gossip discovery on their behalf. A
+// control API on loopback lets the shoal CLI (ps, scale, restart, kill, logs,
+// down) reach a running supervisor.
+//
+// # Running
+//
+// [New] checks a [Manifest] (see [Load]); [Supervisor.Run] then
+//
+//   - writes <dir>/.shoal/state.json (pid, control API address, gossip
+//     seed, a secret token), refusing to start if a live supervisor owns it;
+//   - starts its own gossip member, the seed every instance is given;
+//   - builds each distinct build: package once into <dir>/.shoal/bin;
+//   - starts every instance with PORT, SHOAL_ADDR, SHOAL_NAME,
+//     SHOAL_INSTANCE, SHOAL_SEEDS, SHOAL_GOSSIP_ADDR, SHOAL_DRAIN_TIMEOUT and
+//     SHOAL_DATA_DIR in its environment, in its own process group and with
+//     a parent-death signal, so no instance outlives a killed supervisor;
+//   - polls each instance's health path until it answers 200 (only then is
+//     it serving), prints a status table, and streams the instances' output
+//     prefixed "service/index | ";
+//   - restarts an instance that exits unasked after 100 ms, doubling to
+//     10 s (reset once it has served 30 s); 5 exits within a minute is
+//     reported as a crash loop and retried every 10 s;
+//   - when its context ends or a down request arrives, stops every instance
+//     gracefully (SIGTERM, then SIGKILL to the process group after the drain
+//     timeout plus 2 s) and removes the state file.
+//
+// A program registered by the supervisor (register: supervisor, the default
+// for command:) gets a gossip member run for it inside the supervisor once
+// healthy; when the instance is stopped the member advertises draining
+// first, the program gets SIGTERM, then the member leaves.
+//
+// # Control
+//
+// [FindRunning] reads the state file and returns a [Remote] whose methods
+// (PS, Scale, Restart, Kill, Logs, Down) call the control API: HTTP/JSON on
+// 127.0.0.1, authenticated by the token from the state file (readable only
+// by its owner), with errors as {"error":{"code","message"}}. Scale and
+// Restart return once the change is done: new instances serving, removed
+// ones stopped. A rolling restart starts each replacement and waits until it
+// serves before stopping the old instance, except on fixed ports, where the
+// old one must stop first.
+package supervisor

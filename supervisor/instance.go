@@ -1,0 +1,341 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// Instance states, as ps shows them.
+const (
+	StateStarting = "starting" // process started, not ready yet
+	StateServing  = "serving"  // ready: its health check answered 200
+	StateDraining = "draining" // asked to stop, finishing its requests
+	StateCrashed  = "crashed"  // exited unasked (or never got ready); restarting after a backoff
+	StateStopped  = "stopped"  // stopped on purpose
+)
+
+// Restart policy. The backoff doubles from minBackoff to maxBackoff and is
+// reset once an instance has served for resetAfter; crashLoopCount exits
+// within crashLoopWindow is reported as a crash loop, retried at maxBackoff.
+const (
+	minBackoff      = 100 * time.Millisecond
+	maxBackoff      = 10 * time.Second
+	resetAfter      = 30 * time.Second
+	crashLoopCount  = 5
+	crashLoopWindow = 60 * time.Second
+	readyTimeout    = 30 * time.Second
+	readyPoll       = 20 * time.Millisecond
+	killGrace       = 2 * time.Second // after the drain timeout, before SIGKILL
+)
+
+// instance is one slot (service, index, port) and the processes that fill it
+// over time. Its goroutine, run, is started by Supervisor.addInstance and
+// owned by the Supervisor (counted in Supervisor.wg); it exits after
+// requestStop, once no process of the slot is left.
+type instance struct {
+	sup   *Supervisor
+	svc   *service
+	index int
+	port  int
+
+	stop     chan struct{} // closed by requestStop
+	stopOnce sync.Once
+	done     chan struct{} // closed when run returns
+
+	mu       sync.Mutex // guards the fields below
+	id       string
+	proc     *os.Process
+	state    string
+	restarts int
+	started  time.Time // start of the current process
+	lastExit string
+	crashes  []time.Time // exits within crashLoopWindow
+	looping  bool        // in a crash loop (until it serves again)
+	attempts int         // processes that ended before getting ready
+	shown    uint64      // last log line shown by showLast; used by run only
+	retiring bool        // being removed (scale down, replaced by a restart); guarded by sup.mu, not mu
+}
+
+func (in *instance) name() string { return in.svc.name + "/" + strconv.Itoa(in.index) }
+
+func (in *instance) requestStop() { in.stopOnce.Do(func() { close(in.stop) }) }
+
+func (in *instance) status() InstanceStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := InstanceStatus{
+		Service: in.svc.name, Index: in.index, ID: in.id, Addr: "127.0.0.1:" + strconv.Itoa(in.port),
+		State: in.state, Restarts: in.restarts, LastExit: in.lastExit,
+	}
+	if in.proc != nil {
+		st.PID = in.proc.Pid
+		st.Uptime = time.Since(in.started).Round(time.Millisecond)
+	}
+	return st
+}
+
+func (in *instance) set(f func()) {
+	in.mu.Lock()
+	f()
+	in.mu.Unlock()
+	in.sup.notify()
+}
+
+// run starts processes for the slot until requestStop, restarting the ones
+// that exit unasked with exponential backoff.
+func (in *instance) run() {
+	defer in.sup.wg.Done()
+	defer close(in.done)
+	backoff := minBackoff
+	for {
+		served, exit, stopped := in.once()
+		if stopped {
+			in.set(func() { in.state, in.proc = StateStopped, nil })
+			return
+		}
+		if served >= resetAfter {
+			backoff = minBackoff
+		}
+		now := time.Now()
+		delay := backoff
+		var msg string
+		in.set(func() {
+			recent := in.crashes[:0]
+			for _, t := range in.crashes {
+				if now.Sub(t) < crashLoopWindow {
+					recent = append(recent, t)
+				}
+			}
+			in.crashes = append(recent, now)
+			in.state, in.proc, in.lastExit = StateCrashed, nil, exit
+			if served == 0 {
+				in.attempts++
+			}
+			if len(in.crashes) >= crashLoopCount {
+				delay, in.looping = maxBackoff, true
+				in.lastExit = fmt.Sprintf("crash loop: %d exits in %.0fs, last: %s", len(in.crashes), crashLoopWindow.Seconds(), exit)
+				msg = fmt.Sprintf("%s is in a crash loop (%d exits in %.0fs, last: %s); retrying every %v", in.name(), len(in.crashes), crashLoopWindow.Seconds(), exit, maxBackoff)
+			} else {
+				msg = fmt.Sprintf("%s exited (%s); restarting in %v", in.name(), exit, delay)
+			}
+		})
+		if !in.sup.streaming.Load() {
+			in.sup.showLast(in, 5) // before the table, instance output is not shown: show why it died
+		}
+		in.sup.say(msg)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-in.stop:
+			t.Stop()
+			in.set(func() { in.state = StateStopped })
+			return
+		}
+		in.set(func() { in.restarts++ })
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// once runs one process of the slot: start, wait until ready, serve until
+// it exits or a stop is requested. served is how long it was ready (0 if
+// never), exit describes an unasked exit, stopped reports a requested stop.
+func (in *instance) once() (served time.Duration, exit string, stopped bool) {
+	select {
+	case <-in.stop:
+		return 0, "", true
+	default:
+	}
+	s, svc := in.sup, in.svc
+	id := fmt.Sprintf("%s-%d-%s", svc.name, in.index, randomHex(2))
+	cmd := exec.Command(svc.path, svc.args...)
+	cmd.Dir = s.m.Dir
+	cmd.Env = s.env(svc, in.port, id)
+	out := &lineWriter{emit: func(text string) { s.logLine(svc, in.index, text) }}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.WaitDelay = time.Second // grandchildren holding the pipes open must not block Wait
+	if err := cmd.Start(); err != nil {
+		return 0, "start: " + err.Error(), false
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { // owned by once: it waits on exited before returning
+		waitErr = cmd.Wait()
+		out.flush()
+		close(exited)
+	}()
+	pid := cmd.Process.Pid
+	in.set(func() { in.id, in.proc, in.state, in.started = id, cmd.Process, StateStarting, time.Now() })
+	s.log.Debug("started", "instance", in.name(), "id", id, "pid", pid, "port", in.port)
+
+	switch in.waitReady(exited) {
+	case readyStop:
+		in.terminate(pid, exited, nil)
+		return 0, "", true
+	case readyExited:
+		killGroup(pid)
+		return 0, exitString(waitErr), false
+	case readyTimedOut:
+		killGroup(pid)
+		<-exited
+		return 0, fmt.Sprintf("not ready after %v (GET %s)", readyTimeout, svc.health), false
+	}
+
+	var ag *agent
+	if svc.register == RegisterSupervisor {
+		var err error
+		ag, err = startAgent(s, discovery.Instance{ID: id, Service: svc.name, Addr: "127.0.0.1:" + strconv.Itoa(in.port)})
+		if err != nil {
+			s.say(fmt.Sprintf("%s: cannot register in discovery: %v", in.name(), err))
+		}
+	}
+	readyAt := time.Now()
+	in.set(func() { in.state, in.looping = StateServing, false })
+	select {
+	case <-exited:
+		ag.leave()
+		killGroup(pid) // whatever it left behind
+		return time.Since(readyAt), exitString(waitErr), false
+	case <-in.stop:
+		in.terminate(pid, exited, ag)
+		return time.Since(readyAt), "", true
+	}
+}
+
+type readiness int
+
+const (
+	readyOK readiness = iota
+	readyExited
+	readyStop
+	readyTimedOut
+)
+
+// waitReady polls the health path until it answers 200.
+func (in *instance) waitReady(exited <-chan struct{}) readiness {
+	url := "http://127.0.0.1:" + strconv.Itoa(in.port) + in.svc.health
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := in.sup.health.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return readyOK
+		}
+		select {
+		case <-tick.C:
+		case <-exited:
+			return readyExited
+		case <-in.stop:
+			return readyStop
+		case <-deadline.C:
+			return readyTimedOut
+		}
+	}
+}
+
+// terminate stops the process gracefully: deregister (draining first), TERM
+// (and CONT, in case it was stopped), wait the drain timeout plus killGrace,
+// then KILL the whole process group.
+func (in *instance) terminate(pid int, exited <-chan struct{}, ag *agent) {
+	s := in.sup
+	in.set(func() { in.state = StateDraining })
+	ag.drain(s.drain)
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = syscall.Kill(-pid, syscall.SIGCONT)
+	t := time.NewTimer(s.drain + killGrace)
+	select {
+	case <-exited:
+		t.Stop()
+	case <-t.C:
+		s.say(fmt.Sprintf("%s did not stop within %v; killing it", in.name(), s.drain+killGrace))
+	}
+	killGroup(pid)
+	<-exited
+	ag.leave()
+}
+
+// killGroup SIGKILLs what is left of the process group led by pid.
+func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+func exitString(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ProcessState.String() // "exit status 1", "signal: killed"
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "exit status 0"
+}
+
+// agent is the gossip member the supervisor runs on behalf of a program that
+// does not use the SDK. A nil *agent is valid and does nothing.
+type agent struct {
+	m      *discovery.Member
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startAgent(s *Supervisor, self discovery.Instance) (*agent, error) {
+	cfg, err := s.gossipConfig([]string{s.seed.GossipAddr()})
+	if err != nil {
+		return nil, err
+	}
+	m, err := discovery.New(cfg, self)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agent{m: m, cancel: cancel, done: make(chan struct{})}
+	runErr := make(chan error, 1)
+	go func() { // owned by the agent: exits when leave cancels ctx
+		defer close(a.done)
+		runErr <- m.Run(ctx)
+	}()
+	select {
+	case <-m.Ready():
+		return a, nil
+	case err := <-runErr:
+		cancel()
+		return nil, err
+	}
+}
+
+// drain advertises the instance as draining and gives callers a moment to
+// see it before the program is stopped.
+func (a *agent) drain(timeout time.Duration) {
+	if a == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(2*time.Second, 2*timeout/5))
+	_ = a.m.SetState(ctx, discovery.StateDraining)
+	cancel()
+	time.Sleep(min(500*time.Millisecond, timeout/10)) // callers holding an older snapshot finish their pick
+}
+
+// leave ends the member (a graceful leave) and waits for it.
+func (a *agent) leave() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
+}

@@ -1,0 +1,96 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLineWriter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []string
+		want   []string
+	}{
+		{"one line", []string{"hello\n"}, []string{"hello"}},
+		{"split across writes", []string{"hel", "lo\nwor", "ld\n"}, []string{"hello", "world"}},
+		{"crlf", []string{"a\r\nb\r\n"}, []string{"a", "b"}},
+		{"last line without newline", []string{"a\nb"}, []string{"a", "b"}},
+		{"empty lines kept", []string{"\n\n"}, []string{"", ""}},
+		{"overlong line cut", []string{strings.Repeat("x", maxLine-1), "xy\n"}, []string{strings.Repeat("x", maxLine), "y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			w := &lineWriter{emit: func(s string) { got = append(got, s) }}
+			for _, s := range tc.writes {
+				if _, err := w.Write([]byte(s)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.flush()
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLogHubKeepsRecentLinesInOrder(t *testing.T) {
+	h := newLogHub()
+	for i := range ringSize + 10 {
+		h.add("a", 1, fmt.Sprint("a", i))
+		if i%100 == 0 {
+			h.add("b", 2, fmt.Sprint("b", i))
+		}
+	}
+	lines, _, _ := h.since("a", 1, 0)
+	if len(lines) != ringSize || lines[0].text != "a10" || lines[ringSize-1].text != fmt.Sprint("a", ringSize+9) {
+		t.Fatalf("a/1 kept %d lines, %q .. %q", len(lines), lines[0].text, lines[len(lines)-1].text)
+	}
+	var b strings.Builder
+	if err := h.follow(context.Background(), "", -1, false, &b, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.HasPrefix(out, "b/2 | b0\n") || !strings.Contains(out, "a/1 | a100\nb/2 | b100\na/1 | a101\n") {
+		t.Errorf("merged logs not in arrival order:\n%.300s", out)
+	}
+	if strings.Contains(out, "a/1 | a9\n") {
+		t.Error("a line older than the ring was kept")
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"KILL", "KILL", true}, {"kill", "KILL", true}, {"SIGTERM", "TERM", true}, {"", "KILL", true},
+		{"STOP", "STOP", true}, {"CONT", "CONT", true}, {"INT", "INT", true}, {"HUP", "HUP", true},
+		{"USR1", "", false}, {"9", "", false},
+	} {
+		_, name, err := parseSignal(tc.in)
+		if (err == nil) != tc.ok || name != tc.want {
+			t.Errorf("parseSignal(%q) = %q, %v", tc.in, name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.in)) {
+			t.Errorf("error %q does not name the value", err)
+		}
+	}
+}
+
+func TestConsolePrefixes(t *testing.T) {
+	var b strings.Builder
+	c := &console{out: &b, width: 9}
+	c.line("web/1", 0, "hi")
+	c.color = true
+	c.line("web/1", 0, "hi")
+	c.line("shoal", -1, "note")
+	want := "web/1     | hi\n\x1b[36mweb/1     |\x1b[0m hi\n\x1b[1mshoal     |\x1b[0m note\n"
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("console (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,257 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning is returned (wrapped, with the folder) by FindRunning when
+// no supervisor runs for a folder.
+var ErrNotRunning = errors.New("no shoal up running")
+
+// stateFile is <dir>/.shoal/state.json, written by Run while it runs.
+type stateFile struct {
+	PID      int       `json:"pid"`
+	Control  string    `json:"control"` // host:port of the control API
+	Manifest string    `json:"manifest"`
+	Started  time.Time `json:"started"`
+	Gossip   string    `json:"gossip"` // the supervisor's gossip address (the seed)
+	Token    string    `json:"token"`  // sent in Shoal-Control-Token
+}
+
+func statePath(dir string) string { return filepath.Join(dir, ".shoal", "state.json") }
+
+func writeState(dir string, st stateFile) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	tmp := statePath(dir) + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("supervisor: write state file: %w", err)
+	}
+	if err := os.Rename(tmp, statePath(dir)); err != nil {
+		return fmt.Errorf("supervisor: write state file: %w", err)
+	}
+	return nil
+}
+
+func readState(dir string) (stateFile, error) {
+	var st stateFile
+	b, err := os.ReadFile(statePath(dir))
+	if err != nil {
+		return st, err
+	}
+	err = json.Unmarshal(b, &st)
+	return st, err
+}
+
+// removeStateIfOurs removes the state file unless another supervisor has
+// replaced it.
+func removeStateIfOurs(dir string, st stateFile) {
+	if cur, err := readState(dir); err == nil && cur.PID == st.PID && cur.Token == st.Token {
+		_ = os.Remove(statePath(dir))
+	}
+}
+
+// Remote is a running supervisor, reached through its control API. Its
+// methods are safe for concurrent use.
+type Remote struct {
+	Dir      string    // the manifest's folder
+	PID      int       // of the supervisor process
+	Control  string    // host:port of the control API
+	Manifest string    // path of the manifest it runs
+	Gossip   string    // its gossip address: a seed for joining the system
+	Started  time.Time // when it started
+
+	token string
+	hc    *http.Client
+}
+
+// FindRunning returns the supervisor running for the manifest folder dir.
+// It fails with an error wrapping ErrNotRunning when there is no state file,
+// its process is gone, or its control API does not answer; a state file left
+// by a supervisor that died is removed.
+func FindRunning(dir string) (*Remote, error) {
+	notRunning := fmt.Errorf("%w for %s: start one with `shoal up`", ErrNotRunning, dir)
+	st, err := readState(dir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			_ = os.Remove(statePath(dir)) // unreadable: nobody can use it
+		}
+		return nil, notRunning
+	}
+	if !alive(st.PID) {
+		removeStateIfOurs(dir, st)
+		return nil, notRunning
+	}
+	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started,
+		token: st.Token, hc: &http.Client{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var ping pingResponse
+	if err := r.call(ctx, http.MethodGet, pathPing, nil, &ping); err != nil || ping.PID != st.PID {
+		var op *net.OpError
+		if errors.As(err, &op) || (err == nil && ping.PID != st.PID) {
+			// Nothing listens there, or someone else does: the pid was reused.
+			removeStateIfOurs(dir, st)
+		}
+		return nil, notRunning
+	}
+	return r, nil
+}
+
+// alive reports whether a process with pid exists.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Error is an error answered by the control API.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // e.g. unknown_service, bad_request, crash_loop
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// call does one request; out may be nil.
+func (r *Remote) call(ctx context.Context, method, path string, in, out any) error {
+	resp, err := r.do(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("supervisor: control API %s: %w", path, err)
+	}
+	return nil
+}
+
+// do sends a request and turns a non-2xx answer into *Error.
+func (r *Remote) do(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.Control+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(tokenHeader, r.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var eb errorBody
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb); err != nil || eb.Error.Message == "" {
+			return nil, &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("control API %s: %s", path, resp.Status)}
+		}
+		return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	return resp, nil
+}
+
+// PS lists every instance.
+func (r *Remote) PS(ctx context.Context) ([]InstanceStatus, error) {
+	var out struct {
+		Instances []InstanceStatus `json:"instances"`
+	}
+	err := r.call(ctx, http.MethodGet, pathPS, nil, &out)
+	return out.Instances, err
+}
+
+// Scale sets the number of instances of service; it returns once the new
+// instances are ready, or the removed ones have drained and stopped.
+func (r *Remote) Scale(ctx context.Context, service string, n int) error {
+	return r.call(ctx, http.MethodPost, pathScale, scaleRequest{Service: service, Instances: n}, nil)
+}
+
+// Restart replaces the instances of service one at a time, each replacement
+// ready before the old instance stops; it returns when all are replaced.
+func (r *Remote) Restart(ctx context.Context, service string) error {
+	return r.call(ctx, http.MethodPost, pathRestart, restartRequest{Service: service}, nil)
+}
+
+// Kill sends signal (KILL, TERM, STOP, CONT, INT or HUP; "" means KILL) to
+// the process of instance index of service (-1: a random one) and returns
+// that instance's status as it was when signalled.
+func (r *Remote) Kill(ctx context.Context, service string, index int, signal string) (InstanceStatus, error) {
+	var st InstanceStatus
+	err := r.call(ctx, http.MethodPost, pathKill, killRequest{Service: service, Index: index, Signal: signal}, &st)
+	return st, err
+}
+
+// Logs writes the recent lines (up to 1000 per instance) of service (""
+// for all) and index (-1 for all) to w as "service/index | line"; with
+// follow it then writes new lines until ctx ends, and returns nil.
+func (r *Remote) Logs(ctx context.Context, service string, index int, follow bool, w io.Writer) error {
+	q := url.Values{}
+	if service != "" {
+		q.Set("service", service)
+	}
+	q.Set("index", strconv.Itoa(index))
+	if follow {
+		q.Set("follow", "1")
+	}
+	resp, err := r.do(ctx, http.MethodGet, pathLogs+"?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if err != nil && (ctx.Err() != nil || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return nil // the caller stopped following, or the supervisor stopped
+	}
+	return err
+}
+
+// Down asks the supervisor to stop everything gracefully and returns once it
+// has finished: its process exited or it removed its state file.
+func (r *Remote) Down(ctx context.Context) error {
+	if err := r.call(ctx, http.MethodPost, pathDown, nil, nil); err != nil {
+		return err
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := readState(r.Dir)
+		if !alive(r.PID) || errors.Is(err, os.ErrNotExist) || (err == nil && st.Token != r.token) {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("supervisor (pid %d) is still stopping: %w", r.PID, context.Cause(ctx))
+		}
+	}
+}

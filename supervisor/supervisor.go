@@ -1,0 +1,517 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// Options configures a Supervisor. The zero value works (output discarded).
+type Options struct {
+	// Out receives progress, the status table and the instances' logs,
+	// each line prefixed "service/index | " (os.Stdout in the CLI).
+	Out io.Writer
+	// Color colours the prefixes, one colour per service.
+	Color bool
+	// Logger receives the supervisor's own diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultDrainTimeout is given to instances when the manifest sets none.
+const DefaultDrainTimeout = 10 * time.Second
+
+// SupervisorService is the service name the supervisor's own gossip member
+// advertises.
+const SupervisorService = "shoal-supervisor"
+
+// Supervisor runs the services of one manifest. Create it with New and call
+// Run once; the control API (see FindRunning) reaches it while it runs.
+type Supervisor struct {
+	m      *Manifest
+	opts   Options
+	log    *slog.Logger
+	con    *console
+	drain  time.Duration
+	order  []*service
+	byName map[string]*service
+	logs   *logHub
+	health *http.Client // readiness probes
+	token  string       // control API secret, also in the state file
+	ran    atomic.Bool
+
+	seed      *discovery.Member // set before any instance starts
+	launched  atomic.Bool       // builds done and every instance started: scale and restart may run
+	streaming atomic.Bool       // instance lines go to Out once the status table is printed
+	down      chan struct{}     // closed by a down request
+	downOnce  sync.Once
+	wg        sync.WaitGroup // instance goroutines
+
+	mu      sync.Mutex    // guards closing and every service's insts
+	closing bool          // no instance may be added any more
+	changed chan struct{} // closed and replaced when any instance changes; guarded by mu
+}
+
+// service is one manifest entry at run time.
+type service struct {
+	spec     *ServiceSpec
+	name     string
+	color    int
+	path     string   // program to run: the built binary or Command[0]
+	args     []string // its arguments
+	register Register
+	health   string
+	op       sync.Mutex  // serializes scale and restart of this service
+	insts    []*instance // by index; during a restart two may share one; guarded by Supervisor.mu
+}
+
+// New checks m and returns a supervisor for it. It does no I/O.
+func New(m *Manifest, opts Options) (*Supervisor, error) {
+	if m == nil {
+		return nil, errors.New("supervisor: nil manifest")
+	}
+	if m.Dir == "" {
+		return nil, errors.New("supervisor: manifest has no Dir (the folder of shoal.yaml)")
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{
+		m: m, opts: opts, log: log,
+		drain:   m.DrainTimeout,
+		byName:  map[string]*service{},
+		logs:    newLogHub(),
+		health:  &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		token:   randomHex(16),
+		down:    make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	if s.drain <= 0 {
+		s.drain = DefaultDrainTimeout
+	}
+	width := len("shoal")
+	for i, spec := range m.Services {
+		if spec == nil || spec.Name == "" {
+			return nil, fmt.Errorf("supervisor: service %d has no name", i+1)
+		}
+		if _, dup := s.byName[spec.Name]; dup {
+			return nil, fmt.Errorf("supervisor: service %q is defined twice", spec.Name)
+		}
+		if (spec.Build == "") == (len(spec.Command) == 0) {
+			return nil, fmt.Errorf("supervisor: service %q: set exactly one of build and command", spec.Name)
+		}
+		svc := &service{spec: spec, name: spec.Name, color: i, register: spec.Register, health: spec.Health}
+		if spec.Build != "" {
+			svc.args = spec.Args
+		} else {
+			svc.path, svc.args = spec.Command[0], append(slices.Clip(spec.Command[1:]), spec.Args...)
+		}
+		if svc.register == "" {
+			svc.register = RegisterSDK
+			if spec.Build == "" {
+				svc.register = RegisterSupervisor
+			}
+		}
+		if svc.health == "" {
+			svc.health = "/readyz"
+			if svc.register == RegisterSupervisor {
+				svc.health = "/"
+			}
+		}
+		s.order = append(s.order, svc)
+		s.byName[spec.Name] = svc
+		width = max(width, len(spec.Name)+1+len(strconv.Itoa(max(instancesOf(spec), 9))))
+	}
+	s.con = &console{out: opts.Out, color: opts.Color, width: width}
+	return s, nil
+}
+
+func instancesOf(spec *ServiceSpec) int {
+	if spec.Instances <= 0 {
+		return 1
+	}
+	return spec.Instances
+}
+
+// Run starts the system and supervises it until ctx ends or a down request
+// arrives; then it stops every instance gracefully and returns nil. It
+// returns an error, after stopping what it started, if the state folder
+// cannot be written, a supervisor already runs for the manifest's folder, or
+// a build fails. Run may be called once.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("supervisor: Run called twice")
+	}
+	dir := s.m.Dir
+	for _, d := range []string{binDir(dir), dataDir(dir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+	}
+	// The lock closes the race between two shoal up started at once; the
+	// kernel releases it when this process dies, however it dies.
+	lock, err := os.OpenFile(filepath.Join(dir, ".shoal", "up.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if r, ferr := FindRunning(dir); ferr == nil {
+			return fmt.Errorf("supervisor: shoal up is already running for %s (pid %d, control %s): stop it with `shoal down` first", dir, r.PID, r.Control)
+		}
+		return fmt.Errorf("supervisor: shoal up is already running for %s (%s is locked: %v)", dir, lock.Name(), err)
+	}
+	if _, err := FindRunning(dir); err == nil {
+		// Unlocked yet answering: a supervisor from a build without the lock.
+		return fmt.Errorf("supervisor: shoal up is already running for %s: stop it with `shoal down` first", dir)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("supervisor: control API: %w", err)
+	}
+	gossip, err := s.gossipConfig(nil)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	seed, err := discovery.New(gossip, discovery.Instance{ID: SupervisorService + "-" + randomHex(4), Service: SupervisorService, Addr: ln.Addr().String()})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	gctx, stopGossip := context.WithCancel(context.WithoutCancel(ctx))
+	gossipDone := make(chan error, 1)
+	go func() { gossipDone <- seed.Run(gctx) }() // owned by Run: ends with stopGossip
+	select {
+	case <-seed.Ready():
+	case err := <-gossipDone:
+		stopGossip()
+		ln.Close()
+		return fmt.Errorf("supervisor: gossip: %w", err)
+	}
+	s.seed = seed
+	defer func() {
+		stopGossip()
+		<-gossipDone
+	}()
+
+	srv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	serveDone := make(chan struct{})
+	go func() { // owned by Run: ends with srv.Close
+		defer close(serveDone)
+		_ = srv.Serve(ln)
+	}()
+	defer func() {
+		srv.Close() // cuts log followers too
+		<-serveDone
+	}()
+
+	st := stateFile{PID: os.Getpid(), Control: ln.Addr().String(), Manifest: s.m.Path, Started: time.Now().UTC(),
+		Gossip: seed.GossipAddr(), Token: s.token}
+	if err := writeState(dir, st); err != nil {
+		return err
+	}
+	defer removeStateIfOurs(dir, st)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // owned by Run: ends when ctx (cancelled on return) is done
+		select {
+		case <-s.down:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	runErr := s.start(ctx)
+	if runErr == nil {
+		<-ctx.Done()
+	}
+	s.shutdown()
+	return runErr
+}
+
+// start builds, starts every instance, waits for them and prints the table.
+func (s *Supervisor) start(ctx context.Context) error {
+	begin := time.Now()
+	if err := s.build(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while building: not an error
+		}
+		return err
+	}
+	n := 0
+	for _, svc := range s.order {
+		for i := 1; i <= instancesOf(svc.spec); i++ {
+			if err := s.addInstance(svc, i); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	s.launched.Store(true)
+	s.con.printf("starting %d instances of %d services ...\n", n, len(s.order))
+	err := s.waitFor(ctx, func() bool {
+		for _, svc := range s.order {
+			for _, in := range svc.insts {
+				in.mu.Lock()
+				settled := in.state == StateServing || in.attempts > 0 || in.restarts > 0
+				in.mu.Unlock()
+				if !settled {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil // stopped while starting: not an error
+	}
+	st := s.ps()
+	serving := 0
+	for _, in := range st {
+		if in.State == StateServing {
+			serving++
+		}
+	}
+	s.con.printf("%d/%d instances serving in %v\n\n", serving, len(st), time.Since(begin).Round(10*time.Millisecond))
+	s.con.mu.Lock()
+	_ = WriteTable(s.con.out, st)
+	s.con.mu.Unlock()
+	for _, u := range s.gatewayURLs() {
+		s.con.printf("\ngateway: %s", u)
+	}
+	s.con.printf("\n\n")
+	s.streaming.Store(true)
+	return nil
+}
+
+// gatewayURLs lists the fixed addresses of a service named gateway.
+func (s *Supervisor) gatewayURLs() []string {
+	var out []string
+	if g := s.byName["gateway"]; g != nil {
+		for _, p := range g.spec.Port {
+			out = append(out, "http://127.0.0.1:"+strconv.Itoa(p))
+		}
+	}
+	return out
+}
+
+// buildFlags make release-style binaries: no symbol tables or DWARF (about
+// a third smaller) and no local paths baked in.
+var buildFlags = []string{"-trimpath", "-ldflags=-s -w"}
+
+// build runs go build once per distinct package, in manifest order.
+func (s *Supervisor) build(ctx context.Context) error {
+	built := map[string]string{}
+	for _, svc := range s.order {
+		pkg := svc.spec.Build
+		if pkg == "" {
+			continue
+		}
+		if bin, ok := built[pkg]; ok {
+			svc.path = bin
+			continue
+		}
+		bin := filepath.Join(binDir(s.m.Dir), svc.name)
+		s.con.printf("building %s ... ", svc.name)
+		begin := time.Now()
+		cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildFlags...), "-o", bin, pkg)...)
+		cmd.Dir = s.m.Dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			s.con.printf("failed\n%s", out)
+			return fmt.Errorf("supervisor: build %s (go build %s in %s): %w\n%s", svc.name, pkg, s.m.Dir, err, out)
+		}
+		s.con.printf("ok (%.1fs)\n", time.Since(begin).Seconds())
+		built[pkg], svc.path = bin, bin
+	}
+	return nil
+}
+
+// shutdown stops every instance in parallel and waits for all of them.
+func (s *Supervisor) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	var all []*instance
+	for _, svc := range s.order {
+		all = append(all, svc.insts...)
+	}
+	s.mu.Unlock()
+	s.streaming.Store(false) // the drain lines would bury the summary
+	if len(all) > 0 {
+		s.con.printf("\nstopping %d instances (drain timeout %v) ...\n", len(all), s.drain)
+	}
+	for _, in := range all {
+		in.requestStop()
+	}
+	s.wg.Wait()
+	if len(all) > 0 {
+		s.con.printf("stopped\n")
+	}
+}
+
+// addInstance starts a new slot for svc at index.
+func (s *Supervisor) addInstance(svc *service, index int) error {
+	_, err := s.newInstance(svc, index)
+	return err
+}
+
+func (s *Supervisor) newInstance(svc *service, index int) (*instance, error) {
+	port := 0
+	if index <= len(svc.spec.Port) {
+		port = svc.spec.Port[index-1]
+	} else {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, fmt.Errorf("supervisor: %s/%d: %w", svc.name, index, err)
+		}
+	}
+	in := &instance{sup: s, svc: svc, index: index, port: port, state: StateStarting,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, errors.New("supervisor: shutting down")
+	}
+	svc.insts = append(svc.insts, in)
+	slices.SortStableFunc(svc.insts, func(a, b *instance) int { return a.index - b.index })
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go in.run()
+	s.notify()
+	return in, nil
+}
+
+// remove drops a stopped slot from its service.
+func (s *Supervisor) remove(in *instance) {
+	s.mu.Lock()
+	in.svc.insts = slices.DeleteFunc(in.svc.insts, func(x *instance) bool { return x == in })
+	s.mu.Unlock()
+	s.notify()
+}
+
+// notify wakes every waitFor.
+func (s *Supervisor) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// waitFor returns nil once cond (called with s.mu held) is true, or ctx's
+// error.
+func (s *Supervisor) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ok, ch := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// env is the environment of one instance process.
+func (s *Supervisor) env(svc *service, port int, id string) []string {
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(svc.spec.Env)) {
+		env = append(env, k+"="+svc.spec.Env[k])
+	}
+	p := strconv.Itoa(port)
+	return append(env,
+		"PORT="+p,
+		"SHOAL_ADDR=127.0.0.1:"+p,
+		"SHOAL_NAME="+svc.name,
+		"SHOAL_INSTANCE="+id,
+		"SHOAL_SEEDS="+s.seed.GossipAddr(),
+		"SHOAL_GOSSIP_ADDR=127.0.0.1:0",
+		"SHOAL_DRAIN_TIMEOUT="+s.drain.String(),
+		"SHOAL_DATA_DIR="+dataDir(s.m.Dir),
+	)
+}
+
+// gossipConfig is the loopback preset used by the supervisor's members.
+func (s *Supervisor) gossipConfig(seeds []string) (discovery.Config, error) {
+	cfg := discovery.LocalConfig()
+	cfg.Seeds = seeds
+	cfg.Logger = s.log
+	key, err := discovery.KeyFromEnv(os.Getenv)
+	if err != nil {
+		return cfg, fmt.Errorf("supervisor: %w", err)
+	}
+	cfg.SecretKey = key
+	return cfg, nil
+}
+
+// logLine records one line of an instance and shows it on Out.
+func (s *Supervisor) logLine(svc *service, index int, text string) {
+	s.logs.add(svc.name, index, text)
+	if s.streaming.Load() {
+		s.con.line(svc.name+"/"+strconv.Itoa(index), svc.color, text)
+	}
+}
+
+// showLast shows on Out the last n lines of an instance not shown yet.
+// Only the instance's run goroutine calls it.
+func (s *Supervisor) showLast(in *instance, n int) {
+	lines, last, _ := s.logs.since(in.svc.name, in.index, in.shown)
+	in.shown = last
+	for _, l := range lines[max(0, len(lines)-n):] {
+		s.con.line(in.name(), in.svc.color, l.text)
+	}
+}
+
+// say reports an event of the supervisor's own on Out and in the log.
+func (s *Supervisor) say(msg string) {
+	s.log.Info(msg)
+	s.con.line("shoal", -1, msg)
+}
+
+func binDir(dir string) string  { return filepath.Join(dir, ".shoal", "bin") }
+func dataDir(dir string) string { return filepath.Join(dir, ".shoal", "data") }
+
+// freePort asks the kernel for a free loopback port. Another process may
+// take it before the instance binds it; the instance then fails and is
+// restarted on the same port, which is rare enough on one machine.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,506 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// TestSystem drives one supervisor through the CLI's whole repertoire, in
+// order: starting up is the slow part, so the steps share it.
+func TestSystem(t *testing.T) {
+	m := testManifest(t.TempDir(), helloBin)
+	r := startSupervisor(t, m)
+	ctx := context.Background()
+	rem := r.remote
+
+	hello := waitServing(t, rem, "hello", 2)
+	web := waitServing(t, rem, "web", 1)
+
+	t.Run("ps", func(t *testing.T) {
+		id := regexp.MustCompile(`^hello-[12]-[0-9a-f]{4}$`)
+		for i, s := range hello {
+			if s.Index != i+1 || !id.MatchString(s.ID) || s.PID <= 0 || !strings.HasPrefix(s.Addr, "127.0.0.1:") {
+				t.Errorf("hello status %d = %+v", i, s)
+			}
+		}
+		out := r.out.String()
+		for _, want := range []string{"starting 3 instances", "SERVICE", "hello-1-", "serving"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("Out lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("second supervisor refuses", func(t *testing.T) {
+		sup, err := New(&Manifest{Dir: m.Dir}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = sup.Run(ctx)
+		if err == nil || !strings.Contains(err.Error(), "already running") {
+			t.Fatalf("second Run = %v, want already running", err)
+		}
+		if _, err := FindRunning(m.Dir); err != nil {
+			t.Fatalf("the first supervisor's state file was damaged: %v", err)
+		}
+	})
+
+	t.Run("non-SDK program is registered in discovery", func(t *testing.T) {
+		cfg := discovery.LocalConfig()
+		cfg.Seeds = []string{rem.Gossip}
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		obs, err := discovery.New(cfg, discovery.Instance{ID: "observer-" + t.Name(), Service: "observer", Addr: "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		octx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- obs.Run(octx) }()
+		defer func() { stop(); <-done }()
+		eventually(t, 15*time.Second, "web and hello in the catalog", func() error {
+			ws := obs.Catalog().Instances("web")
+			if len(ws) != 1 || ws[0].Addr != web[0].Addr || ws[0].ID != web[0].ID {
+				return fmt.Errorf("web instances %+v, want %s at %s", ws, web[0].ID, web[0].Addr)
+			}
+			if hs := obs.Catalog().Instances("hello"); len(hs) != 2 {
+				return fmt.Errorf("hello instances %+v", hs)
+			}
+			return nil
+		})
+		// An SDK service sees the Python one as well.
+		eventually(t, 15*time.Second, "hello/1 sees web", func() error {
+			var info struct {
+				Services map[string]int `json:"services"`
+			}
+			if err := getJSON("http://"+hello[0].Addr+"/infoz", &info); err != nil {
+				return err
+			}
+			if info.Services["web"] != 1 {
+				return fmt.Errorf("hello/1 sees %v", info.Services)
+			}
+			return nil
+		})
+	})
+
+	t.Run("kill KILL restarts with a new pid", func(t *testing.T) {
+		st, err := rem.Kill(ctx, "hello", 1, "KILL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.PID != hello[0].PID {
+			t.Fatalf("Kill reported pid %d, want %d", st.PID, hello[0].PID)
+		}
+		eventually(t, 15*time.Second, "hello/1 restarted", func() error {
+			now := waitServing(t, rem, "hello", 2)
+			if now[0].PID == st.PID || now[0].Restarts != 1 || now[0].LastExit != "signal: killed" {
+				return fmt.Errorf("hello/1 = %+v", now[0])
+			}
+			if now[0].ID == st.ID {
+				return fmt.Errorf("restarted with the same instance ID %s", st.ID)
+			}
+			return gone(st.PID)
+		})
+	})
+
+	t.Run("kill random, STOP and CONT", func(t *testing.T) {
+		st, err := rem.Kill(ctx, "web", -1, "STOP")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rem.Kill(ctx, "web", st.Index, "cont"); err != nil {
+			t.Fatal(err)
+		}
+		if err := getJSON("http://"+st.Addr+"/", new(any)); err != nil {
+			t.Fatalf("web after CONT: %v", err)
+		}
+	})
+
+	t.Run("scale up and down", func(t *testing.T) {
+		if err := rem.Scale(ctx, "hello", 4); err != nil {
+			t.Fatal(err)
+		}
+		st := psOf(t, rem, "hello")
+		if len(st) != 4 {
+			t.Fatalf("after scale to 4: %+v", st)
+		}
+		for _, s := range st {
+			if s.State != StateServing {
+				t.Errorf("Scale returned with %s/%d %s", s.Service, s.Index, s.State)
+			}
+		}
+		if err := rem.Scale(ctx, "hello", 2); err != nil {
+			t.Fatal(err)
+		}
+		after := psOf(t, rem, "hello")
+		if len(after) != 2 || after[0].Index != 1 || after[1].Index != 2 {
+			t.Fatalf("after scale to 2: %+v", after)
+		}
+		for _, s := range st[2:] {
+			if err := gone(s.PID); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	t.Run("rolling restart keeps every instance serving", func(t *testing.T) {
+		before := psOf(t, rem, "hello")
+		pctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		minServing, polls := 99, 0
+		wg.Go(func() {
+			for pctx.Err() == nil {
+				st, err := rem.PS(pctx)
+				if err != nil {
+					continue
+				}
+				n := 0
+				for _, s := range st {
+					if s.Service == "hello" && s.State == StateServing {
+						n++
+					}
+				}
+				minServing, polls = min(minServing, n), polls+1
+			}
+		})
+		err := rem.Restart(ctx, "hello")
+		stop()
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if minServing < 2 {
+			t.Errorf("only %d hello instances were serving at some point during the restart (%d polls)", minServing, polls)
+		}
+		after := psOf(t, rem, "hello")
+		if len(after) != 2 {
+			t.Fatalf("after restart: %+v", after)
+		}
+		for i := range after {
+			if after[i].PID == before[i].PID || after[i].ID == before[i].ID || after[i].State != StateServing {
+				t.Errorf("hello/%d not replaced: before %+v after %+v", i+1, before[i], after[i])
+			}
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		var b strings.Builder
+		if err := rem.Logs(ctx, "web", -1, false, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "web/1 | web listening on") {
+			t.Errorf("web logs:\n%s", b.String())
+		}
+		b.Reset()
+		if err := rem.Logs(ctx, "", -1, false, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "hello/2 | ") || !strings.Contains(b.String(), "web/1 | ") {
+			t.Errorf("all logs:\n%s", b.String())
+		}
+		// Follow: a new instance's first line arrives while following.
+		fctx, stop := context.WithCancel(ctx)
+		w := &signalWriter{want: "web/2 | web listening", found: make(chan struct{})}
+		done := make(chan error, 1)
+		go func() { done <- rem.Logs(fctx, "web", 2, true, w) }()
+		if err := rem.Scale(ctx, "web", 2); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.found:
+		case <-time.After(10 * time.Second):
+			t.Errorf("followed logs lack %q", w.want)
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Logs follow: %v", err)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			call   func() error
+			status int
+			msg    string
+		}{
+			{"unknown service", func() error { return rem.Scale(ctx, "nope", 1) }, 404, `no service "nope"`},
+			{"known services listed", func() error { return rem.Restart(ctx, "nope") }, 404, "services: hello, web"},
+			{"negative scale", func() error { return rem.Scale(ctx, "hello", -1) }, 400, "instances -1"},
+			{"bad signal", func() error { _, err := rem.Kill(ctx, "hello", 1, "BOOM"); return err }, 400, `signal "BOOM"`},
+			{"bad index", func() error { _, err := rem.Kill(ctx, "hello", 0, "TERM"); return err }, 400, "index 0"},
+			{"missing index", func() error { _, err := rem.Kill(ctx, "hello", 9, "TERM"); return err }, 404, "no instance 9"},
+			{"logs of unknown", func() error { return rem.Logs(ctx, "nope", -1, false, new(strings.Builder)) }, 404, `no service "nope"`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var e *Error
+				if err := tc.call(); !errors.As(err, &e) || e.Status != tc.status || !strings.Contains(e.Message, tc.msg) {
+					t.Errorf("error = %v, want status %d with %q", err, tc.status, tc.msg)
+				}
+			})
+		}
+	})
+
+	t.Run("down stops every process", func(t *testing.T) {
+		var pids []int
+		for _, s := range psOrFail(t, rem) {
+			pids = append(pids, s.PID)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := rem.Down(dctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-r.done; err != nil {
+			t.Errorf("Run after down: %v", err)
+		}
+		r.done <- nil
+		for _, pid := range pids {
+			if err := gone(pid); err != nil {
+				t.Error(err)
+			}
+		}
+		if _, err := os.Stat(statePath(m.Dir)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("state file after down: %v", err)
+		}
+		if _, err := FindRunning(m.Dir); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("FindRunning after down = %v, want ErrNotRunning", err)
+		}
+	})
+}
+
+func TestCrashLoop(t *testing.T) {
+	m := &Manifest{Services: []*ServiceSpec{
+		{Name: "flaky", Command: []string{"sh", "-c", "echo about to fail; exit 3"}},
+	}}
+	r := startSupervisor(t, m)
+	eventually(t, 20*time.Second, "crash loop reported", func() error {
+		st := psOrFail(t, r.remote)
+		if len(st) != 1 || st[0].State != StateCrashed || !strings.HasPrefix(st[0].LastExit, "crash loop: 5 exits") || st[0].Restarts < 4 {
+			return fmt.Errorf("ps = %+v", st)
+		}
+		return nil
+	})
+	out := r.out.String()
+	if !strings.Contains(out, "flaky/1 is in a crash loop") || !strings.Contains(out, "exit status 3") {
+		t.Errorf("Out lacks the crash loop report:\n%s", out)
+	}
+	// At the cap it stays put rather than spinning.
+	before := psOrFail(t, r.remote)[0].Restarts
+	time.Sleep(time.Second) // observing that nothing happens needs a fixed window
+	if now := psOrFail(t, r.remote)[0].Restarts; now != before {
+		t.Errorf("restarts went from %d to %d within 1s of a crash loop", before, now)
+	}
+	var b strings.Builder
+	if err := r.remote.Logs(context.Background(), "flaky", 1, false, &b); err != nil || !strings.Contains(b.String(), "flaky/1 | about to fail") {
+		t.Errorf("logs = %q, %v", b.String(), err)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/buildok", dir)
+	m := &Manifest{Dir: dir, Services: []*ServiceSpec{
+		{Name: "app", Build: "./app", Args: []string{"hi"}, Instances: 2},
+		{Name: "app2", Build: "./app", Register: RegisterSupervisor},
+	}}
+	r := startSupervisor(t, m)
+	st := waitServing(t, r.remote, "app", 2)
+	waitServing(t, r.remote, "app2", 1)
+	if _, err := os.Stat(filepath.Join(dir, ".shoal", "bin", "app")); err != nil {
+		t.Error(err)
+	}
+	if n := strings.Count(r.out.String(), "building "); n != 1 {
+		t.Errorf("%d builds for one package:\n%s", n, r.out)
+	}
+	resp, err := http.Get("http://" + st[0].Addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = fmt.Fprint(&b, resp.Status)
+	if resp.StatusCode != 200 {
+		t.Errorf("app answered %s", b.String())
+	}
+}
+
+func TestBuildFailure(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/broken\n\ngo 1.22\n")
+	writeFile(t, filepath.Join(dir, "bad", "main.go"), "package main\n\nfunc main() { undefinedThing() }\n")
+	sup, err := New(&Manifest{Dir: dir, Services: []*ServiceSpec{{Name: "bad", Build: "./bad"}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = sup.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "undefinedThing") || !strings.Contains(err.Error(), "build bad") {
+		t.Fatalf("Run = %v, want the build error with go's output", err)
+	}
+	if _, err := os.Stat(statePath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file left after a failed start: %v", err)
+	}
+}
+
+func TestFindRunningNone(t *testing.T) {
+	dir := t.TempDir()
+	_, err := FindRunning(dir)
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "`shoal up`") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("FindRunning = %v", err)
+	}
+	// A state file left by a dead supervisor is removed.
+	if err := os.MkdirAll(filepath.Join(dir, ".shoal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(dir, stateFile{PID: 1 << 30, Control: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FindRunning(dir); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("FindRunning with a stale file = %v", err)
+	}
+	if _, err := os.Stat(statePath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale state file kept: %v", err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    *Manifest
+		want string
+	}{
+		{"nil", nil, "nil manifest"},
+		{"no dir", &Manifest{}, "no Dir"},
+		{"both", &Manifest{Dir: "x", Services: []*ServiceSpec{{Name: "a", Build: "./a", Command: []string{"a"}}}}, "exactly one"},
+		{"neither", &Manifest{Dir: "x", Services: []*ServiceSpec{{Name: "a"}}}, "exactly one"},
+		{"twice", &Manifest{Dir: "x", Services: []*ServiceSpec{{Name: "a", Build: "./a"}, {Name: "a", Build: "./a"}}}, "twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(tc.m, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func psOrFail(t *testing.T, r *Remote) []InstanceStatus {
+	t.Helper()
+	st, err := r.PS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func psOf(t *testing.T, r *Remote, service string) []InstanceStatus {
+	t.Helper()
+	return slices.DeleteFunc(psOrFail(t, r), func(s InstanceStatus) bool { return s.Service != service })
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// signalWriter closes found once want has been written.
+type signalWriter struct {
+	mu    sync.Mutex
+	b     strings.Builder
+	want  string
+	found chan struct{}
+	once  sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	if strings.Contains(w.b.String(), w.want) {
+		w.once.Do(func() { close(w.found) })
+	}
+	return len(p), nil
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKilledSupervisorLeavesNoProcess SIGKILLs a shoal up (this test binary
+// in its up-helper role): its instances die with it, and the state file it
+// left is recognised as stale.
+func TestKilledSupervisorLeavesNoProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envUpHelper+"="+dir, "SUPERVISOR_TEST_HELLO="+helloBin)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+
+	var rem *Remote
+	eventually(t, 30*time.Second, "helper supervisor answers", func() error {
+		var err error
+		rem, err = FindRunning(dir)
+		return err
+	})
+	waitServing(t, rem, "hello", 2)
+	waitServing(t, rem, "web", 1)
+	st := psOrFail(t, rem)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	for _, s := range st {
+		eventually(t, 10*time.Second, fmt.Sprintf("%s/%d (pid %d) gone", s.Service, s.Index, s.PID), func() error { return gone(s.PID) })
+	}
+	if _, err := FindRunning(dir); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("FindRunning after SIGKILL = %v", err)
+	}
+	if _, err := os.Stat(statePath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale state file kept: %v", err)
+	}
+	if t.Failed() {
+		t.Logf("helper output:\n%s", out)
+	}
+}

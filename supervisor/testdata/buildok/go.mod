@@ -1,0 +1,3 @@
+module example.com/buildok
+
+go 1.22
