@@ -188,6 +188,23 @@ func TestUpReferenceSystem(t *testing.T) {
 		return summarize(run(rate, runFor, func(i int) result { return getTitle(c, sys.gateway, i, deadline) }, events...))
 	}
 
+	t.Run("python service registered by the supervisor", func(t *testing.T) {
+		var body string
+		waitFor(t, 30*time.Second, "GET /trailers/trailers/7 through the gateway", func() bool {
+			resp, err := http.Get(sys.gateway + "/trailers/trailers/7")
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			return resp.StatusCode == 200
+		})
+		if !strings.Contains(body, "trailers/7.mp4") {
+			t.Fatalf("trailers answered %q", body)
+		}
+	})
+
 	t.Run("kill catalog/1", func(t *testing.T) {
 		before := sys.ps(t)
 		var wait func() (string, time.Time, error)
