@@ -19,9 +19,14 @@ import (
 const (
 	StateStarting = "starting" // process started, not ready yet
 	StateServing  = "serving"  // ready: its health check answered 200
-	StateDraining = "draining" // asked to stop, finishing its requests
-	StateCrashed  = "crashed"  // exited unasked (or never got ready); restarting after a backoff
-	StateStopped  = "stopped"  // stopped on purpose
+	// StateUnhealthy: was serving, but its health check has failed
+	// unhealthyAfter times in a row (hung, frozen, overloaded). It is not
+	// restarted for that; a program the supervisor registered is shown as
+	// draining in discovery until its health check passes again.
+	StateUnhealthy = "unhealthy"
+	StateDraining  = "draining" // asked to stop, finishing its requests
+	StateCrashed   = "crashed"  // exited unasked (or never got ready); restarting after a backoff
+	StateStopped   = "stopped"  // stopped on purpose
 )
 
 // Restart policy. The backoff doubles from minBackoff to maxBackoff and is
@@ -35,6 +40,9 @@ const (
 	crashLoopWindow = 60 * time.Second
 	readyTimeout    = 30 * time.Second
 	readyPoll       = 20 * time.Millisecond
+	healthEvery     = time.Second // health checks of a ready instance
+	healthTimeout   = time.Second
+	unhealthyAfter  = 2               // failed checks in a row
 	killGrace       = 2 * time.Second // after the drain timeout, before SIGKILL
 )
 
@@ -201,6 +209,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	}
 	readyAt := time.Now()
 	in.set(func() { in.state, in.looping = StateServing, false })
+	in.watchHealth(exited, ag)
 	select {
 	case <-exited:
 		ag.leave()
@@ -210,6 +219,62 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 		in.terminate(pid, exited, ag)
 		return time.Since(readyAt), "", true
 	}
+}
+
+// watchHealth checks a ready instance every healthEvery until it exits or a
+// stop is requested, moving it between serving and unhealthy (and its
+// agent, if any, between serving and draining in discovery). A check runs
+// on its own goroutine so that an exit or a stop is acted on at once; the
+// last one may outlive watchHealth by up to healthTimeout.
+func (in *instance) watchHealth(exited <-chan struct{}, ag *agent) {
+	tick := time.NewTicker(healthEvery)
+	defer tick.Stop()
+	results := make(chan bool, 1)
+	probing, fails := false, 0
+	for {
+		select {
+		case <-exited:
+			return
+		case <-in.stop:
+			return
+		case <-tick.C:
+			if !probing {
+				probing = true
+				go func() { results <- in.probe() }()
+			}
+		case ok := <-results:
+			probing = false
+			switch {
+			case ok && fails >= unhealthyAfter:
+				in.set(func() { in.state = StateServing })
+				ag.setState(discovery.StateServing)
+				in.sup.say(in.name() + " is healthy again")
+				fails = 0
+			case ok:
+				fails = 0
+			case fails+1 == unhealthyAfter:
+				fails++
+				in.set(func() { in.state = StateUnhealthy })
+				ag.setState(discovery.StateDraining)
+				in.sup.say(fmt.Sprintf("%s failed %d health checks in a row (GET %s)", in.name(), fails, in.svc.health))
+			default:
+				fails++
+			}
+		}
+	}
+}
+
+// probe reports whether the health path answers 200 within healthTimeout.
+func (in *instance) probe() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(in.port)+in.svc.health, nil)
+	resp, err := in.sup.health.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 type readiness int
@@ -223,20 +288,12 @@ const (
 
 // waitReady polls the health path until it answers 200.
 func (in *instance) waitReady(exited <-chan struct{}) readiness {
-	url := "http://127.0.0.1:" + strconv.Itoa(in.port) + in.svc.health
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := in.sup.health.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		cancel()
-		if err == nil && resp.StatusCode == http.StatusOK {
+		if in.probe() {
 			return readyOK
 		}
 		select {
@@ -329,6 +386,16 @@ func (a *agent) drain(timeout time.Duration) {
 	_ = a.m.SetState(ctx, discovery.StateDraining)
 	cancel()
 	time.Sleep(min(500*time.Millisecond, timeout/10)) // callers holding an older snapshot finish their pick
+}
+
+// setState announces the program's state in discovery, bounded in time.
+func (a *agent) setState(st discovery.State) {
+	if a == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = a.m.SetState(ctx, st)
+	cancel()
 }
 
 // leave ends the member (a graceful leave) and waits for it.

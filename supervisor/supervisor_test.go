@@ -62,17 +62,7 @@ func TestSystem(t *testing.T) {
 	})
 
 	t.Run("non-SDK program is registered in discovery", func(t *testing.T) {
-		cfg := discovery.LocalConfig()
-		cfg.Seeds = []string{rem.Gossip}
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		obs, err := discovery.New(cfg, discovery.Instance{ID: "observer-" + t.Name(), Service: "observer", Addr: "127.0.0.1:1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		octx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- obs.Run(octx) }()
-		defer func() { stop(); <-done }()
+		obs := observer(t, ctx, rem.Gossip)
 		eventually(t, 15*time.Second, "web and hello in the catalog", func() error {
 			ws := obs.Catalog().Instances("web")
 			if len(ws) != 1 || ws[0].Addr != web[0].Addr || ws[0].ID != web[0].ID {
@@ -128,6 +118,34 @@ func TestSystem(t *testing.T) {
 		}
 		if err := getJSON("http://"+st.Addr+"/", new(any)); err != nil {
 			t.Fatalf("web after CONT: %v", err)
+		}
+	})
+
+	t.Run("a frozen program turns unhealthy and draining, then back", func(t *testing.T) {
+		obs := observer(t, ctx, rem.Gossip)
+		st, err := rem.Kill(ctx, "web", 1, "STOP")
+		if err != nil {
+			t.Fatal(err)
+		}
+		both := func(ps, gossip string) func() error {
+			return func() error {
+				if got := psOf(t, rem, "web")[0].State; got != ps {
+					return fmt.Errorf("ps says %s, want %s", got, ps)
+				}
+				ws := obs.Catalog().Instances("web")
+				if len(ws) != 1 || string(ws[0].State) != gossip {
+					return fmt.Errorf("discovery says %+v, want %s", ws, gossip)
+				}
+				return nil
+			}
+		}
+		eventually(t, 15*time.Second, "web/1 unhealthy and draining", both(StateUnhealthy, "draining"))
+		if _, err := rem.Kill(ctx, "web", st.Index, "CONT"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 15*time.Second, "web/1 serving again", both(StateServing, "serving"))
+		if now := psOf(t, rem, "web")[0]; now.PID != st.PID {
+			t.Fatalf("an unhealthy instance was restarted (pid %d → %d); it should be left alone", st.PID, now.PID)
 		}
 	})
 
@@ -503,4 +521,22 @@ func TestKilledSupervisorLeavesNoProcess(t *testing.T) {
 	if t.Failed() {
 		t.Logf("helper output:\n%s", out)
 	}
+}
+
+// observer joins the supervisor's gossip as a bystander for the rest of the
+// test and returns its member, whose catalog shows what callers would see.
+func observer(t *testing.T, ctx context.Context, seed string) *discovery.Member {
+	t.Helper()
+	cfg := discovery.LocalConfig()
+	cfg.Seeds = []string{seed}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	obs, err := discovery.New(cfg, discovery.Instance{ID: "observer-" + randomHex(3), Service: "observer", Addr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- obs.Run(octx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return obs
 }
