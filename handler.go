@@ -60,6 +60,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(RequestIDHeader, id)
 	}
 	w.Header().Set(RequestIDHeader, id)
+	s.requests.Add(1)
 	if v := r.Header.Get(client.TimeoutHeader); v != "" {
 		ctx, cancel := client.WithTimeoutHeader(r.Context(), v)
 		defer cancel()
@@ -79,6 +80,7 @@ type Info struct {
 	Started  time.Time      `json:"started"`
 	Uptime   string         `json:"uptime"`
 	Members  int            `json:"members"`
+	Requests uint64         `json:"requests"` // handled by the service's handler since start
 	Services map[string]int `json:"services"` // instances seen per service
 }
 
@@ -87,6 +89,7 @@ func (s *Service) Info() Info {
 	in := Info{
 		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(),
 		State: "serving", Started: s.started, Uptime: time.Since(s.started).Round(time.Second).String(),
+		Requests: s.requests.Load(),
 		Services: map[string]int{},
 	}
 	if s.draining.Load() {

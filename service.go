@@ -30,7 +30,8 @@ type Service struct {
 	addr     atomic.Pointer[string]           // advertised HTTP address, once listening
 	ready    chan struct{}                    // closed once serving
 	draining atomic.Bool
-	started  time.Time // set by New
+	requests atomic.Uint64 // handled by the user's handler
+	started  time.Time     // set by New
 	ran      atomic.Bool
 }
 

@@ -69,7 +69,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "admin" || info.Version != "v1" || info.Addr != svc.Addr() || info.Members != 1 || info.Services["admin"] != 1 || info.State != "serving" {
+	if info.Name != "admin" || info.Version != "v1" || info.Addr != svc.Addr() || info.Members != 1 || info.Services["admin"] != 1 || info.State != "serving" || info.Requests != 1 {
 		t.Fatalf("info = %+v", info)
 	}
 

@@ -36,6 +36,7 @@ import (
 	"net/http/httputil"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
@@ -67,6 +68,7 @@ type Gateway struct {
 
 	resolver client.Resolver
 	proxy    *httputil.ReverseProxy
+	seen     sync.Map // service names that have had instances: empty now means unavailable, not unknown
 }
 
 // New returns a Gateway that checks service names with r and sends requests
@@ -104,7 +106,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"request paths have the form /<service>/<path>, e.g. /catalog/titles/1")
 		return
 	}
-	if !validService(rt.service) {
+	if !validService(rt.service) || internalService(rt.service) {
 		writeError(w, http.StatusNotFound, "unknown_service",
 			fmt.Sprintf("no service named %q", truncate(rt.service, 64)))
 		return
@@ -115,8 +117,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(g.resolver.Instances(rt.service)) == 0 {
+		if _, known := g.seen.Load(rt.service); known {
+			// Scaled to zero or all down right now: try again, not "never".
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("service %q has no instance available right now", rt.service))
+			return
+		}
 		writeError(w, http.StatusNotFound, "unknown_service", fmt.Sprintf("no service named %q", rt.service))
 		return
+	}
+	if _, known := g.seen.Load(rt.service); !known {
+		g.seen.Store(rt.service, struct{}{})
 	}
 	if err := bufferBody(r); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
@@ -131,6 +142,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithValue(ctx, routeKey{}, rt)
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
+
+// internalService reports whether name belongs to Shoal itself (the
+// supervisor's gossip entry and its control API): never routed.
+func internalService(name string) bool { return strings.HasPrefix(name, "shoal-") }
 
 // parseRoute splits the request path into the service and the rest. It
 // reports false for "/" and for paths without a service.

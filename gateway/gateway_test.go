@@ -88,6 +88,9 @@ func newFixture(t *testing.T) *fixture {
 	add(cat, "down", "down-1", refusedAddr(t))
 	add(cat, "down", "down-2", refusedAddr(t))
 	add(cat, "stuck", "stuck-1", serve(t, stuck))
+	// Shoal's own entries (the supervisor's control API) are never routed;
+	// this one points at the catalog backend, so routing it would count.
+	add(cat, "shoal-supervisor", "shoal-supervisor-1", serve(t, echo(f.hits)))
 
 	tr, err := client.New(cat, client.Config{})
 	if err != nil {
@@ -167,6 +170,7 @@ func TestRouting(t *testing.T) {
 		{name: "empty service", path: "//titles", wantStatus: 404, wantCode: "no_route", wantMsg: []string{"/<service>/<path>"}},
 		{name: "unknown service", path: "/nosuch/titles/1", wantStatus: 404, wantCode: "unknown_service", wantMsg: []string{`"nosuch"`}},
 		{name: "invalid service name", path: "/No_Such/x", wantStatus: 404, wantCode: "unknown_service", wantMsg: []string{`"No_Such"`}},
+		{name: "shoal's own services", path: "/shoal-supervisor/v1/ps", wantStatus: 404, wantCode: "unknown_service", wantMsg: []string{`"shoal-supervisor"`}},
 		{name: "healthz", path: "/catalog/healthz", wantStatus: 404, wantCode: "not_found", wantMsg: []string{"admin path", `"catalog"`}},
 		{name: "readyz", path: "/catalog/readyz", wantStatus: 404, wantCode: "not_found"},
 		{name: "infoz", path: "/catalog/infoz?x=1", wantStatus: 404, wantCode: "not_found"},
@@ -279,5 +283,36 @@ func TestZeroTimeoutMeansDefault(t *testing.T) {
 	ms, err := client.ParseTimeout(got.Load().(string))
 	if want := gateway.DefaultTimeout / 3; err != nil || ms > want || ms < want-time.Second {
 		t.Errorf("backend budget %v (%v), want about %v", ms, err, want)
+	}
+}
+
+// A service that had instances and now has none (scaled to zero, all
+// crashed) is unavailable for now, not unknown: 503 with Retry-After.
+func TestEmptiedServiceIsUnavailableNotUnknown(t *testing.T) {
+	cat := discovery.NewCatalog()
+	inst := discovery.Instance{ID: "a-1", Service: "a", State: discovery.StateServing, Addr: serve(t, echo(new(atomic.Int64)))}
+	cat.Upsert(inst)
+	tr, err := client.New(cat, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	gw := gateway.New(cat, tr)
+	status := func() (int, string) {
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, httptest.NewRequest("GET", "/a/x", nil))
+		return rec.Code, rec.Header().Get("Retry-After")
+	}
+	if code, _ := status(); code != 200 {
+		t.Fatalf("status %d with an instance", code)
+	}
+	cat.Remove(inst.ID)
+	if code, retry := status(); code != 503 || retry == "" {
+		t.Fatalf("after its last instance left: status %d, Retry-After %q; want 503 with Retry-After", code, retry)
+	}
+	rec := httptest.NewRecorder()
+	gw.ServeHTTP(rec, httptest.NewRequest("GET", "/never/x", nil))
+	if rec.Code != 404 {
+		t.Fatalf("a service never seen: status %d, want 404", rec.Code)
 	}
 }

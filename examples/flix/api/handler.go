@@ -73,7 +73,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 
 	// Both calls use the request's context, so its deadline (from the
 	// caller's Shoal-Timeout-Ms) bounds them, and each budget is cut from it.
-	rctx, cancelRatings := context.WithTimeout(r.Context(), budget(a.ratingsBudget, defaultRatingsBudget))
+	rctx, cancelRatings := context.WithTimeout(r.Context(), leaveRoom(r.Context(), budget(a.ratingsBudget, defaultRatingsBudget)))
 	defer cancelRatings()
 	ratings := make(chan *rating, 1)
 	// Exits when the call ends, at the latest when rctx does.
@@ -97,6 +97,17 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 		a.noteDegraded(id)
 	}
 	writeJSON(w, http.StatusOK, title)
+}
+
+// leaveRoom shortens d so that an answer without what it bounds (the
+// degraded fallback) still reaches the caller before ctx's deadline: it
+// keeps a tenth of the time left, at least 5 ms, for writing the answer.
+func leaveRoom(ctx context.Context, d time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		d = min(d, left-max(left/10, 5*time.Millisecond))
+	}
+	return d
 }
 
 // fetchTitle gets the title from the catalog, as raw JSON fields so that

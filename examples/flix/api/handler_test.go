@@ -206,13 +206,15 @@ func TestDeadlinePropagates(t *testing.T) {
 func TestRatingsBudgetWithinIncomingDeadline(t *testing.T) {
 	a, h := newAPI(t, titleOK, hang)
 	a.ratingsBudget = 5 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	rec := httptest.NewRecorder()
 	start := time.Now()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/titles/7", nil).WithContext(ctx))
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("took %v with 200ms left", took)
+	// The degraded answer must be ready before the caller gives up, not
+	// at the same instant.
+	if took := time.Since(start); took >= 400*time.Millisecond || ctx.Err() != nil {
+		t.Errorf("answered after %v with 400ms left: too late for the caller", took)
 	}
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"degraded":["ratings"]`) {
 		t.Errorf("%d %s", rec.Code, rec.Body)
