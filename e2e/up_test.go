@@ -96,6 +96,11 @@ func startSystem(t *testing.T, text string, gatewayPort int, ready string, withi
 // shoal runs the CLI against the system's manifest.
 func (s *system) shoal(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return s.shoalQuiet(args...)
+}
+
+// shoalQuiet is shoal for goroutines other than the test's.
+func (s *system) shoalQuiet(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "shoal"), append([]string{"-f", s.manifest}, args...)...)
@@ -235,12 +240,16 @@ func TestUpReferenceSystem(t *testing.T) {
 			issued = time.Now()
 			wait = sys.shoalAsync(t, "restart", "ratings")
 		}})
+		loadEnd := time.Now()
 		t.Logf("load: %v", s)
 		out, done, err := wait()
 		if err != nil {
 			t.Fatalf("shoal restart: %v\n%s", err, out)
 		}
 		t.Logf("rolling restart of 3 ratings instances took %v", done.Sub(issued).Round(time.Millisecond))
+		if done.After(loadEnd) {
+			t.Errorf("the restart finished after the load stopped: part of it ran without traffic")
+		}
 		if s.failed > 0 {
 			t.Errorf("%d of %d requests failed", s.failed, s.total)
 		}
@@ -248,26 +257,20 @@ func TestUpReferenceSystem(t *testing.T) {
 
 	t.Run("scale catalog=5", func(t *testing.T) {
 		var issued time.Time
-		var wait func() (string, time.Time, error)
+		served := make(chan time.Duration, 1) // until every new instance has served a request
 		s := drive(event{faultAt, func() {
 			issued = time.Now()
-			wait = sys.shoalAsync(t, "scale", "catalog=5")
+			wait := sys.shoalAsync(t, "scale", "catalog=5")
+			go func() { served <- untilNewInstancesServe(sys, wait, issued) }()
 		}})
 		t.Logf("load: %v", s)
-		out, done, err := wait()
-		if err != nil {
-			t.Fatalf("shoal scale: %v\n%s", err, out)
-		}
-		// scale returns once the new instances are ready and in gossip, so
-		// from then on callers pick them (shown for instances added under
-		// load by TestAddInstance).
-		took := done.Sub(issued)
-		t.Logf("scale catalog=5 → new instances ready and announced in %v", took.Round(time.Millisecond))
-		if took > 3*time.Second {
-			t.Errorf("scale took %v, want the new instances serving within 3s", took)
-		}
 		if s.failed > 0 {
 			t.Errorf("%d of %d requests failed", s.failed, s.total)
+		}
+		d := <-served
+		t.Logf("scale catalog=5 → both new instances served requests after %v", d.Round(time.Millisecond))
+		if d > 3*time.Second {
+			t.Errorf("new instances took %v to serve requests, want ≤ 3s", d)
 		}
 		if n := serving(sys.ps(t), "catalog"); n != 5 {
 			t.Fatalf("%d catalog instances serving after scale, want 5", n)
@@ -282,14 +285,16 @@ func TestUpReferenceSystem(t *testing.T) {
 				break
 			}
 		}
+		var stop, cont func() (string, time.Time, error)
 		s := drive(
-			event{faultAt, func() {
-				if out, err := sys.shoal(t, "kill", stopped, "--signal", "STOP"); err != nil {
-					t.Errorf("shoal kill %s --signal STOP: %v\n%s", stopped, err, out)
-				}
-			}},
-			event{faultAt + 5*time.Second, func() { sys.shoal(t, "kill", stopped, "--signal", "CONT") }},
+			event{faultAt, func() { stop = sys.shoalAsync(t, "kill", stopped, "--signal", "STOP") }},
+			event{faultAt + 5*time.Second, func() { cont = sys.shoalAsync(t, "kill", stopped, "--signal", "CONT") }},
 		)
+		for _, wait := range []func() (string, time.Time, error){stop, cont} {
+			if out, _, err := wait(); err != nil {
+				t.Errorf("shoal kill %s: %v\n%s", stopped, err, out)
+			}
+		}
 		t.Logf("load: %v (degraded answers: %d)", s, s.perInstance["degraded"])
 		if s.failed > 0 {
 			t.Errorf("%d of %d requests failed", s.failed, s.total)
@@ -308,11 +313,52 @@ func TestUpReferenceSystem(t *testing.T) {
 			t.Fatal("shoal up still running 30s after shoal down")
 		}
 		for _, e := range pids {
-			if err := syscall.Kill(e.PID, 0); err == nil {
-				t.Errorf("%s/%d (pid %d) survived shoal down", e.Service, e.Index, e.PID)
+			if alive(e.PID) {
+				t.Errorf("%s/%d (pid %d) or its process group survived shoal down", e.Service, e.Index, e.PID)
 			}
 		}
 	})
+}
+
+// untilNewInstancesServe waits for the scale command, then polls catalog/4
+// and catalog/5's /infoz until both report requests served, and returns how
+// long after issued that was (a minute if never).
+func untilNewInstancesServe(sys *system, wait func() (string, time.Time, error), issued time.Time) time.Duration {
+	if _, _, err := wait(); err != nil {
+		return time.Minute
+	}
+	out, err := sys.shoalQuiet("ps", "-o", "json")
+	var list []struct {
+		Service string `json:"service"`
+		Index   int    `json:"index"`
+		Addr    string `json:"addr"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil {
+		return time.Minute
+	}
+	var addrs []string
+	for _, e := range list {
+		if e.Service == "catalog" && e.Index > 3 {
+			addrs = append(addrs, e.Addr)
+		}
+	}
+	for time.Since(issued) < time.Minute {
+		all := len(addrs) == 2
+		for _, a := range addrs {
+			var info struct{ Requests int }
+			resp, err := http.Get("http://" + a + "/infoz")
+			if err == nil {
+				_ = json.NewDecoder(resp.Body).Decode(&info)
+				resp.Body.Close()
+			}
+			all = all && info.Requests > 0
+		}
+		if all {
+			return time.Since(issued)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Minute
 }
 
 func TestUpRejectsBadManifest(t *testing.T) {
@@ -350,7 +396,16 @@ services:
 	<-sys.up.exited
 	for _, e := range pids {
 		waitFor(t, 5*time.Second, fmt.Sprintf("%s/%d (pid %d) to die with shoal up", e.Service, e.Index, e.PID), func() bool {
-			return syscall.Kill(e.PID, 0) != nil
+			return !alive(e.PID)
 		})
 	}
+}
+
+// alive reports whether process pid, or any process of the group it led
+// (instances run in their own group), still exists. 0 is no process.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil || syscall.Kill(-pid, 0) == nil
 }

@@ -26,7 +26,13 @@
 //     reported as a crash loop and retried every 10 s;
 //   - when its context ends or a down request arrives, stops every instance
 //     gracefully (SIGTERM, then SIGKILL to the process group after the drain
-//     timeout plus 2 s) and removes the state file.
+//     timeout plus 2 s), releases its lock and then removes the state file,
+//     so a new shoal up may start as soon as `shoal down` returns.
+//
+// Output to Options.Out goes through a bounded queue written by one
+// goroutine: if nobody reads it (a pager, Ctrl-S), lines are dropped and
+// counted ("(N lines dropped ...)") rather than stalling instances or the
+// supervisor; the log buffers behind `shoal logs` keep every line.
 //
 // A program registered by the supervisor (register: supervisor, the default
 // for command:) gets a gossip member run for it inside the supervisor once
@@ -38,7 +44,10 @@
 // [FindRunning] reads the state file and returns a [Remote] whose methods
 // (PS, Scale, Restart, Kill, Logs, Down) call the control API: HTTP/JSON on
 // 127.0.0.1, authenticated by the token from the state file (readable only
-// by its owner), with errors as {"error":{"code","message"}}. Scale and
+// by its owner), with errors as {"error":{"code","message"}}. Every call is
+// bounded in time (ps, kill, logs: 10 s; scale, restart: 10 min; down: the
+// stop timeout the supervisor records); a live supervisor that does not
+// answer is reported as such ([NoAnswerError]), not as absent. Scale and
 // Restart return once the change is done: new instances serving, removed
 // ones stopped. A rolling restart starts each replacement and waits until it
 // serves before stopping the old instance, except on fixed ports, where the

@@ -42,7 +42,7 @@ const (
 	readyPoll       = 20 * time.Millisecond
 	healthEvery     = time.Second // health checks of a ready instance
 	healthTimeout   = time.Second
-	unhealthyAfter  = 2               // failed checks in a row
+	unhealthyAfter  = 3               // failed checks in a row: a loaded 2-core machine misses one or two
 	killGrace       = 2 * time.Second // after the drain timeout, before SIGKILL
 )
 
@@ -54,13 +54,14 @@ type instance struct {
 	sup   *Supervisor
 	svc   *service
 	index int
-	port  int
+	fixed bool // port is from the manifest's port list
 
 	stop     chan struct{} // closed by requestStop
 	stopOnce sync.Once
 	done     chan struct{} // closed when run returns
 
 	mu       sync.Mutex // guards the fields below
+	port     int        // written by run only (between processes)
 	id       string
 	proc     *os.Process
 	state    string
@@ -149,6 +150,14 @@ func (in *instance) run() {
 			in.set(func() { in.state = StateStopped })
 			return
 		}
+		if served == 0 && !in.fixed {
+			// It never got ready: its port may have been taken since it was
+			// picked ("address already in use"). A fresh one keeps that from
+			// becoming a crash loop.
+			if port, err := freePort(); err == nil {
+				in.set(func() { in.port = port })
+			}
+		}
 		in.set(func() { in.restarts++ })
 		backoff = min(2*backoff, maxBackoff)
 	}
@@ -165,9 +174,12 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	}
 	s, svc := in.sup, in.svc
 	id := fmt.Sprintf("%s-%d-%s", svc.name, in.index, randomHex(2))
+	in.mu.Lock()
+	port := in.port
+	in.mu.Unlock()
 	cmd := exec.Command(svc.path, svc.args...)
 	cmd.Dir = s.m.Dir
-	cmd.Env = s.env(svc, in.port, id)
+	cmd.Env = s.env(svc, port, id)
 	out := &lineWriter{emit: func(text string) { s.logLine(svc, in.index, text) }}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
@@ -179,14 +191,21 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	var waitErr error
 	go func() { // owned by once: it waits on exited before returning
 		waitErr = cmd.Wait()
+		// No dead pid in ps, and kill answers not_running, from now on,
+		// not only once the agent has left gossip.
+		in.set(func() {
+			if in.proc == cmd.Process {
+				in.proc = nil
+			}
+		})
 		out.flush()
 		close(exited)
 	}()
 	pid := cmd.Process.Pid
 	in.set(func() { in.id, in.proc, in.state, in.started = id, cmd.Process, StateStarting, time.Now() })
-	s.log.Debug("started", "instance", in.name(), "id", id, "pid", pid, "port", in.port)
+	s.log.Debug("started", "instance", in.name(), "id", id, "pid", pid, "port", port)
 
-	switch in.waitReady(exited) {
+	switch in.waitReady(exited, port) {
 	case readyStop:
 		in.terminate(pid, exited, nil)
 		return 0, "", true
@@ -202,16 +221,17 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	var ag *agent
 	if svc.register == RegisterSupervisor {
 		var err error
-		ag, err = startAgent(s, discovery.Instance{ID: id, Service: svc.name, Addr: "127.0.0.1:" + strconv.Itoa(in.port)})
+		ag, err = startAgent(s, discovery.Instance{ID: id, Service: svc.name, Addr: "127.0.0.1:" + strconv.Itoa(port)})
 		if err != nil {
 			s.say(fmt.Sprintf("%s: cannot register in discovery: %v", in.name(), err))
 		}
 	}
 	readyAt := time.Now()
 	in.set(func() { in.state, in.looping = StateServing, false })
-	in.watchHealth(exited, ag)
+	in.watchHealth(exited, ag, port)
 	select {
 	case <-exited:
+		in.set(func() { in.state = StateCrashed }) // not serving while the agent leaves
 		ag.leave()
 		killGroup(pid) // whatever it left behind
 		return time.Since(readyAt), exitString(waitErr), false
@@ -226,7 +246,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 // agent, if any, between serving and draining in discovery). A check runs
 // on its own goroutine so that an exit or a stop is acted on at once; the
 // last one may outlive watchHealth by up to healthTimeout.
-func (in *instance) watchHealth(exited <-chan struct{}, ag *agent) {
+func (in *instance) watchHealth(exited <-chan struct{}, ag *agent, port int) {
 	tick := time.NewTicker(healthEvery)
 	defer tick.Stop()
 	results := make(chan bool, 1)
@@ -240,7 +260,7 @@ func (in *instance) watchHealth(exited <-chan struct{}, ag *agent) {
 		case <-tick.C:
 			if !probing {
 				probing = true
-				go func() { results <- in.probe() }()
+				go func() { results <- in.probe(port) }()
 			}
 		case ok := <-results:
 			probing = false
@@ -264,11 +284,12 @@ func (in *instance) watchHealth(exited <-chan struct{}, ag *agent) {
 	}
 }
 
-// probe reports whether the health path answers 200 within healthTimeout.
-func (in *instance) probe() bool {
+// probe reports whether the health path on port answers 200 within
+// healthTimeout.
+func (in *instance) probe(port int) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(in.port)+in.svc.health, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+in.svc.health, nil)
 	resp, err := in.sup.health.Do(req)
 	if err != nil {
 		return false
@@ -287,13 +308,13 @@ const (
 )
 
 // waitReady polls the health path until it answers 200.
-func (in *instance) waitReady(exited <-chan struct{}) readiness {
+func (in *instance) waitReady(exited <-chan struct{}, port int) readiness {
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
-		if in.probe() {
+		if in.probe(port) {
 			return readyOK
 		}
 		select {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 )
 
 // ringSize is how many recent lines are kept per service/index for logs.
@@ -171,18 +173,40 @@ func (w *lineWriter) flush() {
 // prefixColors are ANSI colours given to services in manifest order.
 var prefixColors = []int{36, 33, 32, 35, 34, 91, 96, 93, 92, 95}
 
-// console serializes writes to Options.Out.
+// consoleQueue bounds the bytes waiting for Options.Out: when the reader of
+// shoal up's output stalls (a pager, Ctrl-S), lines beyond it are dropped
+// and counted rather than blocking instances' output copiers and the
+// supervisor's restart and health loops.
+const consoleQueue = 1 << 20
+
+// consoleFlush bounds how long Run waits at the end for queued output.
+const consoleFlush = time.Second
+
+// console queues writes to Options.Out for one writer goroutine (run). line
+// and printf never block on Out; they are safe for concurrent use.
 type console struct {
-	mu    sync.Mutex
 	out   io.Writer
 	color bool
 	width int // of the widest "service/index" prefix
+	limit int // queued bytes beyond which text is dropped
+
+	mu      sync.Mutex
+	queue   []string      // waiting for out, oldest first
+	queued  int           // bytes in queue
+	dropped int           // writes dropped since the last report
+	wake    chan struct{} // size 1: something was queued
 }
 
-// line writes one prefixed line; colorIdx < 0 means the supervisor itself.
+func newConsole(out io.Writer, color bool, width int) *console {
+	return &console{out: out, color: color, width: width, limit: consoleQueue, wake: make(chan struct{}, 1)}
+}
+
+// line queues one prefixed line; colorIdx < 0 means the supervisor itself.
 func (c *console) line(prefix string, colorIdx int, text string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.enqueue(c.format(prefix, colorIdx, text))
+}
+
+func (c *console) format(prefix string, colorIdx int, text string) string {
 	p := fmt.Sprintf("%-*s |", c.width, prefix)
 	if c.color {
 		code := 1 // bold for the supervisor's own lines
@@ -191,12 +215,66 @@ func (c *console) line(prefix string, colorIdx int, text string) {
 		}
 		p = fmt.Sprintf("\x1b[%dm%s\x1b[0m", code, p)
 	}
-	fmt.Fprintf(c.out, "%s %s\n", p, text)
+	return p + " " + text + "\n"
 }
 
-// printf writes unprefixed text (progress, the status table).
+// printf queues unprefixed text (progress, the status table).
 func (c *console) printf(format string, args ...any) {
+	c.enqueue(fmt.Sprintf(format, args...))
+}
+
+func (c *console) enqueue(s string) {
+	c.mu.Lock()
+	if c.queued > 0 && c.queued+len(s) > c.limit {
+		c.dropped++
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, s)
+	c.queued += len(s)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is queued, as one string, and clears the queue.
+func (c *console) take() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintf(c.out, format, args...)
+	var b strings.Builder
+	b.Grow(c.queued)
+	for _, s := range c.queue {
+		b.WriteString(s)
+	}
+	if c.dropped > 0 {
+		// Reported once the writer caught up with what was queued before.
+		b.WriteString(c.format("shoal", -1, fmt.Sprintf("(%d lines dropped: the output was not read fast enough)", c.dropped)))
+		c.dropped = 0
+	}
+	clear(c.queue)
+	c.queue, c.queued = c.queue[:0], 0
+	return b.String()
+}
+
+// run writes queued text to out until stop is closed and the queue is
+// empty. It is Run's goroutine; a Write that blocks holds it up, never the
+// callers of line and printf.
+func (c *console) run(stop <-chan struct{}) {
+	stopping := false
+	for {
+		if s := c.take(); s != "" {
+			_, _ = io.WriteString(c.out, s)
+			continue
+		}
+		if stopping {
+			return
+		}
+		select {
+		case <-c.wake:
+		case <-stop:
+			stopping = true // one more pass for what was queued meanwhile
+		}
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -84,13 +86,86 @@ func TestParseSignal(t *testing.T) {
 
 func TestConsolePrefixes(t *testing.T) {
 	var b strings.Builder
-	c := &console{out: &b, width: 9}
+	c := newConsole(&b, false, 9)
 	c.line("web/1", 0, "hi")
 	c.color = true
 	c.line("web/1", 0, "hi")
 	c.line("shoal", -1, "note")
+	stop := make(chan struct{})
+	close(stop)
+	c.run(stop) // writes what is queued, then returns
 	want := "web/1     | hi\n\x1b[36mweb/1     |\x1b[0m hi\n\x1b[1mshoal     |\x1b[0m note\n"
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("console (-want +got):\n%s", diff)
+	}
+}
+
+// gateWriter blocks every Write until open is closed, like a terminal after
+// Ctrl-S or a pager nobody scrolls; entered is signalled on each Write.
+type gateWriter struct {
+	entered chan struct{} // size 1
+	open    chan struct{}
+	mu      sync.Mutex
+	b       strings.Builder
+}
+
+func newGateWriter() *gateWriter {
+	return &gateWriter{entered: make(chan struct{}, 1), open: make(chan struct{})}
+}
+
+func (w *gateWriter) Write(p []byte) (int, error) {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
+	<-w.open
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *gateWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func TestConsoleDropsInsteadOfBlocking(t *testing.T) {
+	w := newGateWriter()
+	c := newConsole(w, false, 5)
+	line := func(i int) string { return c.format("a/1", 0, fmt.Sprintf("line %02d", i)) }
+	c.limit = 10 * len(line(0)) // room for ten lines
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(stop)
+	}()
+	c.line("a/1", 0, "first")
+	<-w.entered // the writer is stuck in Write with "first"
+
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := range 50 {
+			c.line("a/1", 0, fmt.Sprintf("line %02d", i))
+		}
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		close(w.open)
+		t.Fatal("console.line blocked on a stalled writer")
+	}
+	close(w.open)
+	close(stop)
+	<-done
+	var want strings.Builder
+	want.WriteString(c.format("a/1", 0, "first"))
+	for i := range 10 {
+		want.WriteString(line(i))
+	}
+	want.WriteString(c.format("shoal", -1, "(40 lines dropped: the output was not read fast enough)"))
+	if diff := cmp.Diff(want.String(), w.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func (s *Supervisor) scale(ctx context.Context, name string, n int) error {
 	defer svc.op.Unlock()
 	cur := s.active(svc)
 	if n < len(cur) {
-		return s.retire(ctx, cur[n:])
+		return s.retire(ctx, retireOrder(cur)[:len(cur)-n])
 	}
 	have := map[int]bool{}
 	for _, in := range cur {
@@ -153,6 +154,36 @@ func (s *Supervisor) scale(ctx context.Context, name string, n int) error {
 		}
 	}
 	return nil
+}
+
+// retireOrder returns ins in the order scale-down removes them: the ones
+// not serving (crashed, starting, unhealthy) first, so the service keeps as
+// many ready instances as it can; then the highest index first.
+func retireOrder(ins []*instance) []*instance {
+	type ranked struct {
+		in      *instance
+		serving bool
+	}
+	rs := make([]ranked, len(ins))
+	for i, in := range ins {
+		in.mu.Lock()
+		rs[i] = ranked{in, in.state == StateServing}
+		in.mu.Unlock()
+	}
+	slices.SortStableFunc(rs, func(a, b ranked) int {
+		if a.serving != b.serving {
+			if a.serving {
+				return 1
+			}
+			return -1
+		}
+		return b.in.index - a.in.index
+	})
+	out := make([]*instance, len(rs))
+	for i, r := range rs {
+		out[i] = r.in
+	}
+	return out
 }
 
 // retire stops instances gracefully (all at once) and removes them.
@@ -338,7 +369,12 @@ func (s *Supervisor) kill(name string, index int, signal string) (InstanceStatus
 		return InstanceStatus{}, &opError{http.StatusConflict, "not_running", in.name() + " has no running process"}
 	}
 	st := in.status()
-	if err := proc.Signal(sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := proc.Signal(sig); err != nil {
+		if errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH) {
+			// It exited between the lookup and the signal.
+			return st, &opError{http.StatusConflict, "not_running",
+				fmt.Sprintf("%s (pid %d) exited before SIG%s reached it; the supervisor restarts it (see shoal ps)", in.name(), proc.Pid, sigName)}
+		}
 		return st, fmt.Errorf("signal %s/%d (pid %d): %w", name, in.index, proc.Pid, err)
 	}
 	s.say(fmt.Sprintf("sent SIG%s to %s (pid %d)", sigName, in.name(), proc.Pid))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,7 +28,37 @@ type stateFile struct {
 	Started  time.Time `json:"started"`
 	Gossip   string    `json:"gossip"` // the supervisor's gossip address (the seed)
 	Token    string    `json:"token"`  // sent in Shoal-Control-Token
+	// StopTimeout bounds how long the supervisor takes to stop everything
+	// after a down request (the drain timeout plus margins).
+	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
 }
+
+// Bounds of control calls, so that none hangs on a supervisor that is
+// stopped (SIGSTOP) or wedged. Variables so tests can shorten them.
+var (
+	pingTimeout = 3 * time.Second  // FindRunning's check
+	callTimeout = 10 * time.Second // ps, kill, logs without follow, the down request
+	// opTimeout bounds scale and restart, which wait for new instances to
+	// get ready and old ones to drain.
+	opTimeout = 10 * time.Minute
+	// defaultStopTimeout is Down's wait when the state file does not say.
+	defaultStopTimeout = 3 * time.Minute
+)
+
+// NoAnswerError is returned by FindRunning when the supervisor recorded in
+// the state file is alive but its control API fails: it is stopped
+// (SIGSTOP), wedged, or the token does not match. The state file is kept.
+type NoAnswerError struct {
+	PID     int
+	Control string
+	Err     error
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("supervisor pid %d at %s does not answer: %v", e.PID, e.Control, e.Err)
+}
+
+func (e *NoAnswerError) Unwrap() error { return e.Err }
 
 func statePath(dir string) string { return filepath.Join(dir, ".shoal", "state.json") }
 
@@ -76,14 +105,17 @@ type Remote struct {
 	Gossip   string    // its gossip address: a seed for joining the system
 	Started  time.Time // when it started
 
-	token string
-	hc    *http.Client
+	token       string
+	stopTimeout time.Duration
+	hc          *http.Client
 }
 
 // FindRunning returns the supervisor running for the manifest folder dir.
 // It fails with an error wrapping ErrNotRunning when there is no state file,
-// its process is gone, or its control API does not answer; a state file left
-// by a supervisor that died is removed.
+// its process is gone, or nothing (or another process) listens at its
+// control address; such a state file, left by a supervisor that died, is
+// removed. A live supervisor whose control API fails (times out, refuses
+// the token) gives a *NoAnswerError and the state file is kept.
 func FindRunning(dir string) (*Remote, error) {
 	notRunning := fmt.Errorf("%w for %s: start one with `shoal up`", ErrNotRunning, dir)
 	st, err := readState(dir)
@@ -98,17 +130,22 @@ func FindRunning(dir string) (*Remote, error) {
 		return nil, notRunning
 	}
 	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started,
-		token: st.Token, hc: &http.Client{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+		token: st.Token, stopTimeout: st.StopTimeout, hc: &http.Client{}}
+	if r.stopTimeout <= 0 {
+		r.stopTimeout = defaultStopTimeout
+	}
 	var ping pingResponse
-	if err := r.call(ctx, http.MethodGet, pathPing, nil, &ping); err != nil || ping.PID != st.PID {
-		var op *net.OpError
-		if errors.As(err, &op) || (err == nil && ping.PID != st.PID) {
-			// Nothing listens there, or someone else does: the pid was reused.
-			removeStateIfOurs(dir, st)
-		}
+	err = r.bounded(context.Background(), pingTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodGet, pathPing, nil, &ping)
+	})
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), err == nil && ping.PID != st.PID:
+		// Nothing listens there, or someone else does: the supervisor died
+		// (or is past closing its control API) and its pid may be reused.
+		removeStateIfOurs(dir, st)
 		return nil, notRunning
+	case err != nil:
+		return nil, &NoAnswerError{PID: st.PID, Control: st.Control, Err: err}
 	}
 	return r, nil
 }
@@ -130,6 +167,18 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// bounded runs f with ctx limited to d; if that limit (not ctx's own) ends
+// the call, the error says so.
+func (r *Remote) bounded(ctx context.Context, d time.Duration, f func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := f(cctx)
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("supervisor pid %d at %s did not answer within %v: %w", r.PID, r.Control, d, err)
+	}
+	return err
+}
 
 // call does one request; out may be nil.
 func (r *Remote) call(ctx context.Context, method, path string, in, out any) error {
@@ -186,20 +235,26 @@ func (r *Remote) PS(ctx context.Context) ([]InstanceStatus, error) {
 	var out struct {
 		Instances []InstanceStatus `json:"instances"`
 	}
-	err := r.call(ctx, http.MethodGet, pathPS, nil, &out)
+	err := r.bounded(ctx, callTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodGet, pathPS, nil, &out)
+	})
 	return out.Instances, err
 }
 
 // Scale sets the number of instances of service; it returns once the new
 // instances are ready, or the removed ones have drained and stopped.
 func (r *Remote) Scale(ctx context.Context, service string, n int) error {
-	return r.call(ctx, http.MethodPost, pathScale, scaleRequest{Service: service, Instances: n}, nil)
+	return r.bounded(ctx, opTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodPost, pathScale, scaleRequest{Service: service, Instances: n}, nil)
+	})
 }
 
 // Restart replaces the instances of service one at a time, each replacement
 // ready before the old instance stops; it returns when all are replaced.
 func (r *Remote) Restart(ctx context.Context, service string) error {
-	return r.call(ctx, http.MethodPost, pathRestart, restartRequest{Service: service}, nil)
+	return r.bounded(ctx, opTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodPost, pathRestart, restartRequest{Service: service}, nil)
+	})
 }
 
 // Kill sends signal (KILL, TERM, STOP, CONT, INT or HUP; "" means KILL) to
@@ -207,14 +262,27 @@ func (r *Remote) Restart(ctx context.Context, service string) error {
 // that instance's status as it was when signalled.
 func (r *Remote) Kill(ctx context.Context, service string, index int, signal string) (InstanceStatus, error) {
 	var st InstanceStatus
-	err := r.call(ctx, http.MethodPost, pathKill, killRequest{Service: service, Index: index, Signal: signal}, &st)
+	err := r.bounded(ctx, callTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodPost, pathKill, killRequest{Service: service, Index: index, Signal: signal}, &st)
+	})
 	return st, err
 }
 
 // Logs writes the recent lines (up to 1000 per instance) of service (""
 // for all) and index (-1 for all) to w as "service/index | line"; with
-// follow it then writes new lines until ctx ends, and returns nil.
+// follow it then writes new lines until ctx ends, and returns nil. Without
+// follow the call is bounded in time; with it, only the wait for the
+// answer's first byte is.
 func (r *Remote) Logs(ctx context.Context, service string, index int, follow bool, w io.Writer) error {
+	if !follow {
+		return r.bounded(ctx, callTimeout, func(ctx context.Context) error {
+			return r.logs(ctx, service, index, false, w)
+		})
+	}
+	return r.logs(ctx, service, index, true, w)
+}
+
+func (r *Remote) logs(ctx context.Context, service string, index int, follow bool, w io.Writer) error {
 	q := url.Values{}
 	if service != "" {
 		q.Set("service", service)
@@ -223,24 +291,39 @@ func (r *Remote) Logs(ctx context.Context, service string, index int, follow boo
 	if follow {
 		q.Set("follow", "1")
 	}
-	resp, err := r.do(ctx, http.MethodGet, pathLogs+"?"+q.Encode(), nil)
+	// Only the wait for the answer's headers is bounded here (the body of a
+	// follow lasts as long as ctx); Logs bounds the whole call otherwise.
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(callTimeout, cancel)
+	resp, err := r.do(hctx, http.MethodGet, pathLogs+"?"+q.Encode(), nil)
+	if !timer.Stop() && err != nil && ctx.Err() == nil {
+		return fmt.Errorf("supervisor pid %d at %s did not answer within %v: %w", r.PID, r.Control, callTimeout, err)
+	}
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	_, err = io.Copy(w, resp.Body)
-	if err != nil && (ctx.Err() != nil || errors.Is(err, io.ErrUnexpectedEOF)) {
+	if err != nil && ((follow && ctx.Err() != nil) || errors.Is(err, io.ErrUnexpectedEOF)) {
 		return nil // the caller stopped following, or the supervisor stopped
 	}
 	return err
 }
 
 // Down asks the supervisor to stop everything gracefully and returns once it
-// has finished: its process exited or it removed its state file.
+// has finished: its process exited or it removed its state file (after
+// releasing its lock, so a new shoal up may start at once). It waits at most
+// the stop timeout the supervisor recorded.
 func (r *Remote) Down(ctx context.Context) error {
-	if err := r.call(ctx, http.MethodPost, pathDown, nil, nil); err != nil {
+	err := r.bounded(ctx, callTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodPost, pathDown, nil, nil)
+	})
+	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.stopTimeout)
+	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -143,7 +144,7 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 		s.byName[spec.Name] = svc
 		width = max(width, len(spec.Name)+1+len(strconv.Itoa(max(instancesOf(spec), 9))))
 	}
-	s.con = &console{out: opts.Out, color: opts.Color, width: width}
+	s.con = newConsole(opts.Out, opts.Color, width)
 	return s, nil
 }
 
@@ -163,6 +164,24 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("supervisor: Run called twice")
 	}
+	// Output goes through one writer so that a stalled reader of Out
+	// delays only it (see console); at the end it gets consoleFlush to write
+	// what is left, then is abandoned if Out still blocks.
+	conStop, conDone := make(chan struct{}), make(chan struct{})
+	go func() { // owned by Run: ends once conStop is closed and the queue written
+		defer close(conDone)
+		s.con.run(conStop)
+	}()
+	defer func() {
+		close(conStop)
+		t := time.NewTimer(consoleFlush)
+		defer t.Stop()
+		select {
+		case <-conDone:
+		case <-t.C:
+		}
+	}()
+
 	dir := s.m.Dir
 	for _, d := range []string{binDir(dir), dataDir(dir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -175,12 +194,23 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
-	defer lock.Close()
+	// Registered first, so it runs last: the lock is released, and only then
+	// the state file removed, so that once `shoal down` sees the state file
+	// gone a new shoal up can take the lock. (The control API is closed by
+	// then, so the new one takes the state file for a stale one.)
+	var written *stateFile
+	defer func() {
+		lock.Close()
+		if written != nil {
+			removeStateIfOurs(dir, *written)
+		}
+	}()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if r, ferr := FindRunning(dir); ferr == nil {
+		r, ferr := FindRunning(dir)
+		if ferr == nil {
 			return fmt.Errorf("supervisor: shoal up is already running for %s (pid %d, control %s): stop it with `shoal down` first", dir, r.PID, r.Control)
 		}
-		return fmt.Errorf("supervisor: shoal up is already running for %s (%s is locked: %v)", dir, lock.Name(), err)
+		return fmt.Errorf("supervisor: shoal up is already running for %s (%s is locked: %v; %v)", dir, lock.Name(), err, ferr)
 	}
 	if _, err := FindRunning(dir); err == nil {
 		// Unlocked yet answering: a supervisor from a build without the lock.
@@ -229,11 +259,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}()
 
 	st := stateFile{PID: os.Getpid(), Control: ln.Addr().String(), Manifest: s.m.Path, Started: time.Now().UTC(),
-		Gossip: seed.GossipAddr(), Token: s.token}
+		Gossip: seed.GossipAddr(), Token: s.token, StopTimeout: s.stopTimeout()}
 	if err := writeState(dir, st); err != nil {
 		return err
 	}
-	defer removeStateIfOurs(dir, st)
+	written = &st
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -277,7 +307,9 @@ func (s *Supervisor) start(ctx context.Context) error {
 		for _, svc := range s.order {
 			for _, in := range svc.insts {
 				in.mu.Lock()
-				settled := in.state == StateServing || in.attempts > 0 || in.restarts > 0
+				// Unhealthy has served: one frozen at start must not hold
+				// back the table, the URLs and the logs.
+				settled := in.state == StateServing || in.state == StateUnhealthy || in.attempts > 0 || in.restarts > 0
 				in.mu.Unlock()
 				if !settled {
 					return false
@@ -297,9 +329,9 @@ func (s *Supervisor) start(ctx context.Context) error {
 		}
 	}
 	s.con.printf("%d/%d instances serving in %v\n\n", serving, len(st), time.Since(begin).Round(10*time.Millisecond))
-	s.con.mu.Lock()
-	_ = WriteTable(s.con.out, st)
-	s.con.mu.Unlock()
+	var table strings.Builder
+	_ = WriteTable(&table, st)
+	s.con.printf("%s", table.String())
 	for _, u := range s.gatewayURLs() {
 		s.con.printf("\ngateway: %s", u)
 	}
@@ -373,6 +405,13 @@ func (s *Supervisor) shutdown() {
 	}
 }
 
+// stopTimeout bounds how long shutdown takes once every instance is asked
+// to stop: agent drain, the drain timeout, killGrace, agent leave and the
+// supervisor's own gossip leave. Remote.Down waits this long.
+func (s *Supervisor) stopTimeout() time.Duration {
+	return s.drain + killGrace + 30*time.Second
+}
+
 // addInstance starts a new slot for svc at index.
 func (s *Supervisor) addInstance(svc *service, index int) error {
 	_, err := s.newInstance(svc, index)
@@ -380,8 +419,8 @@ func (s *Supervisor) addInstance(svc *service, index int) error {
 }
 
 func (s *Supervisor) newInstance(svc *service, index int) (*instance, error) {
-	port := 0
-	if index <= len(svc.spec.Port) {
+	port, fixed := 0, index <= len(svc.spec.Port)
+	if fixed {
 		port = svc.spec.Port[index-1]
 	} else {
 		var err error
@@ -389,7 +428,7 @@ func (s *Supervisor) newInstance(svc *service, index int) (*instance, error) {
 			return nil, fmt.Errorf("supervisor: %s/%d: %w", svc.name, index, err)
 		}
 	}
-	in := &instance{sup: s, svc: svc, index: index, port: port, state: StateStarting,
+	in := &instance{sup: s, svc: svc, index: index, fixed: fixed, port: port, state: StateStarting,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.closing {
@@ -499,8 +538,8 @@ func binDir(dir string) string  { return filepath.Join(dir, ".shoal", "bin") }
 func dataDir(dir string) string { return filepath.Join(dir, ".shoal", "data") }
 
 // freePort asks the kernel for a free loopback port. Another process may
-// take it before the instance binds it; the instance then fails and is
-// restarted on the same port, which is rare enough on one machine.
+// take it before the instance binds it; the instance then fails before
+// getting ready and is restarted on a fresh port (see instance.run).
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

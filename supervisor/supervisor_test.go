@@ -183,6 +183,7 @@ func TestSystem(t *testing.T) {
 		minServing, polls := 99, 0
 		wg.Go(func() {
 			for pctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond) // polling interval
 				st, err := rem.PS(pctx)
 				if err != nil {
 					continue
@@ -299,6 +300,138 @@ func TestSystem(t *testing.T) {
 		if _, err := FindRunning(m.Dir); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("FindRunning after down = %v, want ErrNotRunning", err)
 		}
+	})
+}
+
+// TestUpRightAfterDown: once Down returns, a new Run in the same folder
+// starts (the old one released its lock before removing its state file).
+func TestUpRightAfterDown(t *testing.T) {
+	dir := t.TempDir()
+	first := startSupervisor(t, &Manifest{Dir: dir})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A peer makes the first supervisor's gossip leave take a moment.
+	observer(t, ctx, first.remote.Gossip)
+	eventually(t, 10*time.Second, "observer joined", func() error {
+		if n := len(first.sup.seed.Catalog().Instances("observer")); n != 1 {
+			return fmt.Errorf("%d observers in the catalog", n)
+		}
+		return nil
+	})
+	if err := first.remote.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := startSupervisor(t, &Manifest{Dir: dir})
+	if second.remote.PID != os.Getpid() || second.remote.Control == first.remote.Control {
+		t.Errorf("second supervisor %+v, first %+v", second.remote, first.remote)
+	}
+}
+
+// TestStalledOutput: while nobody reads Out (a pager, Ctrl-S), instances
+// keep running, crashed ones are restarted and logs keeps every line.
+func TestStalledOutput(t *testing.T) {
+	w := newGateWriter()
+	t.Cleanup(func() { close(w.open) }) // after the supervisor has stopped
+	m := &Manifest{Dir: t.TempDir(), Services: []*ServiceSpec{{Name: "hello", Command: []string{helloBin}, Register: RegisterSDK}}}
+	m.Path = filepath.Join(m.Dir, "shoal.yaml")
+	m.DrainTimeout = 2 * time.Second
+	sup, err := New(m, Options{Out: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("Run did not return 30s after cancel with a stalled Out")
+		}
+	})
+	var rem *Remote
+	eventually(t, 30*time.Second, "control API answers", func() error {
+		rem, err = FindRunning(m.Dir)
+		return err
+	})
+	<-w.entered // Out is stuck
+	before := waitServing(t, rem, "hello", 1)[0]
+	if _, err := rem.Kill(ctx, "hello", 1, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "hello/1 restarted", func() error {
+		now := waitServing(t, rem, "hello", 1)[0]
+		if now.PID == before.PID {
+			return fmt.Errorf("hello/1 still pid %d", now.PID)
+		}
+		return nil
+	})
+	var b strings.Builder
+	if err := rem.Logs(ctx, "hello", 1, false, &b); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "hello/1 | "); n < 2 {
+		t.Errorf("logs kept %d lines of two processes:\n%s", n, b.String())
+	}
+}
+
+// TestFreshPortAfterFailedStart: a slot whose port was taken before its
+// process could bind it gets a new port instead of crash looping.
+func TestFreshPortAfterFailedStart(t *testing.T) {
+	wd, _ := os.Getwd()
+	// The first port the slot is given counts as stolen for good.
+	script := `f=first-port; [ -f $f ] || echo $PORT > $f
+if [ "$(cat $f)" = "$PORT" ]; then echo "bind 127.0.0.1:$PORT: address already in use"; exit 1; fi
+exec python3 "$1"`
+	m := &Manifest{Services: []*ServiceSpec{
+		{Name: "web", Command: []string{"sh", "-c", script, "sh", filepath.Join(wd, "testdata", "web.py")}},
+	}}
+	r := startSupervisor(t, m)
+	st := waitServing(t, r.remote, "web", 1)[0]
+	first, err := os.ReadFile(filepath.Join(m.Dir, "first-port"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Addr == "127.0.0.1:"+strings.TrimSpace(string(first)) || st.Restarts < 1 {
+		t.Errorf("web/1 = %+v, want it restarted on a port other than %s", st, first)
+	}
+	if err := getJSON("http://"+st.Addr+"/", new(any)); err != nil {
+		t.Errorf("ps shows %s, which does not answer: %v", st.Addr, err)
+	}
+}
+
+// TestUnhealthyAtStart: an instance that turns unhealthy while others are
+// still starting does not hold back the status table.
+func TestUnhealthyAtStart(t *testing.T) {
+	wd, _ := os.Getwd()
+	m := &Manifest{Services: []*ServiceSpec{
+		{Name: "hello", Command: []string{helloBin}, Register: RegisterSDK},
+		// Ready only once the test creates the file "go".
+		{Name: "slow", Command: []string{"sh", "-c", `while [ ! -f go ]; do sleep 0.05; done; exec python3 "$1"`, "sh", filepath.Join(wd, "testdata", "web.py")}},
+	}}
+	r := startSupervisor(t, m)
+	ctx := context.Background()
+	st := waitServing(t, r.remote, "hello", 1)[0]
+	if _, err := r.remote.Kill(ctx, "hello", 1, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(st.PID, syscall.SIGCONT) })
+	eventually(t, 20*time.Second, "hello/1 unhealthy", func() error {
+		if got := psOf(t, r.remote, "hello")[0].State; got != StateUnhealthy {
+			return fmt.Errorf("hello/1 is %s", got)
+		}
+		return nil
+	})
+	writeFile(t, filepath.Join(m.Dir, "go"), "")
+	eventually(t, 20*time.Second, "status table printed", func() error {
+		if out := r.out.String(); !strings.Contains(out, "instances serving in") {
+			return fmt.Errorf("no table yet:\n%s", out)
+		}
+		return nil
 	})
 }
 
@@ -539,4 +672,31 @@ func observer(t *testing.T, ctx context.Context, seed string) *discovery.Member 
 	go func() { done <- obs.Run(octx) }()
 	t.Cleanup(func() { stop(); <-done })
 	return obs
+}
+
+// TestExitedProcessLeavesPS: once a process has exited, ps no longer shows
+// its pid as serving, even while its gossip agent is still leaving.
+func TestExitedProcessLeavesPS(t *testing.T) {
+	wd, _ := os.Getwd()
+	m := &Manifest{Services: []*ServiceSpec{{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}}}}
+	r := startSupervisor(t, m)
+	ctx := context.Background()
+	observer(t, ctx, r.remote.Gossip) // a peer makes the agent's leave take a moment
+	st := waitServing(t, r.remote, "web", 1)[0]
+	if _, err := r.remote.Kill(ctx, "web", 1, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "web/1 reaped", func() error { return gone(st.PID) })
+	// Wait has returned; the supervisor clears the pid right after.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for {
+		cur := psOf(t, r.remote, "web")[0]
+		if cur.PID != st.PID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ps still shows the exited pid %d: %+v", st.PID, cur)
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval
+	}
 }

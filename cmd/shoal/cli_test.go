@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // runCLI runs the command line in a fake environment and returns the exit
@@ -133,5 +135,20 @@ func TestUseColor(t *testing.T) {
 		if got := useColor(e); got != tt.wantColor {
 			t.Errorf("useColor(tty %v, NO_COLOR %q, TERM %q) = %v", tt.tty, tt.noColor, tt.term, got)
 		}
+	}
+}
+
+// TestHangupStopsGracefully: closing the terminal (SIGHUP) ends shoal up's
+// context like Ctrl-C instead of killing it outright.
+func TestHangupStopsGracefully(t *testing.T) {
+	ctx, stop := signalContext(context.Background())
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGHUP did not end the context")
 	}
 }

@@ -131,11 +131,13 @@ func exactArgs(n int, form string) cobra.PositionalArgs {
 	}
 }
 
-// signalContext is ctx cancelled by SIGINT or SIGTERM. After the first
-// signal the default handling comes back, so a second Ctrl-C ends a
-// shutdown that takes too long (as shoal.Service.Main does).
+// signalContext is ctx cancelled by SIGINT, SIGTERM or SIGHUP (the
+// terminal was closed: stop gracefully rather than die and leave the
+// instances to the parent-death signal). After the first signal the default
+// handling comes back, so a second Ctrl-C ends a shutdown that takes too
+// long (as shoal.Service.Main does).
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	context.AfterFunc(ctx, stop)
 	return ctx, stop
 }

@@ -23,9 +23,9 @@ fix), builds the build: services into .shoal/bin, starts every instance,
 waits until they are ready, prints the status table and the gateway URL(s),
 then streams each instance's log lines prefixed with service/index.
 
-Ctrl-C (or 'shoal down' from another terminal) stops everything gracefully:
-SIGTERM, drain, then SIGKILL after the drain timeout. A second Ctrl-C stops
-at once. Instances die with shoal up even if it is killed.`,
+Ctrl-C, closing the terminal (SIGHUP), SIGTERM or 'shoal down' from another
+terminal stops everything gracefully: SIGTERM, drain, then SIGKILL after the
+drain timeout. A second Ctrl-C stops at once. Instances die with shoal up even if it is killed.`,
 		Example: `  shoal up
   shoal up -f ~/src/shop/shoal.yaml
   NO_COLOR=1 shoal up > up.log`,
