@@ -104,8 +104,11 @@ func (s *Supervisor) controlHandler() http.Handler {
 		_ = s.logs.follow(r.Context(), service, index, follow, w, func() { _ = rc.Flush() })
 	})
 	mux.HandleFunc("POST "+pathDown, func(w http.ResponseWriter, r *http.Request) {
-		s.requestDown()
+		// Answer first: with nothing to drain, Run may close this server
+		// before a handler that asked first got to write.
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
+		_ = http.NewResponseController(w).Flush()
+		s.requestDown()
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(tokenHeader)), []byte(s.token)) != 1 {
