@@ -1,7 +1,6 @@
 package shoal
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -36,17 +35,17 @@ func (s *Service) newServer() *http.Server {
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case PathHealth:
-		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 		return
 	case PathReady:
 		if s.draining.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return
 	case PathInfo:
-		writeJSON(w, http.StatusOK, s.Info())
+		WriteJSON(w, http.StatusOK, s.Info())
 		return
 	}
 	if s.draining.Load() {
@@ -103,10 +102,4 @@ func (s *Service) Info() Info {
 		}
 	}
 	return in
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

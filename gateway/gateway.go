@@ -26,7 +26,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 )
 
@@ -102,17 +102,17 @@ type routeKey struct{}
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parseRoute(r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "no_route",
+		shoal.WriteError(w, http.StatusNotFound, "no_route",
 			"request paths have the form /<service>/<path>, e.g. /catalog/titles/1")
 		return
 	}
 	if !validService(rt.service) || internalService(rt.service) {
-		writeError(w, http.StatusNotFound, "unknown_service",
+		shoal.WriteError(w, http.StatusNotFound, "unknown_service",
 			fmt.Sprintf("no service named %q", truncate(rt.service, 64)))
 		return
 	}
 	if isAdminPath(rt.path) {
-		writeError(w, http.StatusNotFound, "not_found",
+		shoal.WriteError(w, http.StatusNotFound, "not_found",
 			fmt.Sprintf("%s is an admin path of service %q and is not served through the gateway", path.Clean(rt.path), rt.service))
 		return
 	}
@@ -120,17 +120,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if _, known := g.seen.Load(rt.service); known {
 			// Scaled to zero or all down right now: try again, not "never".
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("service %q has no instance available right now", rt.service))
+			shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("service %q has no instance available right now", rt.service))
 			return
 		}
-		writeError(w, http.StatusNotFound, "unknown_service", fmt.Sprintf("no service named %q", rt.service))
+		shoal.WriteError(w, http.StatusNotFound, "unknown_service", fmt.Sprintf("no service named %q", rt.service))
 		return
 	}
 	if _, known := g.seen.Load(rt.service); !known {
 		g.seen.Store(rt.service, struct{}{})
 	}
 	if err := bufferBody(r); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
+		shoal.WriteError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
 		return
 	}
 	timeout := g.Timeout
@@ -224,7 +224,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeError(w, status, code, msg)
+	shoal.WriteError(w, status, code, msg)
 }
 
 // classify maps a client error to an error code, a status and a message
@@ -290,22 +290,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, msg
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // messages show /<service>/<path>; the type is JSON
-	_ = enc.Encode(b)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+
+	"github.com/shoal-dev/shoal"
 )
 
 // Control API paths (HTTP/JSON on loopback; see Remote for the client).
@@ -47,10 +49,10 @@ type pingResponse struct {
 func (s *Supervisor) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathPing, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
+		shoal.WriteJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
 	})
 	mux.HandleFunc("GET "+pathPS, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"instances": s.ps()})
+		shoal.WriteJSON(w, http.StatusOK, map[string]any{"instances": s.ps()})
 	})
 	mux.HandleFunc("POST "+pathScale, func(w http.ResponseWriter, r *http.Request) {
 		var req scaleRequest
@@ -76,7 +78,7 @@ func (s *Supervisor) controlHandler() http.Handler {
 			writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		shoal.WriteJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("GET "+pathLogs, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -106,7 +108,7 @@ func (s *Supervisor) controlHandler() http.Handler {
 	mux.HandleFunc("POST "+pathDown, func(w http.ResponseWriter, r *http.Request) {
 		// Answer first: with nothing to drain, Run may close this server
 		// before a handler that asked first got to write.
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
+		shoal.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
 		_ = http.NewResponseController(w).Flush()
 		s.requestDown()
 	})
@@ -134,29 +136,15 @@ func reply(w http.ResponseWriter, err error) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	shoal.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
+// writeError answers with the status and code of an *opError, or 500.
 func writeError(w http.ResponseWriter, err error) {
-	var body errorBody
-	status := http.StatusInternalServerError
-	body.Error.Code, body.Error.Message = "internal", err.Error()
+	status, code := http.StatusInternalServerError, "internal"
 	var oe *opError
 	if errors.As(err, &oe) {
-		status, body.Error.Code = oe.status, oe.code
+		status, code = oe.status, oe.code
 	}
-	writeJSON(w, status, body)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	shoal.WriteError(w, status, code, err.Error())
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal"
 )
 
 // ErrNotRunning is returned (wrapped, with the folder) by FindRunning when
@@ -221,7 +223,7 @@ func (r *Remote) do(ctx context.Context, method, path string, in any) (*http.Res
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb errorBody
+		var eb shoal.ErrorBody
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb); err != nil || eb.Error.Message == "" {
 			return nil, &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("control API %s: %s", path, resp.Status)}
 		}

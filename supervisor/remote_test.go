@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal"
 )
 
 // fakeSupervisor serves h as the control API of a supervisor with this
@@ -72,7 +74,7 @@ func TestRemoteCallsAreBounded(t *testing.T) {
 	shorten(t, &callTimeout, 200*time.Millisecond)
 	dir := fakeSupervisor(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == pathPing {
-			writeJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
+			shoal.WriteJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
 			return
 		}
 		// Read the body, so the server notices the client giving up.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 )
 
@@ -43,13 +44,13 @@ func newHandler(a *api) http.Handler {
 	mux.HandleFunc("/titles/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
 			return
 		}
 		a.title(w, r)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s; try GET /titles/{id}", r.URL.Path))
+		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s; try GET /titles/{id}", r.URL.Path))
 	})
 	return mux
 }
@@ -66,7 +67,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("id")
 	n, err := strconv.ParseUint(raw, 10, 63)
 	if err != nil || n == 0 {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no title with id %q", raw))
+		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no title with id %q", raw))
 		return
 	}
 	id := strconv.FormatUint(n, 10) // canonical: nothing else reaches the URLs below
@@ -87,7 +88,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
-		writeError(w, status, errorCode(status), msg)
+		shoal.WriteError(w, status, errorCode(status), msg)
 		return
 	}
 	if rt := <-ratings; rt != nil {
@@ -96,7 +97,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 		title["degraded"] = json.RawMessage(`["ratings"]`)
 		a.noteDegraded(id)
 	}
-	writeJSON(w, http.StatusOK, title)
+	shoal.WriteJSON(w, http.StatusOK, title)
 }
 
 // leaveRoom shortens d so that an answer without what it bounds (the
@@ -218,18 +219,4 @@ func budget(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, status, map[string]detail{"error": {code, msg}})
 }

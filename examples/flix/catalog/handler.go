@@ -1,10 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/shoal-dev/shoal"
 )
 
 // Page sizes for GET /titles.
@@ -30,7 +31,7 @@ func newHandler(titles []Title) http.Handler {
 			return
 		}
 		page := titles[min(offset, len(titles)):min(offset+limit, len(titles))]
-		writeJSON(w, http.StatusOK, map[string]any{
+		shoal.WriteJSON(w, http.StatusOK, map[string]any{
 			"titles": page, "total": len(titles), "limit": limit, "offset": offset,
 		})
 	})
@@ -41,13 +42,13 @@ func newHandler(titles []Title) http.Handler {
 		raw := r.PathValue("id")
 		id, err := strconv.Atoi(raw)
 		if err != nil || id < 1 || id > len(titles) {
-			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no title with id %q", raw))
+			shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no title with id %q", raw))
 			return
 		}
-		writeJSON(w, http.StatusOK, titles[id-1])
+		shoal.WriteJSON(w, http.StatusOK, titles[id-1])
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s; try GET /titles or GET /titles/{id}", r.URL.Path))
+		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s; try GET /titles or GET /titles/{id}", r.URL.Path))
 	})
 	return mux
 }
@@ -61,7 +62,7 @@ func intParam(w http.ResponseWriter, r *http.Request, name string, def, lo, hi i
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		writeError(w, http.StatusBadRequest, "invalid_argument",
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument",
 			fmt.Sprintf("%s=%q: want an integer from %d to %d", name, v, lo, hi))
 		return 0, false
 	}
@@ -73,20 +74,6 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("Allow", "GET, HEAD")
-	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+	shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
 	return false
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, status, map[string]detail{"error": {code, msg}})
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"github.com/shoal-dev/shoal"
 )
 
 // Limits on what a request may carry.
@@ -51,7 +53,7 @@ func newHandler(st *store) http.Handler {
 		h.average(w, r)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found",
+		shoal.WriteError(w, http.StatusNotFound, "not_found",
 			fmt.Sprintf("no route for %s; try /ratings/{profile}/{title} or /titles/{title}/average", r.URL.Path))
 	})
 	return mux
@@ -64,17 +66,17 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request) {
 	}
 	key := r.Header.Get(IdempotencyKeyHeader)
 	if err := checkKey(key); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
 	score, err := decodeScore(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
 	res, err := h.st.put(r.Context(), key, Rating{Profile: profile, Title: title, Score: score})
 	if errors.Is(err, errKeyReused) {
-		writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
+		shoal.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
 			fmt.Sprintf("%s %q was already used for a different rating; use a new key per write", IdempotencyKeyHeader, key))
 		return
 	}
@@ -100,16 +102,16 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		storeError(w, r, err)
 	case !found:
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %q has not rated title %d", profile, title))
+		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("profile %q has not rated title %d", profile, title))
 	default:
-		writeJSON(w, http.StatusOK, rating)
+		shoal.WriteJSON(w, http.StatusOK, rating)
 	}
 }
 
 func (h *handler) average(w http.ResponseWriter, r *http.Request) {
 	title, err := parseTitle(r.PathValue("title"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
 	avg, err := h.st.average(r.Context(), title)
@@ -117,19 +119,19 @@ func (h *handler) average(w http.ResponseWriter, r *http.Request) {
 		storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, avg)
+	shoal.WriteJSON(w, http.StatusOK, avg)
 }
 
 // ratingPath validates {profile} and {title}, answering 400 if either is bad.
 func ratingPath(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
 	profile := r.PathValue("profile")
 	if err := checkProfile(profile); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return "", 0, false
 	}
 	title, err := parseTitle(r.PathValue("title"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return "", 0, false
 	}
 	return profile, title, true
@@ -205,27 +207,13 @@ func storeError(w http.ResponseWriter, r *http.Request, err error) {
 	slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
 	if isBusy(err) || r.Context().Err() != nil {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the ratings store is busy; retry shortly")
+		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the ratings store is busy; retry shortly")
 		return
 	}
-	writeError(w, http.StatusInternalServerError, "internal", "the ratings store failed")
+	shoal.WriteError(w, http.StatusInternalServerError, "internal", "the ratings store failed")
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, status, map[string]detail{"error": {code, msg}})
+	shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow))
 }
