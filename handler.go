@@ -1,6 +1,7 @@
 package shoal
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -55,7 +56,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.Header.Get(RequestIDHeader)
 	if id == "" {
-		id = randomHex(8)
+		id = newRequestID()
 		r.Header.Set(RequestIDHeader, id)
 	}
 	w.Header().Set(RequestIDHeader, id)
@@ -102,4 +103,18 @@ func (s *Service) Info() Info {
 		}
 	}
 	return in
+}
+
+// newRequestID returns 16 hex digits. A request ID correlates logs: it must
+// be unique in practice, not unpredictable, so math/rand/v2 serves, without
+// the system call crypto/rand may make on every request.
+func newRequestID() string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	v := rand.Uint64()
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = digits[v&15]
+		v >>= 4
+	}
+	return string(b[:])
 }

@@ -166,23 +166,13 @@ func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip c
 	s.draining.Store(true)
 	s.log.Info("draining", "timeout", d.String())
 
-	// At most 2/5 of the budget for peers to hear it; meanwhile this
-	// instance serves on, telling callers to drop their connections.
-	announce, cancelAnnounce := context.WithTimeout(ctx, 2*d/5)
-	err := member.SetState(announce, discovery.StateDraining)
-	cancelAnnounce()
-	if err != nil {
+	// Peers hear it while this instance serves on, telling callers to drop
+	// their connections (Connection: close), so that none is refused while
+	// it still believes the instance serves.
+	if err := member.Drain(ctx, d); err != nil {
 		s.log.Warn("draining not confirmed by gossip", "err", err)
 	}
-	announced := time.Since(begin)
-	// A short grace after the broadcast: a caller that picked this instance
-	// from its previous catalog snapshot still gets served, and pooled
-	// connections are closed by their callers on a Connection: close answer
-	// rather than by this server under a request in flight.
-	select {
-	case <-time.After(min(drainGrace, d/10)):
-	case <-ctx.Done():
-	}
+	warned := time.Since(begin)
 
 	var drainErr error
 	if err := srv.Shutdown(ctx); err != nil {
@@ -195,17 +185,13 @@ func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip c
 	case <-time.After(time.Until(begin.Add(d))):
 		s.log.Warn("gossip leave did not finish within the drain timeout")
 	}
-	s.log.Info("stopped", "announced_in", announced.Round(time.Millisecond).String(),
+	s.log.Info("stopped", "callers_warned_in", warned.Round(time.Millisecond).String(),
 		"drained_in", time.Since(begin).Round(time.Millisecond).String())
 	return drainErr
 }
 
 // leaveSlice is the part of drain timeout d kept for leaving gossip.
 func leaveSlice(d time.Duration) time.Duration { return min(time.Second, d/5) }
-
-// drainGrace is how long a draining instance keeps its listener open after
-// peers have heard it is draining (capped at a tenth of the drain timeout).
-const drainGrace = 500 * time.Millisecond
 
 func (s *Service) gossipConfig() (discovery.Config, error) {
 	g := discovery.DefaultConfig()

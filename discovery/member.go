@@ -190,6 +190,29 @@ func (m *Member) NumMembers() int {
 	return 0
 }
 
+// Drain announces this instance as draining and gives callers time to stop
+// picking it, within budget: at most 2/5 of it waiting until the update has
+// been broadcast to the cluster, then a grace of min(500 ms, budget/10) for
+// callers still picking from the snapshot they held before. Both stop early
+// when ctx ends. The instance itself keeps serving meanwhile; what follows
+// (closing listeners, leaving) is the caller's. The error, if any, is the
+// broadcast's; the grace is kept either way.
+func (m *Member) Drain(ctx context.Context, budget time.Duration) error {
+	announce, cancel := context.WithTimeout(ctx, 2*budget/5)
+	err := m.SetState(announce, StateDraining)
+	cancel()
+	t := time.NewTimer(min(drainGrace, budget/10))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return err
+}
+
+// drainGrace caps the pause Drain makes after the broadcast.
+const drainGrace = 500 * time.Millisecond
+
 // SetState changes this member's advertised state and pushes the new record
 // to the cluster. It blocks until memberlist has finished broadcasting it
 // (sent it the configured number of times to random peers), or ctx ends;

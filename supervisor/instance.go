@@ -403,10 +403,7 @@ func (a *agent) drain(timeout time.Duration) {
 	if a == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(2*time.Second, 2*timeout/5))
-	_ = a.m.SetState(ctx, discovery.StateDraining)
-	cancel()
-	time.Sleep(min(500*time.Millisecond, timeout/10)) // callers holding an older snapshot finish their pick
+	_ = a.m.Drain(context.Background(), timeout)
 }
 
 // setState announces the program's state in discovery, bounded in time.
