@@ -1,6 +1,7 @@
 package shoal
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/resilience"
 )
 
 // Config describes one instance of a service. The zero value plus a Name is
@@ -38,6 +40,11 @@ type Config struct {
 	DrainTimeout time.Duration `json:"drain_timeout" yaml:"drain_timeout"`
 	// Client is the policy of Service.Client; zero means client.DefaultConfig.
 	Client client.Config `json:"client" yaml:"client"`
+	// Admission is the adaptive concurrency limit on requests to the user's
+	// handler (admin paths are never limited); zero means
+	// resilience.DefaultLimiterConfig. Requests over the limit get 503 with
+	// Retry-After, fast, so that callers fail over to another instance.
+	Admission resilience.LimiterConfig `json:"admission" yaml:"admission"`
 	// Logger receives the SDK's logs; default JSON to stderr.
 	Logger *slog.Logger `json:"-" yaml:"-"`
 }
@@ -55,6 +62,12 @@ const (
 	EnvSeeds         = "SHOAL_SEEDS"
 	EnvGossipProfile = "SHOAL_GOSSIP_PROFILE"
 	EnvDrainTimeout  = "SHOAL_DRAIN_TIMEOUT"
+	EnvAdmission     = "SHOAL_ADMISSION" // "off" disables admission control, "on" enables it
+	// EnvDependencies holds client policies by service name, as JSON
+	// (durations in nanoseconds); shoal up sets it from the manifest's
+	// dependencies:. They override the code's Client.Dependencies field by
+	// field.
+	EnvDependencies = "SHOAL_DEPENDENCIES"
 )
 
 const defaultDrainTimeout = 10 * time.Second
@@ -89,6 +102,24 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 			return fmt.Errorf("%s=%q: want a duration such as 10s", EnvDrainTimeout, v)
 		}
 		c.DrainTimeout = d
+	}
+	switch v := getenv(EnvAdmission); v {
+	case "":
+	case "on":
+		c.Admission.Disabled = false
+	case "off":
+		c.Admission.Disabled = true
+	default:
+		return fmt.Errorf("%s=%q: want on or off", EnvAdmission, v)
+	}
+	if v := getenv(EnvDependencies); v != "" {
+		var deps map[string]client.Config
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&deps); err != nil {
+			return fmt.Errorf("%s: %w", EnvDependencies, err)
+		}
+		c.Client = c.Client.WithDependencies(deps)
 	}
 	return nil
 }
@@ -160,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain_timeout %v must not be negative", c.DrainTimeout))
+	}
+	if err := c.Admission.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("admission: %w", err))
 	}
 	return errors.Join(errs...)
 }

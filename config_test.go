@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/shoal-dev/shoal/client"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -122,5 +124,23 @@ func TestAdvertise(t *testing.T) {
 		if got := advertise(tt.configured, tt.listen, tt.gossip); got != tt.want {
 			t.Errorf("advertise(%q, %q, %q) = %q, want %q", tt.configured, tt.listen, tt.gossip, got, tt.want)
 		}
+	}
+}
+
+func TestConfigDependenciesFromEnv(t *testing.T) {
+	c := Config{Client: client.Config{Dependencies: map[string]client.Config{
+		"ratings": {MaxAttempts: 2, Timeout: time.Second},
+	}}}
+	env := map[string]string{EnvDependencies: `{"ratings": {"timeout": 300000000}, "catalog": {"max_in_flight": 8}}`}
+	if err := c.FromEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	r, cat := c.Client.Dependencies["ratings"], c.Client.Dependencies["catalog"]
+	if r.MaxAttempts != 2 || r.Timeout != 300*time.Millisecond || cat.MaxInFlight != 8 {
+		t.Errorf("dependencies = %+v", c.Client.Dependencies)
+	}
+	env[EnvDependencies] = `{"ratings": {"timout": 1}}`
+	if err := c.FromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), EnvDependencies) {
+		t.Errorf("unknown field: err = %v", err)
 	}
 }

@@ -1,11 +1,15 @@
 package shoal
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/resilience"
 )
 
 // Admin paths, served before the user's handler sees a request.
@@ -13,6 +17,9 @@ const (
 	PathHealth = "/healthz"
 	PathReady  = "/readyz"
 	PathInfo   = "/infoz"
+	// PathMetrics serves Prometheus metrics: the RED metrics of the
+	// service's handler and the state of every resilience policy.
+	PathMetrics = "/metrics"
 )
 
 // RequestIDHeader carries the request's ID from caller to callee and back.
@@ -31,8 +38,9 @@ func (s *Service) newServer() *http.Server {
 	}
 }
 
-// ServeHTTP answers the admin paths and hands everything else to the user's
-// handler, with the caller's deadline on its context.
+// ServeHTTP answers the admin paths and hands everything else, if admission
+// control lets it in, to the user's handler with the caller's deadline on its
+// context.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case PathHealth:
@@ -48,7 +56,16 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathInfo:
 		WriteJSON(w, http.StatusOK, s.Info())
 		return
+	case PathMetrics:
+		s.metricsHandler.ServeHTTP(w, r)
+		return
 	}
+	s.public.ServeHTTP(w, r)
+}
+
+// serve is the path of every request but the admin ones, inside the RED
+// metrics.
+func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		// Ask the caller not to reuse this connection: it moves to another
 		// instance before this one closes its listener.
@@ -60,14 +77,46 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(RequestIDHeader, id)
 	}
 	w.Header().Set(RequestIDHeader, id)
+	permit, ok := s.admit.Acquire(r.Context())
+	if !ok {
+		s.reject(w)
+		return
+	}
 	s.requests.Add(1)
 	if v := r.Header.Get(client.TimeoutHeader); v != "" {
 		ctx, cancel := client.WithTimeoutHeader(r.Context(), v)
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
+	// Deferred after cancel, so it runs first and sees why the request ended.
+	defer endPermit(r.Context(), &permit)
 	s.handler.ServeHTTP(w, r)
 }
+
+// reject answers a request over the concurrency limit: 503 at once, with
+// Retry-After, so that the caller tries another instance rather than waiting
+// here.
+func (s *Service) reject(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set(client.RejectedHeader, "overloaded")
+	WriteError(w, http.StatusServiceUnavailable, "overloaded",
+		"instance at its concurrency limit of "+strconv.Itoa(s.admit.Stats().Limit)+" requests; retry on another instance")
+}
+
+// endPermit gives an admitted request's permit back. A request its caller
+// cancelled (hung up, or a hedge that lost) ran for a length of time that says
+// nothing about load, so it is dropped; every other one, a handler that ran
+// out its deadline included, is a latency sample for the limit.
+func endPermit(ctx context.Context, p *resilience.Permit) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		p.Drop()
+		return
+	}
+	p.Record()
+}
+
+// Admission reports the admission control limit and counts.
+func (s *Service) Admission() resilience.LimiterStats { return s.admit.Stats() }
 
 // Info is what /infoz reports.
 type Info struct {
@@ -82,6 +131,8 @@ type Info struct {
 	Members  int            `json:"members"`
 	Requests uint64         `json:"requests"` // handled by the service's handler since start
 	Services map[string]int `json:"services"` // instances seen per service
+
+	Admission resilience.LimiterStats `json:"admission"` // the concurrency limit on the handler
 }
 
 // Info describes this instance and what it sees of the system.
@@ -89,7 +140,7 @@ func (s *Service) Info() Info {
 	in := Info{
 		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(),
 		State: "serving", Started: s.started, Uptime: time.Since(s.started).Round(time.Second).String(),
-		Requests: s.requests.Load(),
+		Requests: s.requests.Load(), Admission: s.admit.Stats(),
 		Services: map[string]int{},
 	}
 	if s.draining.Load() {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/resilience"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // Service is one instance of a service: the user's handler plus discovery,
@@ -25,6 +27,11 @@ type Service struct {
 	handler http.Handler
 	log     *slog.Logger
 	client  *client.Transport
+	admit   *resilience.Limiter // admission control before the user's handler
+	metrics *telemetry.Metrics
+	// public serves every non-admin request: serve, inside the RED metrics.
+	public         http.Handler
+	metricsHandler http.Handler
 
 	member   atomic.Pointer[discovery.Member] // set while Run has joined gossip
 	addr     atomic.Pointer[string]           // advertised HTTP address, once listening
@@ -48,6 +55,7 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		cfg:     cfg,
 		handler: h,
 		log:     cfg.Logger.With("service", cfg.Name, "instance", cfg.ID),
+		admit:   resilience.NewLimiter(cfg.Admission), // Validate checked the config
 		ready:   make(chan struct{}),
 		started: time.Now(),
 	}
@@ -56,6 +64,11 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		return nil, fmt.Errorf("shoal: %w", err)
 	}
 	s.client = tr
+	s.metrics = telemetry.New(cfg.Name, cfg.ID)
+	s.metrics.AddDependencies(tr)
+	s.metrics.AddLimiter(s)
+	s.public = s.metrics.Middleware(http.HandlerFunc(s.serve))
+	s.metricsHandler = s.metrics.Handler()
 	return s, nil
 }
 

@@ -126,10 +126,10 @@ func (b *Balancer) Pick(candidates []discovery.Instance, tried []string) (*Host,
 	}
 	clk := clock{b: b}
 	if h := b.pickFast(s, candidates, tried, &clk); h != nil {
-		return h, nil
+		return h.picked(), nil
 	}
 	if h := b.pickScan(s, candidates, tried, &clk); h != nil {
-		return h, nil
+		return h.picked(), nil
 	}
 	return nil, ErrNoInstance
 }
@@ -335,6 +335,8 @@ type HostStats struct {
 	EWMA     time.Duration `json:"ewma"`
 	InFlight int64         `json:"in_flight"`
 	Ejected  bool          `json:"ejected"`
+	// Breaker is BreakerClosed, BreakerOpen (ejected) or BreakerHalfOpen.
+	Breaker string `json:"breaker"`
 	// EjectedUntil is when the current ejection ends; zero if not ejected.
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
 	// Ejections counts the host's ejections.
@@ -364,6 +366,7 @@ func (b *Balancer) Stats() []HostStats {
 			Ejections:           h.ejections.Load(),
 			EjectionsRefused:    h.refused.Load(),
 			ConsecutiveFailures: h.consecFail.Load(),
+			Breaker:             h.breaker(now),
 		}
 		if u := h.ejectedUntil.Load(); u != 0 && now < u {
 			st.Ejected = true

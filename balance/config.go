@@ -28,13 +28,20 @@ type Config struct {
 	Ejection EjectionConfig `json:"ejection" yaml:"ejection"`
 }
 
-// EjectionConfig sets outlier ejection: a host that fails
-// ConsecutiveFailures times in a row is ejected (picked only when no
+// EjectionConfig sets outlier ejection, the per-instance circuit breaker: a
+// host that fails ConsecutiveFailures times in a row, or whose failures
+// reach FailureRate of at least MinRequests outcomes over RateWindow, is
+// ejected (picked only when no
 // non-ejected serving host is left) for an ejection time that starts at
 // BaseTime and doubles with each repeated ejection, up to MaxTime. A host that
 // went MaxTime without being ejected starts again from BaseTime. Failures
 // while ejected (when picked as a last resort) count toward the next
 // ejection, which then follows as soon as the current one ends.
+//
+// When an ejection ends the breaker is half-open: the next request picked
+// for the host is a probe, and while it is in flight the host is picked
+// only as a last resort. The probe's success closes the breaker; its failure
+// ejects the host again at once, for the next length.
 //
 // At most MaxFraction of the service's current hosts are ejected at once,
 // rounded down but at least one, and never all of them: a one-host service
@@ -49,6 +56,15 @@ type EjectionConfig struct {
 	BaseTime time.Duration `json:"base_time" yaml:"base_time"`
 	// MaxTime caps the length of an ejection.
 	MaxTime time.Duration `json:"max_time" yaml:"max_time"`
+	// FailureRate is the share of failed outcomes, in (0, 1], over
+	// RateWindow that ejects a host once it has MinRequests outcomes there:
+	// it catches a host failing often but not in a row.
+	FailureRate float64 `json:"failure_rate" yaml:"failure_rate"`
+	// MinRequests is the fewest outcomes in RateWindow for FailureRate to
+	// apply.
+	MinRequests int `json:"min_requests" yaml:"min_requests"`
+	// RateWindow is the sliding window of FailureRate.
+	RateWindow time.Duration `json:"rate_window" yaml:"rate_window"`
 	// MaxFraction is the most of the service's hosts ejected at once, in
 	// (0, 1].
 	MaxFraction float64 `json:"max_fraction" yaml:"max_fraction"`
@@ -65,11 +81,14 @@ const (
 	DefaultEjectionBaseTime    = 2 * time.Second
 	DefaultEjectionMaxTime     = 30 * time.Second
 	DefaultEjectionMaxFraction = 0.5
+	DefaultFailureRate         = 0.5
+	DefaultMinRequests         = 20
+	DefaultRateWindow          = 10 * time.Second
 )
 
 // DefaultConfig is the configuration for services on one machine or a LAN:
 // a 10 s decay, a 500 ms failure penalty, and ejection after 3 failures in a
-// row for 2 s, 4 s, 8 s … up to 30 s, of at most half the hosts.
+// row or half of at least 20 outcomes over 10 s failed, for 2 s, 4 s, 8 s … up to 30 s, of at most half the hosts.
 func DefaultConfig() Config {
 	return Config{
 		Decay:          DefaultDecay,
@@ -79,6 +98,9 @@ func DefaultConfig() Config {
 			BaseTime:            DefaultEjectionBaseTime,
 			MaxTime:             DefaultEjectionMaxTime,
 			MaxFraction:         DefaultEjectionMaxFraction,
+			FailureRate:         DefaultFailureRate,
+			MinRequests:         DefaultMinRequests,
+			RateWindow:          DefaultRateWindow,
 		},
 	}
 }
@@ -105,6 +127,15 @@ func (c Config) withDefaults() Config {
 	if e.MaxFraction == 0 {
 		e.MaxFraction = d.Ejection.MaxFraction
 	}
+	if e.FailureRate == 0 {
+		e.FailureRate = d.Ejection.FailureRate
+	}
+	if e.MinRequests == 0 {
+		e.MinRequests = d.Ejection.MinRequests
+	}
+	if e.RateWindow == 0 {
+		e.RateWindow = d.Ejection.RateWindow
+	}
 	return c
 }
 
@@ -129,6 +160,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("balance: ejection.max_time %v is less than ejection.base_time %v", e.MaxTime, e.BaseTime)
 	case math.IsNaN(e.MaxFraction) || e.MaxFraction < 0 || e.MaxFraction > 1:
 		return fmt.Errorf("balance: ejection.max_fraction %v out of range (0, 1]", e.MaxFraction)
+	case math.IsNaN(e.FailureRate) || e.FailureRate < 0 || e.FailureRate > 1:
+		return fmt.Errorf("balance: ejection.failure_rate %v out of range (0, 1]", e.FailureRate)
+	case e.MinRequests < 0:
+		return fmt.Errorf("balance: ejection.min_requests %d must not be negative", e.MinRequests)
+	case e.RateWindow < 0:
+		return fmt.Errorf("balance: ejection.rate_window %v must not be negative", e.RateWindow)
+	case e.RateWindow > 0 && e.RateWindow < 2*time.Millisecond:
+		return fmt.Errorf("balance: ejection.rate_window %v is below 2ms", e.RateWindow)
 	}
 	return nil
 }

@@ -6,30 +6,57 @@ import (
 )
 
 // failed counts a Failure or ConnectFailure of h at now and ejects h when
-// it reaches the threshold and the cap allows it.
-func (b *Balancer) failed(h *Host, now int64) {
+// the consecutive failures reach the threshold, or tripped (the failure rate
+// over the window did), and the cap allows it.
+func (b *Balancer) failed(h *Host, now int64, tripped bool) {
 	n := h.consecFail.Add(1)
 	e := b.cfg.Ejection
-	if e.Disabled || n < int64(e.ConsecutiveFailures) || h.ejectedAt(now) {
+	if e.Disabled || (n < int64(e.ConsecutiveFailures) && !tripped) || h.ejectedAt(now) {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Re-check under the lock: a Success may have reset the count, another
 	// Finish may have ejected h already, or h may have left the set.
-	if h.removed || h.ejectedAt(now) || h.consecFail.Load() < int64(e.ConsecutiveFailures) {
+	if h.removed || h.ejectedAt(now) || (!tripped && h.consecFail.Load() < int64(e.ConsecutiveFailures)) {
 		return
 	}
+	b.eject(h, now)
+}
+
+// reopen ejects h again because its half-open probe failed: at once, for
+// the next length in its streak, if the cap allows it; otherwise h stays
+// half-open and the next pick probes it again.
+func (b *Balancer) reopen(h *Host, now int64) {
+	h.consecFail.Add(1)
+	if b.cfg.Ejection.Disabled {
+		h.probe.Store(closed)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h.removed || h.ejectedAt(now) {
+		return
+	}
+	if !b.eject(h, now) {
+		h.probe.CompareAndSwap(probeOut, halfOpen)
+	}
+}
+
+// eject opens h's breaker for the next ejection time of its streak, unless
+// the MaxFraction cap refuses. Caller holds b.mu.
+func (b *Balancer) eject(h *Host, now int64) bool {
+	e := b.cfg.Ejection
 	s := b.set.Load()
 	ejected := 0
 	for _, o := range s.all {
-		if o.ejectedAt(now) {
+		if o != h && o.ejectedAt(now) {
 			ejected++
 		}
 	}
 	if ejected+1 > maxEjected(len(s.all), e.MaxFraction) {
 		h.refused.Add(1)
-		return
+		return false
 	}
 	// A host that stayed in for MaxTime since its last ejection ended has
 	// behaved: its next ejection is short again.
@@ -38,11 +65,15 @@ func (b *Balancer) failed(h *Host, now int64) {
 	}
 	h.level = min(h.level+1, 64)
 	h.lastUntil = now + int64(ejectionTime(h.level, e.BaseTime, e.MaxTime))
+	h.probe.Store(closed)
 	h.ejectedUntil.Store(h.lastUntil)
 	h.ejections.Add(1)
-	// The count starts over. Failures while ejected (when picked as a last
-	// resort) count toward the next ejection, due as soon as this one ends.
+	// The count and the window start over. Failures while ejected (when
+	// picked as a last resort) count toward the next ejection, due as soon
+	// as this one ends.
 	h.consecFail.Store(0)
+	h.resetWindow()
+	return true
 }
 
 // maxEjected is how many of n hosts may be ejected at once: the fraction

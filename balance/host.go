@@ -70,12 +70,38 @@ type Host struct {
 	ejectedUntil atomic.Int64
 	ejections    atomic.Int64
 	refused      atomic.Int64
+	// probe is the breaker's half-open state: after an ejection ends the
+	// host is halfOpen, and the first Pick to choose it sends the one probe
+	// (probeOut) whose outcome closes the breaker or ejects the host again.
+	probe atomic.Int32
+
+	// Failure-rate window, guarded by mu: outcomes in the current and the
+	// previous half of EjectionConfig.RateWindow.
+	winStart  int64
+	cur, prev window
 
 	// Guarded by b.mu.
 	level     int   // ejections in the current streak; sets the next length
 	lastUntil int64 // end of the last ejection, 0 if none
 	removed   bool  // no longer among the candidates: never ejected again
 }
+
+// Breaker states of a host, as HostStats reports them.
+const (
+	BreakerClosed   = "closed"    // in rotation
+	BreakerOpen     = "open"      // ejected
+	BreakerHalfOpen = "half_open" // back after an ejection, on probation
+)
+
+// Values of Host.probe.
+const (
+	closed   int32 = iota
+	halfOpen       // the next pick of the host is a probe
+	probeOut       // a probe is in flight: picked only as a last resort
+)
+
+// window counts outcomes over part of the failure-rate window.
+type window struct{ n, failed int64 }
 
 // Instance returns the instance this host stands for, as last seen by Pick.
 func (h *Host) Instance() discovery.Instance { return *h.inst.Load() }
@@ -96,6 +122,8 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	t := time.Now()
 	took := t.Sub(start)
 	if o >= Canceled {
+		// A canceled probe proves nothing: the next pick probes again.
+		h.probe.CompareAndSwap(probeOut, halfOpen)
 		return took
 	}
 	b := h.b
@@ -104,22 +132,34 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	if o != Success {
 		rtt = max(rtt, float64(b.cfg.FailurePenalty))
 	}
-	h.observe(now, rtt, b.tau)
+	tripped := h.observe(now, rtt, b.tau, o != Success, &b.cfg.Ejection)
+	if p := h.probe.Load(); p != closed {
+		// The breaker is half-open: this outcome decides it.
+		if o == Success {
+			h.probe.Store(closed)
+		} else {
+			b.reopen(h, now)
+		}
+		return took
+	}
 	if o == Success {
 		h.consecFail.Store(0)
 		return took
 	}
-	b.failed(h, now)
+	b.failed(h, now, tripped)
 	return took
 }
 
-// observe folds one latency sample (ns) taken at now into the estimate.
+// observe folds one latency sample (ns) taken at now into the estimate, and
+// the outcome into the failure-rate window; it reports whether the failure
+// rate over the window has reached the ejection threshold.
+//
 // Peak EWMA: a sample above the (decayed) estimate replaces it at once, so a
 // host that slows down is avoided on its first slow answer; a lower sample
 // pulls it down with weight 1-exp(-Δt/τ), Δt being the time since the last
 // update, which makes the estimate a time-based EWMA with time constant τ
 // whatever the request rate.
-func (h *Host) observe(now int64, rtt, tau float64) {
+func (h *Host) observe(now int64, rtt, tau float64, failed bool, e *EjectionConfig) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := math.Float64frombits(h.ewma.Load())
@@ -137,6 +177,37 @@ func (h *Host) observe(now int64, rtt, tau float64) {
 	}
 	h.stamp.Store(now)
 	h.ewma.Store(math.Float64bits(next))
+	return h.count(now, failed, e)
+}
+
+// count adds an outcome to the failure-rate window (two halves sliding by
+// half a window) and reports whether the rate trips the breaker. Caller
+// holds h.mu.
+func (h *Host) count(now int64, failed bool, e *EjectionConfig) bool {
+	half := int64(e.RateWindow / 2)
+	if since := now - h.winStart; since >= half {
+		h.prev = h.cur
+		if since >= 2*half {
+			h.prev = window{}
+		}
+		h.cur = window{}
+		h.winStart = now - since%half
+	}
+	h.cur.n++
+	if !failed {
+		return false
+	}
+	h.cur.failed++
+	n, f := h.cur.n+h.prev.n, h.cur.failed+h.prev.failed
+	return n >= int64(e.MinRequests) && float64(f) >= e.FailureRate*float64(n)
+}
+
+// resetWindow forgets the failure-rate window: a host back from an ejection
+// starts with a clean record.
+func (h *Host) resetWindow() {
+	h.mu.Lock()
+	h.cur, h.prev = window{}, window{}
+	h.mu.Unlock()
 }
 
 // estimate is the latency estimate (ns) at now: the last one decayed toward
@@ -223,20 +294,44 @@ func (h *Host) ejectedAt(now int64) bool {
 }
 
 // ejected is ejectedAt for Pick: it reads the clock only for a host with an
-// ejection set, and clears an ejection that is over. That is how ejection
-// ends: lazily, with no timer.
+// ejection set, and clears an ejection that is over, which makes the
+// breaker half-open. That is how ejection ends: lazily, with no timer. A
+// host whose half-open probe is in flight counts as ejected too, so that
+// only the probe tests it.
 func (h *Host) ejected(clk *clock) bool {
 	u := h.ejectedUntil.Load()
 	if u == 0 {
-		return false
+		return h.probe.Load() == probeOut
 	}
 	if clk.get() < u {
 		return true
 	}
 	// A new ejection cannot store u again (it ends after now ≥ u), so this
 	// never clears one.
-	h.ejectedUntil.CompareAndSwap(u, 0)
-	return false
+	if h.ejectedUntil.CompareAndSwap(u, 0) {
+		h.probe.Store(halfOpen)
+	}
+	return h.probe.Load() == probeOut
+}
+
+// picked marks h as chosen by Pick: if its breaker is half-open, this
+// request is the probe.
+func (h *Host) picked() *Host {
+	if h.probe.Load() == halfOpen {
+		h.probe.CompareAndSwap(halfOpen, probeOut)
+	}
+	return h
+}
+
+// breaker is the host's breaker state at now.
+func (h *Host) breaker(now int64) string {
+	switch {
+	case h.ejectedAt(now):
+		return BreakerOpen
+	case h.probe.Load() != closed || h.ejectedUntil.Load() != 0:
+		return BreakerHalfOpen
+	}
+	return BreakerClosed
 }
 
 // setInstance records the latest copy of the host's instance (its state or

@@ -38,7 +38,7 @@ func TestHostSetRemovedForgotten(t *testing.T) {
 		}
 		// c comes back as a new host.
 		hostOf(t, b, serving("a", "b", "c"), "c")
-		if got, want := stats(b)["c"], (balance.HostStats{ID: "c", Addr: "c:80", State: discovery.StateServing}); got != want {
+		if got, want := stats(b)["c"], (balance.HostStats{ID: "c", Addr: "c:80", State: discovery.StateServing, Breaker: balance.BreakerClosed}); got != want {
 			t.Errorf("returning host stats = %+v, want fresh %+v", got, want)
 		}
 		// No candidates: everything is forgotten.

@@ -18,6 +18,7 @@ const (
 	broken             // connection failed after (maybe) sending: may have done the work
 	badGateway         // 502, 503 or 504: retry idempotent requests elsewhere
 	callDone           // the caller's own deadline or cancellation: final
+	hedgeLost          // canceled because another attempt of the call answered
 )
 
 // classifyErr sorts a transport error. Only errors that prove the request

@@ -11,6 +11,11 @@ import (
 // milliseconds, to the callee (like gRPC's grpc-timeout).
 const TimeoutHeader = "Shoal-Timeout-Ms"
 
+// RejectedHeader on a 503 says the instance refused the request before
+// doing any work (its admission control was at its limit), so that any
+// request, idempotent or not, may go to another instance.
+const RejectedHeader = "Shoal-Rejected"
+
 // maxTimeout bounds what a peer may ask for, so a bogus header cannot keep a
 // handler alive for days.
 const maxTimeout = 24 * time.Hour

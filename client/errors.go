@@ -17,6 +17,12 @@ var (
 	ErrBudgetExhausted = errors.New("retry budget exhausted")
 	// ErrAttemptTimeout: one attempt ran past its share of the deadline.
 	ErrAttemptTimeout = errors.New("attempt timed out")
+	// ErrThrottled: the service has been refusing or failing most calls
+	// lately, so the adaptive throttle rejected this one without sending it.
+	ErrThrottled = errors.New("throttled: the service is failing most calls")
+	// ErrBulkheadFull: the service already had Config.MaxInFlight calls in
+	// flight from this Transport.
+	ErrBulkheadFull = errors.New("bulkhead full: too many calls in flight to the service")
 )
 
 // Attempt is one try of a call on one instance.

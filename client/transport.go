@@ -15,7 +15,6 @@ import (
 
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/discovery"
-	"github.com/shoal-dev/shoal/resilience"
 )
 
 // Resolver lists the instances of a service. Instances is called on every
@@ -24,63 +23,6 @@ import (
 type Resolver interface {
 	Instances(service string) []discovery.Instance
 }
-
-// Config is the client's policy for every service it calls. The zero value
-// means DefaultConfig.
-type Config struct {
-	// MaxAttempts bounds the tries of one call, first included.
-	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
-	// Timeout is the deadline of a call whose context has none.
-	Timeout time.Duration `json:"timeout" yaml:"timeout"`
-	// PerTryTimeout, if set, caps one attempt below its carved share.
-	PerTryTimeout time.Duration `json:"per_try_timeout" yaml:"per_try_timeout"`
-	// Budget bounds retries per service.
-	Budget resilience.BudgetConfig `json:"budget" yaml:"budget"`
-	// Balance configures instance choice and ejection per service.
-	Balance balance.Config `json:"balance" yaml:"balance"`
-	// Observer, if set, is told of every attempt.
-	Observer Observer `json:"-" yaml:"-"`
-}
-
-// Observer learns of every attempt a Transport makes, failed or not. It is
-// called on the calling goroutine as each attempt ends, so it must not block.
-type Observer interface {
-	ObserveAttempt(service string, a Attempt)
-}
-
-// DefaultConfig: 3 attempts, a 10 s deadline for calls that bring none, and
-// the default retry budget and balancer.
-func DefaultConfig() Config {
-	return Config{
-		MaxAttempts: 3,
-		Timeout:     10 * time.Second,
-		Budget:      resilience.DefaultBudgetConfig(),
-		Balance:     balance.DefaultConfig(),
-	}
-}
-
-// Validate reports the first setting that cannot work.
-func (c Config) Validate() error {
-	switch {
-	case c.MaxAttempts < 1 || c.MaxAttempts > maxAttempts:
-		return fmt.Errorf("client: max_attempts %d out of range [1, %d]", c.MaxAttempts, maxAttempts)
-	case c.Timeout <= 0:
-		return fmt.Errorf("client: timeout %v must be positive", c.Timeout)
-	case c.PerTryTimeout < 0:
-		return fmt.Errorf("client: per_try_timeout %v must not be negative", c.PerTryTimeout)
-	}
-	if err := c.Budget.Validate(); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	if err := c.Balance.Validate(); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	return nil
-}
-
-// maxAttempts bounds MaxAttempts so that the instances tried by one call fit
-// in a fixed array.
-const maxAttempts = 8
 
 // Transport is an http.RoundTripper for http://<service>/path URLs. It is
 // safe for concurrent use; create one per process and share it.
@@ -91,35 +33,16 @@ type Transport struct {
 	services sync.Map          // service name → *dependency
 }
 
-// dependency is the per-service state: its balancer and its retry budget.
-type dependency struct {
-	bal    *balance.Balancer
-	budget *resilience.Budget
-}
-
 // New returns a Transport resolving names through r. Zero fields of cfg take
 // DefaultConfig's values. It does no I/O.
 func New(r Resolver, cfg Config) (*Transport, error) {
 	if r == nil {
 		return nil, errors.New("client: nil Resolver")
 	}
-	def := DefaultConfig()
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = def.MaxAttempts
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = def.Timeout
-	}
-	if cfg.Budget == (resilience.BudgetConfig{}) {
-		cfg.Budget = def.Budget
-	}
-	if cfg.Balance == (balance.Config{}) {
-		cfg.Balance = def.Balance
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Transport{resolver: r, cfg: cfg, base: newBaseTransport()}, nil
+	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: newBaseTransport()}, nil
 }
 
 func newBaseTransport() *http.Transport {
@@ -146,40 +69,21 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
-// Stats returns the balancer's view of the instances of service, and how
-// many retries its budget would allow now; nil, 0 if it was never called.
-func (t *Transport) Stats(service string) ([]balance.HostStats, int) {
-	v, ok := t.services.Load(service)
-	if !ok {
-		return nil, 0
-	}
-	d := v.(*dependency)
-	return d.bal.Stats(), d.budget.Left()
-}
-
-func (t *Transport) dependency(service string) *dependency {
-	if v, ok := t.services.Load(service); ok {
-		return v.(*dependency)
-	}
-	v, _ := t.services.LoadOrStore(service, &dependency{
-		bal:    balance.New(t.cfg.Balance),
-		budget: resilience.NewBudget(t.cfg.Budget),
-	})
-	return v.(*dependency)
-}
-
 // call is the state of one RoundTrip. It is allocated once per call and also
 // serves as the response body wrapper, so that closing the body releases the
-// call's contexts.
+// call's contexts and its place in the bulkhead.
 type call struct {
 	body          io.ReadCloser
 	cancelAttempt context.CancelCauseFunc
 	cancelCall    context.CancelFunc
+	dep           *dependency // nil once released
 
 	url    url.URL   // first attempt's URL, with the instance's address
 	hdrVal [1]string // first attempt's TimeoutHeader value
 	tried  [maxAttempts]string
+	n      int // attempts made: tried[:n]
 	failed []Attempt
+	hedge  hedge
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -197,10 +101,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: context.Cause(ctx)}
 	}
 	dep := t.dependency(service)
-	c := &call{}
+	if err := dep.admit(); err != nil {
+		closeBody(req)
+		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: err}
+	}
+	c := &call{dep: dep}
+	cfg := &dep.cfg
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		ctx, c.cancelCall = context.WithTimeout(ctx, t.cfg.Timeout)
+		ctx, c.cancelCall = context.WithTimeout(ctx, cfg.Timeout)
 		deadline, _ = ctx.Deadline()
 	}
 	h, err := dep.bal.Pick(instances, nil)
@@ -212,10 +121,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	dep.budget.Request()
 	retryOK := idempotent(req)
 	replay := replayable(req)
-	for n := 0; ; n++ {
-		resp, f, a := t.attempt(ctx, c, req, h, n, deadline, !retryOK)
-		if t.cfg.Observer != nil {
-			t.cfg.Observer.ObserveAttempt(service, a)
+	var hedgeAfter time.Duration
+	if retryOK && replay && cfg.MaxAttempts > 1 && len(instances) > 1 {
+		if hedgeAfter = dep.hedger.Delay(time.Now()); hedgeAfter > 0 {
+			dep.hedger.Call()
+		}
+	}
+	for {
+		var resp *http.Response
+		var f failure
+		var a Attempt
+		if c.n == 0 && hedgeAfter > 0 && hedgeAfter < time.Until(deadline) {
+			resp, f, a = t.hedged(ctx, c, req, h, deadline, instances, hedgeAfter)
+		} else {
+			resp, f, a = t.attempt(ctx, c, dep, req, h, deadline, !retryOK, nil)
+			t.observe(dep, a)
 		}
 		if f == noFailure {
 			return c.wrap(resp), nil
@@ -230,7 +150,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case f == callDone || !retryable(f, retryOK) || !replay:
 			stop = aerr
-		case n+1 >= t.cfg.MaxAttempts:
+		case c.n >= cfg.MaxAttempts:
 			stop = aerr
 		case time.Until(deadline) <= 0 || ctx.Err() != nil:
 			stop = context.DeadlineExceeded
@@ -238,11 +158,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				stop = context.Cause(ctx)
 			}
 		default:
-			next, err = dep.bal.Pick(instances, c.tried[:n+1])
+			next, err = dep.bal.Pick(instances, c.tried[:c.n])
 			if err != nil {
 				next, stop = nil, aerr
 			} else if !dep.budget.TryRetry() {
 				next, stop = nil, ErrBudgetExhausted
+				dep.budgetOut.Add(1)
 			}
 		}
 		if next != nil && req.GetBody != nil {
@@ -255,6 +176,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if next == nil {
+			dep.failures.Add(1)
 			if resp != nil {
 				// The instance answered; the caller sees its answer as is.
 				return c.wrap(resp), nil
@@ -267,26 +189,46 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			drain(resp.Body)
 		}
 		c.cancelAttempt(nil)
+		dep.retries.Add(1)
 		h = next
 	}
 }
 
-// attempt makes try n of the call on h. On failure it returns the kind of
-// failure, with the error in the Attempt; a response comes back with a
-// failure only for 502/503/504, its attempt context still live for the body.
+// observe reports an attempt to the policies that learn from it and to the
+// Observer.
+func (t *Transport) observe(dep *dependency, a Attempt) {
+	if t.cfg.Observer != nil {
+		t.cfg.Observer.ObserveAttempt(dep.name, a)
+	}
+}
+
+// attempt makes the next try of the call on h. On failure it returns the
+// kind of failure, with the error in the Attempt; a response comes back with
+// a failure only for 502/503/504, its attempt context still live for the
+// body. The attempt's cancel func is left in c.cancelAttempt, except for a
+// hedge (hg != nil), which the hedge's own context bounds.
 //
 // With watchWrite, the attempt notes whether the request headers were
 // written, so that a timeout or broken connection before that counts as
 // never sent: the retry rule for non-idempotent requests depends on it, and
 // only they pay for the trace.
-func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *balance.Host, n int, deadline time.Time, watchWrite bool) (*http.Response, failure, Attempt) {
+func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *http.Request, h *balance.Host, deadline time.Time, watchWrite bool, hg *hedgeAttempt) (*http.Response, failure, Attempt) {
 	inst := h.Instance()
-	c.tried[n] = inst.ID
+	n := c.n
+	if hg != nil {
+		n = hg.n
+	} else {
+		c.tried[n] = inst.ID
+		c.n++
+	}
 	start := h.Start() // one clock read serves the carving and the latency
 	a := Attempt{Instance: inst.ID, Addr: inst.Addr, Start: start}
-	perTry := attemptTimeout(deadline.Sub(start), t.cfg.MaxAttempts-n, t.cfg.PerTryTimeout)
+	perTry := attemptTimeout(deadline.Sub(start), dep.cfg.MaxAttempts-n, dep.cfg.PerTryTimeout)
 	actx, cancel := context.WithCancelCause(ctx)
-	c.cancelAttempt = cancel
+	if hg == nil {
+		c.cancelAttempt = cancel
+		c.hedge.arm(cancel, inst.ID)
+	}
 	timer := time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
 	var wrote *atomic.Bool
 	if watchWrite {
@@ -307,6 +249,14 @@ func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *
 			resp = nil
 		}
 		f, outcome, a.Err = callDone, balance.Canceled, context.Cause(ctx)
+	case context.Cause(actx) == errHedgeWon:
+		// Slower than the hedge: what it took so far is a lower bound of
+		// its latency, which the balancer should see.
+		if err == nil {
+			resp.Body.Close()
+			resp = nil
+		}
+		f, a.Err = hedgeLost, errHedgeWon
 	case err == nil && fired:
 		resp.Body.Close()
 		resp, err = nil, context.Canceled
@@ -329,9 +279,19 @@ func (t *Transport) attempt(ctx context.Context, c *call, req *http.Request, h *
 		}
 		if f = classifyStatus(resp.StatusCode); f != noFailure {
 			a.Err = &StatusError{Code: resp.StatusCode}
+			if resp.Header.Get(RejectedHeader) != "" {
+				f = notSent // refused unprocessed: safe to send elsewhere
+			}
 		}
 	}
 	a.Duration = h.Finish(start, outcome)
+	switch {
+	case f == noFailure:
+		dep.hedger.Observe(start, a.Duration)
+		dep.throttle.Record(resp.StatusCode != http.StatusTooManyRequests)
+	case f != callDone && f != hedgeLost:
+		dep.throttle.Record(false)
+	}
 	return resp, f, a
 }
 
@@ -385,12 +345,18 @@ func (c *call) Close() error {
 	return err
 }
 
+// release cancels the call's contexts and gives its place in the bulkhead
+// back, once.
 func (c *call) release() {
 	if c.cancelAttempt != nil {
 		c.cancelAttempt(nil)
 	}
 	if c.cancelCall != nil {
 		c.cancelCall()
+	}
+	if c.dep != nil {
+		c.dep.release()
+		c.dep = nil
 	}
 }
 

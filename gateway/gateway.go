@@ -19,7 +19,7 @@
 // without a service, an unknown service or an admin path; 502, 503 (with
 // Retry-After) or 504 when no instance of the service gave an answer.
 //
-// A service's admin endpoints (/healthz, /readyz, /infoz) are not reachable
+// A service's admin endpoints (/healthz, /readyz, /infoz, /metrics) are not reachable
 // through the gateway; they are for the supervisor and operators.
 package gateway
 
@@ -52,7 +52,7 @@ const DefaultTimeout = 10 * time.Second
 const maxReplayBody = 1 << 20
 
 // adminPaths are the SDK's own endpoints, never proxied.
-var adminPaths = map[string]bool{"/healthz": true, "/readyz": true, "/infoz": true}
+var adminPaths = map[string]bool{"/healthz": true, "/readyz": true, "/infoz": true, "/metrics": true}
 
 // Gateway routes /<service>/<path> to the service through a client transport.
 // Create it with New and set its fields before serving; it is safe for

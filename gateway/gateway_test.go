@@ -174,6 +174,7 @@ func TestRouting(t *testing.T) {
 		{name: "healthz", path: "/catalog/healthz", wantStatus: 404, wantCode: "not_found", wantMsg: []string{"admin path", `"catalog"`}},
 		{name: "readyz", path: "/catalog/readyz", wantStatus: 404, wantCode: "not_found"},
 		{name: "infoz", path: "/catalog/infoz?x=1", wantStatus: 404, wantCode: "not_found"},
+		{name: "metrics", path: "/catalog/metrics", wantStatus: 404, wantCode: "not_found"},
 		{name: "infoz trailing slash", path: "/catalog/infoz/", wantStatus: 404, wantCode: "not_found"},
 		{name: "healthz doubled slash", path: "/catalog//healthz", wantStatus: 404, wantCode: "not_found"},
 		{name: "healthz dot segments", path: "/catalog/titles/../healthz", wantStatus: 404, wantCode: "not_found"},

@@ -66,7 +66,7 @@ func LoadBytes(name string, data []byte) (*Manifest, error) {
 // "did you mean" suggestions.
 var (
 	topKeys     = []string{"name", "services", "drain_timeout"}
-	serviceKeys = []string{"build", "command", "args", "instances", "env", "health", "port", "register"}
+	serviceKeys = []string{"build", "command", "args", "instances", "env", "health", "port", "register", "dependencies"}
 	// Names other tools use for the same thing (Compose, Procfile, k8s).
 	keyAliases = map[string]string{
 		"replicas":     "instances",
@@ -318,6 +318,8 @@ func (l *loader) service(e mapEntry) *ServiceSpec {
 					l.errorf(kv.line, "%s: register %q: use sdk (the program joins discovery itself with the shoal SDK) or supervisor (shoal registers it once its health check passes)", what, r)
 				}
 			}
+		case "dependencies":
+			s.Dependencies = l.dependencies(kv, what)
 		default:
 			l.unknownKey(kv, serviceKeys, what)
 		}

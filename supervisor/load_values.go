@@ -3,11 +3,16 @@ package supervisor
 import (
 	"fmt"
 	"math"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/shoal-dev/shoal/client"
 )
 
 // Readers of the loader for setting values: strings, lists, numbers, ports,
@@ -278,4 +283,47 @@ func (l *loader) duration(e mapEntry) time.Duration {
 		l.errorf(e.line, "drain_timeout must be a duration, e.g. %s", example)
 	}
 	return 0
+}
+
+// yamlPos is the position go-yaml puts before its messages.
+var yamlPos = regexp.MustCompile(`^\[(\d+):\d+\] (.*)$`)
+
+// dependencies reads dependencies: a mapping from the name of a service
+// this one calls to its client policy, decoded strictly (an unknown key is
+// an error with its line) and validated.
+func (l *loader) dependencies(e mapEntry, what string) map[string]client.Config {
+	m, ok := l.resolve(e.value).(*ast.MappingNode)
+	if !ok {
+		if l.resolve(e.value) != nil {
+			l.errorf(e.line, "%s: dependencies must map service names to client policies, e.g. dependencies: {ratings: {timeout: 300ms}}", what)
+		}
+		return nil
+	}
+	out := map[string]client.Config{}
+	for _, kv := range l.entries(m, what+": dependencies", func(key string, first int) string {
+		return fmt.Sprintf("%s: dependencies: %s is set twice (first on line %d); keep one", what, key, first)
+	}) {
+		if !ValidServiceName(kv.key) {
+			l.errorf(kv.line, "%s: dependencies: %q is not a service name", what, kv.key)
+			continue
+		}
+		var c client.Config
+		if v := l.resolve(kv.value); v != nil {
+			if err := yaml.NodeToValue(v, &c, yaml.DisallowUnknownField()); err != nil {
+				line, msg := kv.line, firstLineOf(yaml.FormatError(err, false, false))
+				if m := yamlPos.FindStringSubmatch(msg); m != nil {
+					line, _ = strconv.Atoi(m[1])
+					msg = m[2]
+				}
+				l.errorf(line, "%s: dependencies: %s: %s", what, kv.key, msg)
+				continue
+			}
+		}
+		if err := (client.Config{Dependencies: map[string]client.Config{kv.key: c}}).Validate(); err != nil {
+			l.errorf(kv.line, "%s: %s", what, strings.TrimPrefix(err.Error(), "client: "))
+			continue
+		}
+		out[kv.key] = c
+	}
+	return out
 }

@@ -1,6 +1,10 @@
 package supervisor
 
-import "time"
+import (
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+)
 
 // Manifest is a parsed, validated shoal.yaml.
 type Manifest struct {
@@ -53,6 +57,11 @@ type ServiceSpec struct {
 	Port []int `yaml:"port"`
 	// Register defaults to sdk for build:, supervisor for command:.
 	Register Register `yaml:"register"`
+	// Dependencies sets the client policy for the services this one calls,
+	// by service name, with the keys of client.Config (timeout, hedge,
+	// throttle, max_in_flight...). It reaches SDK programs as
+	// SHOAL_DEPENDENCIES and overrides what their code sets, field by field.
+	Dependencies map[string]client.Config `yaml:"dependencies"`
 
 	// Line is where the service is defined in the file, for messages.
 	Line int `yaml:"-"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -483,6 +484,11 @@ func (s *Supervisor) env(svc *service, port int, id string) []string {
 	env := os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(svc.spec.Env)) {
 		env = append(env, k+"="+svc.spec.Env[k])
+	}
+	if len(svc.spec.Dependencies) > 0 {
+		// Validated at load; durations travel as nanoseconds.
+		b, _ := json.Marshal(svc.spec.Dependencies)
+		env = append(env, "SHOAL_DEPENDENCIES="+string(b))
 	}
 	p := strconv.Itoa(port)
 	return append(env,

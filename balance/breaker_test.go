@@ -1,0 +1,107 @@
+package balance_test
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/shoal-dev/shoal/balance"
+)
+
+func TestBreakerFailureRate(t *testing.T) {
+	S, F := balance.Success, balance.Failure
+	tests := []struct {
+		name        string
+		pattern     []balance.Outcome // repeated
+		n           int               // outcomes recorded
+		gap         time.Duration     // between outcomes
+		wantEjected bool
+	}{
+		{name: "half failing trips at min requests", pattern: []balance.Outcome{S, F}, n: 20, gap: 10 * time.Millisecond, wantEjected: true},
+		{name: "half failing below min requests", pattern: []balance.Outcome{S, F}, n: 19, gap: 10 * time.Millisecond},
+		{name: "a third failing does not trip", pattern: []balance.Outcome{S, S, F}, n: 60, gap: 10 * time.Millisecond},
+		// 2 outcomes per second over a 10 s window: never 20 at once.
+		{name: "outcomes spread beyond the window", pattern: []balance.Outcome{S, F}, n: 60, gap: 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := balance.New(testConfig())
+				c := serving("a", "b", "c")
+				h := hostOf(t, b, c, "a")
+				for i := range tt.n {
+					record(h, tt.gap, tt.pattern[i%len(tt.pattern)])
+				}
+				s := stats(b)["a"]
+				if s.Ejected != tt.wantEjected {
+					t.Fatalf("Ejected = %v, want %v (%+v)", s.Ejected, tt.wantEjected, s)
+				}
+				if tt.wantEjected && s.Breaker != balance.BreakerOpen {
+					t.Errorf("Breaker = %q, want open", s.Breaker)
+				}
+			})
+		})
+	}
+}
+
+func TestBreakerHalfOpen(t *testing.T) {
+	tests := []struct {
+		name        string
+		probe       balance.Outcome
+		wantBreaker string
+		wantUntil   time.Duration // next ejection's length, if ejected again
+	}{
+		{name: "probe succeeds", probe: balance.Success, wantBreaker: balance.BreakerClosed},
+		{name: "probe fails", probe: balance.Failure, wantBreaker: balance.BreakerOpen, wantUntil: 2 * time.Second},
+		{name: "probe canceled", probe: balance.Canceled, wantBreaker: balance.BreakerHalfOpen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := balance.New(testConfig()) // BaseTime 1 s
+				c := serving("a", "b", "c")
+				// b and c are slow, so that a once back is the cheaper pick.
+				record(hostOf(t, b, c, "b"), 2*time.Second, balance.Success)
+				record(hostOf(t, b, c, "c"), 2*time.Second, balance.Success)
+				eject(t, b, c, "a")
+				time.Sleep(time.Second)
+				if got := stats(b)["a"].Breaker; got != balance.BreakerHalfOpen {
+					t.Fatalf("after the ejection Breaker = %q, want half_open", got)
+				}
+				probe := hostOf(t, b, c, "a")
+				start := probe.Start()
+				// While the probe is out, a is picked only as a last resort.
+				for range 100 {
+					if h, _ := b.Pick(c, nil); h.Instance().ID == "a" {
+						t.Fatal("picked a while its probe is in flight")
+					}
+				}
+				if h, _ := b.Pick(c, []string{"b", "c"}); h.Instance().ID != "a" {
+					t.Fatal("a not picked as the last resort")
+				}
+				time.Sleep(10 * time.Millisecond)
+				probe.Finish(start, tt.probe)
+				s := stats(b)["a"]
+				if s.Breaker != tt.wantBreaker {
+					t.Fatalf("after a %v probe Breaker = %q, want %q", tt.probe, s.Breaker, tt.wantBreaker)
+				}
+				if tt.wantUntil > 0 {
+					if got := time.Until(s.EjectedUntil); got != tt.wantUntil {
+						t.Errorf("ejected again for %v, want %v", got, tt.wantUntil)
+					}
+					return
+				}
+				picked := false
+				for range 200 {
+					if h, _ := b.Pick(c, nil); h.Instance().ID == "a" {
+						picked = true
+						break
+					}
+				}
+				if !picked {
+					t.Error("a never picked after its probe ended")
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,187 @@
+package client
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shoal-dev/shoal/balance"
+	"github.com/shoal-dev/shoal/resilience"
+)
+
+// Config is the client's policy for the services it calls. The zero value
+// means DefaultConfig: every policy on, with defaults that need no tuning.
+type Config struct {
+	// MaxAttempts bounds the tries of one call, first and hedge included.
+	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
+	// Timeout is the deadline of a call whose context has none.
+	Timeout time.Duration `json:"timeout" yaml:"timeout"`
+	// PerTryTimeout, if set, caps one attempt below its carved share.
+	PerTryTimeout time.Duration `json:"per_try_timeout" yaml:"per_try_timeout"`
+	// Budget bounds retries per service.
+	Budget resilience.BudgetConfig `json:"budget" yaml:"budget"`
+	// Balance configures instance choice and ejection (the per-instance
+	// breaker) per service.
+	Balance balance.Config `json:"balance" yaml:"balance"`
+	// Hedge configures hedging of idempotent calls.
+	Hedge resilience.HedgeConfig `json:"hedge" yaml:"hedge"`
+	// Throttle configures client-side adaptive throttling per service.
+	Throttle resilience.ThrottleConfig `json:"throttle" yaml:"throttle"`
+	// MaxInFlight is the bulkhead: the most calls in flight to one service
+	// at once; more fail at once with ErrBulkheadFull. 0 means
+	// DefaultMaxInFlight; a negative value means no cap.
+	MaxInFlight int `json:"max_in_flight" yaml:"max_in_flight"`
+
+	// Dependencies overrides the policy for the services named: a field set
+	// there replaces the one above; a block (budget, balance, hedge,
+	// throttle) replaces the block above as a whole, its zero fields taking
+	// the defaults.
+	Dependencies map[string]Config `json:"dependencies,omitempty" yaml:"dependencies,omitempty"`
+
+	// Observer, if set, is told of every attempt.
+	Observer Observer `json:"-" yaml:"-"`
+}
+
+// Observer learns of every attempt a Transport makes, failed or not. It is
+// called as each attempt ends, on the calling goroutine or, for a hedge, on
+// the hedge's, so it must not block.
+type Observer interface {
+	ObserveAttempt(service string, a Attempt)
+}
+
+// DefaultMaxInFlight is the default bulkhead: far above what a healthy
+// dependency needs on one machine, low enough that a hung one cannot hold
+// every goroutine of the caller.
+const DefaultMaxInFlight = 1024
+
+// DefaultConfig: 3 attempts, a 10 s deadline for calls that bring none, the
+// default retry budget, balancer, hedging and throttling, and a bulkhead of
+// DefaultMaxInFlight.
+func DefaultConfig() Config {
+	return Config{
+		MaxAttempts: 3,
+		Timeout:     10 * time.Second,
+		Budget:      resilience.DefaultBudgetConfig(),
+		Balance:     balance.DefaultConfig(),
+		Hedge:       resilience.DefaultHedgeConfig(),
+		Throttle:    resilience.DefaultThrottleConfig(),
+		MaxInFlight: DefaultMaxInFlight,
+	}
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig.
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = def.MaxAttempts
+	}
+	if c.Timeout == 0 {
+		c.Timeout = def.Timeout
+	}
+	if c.Budget == (resilience.BudgetConfig{}) {
+		c.Budget = def.Budget
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = def.MaxInFlight
+	}
+	return c
+}
+
+// forService is the policy for calls to service: c with the service's
+// Dependencies entry laid over it, defaults filled in.
+func (c Config) forService(service string) Config {
+	return c.overlay(c.Dependencies[service]).withDefaults()
+}
+
+// overlay returns c with the fields d sets replacing c's; a block (budget,
+// balance, hedge, throttle) replaces c's as a whole.
+func (c Config) overlay(d Config) Config {
+	if d.MaxAttempts != 0 {
+		c.MaxAttempts = d.MaxAttempts
+	}
+	if d.Timeout != 0 {
+		c.Timeout = d.Timeout
+	}
+	if d.PerTryTimeout != 0 {
+		c.PerTryTimeout = d.PerTryTimeout
+	}
+	if d.Budget != (resilience.BudgetConfig{}) {
+		c.Budget = d.Budget
+	}
+	if d.Balance != (balance.Config{}) {
+		c.Balance = d.Balance
+	}
+	if d.Hedge != (resilience.HedgeConfig{}) {
+		c.Hedge = d.Hedge
+	}
+	if d.Throttle != (resilience.ThrottleConfig{}) {
+		c.Throttle = d.Throttle
+	}
+	if d.MaxInFlight != 0 {
+		c.MaxInFlight = d.MaxInFlight
+	}
+	return c
+}
+
+// WithDependencies returns c with deps laid over its Dependencies: for each
+// service named, the fields deps sets replace those c sets (as a manifest's
+// dependencies: override a program's code). c is not modified.
+func (c Config) WithDependencies(deps map[string]Config) Config {
+	if len(deps) == 0 {
+		return c
+	}
+	merged := make(map[string]Config, len(c.Dependencies)+len(deps))
+	for name, d := range c.Dependencies {
+		merged[name] = d
+	}
+	for name, d := range deps {
+		merged[name] = merged[name].overlay(d)
+	}
+	c.Dependencies = merged
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming it as config
+// files do. Zero fields are valid: they take their defaults.
+func (c Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	names := make([]string, 0, len(c.Dependencies))
+	for name := range c.Dependencies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := c.Dependencies[name]
+		if len(d.Dependencies) > 0 {
+			return fmt.Errorf("client: dependencies.%s: dependencies do not nest", name)
+		}
+		if err := c.forService(name).validate(); err != nil {
+			return fmt.Errorf("client: dependencies.%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (c Config) validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.MaxAttempts < 1 || c.MaxAttempts > maxAttempts:
+		return fmt.Errorf("max_attempts %d out of range [1, %d]", c.MaxAttempts, maxAttempts)
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout %v must be positive", c.Timeout)
+	case c.PerTryTimeout < 0:
+		return fmt.Errorf("per_try_timeout %v must not be negative", c.PerTryTimeout)
+	}
+	for _, err := range []error{c.Budget.Validate(), c.Balance.Validate(), c.Hedge.Validate(), c.Throttle.Validate()} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxAttempts bounds MaxAttempts so that the instances tried by one call fit
+// in a fixed array.
+const maxAttempts = 8

@@ -1,0 +1,65 @@
+package shoal
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMetricsEndpoint(t *testing.T) {
+	a, _, _ := start(t, Config{Name: "alpha"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "from alpha")
+	}))
+	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{a.member.Load().GossipAddr()}}, http.NotFoundHandler())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.Catalog().Instances("alpha")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("beta never saw alpha")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 3 {
+		resp, err := b.Client().Get("http://alpha/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	scrape := func(s *Service) string {
+		resp, err := http.Get("http://" + s.Addr() + PathMetrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	// The callee counts its requests (RED) and shows its admission limit;
+	// the caller shows its policies' state for the dependency.
+	am, bm := scrape(a), scrape(b)
+	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET"} 3`, "shoal_server_concurrency_limit 50", "shoal_server_admitted_total 3"} {
+		if !strings.Contains(am, want) {
+			t.Errorf("alpha's metrics lack %q", want)
+		}
+	}
+	for _, want := range []string{`shoal_client_calls_total{service="alpha"} 3`, `shoal_client_instance_breaker_state{instance_id="` + a.cfg.ID + `",service="alpha",state="closed"} 1`, `shoal_client_max_in_flight{service="alpha"} 1024`} {
+		if !strings.Contains(bm, want) {
+			t.Errorf("beta's metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("alpha:\n%s\nbeta:\n%s", grepShoal(am), grepShoal(bm))
+	}
+}
+
+func grepShoal(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "shoal_") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

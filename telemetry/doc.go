@@ -1,0 +1,94 @@
+// Package telemetry exports the metrics of a Shoal service in the
+// Prometheus format: the state of every resilience policy, the RED
+// metrics (rate, errors, duration) of the service's own handler, and the
+// Go runtime and process metrics.
+//
+// The policies keep their own counters and state; telemetry reads them at
+// scrape time through small interfaces the policies' owners implement —
+// [DependencySource] (a *client.Transport) and [LimiterSource] (a
+// *shoal.Service) — and turns each snapshot into const metrics. Nothing
+// runs between scrapes and nothing is copied on the request path, except
+// by [Metrics.Middleware], which records each request it serves.
+//
+// Wiring, done by the shoal package:
+//
+//	m := telemetry.New("catalog", "catalog-1")
+//	m.AddDependencies(transport)
+//	m.AddLimiter(service)
+//	mux.Handle("GET /metrics", m.Handler())
+//	handler = m.Middleware(handler)
+//
+// Every Metrics has a registry of its own; nothing is registered in the
+// global default registry.
+//
+// # Labels
+//
+// The exporting service and instance are not labels on every series: the
+// scrape target's labels (job, instance, and on Kubernetes pod and
+// service) already say where a series comes from, and a scraped label
+// named service or instance would clash with them. They are exported once,
+// in shoal_service_info{service_name, service_instance_id} 1, to join on
+// when needed.
+//
+// On client metrics, service is the dependency called and instance_id one
+// of its instances (the discovery ID). On server metrics there are no
+// labels but method and code.
+//
+// # Client metrics, per dependency {service}
+//
+//   - shoal_client_calls_total, shoal_client_failures_total: calls made,
+//     and calls that ended in an error or a 5xx after retries and hedges.
+//     failures/calls is the error rate the caller sees.
+//   - shoal_client_retries_total: attempts after the first, hedges excluded.
+//   - shoal_client_budget_left: retries the retry budget allows now;
+//     shoal_client_budget_exhausted_total: retries it refused. A budget
+//     near 0 with a rising exhausted count means the dependency fails more
+//     than the budget covers: failures now reach the caller instead of
+//     being retried, on purpose, so retries cannot amplify an outage.
+//   - shoal_client_throttle_rate: probability in [0, 1] that the adaptive
+//     throttle rejects a call at the caller; above 0 the dependency is
+//     rejecting requests and the caller is backing off.
+//     shoal_client_throttled_total counts the calls it rejected.
+//   - shoal_client_in_flight vs shoal_client_max_in_flight: calls in flight
+//     and the bulkhead's cap (0: no cap). When in_flight reaches the cap,
+//     calls are rejected and shoal_client_bulkhead_full_total rises.
+//   - shoal_client_hedges_total, shoal_client_hedge_wins_total: hedged
+//     attempts sent, and those whose answer was used. wins/hedges near 0
+//     means hedges add load without cutting the tail.
+//
+// # Client metrics, per instance {service, instance_id}
+//
+//   - shoal_client_instance_ewma_seconds: the peak-EWMA latency the
+//     balancer ranks the instance by (with in-flight; lower gets more).
+//   - shoal_client_instance_in_flight: calls to the instance in flight.
+//   - shoal_client_instance_ejected: 1 while outlier detection has the
+//     instance ejected, else 0. sum by (service) gives how many are out.
+//   - shoal_client_instance_ejections_total: ejections so far;
+//     shoal_client_instance_ejections_refused_total: ejections refused
+//     because the cap on the ejected fraction was reached (the dependency
+//     is failing broadly, not one bad instance).
+//   - shoal_client_instance_breaker_state{state}: one series per state,
+//     closed, open and half_open; 1 for the current one, 0 for the others.
+//     sum by (service, state) counts instances per state; open is ejected,
+//     half_open is back on probation. No series when the balancer reports
+//     no breaker.
+//
+// # Server metrics
+//
+//   - shoal_server_concurrency_limit vs shoal_server_in_flight: the
+//     adaptive concurrency limit and the requests admitted and running.
+//     When in_flight reaches the limit, new requests wait (at most the
+//     limiter's MaxWait) and are then rejected with 503 and Retry-After; a
+//     falling limit means the service's latency is rising.
+//   - shoal_server_admitted_total, shoal_server_rejected_total: requests
+//     admitted and rejected. rejected/(admitted+rejected) is the shed rate.
+//   - shoal_http_requests_total{method, code}: requests the handler
+//     finished. Rate is its rate; errors are code=~"5..".
+//   - shoal_http_request_duration_seconds{method, code}: handler latency,
+//     as classic buckets from 0.5 ms to 10 s and, for scrapers that
+//     negotiate protobuf, a native histogram. Split it by code: fast 503
+//     rejections under overload would otherwise make latency look better.
+//
+// method is one of the nine standard methods or "other"; code is the
+// exact status code (see [Metrics.Middleware] for why).
+package telemetry

@@ -1,0 +1,227 @@
+package telemetry
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// durationBuckets suit services that answer in milliseconds: 1-2-5 steps
+// from 0.5 ms to 10 s. Scrapers that negotiate protobuf also get a native
+// histogram, at about 10% resolution, with no bucket layout to choose.
+var durationBuckets = []float64{
+	.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10,
+}
+
+// methods are the values of the method label: the standard methods, and
+// "other" for any method a client may invent, so the label stays bounded.
+var methods = [...]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+	http.MethodConnect, http.MethodTrace, "other",
+}
+
+func methodIndex(m string) int {
+	switch m {
+	case http.MethodGet:
+		return 0
+	case http.MethodHead:
+		return 1
+	case http.MethodPost:
+		return 2
+	case http.MethodPut:
+		return 3
+	case http.MethodPatch:
+		return 4
+	case http.MethodDelete:
+		return 5
+	case http.MethodOptions:
+		return 6
+	case http.MethodConnect:
+		return 7
+	case http.MethodTrace:
+		return 8
+	}
+	return len(methods) - 1
+}
+
+// codeSlots maps a status code below 600 that net/http knows (has a
+// StatusText for) to its slot in red.series plus one; 0 means unknown.
+// Unknown codes still get their exact label, on a slower path.
+var codeSlots, numCodeSlots = func() (t [600]uint8, n int) {
+	for c := range t {
+		if http.StatusText(c) != "" {
+			n++
+			t[c] = uint8(n)
+		}
+	}
+	return t, n
+}()
+
+// maxCodeSlots bounds numCodeSlots at compile time (net/http names 63).
+const maxCodeSlots = 80
+
+// red holds the RED metrics of the service's own handler.
+type red struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	// series caches the children of requests and duration for each method
+	// and known code, created on first use so only the combinations seen
+	// are exported. With it the hot path does no label lookup (no hashing,
+	// no allocation): an array index and an atomic load.
+	series [len(methods)][maxCodeSlots]atomic.Pointer[redSeries]
+}
+
+type redSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func newRED() *red {
+	if numCodeSlots > maxCodeSlots {
+		panic("telemetry: maxCodeSlots is too small for net/http's status codes")
+	}
+	labels := []string{"method", "code"}
+	return &red{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_http_requests_total",
+			Help: "Requests the service's handler finished, by method and exact status code (a handler panic counts as 500).",
+		}, labels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "shoal_http_request_duration_seconds",
+			Help:                            "Time from the request reaching the service's handler to the handler returning, by method and exact status code.",
+			Buckets:                         durationBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, labels),
+	}
+}
+
+// seriesFor returns the children for method and code.
+func (r *red) seriesFor(method string, code int) *redSeries {
+	mi := methodIndex(method)
+	if code < 0 || code >= len(codeSlots) || codeSlots[code] == 0 {
+		return r.newSeries(mi, code) // an unknown code: rare, so not cached
+	}
+	p := &r.series[mi][codeSlots[code]-1]
+	if s := p.Load(); s != nil {
+		return s
+	}
+	// Racing first uses build equal values: the vecs return the same child
+	// for the same labels.
+	s := r.newSeries(mi, code)
+	p.Store(s)
+	return s
+}
+
+func (r *red) newSeries(mi, code int) *redSeries {
+	c := strconv.Itoa(code)
+	return &redSeries{
+		requests: r.requests.WithLabelValues(methods[mi], c),
+		duration: r.duration.WithLabelValues(methods[mi], c),
+	}
+}
+
+// Middleware returns next instrumented with the RED metrics: it counts
+// every request in shoal_http_requests_total and observes its duration in
+// shoal_http_request_duration_seconds, labelled by method (the nine
+// standard methods, else "other") and the exact status code.
+//
+// The code is exact rather than a class (2xx, 5xx) because the codes that
+// matter to resilience differ within a class: 503 is a shed or draining
+// instance, 429 a rate limit, 504 a spent deadline, 500 a bug. The set is
+// small in practice, and a class is one regex away (code=~"5..").
+//
+// The writer passed to next keeps http.Flusher, http.Hijacker and
+// io.ReaderFrom, and unwraps for http.ResponseController. A request whose
+// handler panics is recorded as 500 (its response was cut short) and the
+// panic goes on up to net/http. Mount the /metrics handler outside
+// Middleware so scrapes are not counted as traffic.
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	r := m.red
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		finished := false
+		defer func() {
+			code := sw.status()
+			if !finished {
+				code = http.StatusInternalServerError
+			}
+			s := r.seriesFor(req.Method, code)
+			s.requests.Inc()
+			s.duration.Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(sw, req)
+		finished = true
+	})
+}
+
+// statusWriter records the status code of the response.
+type statusWriter struct {
+	http.ResponseWriter
+	code int // the final status sent; 0 until then
+}
+
+// status returns the status sent, 200 if the handler sent nothing (what
+// net/http sends for it).
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	// 1xx responses other than 101 are informational (103 Early Hints):
+	// the final status comes later.
+	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the underlying writer's io.ReaderFrom (sendfile).
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
+// Flush flushes if the underlying writer can; handlers that stream
+// (server-sent events) check for http.Flusher.
+func (w *statusWriter) Flush() {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hijacks the connection if the underlying writer can (HTTP/1.x),
+// else returns an error matching http.ErrNotSupported.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
