@@ -6,11 +6,36 @@
 // instance when an attempt fails in a way that is safe to retry, as long as
 // the per-service retry budget allows.
 //
+// Policies, all on by default, applied per service in this order:
+//
+//  1. Adaptive throttle (resilience.Throttle, SRE client-side throttling with
+//     K = 2): a service that has been failing most calls lately gets a share
+//     of new calls rejected at once with ErrThrottled, instead of the load.
+//  2. Bulkhead (MaxInFlight): at most that many calls in flight to one
+//     service; more fail at once with ErrBulkheadFull.
+//  3. Balancing and the per-instance breaker (balance): P2C over peak-EWMA
+//     latency × in-flight; an instance failing 3 times in a row or half of
+//     its recent requests is ejected, then probed (half-open) when it returns.
+//  4. Per-try timeout carved from the deadline, and failover within the
+//     retry budget (resilience.Budget, 20% + 10/s).
+//  5. Hedging (resilience.Hedger) of idempotent calls: when the first attempt
+//     has not answered by about the p95 of recent latency (at least 5 ms), a
+//     second goes to another instance; the first answer wins and the other is
+//     canceled. Hedges are budgeted to 5% of calls.
+//
+// Config.Dependencies overrides any of these for a named service; shoal up
+// sets them from the manifest's dependencies:. Transport.Dependencies
+// reports every policy's state (the telemetry package exports it).
+//
 // The remaining deadline travels to the callee in the Shoal-Timeout-Ms header,
 // which the shoal SDK server turns back into its handler's context deadline.
 //
-// Retry rule: an attempt that was never sent (dial error, connection refused)
-// is always retried elsewhere; a timeout, a broken connection or a 502/503/504
-// only for idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or
-// requests carrying an Idempotency-Key header.
+// Retry rule: an attempt that was never sent (dial error, connection refused,
+// or a 503 carrying Shoal-Rejected, which an SDK server's admission control
+// sends before doing any work) is always retried elsewhere; a timeout, a
+// broken connection or a 502/503/504 only for idempotent methods (GET, HEAD,
+// OPTIONS, TRACE, PUT, DELETE) or requests carrying an Idempotency-Key header.
+//
+// Fallback and Async give a call a budget and an answer to use instead when
+// it fails or runs out of time.
 package client

@@ -74,41 +74,34 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 
 	// Both calls use the request's context, so its deadline (from the
 	// caller's Shoal-Timeout-Ms) bounds them, and each budget is cut from it.
-	rctx, cancelRatings := context.WithTimeout(r.Context(), leaveRoom(r.Context(), budget(a.ratingsBudget, defaultRatingsBudget)))
-	defer cancelRatings()
-	ratings := make(chan *rating, 1)
-	// Exits when the call ends, at the latest when rctx does.
-	go func() { ratings <- a.fetchRating(rctx, id) }()
+	// Ratings are optional: without them in time, the answer says so.
+	rating := client.Async(r.Context(), budget(a.ratingsBudget, defaultRatingsBudget),
+		func(ctx context.Context) (*rating, error) {
+			var rt rating
+			return &rt, client.GetJSON(ctx, a.client, "http://ratings/titles/"+id+"/average", maxUpstreamBody, &rt)
+		},
+		func(err error) *rating {
+			a.logger().Debug("ratings call failed", "title", id, "err", err)
+			return nil
+		})
 
 	cctx, cancelCatalog := context.WithTimeout(r.Context(), budget(a.catalogBudget, defaultCatalogBudget))
 	defer cancelCatalog()
 	title, status, msg := a.fetchTitle(cctx, id)
 	if title == nil {
-		cancelRatings()
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
 		shoal.WriteError(w, status, errorCode(status), msg)
 		return
 	}
-	if rt := <-ratings; rt != nil {
+	if rt, degraded := rating(); !degraded {
 		title["rating"], _ = json.Marshal(rt)
 	} else {
 		title["degraded"] = json.RawMessage(`["ratings"]`)
 		a.noteDegraded(id)
 	}
 	shoal.WriteJSON(w, http.StatusOK, title)
-}
-
-// leaveRoom shortens d so that an answer without what it bounds (the
-// degraded fallback) still reaches the caller before ctx's deadline: it
-// keeps a tenth of the time left, at least 5 ms, for writing the answer.
-func leaveRoom(ctx context.Context, d time.Duration) time.Duration {
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		d = min(d, left-max(left/10, 5*time.Millisecond))
-	}
-	return d
 }
 
 // fetchTitle gets the title from the catalog, as raw JSON fields so that
@@ -136,27 +129,6 @@ func (a *api) fetchTitle(ctx context.Context, id string) (map[string]json.RawMes
 		return nil, http.StatusBadGateway, "the catalog's answer could not be read"
 	}
 	return title, 0, ""
-}
-
-// fetchRating gets the title's average; nil if ratings did not answer
-// usefully in time, for whatever reason.
-func (a *api) fetchRating(ctx context.Context, id string) *rating {
-	resp, err := a.get(ctx, "http://ratings/titles/"+id+"/average")
-	if err != nil {
-		a.logger().Debug("ratings call failed", "title", id, "err", err)
-		return nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		a.logger().Debug("ratings answered an error", "title", id, "status", resp.StatusCode)
-		return nil
-	}
-	var rt rating
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxUpstreamBody)).Decode(&rt); err != nil {
-		a.logger().Debug("ratings answer unreadable", "title", id, "err", err)
-		return nil
-	}
-	return &rt
 }
 
 func (a *api) get(ctx context.Context, url string) (*http.Response, error) {
