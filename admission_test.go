@@ -209,8 +209,8 @@ func TestAdmissionDisabledAdmitsAll(t *testing.T) {
 }
 
 // TestAdmissionLearnsOnlyFromFinishedRequests checks which requests feed the
-// limit. A limiter that has seen 50 requests over a second, never more than
-// one at a time, lowers its limit from the initial 50 toward 5× the
+// limit. A limiter that has seen a window of requests, never more than one
+// at a time, lowers its limit from the initial 20 toward 5× the
 // concurrency it saw; requests whose callers hung up must not count.
 func TestAdmissionLearnsOnlyFromFinishedRequests(t *testing.T) {
 	tests := []struct {

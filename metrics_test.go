@@ -39,7 +39,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	// The callee counts its requests (RED) and shows its admission limit;
 	// the caller shows its policies' state for the dependency.
 	am, bm := scrape(a), scrape(b)
-	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET"} 3`, "shoal_server_concurrency_limit 50", "shoal_server_admitted_total 3"} {
+	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET"} 3`, "shoal_server_concurrency_limit 20", "shoal_server_admitted_total 3"} {
 		if !strings.Contains(am, want) {
 			t.Errorf("alpha's metrics lack %q", want)
 		}

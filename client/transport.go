@@ -138,6 +138,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.observe(dep, a)
 		}
 		if f == noFailure {
+			dep.throttle.Record(resp.StatusCode != http.StatusTooManyRequests)
 			return c.wrap(resp), nil
 		}
 		aerr := a.Err
@@ -177,6 +178,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if next == nil {
 			dep.failures.Add(1)
+			if f != callDone {
+				// The throttle counts calls, not attempts: a call that
+				// failed over and succeeded was accepted.
+				dep.throttle.Record(false)
+			}
 			if resp != nil {
 				// The instance answered; the caller sees its answer as is.
 				return c.wrap(resp), nil
@@ -285,12 +291,8 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		}
 	}
 	a.Duration = h.Finish(start, outcome)
-	switch {
-	case f == noFailure:
+	if f == noFailure {
 		dep.hedger.Observe(start, a.Duration)
-		dep.throttle.Record(resp.StatusCode != http.StatusTooManyRequests)
-	case f != callDone && f != hedgeLost:
-		dep.throttle.Record(false)
 	}
 	return resp, f, a
 }

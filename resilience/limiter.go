@@ -43,14 +43,14 @@ const MaxLimiterWait = 100 * time.Millisecond
 //   - MaxLimit 1000: goroutines are cheap, so the ceiling is only a backstop
 //     against runaway growth (file descriptors, memory) on an I/O-bound
 //     service whose latency never moves; the latency signal does the work.
-//   - InitialLimit 50: generous enough that a service's first burst is not
-//     rejected before anything has been measured, small enough that a cold
-//     instance hit by a flood is not buried before the limit adapts (it moves
-//     about once a second).
+//   - InitialLimit 20: failsafe-go's default; a cold Go service serves 20
+//     requests at once without trouble, requests over it are refused unprocessed
+//     (callers send them elsewhere), and the limit grows within seconds while
+//     latency holds.
 //   - MaxWait 0: a request over the limit is rejected at once with 503, so
 //     the caller fails over to another instance instead of queueing here.
 func DefaultLimiterConfig() LimiterConfig {
-	return LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 50}
+	return LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 20}
 }
 
 // withDefaults fills zero limits with defaults that agree with the limits
@@ -104,9 +104,22 @@ func (c LimiterConfig) Validate() error {
 // a quiet second pulls the cap down and the next burst is rejected.
 const limiterStabilization = time.Minute
 
+// The limit is updated once per recent window: at least limiterWindow and
+// limiterSamples requests, at most limiterMaxWindow. failsafe-go's defaults
+// (1 s, 50) move the limit by about one step a second, so an overloaded
+// instance took half a minute to come down from its initial limit while its
+// queue grew; a tenth of a second with 20 samples brings it down in a few
+// seconds, and the p90 over 20 samples is still steady enough at the rates
+// where overload happens.
+const (
+	limiterWindow    = 100 * time.Millisecond
+	limiterMaxWindow = 5 * time.Second
+	limiterSamples   = 20
+)
+
 // Limiter is an adaptive concurrency limit for the requests a server admits.
 // It wraps failsafe-go's adaptive limiter, which compares recent latency
-// (p90 over a window of at least a second and 50 requests) with a long-term
+// (p90 over a window of at least 100 ms and 20 requests) with a long-term
 // baseline and lowers the limit when latency climbs with concurrency (work
 // queueing in the process), raising it while latency holds.
 //
@@ -136,6 +149,7 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 	l.lim = adaptivelimiter.NewBuilder[any]().
 		WithLimits(uint(cfg.MinLimit), uint(cfg.MaxLimit), uint(cfg.InitialLimit)).
 		WithMaxLimitStabilizationWindow(limiterStabilization).
+		WithRecentWindow(limiterWindow, limiterMaxWindow, limiterSamples).
 		Build()
 	return l
 }

@@ -57,7 +57,7 @@ func TestLimiterConfigDefaults(t *testing.T) {
 		{"tiny max", LimiterConfig{MaxLimit: 2}, LimiterConfig{MinLimit: 2, MaxLimit: 2, InitialLimit: 2}},
 		{"large min", LimiterConfig{MinLimit: 2000}, LimiterConfig{MinLimit: 2000, MaxLimit: 2000, InitialLimit: 2000}},
 		{"small initial", LimiterConfig{InitialLimit: 2}, LimiterConfig{MinLimit: 2, MaxLimit: 1000, InitialLimit: 2}},
-		{"wait kept", LimiterConfig{MaxWait: time.Millisecond}, LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 50, MaxWait: time.Millisecond}},
+		{"wait kept", LimiterConfig{MaxWait: time.Millisecond}, LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 20, MaxWait: time.Millisecond}},
 	}
 	for _, tt := range tests {
 		if got := tt.cfg.withDefaults(); got != tt.want {

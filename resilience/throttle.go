@@ -111,9 +111,10 @@ func (t *Throttle) Allow() bool {
 	return false
 }
 
-// Record counts one request sent to the dependency, accepted or not. A
-// request is accepted when the dependency served it, even with a client
-// error; refusals (429, 503), timeouts and connection failures are not.
+// Record counts the outcome of one call allowed by Allow. A call is
+// accepted when the dependency served it, even with a client error, on any
+// attempt; refusals (429, 503), timeouts and connection failures on every
+// attempt are not.
 func (t *Throttle) Record(accepted bool) {
 	switch {
 	case t.t == nil:
