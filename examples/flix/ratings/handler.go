@@ -11,34 +11,30 @@ import (
 	"strconv"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/idempotency"
 )
 
 // Limits on what a request may carry.
 const (
 	maxProfileLen = 64
-	maxKeyLen     = 200
 	maxBody       = 1 << 10
 	maxTitleID    = 1 << 40
 )
-
-// IdempotencyKeyHeader names the header that makes a write apply once.
-const IdempotencyKeyHeader = "Idempotency-Key"
-
-// ReplayedHeader is set to "true" on an answer replayed for a used key.
-const ReplayedHeader = "Idempotent-Replayed"
 
 type handler struct {
 	st *store
 }
 
-// newHandler serves the ratings API from st.
+// newHandler serves the ratings API from st. PUT goes through the SDK's
+// idempotency middleware: a write applies once per Idempotency-Key.
 func newHandler(st *store) http.Handler {
 	h := &handler{st: st}
+	put := st.keys.Middleware(http.HandlerFunc(h.put))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ratings/{profile}/{title}", func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPut:
-			h.put(w, r)
+			put.ServeHTTP(w, r)
 		case http.MethodGet, http.MethodHead:
 			h.get(w, r)
 		default:
@@ -59,37 +55,42 @@ func newHandler(st *store) http.Handler {
 	return mux
 }
 
+// put runs under the request's claim on its key (the middleware checked
+// the key, and answers retries). Answers given before writing anything
+// Forget the key, so that a caller may fix its request and keep its key.
 func (h *handler) put(w http.ResponseWriter, r *http.Request) {
+	claim := idempotency.FromContext(r.Context())
 	profile, title, ok := ratingPath(w, r)
 	if !ok {
+		claim.Forget()
 		return
 	}
-	key := r.Header.Get(IdempotencyKeyHeader)
-	if err := checkKey(key); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+	if claim == nil {
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("%s header is required on PUT: a unique value per write (e.g. a UUID), repeated on retries", idempotency.KeyHeader))
 		return
 	}
 	score, err := decodeScore(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
+		claim.Forget()
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
-	res, err := h.st.put(r.Context(), key, Rating{Profile: profile, Title: title, Score: score})
-	if errors.Is(err, errKeyReused) {
-		shoal.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
-			fmt.Sprintf("%s %q was already used for a different rating; use a new key per write", IdempotencyKeyHeader, key))
+	body, err := h.st.put(r.Context(), claim, Rating{Profile: profile, Title: title, Score: score})
+	if errors.Is(err, idempotency.ErrClaimLost) {
+		// This attempt outlived its lease and another took the key over:
+		// a retry with the key gets that one's answer.
+		w.Header().Set("Retry-After", "1")
+		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "this write took too long and was handed over; retry with the same key")
 		return
 	}
 	if err != nil {
 		storeError(w, r, err)
 		return
 	}
-	if res.Replayed {
-		w.Header().Set(ReplayedHeader, "true")
-	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(res.Status)
-	w.Write(append(res.Body, '\n'))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
@@ -155,21 +156,6 @@ func parseTitle(s string) (int64, error) {
 		return 0, fmt.Errorf("title %q: want a positive integer id", s)
 	}
 	return n, nil
-}
-
-func checkKey(k string) error {
-	if k == "" {
-		return fmt.Errorf("%s header is required on PUT: a unique value per write (e.g. a UUID), repeated on retries", IdempotencyKeyHeader)
-	}
-	if len(k) > maxKeyLen {
-		return fmt.Errorf("%s is %d bytes long: want at most %d", IdempotencyKeyHeader, len(k), maxKeyLen)
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x21 || k[i] > 0x7e {
-			return fmt.Errorf("%s %q: want printable ASCII without spaces", IdempotencyKeyHeader, k)
-		}
-	}
-	return nil
 }
 
 // decodeScore reads {"score": n} with n an integer from 1 to 5.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/idempotency"
 )
 
 func newTestServer(t *testing.T) *httptest.Server {
@@ -34,7 +36,7 @@ func do(t *testing.T, srv *httptest.Server, method, path, key, body string) resp
 		t.Fatal(err)
 	}
 	if key != "" {
-		req.Header.Set(IdempotencyKeyHeader, key)
+		req.Header.Set(idempotency.KeyHeader, key)
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
@@ -110,7 +112,7 @@ func TestValidation(t *testing.T) {
 func TestIdempotentPut(t *testing.T) {
 	srv := newTestServer(t)
 	first := do(t, srv, "PUT", "/ratings/alice/7", "key-1", `{"score": 4}`)
-	if first.status != 200 || first.header.Get(ReplayedHeader) != "" {
+	if first.status != 200 || first.header.Get(idempotency.ReplayedHeader) != "" {
 		t.Fatalf("first PUT: %d %v %s", first.status, first.header, first.body)
 	}
 	var r Rating
@@ -124,9 +126,9 @@ func TestIdempotentPut(t *testing.T) {
 	}
 	// A retry of the first write gets the first answer, and applies nothing:
 	// the rating stays 2.
-	replay := do(t, srv, "PUT", "/ratings/alice/7", "key-1", `{"score":4}`)
-	if replay.status != 200 || replay.body != first.body || replay.header.Get(ReplayedHeader) != "true" {
-		t.Errorf("replay: %d %q %s; want the first answer %s", replay.status, replay.header.Get(ReplayedHeader), replay.body, first.body)
+	replay := do(t, srv, "PUT", "/ratings/alice/7", "key-1", `{"score": 4}`)
+	if replay.status != 200 || replay.body != first.body || replay.header.Get(idempotency.ReplayedHeader) != "true" {
+		t.Errorf("replay: %d %q %s; want the first answer %s", replay.status, replay.header.Get(idempotency.ReplayedHeader), replay.body, first.body)
 	}
 	got := do(t, srv, "GET", "/ratings/alice/7", "", "")
 	if got.status != 200 || !strings.Contains(got.body, `"score":2`) {
@@ -137,10 +139,18 @@ func TestIdempotentPut(t *testing.T) {
 		t.Errorf("average: %d %s", avg.status, avg.body)
 	}
 
-	// The key with another request is refused, and changes nothing.
-	reused := do(t, srv, "PUT", "/ratings/alice/7", "key-1", `{"score":5}`)
-	if reused.status != 422 || !strings.Contains(reused.body, "idempotency_key_reused") {
-		t.Errorf("reused key: %d %s", reused.status, reused.body)
+	// The key with another request is refused, and changes nothing. The
+	// SDK compares bodies byte for byte (a retry resends the same bytes):
+	// the same score spelt otherwise is another request too.
+	for _, other := range []struct{ path, body string }{
+		{"/ratings/alice/7", `{"score":5}`},
+		{"/ratings/alice/7", `{"score":4}`},
+		{"/ratings/alice/8", `{"score": 4}`},
+	} {
+		reused := do(t, srv, "PUT", other.path, "key-1", other.body)
+		if reused.status != 422 || !strings.Contains(reused.body, "idempotency_key_reused") {
+			t.Errorf("reused key for PUT %s %s: %d %s", other.path, other.body, reused.status, reused.body)
+		}
 	}
 	if got := do(t, srv, "GET", "/ratings/alice/7", "", ""); !strings.Contains(got.body, `"score":2`) {
 		t.Errorf("after the reused key: %s", got.body)
@@ -161,5 +171,20 @@ func TestAverageEndpoint(t *testing.T) {
 	r = do(t, srv, "GET", "/titles/43/average", "", "")
 	if strings.TrimSpace(r.body) != `{"title":43,"average":null,"count":0}` {
 		t.Errorf("no ratings: %d %s", r.status, r.body)
+	}
+}
+
+// A write refused before it touched anything leaves its key free: the
+// caller fixes the body and sends it again with the same key.
+func TestRefusedWriteKeepsKey(t *testing.T) {
+	srv := newTestServer(t)
+	if r := do(t, srv, "PUT", "/ratings/bob/9", "key-9", `{"score":6}`); r.status != 400 {
+		t.Fatalf("score 6: %d %s", r.status, r.body)
+	}
+	if r := do(t, srv, "PUT", "/ratings/bob/9", "key-9", `{"score":3}`); r.status != 200 || r.header.Get(idempotency.ReplayedHeader) != "" {
+		t.Fatalf("fixed write with the same key: %d %v %s", r.status, r.header, r.body)
+	}
+	if r := do(t, srv, "PUT", "/ratings/bob/9", "key-9", `{"score":3}`); r.status != 200 || r.header.Get(idempotency.ReplayedHeader) != "true" {
+		t.Fatalf("retry: %d %v %s", r.status, r.header, r.body)
 	}
 }

@@ -7,9 +7,12 @@
 //	GET /ratings/{profile}/{title}   the rating; 404 JSON if there is none
 //	GET /titles/{title}/average      {"title": ..., "average": ..., "count": ...}
 //
-// A write applies once per Idempotency-Key: the key is stored in the same
-// transaction as the rating, and a retry with the key gets the original
-// answer, so callers (and the client's failover) may repeat writes freely.
+// A write applies once per Idempotency-Key, through the SDK's idempotency
+// package: the key and its answer are stored in the same transaction as the
+// rating, and a retry with the key (on any instance, also while the first
+// attempt is still running) gets the original answer, so callers (and the
+// client's failover and hedging) may repeat writes freely. Keys are kept for
+// 24 hours; every instance purges expired ones.
 package main
 
 import (
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/idempotency"
 )
 
 // Where the database lives.
@@ -38,11 +42,14 @@ func main() {
 	}
 	// Other instances may hold the file's write lock while starting too.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	st, err := openStore(ctx, filepath.Join(dir, dbFile))
+	st, err := openStore(ctx, filepath.Join(dir, dbFile), idempotency.Config{})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ratings:", err)
 		os.Exit(1)
 	}
+	// The purge loop lives as long as the process: Main ends it with
+	// os.Exit after the drain.
+	go st.keys.Run(context.Background())
 	shoal.Main(shoal.Config{Name: "ratings"}, newHandler(st))
 }

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/idempotency"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -32,17 +34,6 @@ type Average struct {
 	Count   int      `json:"count"`
 }
 
-// putResult is the answer to a write, stored with its idempotency key so
-// that a replay gets exactly the same answer.
-type putResult struct {
-	Status   int
-	Body     []byte
-	Replayed bool // the key had been used: nothing was written
-}
-
-// errKeyReused: an idempotency key came back with a different request.
-var errKeyReused = errors.New("idempotency key already used for a different request")
-
 // schema is the list of migrations; the database's user_version is how many
 // have been applied. Statements are idempotent too, so a half-known state
 // (a file from an older build) cannot fail them.
@@ -56,22 +47,19 @@ var schema = [][]string{
 			PRIMARY KEY (profile, title)
 		) WITHOUT ROWID`,
 		`CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score)`,
-		`CREATE TABLE IF NOT EXISTS idempotency_keys (
-			key        TEXT    PRIMARY KEY,
-			profile    TEXT    NOT NULL,
-			title      INTEGER NOT NULL,
-			score      INTEGER NOT NULL,
-			status     INTEGER NOT NULL,
-			body       TEXT    NOT NULL,
-			created_at TEXT    NOT NULL
-		) WITHOUT ROWID`,
 	},
+	// Keys moved to the SDK's table (idempotency.Store.Migrate), which
+	// expires them; the old table held keys forever.
+	{`DROP TABLE IF EXISTS idempotency_keys`},
 }
 
 // store is the ratings database. Several processes may open the same file;
-// SQLite's file locks serialize their writes.
+// SQLite's file locks serialize their writes. Idempotency keys live in the
+// same file, in the SDK's table, so that a rating and its key commit in one
+// transaction.
 type store struct {
-	db *sql.DB
+	db   *sql.DB
+	keys *idempotency.Store
 }
 
 // busyTimeout is how long a statement waits for another connection's (or
@@ -79,9 +67,10 @@ type store struct {
 const busyTimeout = 5 * time.Second
 
 // openStore opens (creating if needed) the database at path, switches it to
-// WAL and applies the migrations. Several processes may call it at once on
-// the same file: each step retries while another holds the lock.
-func openStore(ctx context.Context, path string) (*store, error) {
+// WAL and applies the migrations, the idempotency keys' included; keys
+// follows keysCfg. Several processes may call it at once on the same file:
+// each step retries while another holds the lock.
+func openStore(ctx context.Context, path string, keysCfg idempotency.Config) (*store, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("database path %q: must not contain '?'", path)
 	}
@@ -99,7 +88,15 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	}
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(time.Minute)
-	s := &store{db: db}
+	if keysCfg.Transient == nil {
+		keysCfg.Transient = isBusy // as retryBusy does for ratings' own writes
+	}
+	keys, err := idempotency.New(db, keysCfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &store{db: db, keys: keys}
 	if err := s.setup(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -123,6 +120,9 @@ func (s *store) setup(ctx context.Context) error {
 		return fmt.Errorf("enabling WAL: %w", err)
 	}
 	if err := retryBusy(ctx, func() error { return s.migrate(ctx) }); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	if err := retryBusy(ctx, func() error { return s.keys.Migrate(ctx) }); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
 	return nil
@@ -162,59 +162,43 @@ func (s *store) migrate(ctx context.Context) error {
 // Close closes the database.
 func (s *store) Close() error { return s.db.Close() }
 
-// put sets profile's score of title once per key: the first call writes and
-// records its answer under key, in one transaction; later calls with the
-// key get that answer back (Replayed) without writing, or errKeyReused if
-// they ask for something else.
-func (s *store) put(ctx context.Context, key string, r Rating) (putResult, error) {
-	var res putResult
+// put sets profile's score of title and returns the answer (the rating as
+// JSON). With a claim, the answer is recorded under the request's
+// idempotency key in the same transaction: the write applies once per key.
+// A nil claim writes without a key (tests, tools).
+func (s *store) put(ctx context.Context, claim *idempotency.Claim, r Rating) ([]byte, error) {
+	var body []byte
 	err := retryBusy(ctx, func() error {
 		var err error
-		res, err = s.putOnce(ctx, key, r)
+		body, err = s.putOnce(ctx, claim, r)
 		return err
 	})
-	return res, err
+	return body, err
 }
 
-func (s *store) putOnce(ctx context.Context, key string, r Rating) (putResult, error) {
+func (s *store) putOnce(ctx context.Context, claim *idempotency.Claim, r Rating) ([]byte, error) {
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one writer at a time
 	if err != nil {
-		return putResult{}, err
+		return nil, err
 	}
 	defer tx.Rollback()
-
-	var prev Rating
-	var res putResult
-	err = tx.QueryRowContext(ctx, `SELECT profile, title, score, status, body FROM idempotency_keys WHERE key = ?`, key).
-		Scan(&prev.Profile, &prev.Title, &prev.Score, &res.Status, &res.Body)
-	switch {
-	case err == nil:
-		if prev.Profile != r.Profile || prev.Title != r.Title || prev.Score != r.Score {
-			return putResult{}, errKeyReused
-		}
-		res.Replayed = true
-		return res, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return putResult{}, err
-	}
-
 	r.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	stamp := r.UpdatedAt.Format(time.RFC3339Nano)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO ratings (profile, title, score, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (profile, title) DO UPDATE SET score = excluded.score, updated_at = excluded.updated_at`,
-		r.Profile, r.Title, r.Score, stamp); err != nil {
-		return putResult{}, err
+		r.Profile, r.Title, r.Score, r.UpdatedAt.Format(time.RFC3339Nano)); err != nil {
+		return nil, err
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		return putResult{}, err
+		return nil, err
 	}
-	res = putResult{Status: 200, Body: body}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (key, profile, title, score, status, body, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, key, r.Profile, r.Title, r.Score, res.Status, string(body), stamp); err != nil {
-		return putResult{}, err
+	body = append(body, '\n')
+	if claim != nil {
+		if err := claim.Complete(ctx, tx, http.StatusOK, "application/json", body); err != nil {
+			return nil, err
+		}
 	}
-	return res, tx.Commit()
+	return body, tx.Commit()
 }
 
 // get returns profile's rating of title; ok is false if there is none.

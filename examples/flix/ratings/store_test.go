@@ -3,19 +3,26 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/idempotency"
 )
 
 func openTestStore(t *testing.T, path string) *store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := openStore(ctx, path)
+	st, err := openStore(ctx, path, idempotency.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +43,22 @@ func checkSchema(t *testing.T, st *store) {
 	if version != len(schema) || mode != "wal" {
 		t.Errorf("user_version %d, journal_mode %q; want %d, wal", version, mode, len(schema))
 	}
+	var tables []string
+	rows, err := st.db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if want := []string{"ratings", idempotency.Table}; !slices.Equal(tables, want) {
+		t.Errorf("tables %q, want %q", tables, want)
+	}
 }
 
 // Three instances of the service start at once on a new file: each must
@@ -52,7 +75,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 				<-start
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				stores[i], errs[i] = openStore(ctx, path)
+				stores[i], errs[i] = openStore(ctx, path, idempotency.Config{})
 			})
 		}
 		close(start)
@@ -68,7 +91,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 		}
 		// And they all write to it.
 		for i, st := range stores {
-			if _, err := st.put(context.Background(), fmt.Sprint("k", i), Rating{Profile: "p", Title: int64(i + 1), Score: 3}); err != nil {
+			if _, err := st.put(context.Background(), nil, Rating{Profile: "p", Title: int64(i + 1), Score: 3}); err != nil {
 				t.Fatalf("round %d: write through instance %d: %v", round, i, err)
 			}
 		}
@@ -114,39 +137,63 @@ func TestHelperOpenAndWrite(t *testing.T) {
 	}
 	n := os.Getenv("RATINGS_HELPER_N")
 	st := openTestStore(t, path)
-	if _, err := st.put(context.Background(), "key-"+n, Rating{Profile: "proc-" + n, Title: 1, Score: 4}); err != nil {
+	if _, err := st.put(context.Background(), nil, Rating{Profile: "proc-" + n, Title: 1, Score: 4}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// Two instances (two *sql.DB on one file) write at once, half the time
-// with the same idempotency key as the other: every key applies once, and
+// Two instances (two *sql.DB on one file, each behind its own server)
+// take writes at once, half of them with the same idempotency key as the
+// other, as failover and hedging send them: every key applies once, and
 // every write is either applied or replayed with the original answer.
 func TestConcurrentWritersTwoHandles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ratings.db")
-	a, b := openTestStore(t, path), openTestStore(t, path)
+	var urls []string
+	var stores []*store
+	for range 2 {
+		st := openTestStore(t, path)
+		srv := httptest.NewServer(newHandler(st))
+		t.Cleanup(srv.Close)
+		urls, stores = append(urls, srv.URL), append(stores, st)
+	}
 	const writers, perWriter = 8, 25
 	type outcome struct {
-		key  string
-		res  putResult
-		err  error
-		from int
+		key      string
+		status   int
+		replayed bool
+		body     string
+		from     int
 	}
 	results := make(chan outcome, 2*writers*perWriter)
 	var wg sync.WaitGroup
-	for h, st := range []*store{a, b} {
+	for h, url := range urls {
 		for w := range writers {
 			wg.Go(func() {
 				for i := range perWriter {
-					// Keys k-w-i are shared by both handles; the rating
+					// Keys k-w-i are shared by both instances; the rating
 					// is the same for the same key, as a retry would be.
 					key := fmt.Sprintf("k-%d-%d", w, i)
-					r := Rating{Profile: fmt.Sprint("p", w), Title: int64(i + 1), Score: 1 + (w+i)%5}
-					if i%2 == 1 { // odd ones: a key of this handle only
+					body := fmt.Sprintf(`{"score":%d}`, 1+(w+i)%5)
+					if i%2 == 1 { // odd ones: a key of this instance only
 						key = fmt.Sprintf("h%d-%s", h, key)
 					}
-					res, err := st.put(context.Background(), key, r)
-					results <- outcome{key, res, err, h}
+					req, err := http.NewRequest("PUT", fmt.Sprintf("%s/ratings/p%d/%d", url, w, i+1), strings.NewReader(body))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					req.Header.Set(idempotency.KeyHeader, key)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil {
+						t.Error(err)
+					}
+					results <- outcome{key, resp.StatusCode, resp.Header.Get(idempotency.ReplayedHeader) == "true", string(b), h}
 				}
 			})
 		}
@@ -158,13 +205,13 @@ func TestConcurrentWritersTwoHandles(t *testing.T) {
 	total := 0
 	for o := range results {
 		total++
-		if o.err != nil {
-			t.Fatalf("%s via handle %d: %v", o.key, o.from, o.err)
+		if o.status != 200 {
+			t.Fatalf("%s via instance %d: %d %s", o.key, o.from, o.status, o.body)
 		}
-		if !o.res.Replayed {
+		if !o.replayed {
 			applied[o.key]++
 		}
-		bodies[o.key] = append(bodies[o.key], string(o.res.Body))
+		bodies[o.key] = append(bodies[o.key], o.body)
 	}
 	for key, bs := range bodies {
 		if applied[key] != 1 {
@@ -177,7 +224,7 @@ func TestConcurrentWritersTwoHandles(t *testing.T) {
 		}
 	}
 	var keys int
-	if err := a.db.QueryRow("SELECT COUNT(*) FROM idempotency_keys").Scan(&keys); err != nil {
+	if err := stores[0].db.QueryRow("SELECT COUNT(*) FROM " + idempotency.Table).Scan(&keys); err != nil {
 		t.Fatal(err)
 	}
 	if want := len(bodies); keys != want || total != 2*writers*perWriter {
@@ -193,7 +240,7 @@ func TestAverage(t *testing.T) {
 		t.Fatalf("no ratings: %+v, %v", empty, err)
 	}
 	for i, score := range []int{5, 4, 4} {
-		if _, err := st.put(ctx, fmt.Sprint("k", i), Rating{Profile: fmt.Sprint("p", i), Title: 9, Score: score}); err != nil {
+		if _, err := st.put(ctx, nil, Rating{Profile: fmt.Sprint("p", i), Title: 9, Score: score}); err != nil {
 			t.Fatal(err)
 		}
 	}

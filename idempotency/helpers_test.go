@@ -1,0 +1,94 @@
+package idempotency
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// openDB opens the SQLite file at path as a service would: WAL, a busy
+// timeout so that two handles on one file wait for each other, and
+// IMMEDIATE transactions.
+func openDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newStore opens a Store over db and migrates it.
+func newStore(t testing.TB, db *sql.DB, cfg Config) *Store {
+	t.Helper()
+	s, err := New(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// answer is what a caller saw.
+type answer struct {
+	status   int
+	ct       string
+	replayed bool
+	body     string
+}
+
+// serve sends one request straight to h (no network: usable in a
+// synctest bubble).
+func serve(h http.Handler, ctx context.Context, method, path, key, body string) answer {
+	req := httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set(KeyHeader, key)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return answer{rec.Code, rec.Header().Get("Content-Type"), rec.Header().Get(ReplayedHeader) == "true", rec.Body.String()}
+}
+
+// send sends one request over the network to srv.
+func send(t testing.TB, c *http.Client, base, method, path, key, body string) answer {
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return answer{}
+	}
+	if key != "" {
+		req.Header.Set(KeyHeader, key)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Error(err)
+		return answer{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get(ReplayedHeader) == "true", string(b)}
+}
+
+func countRows(t testing.TB, db *sql.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

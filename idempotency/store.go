@@ -1,0 +1,329 @@
+package idempotency
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Table is the table a Store keeps its keys in, in the service's own
+// database.
+const Table = "shoal_idempotency"
+
+// schema creates Table. Times are Unix milliseconds in BIGINT, and
+// parameters are $n, which SQLite and PostgreSQL (pgx, lib/pq) both accept;
+// only BLOB is SQLite's: on PostgreSQL create the table first with body
+// BYTEA, and Migrate's IF NOT EXISTS leaves it alone.
+//
+// A row is a claim while status is 0 (lease_until and token say whose, and
+// until when), and an answer once status is set; expires_at is when it is
+// forgotten either way.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS ` + Table + ` (
+		idem_key     TEXT    NOT NULL PRIMARY KEY,
+		fingerprint  TEXT    NOT NULL,
+		token        TEXT    NOT NULL,
+		status       INTEGER NOT NULL,
+		lease_until  BIGINT  NOT NULL,
+		expires_at   BIGINT  NOT NULL,
+		content_type TEXT    NOT NULL,
+		body         BLOB
+	)`,
+	`CREATE INDEX IF NOT EXISTS ` + Table + `_expires ON ` + Table + ` (expires_at)`,
+}
+
+// purgeBatch bounds the rows one purge statement deletes, so that a
+// backlog never holds SQLite's write lock for long.
+const purgeBatch = 500
+
+// Store keeps idempotency keys, and the answers given for them, in a table
+// of the service's own database. It is safe for concurrent use, and several
+// instances of a service may share one database: they coordinate through
+// it alone.
+type Store struct {
+	db  *sql.DB
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Store over db, which the service opened and still owns
+// (Store never closes it). It does no I/O: call Migrate before serving.
+//
+// With SQLite, open db with a busy_timeout (e.g. _pragma=busy_timeout(5000)
+// with modernc.org/sqlite) so that instances writing at once wait for each
+// other instead of failing, and in WAL mode so that waiting attempts, which
+// poll, never block writers. Handlers using Claim.Complete should begin
+// their transactions IMMEDIATE (_txlock=immediate).
+func New(db *sql.DB, cfg Config) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("idempotency: nil *sql.DB")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Store{db: db, cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Migrate creates the table and its index if they do not exist. Instances
+// starting at once on one SQLite database may all call it: the statements
+// are IF NOT EXISTS and SQLite runs them one at a time. PostgreSQL can fail
+// one of two concurrent CREATE TABLE IF NOT EXISTS with a unique violation:
+// there, call it under the service's migration lock or retry it.
+func (s *Store) Migrate(ctx context.Context) error {
+	for _, stmt := range schema {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("idempotency: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run purges expired keys now and then every PurgeInterval, until ctx ends;
+// then it returns nil. A failed purge is logged and tried again at the next
+// interval. Any number of instances may run it on one database.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		if n, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("idempotency: purging expired keys", "err", err, "purged", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Purge deletes the keys that expired before now, in batches, and returns
+// how many it deleted.
+func (s *Store) Purge(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM `+Table+` WHERE idem_key IN
+			(SELECT idem_key FROM `+Table+` WHERE expires_at <= $1 LIMIT $2)`,
+			millis(time.Now()), purgeBatch)
+		if err != nil {
+			return total, fmt.Errorf("idempotency: purge: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("idempotency: purge: %w", err)
+		}
+		total += n
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
+}
+
+// record is a row of Table.
+type record struct {
+	fingerprint string
+	token       string
+	status      int // 0: claimed, not answered yet
+	leaseUntil  int64
+	expiresAt   int64
+	contentType string
+	body        []byte
+}
+
+// claimed is what acquire found: a claim of this attempt, or the answer of
+// an earlier one.
+type claimed struct {
+	token      string
+	leaseUntil time.Time
+	answer     *record
+}
+
+// errKeyReused: the key is on record for a different request.
+var errKeyReused = errors.New("idempotency key used for a different request")
+
+// errInProgress: the request ended while another attempt held its key.
+var errInProgress = errors.New("idempotency key held by another attempt")
+
+// Polling of a key claimed by another attempt: fast at first (a hedged
+// twin usually finishes within milliseconds of the first), then easing off.
+const (
+	pollMin = 2 * time.Millisecond
+	pollMax = 50 * time.Millisecond
+)
+
+// acquire claims key for a request with fingerprint fp, or returns the
+// answer already on record for it. While another live attempt holds the
+// key, it polls until that attempt answers (the answer is returned), gives
+// the key up (acquire claims it), or its lease ends (acquire takes it over).
+// It fails with errKeyReused, or errInProgress (wrapping ctx's error) when
+// ctx ends while it waits.
+func (s *Store) acquire(ctx context.Context, key, fp string, deadline time.Time) (claimed, error) {
+	token := rand.Text()
+	lease := func() time.Time {
+		until := time.Now().Add(s.cfg.Lease)
+		if !deadline.IsZero() && deadline.Before(until) {
+			until = deadline
+		}
+		// As stored: the handler's deadline is not later than what
+		// waiters see.
+		return time.UnixMilli(millis(until))
+	}
+	// Most keys are new: try the insert first.
+	until := lease()
+	ok, err := s.insert(ctx, key, fp, token, until)
+	if err != nil || ok {
+		return claimed{token: token, leaseUntil: until}, err
+	}
+	wait := pollMin
+	for {
+		rec, found, err := s.lookup(ctx, key)
+		if err != nil && ctx.Err() != nil {
+			return claimed{}, fmt.Errorf("%w: %w", errInProgress, context.Cause(ctx))
+		}
+		if err != nil {
+			return claimed{}, err
+		}
+		now := millis(time.Now())
+		switch {
+		case !found: // answered with 5xx, or purged, just now
+			until := lease()
+			if ok, err := s.insert(ctx, key, fp, token, until); err != nil || ok {
+				return claimed{token: token, leaseUntil: until}, err
+			}
+			continue
+		case rec.expiresAt <= now || rec.status == 0 && rec.leaseUntil <= now && rec.fingerprint == fp:
+			until := lease()
+			if ok, err := s.takeOver(ctx, key, fp, token, until); err != nil || ok {
+				return claimed{token: token, leaseUntil: until}, err
+			}
+			continue
+		case rec.fingerprint != fp:
+			return claimed{}, errKeyReused
+		case rec.status != 0:
+			return claimed{answer: &rec}, nil
+		}
+		// Another attempt holds the key: wait, at most until its lease ends.
+		d := min(wait, time.Duration(rec.leaseUntil-now)*time.Millisecond)
+		wait = min(2*wait, pollMax)
+		t := time.NewTimer(max(d, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return claimed{}, fmt.Errorf("%w: %w", errInProgress, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// insert claims a key nobody has; false if it is on record.
+func (s *Store) insert(ctx context.Context, key, fp, token string, leaseUntil time.Time) (bool, error) {
+	return s.exec(ctx, "claim", `INSERT INTO `+Table+`
+		(idem_key, fingerprint, token, status, lease_until, expires_at, content_type, body)
+		VALUES ($1, $2, $3, 0, $4, $5, '', NULL)
+		ON CONFLICT (idem_key) DO NOTHING`,
+		key, fp, token, millis(leaseUntil), s.expiry())
+}
+
+// takeOver claims a key whose record expired, or whose claim for the same
+// request outlived its lease; false if another attempt got there first.
+// The conditions are checked again in the statement: of several attempts
+// that saw the lease end, one takes the key.
+func (s *Store) takeOver(ctx context.Context, key, fp, token string, leaseUntil time.Time) (bool, error) {
+	return s.exec(ctx, "take over", `UPDATE `+Table+`
+		SET fingerprint = $1, token = $2, status = 0, lease_until = $3, expires_at = $4, content_type = '', body = NULL
+		WHERE idem_key = $5 AND (expires_at <= $6 OR (status = 0 AND lease_until <= $6 AND fingerprint = $1))`,
+		fp, token, millis(leaseUntil), s.expiry(), key, millis(time.Now()))
+}
+
+// lookup reads key's record; found is false if there is none.
+func (s *Store) lookup(ctx context.Context, key string) (rec record, found bool, err error) {
+	err = s.retry(ctx, func() error {
+		return s.db.QueryRowContext(ctx, `SELECT fingerprint, token, status, lease_until, expires_at, content_type, body
+			FROM `+Table+` WHERE idem_key = $1`, key).
+			Scan(&rec.fingerprint, &rec.token, &rec.status, &rec.leaseUntil, &rec.expiresAt, &rec.contentType, &rec.body)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return record{}, false, nil
+	}
+	if err != nil {
+		return record{}, false, fmt.Errorf("idempotency: lookup: %w", err)
+	}
+	return rec, true, nil
+}
+
+// execer is what complete writes through: the *sql.DB, or a handler's
+// *sql.Tx. ExecContext blocks on the database; it is called from the
+// request's goroutine.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// complete records the answer to key's claim held by token; false if the
+// claim is no longer token's (taken over, or already answered).
+func (s *Store) complete(ctx context.Context, db execer, key, token string, status int, contentType string, body []byte) (bool, error) {
+	if body == nil {
+		body = []byte{} // NULL marks a claim; an answer has a body, maybe empty
+	}
+	res, err := db.ExecContext(ctx, `UPDATE `+Table+`
+		SET status = $1, content_type = $2, body = $3, expires_at = $4
+		WHERE idem_key = $5 AND token = $6 AND status = 0`,
+		status, contentType, body, s.expiry(), key, token)
+	return affected(res, err, "record the answer")
+}
+
+// release gives key up if token still holds it unanswered, so that the
+// next attempt runs again.
+func (s *Store) release(ctx context.Context, key, token string) (bool, error) {
+	return s.exec(ctx, "release", `DELETE FROM `+Table+` WHERE idem_key = $1 AND token = $2 AND status = 0`, key, token)
+}
+
+// exec runs a statement on the database, retrying transient errors, and
+// reports whether it changed exactly one row.
+func (s *Store) exec(ctx context.Context, what, query string, args ...any) (bool, error) {
+	var res sql.Result
+	err := s.retry(ctx, func() error {
+		var err error
+		res, err = s.db.ExecContext(ctx, query, args...)
+		return err
+	})
+	return affected(res, err, what)
+}
+
+// retry runs f until it succeeds, fails with an error Config.Transient
+// does not accept, or ctx ends (then f's last error is returned).
+func (s *Store) retry(ctx context.Context, f func() error) error {
+	wait := pollMin
+	for {
+		err := f()
+		if err == nil || s.cfg.Transient == nil || !s.cfg.Transient(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+func (s *Store) expiry() int64 { return millis(time.Now().Add(s.cfg.TTL)) }
+
+func affected(res sql.Result, err error, what string) (bool, error) {
+	if err != nil {
+		return false, fmt.Errorf("idempotency: %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("idempotency: %s: %w", what, err)
+	}
+	return n == 1, nil
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
