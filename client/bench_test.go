@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,25 +47,44 @@ func BenchmarkCall(b *testing.B) {
 
 // BenchmarkOverhead measures the client stack alone: the same calls with
 // the network replaced by an in-memory round tripper, so the figures are
-// Shoal's own cost per call (resolve, pick, budget, deadline carving, header,
-// bookkeeping) without the noise of a real round trip.
+// Shoal's own cost per call (throttle, bulkhead, resolve, pick, budget,
+// deadline carving, header, bookkeeping) without the noise of a real round
+// trip. With 3 instances every policy is in play: calls are hedge-eligible,
+// so each also reads the hedge delay and arms (and stops) the hedge timer.
+//
+//	go test -run '^$' -bench BenchmarkOverhead -count 10 ./client | benchstat -col /stack -
 func BenchmarkOverhead(b *testing.B) {
-	shoal, err := New(oneInstance("127.0.0.1:1"), Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	shoal.base = fakeRoundTripper{}
 	for _, bc := range []struct {
 		name string
 		rt   http.RoundTripper
 	}{
 		{"stack=fake", fakeRoundTripper{}},
-		{"stack=shoal+fake", shoal},
+		{"stack=shoal+fake", fakeShoal(b, 1)},
+		{"stack=shoal3+fake", fakeShoal(b, 3)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			benchGet(b, bc.rt, "http://svc/x")
 		})
 	}
+}
+
+// fakeShoal is a Transport over n instances answered by fakeRoundTripper,
+// its hedge delay already known.
+func fakeShoal(b *testing.B, n int) *Transport {
+	list := make([]discovery.Instance, n)
+	for i := range list {
+		list[i] = discovery.Instance{ID: fmt.Sprintf("svc-%d", i), Service: "svc", Addr: fmt.Sprintf("127.0.0.1:%d", i+1), State: discovery.StateServing}
+	}
+	tr, err := New(resolverFunc(func(string) []discovery.Instance { return list }), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr.base = fakeRoundTripper{}
+	h := tr.dependency("svc").hedger
+	for range 100 {
+		h.Observe(time.Now(), time.Millisecond)
+	}
+	return tr
 }
 
 func benchGet(b *testing.B, rt http.RoundTripper, url string) {

@@ -286,7 +286,12 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		if f = classifyStatus(resp.StatusCode); f != noFailure {
 			a.Err = &StatusError{Code: resp.StatusCode}
 			if resp.Header.Get(RejectedHeader) != "" {
-				f = notSent // refused unprocessed: safe to send elsewhere
+				// Refused unprocessed by admission control: safe to send
+				// elsewhere, and no sign of a broken instance. Counting it
+				// as a failure would eject busy instances under overload
+				// and waste their capacity; its instant answer must not
+				// make the instance look fast either. So it is neutral.
+				f, outcome = notSent, balance.Canceled
 			}
 		}
 	}

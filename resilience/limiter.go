@@ -111,10 +111,15 @@ const limiterStabilization = time.Minute
 // queue grew; a tenth of a second with 20 samples brings it down in a few
 // seconds, and the p90 over 20 samples is still steady enough at the rates
 // where overload happens.
+// The baseline latency the recent one is compared with averages over
+// limiterBaselineAge windows (failsafe-go's default, 10, was meant for 1 s
+// windows): about 10 s, so that a queue building up over seconds is seen
+// as one, not taken for the new normal.
 const (
-	limiterWindow    = 100 * time.Millisecond
-	limiterMaxWindow = 5 * time.Second
-	limiterSamples   = 20
+	limiterWindow      = 100 * time.Millisecond
+	limiterMaxWindow   = 5 * time.Second
+	limiterSamples     = 20
+	limiterBaselineAge = 100
 )
 
 // Limiter is an adaptive concurrency limit for the requests a server admits.
@@ -150,6 +155,7 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 		WithLimits(uint(cfg.MinLimit), uint(cfg.MaxLimit), uint(cfg.InitialLimit)).
 		WithMaxLimitStabilizationWindow(limiterStabilization).
 		WithRecentWindow(limiterWindow, limiterMaxWindow, limiterSamples).
+		WithBaselineWindow(limiterBaselineAge).
 		Build()
 	return l
 }

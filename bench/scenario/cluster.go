@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// fault is the replica's control payload (see replica/main.go).
+type fault struct {
+	DelayMs           int     `json:"delay_ms,omitempty"`
+	Status            int     `json:"status,omitempty"`
+	StragglerFraction float64 `json:"straggler_fraction,omitempty"`
+	StragglerDelayMs  int     `json:"straggler_delay_ms,omitempty"`
+}
+
+// replica is one instance of the test service, with the ports it keeps
+// across a restart.
+type replica struct {
+	id                   string
+	addr, gossip, contrl string
+	args, env            []string
+	p                    *proc
+	carried              uint64 // requests counted by earlier, killed incarnations
+}
+
+// cluster is the replicas of one service.
+type cluster struct {
+	service  string
+	replicas []*replica
+}
+
+// startCluster starts n replicas of service, seeded with seed's gossip
+// address when it is not empty, and waits until each answers /readyz.
+func (b *bench) startCluster(ctx context.Context, service string, n int, seed string, args ...string) (*cluster, error) {
+	c := &cluster{service: service}
+	for i := range n {
+		var ports [3]int
+		for j := range ports {
+			port, err := freePort()
+			if err != nil {
+				c.close()
+				return nil, err
+			}
+			ports[j] = port
+		}
+		r := &replica{
+			id:     fmt.Sprintf("%s-%d", service, i+1),
+			addr:   "127.0.0.1:" + strconv.Itoa(ports[0]),
+			gossip: "127.0.0.1:" + strconv.Itoa(ports[1]),
+			contrl: "127.0.0.1:" + strconv.Itoa(ports[2]),
+		}
+		r.args = append([]string{"-control", r.contrl}, args...)
+		r.env = []string{"SHOAL_NAME=" + service, "SHOAL_INSTANCE=" + r.id, "SHOAL_ADDR=" + r.addr,
+			"SHOAL_GOSSIP_ADDR=" + r.gossip, "SHOAL_DRAIN_TIMEOUT=1s"}
+		if seed != "" {
+			r.env = append(r.env, "SHOAL_SEEDS="+seed)
+		}
+		c.replicas = append(c.replicas, r)
+		if err := b.startReplica(r); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	for _, r := range c.replicas {
+		if err := c.waitReady(ctx, r); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (b *bench) startReplica(r *replica) error {
+	seq := b.logSeq.Add(1)
+	p, err := start(r.id, filepath.Join(b.tmp, fmt.Sprintf("%03d-%s.log", seq, r.id)), b.replicaBin, r.args, r.env)
+	r.p = p
+	return err
+}
+
+func (c *cluster) waitReady(ctx context.Context, r *replica) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := pollHTTP(ctx, "http://"+r.addr+"/readyz"); err != nil {
+		return fmt.Errorf("%s (log %s): %w", r.id, r.p.log, err)
+	}
+	return pollHTTP(ctx, "http://"+r.contrl+"/count")
+}
+
+// addrs lists the replicas' HTTP addresses.
+func (c *cluster) addrs() []string {
+	out := make([]string, len(c.replicas))
+	for i, r := range c.replicas {
+		out[i] = r.addr
+	}
+	return out
+}
+
+var controlClient = &http.Client{Timeout: 2 * time.Second}
+
+// setFault sets f on replica i, or on all of them when i < 0.
+func (c *cluster) setFault(i int, f fault) error {
+	body, _ := json.Marshal(f)
+	for j, r := range c.replicas {
+		if i >= 0 && j != i {
+			continue
+		}
+		resp, err := controlClient.Post("http://"+r.contrl+"/fault", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("fault on %s: %w", r.id, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("fault on %s: %s", r.id, resp.Status)
+		}
+	}
+	return nil
+}
+
+// count returns the /work requests that reached the replicas so far.
+func (c *cluster) count() (uint64, error) {
+	var total uint64
+	var errs []error
+	for _, r := range c.replicas {
+		n, err := r.count()
+		total += n
+		errs = append(errs, err)
+	}
+	return total, errors.Join(errs...)
+}
+
+// count is the requests that reached r: the larger of the handler's and the
+// SDK's counts of requests let through, plus those admission control
+// rejected, plus what earlier incarnations counted.
+func (r *replica) count() (uint64, error) {
+	resp, err := controlClient.Get("http://" + r.contrl + "/count")
+	if err != nil {
+		return r.carried, fmt.Errorf("count on %s: %w", r.id, err)
+	}
+	defer resp.Body.Close()
+	var n struct{ Handled, SDK, Rejected uint64 }
+	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil {
+		return r.carried, fmt.Errorf("count on %s: %w", r.id, err)
+	}
+	return r.carried + max(n.Handled, n.SDK) + n.Rejected, nil
+}
+
+// pause and resume stop and continue replica i (SIGSTOP, SIGCONT): a hung
+// process whose sockets still accept connections.
+func (c *cluster) pause(i int)  { c.replicas[i].p.signal(syscall.SIGSTOP) }
+func (c *cluster) resume(i int) { c.replicas[i].p.signal(syscall.SIGCONT) }
+
+// crash kills replica i with SIGKILL, keeping what it had counted.
+func (c *cluster) crash(i int) {
+	r := c.replicas[i]
+	if n, err := r.count(); err == nil {
+		r.carried = n
+	}
+	r.p.kill()
+}
+
+// restart starts replica i again on the same ports and instance ID.
+func (b *bench) restart(c *cluster, i int) error { return b.startReplica(c.replicas[i]) }
+
+// close kills every replica.
+func (c *cluster) close() {
+	for _, r := range c.replicas {
+		if r.p != nil {
+			r.p.signal(syscall.SIGCONT)
+			r.p.kill()
+		}
+	}
+}

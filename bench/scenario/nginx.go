@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"text/template"
+	"time"
+)
+
+// nginxConf is what the checked-in template bench/peers/nginx-scenario.conf
+// is rendered with.
+type nginxConf struct {
+	Prefix    string   // nginx's -p folder: pid, logs, temp files
+	Listen    string   // 127.0.0.1:port
+	Upstreams []string // replicas' host:port
+}
+
+// renderNginx renders the template text with c.
+func renderNginx(text string, c nginxConf) ([]byte, error) {
+	t, err := template.New("nginx").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("nginx template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, c); err != nil {
+		return nil, fmt.Errorf("nginx template: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// ensureNginx installs Debian's nginx when none is on PATH. The bench
+// command does this; CI and tests never run it.
+func ensureNginx() (string, error) {
+	if path, err := exec.LookPath("nginx"); err == nil {
+		return path, nil
+	}
+	fmt.Fprintln(os.Stderr, "scenario: nginx missing: apt-get update && apt-get install -y nginx")
+	cmd := exec.Command("sh", "-c", "apt-get update && apt-get install -y nginx")
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("installing nginx: %w", err)
+	}
+	return exec.LookPath("nginx")
+}
+
+// startNginx runs nginx in the foreground in front of upstreams on a free
+// loopback port, and waits until it proxies /readyz. It returns the process
+// and its address.
+func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	prefix, err := os.MkdirTemp(b.tmp, "nginx-")
+	if err != nil {
+		return nil, "", err
+	}
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	conf, err := renderNginx(b.nginxTemplate, nginxConf{Prefix: prefix, Listen: listen, Upstreams: upstreams})
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		return nil, "", err
+	}
+	p, err := start("nginx", filepath.Join(prefix, "stderr.log"), b.nginxBin,
+		[]string{"-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", path, "-g", "daemon off;"}, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pollHTTP(wctx, "http://"+listen+"/readyz"); err != nil {
+		p.kill()
+		return nil, "", fmt.Errorf("nginx (logs in %s): %w", prefix, err)
+	}
+	return p, listen, nil
+}
