@@ -105,3 +105,32 @@ func TestBreakerHalfOpen(t *testing.T) {
 		})
 	}
 }
+
+func TestOutrunDoublesTheLatencyCharged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := balance.New(testConfig()) // FailurePenalty 500 ms
+		c := serving("a", "b", "c")
+		h := hostOf(t, b, c, "a")
+		// Outrun after 10 ms, three times in a row: charged 10, 20, 40 ms.
+		for i, want := range []time.Duration{10, 20, 40} {
+			record(h, 10*time.Millisecond, balance.Outrun)
+			if got := stats(b)["a"].EWMA; got != want*time.Millisecond {
+				t.Fatalf("outrun %d: EWMA %v, want %v", i+1, got, want*time.Millisecond)
+			}
+		}
+		for range 10 {
+			record(h, 10*time.Millisecond, balance.Outrun)
+		}
+		s := stats(b)["a"]
+		if s.EWMA != 500*time.Millisecond || s.Ejected || s.ConsecutiveFailures != 0 {
+			t.Fatalf("after 13 outruns: %+v; want EWMA capped at the failure penalty, not ejected, no failures", s)
+		}
+		// A success ends the streak: the next outrun is charged as measured.
+		record(h, time.Millisecond, balance.Success)
+		time.Sleep(time.Minute) // let the estimate decay
+		record(h, 10*time.Millisecond, balance.Outrun)
+		if got := stats(b)["a"].EWMA; got != 10*time.Millisecond {
+			t.Errorf("outrun after a success: EWMA %v, want 10ms", got)
+		}
+	})
+}

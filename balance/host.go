@@ -22,6 +22,13 @@ const (
 	// ConnectFailure: no connection (refused, dial timeout). Counted like
 	// Failure.
 	ConnectFailure
+	// Outrun: canceled because another instance answered the same call
+	// first (a hedge won). Not a failure, but slow: the time it took so far
+	// is a lower bound of its latency, doubled for each Outrun in a row (up
+	// to Config.FailurePenalty) so that an instance that is slow every time
+	// is avoided for longer each time, while an occasional straggler costs
+	// little.
+	Outrun
 	// Canceled: the caller gave up for its own reasons. Neutral: no latency
 	// is recorded and the consecutive-failure count is left as it is.
 	Canceled
@@ -35,6 +42,8 @@ func (o Outcome) String() string {
 		return "failure"
 	case ConnectFailure:
 		return "connect_failure"
+	case Outrun:
+		return "outrun"
 	case Canceled:
 		return "canceled"
 	}
@@ -64,6 +73,7 @@ type Host struct {
 	mu    sync.Mutex // serializes writers of ewma and stamp
 
 	consecFail atomic.Int64
+	outrun     atomic.Int64 // Outrun outcomes in a row
 	// ejectedUntil is the end of the current ejection in nanoseconds since
 	// b.epoch, 0 if none. Set under b.mu; Pick clears it once it is past,
 	// so that the steady state reads no clock.
@@ -129,6 +139,13 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	b := h.b
 	now := int64(t.Sub(b.epoch))
 	rtt := max(float64(took), 0)
+	if o == Outrun {
+		h.probe.CompareAndSwap(probeOut, halfOpen) // proves nothing either way
+		n := min(h.outrun.Add(1), 20)
+		h.observe(now, min(rtt*float64(int64(1)<<(n-1)), max(rtt, float64(b.cfg.FailurePenalty))), b.tau, false, &b.cfg.Ejection)
+		return took
+	}
+	h.outrun.Store(0)
 	if o != Success {
 		rtt = max(rtt, float64(b.cfg.FailurePenalty))
 	}

@@ -21,12 +21,12 @@ var (
 // hedge is the state a call's first attempt shares with its hedge, a
 // second attempt on another instance sent when the first has not answered
 // after the hedge delay. The first answer wins; the other attempt is
-// canceled. It lives in the call, so a call that is never hedged pays for
-// none of it but the timer.
+// canceled. It lives in the call and reuses the first attempt's timer
+// (first the hedge delay, then the rest of the per-try timeout), so a
+// hedged call that is answered in time costs nothing more than one that is
+// not hedged.
 type hedge struct {
 	delay time.Duration // 0: the call is not hedged
-	timer *time.Timer
-	done  chan hedgeResult // the hedge's one result, size 1
 
 	// What the hedge needs to be sent; set before the timer is armed.
 	t         *Transport
@@ -39,9 +39,15 @@ type hedge struct {
 	first     [1]string // the first attempt's instance, for Pick
 
 	mu           sync.Mutex
+	done         sync.Cond // signalled when result is set; L is &mu
+	timer        *time.Timer
+	launched     bool // the hedge delay passed: fire ran or is running
+	attemptDone  bool // the first attempt has its answer: the timer does nothing
+	timedOut     bool // the first attempt's per-try timeout went off
 	won          int8 // 0 undecided, wonFirst or wonHedge
 	cancelFirst  context.CancelCauseFunc
 	cancelHedged context.CancelCauseFunc // the hedge's context; nil until sent
+	result       *hedgeResult            // set by fire
 }
 
 const (
@@ -49,8 +55,11 @@ const (
 	wonHedge = 2
 )
 
-// hedgeAttempt is what attempt needs to know of a hedge.
-type hedgeAttempt struct{ n int }
+// hedgeAttempt is what attempt and a hedge tell each other.
+type hedgeAttempt struct {
+	n      int                     // the attempt's number
+	cancel context.CancelCauseFunc // set by attempt
+}
 
 // hedgeResult is how the hedge ended; sent is false if no hedge was sent
 // (no other instance, the hedge budget spent, or the call already decided).
@@ -61,30 +70,61 @@ type hedgeResult struct {
 	a    Attempt
 }
 
-// arm is called by the first attempt once its context exists: it records
-// how to cancel it and, for a hedged call, starts the hedge timer.
-func (hg *hedge) arm(cancel context.CancelCauseFunc, instance string) {
-	if hg.delay <= 0 || hg.timer != nil {
-		return
+// arm is called by the first attempt once its context exists. For a hedged
+// call it starts the attempt's timer at the hedge delay and reports true:
+// when the timer fires it sends the hedge and re-arms itself for the rest of
+// perTry, after which it cancels the attempt. The attempt must then call
+// attemptEnded instead of stopping a timer of its own.
+func (hg *hedge) arm(cancel context.CancelCauseFunc, instance string, perTry time.Duration) bool {
+	if hg.delay <= 0 || hg.timer != nil || hg.delay >= perTry {
+		return false
 	}
 	hg.cancelFirst = cancel
 	hg.first[0] = instance
-	hg.timer = time.AfterFunc(hg.delay, hg.fire)
+	rest := perTry - hg.delay
+	hg.mu.Lock() // the callback reads hg.timer
+	defer hg.mu.Unlock()
+	hg.timer = time.AfterFunc(hg.delay, func() {
+		hg.mu.Lock()
+		switch {
+		case hg.attemptDone:
+			hg.mu.Unlock()
+		case !hg.launched:
+			hg.launched = true
+			hg.timer.Reset(rest)
+			hg.mu.Unlock()
+			hg.fire()
+		default:
+			// Under the lock, so that attemptEnded knows for sure.
+			hg.timedOut = true
+			cancel(ErrAttemptTimeout)
+			hg.mu.Unlock()
+		}
+	})
+	return true
 }
 
-// fire sends the hedge, on the timer's goroutine, and reports its result on
-// hg.done. If it answers first it cancels the first attempt.
+// attemptEnded stops the first attempt's timer once it has its answer and
+// reports whether its per-try timeout went off first.
+func (hg *hedge) attemptEnded() bool {
+	hg.mu.Lock()
+	defer hg.mu.Unlock()
+	hg.attemptDone = true
+	hg.timer.Stop()
+	return hg.timedOut
+}
+
+// fire sends the hedge, on the timer's goroutine, and leaves its result in
+// hg.result. If it answers first it cancels the first attempt.
 func (hg *hedge) fire() {
 	hg.mu.Lock()
 	if hg.won != 0 || hg.ctx.Err() != nil {
-		hg.mu.Unlock()
-		hg.done <- hedgeResult{}
+		hg.finish(&hedgeResult{})
 		return
 	}
 	h, err := hg.dep.bal.Pick(hg.instances, hg.first[:])
 	if err != nil || !hg.dep.hedger.TryHedge() {
-		hg.mu.Unlock()
-		hg.done <- hedgeResult{}
+		hg.finish(&hedgeResult{})
 		return
 	}
 	ctx, cancel := context.WithCancelCause(hg.ctx)
@@ -96,13 +136,15 @@ func (hg *hedge) fire() {
 		body, err := req.GetBody()
 		if err != nil {
 			h.Finish(h.Start(), balance.Canceled) // never sent: neutral for the host
-			hg.done <- hedgeResult{}
+			hg.mu.Lock()
+			hg.finish(&hedgeResult{})
 			return
 		}
 		req = req.Clone(req.Context())
 		req.Body = body
 	}
-	resp, f, a := hg.t.attempt(ctx, hg.c, hg.dep, req, h, hg.deadline, false, &hedgeAttempt{n: 1})
+	ha := hedgeAttempt{n: 1}
+	resp, f, a := hg.t.attempt(ctx, hg.c, hg.dep, req, h, hg.deadline, false, &ha)
 	hg.t.observe(hg.dep, a)
 	hg.mu.Lock()
 	switch {
@@ -113,9 +155,17 @@ func (hg *hedge) fire() {
 		// The first attempt answered while this one was on its way back.
 		resp.Body.Close()
 		resp, f = nil, hedgeLost
+		ha.cancel(errHedgeLost)
 	}
+	hg.finish(&hedgeResult{sent: true, resp: resp, f: f, a: a})
+}
+
+// finish records the hedge's result and wakes the call. Called with hg.mu
+// held; releases it.
+func (hg *hedge) finish(r *hedgeResult) {
+	hg.result = r
+	hg.done.Broadcast()
 	hg.mu.Unlock()
-	hg.done <- hedgeResult{sent: true, resp: resp, f: f, a: a}
 }
 
 // hedged makes the call's first attempt on h, hedged after delay, and
@@ -124,16 +174,16 @@ func (hg *hedge) fire() {
 // in c.failed.
 func (t *Transport) hedged(ctx context.Context, c *call, req *http.Request, h *balance.Host, deadline time.Time, instances []discovery.Instance, delay time.Duration) (*http.Response, failure, Attempt) {
 	hg := &c.hedge
-	hg.delay, hg.done = delay, make(chan hedgeResult, 1)
+	hg.delay = delay
+	hg.done.L = &hg.mu
 	hg.t, hg.c, hg.dep, hg.ctx, hg.req, hg.deadline, hg.instances = t, c, c.dep, ctx, req, deadline, instances
 	resp, f, a := t.attempt(ctx, c, c.dep, req, h, deadline, false, nil)
 	t.observe(c.dep, a)
 	hg.delay = 0 // later attempts are not hedged
-	if hg.timer == nil || hg.timer.Stop() {
-		return resp, f, a // answered before the hedge delay
-	}
 	hg.mu.Lock()
-	if f == noFailure && hg.won == 0 {
+	if hg.won == 0 && (f == noFailure || !hg.launched) {
+		// Answered first, or failed before the hedge delay: no hedge is
+		// sent from now on, and one on its way is canceled.
 		hg.won = wonFirst
 		if hg.cancelHedged != nil {
 			hg.cancelHedged(errHedgeLost)
@@ -141,14 +191,17 @@ func (t *Transport) hedged(ctx context.Context, c *call, req *http.Request, h *b
 		hg.mu.Unlock()
 		return resp, f, a
 	}
+	// Bounded: the hedge has its own per-try timeout within the deadline.
+	for hg.result == nil {
+		hg.done.Wait()
+	}
+	r := hg.result
 	hg.mu.Unlock()
 	if f == noFailure {
 		// The hedge won the race to the lock: its answer is used.
 		resp.Body.Close()
 		resp = nil
 	}
-	// Bounded: the hedge has its own per-try timeout within the deadline.
-	r := <-hg.done
 	if !r.sent {
 		return resp, f, a
 	}

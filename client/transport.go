@@ -231,11 +231,17 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	a := Attempt{Instance: inst.ID, Addr: inst.Addr, Start: start}
 	perTry := attemptTimeout(deadline.Sub(start), dep.cfg.MaxAttempts-n, dep.cfg.PerTryTimeout)
 	actx, cancel := context.WithCancelCause(ctx)
+	var timer *time.Timer
+	hedgedFirst := false
 	if hg == nil {
 		c.cancelAttempt = cancel
-		c.hedge.arm(cancel, inst.ID)
+		hedgedFirst = c.hedge.arm(cancel, inst.ID, perTry)
+	} else {
+		hg.cancel = cancel
 	}
-	timer := time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
+	if !hedgedFirst {
+		timer = time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
+	}
 	var wrote *atomic.Bool
 	if watchWrite {
 		// Per attempt: an abandoned attempt's writer may still report late.
@@ -245,7 +251,12 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	out := c.outgoing(actx, req, inst.Addr, perTry, n)
 
 	resp, err := t.base.RoundTrip(out)
-	fired := !timer.Stop()
+	var fired bool // the per-try timeout went off
+	if hedgedFirst {
+		fired = c.hedge.attemptEnded()
+	} else {
+		fired = !timer.Stop()
+	}
 	var f failure
 	outcome := balance.Success
 	switch {
@@ -256,13 +267,12 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		}
 		f, outcome, a.Err = callDone, balance.Canceled, context.Cause(ctx)
 	case context.Cause(actx) == errHedgeWon:
-		// Slower than the hedge: what it took so far is a lower bound of
-		// its latency, which the balancer should see.
+		// Slower than the hedge: the balancer learns it (Outrun).
 		if err == nil {
 			resp.Body.Close()
 			resp = nil
 		}
-		f, a.Err = hedgeLost, errHedgeWon
+		f, outcome, a.Err = hedgeLost, balance.Outrun, errHedgeWon
 	case err == nil && fired:
 		resp.Body.Close()
 		resp, err = nil, context.Canceled

@@ -131,6 +131,7 @@ func (s *system) shoalAsync(t *testing.T, args ...string) func() (string, time.T
 type psEntry struct {
 	Service  string `json:"service"`
 	Index    int    `json:"index"`
+	Addr     string `json:"addr"`
 	PID      int    `json:"pid"`
 	State    string `json:"state"`
 	Restarts int    `json:"restarts"`
@@ -192,6 +193,31 @@ func TestUpReferenceSystem(t *testing.T) {
 	drive := func(events ...event) summary {
 		return summarize(run(rate, runFor, func(i int) result { return getTitle(c, sys.gateway, i, deadline) }, events...))
 	}
+
+	t.Run("manifest dependencies reach the service", func(t *testing.T) {
+		// shoal.yaml caps api's calls in flight to ratings at 128; every
+		// other dependency keeps the default bulkhead.
+		var api string
+		for _, e := range sys.ps(t) {
+			if e.Service == "api" && e.Index == 1 {
+				api = e.Addr
+			}
+		}
+		want := []string{`shoal_client_max_in_flight{service="ratings"} 128`, `shoal_client_max_in_flight{service="catalog"} 1024`}
+		var metrics string
+		waitFor(t, 30*time.Second, "api/1's /metrics to show both dependencies", func() bool {
+			// Only a called service has a dependency state.
+			_, _ = http.Get(sys.gateway + "/api/titles/2")
+			resp, err := http.Get("http://" + api + "/metrics")
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+			return strings.Contains(metrics, want[0]) && strings.Contains(metrics, want[1])
+		})
+	})
 
 	t.Run("python service registered by the supervisor", func(t *testing.T) {
 		var body string
