@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -177,7 +178,11 @@ func getTitle(c *http.Client, base string, i int, deadline time.Duration) result
 	var body struct {
 		Degraded []string `json:"degraded"`
 	}
-	if r.err == nil && json.Unmarshal(b, &body) != nil {
+	switch {
+	case r.err == nil && resp.StatusCode != http.StatusOK:
+		// The body says who failed and why (gateway, api, or a refusal).
+		r.err = fmt.Errorf("%s", bytes.TrimSpace(b))
+	case r.err == nil && json.Unmarshal(b, &body) != nil:
 		r.err = fmt.Errorf("bad body %q", b)
 	}
 	if len(body.Degraded) > 0 {
@@ -196,26 +201,31 @@ func TestUpReferenceSystem(t *testing.T) {
 
 	t.Run("manifest dependencies reach the service", func(t *testing.T) {
 		// shoal.yaml caps api's calls in flight to ratings at 128; every
-		// other dependency keeps the default bulkhead.
-		var api string
+		// other dependency keeps the default bulkhead. Only an instance that
+		// has called both shows both, so any api instance will do.
+		var apis []string
 		for _, e := range sys.ps(t) {
-			if e.Service == "api" && e.Index == 1 {
-				api = e.Addr
+			if e.Service == "api" {
+				apis = append(apis, e.Addr)
 			}
 		}
 		want := []string{`shoal_client_max_in_flight{service="ratings"} 128`, `shoal_client_max_in_flight{service="catalog"} 1024`}
-		var metrics string
-		waitFor(t, 30*time.Second, "api/1's /metrics to show both dependencies", func() bool {
-			// Only a called service has a dependency state.
-			_, _ = http.Get(sys.gateway + "/api/titles/2")
-			resp, err := http.Get("http://" + api + "/metrics")
-			if err != nil {
-				return false
+		waitFor(t, 30*time.Second, "an api instance's /metrics to show both dependencies", func() bool {
+			if resp, err := http.Get(sys.gateway + "/api/titles/2"); err == nil {
+				resp.Body.Close()
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			metrics = string(b)
-			return strings.Contains(metrics, want[0]) && strings.Contains(metrics, want[1])
+			for _, a := range apis {
+				resp, err := http.Get("http://" + a + "/metrics")
+				if err != nil {
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(b), want[0]) && strings.Contains(string(b), want[1]) {
+					return true
+				}
+			}
+			return false
 		})
 	})
 
