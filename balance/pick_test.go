@@ -266,13 +266,15 @@ func TestPickUnderLoad(t *testing.T) {
 		}
 		mu.Unlock()
 
-		// "new" joins; its first answer takes 200ms. Until then it must
-		// have exactly one request in flight.
+		// "new" joins; its first answer takes 200ms. Until then it gets
+		// one request at a time, not a flood from the 8 callers: one, or
+		// two when a second caller picked it in the instant between the
+		// first one's Pick and its Start.
 		after := append(slices.Clone(before), serving("new")...)
 		cands.Store(&after)
 		time.Sleep(100 * time.Millisecond)
-		if n := stats(b)["new"].InFlight; n != 1 {
-			t.Errorf("new host in flight before its first answer = %d, want 1", n)
+		if n := stats(b)["new"].InFlight; n < 1 || n > 2 {
+			t.Errorf("new host in flight before its first answer = %d, want 1 (2 at most)", n)
 		}
 		time.Sleep(200 * time.Millisecond)
 		mu.Lock()
