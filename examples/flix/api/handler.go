@@ -111,7 +111,13 @@ func (a *api) fetchTitle(ctx context.Context, id string) (map[string]json.RawMes
 	resp, err := a.get(ctx, "http://catalog/titles/"+id)
 	if err != nil {
 		status, what := classify(err)
-		a.logger().Warn("catalog call failed", "title", id, "err", err)
+		if errors.Is(err, context.Canceled) {
+			// Our own caller left (e.g. its hedge was answered first by
+			// another api instance): nothing failed.
+			a.logger().Debug("catalog call canceled", "title", id, "err", err)
+		} else {
+			a.logger().Warn("catalog call failed", "title", id, "err", err)
+		}
 		return nil, status, "the catalog " + what
 	}
 	defer resp.Body.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,7 +191,13 @@ func decodeScore(body io.Reader) (int, error) {
 // the database stayed locked or the request ran out of time, else 500. The
 // details go to the log, not to the caller.
 func storeError(w http.ResponseWriter, r *http.Request, err error) {
-	slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The caller left (e.g. a hedge of its call was answered first):
+		// nothing to report.
+		slog.Debug("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 	if isBusy(err) || r.Context().Err() != nil {
 		w.Header().Set("Retry-After", "1")
 		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the ratings store is busy; retry shortly")
