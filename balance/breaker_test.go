@@ -134,3 +134,57 @@ func TestOutrunDoublesTheLatencyCharged(t *testing.T) {
 		}
 	})
 }
+
+func TestBreakerUnpickedProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := balance.New(testConfig())
+		c := serving("a", "b", "c")
+		eject(t, b, c, "a")
+		time.Sleep(time.Second)
+		// a is picked as the probe, but the caller's budget refuses the
+		// request: it gives a back, and a stays open to the next probe.
+		hostOf(t, b, c, "a").Unpick()
+		if got := stats(b)["a"].Breaker; got != balance.BreakerHalfOpen {
+			t.Fatalf("after Unpick Breaker = %q, want half_open", got)
+		}
+		probe := hostOf(t, b, c, "a")
+		for range 50 {
+			if h, _ := b.Pick(c, nil); h.Instance().ID == "a" {
+				t.Fatal("a picked again while its second probe is out")
+			}
+		}
+		record(probe, time.Millisecond, balance.Success)
+		if got := stats(b)["a"].Breaker; got != balance.BreakerClosed {
+			t.Errorf("after the probe Breaker = %q, want closed", got)
+		}
+	})
+}
+
+func TestBreakerProbeSuccessResetsFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := balance.New(testConfig())
+		c := serving("a", "b", "c")
+		eject(t, b, c, "a")
+		// Two failures while ejected, picked as a last resort.
+		last := func() *balance.Host {
+			h, err := b.Pick(c, []string{"b", "c"})
+			if err != nil || h.Instance().ID != "a" {
+				t.Fatalf("last resort: %v, %v", h, err)
+			}
+			return h
+		}
+		record(last(), time.Millisecond, balance.Failure)
+		record(last(), time.Millisecond, balance.Failure)
+		time.Sleep(time.Second)
+		record(hostOf(t, b, c, "a"), time.Millisecond, balance.Success)
+		s := stats(b)["a"]
+		if s.Breaker != balance.BreakerClosed || s.ConsecutiveFailures != 0 {
+			t.Fatalf("after a successful probe: %+v, want closed with no failures counted", s)
+		}
+		// One failure is not three.
+		record(hostOf(t, b, c, "a"), time.Millisecond, balance.Failure)
+		if stats(b)["a"].Ejected {
+			t.Error("ejected by one failure after a successful probe")
+		}
+	})
+}

@@ -154,6 +154,7 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 		// The breaker is half-open: this outcome decides it.
 		if o == Success {
 			h.probe.Store(closed)
+			h.consecFail.Store(0)
 		} else {
 			b.reopen(h, now)
 		}
@@ -338,6 +339,14 @@ func (h *Host) picked() *Host {
 		h.probe.CompareAndSwap(halfOpen, probeOut)
 	}
 	return h
+}
+
+// Unpick gives back a host that Pick returned but that will not be sent
+// the request after all (the retry or hedge budget refused it, its body
+// could not be replayed). Without it, a half-open host picked as its probe
+// would wait for a probe that never comes. It is not needed after Start.
+func (h *Host) Unpick() {
+	h.probe.CompareAndSwap(probeOut, halfOpen)
 }
 
 // breaker is the host's breaker state at now.

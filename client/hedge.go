@@ -123,7 +123,12 @@ func (hg *hedge) fire() {
 		return
 	}
 	h, err := hg.dep.bal.Pick(hg.instances, hg.first[:])
-	if err != nil || !hg.dep.hedger.TryHedge() {
+	if err != nil {
+		hg.finish(&hedgeResult{})
+		return
+	}
+	if !hg.dep.hedger.TryHedge() {
+		h.Unpick()
 		hg.finish(&hedgeResult{})
 		return
 	}
@@ -135,8 +140,10 @@ func (hg *hedge) fire() {
 	if req.GetBody != nil {
 		body, err := req.GetBody()
 		if err != nil {
-			h.Finish(h.Start(), balance.Canceled) // never sent: neutral for the host
+			h.Unpick()
+			cancel(nil)
 			hg.mu.Lock()
+			hg.cancelHedged = nil
 			hg.finish(&hedgeResult{})
 			return
 		}

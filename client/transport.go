@@ -163,6 +163,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err != nil {
 				next, stop = nil, aerr
 			} else if !dep.budget.TryRetry() {
+				next.Unpick()
 				next, stop = nil, ErrBudgetExhausted
 				dep.budgetOut.Add(1)
 			}
@@ -170,6 +171,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if next != nil && req.GetBody != nil {
 			body, err := req.GetBody()
 			if err != nil {
+				next.Unpick()
 				next, stop = nil, fmt.Errorf("replaying body: %w", err)
 			} else {
 				req = req.Clone(req.Context())
