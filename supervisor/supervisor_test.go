@@ -39,12 +39,17 @@ func TestSystem(t *testing.T) {
 				t.Errorf("hello status %d = %+v", i, s)
 			}
 		}
-		out := r.out.String()
-		for _, want := range []string{"starting 3 instances", "SERVICE", "hello-1-", "serving"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("Out lacks %q:\n%s", want, out)
+		// The console is written from its own queue: the table may follow
+		// the instances' readiness by a moment.
+		eventually(t, 5*time.Second, "the startup table on the console", func() error {
+			out := r.out.String()
+			for _, want := range []string{"starting 3 instances", "SERVICE", "hello-1-", "serving"} {
+				if !strings.Contains(out, want) {
+					return fmt.Errorf("Out lacks %q:\n%s", want, out)
+				}
 			}
-		}
+			return nil
+		})
 	})
 
 	t.Run("second supervisor refuses", func(t *testing.T) {
