@@ -202,8 +202,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// observe reports an attempt to the policies that learn from it and to the
-// Observer.
+// observe tells the Observer, if any, of an attempt.
 func (t *Transport) observe(dep *dependency, a Attempt) {
 	if t.cfg.Observer != nil {
 		t.cfg.Observer.ObserveAttempt(dep.name, a)

@@ -364,11 +364,7 @@ func untilNewInstancesServe(sys *system, wait func() (string, time.Time, error),
 		return time.Minute
 	}
 	out, err := sys.shoalQuiet("ps", "-o", "json")
-	var list []struct {
-		Service string `json:"service"`
-		Index   int    `json:"index"`
-		Addr    string `json:"addr"`
-	}
+	var list []psEntry
 	if err != nil || json.Unmarshal([]byte(out), &list) != nil {
 		return time.Minute
 	}
