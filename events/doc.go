@@ -1,0 +1,85 @@
+// Package events carries events between services without a broker: a
+// transactional outbox on the producer's side, a deduplicating inbox on
+// the subscriber's, and plain HTTP between them, through the same client
+// as every other call (principle 5: services talk through HTTP APIs and
+// events; each owns its data).
+//
+// A producer publishes in the transaction that changes its own data:
+//
+//	out := events.NewOutbox(db, events.OutboxConfig{
+//		Subscribers: map[string][]string{"progress": {"history", "recommendations"}},
+//		Client:      svc.Client(),
+//	})
+//	… out.Migrate(ctx) at start, go out.Run(ctx) for the service's life …
+//	err := db.Tx(ctx, func(tx *sql.Tx) error {
+//		if _, err := tx.ExecContext(ctx, `UPDATE …`); err != nil {
+//			return err
+//		}
+//		_, err := out.Publish(ctx, tx, "progress", Progress{…})
+//		return err
+//	})
+//
+// and a subscriber applies events in the transaction that records them:
+//
+//	in := events.NewInbox(db)
+//	in.Handle("progress", func(ctx context.Context, tx *sql.Tx, ev events.Event) error { … })
+//	… in.Migrate(ctx) at start; mux.Handle(events.Path, in) …
+//
+// # How
+//
+// Publish inserts the event and one delivery row per subscriber in the
+// caller's transaction (tables shoal_outbox_events and
+// shoal_outbox_deliveries in the producer's database). Outbox.Run claims
+// due rows under a lease, so that producer instances sharing the database
+// split the work, POSTs each to http://<subscriber>/_events (headers
+// Shoal-Event-Id, Shoal-Event-Topic, Shoal-Event-Time, Idempotency-Key;
+// body: the payload), marks 2xx answers delivered, and gives other
+// outcomes an exponential, jittered backoff before the next attempt.
+// Inbox.ServeHTTP inserts the event ID into shoal_inbox (ON CONFLICT DO
+// NOTHING) and, if the ID is new, runs the topic's Handler, both in one
+// transaction. The Idempotency-Key (the event ID) lets Shoal's client
+// retry a delivery on another instance of the subscriber; the Inbox
+// deduplicates by itself, so mount it outside idempotency middleware.
+//
+// # Guarantees
+//
+//   - Atomic publication: an event exists if and only if the producer's
+//     transaction commits.
+//   - At-least-once delivery: every delivery row is retried, forever, until
+//     its subscriber answers 2xx. A producer instance that dies while
+//     holding claims leaves them leased; another instance (or its
+//     restart) takes them over after OutboxConfig.Lease. A delivery may
+//     thus arrive more than once, also concurrently (a hedged or failed
+//     over request, two producers after a lease expired).
+//   - Exactly-once effects: a Handler's writes through its tx commit
+//     together with the record of the event ID, so each event applies once
+//     per subscriber database, however often it arrives. Effects outside
+//     that transaction (calls to other services, files) are at-least-once:
+//     make them idempotent, e.g. keyed on Event.ID.
+//
+// # Not guaranteed
+//
+//   - Order: none, not even per topic or per producer. Deliveries run
+//     concurrently, and a failed one is retried after later ones succeed.
+//     Handlers that keep the latest state compare Event.CreatedAt (or a
+//     version in the payload) with what they stored.
+//   - Liveness of a subscriber: a service that never comes back, or
+//     answers non-2xx forever (a handler bug, a topic it does not handle:
+//     404), keeps its rows pending and retried at OutboxConfig.MaxBackoff
+//     intervals; they show in Outbox.Stats (Pending, Retrying) and in
+//     warnings. Other subscribers and topics are not held up.
+//   - Retention: delivered rows and finished events are deleted after
+//     OutboxConfig.Retention; the inbox forgets IDs after InboxRetention,
+//     after which a (very) late duplicate would apply again.
+//   - Subscribers are fixed by the producer's configuration: a new
+//     subscriber gets the events published after the producer knows it.
+//   - Leases compare clocks of the producer instances: across hosts, skew
+//     must stay well under Lease.
+//
+// # Databases
+//
+// Both sides use package store: SQLite (one file, several processes) or
+// PostgreSQL, the SQL being portable. On SQLite, Run looks for due rows
+// with a read before taking the write lock, so idle producers cost no
+// write transactions; on PostgreSQL, claims use FOR UPDATE SKIP LOCKED.
+package events

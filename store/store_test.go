@@ -1,0 +1,404 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// engine opens databases of one dialect: place makes a new empty
+// database and says where it is; open opens it (again: each call is a
+// separate pool, as another process would have).
+type engine struct {
+	name  string
+	place func(t *testing.T) string
+	open  func(ctx context.Context, where string) (*store.DB, error)
+}
+
+var engines = []engine{
+	{
+		name:  "sqlite",
+		place: func(t *testing.T) string { return filepath.Join(t.TempDir(), "test.db") },
+		open:  store.OpenSQLite,
+	},
+	{
+		name:  "postgres",
+		place: func(t *testing.T) string { return storetest.Postgres(t) },
+		open:  store.OpenPostgres,
+	},
+}
+
+// forEach runs f as a subtest per engine.
+func forEach(t *testing.T, f func(t *testing.T, e engine)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { f(t, e) })
+	}
+}
+
+func mustOpen(t *testing.T, e engine, where string) *store.DB {
+	t.Helper()
+	db, err := e.open(t.Context(), where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenFromEnvironment(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		t.Setenv(store.EnvDatabaseURL, "")
+		t.Setenv(store.EnvDataDir, dir)
+		db, err := store.Open(t.Context(), "my-service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if db.Dialect != store.SQLite {
+			t.Errorf("dialect %v, want sqlite", db.Dialect)
+		}
+		if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "my-service.db")); err != nil {
+			t.Errorf("no database file: %v", err)
+		}
+		pragmas := map[string]string{"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1", "synchronous": "1"}
+		for p, want := range pragmas {
+			var got string
+			if err := db.QueryRow(`PRAGMA ` + p).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("PRAGMA %s = %s, want %s", p, got, want)
+			}
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Setenv(store.EnvDatabaseURL, storetest.Postgres(t))
+		// Two services on one database: a schema each.
+		for _, svc := range []string{"svc-a", "2nd.B"} {
+			db, err := store.Open(t.Context(), svc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if db.Dialect != store.Postgres {
+				t.Errorf("dialect %v, want postgres", db.Dialect)
+			}
+			if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+				t.Fatal(err) // would fail for the second if they shared a schema
+			}
+			var schema string
+			if err := db.QueryRow(`SELECT current_schema()`).Scan(&schema); err != nil {
+				t.Fatal(err)
+			}
+			if want := store.SchemaName(svc); schema != want {
+				t.Errorf("current schema %q, want %q", schema, want)
+			}
+		}
+	})
+	t.Run("bad", func(t *testing.T) {
+		t.Setenv(store.EnvDatabaseURL, "mysql://x")
+		if _, err := store.Open(t.Context(), "ok"); err == nil {
+			t.Error("Open with a mysql:// URL: no error")
+		}
+		for _, name := range []string{"", "a/b", "../x", "a b"} {
+			if _, err := store.Open(t.Context(), name); err == nil {
+				t.Errorf("Open(%q): no error", name)
+			}
+		}
+		if _, err := store.OpenSQLite(t.Context(), "x.db?mode=ro"); err == nil {
+			t.Error("OpenSQLite with '?': no error")
+		}
+	})
+}
+
+// TestPlaceholders checks the rule of the package doc: $n parameters, in
+// increasing order of first appearance and reused, bind the same way on
+// both engines; SQLite also binds them out of order, by number.
+func TestPlaceholders(t *testing.T) {
+	forEach(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		db := mustOpen(t, e, e.place(t))
+		if _, err := db.ExecContext(ctx, `CREATE TABLE p (a TEXT, b BIGINT, c TEXT)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO p (a, b, c) VALUES ($1, $2, $1), ($3, $2, $4)`, "x", 5, "y", "z"); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.QueryContext(ctx, `SELECT a, b, c FROM p WHERE (a = $1 AND b >= $2) OR (c = $3 AND b = $2) ORDER BY a`, "x", 5, "z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var a, c string
+			var b int64
+			if err := rows.Scan(&a, &b, &c); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s/%d/%s", a, b, c))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if want := "[x/5/x y/5/z]"; fmt.Sprint(got) != want {
+			t.Errorf("got %v, want %s", got, want)
+		}
+		// Out of order: bound by number on both (not relied upon).
+		var a, c string
+		if err := db.QueryRowContext(ctx, `SELECT a, c FROM p WHERE c = $2 AND a = $1`, "y", "z").Scan(&a, &c); err != nil {
+			t.Fatal(err)
+		}
+		if a != "y" || c != "z" {
+			t.Errorf("out of order: got %s, %s; want y, z", a, c)
+		}
+	})
+}
+
+func TestMigrate(t *testing.T) {
+	ms := []store.Migration{
+		{SQL: `CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY)`},
+		{SQL: `INSERT INTO a (id, v) VALUES (1, 'sqlite')`, Postgres: `INSERT INTO a (id, v) VALUES (1, 'postgres')`},
+		{}, // a retired step
+	}
+	forEach(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		db := mustOpen(t, e, e.place(t))
+		if err := db.Migrate(ctx, "test", ms[:1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO b (id) VALUES (7)`); err != nil {
+			t.Fatalf("both statements of the first migration ran? %v", err)
+		}
+		for range 2 { // the second time, nothing to do
+			if err := db.Migrate(ctx, "test", ms); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var v string
+		if err := db.QueryRowContext(ctx, `SELECT v FROM a WHERE id = 1`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != e.name {
+			t.Errorf("the %s variant did not run: v = %q", e.name, v)
+		}
+		var version int
+		if err := db.QueryRowContext(ctx, `SELECT version FROM shoal_migrations WHERE name = $1`, "test").Scan(&version); err != nil {
+			t.Fatal(err)
+		}
+		if version != 3 {
+			t.Errorf("version %d, want 3", version)
+		}
+		// Another list in the same database is independent.
+		if err := db.Migrate(ctx, "other", []store.Migration{{SQL: `CREATE TABLE c (id INTEGER)`}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrate(ctx, "test", ms[:2]); err == nil {
+			t.Error("Migrate with fewer migrations than applied: no error")
+		}
+		// A failing migration leaves the last good version, and its
+		// partial work rolled back.
+		bad := append(ms[:3:3], store.Migration{SQL: `CREATE TABLE d (id INTEGER); INSERT INTO nowhere VALUES (1)`})
+		if err := db.Migrate(ctx, "test", bad); err == nil {
+			t.Fatal("failing migration: no error")
+		}
+		if _, err := db.ExecContext(ctx, `CREATE TABLE d (id INTEGER)`); err != nil {
+			t.Errorf("the failed migration's first statement was kept: %v", err)
+		}
+	})
+}
+
+// TestMigrateConcurrent starts 8 "instances" at once, each with its own
+// pool (on SQLite, as separate processes would), and checks that each
+// migration ran once.
+func TestMigrateConcurrent(t *testing.T) {
+	forEach(t, func(t *testing.T, e engine) {
+		where := e.place(t)
+		ms := []store.Migration{
+			{SQL: `CREATE TABLE log (step INTEGER NOT NULL)`}, // fails if run twice
+			{SQL: `INSERT INTO log (step) VALUES (1)`},
+			{SQL: `CREATE TABLE t (id INTEGER); INSERT INTO log (step) VALUES (2)`},
+			{SQL: `INSERT INTO log (step) VALUES (3)`},
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() {
+				db, err := e.open(t.Context(), where)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer db.Close()
+				errs[i] = db.Migrate(t.Context(), "concurrent", ms)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		db := mustOpen(t, e, where)
+		var n, distinct int
+		if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT step) FROM log`).Scan(&n, &distinct); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 || distinct != 3 {
+			t.Errorf("log has %d rows, %d distinct; want 3, 3", n, distinct)
+		}
+	})
+}
+
+// TestTxConcurrentWriters runs read-modify-write transactions from
+// several pools at once: none fails, none is lost.
+func TestTxConcurrentWriters(t *testing.T) {
+	forEach(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		where := e.place(t)
+		db := mustOpen(t, e, where)
+		if _, err := db.ExecContext(ctx, `CREATE TABLE counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO counter VALUES (1, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		read := `SELECT n FROM counter WHERE id = 1`
+		if e.name == "postgres" {
+			read += ` FOR UPDATE` // READ COMMITTED: lock what we will write
+		}
+		const writers, each = 6, 25
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range writers {
+			db := mustOpen(t, e, where) // "another process"
+			wg.Go(func() {
+				for range each {
+					err := db.Tx(ctx, func(tx *sql.Tx) error {
+						var n int64
+						if err := tx.QueryRowContext(ctx, read).Scan(&n); err != nil {
+							return err
+						}
+						_, err := tx.ExecContext(ctx, `UPDATE counter SET n = $1 WHERE id = 1`, n+1)
+						return err
+					})
+					if err != nil {
+						failed.Add(1)
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		var n int64
+		if err := db.QueryRow(`SELECT n FROM counter`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != writers*each {
+			t.Errorf("counter = %d, want %d (%d transactions failed)", n, writers*each, failed.Load())
+		}
+	})
+}
+
+// TestTxRollback: fn's error rolls back and is returned as is; a panic
+// rolls back and goes on.
+func TestTxRollback(t *testing.T) {
+	forEach(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		db := mustOpen(t, e, e.place(t))
+		if _, err := db.ExecContext(ctx, `CREATE TABLE r (id INTEGER)`); err != nil {
+			t.Fatal(err)
+		}
+		errBoom := errors.New("boom")
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO r VALUES (1)`); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if err != errBoom {
+			t.Errorf("Tx returned %v, want fn's error as is", err)
+		}
+		func() {
+			defer func() { recover() }()
+			db.Tx(ctx, func(tx *sql.Tx) error {
+				tx.ExecContext(ctx, `INSERT INTO r VALUES (2)`)
+				panic("boom")
+			})
+		}()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM r`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%d rows after rolled-back transactions, want 0", n)
+		}
+		// The DB is still usable (the writer lock was released).
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := db.Tx(tctx, func(tx *sql.Tx) error { return nil }); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestPostgresDeadlockRetried makes two transactions lock two rows in
+// opposite orders: PostgreSQL aborts one (40P01), Tx runs it again, both
+// commit.
+func TestPostgresDeadlockRetried(t *testing.T) {
+	e := engines[1]
+	ctx := t.Context()
+	where := e.place(t)
+	db := mustOpen(t, e, where)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE d (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO d VALUES (1, 0), (2, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	var both sync.WaitGroup // each holds its first row before taking the second
+	both.Add(2)
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	for _, order := range [][2]int{{1, 2}, {2, 1}} {
+		db := mustOpen(t, e, where)
+		wg.Go(func() {
+			first := true
+			err := db.Tx(ctx, func(tx *sql.Tx) error {
+				runs.Add(1)
+				for i, id := range order {
+					if _, err := tx.ExecContext(ctx, `UPDATE d SET n = n + 1 WHERE id = $1`, id); err != nil {
+						return err
+					}
+					if i == 0 && first {
+						first = false
+						both.Done()
+						both.Wait()
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var sum int
+	if err := db.QueryRow(`SELECT SUM(n) FROM d`).Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum != 4 || runs.Load() != 3 {
+		t.Errorf("sum %d after %d runs of fn, want 4 after 3", sum, runs.Load())
+	}
+}
