@@ -1,12 +1,14 @@
 package shoal
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,28 @@ type Config struct {
 	GossipProfile string `json:"gossip_profile" yaml:"gossip_profile"`
 	// DrainTimeout bounds the whole graceful shutdown; default 10s.
 	DrainTimeout time.Duration `json:"drain_timeout" yaml:"drain_timeout"`
+
+	// TLSCertFile and TLSKeyFile, both or neither, name a PEM certificate
+	// (chain) and its private key: the listener then serves HTTPS only, with
+	// HTTP/1.1 and HTTP/2 (ALPN), admin endpoints included. They are read
+	// once, by New; a renewed certificate takes a (rolling) restart.
+	//
+	// TLS is for the edge: the gateway, which browsers and the outside call.
+	// Peers, and the supervisor's health checks, call the advertised address
+	// with http://, so a service that others call by name must not set it.
+	TLSCertFile string `json:"tls_cert_file" yaml:"tls_cert_file"`
+	TLSKeyFile  string `json:"tls_key_file" yaml:"tls_key_file"`
+	// H2C also serves HTTP/2 without TLS (prior knowledge, as gRPC clients
+	// and h2c transports speak it) beside HTTP/1.1 on the same listener.
+	// With a TLS certificate it changes nothing: HTTP/2 comes with TLS.
+	H2C bool `json:"h2c" yaml:"h2c"`
+	// ReadHeaderTimeout bounds the time a client may take to send a
+	// request's headers (slow clients, slowloris); default 5s.
+	ReadHeaderTimeout time.Duration `json:"read_header_timeout" yaml:"read_header_timeout"`
+	// MaxHeaderBytes bounds the size of a request's headers; larger ones
+	// are answered 431. Default 1 MiB.
+	MaxHeaderBytes int `json:"max_header_bytes" yaml:"max_header_bytes"`
+
 	// Client is the policy of Service.Client; zero means client.DefaultConfig.
 	Client client.Config `json:"client" yaml:"client"`
 	// Admission is the adaptive concurrency limit on requests to the user's
@@ -63,6 +87,12 @@ const (
 	EnvGossipProfile = "SHOAL_GOSSIP_PROFILE"
 	EnvDrainTimeout  = "SHOAL_DRAIN_TIMEOUT"
 	EnvAdmission     = "SHOAL_ADMISSION" // "off" disables admission control, "on" enables it
+	EnvTLSCertFile   = "SHOAL_TLS_CERT_FILE"
+	EnvTLSKeyFile    = "SHOAL_TLS_KEY_FILE"
+	EnvH2C           = "SHOAL_H2C" // "on" serves HTTP/2 without TLS too, "off" does not
+
+	EnvReadHeaderTimeout = "SHOAL_READ_HEADER_TIMEOUT"
+	EnvMaxHeaderBytes    = "SHOAL_MAX_HEADER_BYTES"
 	// EnvDependencies holds client policies by service name, as JSON
 	// (durations in nanoseconds); shoal up sets it from the manifest's
 	// dependencies:. They override the code's Client.Dependencies field by
@@ -70,7 +100,12 @@ const (
 	EnvDependencies = "SHOAL_DEPENDENCIES"
 )
 
-const defaultDrainTimeout = 10 * time.Second
+// Defaults of the fields they name.
+const (
+	defaultDrainTimeout      = 10 * time.Second
+	defaultReadHeaderTimeout = 5 * time.Second
+	defaultMaxHeaderBytes    = 1 << 20
+)
 
 // FromEnv overrides c with the SHOAL_* variables that are set. getenv is
 // usually os.Getenv. Errors name the variable and its value.
@@ -96,12 +131,35 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if v := getenv(EnvSeeds); v != "" {
 		c.Seeds = splitList(v)
 	}
-	if v := getenv(EnvDrainTimeout); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("%s=%q: want a duration such as 10s", EnvDrainTimeout, v)
+	for _, e := range []struct {
+		key string
+		dst *time.Duration
+	}{{EnvDrainTimeout, &c.DrainTimeout}, {EnvReadHeaderTimeout, &c.ReadHeaderTimeout}} {
+		if v := getenv(e.key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a duration such as 10s", e.key, v)
+			}
+			*e.dst = d
 		}
-		c.DrainTimeout = d
+	}
+	str(EnvTLSCertFile, &c.TLSCertFile)
+	str(EnvTLSKeyFile, &c.TLSKeyFile)
+	switch v := getenv(EnvH2C); v {
+	case "":
+	case "on":
+		c.H2C = true
+	case "off":
+		c.H2C = false
+	default:
+		return fmt.Errorf("%s=%q: want on or off", EnvH2C, v)
+	}
+	if v := getenv(EnvMaxHeaderBytes); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want a number of bytes", EnvMaxHeaderBytes, v)
+		}
+		c.MaxHeaderBytes = n
 	}
 	switch v := getenv(EnvAdmission); v {
 	case "":
@@ -137,6 +195,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.GossipProfile, "gossip-profile", c.GossipProfile, "gossip timings: local, lan or wan (env "+EnvGossipProfile+")")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "bound on graceful shutdown (env "+EnvDrainTimeout+")")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate: serve HTTPS and HTTP/2 (env "+EnvTLSCertFile+"; with -tls-key-file)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of -tls-cert-file (env "+EnvTLSKeyFile+")")
+	fs.BoolVar(&c.H2C, "h2c", c.H2C, "also serve HTTP/2 without TLS (env "+EnvH2C+"=on)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "bound on reading a request's headers (env "+EnvReadHeaderTimeout+"; default 5s)")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "bound on a request's header size (env "+EnvMaxHeaderBytes+"; default 1 MiB)")
 }
 
 // withDefaults fills unset fields.
@@ -158,6 +221,12 @@ func (c Config) withDefaults() Config {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = defaultDrainTimeout
 	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
 	if c.ID == "" {
 		c.ID = c.Name + "-" + randomHex(4)
 	}
@@ -168,7 +237,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports every problem with c (after defaults), each naming the
-// field and the value.
+// field and the value. It reads the TLS certificate and key, if set, to
+// check that they are a pair.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Name == "" {
@@ -192,10 +262,45 @@ func (c Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain_timeout %v must not be negative", c.DrainTimeout))
 	}
+	if c.ReadHeaderTimeout < 0 {
+		errs = append(errs, fmt.Errorf("read_header_timeout %v must not be negative", c.ReadHeaderTimeout))
+	}
+	if c.MaxHeaderBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_header_bytes %d must not be negative", c.MaxHeaderBytes))
+	}
+	if _, err := c.keyPair(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Admission.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("admission: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// keyPair loads the TLS certificate and key, if configured; nil if not.
+// Errors name the setting and the file.
+func (c Config) keyPair() (*tls.Certificate, error) {
+	switch {
+	case c.TLSCertFile == "" && c.TLSKeyFile == "":
+		return nil, nil
+	case c.TLSKeyFile == "":
+		return nil, fmt.Errorf("tls_cert_file %q is set without tls_key_file: set both or neither", c.TLSCertFile)
+	case c.TLSCertFile == "":
+		return nil, fmt.Errorf("tls_key_file %q is set without tls_cert_file: set both or neither", c.TLSKeyFile)
+	}
+	certPEM, err := os.ReadFile(c.TLSCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert_file %q: %w", c.TLSCertFile, err)
+	}
+	keyPEM, err := os.ReadFile(c.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls_key_file %q: %w", c.TLSKeyFile, err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert_file %q and tls_key_file %q are not a certificate and its key: %w", c.TLSCertFile, c.TLSKeyFile, err)
+	}
+	return &cert, nil
 }
 
 func validName(s string) bool {

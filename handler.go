@@ -2,10 +2,13 @@ package shoal
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
@@ -27,15 +30,39 @@ const RequestIDHeader = "X-Request-Id"
 
 // newServer returns the HTTP server with timeouts that make slow or idle
 // clients harmless. There is no WriteTimeout: handlers are bounded by the
-// caller's deadline instead, and streaming responses must stay possible.
+// caller's deadline instead, and streaming responses (server-sent events,
+// upgraded connections, which the server stops timing once hijacked) must
+// stay possible.
+//
+// It speaks HTTP/1.1, plus HTTP/2 over TLS (ALPN) with a certificate, and
+// HTTP/2 without TLS (prior knowledge) with H2C.
 func (s *Service) newServer() *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       60 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       max(60*time.Second, s.cfg.ReadHeaderTimeout),
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		Protocols:         new(http.Protocols),
+		// The server's own complaints (TLS handshakes from scanners,
+		// handler panics) go to the service's log, as JSON like the rest.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(s.cfg.H2C)
+	if s.cert != nil {
+		srv.Protocols.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.cert}, MinVersion: tls.VersionTLS12}
+	}
+	return srv
+}
+
+// scheme is the URL scheme clients use to reach the instance.
+func (s *Service) scheme() string {
+	if s.cert != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // ServeHTTP answers the admin paths and hands everything else, if admission
@@ -88,9 +115,24 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	// Deferred after cancel, so it runs first and sees why the request ended.
-	defer endPermit(r.Context(), &permit)
+	if wantsStream(r) {
+		// Let in only while there is room, but not holding a place: a
+		// stream lasts as long as its client likes, which says nothing
+		// about load, and a few hundred open ones would fill the limit.
+		permit.Drop()
+	} else {
+		// Deferred after cancel, so it runs first and sees why the request
+		// ended.
+		defer endPermit(r.Context(), &permit)
+	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// wantsStream reports whether r asks for a response that lasts as long as the
+// client wants: a protocol upgrade (WebSocket) or server-sent events
+// (EventSource sends Accept: text/event-stream).
+func wantsStream(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
 // reject answers a request over the concurrency limit: 503 at once, with
@@ -124,6 +166,7 @@ type Info struct {
 	Instance string         `json:"instance"`
 	Version  string         `json:"version,omitempty"`
 	Addr     string         `json:"addr"`
+	Scheme   string         `json:"scheme"` // https with a TLS certificate, else http
 	Gossip   string         `json:"gossip"`
 	State    string         `json:"state"`
 	Started  time.Time      `json:"started"`
@@ -138,7 +181,7 @@ type Info struct {
 // Info describes this instance and what it sees of the system.
 func (s *Service) Info() Info {
 	in := Info{
-		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(),
+		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(), Scheme: s.scheme(),
 		State: "serving", Started: s.started, Uptime: time.Since(s.started).Round(time.Second).String(),
 		Requests: s.requests.Load(), Admission: s.admit.Stats(),
 		Services: map[string]int{},

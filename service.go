@@ -3,6 +3,7 @@ package shoal
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 type Service struct {
 	cfg     Config
 	handler http.Handler
+	cert    *tls.Certificate // serve HTTPS with it; nil for plain HTTP
 	log     *slog.Logger
 	client  *client.Transport
 	admit   *resilience.Limiter // admission control before the user's handler
@@ -42,7 +44,9 @@ type Service struct {
 	ran      atomic.Bool
 }
 
-// New checks cfg and returns a Service that will serve h. It does no I/O.
+// New checks cfg and returns a Service that will serve h. It does no I/O
+// but reading the TLS certificate and key, if cfg names them: a bad pair is
+// a configuration error, reported before anything starts.
 func New(cfg Config, h http.Handler) (*Service, error) {
 	if h == nil {
 		return nil, errors.New("shoal: nil handler")
@@ -51,9 +55,14 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("shoal: config: %w", err)
 	}
+	cert, err := cfg.keyPair() // read again: Validate keeps nothing
+	if err != nil {
+		return nil, fmt.Errorf("shoal: config: %w", err)
+	}
 	s := &Service{
 		cfg:     cfg,
 		handler: h,
+		cert:    cert,
 		log:     cfg.Logger.With("service", cfg.Name, "instance", cfg.ID),
 		admit:   resilience.NewLimiter(cfg.Admission), // Validate checked the config
 		ready:   make(chan struct{}),
@@ -148,9 +157,15 @@ func (s *Service) Run(ctx context.Context) error {
 
 	srv := s.newServer()
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
+	go func() {
+		if s.cert != nil {
+			serveDone <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
+			return
+		}
+		serveDone <- srv.Serve(ln)
+	}()
 	close(s.ready)
-	s.log.Info("serving", "addr", self.Addr, "gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
+	s.log.Info("serving", "addr", self.Addr, "scheme", s.scheme(), "gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
 		"ready_in", time.Since(s.started).Round(time.Microsecond).String())
 
 	var runErr error

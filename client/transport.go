@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,8 +76,11 @@ func (t *Transport) CloseIdleConnections() {
 type call struct {
 	body          io.ReadCloser
 	cancelAttempt context.CancelCauseFunc
-	cancelCall    context.CancelFunc
+	cancelCall    context.CancelCauseFunc
+	timeout       *time.Timer // Config.Timeout, when the caller brought no deadline
 	dep           *dependency // nil once released
+	stream        bool        // the request asks for a stream: see wantsStream
+	maxAttempts   int         // the service's, or the caller's CallPolicy
 
 	url    url.URL   // first attempt's URL, with the instance's address
 	hdrVal [1]string // first attempt's TimeoutHeader value
@@ -105,12 +109,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: err}
 	}
-	c := &call{dep: dep}
+	c := &call{dep: dep, stream: wantsStream(req)}
 	cfg := &dep.cfg
+	var hedgeOK bool
+	c.maxAttempts, hedgeOK = callPolicy(ctx, cfg.MaxAttempts)
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		ctx, c.cancelCall = context.WithTimeout(ctx, cfg.Timeout)
-		deadline, _ = ctx.Deadline()
+		// Config.Timeout bounds the call: a timer, not a context deadline,
+		// so that wrap can stop it once a stream's headers are in.
+		deadline = time.Now().Add(cfg.Timeout)
+		ctx, c.cancelCall = context.WithCancelCause(ctx)
+		c.timeout = time.AfterFunc(cfg.Timeout, c.expire)
 	}
 	h, err := dep.bal.Pick(instances, nil)
 	if err != nil {
@@ -119,10 +128,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: fmt.Errorf("%w: %w", ErrNoInstances, err)}
 	}
 	dep.budget.Request()
-	retryOK := idempotent(req)
+	// An upgrade is never retried or hedged once sent: the instance may
+	// have switched protocols and begun a session.
+	retryOK := idempotent(req) && !upgrade(req)
 	replay := replayable(req)
 	var hedgeAfter time.Duration
-	if retryOK && replay && cfg.MaxAttempts > 1 && len(instances) > 1 {
+	if hedgeOK && retryOK && replay && c.maxAttempts > 1 && len(instances) > 1 {
 		if hedgeAfter = dep.hedger.Delay(time.Now()); hedgeAfter > 0 {
 			dep.hedger.Call()
 		}
@@ -151,7 +162,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case f == callDone || !retryable(f, retryOK) || !replay:
 			stop = aerr
-		case c.n >= cfg.MaxAttempts:
+		case c.n >= c.maxAttempts:
 			stop = aerr
 		case time.Until(deadline) <= 0 || ctx.Err() != nil:
 			stop = context.DeadlineExceeded
@@ -230,7 +241,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	}
 	start := h.Start() // one clock read serves the carving and the latency
 	a := Attempt{Instance: inst.ID, Addr: inst.Addr, Start: start}
-	perTry := attemptTimeout(deadline.Sub(start), dep.cfg.MaxAttempts-n, dep.cfg.PerTryTimeout)
+	perTry := attemptTimeout(deadline.Sub(start), c.maxAttempts-n, dep.cfg.PerTryTimeout)
 	actx, cancel := context.WithCancelCause(ctx)
 	var timer *time.Timer
 	hedgedFirst := false
@@ -334,14 +345,26 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, per
 	for k, v := range req.Header {
 		hdr[k] = v
 	}
-	hdr[TimeoutHeader] = hv
+	if !c.stream {
+		// A stream's callee gets no deadline: the per-try timeout bounds
+		// only the wait for its headers, here.
+		hdr[TimeoutHeader] = hv
+	}
 	out.Header = hdr
 	return out
 }
 
 // wrap hands resp to the caller with its body releasing the call's contexts
 // on Close.
+//
+// A streaming response (101 Switching Protocols, text/event-stream) lives as
+// long as its caller keeps it: Config.Timeout, like the per-try timeout,
+// bounds only the wait for its headers. A deadline of the caller's own still
+// bounds all of it.
 func (c *call) wrap(resp *http.Response) *http.Response {
+	if c.timeout != nil && streaming(resp) {
+		c.timeout.Stop()
+	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		c.release()
 		return resp
@@ -363,14 +386,20 @@ func (c *call) Close() error {
 	return err
 }
 
+// expire ends a call that ran out of Config.Timeout.
+func (c *call) expire() { c.cancelCall(context.DeadlineExceeded) }
+
 // release cancels the call's contexts and gives its place in the bulkhead
 // back, once.
 func (c *call) release() {
 	if c.cancelAttempt != nil {
 		c.cancelAttempt(nil)
 	}
+	if c.timeout != nil {
+		c.timeout.Stop()
+	}
 	if c.cancelCall != nil {
-		c.cancelCall()
+		c.cancelCall(nil)
 	}
 	if c.dep != nil {
 		c.dep.release()
@@ -378,13 +407,44 @@ func (c *call) release() {
 	}
 }
 
-// rwBody keeps an upgraded connection's body writable.
+// rwBody keeps an upgraded connection's body writable (httputil.ReverseProxy
+// needs an io.ReadWriteCloser to pass an upgrade through). Close still
+// releases the call.
 type rwBody struct {
 	*call
 	w io.Writer
 }
 
 func (b *rwBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// CloseWrite half-closes the connection, so that a proxy passes on one
+// side's end of stream while the other still talks.
+func (b *rwBody) CloseWrite() error {
+	if cw, ok := b.w.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return http.ErrNotSupported
+}
+
+// upgrade reports whether req asks to switch protocols (WebSocket).
+func upgrade(req *http.Request) bool { return req.Header.Get("Upgrade") != "" }
+
+// wantsStream reports whether req asks for a response that lasts as long as
+// the caller wants: an upgrade, or server-sent events (EventSource sends
+// Accept: text/event-stream).
+func wantsStream(req *http.Request) bool {
+	return upgrade(req) || strings.Contains(req.Header.Get("Accept"), "text/event-stream")
+}
+
+// streaming reports whether resp is a stream: switched protocols or
+// server-sent events.
+func streaming(resp *http.Response) bool {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return true
+	}
+	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
 
 // drain reads a little of a discarded body so its connection can be reused.
 func drain(body io.ReadCloser) {

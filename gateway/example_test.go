@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,4 +44,77 @@ func Example() {
 	// 404 {"error":{"code":"unknown_service","message":"no service named \"billing\""}}
 	// 404 {"error":{"code":"not_found","message":"/healthz is an admin path of service \"users\" and is not served through the gateway"}}
 	// 404 {"error":{"code":"no_route","message":"request paths have the form /<service>/<path>, e.g. /catalog/titles/1"}}
+}
+
+// A manifest's gateway: key, read and checked: every mistake comes with
+// its line.
+func ExampleParseManifest() {
+	manifest := []byte(`services:
+  catalog:
+    build: ./catalog
+gateway:
+  routes:
+    - path: /v1/titles/
+      service: catalog
+      rewrite: /titles/
+      methods: [GET]
+    - path: /v1/titles
+      service: catalog
+      methods: [GET, POST]
+      timeout: 2
+`)
+	_, err := gateway.ParseManifest("shoal.yaml", manifest)
+	fmt.Println(err)
+
+	cfg, err := gateway.ParseManifest("shoal.yaml", manifest[:bytes.Index(manifest, []byte("    - path: /v1/titles\n"))])
+	fmt.Println(len(cfg.Routes), cfg.Routes[0].Line, err)
+	// Output:
+	// shoal.yaml:13: gateway: routes[1]: timeout needs a unit, e.g. timeout: 2s
+	// 1 6 <nil>
+}
+
+// Routes configured on a gateway: a path prefix rewritten for the service,
+// and /<service>/<path> switched off.
+func ExampleGateway_SetConfig() {
+	titles := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "catalog served %s %s\n", r.Method, r.URL.Path)
+	}))
+	defer titles.Close()
+	catalog := discovery.NewCatalog()
+	catalog.Upsert(discovery.Instance{ID: "catalog-1", Service: "catalog", Addr: titles.Listener.Addr().String(), State: discovery.StateServing})
+	tr, err := client.New(catalog, client.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer tr.CloseIdleConnections()
+	gw := gateway.New(catalog, tr)
+	noDefault := false
+	err = gw.SetConfig(&gateway.Config{
+		DefaultRoutes: &noDefault,
+		Routes: []gateway.Route{
+			{Path: "/v1/titles/", Service: "catalog", Rewrite: "/titles/", Methods: []string{"GET"}},
+		},
+	}, ".")
+	if err != nil {
+		panic(err)
+	}
+	front := httptest.NewServer(gw)
+	defer front.Close()
+
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/v1/titles/42"}, {"DELETE", "/v1/titles/42"}, {"GET", "/catalog/titles/42"},
+	} {
+		r, _ := http.NewRequest(req.method, front.URL+req.path, nil)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%d %s", resp.StatusCode, body)
+	}
+	// Output:
+	// 200 catalog served GET /titles/42
+	// 405 {"error":{"code":"method_not_allowed","message":"DELETE is not allowed on /v1/titles/42; use GET"}}
+	// 404 {"error":{"code":"no_route","message":"no route for /catalog/titles/42"}}
 }

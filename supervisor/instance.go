@@ -289,7 +289,7 @@ func (in *instance) watchHealth(exited <-chan struct{}, ag *agent, port int) {
 func (in *instance) probe(port int) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+in.svc.health, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.svc.scheme+"://127.0.0.1:"+strconv.Itoa(port)+in.svc.health, nil)
 	resp, err := in.sup.health.Do(req)
 	if err != nil {
 		return false

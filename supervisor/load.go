@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/shoal-dev/shoal/gateway"
 )
 
 // Limits and defaults of the manifest.
@@ -65,7 +67,7 @@ func LoadBytes(name string, data []byte) (*Manifest, error) {
 // Keys known at each level, in the order the docs list them; used for
 // "did you mean" suggestions.
 var (
-	topKeys     = []string{"name", "services", "drain_timeout"}
+	topKeys     = []string{"name", "services", "drain_timeout", "gateway"}
 	serviceKeys = []string{"build", "command", "args", "instances", "env", "health", "port", "register", "dependencies"}
 	// Names other tools use for the same thing (Compose, Procfile, k8s).
 	keyAliases = map[string]string{
@@ -93,6 +95,8 @@ type loader struct {
 	file     string
 	anchors  map[string]ast.Node
 	problems []*Problem
+	// haveGateway: the manifest has a gateway: key.
+	haveGateway bool
 }
 
 func (l *loader) errorf(line int, format string, args ...any) {
@@ -148,6 +152,9 @@ func load(name string, data []byte, checkFS bool) (*Manifest, error) {
 	l.collectAnchors(docs[0].Body)
 	m := &Manifest{Path: abs, Dir: filepath.Dir(abs)}
 	l.manifest(m, docs[0].Body)
+	if l.haveGateway {
+		l.gateway(m, name, data, checkFS)
+	}
 	if checkFS {
 		l.checkBuildDirs(m)
 	}
@@ -182,6 +189,9 @@ func (l *loader) manifest(m *Manifest, body ast.Node) {
 		case "services":
 			haveServices, servicesLine = true, e.line
 			services = l.serviceEntries(e)
+		case "gateway":
+			// Read by the gateway package: see loader.gateway.
+			l.haveGateway = true
 		default:
 			unknownTop = true
 			l.unknownKey(e, topKeys, "")
@@ -212,6 +222,32 @@ func (l *loader) manifest(m *Manifest, body ast.Node) {
 			ports[p] = fmt.Sprintf("%s/%d", s.Name, i+1) // instances count from 1
 		}
 		m.Services = append(m.Services, s)
+	}
+}
+
+// gateway reads the gateway: key with the gateway package, which checks it
+// as the gateway will when it loads it, and adds its problems to the
+// others. With checkFS, the key files it names are read too.
+func (l *loader) gateway(m *Manifest, name string, data []byte, checkFS bool) {
+	cfg, err := gateway.ParseManifest(name, data)
+	if err == nil && checkFS {
+		err = cfg.Check(m.Dir)
+	}
+	if err == nil {
+		m.Gateway = cfg
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var ce *gateway.ConfigError
+		if errors.As(e, &ce) {
+			l.errorf(ce.Line, "%s", ce.Msg)
+		} else {
+			l.errorf(0, "gateway: %v", e)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/gateway"
 )
 
 // Manifest is a parsed, validated shoal.yaml.
@@ -14,6 +15,10 @@ type Manifest struct {
 	Services []*ServiceSpec `yaml:"-"`
 	// DrainTimeout given to every instance (SHOAL_DRAIN_TIMEOUT); default 10s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Gateway is the gateway: key, the front door's routes, checked with
+	// the manifest (shoal gateway --config reads it again, and reloads it
+	// when the file changes); nil without the key (default routes only).
+	Gateway *gateway.Config `yaml:"gateway"`
 
 	// Path is the manifest file; Dir its folder, against which build paths
 	// and the .shoal state folder are resolved. Set by the loader.

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,7 @@ type service struct {
 	args     []string // its arguments
 	register Register
 	health   string
+	scheme   string      // of its health checks and gateway URLs: https when it serves TLS
 	op       sync.Mutex  // serializes scale and restart of this service
 	insts    []*instance // by index; during a restart two may share one; guarded by Supervisor.mu
 }
@@ -101,10 +103,14 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		m: m, opts: opts, log: log,
-		drain:   m.DrainTimeout,
-		byName:  map[string]*service{},
-		logs:    newLogHub(),
-		health:  &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		drain:  m.DrainTimeout,
+		byName: map[string]*service{},
+		logs:   newLogHub(),
+		// Probes of an instance that serves TLS skip certificate checks:
+		// they ask a process this supervisor started, on loopback, whether
+		// it is ready, not who it is.
+		health: &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
 		token:   randomHex(16),
 		down:    make(chan struct{}),
 		changed: make(chan struct{}),
@@ -123,7 +129,7 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 		if (spec.Build == "") == (len(spec.Command) == 0) {
 			return nil, fmt.Errorf("supervisor: service %q: set exactly one of build and command", spec.Name)
 		}
-		svc := &service{spec: spec, name: spec.Name, color: i, register: spec.Register, health: spec.Health}
+		svc := &service{spec: spec, name: spec.Name, color: i, register: spec.Register, health: spec.Health, scheme: schemeOf(spec)}
 		if spec.Build != "" {
 			svc.args = spec.Args
 		} else {
@@ -341,12 +347,26 @@ func (s *Supervisor) start(ctx context.Context) error {
 	return nil
 }
 
+// schemeOf is https for a service given a certificate to serve (the SDK's
+// SHOAL_TLS_CERT_FILE or --tls-cert-file), http otherwise.
+func schemeOf(spec *ServiceSpec) string {
+	if spec.Env["SHOAL_TLS_CERT_FILE"] != "" {
+		return "https"
+	}
+	for _, a := range spec.Args {
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); name == "tls-cert-file" && strings.HasPrefix(a, "-") {
+			return "https"
+		}
+	}
+	return "http"
+}
+
 // gatewayURLs lists the fixed addresses of a service named gateway.
 func (s *Supervisor) gatewayURLs() []string {
 	var out []string
 	if g := s.byName["gateway"]; g != nil {
 		for _, p := range g.spec.Port {
-			out = append(out, "http://127.0.0.1:"+strconv.Itoa(p))
+			out = append(out, g.scheme+"://127.0.0.1:"+strconv.Itoa(p))
 		}
 	}
 	return out

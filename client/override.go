@@ -1,0 +1,35 @@
+package client
+
+import "context"
+
+// CallPolicy overrides, for one call, parts of the policy the Transport
+// applies to the service called. A zero field keeps the service's policy.
+// The gateway uses it to give each route its own attempts and hedging.
+type CallPolicy struct {
+	// MaxAttempts caps the attempts of the call, first and hedge included
+	// (1 to 8; larger values are capped at 8).
+	MaxAttempts int
+	// NoHedge turns hedging off for the call.
+	NoHedge bool
+}
+
+type policyKey struct{}
+
+// WithPolicy returns a context whose calls through a Transport follow p
+// where it differs from the service's policy.
+func WithPolicy(ctx context.Context, p CallPolicy) context.Context {
+	return context.WithValue(ctx, policyKey{}, p)
+}
+
+// callPolicy returns the attempts and hedging allowed for a call with ctx
+// to a service whose policy allows serviceAttempts.
+func callPolicy(ctx context.Context, serviceAttempts int) (attempts int, hedge bool) {
+	p, ok := ctx.Value(policyKey{}).(CallPolicy)
+	if !ok {
+		return serviceAttempts, true
+	}
+	if p.MaxAttempts > 0 {
+		return min(p.MaxAttempts, maxAttempts), !p.NoHedge
+	}
+	return serviceAttempts, !p.NoHedge
+}

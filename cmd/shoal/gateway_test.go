@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const badGatewayManifest = `services:
+  catalog:
+    build: ./catalog
+gateway:
+  routes:
+    - {path: /v1/, service: catalog, auth: jwt}
+`
+
+func TestGatewayRefusesBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shoal.yaml")
+	if err := os.WriteFile(path, []byte(badGatewayManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := path + ":6: gateway: routes[0] (/v1/): auth: jwt needs gateway: auth: jwt: configured"
+	code, _, errOut := runCLI(t, "gateway", "--config", path, "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errOut, "shoal: "+want) {
+		t.Errorf("--config: status %d, stderr:\n%s\nwant status 1 and %q", code, errOut, want)
+	}
+
+	var out, errBuf bytes.Buffer
+	e := env{stdout: &out, stderr: &errBuf, isTerminal: func() bool { return false },
+		getenv: func(k string) string {
+			if k == envGatewayConfig {
+				return path
+			}
+			return ""
+		}}
+	if code := run(context.Background(), e, []string{"gateway", "--addr", "127.0.0.1:0"}); code != 1 || !strings.Contains(errBuf.String(), want) {
+		t.Errorf("%s: status %d, stderr:\n%s", envGatewayConfig, code, errBuf.String())
+	}
+	code, _, errOut = runCLI(t, "gateway", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code != 1 || !strings.Contains(errOut, "missing.yaml") {
+		t.Errorf("missing config: status %d, stderr %s", code, errOut)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer is a bytes.Buffer safe for the gateway's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The gateway runs with its routes, writes the access log and exports
+// the per-route metrics on its /metrics.
+func TestGatewayServesRoutesAndMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shoal.yaml")
+	manifest := "services:\n  catalog:\n    build: ./catalog\ngateway:\n  routes:\n    - {path: /v1/, service: catalog, strip: true}\n"
+	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	var errOut lockedBuffer
+	e := env{stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }, isTerminal: func() bool { return false }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, e, []string{"gateway", "--config", path, "--access-log", "--addr", addr, "--gossip-addr", "127.0.0.1:0"})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("gateway exited %d:\n%s", code, errOut.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("gateway did not stop")
+		}
+	}()
+
+	get := func(p string) (int, string) {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		// The route's service has no instance: 503 from the route.
+		code, body := get("/v1/titles/1")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, `service \"catalog\" has no instance`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not serving its route: %d %s\n%s", code, body, errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, metrics := get("/metrics")
+	want := `shoal_gateway_requests_total{code="503",route="/v1/",service="catalog"}`
+	if !strings.Contains(metrics, want) || !strings.Contains(metrics, `shoal_gateway_request_duration_seconds_count{route="/v1/",service="catalog"}`) {
+		t.Errorf("/metrics lacks %s:\n%s", want, metrics)
+	}
+	if log := errOut.String(); !strings.Contains(log, `"msg":"access"`) || !strings.Contains(log, `"route":"/v1/"`) ||
+		!strings.Contains(log, `"msg":"gateway config loaded"`) {
+		t.Errorf("stderr lacks the config and access log lines:\n%s", log)
+	}
+}
