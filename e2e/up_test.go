@@ -49,8 +49,8 @@ func freePort(t *testing.T) int {
 }
 
 // referenceManifest is the shipped ../shoal.yaml moved one folder down, with
-// the gateway on free ports instead of 8080 and 8081.
-func referenceManifest(t *testing.T) (text string, gatewayPort int) {
+// the two gateways on free ports instead of 8080 and 8081.
+func referenceManifest(t *testing.T) (text string, gatewayPorts [2]int) {
 	t.Helper()
 	b, err := os.ReadFile("../shoal.yaml")
 	if err != nil {
@@ -61,8 +61,8 @@ func referenceManifest(t *testing.T) (text string, gatewayPort int) {
 	text = regexp.MustCompile(`\b8080\b`).ReplaceAllString(text, fmt.Sprint(p1))
 	text = regexp.MustCompile(`\b8081\b`).ReplaceAllString(text, fmt.Sprint(p2))
 	text = regexp.MustCompile(`build:(\s*)\./`).ReplaceAllString(text, "build:${1}../")
-	text = strings.ReplaceAll(text, " examples/flix/trailers/", " ../examples/flix/trailers/")
-	return text, p1
+	text = regexp.MustCompile(`(\s)examples/flix/`).ReplaceAllString(text, "${1}../examples/flix/")
+	return text, [2]int{p1, p2}
 }
 
 // startSystem runs `shoal up` on manifest text in a scratch folder and waits
@@ -166,7 +166,7 @@ func getTitle(c *http.Client, base string, i int, deadline time.Duration) result
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	r := result{start: time.Now()}
-	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/titles/%d", base, i%2000+1), nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/titles/%d", base, i%2000+1), nil)
 	resp, err := c.Do(req)
 	if err != nil {
 		r.err, r.latency = err, time.Since(r.start)
@@ -192,8 +192,9 @@ func getTitle(c *http.Client, base string, i int, deadline time.Duration) result
 }
 
 func TestUpReferenceSystem(t *testing.T) {
-	text, port := referenceManifest(t)
-	sys := startSystem(t, text, port, "/api/titles/1", 120*time.Second)
+	text, ports := referenceManifest(t)
+	sys := startSystem(t, text, ports[0], "/titles/1", 180*time.Second)
+	fl := newEdge(sys.gateway, fmt.Sprintf("http://127.0.0.1:%d", ports[1]))
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	drive := func(events ...event) summary {
 		return summarize(run(rate, runFor, func(i int) result { return getTitle(c, sys.gateway, i, deadline) }, events...))
@@ -211,7 +212,7 @@ func TestUpReferenceSystem(t *testing.T) {
 		}
 		want := []string{`shoal_client_max_in_flight{service="ratings"} 128`, `shoal_client_max_in_flight{service="catalog"} 1024`}
 		waitFor(t, 30*time.Second, "an api instance's /metrics to show both dependencies", func() bool {
-			if resp, err := http.Get(sys.gateway + "/api/titles/2"); err == nil {
+			if resp, err := http.Get(sys.gateway + "/titles/2"); err == nil {
 				resp.Body.Close()
 			}
 			for _, a := range apis {
@@ -231,8 +232,8 @@ func TestUpReferenceSystem(t *testing.T) {
 
 	t.Run("python service registered by the supervisor", func(t *testing.T) {
 		var body string
-		waitFor(t, 30*time.Second, "GET /trailers/trailers/7 through the gateway", func() bool {
-			resp, err := http.Get(sys.gateway + "/trailers/trailers/7")
+		waitFor(t, 30*time.Second, "GET /trailers/7 through the gateway", func() bool {
+			resp, err := http.Get(sys.gateway + "/trailers/7")
 			if err != nil {
 				return false
 			}
@@ -339,6 +340,11 @@ func TestUpReferenceSystem(t *testing.T) {
 			t.Errorf("slowest api answer took %v, over 1s", s.maxLatency)
 		}
 	})
+
+	// The flix journeys (flix_test.go), through both gateways.
+	t.Run("journey", func(t *testing.T) { journey(t, fl) })
+	t.Run("recommendations down", func(t *testing.T) { recommendationsDown(t, sys, fl) })
+	t.Run("nothing lost under chaos", func(t *testing.T) { chaos(t, sys, fl) })
 
 	t.Run("down leaves no process", func(t *testing.T) {
 		pids := sys.ps(t)

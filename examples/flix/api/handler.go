@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,27 +34,71 @@ type api struct {
 	client        *http.Client  // calls services by name: the SDK's Service.Client
 	catalogBudget time.Duration // zero means defaultCatalogBudget
 	ratingsBudget time.Duration // zero means defaultRatingsBudget
-	log           *slog.Logger  // nil means slog.Default()
+	homeDeadline  time.Duration // zero means defaultHomeDeadline
+	rowBudget     time.Duration // zero means defaultRowBudget
+	titles        titleCache
+	maturities    maturities
+	log           *slog.Logger // nil means slog.Default()
 
 	degraded     atomic.Int64 // degraded answers since the last log line
 	lastDegraded atomic.Int64 // unix nanos of that line
 }
 
+//go:embed openapi.json
+var openapi []byte
+
+// route is one method and path pattern the service serves.
+type route struct {
+	method, pattern string
+	serve           http.HandlerFunc
+}
+
+func (a *api) routes() []route {
+	return []route{
+		{http.MethodGet, "/titles/{id}", a.title},
+		{http.MethodGet, "/home/{profile}", a.home},
+		{http.MethodGet, "/home", a.me},
+		{http.MethodGet, "/openapi.json", serveOpenAPI},
+	}
+}
+
 // newHandler serves the API.
-func newHandler(a *api) http.Handler {
+func newHandler(a *api) http.Handler { return newMux(a.routes()) }
+
+// newMux routes by method and pattern, answering JSON errors for unknown
+// paths (404) and methods (405, with Allow).
+func newMux(routes []route) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/titles/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
-			return
+	allow := map[string][]string{}
+	var patterns []string
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.pattern, rt.serve)
+		if allow[rt.pattern] == nil {
+			patterns = append(patterns, rt.pattern)
 		}
-		a.title(w, r)
-	})
+		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
+		if rt.method == http.MethodGet {
+			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
+		}
+	}
+	for _, p := range patterns {
+		methods := strings.Join(allow[p], ", ")
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", methods)
+			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s; try GET /titles/{id}", r.URL.Path))
+		shoal.WriteError(w, http.StatusNotFound, "not_found",
+			fmt.Sprintf("no route for %s; try GET /home or GET /titles/{id} (see /openapi.json)", r.URL.Path))
 	})
 	return mux
+}
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openapi)
 }
 
 // rating is the part of the ratings service's answer the api shows.
@@ -81,7 +127,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 			return &rt, client.GetJSON(ctx, a.client, "http://ratings/titles/"+id+"/average", maxUpstreamBody, &rt)
 		},
 		func(err error) *rating {
-			a.logger().Debug("ratings call failed", "title", id, "err", err)
+			a.noteDegraded("ratings", "title "+id, err)
 			return nil
 		})
 
@@ -99,7 +145,6 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 		title["rating"], _ = json.Marshal(rt)
 	} else {
 		title["degraded"] = json.RawMessage(`["ratings"]`)
-		a.noteDegraded(id)
 	}
 	shoal.WriteJSON(w, http.StatusOK, title)
 }
@@ -145,9 +190,15 @@ func (a *api) get(ctx context.Context, url string) (*http.Response, error) {
 	return a.client.Do(req)
 }
 
-// noteDegraded logs degraded answers, at most one line a second with the
-// count since the last one: while ratings are down that is every request.
-func (a *api) noteDegraded(id string) {
+// noteDegraded logs answers given without what (a dependency, or a row
+// of the home page) for the request about whom: at debug level each, and
+// at most one warning a second with the count since the last one, since
+// while a dependency is down that is every request.
+func (a *api) noteDegraded(what, whom string, err error) {
+	a.logger().Debug("answering without "+what, "for", whom, "err", err)
+	if errors.Is(err, context.Canceled) {
+		return // the caller left: nothing failed
+	}
 	n := a.degraded.Add(1)
 	now := time.Now().UnixNano()
 	last := a.lastDegraded.Load()
@@ -155,7 +206,7 @@ func (a *api) noteDegraded(id string) {
 		return
 	}
 	a.degraded.Add(-n)
-	a.logger().Warn("answering without ratings", "title", id, "degraded_answers", n)
+	a.logger().Warn("answering degraded", "without", what, "for", whom, "err", err, "degraded_answers", n)
 }
 
 func (a *api) logger() *slog.Logger {

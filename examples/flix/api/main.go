@@ -1,13 +1,31 @@
 // Command api is the flix edge API, the one clients call (through the
 // gateway). It composes the single-purpose services:
 //
-//	GET /titles/{id}   the catalog's title with its average rating
+//	GET /home            the signed-in profile's home page (profile from the gateway's Shoal-Subject; 401 without)
+//	GET /home/{profile}  a profile's home page: {"profile", "rows": {...}, "degraded": [...]}
+//	GET /titles/{id}     the catalog's title with its average rating
+//	GET /openapi.json    this API, as OpenAPI 3.1
 //
-// The catalog is required: if it fails, so does the request, with the
-// matching status (404 stays 404). Ratings are optional: they get a short
-// slice of the request's deadline, and if they cannot answer within it the
-// title comes back without a rating, marked "degraded": ["ratings"] — a
-// fallback, not an error.
+// A home page has four rows: continue_watching (history), recommendations
+// (recommendations), top_rated (ratings' popular titles) and new (the
+// catalog's newest), each filtered by the profile's maturity rating
+// (profiles, cached). The rows are fetched at once, one call each, each
+// within its own slice of the page's deadline (1 s, or the request's own
+// if sooner); a second call names the titles rows list by id, for those
+// not cached yet (titles never change, so the api keeps what it has seen).
+// A row that fails is empty and listed in "degraded"; recommendations
+// falls back to the popular titles, or else the newest. The page answers
+// 200 whenever any row could be fetched, within its deadline.
+//
+// For GET /titles/{id} the catalog is required: if it fails, so does the
+// request, with the matching status (404 stays 404). Ratings are optional:
+// they get a short slice of the request's deadline, and if they cannot
+// answer within it the title comes back without a rating, marked
+// "degraded": ["ratings"] — a fallback, not an error.
+//
+// Profile routes follow the flix rule: a request whose Shoal-Subject (the
+// profile the gateway verified) names another profile is refused (403);
+// one without it comes from inside the system and is allowed.
 package main
 
 import (
@@ -21,8 +39,10 @@ import (
 func main() {
 	// JSON lines, like the SDK's own logs.
 	a := &api{log: slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "api")}
-	flag.DurationVar(&a.catalogBudget, "catalog-budget", defaultCatalogBudget, "time allowed for the catalog call (within the request's deadline)")
-	flag.DurationVar(&a.ratingsBudget, "ratings-budget", defaultRatingsBudget, "time allowed for the ratings call before answering without a rating")
+	flag.DurationVar(&a.catalogBudget, "catalog-budget", defaultCatalogBudget, "time allowed for the catalog call of GET /titles/{id} (within the request's deadline)")
+	flag.DurationVar(&a.ratingsBudget, "ratings-budget", defaultRatingsBudget, "time allowed for the ratings call of GET /titles/{id} before answering without a rating")
+	flag.DurationVar(&a.homeDeadline, "home-deadline", defaultHomeDeadline, "time within which GET /home answers (the request's own deadline may be shorter)")
+	flag.DurationVar(&a.rowBudget, "row-budget", defaultRowBudget, "time allowed for each row's call of GET /home before the row falls back")
 	svc := shoal.Setup(shoal.Config{Name: "api"}, newHandler(a))
 	a.client = svc.Client() // set before Main serves the first request
 	svc.Main()

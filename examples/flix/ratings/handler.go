@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +11,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/idempotency"
+	"github.com/shoal-dev/shoal/store"
 )
 
 // Limits on what a request may carry.
@@ -22,38 +25,81 @@ const (
 	maxTitleID    = 1 << 40
 )
 
+// GET /top's page size.
+const (
+	defaultTopLimit = 20
+)
+
+// SubjectHeader carries the profile id the gateway verified in the
+// caller's token; the gateway strips copies sent by clients. Requests from
+// other services inside the system come without it.
+const SubjectHeader = "Shoal-Subject"
+
+//go:embed openapi.json
+var openapi []byte
+
 type handler struct {
-	st *store
+	st *ratingsStore
+}
+
+// route is one method and path pattern the service serves.
+type route struct {
+	method, pattern string
+	serve           http.Handler
+}
+
+func (h *handler) routes() []route {
+	return []route{
+		{http.MethodPut, "/ratings/{profile}/{title}", h.st.keys.Middleware(http.HandlerFunc(h.put))},
+		{http.MethodGet, "/ratings/{profile}/{title}", http.HandlerFunc(h.get)},
+		{http.MethodGet, "/ratings/{profile}", http.HandlerFunc(h.ofProfile)},
+		{http.MethodGet, "/titles/{title}/average", http.HandlerFunc(h.average)},
+		{http.MethodGet, "/top", http.HandlerFunc(h.top)},
+		{http.MethodGet, "/openapi.json", http.HandlerFunc(serveOpenAPI)},
+	}
 }
 
 // newHandler serves the ratings API from st. PUT goes through the SDK's
 // idempotency middleware: a write applies once per Idempotency-Key.
-func newHandler(st *store) http.Handler {
+func newHandler(st *ratingsStore) http.Handler {
 	h := &handler{st: st}
-	put := st.keys.Middleware(http.HandlerFunc(h.put))
+	return newMux(h.routes())
+}
+
+// newMux routes by method and pattern, answering JSON errors for unknown
+// paths (404) and methods (405, with Allow).
+func newMux(routes []route) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ratings/{profile}/{title}", func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodPut:
-			put.ServeHTTP(w, r)
-		case http.MethodGet, http.MethodHead:
-			h.get(w, r)
-		default:
-			methodNotAllowed(w, r, "GET, HEAD, PUT")
+	allow := map[string][]string{}
+	var patterns []string
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.pattern, rt.serve)
+		if allow[rt.pattern] == nil {
+			patterns = append(patterns, rt.pattern)
 		}
-	})
-	mux.HandleFunc("/titles/{title}/average", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, r, "GET, HEAD")
-			return
+		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
+		if rt.method == http.MethodGet {
+			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
 		}
-		h.average(w, r)
-	})
+	}
+	for _, p := range patterns {
+		methods := strings.Join(allow[p], ", ")
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", methods)
+			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		shoal.WriteError(w, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no route for %s; try /ratings/{profile}/{title} or /titles/{title}/average", r.URL.Path))
+			fmt.Sprintf("no route for %s; try /ratings/{profile}/{title} or /titles/{title}/average (see /openapi.json)", r.URL.Path))
 	})
 	return mux
+}
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openapi)
 }
 
 // put runs under the request's claim on its key (the middleware checked
@@ -124,11 +170,45 @@ func (h *handler) average(w http.ResponseWriter, r *http.Request) {
 	shoal.WriteJSON(w, http.StatusOK, avg)
 }
 
-// ratingPath validates {profile} and {title}, answering 400 if either is bad.
+// ofProfile answers GET /ratings/{profile}: the profile's ratings, the
+// latest first.
+func (h *handler) ofProfile(w http.ResponseWriter, r *http.Request) {
+	profile, ok := profilePath(w, r)
+	if !ok {
+		return
+	}
+	rs, err := h.st.ofProfile(r.Context(), profile)
+	if err != nil {
+		storeError(w, r, err)
+		return
+	}
+	shoal.WriteJSON(w, http.StatusOK, map[string]any{"profile": profile, "ratings": rs})
+}
+
+// top answers GET /top?limit=20: the most popular titles, best first.
+func (h *handler) top(w http.ResponseWriter, r *http.Request) {
+	limit := defaultTopLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxTop {
+			shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("limit=%q: want an integer from 1 to %d", v, maxTop))
+			return
+		}
+		limit = n
+	}
+	list, err := h.st.top(r.Context())
+	if err != nil {
+		storeError(w, r, err)
+		return
+	}
+	shoal.WriteJSON(w, http.StatusOK, map[string]any{"titles": list[:min(limit, len(list))]})
+}
+
+// ratingPath validates {profile} and {title}, answering 400 if either is
+// bad, and 403 if the signed-in profile is another one.
 func ratingPath(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
-	profile := r.PathValue("profile")
-	if err := checkProfile(profile); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+	profile, ok := profilePath(w, r)
+	if !ok {
 		return "", 0, false
 	}
 	title, err := parseTitle(r.PathValue("title"))
@@ -137,6 +217,21 @@ func ratingPath(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
 		return "", 0, false
 	}
 	return profile, title, true
+}
+
+// profilePath validates {profile}, answering 400 if it is bad, and 403 if
+// the signed-in profile (Shoal-Subject) is another one.
+func profilePath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	profile := r.PathValue("profile")
+	if err := checkProfile(profile); err != nil {
+		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return "", false
+	}
+	if sub := r.Header.Get(SubjectHeader); sub != "" && sub != profile {
+		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", profile))
+		return "", false
+	}
+	return profile, true
 }
 
 func checkProfile(p string) error {
@@ -191,22 +286,21 @@ func decodeScore(body io.Reader) (int, error) {
 // the database stayed locked or the request ran out of time, else 500. The
 // details go to the log, not to the caller.
 func storeError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(r.Context().Err(), context.Canceled) {
+	switch {
+	case errors.Is(r.Context().Err(), context.Canceled):
 		// The caller left (e.g. a hedge of its call was answered first):
 		// nothing to report.
 		slog.Debug("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
-	} else {
+	case r.Context().Err() != nil:
+		// The caller's deadline passed: slow, not broken.
+		slog.Warn("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
+	default:
 		slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if isBusy(err) || r.Context().Err() != nil {
+	if store.Retryable(err) || r.Context().Err() != nil {
 		w.Header().Set("Retry-After", "1")
 		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the ratings store is busy; retry shortly")
 		return
 	}
 	shoal.WriteError(w, http.StatusInternalServerError, "internal", "the ratings store failed")
-}
-
-func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
-	w.Header().Set("Allow", allow)
-	shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow))
 }

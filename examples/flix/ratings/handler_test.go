@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/idempotency"
 )
@@ -186,5 +189,99 @@ func TestRefusedWriteKeepsKey(t *testing.T) {
 	}
 	if r := do(t, srv, "PUT", "/ratings/bob/9", "key-9", `{"score":3}`); r.status != 200 || r.header.Get(idempotency.ReplayedHeader) != "true" {
 		t.Fatalf("retry: %d %v %s", r.status, r.header, r.body)
+	}
+}
+
+func TestProfileRatings(t *testing.T) {
+	srv := newTestServer(t)
+	if r := do(t, srv, "GET", "/ratings/nobody", "", ""); r.status != 200 || strings.TrimSpace(r.body) != `{"profile":"nobody","ratings":[]}` {
+		t.Errorf("no ratings: %d %s", r.status, r.body)
+	}
+	for i, title := range []string{"5", "9", "2"} {
+		if r := do(t, srv, "PUT", "/ratings/ann/"+title, fmt.Sprint("k", i), `{"score":4}`); r.status != 200 {
+			t.Fatalf("PUT: %d %s", r.status, r.body)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct updated_at
+	}
+	r := do(t, srv, "GET", "/ratings/ann", "", "")
+	var got struct {
+		Profile string
+		Ratings []Rating
+	}
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil || r.status != 200 {
+		t.Fatalf("%d %s (%v)", r.status, r.body, err)
+	}
+	var titles []int64
+	for _, rt := range got.Ratings {
+		titles = append(titles, rt.Title)
+	}
+	if got.Profile != "ann" || !slices.Equal(titles, []int64{2, 9, 5}) {
+		t.Errorf("got %s; want ann's titles 2, 9, 5 (latest first)", r.body)
+	}
+}
+
+// Profile routes follow the flix rule: another signed-in profile is
+// refused; the same one, or none (a call from inside the system), is not.
+func TestSubject(t *testing.T) {
+	srv := newTestServer(t)
+	tests := []struct {
+		method, path, subject, key, body string
+		want                             int
+	}{
+		{"PUT", "/ratings/ann/7", "bob", "k1", `{"score":3}`, 403},
+		{"PUT", "/ratings/ann/7", "ann", "k2", `{"score":3}`, 200},
+		{"GET", "/ratings/ann/7", "bob", "", "", 403},
+		{"GET", "/ratings/ann/7", "ann", "", "", 200},
+		{"GET", "/ratings/ann/7", "", "", "", 200},
+		{"GET", "/ratings/ann", "bob", "", "", 403},
+		{"GET", "/ratings/ann", "ann", "", "", 200},
+		{"GET", "/titles/7/average", "bob", "", "", 200},
+		{"GET", "/top", "bob", "", "", 200},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+		if tt.subject != "" {
+			req.Header.Set(SubjectHeader, tt.subject)
+		}
+		if tt.key != "" {
+			req.Header.Set(idempotency.KeyHeader, tt.key)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want || tt.want == 403 && !strings.Contains(string(b), `"forbidden"`) {
+			t.Errorf("%s %s as %q: %d %s; want %d", tt.method, tt.path, tt.subject, resp.StatusCode, b, tt.want)
+		}
+	}
+}
+
+// /openapi.json is JSON and documents every route the mux serves, and
+// nothing else.
+func TestOpenAPI(t *testing.T) {
+	st := openTestStore(t, filepath.Join(t.TempDir(), "ratings.db"))
+	srv := httptest.NewServer(newHandler(st))
+	defer srv.Close()
+	r := do(t, srv, "GET", "/openapi.json", "", "")
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || r.status != 200 || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("%d, %v, openapi %q", r.status, err, doc.OpenAPI)
+	}
+	served := map[string]bool{}
+	for _, rt := range (&handler{st: st}).routes() {
+		served[rt.pattern] = true
+		if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("%s %s is not in openapi.json", rt.method, rt.pattern)
+		}
+	}
+	for p := range doc.Paths {
+		if !served[p] {
+			t.Errorf("openapi.json lists %s, which is not served", p)
+		}
 	}
 }

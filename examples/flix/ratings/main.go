@@ -1,11 +1,19 @@
 // Command ratings is the flix ratings service: a profile's rating (1 to 5)
-// of a title, and a title's average. Ratings live in SQLite, in one file
-// shared by all instances of the service ($SHOAL_DATA_DIR/ratings.db,
-// default .shoal/data), in WAL mode so that readers never wait for writers.
+// of a title, a title's average, and the most popular titles. Ratings live
+// in the service's own database (store.Open: SQLite under $SHOAL_DATA_DIR,
+// default .shoal/data, in WAL mode so that readers never wait for writers;
+// or PostgreSQL at $SHOAL_DATABASE_URL), shared by all instances.
 //
 //	PUT /ratings/{profile}/{title}   body {"score": 1..5}; needs an Idempotency-Key header
 //	GET /ratings/{profile}/{title}   the rating; 404 JSON if there is none
-//	GET /titles/{title}/average      {"title": ..., "average": ..., "count": ...}
+//	GET /ratings/{profile}           {"profile", "ratings": [...]}, the latest first
+//	GET /titles/{title}/average      {"title", "average", "count"}
+//	GET /top?limit=20                {"titles": [{"title", "average", "count"}]}, most popular first
+//	GET /openapi.json                this API, as OpenAPI 3.1
+//
+// Profile routes follow the flix rule: a request whose Shoal-Subject (the
+// profile the gateway verified) names another profile is refused (403);
+// one without it comes from inside the system and is allowed.
 //
 // A write applies once per Idempotency-Key, through the SDK's idempotency
 // package: the key and its answer are stored in the same transaction as the
@@ -13,6 +21,11 @@
 // attempt is still running) gets the original answer, so callers (and the
 // client's failover and hedging) may repeat writes freely. Keys are kept for
 // 24 hours; every instance purges expired ones.
+//
+// At first start one instance writes the dataset: each of the profiles
+// p0001..p0500 rates 100 titles of the catalog's dataset, 50,000 ratings
+// in one transaction. Popularity (GET /top) is a Bayesian average over the
+// titles with at least 10 ratings, recomputed at most every 5 seconds.
 package main
 
 import (
@@ -20,36 +33,40 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/idempotency"
-)
-
-// Where the database lives.
-const (
-	envDataDir     = "SHOAL_DATA_DIR"
-	defaultDataDir = ".shoal/data"
-	dbFile         = "ratings.db"
+	"github.com/shoal-dev/shoal/store"
 )
 
 func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "ratings")) // like the SDK's logs
-	dir := os.Getenv(envDataDir)
-	if dir == "" {
-		dir = defaultDataDir
-	}
-	// Other instances may hold the file's write lock while starting too.
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "ratings") // like the SDK's logs
+	slog.SetDefault(log)
+	// Other instances may hold the database's write lock while starting too.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	st, err := openStore(ctx, filepath.Join(dir, dbFile), idempotency.Config{})
+	db, err := store.Open(ctx, "ratings")
+	if err != nil {
+		fail(err)
+	}
+	st, err := openRatings(ctx, db, idempotency.Config{Logger: log})
+	if err != nil {
+		fail(err)
+	}
+	start := time.Now()
+	generated, err := st.ensureDataset(ctx, generate(datasetSeed))
 	cancel()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ratings:", err)
-		os.Exit(1)
+		fail(fmt.Errorf("writing the dataset: %w", err))
 	}
+	log.Info("ratings: database ready", "dataset_written", generated, "took_ms", time.Since(start).Milliseconds())
 	// The purge loop lives as long as the process: Main ends it with
 	// os.Exit after the drain.
 	go st.keys.Run(context.Background())
 	shoal.Main(shoal.Config{Name: "ratings"}, newHandler(st))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "ratings:", err)
+	os.Exit(1)
 }

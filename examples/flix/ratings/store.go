@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,15 +9,12 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/idempotency"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/shoal-dev/shoal/store"
 )
 
 // Rating is a profile's score of a title.
@@ -34,234 +32,293 @@ type Average struct {
 	Count   int      `json:"count"`
 }
 
-// schema is the list of migrations; the database's user_version is how many
-// have been applied. Statements are idempotent too, so a half-known state
-// (a file from an older build) cannot fail them.
-var schema = [][]string{
+// migrations is the ratings schema's history (store.DB.Migrate). The
+// first two also bring a ratings.db written by builds before the SDK's
+// store package (which kept their version in PRAGMA user_version, and
+// times as RFC 3339 text) to this schema: their statements are IF NOT
+// EXISTS, and the second turns the old text times into Unix milliseconds.
+var migrations = []store.Migration{
 	{
-		`CREATE TABLE IF NOT EXISTS ratings (
-			profile    TEXT    NOT NULL,
-			title      INTEGER NOT NULL,
-			score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
-			updated_at TEXT    NOT NULL,
-			PRIMARY KEY (profile, title)
-		) WITHOUT ROWID`,
-		`CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score)`,
+		SQL: `CREATE TABLE IF NOT EXISTS ratings (
+				profile    TEXT    NOT NULL,
+				title      BIGINT  NOT NULL,
+				score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+				updated_at BIGINT  NOT NULL,
+				PRIMARY KEY (profile, title)
+			) WITHOUT ROWID;
+			CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score);
+			DROP TABLE IF EXISTS idempotency_keys`,
+		Postgres: `CREATE TABLE IF NOT EXISTS ratings (
+				profile    TEXT    NOT NULL,
+				title      BIGINT  NOT NULL,
+				score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+				updated_at BIGINT  NOT NULL,
+				PRIMARY KEY (profile, title)
+			);
+			CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score)`,
 	},
-	// Keys moved to the SDK's table (idempotency.Store.Migrate), which
-	// expires them; the old table held keys forever.
-	{`DROP TABLE IF EXISTS idempotency_keys`},
+	{
+		SQL: `UPDATE ratings SET updated_at = CAST(strftime('%s', updated_at) AS INTEGER) * 1000
+			WHERE typeof(updated_at) = 'text' AND updated_at GLOB '[0-9][0-9][0-9][0-9]-*'`,
+		Postgres: `SELECT 1`, // no older PostgreSQL databases
+	},
+	{SQL: `CREATE TABLE ratings_dataset (
+			name         TEXT    NOT NULL PRIMARY KEY,
+			ratings      INTEGER NOT NULL,
+			generated_at BIGINT  NOT NULL
+		)`},
+	// The idempotency package's table, with its body as BYTEA, and its
+	// index: on PostgreSQL they must exist before idempotency.Store.Migrate,
+	// whose BLOB is SQLite's and whose statements, run by several instances
+	// at once outside the migration lock, can fail there (SQLite gets
+	// them from Migrate).
+	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
+			idem_key     TEXT    NOT NULL PRIMARY KEY,
+			fingerprint  TEXT    NOT NULL,
+			token        TEXT    NOT NULL,
+			status       INTEGER NOT NULL,
+			lease_until  BIGINT  NOT NULL,
+			expires_at   BIGINT  NOT NULL,
+			content_type TEXT    NOT NULL,
+			body         BYTEA
+		);
+		CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
 }
 
-// store is the ratings database. Several processes may open the same file;
-// SQLite's file locks serialize their writes. Idempotency keys live in the
-// same file, in the SDK's table, so that a rating and its key commit in one
-// transaction.
-type store struct {
-	db   *sql.DB
+// ratingsStore is the ratings database, shared by every instance of the
+// service. Idempotency keys live in the same database, in the SDK's
+// table, so that a rating and its key commit in one transaction.
+type ratingsStore struct {
+	db   *store.DB
 	keys *idempotency.Store
+
+	// The popular titles, recomputed at most every topTTL: it reads
+	// every rating, and a few seconds' staleness does not show.
+	topMu   sync.Mutex
+	topList []TopTitle
+	topAt   time.Time
 }
 
-// busyTimeout is how long a statement waits for another connection's (or
-// process's) lock before failing with SQLITE_BUSY.
-const busyTimeout = 5 * time.Second
+// Popularity: titles need minVotes ratings to be ranked; their Bayesian
+// average weighs priorVotes ratings of the overall mean in, so that a few
+// fives do not beat hundreds of fours. topTTL is how long a ranking is
+// served before it is recomputed; maxTop how many are kept.
+const (
+	minVotes   = 10
+	priorVotes = 25
+	topTTL     = 5 * time.Second
+	maxTop     = 100
+)
 
-// openStore opens (creating if needed) the database at path, switches it to
-// WAL and applies the migrations, the idempotency keys' included; keys
-// follows keysCfg. Several processes may call it at once on the same file:
-// each step retries while another holds the lock.
-func openStore(ctx context.Context, path string, keysCfg idempotency.Config) (*store, error) {
-	if strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("database path %q: must not contain '?'", path)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the data directory: %w", err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "synchronous(NORMAL)") // durable enough in WAL mode, much faster
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Set("_txlock", "immediate") // writers take the lock up front: no upgrade deadlocks
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	db.SetMaxIdleConns(4)
-	db.SetConnMaxIdleTime(time.Minute)
+// openRatings migrates db (the idempotency keys' table included) and
+// returns the store over it. Several instances may call it at once.
+func openRatings(ctx context.Context, db *store.DB, keysCfg idempotency.Config) (*ratingsStore, error) {
 	if keysCfg.Transient == nil {
-		keysCfg.Transient = isBusy // as retryBusy does for ratings' own writes
+		keysCfg.Transient = store.Retryable
 	}
-	keys, err := idempotency.New(db, keysCfg)
+	keys, err := idempotency.New(db.DB, keysCfg)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	s := &store{db: db, keys: keys}
-	if err := s.setup(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := db.Migrate(ctx, "ratings", migrations); err != nil {
+		return nil, err
 	}
-	return s, nil
+	// Again while busy: keys.Migrate runs outside store.DB.Tx, which
+	// would retry, and another instance may hold the write lock for a
+	// while (writing the dataset).
+	for {
+		err := keys.Migrate(ctx)
+		if err == nil {
+			break
+		}
+		if !store.Retryable(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return &ratingsStore{db: db, keys: keys}, nil
 }
 
-func (s *store) setup(ctx context.Context) error {
-	// WAL is a property of the file: set once, seen by every connection.
-	err := retryBusy(ctx, func() error {
-		var mode string
-		if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+// ensureDataset writes rs unless a dataset is there already, in one
+// transaction whose first write is the dataset's marker row: of instances
+// starting at once, exactly one writes it. A rating already there (a
+// profile's own, in a database of an older build) is kept.
+func (s *ratingsStore) ensureDataset(ctx context.Context, rs []Rating) (generated bool, err error) {
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		generated = false
+		res, err := tx.ExecContext(ctx, `INSERT INTO ratings_dataset (name, ratings, generated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO NOTHING`, "ratings", len(rs), time.Now().UnixMilli())
+		if err != nil {
 			return err
 		}
-		if !strings.EqualFold(mode, "wal") {
-			return fmt.Errorf("journal mode is %q, want wal", mode)
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("enabling WAL: %w", err)
-	}
-	if err := retryBusy(ctx, func() error { return s.migrate(ctx) }); err != nil {
-		return fmt.Errorf("migrating: %w", err)
-	}
-	if err := retryBusy(ctx, func() error { return s.keys.Migrate(ctx) }); err != nil {
-		return fmt.Errorf("migrating: %w", err)
-	}
-	return nil
-}
-
-// migrate applies the migrations not yet applied, all in one write
-// transaction, so that of several instances starting at once one applies
-// them and the others find them done.
-func (s *store) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return err
-	}
-	if version > len(schema) {
-		return fmt.Errorf("schema version %d is newer than this program's %d", version, len(schema))
-	}
-	for _, stmts := range schema[version:] {
-		for _, stmt := range stmts {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		// One statement, prepared once, a row at a time: as fast as
+		// multi-row statements on modernc.org/sqlite (which binds $n
+		// parameters in time quadratic in their number), and with no
+		// statement journal (a multi-row statement that may fail halfway
+		// writes one, to a temporary file).
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO ratings (profile, title, score, updated_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (profile, title) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range rs {
+			if _, err := stmt.ExecContext(ctx, r.Profile, r.Title, r.Score, r.UpdatedAt.UnixMilli()); err != nil {
 				return err
 			}
 		}
-	}
-	if version < len(schema) {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(schema))); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+		generated = true
+		return nil
+	})
+	return generated, err
 }
-
-// Close closes the database.
-func (s *store) Close() error { return s.db.Close() }
 
 // put sets profile's score of title and returns the answer (the rating as
 // JSON). With a claim, the answer is recorded under the request's
 // idempotency key in the same transaction: the write applies once per key.
 // A nil claim writes without a key (tests, tools).
-func (s *store) put(ctx context.Context, claim *idempotency.Claim, r Rating) ([]byte, error) {
+func (s *ratingsStore) put(ctx context.Context, claim *idempotency.Claim, r Rating) ([]byte, error) {
 	var body []byte
-	err := retryBusy(ctx, func() error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ratings (profile, title, score, updated_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (profile, title) DO UPDATE SET score = excluded.score, updated_at = excluded.updated_at`,
+			r.Profile, r.Title, r.Score, r.UpdatedAt.UnixMilli()); err != nil {
+			return err
+		}
 		var err error
-		body, err = s.putOnce(ctx, claim, r)
-		return err
+		if body, err = json.Marshal(r); err != nil {
+			return err
+		}
+		body = append(body, '\n')
+		if claim != nil {
+			return claim.Complete(ctx, tx, http.StatusOK, "application/json", body)
+		}
+		return nil
 	})
 	return body, err
 }
 
-func (s *store) putOnce(ctx context.Context, claim *idempotency.Claim, r Rating) ([]byte, error) {
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one writer at a time
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	r.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO ratings (profile, title, score, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (profile, title) DO UPDATE SET score = excluded.score, updated_at = excluded.updated_at`,
-		r.Profile, r.Title, r.Score, r.UpdatedAt.Format(time.RFC3339Nano)); err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	body = append(body, '\n')
-	if claim != nil {
-		if err := claim.Complete(ctx, tx, http.StatusOK, "application/json", body); err != nil {
-			return nil, err
-		}
-	}
-	return body, tx.Commit()
-}
-
 // get returns profile's rating of title; ok is false if there is none.
-func (s *store) get(ctx context.Context, profile string, title int64) (r Rating, ok bool, err error) {
-	var stamp string
-	err = s.db.QueryRowContext(ctx, `SELECT score, updated_at FROM ratings WHERE profile = ? AND title = ?`, profile, title).
-		Scan(&r.Score, &stamp)
+func (s *ratingsStore) get(ctx context.Context, profile string, title int64) (r Rating, ok bool, err error) {
+	var ms int64
+	err = s.db.QueryRowContext(ctx, `SELECT score, updated_at FROM ratings WHERE profile = $1 AND title = $2`, profile, title).
+		Scan(&r.Score, &ms)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rating{}, false, nil
 	}
 	if err != nil {
 		return Rating{}, false, err
 	}
-	r.Profile, r.Title = profile, title
-	r.UpdatedAt, err = time.Parse(time.RFC3339Nano, stamp)
-	return r, err == nil, err
+	r.Profile, r.Title, r.UpdatedAt = profile, title, time.UnixMilli(ms).UTC()
+	return r, true, nil
+}
+
+// ofProfile returns profile's ratings, the latest first.
+func (s *ratingsStore) ofProfile(ctx context.Context, profile string) ([]Rating, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT title, score, updated_at FROM ratings WHERE profile = $1
+		ORDER BY updated_at DESC, title`, profile)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Rating{}
+	for rows.Next() {
+		r := Rating{Profile: profile}
+		var ms int64
+		if err := rows.Scan(&r.Title, &r.Score, &ms); err != nil {
+			return nil, err
+		}
+		r.UpdatedAt = time.UnixMilli(ms).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // average returns title's average score, rounded to two decimals.
-func (s *store) average(ctx context.Context, title int64) (Average, error) {
+func (s *ratingsStore) average(ctx context.Context, title int64) (Average, error) {
 	a := Average{Title: title}
 	var avg sql.NullFloat64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), AVG(score) FROM ratings WHERE title = ?`, title).Scan(&a.Count, &avg)
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), AVG(score) FROM ratings WHERE title = $1`, title).Scan(&a.Count, &avg)
 	if err != nil {
 		return Average{}, err
 	}
 	if avg.Valid {
-		v := math.Round(avg.Float64*100) / 100
+		v := round2(avg.Float64)
 		a.Average = &v
 	}
 	return a, nil
 }
 
-// retryBusy runs f until it succeeds, fails with something other than a
-// locked database, or ctx ends. busy_timeout already waits inside SQLite;
-// this covers the cases where SQLite returns SQLITE_BUSY at once (e.g. a
-// journal mode change, or a deadlock it breaks by failing one side).
-func retryBusy(ctx context.Context, f func() error) error {
-	backoff := 5 * time.Millisecond
-	for {
-		err := f()
-		if err == nil || !isBusy(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
-	}
+// TopTitle is a popular title: its plain average, and how many ratings it
+// has.
+type TopTitle struct {
+	Title   int64   `json:"title"`
+	Average float64 `json:"average"`
+	Count   int     `json:"count"`
 }
 
-// isBusy reports whether err is SQLITE_BUSY or SQLITE_LOCKED (extended
-// codes included): another connection holds the lock.
-func isBusy(err error) bool {
-	var e *sqlite.Error
-	if !errors.As(err, &e) {
-		return false
+// top returns the maxTop most popular titles, best first: those with at
+// least minVotes ratings, by Bayesian average (the average of their
+// ratings plus priorVotes ratings of the overall mean). The list is
+// computed at most once every topTTL; the returned slice is shared: do not
+// modify it.
+func (s *ratingsStore) top(ctx context.Context) ([]TopTitle, error) {
+	s.topMu.Lock()
+	defer s.topMu.Unlock()
+	if s.topList != nil && time.Since(s.topAt) < topTTL {
+		return s.topList, nil
 	}
-	switch e.Code() & 0xff {
-	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		return true
+	rows, err := s.db.QueryContext(ctx, `SELECT title, COUNT(*), SUM(score) FROM ratings GROUP BY title`)
+	if err != nil {
+		return nil, err
 	}
-	return false
+	defer rows.Close()
+	type tally struct {
+		title      int64
+		count, sum int64
+		bayes      float64
+	}
+	var all []tally
+	var count, sum int64
+	for rows.Next() {
+		var t tally
+		if err := rows.Scan(&t.title, &t.count, &t.sum); err != nil {
+			return nil, err
+		}
+		count += t.count
+		sum += t.sum
+		if t.count >= minVotes {
+			all = append(all, t)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	mean := 0.0
+	if count > 0 {
+		mean = float64(sum) / float64(count)
+	}
+	for i := range all {
+		t := &all[i]
+		t.bayes = (float64(t.sum) + priorVotes*mean) / float64(t.count+priorVotes)
+	}
+	slices.SortFunc(all, func(a, b tally) int {
+		return cmp.Or(cmp.Compare(b.bayes, a.bayes), cmp.Compare(b.count, a.count), cmp.Compare(a.title, b.title))
+	})
+	list := make([]TopTitle, 0, min(len(all), maxTop))
+	for _, t := range all[:min(len(all), maxTop)] {
+		list = append(list, TopTitle{Title: t.title, Average: round2(float64(t.sum) / float64(t.count)), Count: int(t.count)})
+	}
+	s.topList, s.topAt = list, time.Now()
+	return list, nil
 }
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }

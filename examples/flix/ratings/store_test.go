@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,32 +19,42 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/idempotency"
+	"github.com/shoal-dev/shoal/store"
 )
 
-func openTestStore(t *testing.T, path string) *store {
+func openTestStore(t *testing.T, path string) *ratingsStore {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := openStore(ctx, path, idempotency.Config{})
+	st, err := openPath(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { st.db.Close() })
 	return st
 }
 
-func checkSchema(t *testing.T, st *store) {
+func openPath(ctx context.Context, path string) (*ratingsStore, error) {
+	db, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openRatings(ctx, db, idempotency.Config{})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func checkSchema(t *testing.T, st *ratingsStore) {
 	t.Helper()
 	var version int
-	var mode string
-	if err := st.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+	if err := st.db.QueryRow(`SELECT version FROM ` + store.MigrationsTable + ` WHERE name = 'ratings'`).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
-		t.Fatal(err)
-	}
-	if version != len(schema) || mode != "wal" {
-		t.Errorf("user_version %d, journal_mode %q; want %d, wal", version, mode, len(schema))
+	if version != len(migrations) {
+		t.Errorf("ratings at version %d, want %d", version, len(migrations))
 	}
 	var tables []string
 	rows, err := st.db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
@@ -56,7 +69,9 @@ func checkSchema(t *testing.T, st *store) {
 		}
 		tables = append(tables, name)
 	}
-	if want := []string{"ratings", idempotency.Table}; !slices.Equal(tables, want) {
+	want := []string{"ratings", "ratings_dataset", idempotency.Table, store.MigrationsTable}
+	slices.Sort(want)
+	if !slices.Equal(tables, want) {
 		t.Errorf("tables %q, want %q", tables, want)
 	}
 }
@@ -67,7 +82,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 	for round := range 5 {
 		path := filepath.Join(t.TempDir(), "ratings.db")
 		start := make(chan struct{})
-		stores := make([]*store, 3)
+		stores := make([]*ratingsStore, 3)
 		errs := make([]error, 3)
 		var wg sync.WaitGroup
 		for i := range stores {
@@ -75,7 +90,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 				<-start
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				stores[i], errs[i] = openStore(ctx, path, idempotency.Config{})
+				stores[i], errs[i] = openPath(ctx, path)
 			})
 		}
 		close(start)
@@ -84,7 +99,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: instance %d: %v", round, i, err)
 			}
-			defer stores[i].Close()
+			defer stores[i].db.Close()
 		}
 		for _, st := range stores {
 			checkSchema(t, st)
@@ -100,7 +115,8 @@ func TestMigrationsConcurrent(t *testing.T) {
 
 // The same, with three real processes (the test binary re-run as a
 // helper), as `shoal up` starts them: SQLite's locks between processes are
-// file locks, not the in-process ones.
+// file locks, not the in-process ones. Each also writes the dataset (a part
+// of it): exactly one of them does.
 func TestMigrationsInThreeProcesses(t *testing.T) {
 	if os.Getenv("RATINGS_HELPER_DB") != "" {
 		t.Skip("helper process")
@@ -111,7 +127,7 @@ func TestMigrationsInThreeProcesses(t *testing.T) {
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range cmds {
-		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestHelperOpenAndWrite$", "-test.count=1")
+		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestHelperOpenAndWrite$", "-test.count=1", "-test.v")
 		cmds[i].Env = append(os.Environ(), "RATINGS_HELPER_DB="+path, fmt.Sprint("RATINGS_HELPER_N=", i))
 		wg.Go(func() { outs[i], errs[i] = cmds[i].CombinedOutput() })
 	}
@@ -124,10 +140,22 @@ func TestMigrationsInThreeProcesses(t *testing.T) {
 	st := openTestStore(t, path)
 	checkSchema(t, st)
 	var n int
-	if err := st.db.QueryRow("SELECT COUNT(*) FROM ratings").Scan(&n); err != nil || n != 3 {
-		t.Errorf("%d ratings (%v), want one per process", n, err)
+	want := helperDataset + 3
+	if err := st.db.QueryRow("SELECT COUNT(*) FROM ratings").Scan(&n); err != nil || n != want {
+		t.Errorf("%d ratings (%v), want the dataset and one per process, %d", n, err, want)
+	}
+	writers := 0
+	for _, out := range outs {
+		writers += strings.Count(string(out), "dataset written")
+	}
+	if writers != 1 {
+		t.Errorf("%d processes wrote the dataset, want exactly one:\n%s", writers, bytes.Join(outs, []byte("\n")))
 	}
 }
+
+// helperDataset is how much of the dataset TestHelperOpenAndWrite writes:
+// enough to take a while, little enough for the race detector.
+const helperDataset = 2000
 
 // TestHelperOpenAndWrite is the child of TestMigrationsInThreeProcesses.
 func TestHelperOpenAndWrite(t *testing.T) {
@@ -137,6 +165,13 @@ func TestHelperOpenAndWrite(t *testing.T) {
 	}
 	n := os.Getenv("RATINGS_HELPER_N")
 	st := openTestStore(t, path)
+	generated, err := st.ensureDataset(context.Background(), generate(datasetSeed)[:helperDataset])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if generated {
+		fmt.Println("dataset written")
+	}
 	if _, err := st.put(context.Background(), nil, Rating{Profile: "proc-" + n, Title: 1, Score: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +184,7 @@ func TestHelperOpenAndWrite(t *testing.T) {
 func TestConcurrentWritersTwoHandles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ratings.db")
 	var urls []string
-	var stores []*store
+	var stores []*ratingsStore
 	for range 2 {
 		st := openTestStore(t, path)
 		srv := httptest.NewServer(newHandler(st))
@@ -247,5 +282,151 @@ func TestAverage(t *testing.T) {
 	got, err := st.average(ctx, 9)
 	if err != nil || got.Count != 3 || got.Average == nil || *got.Average != 4.33 {
 		t.Errorf("average = %+v, %v; want 4.33 over 3", got, err)
+	}
+}
+
+// A ratings.db written by a build from before the SDK's store package
+// (schema version in PRAGMA user_version, times as RFC 3339 text, the old
+// keys table) opens, keeps its ratings, and takes new ones.
+func TestOldDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ratings.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`PRAGMA journal_mode=WAL`,
+		`CREATE TABLE ratings (
+			profile    TEXT    NOT NULL,
+			title      INTEGER NOT NULL,
+			score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+			updated_at TEXT    NOT NULL,
+			PRIMARY KEY (profile, title)
+		) WITHOUT ROWID`,
+		`CREATE INDEX ratings_by_title ON ratings (title, score)`,
+		`CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, body BLOB)`,
+		`INSERT INTO ratings VALUES ('alice', 7, 4, '2025-03-04T05:06:07.123456789Z')`,
+		`PRAGMA user_version = 2`,
+	} {
+		if _, err := old.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	old.Close()
+
+	st := openTestStore(t, path)
+	checkSchema(t, st)
+	r, ok, err := st.get(context.Background(), "alice", 7)
+	want := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err != nil || !ok || r.Score != 4 || !r.UpdatedAt.Equal(want) {
+		t.Fatalf("old rating: %+v %v %v; want score 4 at %v", r, ok, err, want)
+	}
+	if _, err := st.put(context.Background(), nil, Rating{Profile: "alice", Title: 8, Score: 2}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := st.ofProfile(context.Background(), "alice")
+	if err != nil || len(rs) != 2 || rs[0].Title != 8 || rs[1].Title != 7 {
+		t.Errorf("ratings of alice: %+v, %v; want 8 then 7", rs, err)
+	}
+}
+
+func TestDataset(t *testing.T) {
+	start := time.Now()
+	rs := generate(datasetSeed)
+	genTook := time.Since(start)
+	if !slices.Equal(rs, generate(datasetSeed)) {
+		t.Fatal("two generations differ")
+	}
+	if len(rs) < 50000 {
+		t.Fatalf("%d ratings, want at least 50,000", len(rs))
+	}
+	perProfile := map[string]map[int64]bool{}
+	perTitle := map[int64]int{}
+	for _, r := range rs {
+		if perProfile[r.Profile] == nil {
+			perProfile[r.Profile] = map[int64]bool{}
+		}
+		if perProfile[r.Profile][r.Title] {
+			t.Fatalf("%s rates %d twice", r.Profile, r.Title)
+		}
+		perProfile[r.Profile][r.Title] = true
+		perTitle[r.Title]++
+		if r.Score < 1 || r.Score > 5 || r.Title < 1 || r.Title > datasetTitles {
+			t.Fatalf("bad rating %+v", r)
+		}
+	}
+	if len(perProfile) != datasetProfiles || len(perProfile["p0001"]) != datasetPerProfile || len(perProfile["p0500"]) != datasetPerProfile {
+		t.Errorf("%d profiles, p0001 rates %d", len(perProfile), len(perProfile["p0001"]))
+	}
+	// Every title has ratings (the api shows an average for any title),
+	// and the journey test rates title 1234 as p0001: it must be new to
+	// p0001 for the count to move.
+	if len(perTitle) != datasetTitles {
+		t.Errorf("%d titles rated, want all %d", len(perTitle), datasetTitles)
+	}
+	if perProfile["p0001"][1234] {
+		t.Errorf("p0001 rates title 1234 in the dataset")
+	}
+	counts := slices.Sorted(maps.Values(perTitle))
+	if most, median := counts[len(counts)-1], counts[len(counts)/2]; most < 10*median {
+		t.Errorf("the most rated title has %d ratings, the median %d: want a clear popularity skew", most, median)
+	}
+
+	st := openTestStore(t, filepath.Join(t.TempDir(), "ratings.db"))
+	if raceEnabled {
+		rs = rs[:2000] // the first 20 profiles'
+	}
+	start = time.Now()
+	generated, err := st.ensureDataset(context.Background(), rs)
+	if err != nil || !generated {
+		t.Fatalf("ensureDataset: %v, %v", generated, err)
+	}
+	t.Logf("dataset: %d ratings generated in %v, written in %v", len(rs), genTook, time.Since(start))
+	if took := time.Since(start) + genTook; took > 5*time.Second && !raceEnabled {
+		t.Errorf("dataset took %v, want well under 5s", took)
+	}
+	if generated, err := st.ensureDataset(context.Background(), rs); err != nil || generated {
+		t.Errorf("second ensureDataset: %v, %v; want nothing written", generated, err)
+	}
+	top, err := st.top(context.Background())
+	if err != nil || len(top) == 0 || len(top) != maxTop && !raceEnabled {
+		t.Fatalf("top: %d titles, %v", len(top), err)
+	}
+	if top[0].Count < len(rs)/1000 || top[0].Average < 4 {
+		t.Errorf("the most popular title: %+v; want many high ratings", top[0])
+	}
+}
+
+// GET /top ranks by Bayesian average: a title with a few fives does not
+// beat one with many ratings of 4.5 on average, and titles under minVotes are left out.
+func TestTop(t *testing.T) {
+	st := openTestStore(t, filepath.Join(t.TempDir(), "ratings.db"))
+	var rs []Rating
+	add := func(title int64, n int, scores ...int) {
+		for i := range n {
+			rs = append(rs, Rating{Profile: fmt.Sprintf("t%d-%d", title, i), Title: title, Score: scores[i%len(scores)], UpdatedAt: time.UnixMilli(1).UTC()})
+		}
+	}
+	add(1, 12, 5)     // a few fives
+	add(2, 200, 4, 5) // many, 4.5 on average
+	add(3, 9, 5)      // too few
+	add(4, 50, 2)
+	if _, err := st.ensureDataset(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(st))
+	defer srv.Close()
+	r := do(t, srv, "GET", "/top?limit=2", "", "")
+	if want := `{"titles":[{"title":2,"average":4.5,"count":200},{"title":1,"average":5,"count":12}]}`; r.status != 200 || strings.TrimSpace(r.body) != want {
+		t.Errorf("GET /top?limit=2: %d %s; want %s", r.status, r.body, want)
+	}
+	r = do(t, srv, "GET", "/top", "", "")
+	if r.status != 200 || !strings.Contains(r.body, `{"title":4,`) || strings.Contains(r.body, `{"title":3,`) {
+		t.Errorf("GET /top: %d %s; want titles 2, 1, 4", r.status, r.body)
+	}
+	for _, bad := range []string{"0", "101", "x"} {
+		if r := do(t, srv, "GET", "/top?limit="+bad, "", ""); r.status != 400 || !strings.Contains(r.body, "limit") {
+			t.Errorf("limit=%s: %d %s", bad, r.status, r.body)
+		}
 	}
 }

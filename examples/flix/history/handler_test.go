@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// dialects opens a fresh database of each engine for tb: SQLite in a
+// temporary folder, and PostgreSQL where it is installed.
+var dialects = []struct {
+	name string
+	open func(ctx context.Context, tb testing.TB) (*store.DB, error)
+}{
+	{"sqlite", func(ctx context.Context, tb testing.TB) (*store.DB, error) {
+		return store.OpenSQLite(ctx, filepath.Join(tb.TempDir(), "history.db"))
+	}},
+	{"postgres", func(ctx context.Context, tb testing.TB) (*store.DB, error) {
+		return store.OpenPostgres(ctx, storetest.Postgres(tb))
+	}},
+}
+
+// newTestServer serves the history API, Inbox included, over a fresh
+// database of the dialect.
+func newTestServer(tb testing.TB, dialect int) *httptest.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := dialects[dialect].open(ctx, tb)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	l, err := openLedger(ctx, db)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	inbox, err := newInbox(ctx, db, l)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(l, inbox))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// deliver POSTs an event to the Inbox as an Outbox does, and returns the
+// status.
+func deliver(tb testing.TB, srv *httptest.Server, id, topic string, payload any) int {
+	tb.Helper()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, srv.URL+events.Path, strings.NewReader(string(body)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(events.HeaderID, id)
+	req.Header.Set(events.HeaderTopic, topic)
+	req.Header.Set(events.HeaderTime, time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	req.Header.Set("Idempotency-Key", id)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// get GETs path with the given headers (name, value pairs) and checks
+// that the answer is JSON.
+func get(tb testing.TB, srv *httptest.Server, path string, header ...string) response {
+	tb.Helper()
+	return do(tb, srv, http.MethodGet, path, header...)
+}
+
+func do(tb testing.TB, srv *httptest.Server, method, path string, header ...string) response {
+	tb.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		tb.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	return response{resp.StatusCode, resp.Header, string(b)}
+}
+
+// history GETs a profile's list (or its continue row) and decodes it.
+func history(tb testing.TB, srv *httptest.Server, path string) []Item {
+	tb.Helper()
+	r := get(tb, srv, path)
+	var h History
+	if err := json.Unmarshal([]byte(r.body), &h); err != nil || r.status != 200 {
+		tb.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	return h.Items
+}
+
+func titles(items []Item) []int64 {
+	ts := []int64{}
+	for _, it := range items {
+		ts = append(ts, it.Title)
+	}
+	return ts
+}
+
+func find(items []Item, title int64) (Item, bool) {
+	for _, it := range items {
+		if it.Title == title {
+			return it, true
+		}
+	}
+	return Item{}, false
+}
+
+// Progress events, some duplicated and some out of order, as outboxes
+// deliver them: each applies once, positions follow the reports' times,
+// and a session counts once however many reports it sends.
+func TestProgressEvents(t *testing.T) {
+	for i, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			srv := newTestServer(t, i)
+			ev := func(id, session string, title int64, pos, dur float64, at int64) {
+				t.Helper()
+				p := Progress{Profile: "p0001", Title: title, Session: session, PositionS: pos, DurationS: dur, At: at}
+				if s := deliver(t, srv, id, "progress", p); s != http.StatusNoContent {
+					t.Fatalf("delivering %s: %d", id, s)
+				}
+			}
+			ev("e1", "s1", 7, 100, 1000, 1000)
+			ev("e1", "s1", 7, 100, 1000, 1000) // the same event again
+			ev("e2", "s1", 7, 200, 1000, 2000)
+			ev("e3", "s1", 7, 150, 1000, 1500) // late: older than e2
+			it, ok := find(history(t, srv, "/history/p0001"), 7)
+			if !ok || it.PositionS != 200 || it.UpdatedAt != 2000 || it.Watches != 1 || it.Finished {
+				t.Fatalf("after e1, e1, e2, e3: %+v; want position 200 at 2000, 1 watch", it)
+			}
+
+			// Another event of session s1, as a retried report would
+			// make with a new event id: still one watch.
+			ev("e4", "s1", 7, 200, 1000, 2000)
+			// A second session rewatches from the start: the position
+			// goes back, since it is the latest report.
+			ev("e5", "s2", 7, 50, 1000, 3000)
+			// Title 8 is watched to the credits, title 9 half.
+			ev("e6", "s3", 8, 960, 1000, 2500)
+			ev("e7", "s4", 9, 500, 1000, 2700)
+
+			items := history(t, srv, "/history/p0001")
+			if got, want := titles(items), []int64{7, 9, 8}; !slices.Equal(got, want) {
+				t.Errorf("history %v, want %v (newest first)", got, want)
+			}
+			if it, _ := find(items, 7); it.PositionS != 50 || it.Watches != 2 || it.UpdatedAt != 3000 {
+				t.Errorf("title 7: %+v; want position 50, 2 watches", it)
+			}
+			if it, _ := find(items, 8); !it.Finished || it.Watches != 1 {
+				t.Errorf("title 8: %+v; want finished", it)
+			}
+			if got, want := titles(history(t, srv, "/history/p0001/continue")), []int64{7, 9}; !slices.Equal(got, want) {
+				t.Errorf("continue %v, want %v (finished 8 left out)", got, want)
+			}
+			if got := titles(history(t, srv, "/history/p0001?limit=1")); !slices.Equal(got, []int64{7}) {
+				t.Errorf("limit 1: %v", got)
+			}
+			// Other profiles see nothing of it.
+			if got := history(t, srv, "/history/p0002"); len(got) != 0 {
+				t.Errorf("p0002: %v", got)
+			}
+		})
+	}
+}
+
+// Malformed events are dropped (answered 2xx, so not delivered again),
+// and change nothing; deliveries the Inbox cannot take are refused.
+func TestBadEvents(t *testing.T) {
+	srv := newTestServer(t, 0)
+	for i, payload := range []any{
+		map[string]any{"profile": "p0001", "title": "seven"},
+		Progress{Profile: "p0001", Title: 0, Session: "s", PositionS: 1, DurationS: 2, At: 1},
+		Progress{Profile: "p 1", Title: 1, Session: "s", PositionS: 1, DurationS: 2, At: 1},
+		Progress{Profile: "p0001", Title: 1, Session: "", PositionS: 1, DurationS: 2, At: 1},
+		Progress{Profile: "p0001", Title: 1, Session: "s", PositionS: -1, DurationS: 2, At: 1},
+		Progress{Profile: "p0001", Title: 1, Session: "s", PositionS: 1, DurationS: 2, At: 0},
+	} {
+		if s := deliver(t, srv, fmt.Sprint("bad-", i), "progress", payload); s/100 != 2 {
+			t.Errorf("malformed event %d: %d, want 2xx (dropped)", i, s)
+		}
+	}
+	if got := history(t, srv, "/history/p0001"); len(got) != 0 {
+		t.Errorf("after malformed events: %v", got)
+	}
+	if s := deliver(t, srv, "x1", "titles", map[string]int{"id": 1}); s != http.StatusNotFound {
+		t.Errorf("unknown topic: %d, want 404", s)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	srv := newTestServer(t, 0)
+	tests := []struct {
+		name, method, path string
+		header             []string
+		wantStatus         int
+		wantCode           string
+	}{
+		{"another's history", "GET", "/history/p0001", []string{SubjectHeader, "p0002"}, 403, "forbidden"},
+		{"another's continue", "GET", "/history/p0001/continue", []string{SubjectHeader, "p0002"}, 403, "forbidden"},
+		{"bad profile", "GET", "/history/p%201", nil, 400, "invalid_argument"},
+		{"limit zero", "GET", "/history/p0001?limit=0", nil, 400, "invalid_argument"},
+		{"limit too big", "GET", "/history/p0001?limit=201", nil, 400, "invalid_argument"},
+		{"limit not a number", "GET", "/history/p0001?limit=x", nil, 400, "invalid_argument"},
+		{"POST history", "POST", "/history/p0001", nil, 405, "method_not_allowed"},
+		{"GET events", "GET", events.Path, nil, 405, "method_not_allowed"},
+		{"unknown route", "GET", "/profiles/p0001", nil, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, tt.method, tt.path, tt.header...)
+			if r.status != tt.wantStatus {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tt.wantStatus)
+			}
+			var e struct{ Error struct{ Code string } }
+			if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Error.Code != tt.wantCode {
+				t.Errorf("body %s, want code %q", r.body, tt.wantCode)
+			}
+		})
+	}
+	// The signed-in profile reads its own history; calls from inside the
+	// system (no subject) read anyone's.
+	for _, h := range [][]string{{SubjectHeader, "p0001"}, nil} {
+		if r := get(t, srv, "/history/p0001/continue", h...); r.status != 200 || !strings.Contains(r.body, `"items":[]`) {
+			t.Errorf("GET with %v: %d %s", h, r.status, r.body)
+		}
+	}
+}
+
+// The OpenAPI document is JSON and lists every route the mux serves.
+func TestOpenAPI(t *testing.T) {
+	srv := newTestServer(t, 0)
+	r := get(t, srv, "/openapi.json")
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || r.status != 200 {
+		t.Fatalf("GET /openapi.json: %d %v", r.status, err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Errorf("openapi %q, want 3.1.x", doc.OpenAPI)
+	}
+	var served []string
+	for _, rt := range (&handler{inbox: http.NotFoundHandler()}).routes() {
+		served = append(served, strings.ToLower(rt.method)+" "+rt.pattern)
+		if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("%s %s is served but not in openapi.json", rt.method, rt.pattern)
+		}
+	}
+	for path, ops := range doc.Paths {
+		for op := range ops {
+			if op != "parameters" && !slices.Contains(served, op+" "+path) {
+				t.Errorf("openapi.json lists %s %s, which is not served", op, path)
+			}
+		}
+	}
+}
+
+// BenchmarkProgressEvent measures one delivery through the Inbox: the
+// dedup record and the two upserts, in one SQLite transaction.
+func BenchmarkProgressEvent(b *testing.B) {
+	srv := newTestServer(b, 0)
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		p := Progress{Profile: fmt.Sprintf("p%04d", n%500+1), Title: int64(n%2400 + 1), Session: fmt.Sprint("s", n/4), PositionS: float64(n), DurationS: 1e6, At: int64(n)}
+		if s := deliver(b, srv, fmt.Sprint("e", n), "progress", p); s != http.StatusNoContent {
+			b.Fatal(s)
+		}
+	}
+}
+
+func BenchmarkContinue(b *testing.B) {
+	srv := newTestServer(b, 0)
+	for n := range 200 {
+		p := Progress{Profile: "p0001", Title: int64(n + 1), Session: fmt.Sprint("s", n), PositionS: 10, DurationS: 100, At: int64(n + 1)}
+		deliver(b, srv, fmt.Sprint("e", n), "progress", p)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := get(b, srv, "/history/p0001/continue"); r.status != 200 {
+			b.Fatal(r.status)
+		}
+	}
+}

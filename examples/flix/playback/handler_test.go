@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/shoal-dev/shoal/idempotency"
+)
+
+func TestStartSession(t *testing.T) {
+	deps := map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog}
+	p := newTestPlayback(t, 0, deps)
+	tests := []struct {
+		name        string
+		body        string
+		subject     string
+		wantStatus  int
+		wantCode    string // of an error
+		wantProfile string // of a session
+	}{
+		{"adult, adult title", `{"profile":"p0001","title":1}`, "", 201, "", "p0001"},
+		{"adult, title of no maturity", `{"profile":"p0001","title":4}`, "", 201, "", "p0001"},
+		{"kids, all", `{"profile":"p0010","title":2}`, "", 201, "", "p0010"},
+		{"kids, adult title", `{"profile":"p0010","title":1}`, "", 403, "not_allowed", ""},
+		{"kids, teen title", `{"profile":"p0010","title":3}`, "", 403, "not_allowed", ""},
+		{"kids, title of no maturity", `{"profile":"p0010","title":4}`, "", 403, "not_allowed", ""},
+		{"teen, teen title", `{"profile":"p0020","title":3}`, "", 201, "", "p0020"},
+		{"teen, adult title", `{"profile":"p0020","title":1}`, "", 403, "not_allowed", ""},
+		{"profile from the subject", `{"title":2}`, "p0010", 201, "", "p0010"},
+		{"subject is the profile", `{"profile":"p0010","title":2}`, "p0010", 201, "", "p0010"},
+		{"subject is another profile", `{"profile":"p0001","title":2}`, "p0010", 403, "forbidden", ""},
+		{"unknown title", `{"profile":"p0001","title":99}`, "", 404, "not_found", ""},
+		{"unknown profile", `{"profile":"p9999","title":1}`, "", 404, "not_found", ""},
+		{"no profile", `{"title":1}`, "", 400, "invalid_argument", ""},
+		{"no title", `{"profile":"p0001"}`, "", 400, "invalid_argument", ""},
+		{"title as a string", `{"profile":"p0001","title":"1"}`, "", 400, "invalid_argument", ""},
+		{"unknown field", `{"profile":"p0001","title":1,"quality":"4k"}`, "", 400, "invalid_argument", ""},
+		{"bad profile", `{"profile":"../p1","title":1}`, "", 400, "invalid_argument", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h []string
+			if tt.subject != "" {
+				h = []string{SubjectHeader, tt.subject}
+			}
+			r := do(t, p.srv, "POST", "/sessions", tt.body, h...)
+			if r.status != tt.wantStatus {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tt.wantStatus)
+			}
+			if tt.wantCode != "" {
+				if code := errorCode(t, r.body); code != tt.wantCode {
+					t.Errorf("code %q, want %q", code, tt.wantCode)
+				}
+				return
+			}
+			var s Session
+			if err := json.Unmarshal([]byte(r.body), &s); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("https://cdn.flix.example/v1/titles/%d/master.m3u8?session=%s", s.Title, s.ID)
+			if s.Profile != tt.wantProfile || s.ID == "" || s.ManifestURL != want || s.StartedAt == 0 {
+				t.Errorf("session %+v; want profile %s, manifest %s", s, tt.wantProfile, want)
+			}
+			// GET gives it back.
+			got := do(t, p.srv, "GET", "/sessions/"+s.ID, "")
+			var again Session
+			if err := json.Unmarshal([]byte(got.body), &again); err != nil || again != s {
+				t.Errorf("GET: %d %s; want %+v", got.status, got.body, s)
+			}
+		})
+	}
+}
+
+// When a dependency fails, the session is refused with a status that says
+// so, and nothing is stored.
+func TestStartSessionDependencies(t *testing.T) {
+	tests := []struct {
+		name       string
+		deps       map[string]http.Handler
+		wantStatus int
+		wantCode   string
+	}{
+		{"catalog fails", map[string]http.Handler{"profiles": testProfiles, "catalog": failing}, 502, "bad_gateway"},
+		{"profiles fails", map[string]http.Handler{"profiles": failing, "catalog": testCatalog}, 502, "bad_gateway"},
+		{"no catalog", map[string]http.Handler{"profiles": testProfiles}, 503, "unavailable"},
+		{"no profiles", map[string]http.Handler{"catalog": testCatalog}, 503, "unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestPlayback(t, 0, tt.deps)
+			r := do(t, p.srv, "POST", "/sessions", `{"profile":"p0001","title":1}`)
+			if r.status != tt.wantStatus || errorCode(t, r.body) != tt.wantCode {
+				t.Fatalf("%d %s, want %d %s", r.status, r.body, tt.wantStatus, tt.wantCode)
+			}
+			var n int
+			if err := p.db.QueryRow(`SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d sessions stored (%v)", n, err)
+			}
+		})
+	}
+}
+
+// A start with an Idempotency-Key, retried, starts one session.
+func TestStartSessionIdempotent(t *testing.T) {
+	p := newTestPlayback(t, 0, map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
+	body := `{"profile":"p0001","title":2}`
+	first := do(t, p.srv, "POST", "/sessions", body, key("start-1")...)
+	again := do(t, p.srv, "POST", "/sessions", body, key("start-1")...)
+	if first.status != 201 || again.status != 201 || again.body != first.body || again.header.Get(idempotency.ReplayedHeader) != "true" {
+		t.Fatalf("first %d %s; again %d %s %v", first.status, first.body, again.status, again.body, again.header)
+	}
+	// A refused start leaves the key free for the fixed request.
+	if r := do(t, p.srv, "POST", "/sessions", `{"profile":"p0010","title":1}`, key("start-2")...); r.status != 403 {
+		t.Fatalf("kids on an adult title: %d %s", r.status, r.body)
+	}
+	if r := do(t, p.srv, "POST", "/sessions", `{"profile":"p0010","title":2}`, key("start-2")...); r.status != 201 || r.header.Get(idempotency.ReplayedHeader) != "" {
+		t.Fatalf("fixed start with the key: %d %s", r.status, r.body)
+	}
+	var n int
+	if err := p.db.QueryRow(`SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d sessions (%v), want 2", n, err)
+	}
+}
+
+// events returns how many events the outbox holds.
+func (p *testPlayback) events(t *testing.T) int64 {
+	t.Helper()
+	st, err := p.outbox.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One delivery per subscriber of every event.
+	if st.Pending+st.Delivered != 2*st.Events {
+		t.Errorf("stats %+v: want 2 deliveries per event", st)
+	}
+	return st.Events
+}
+
+// A progress report publishes exactly one event per key: a repeated key
+// replays the answer and publishes nothing more, on both engines.
+func TestProgressOncePerKey(t *testing.T) {
+	for i, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			p := newTestPlayback(t, i, map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
+			s := start(t, p.srv, "p0001", 1)
+			path := "/sessions/" + s.ID + "/progress"
+
+			first := do(t, p.srv, "POST", path, `{"position_s":60}`, key("k1")...)
+			if first.status != 200 || first.header.Get(idempotency.ReplayedHeader) != "" {
+				t.Fatalf("first report: %d %s", first.status, first.body)
+			}
+			var pr Progress
+			if err := json.Unmarshal([]byte(first.body), &pr); err != nil {
+				t.Fatal(err)
+			}
+			want := Progress{Profile: "p0001", Title: 1, Session: s.ID, PositionS: 60, DurationS: 5400, At: pr.At}
+			if pr != want || pr.At < s.StartedAt {
+				t.Errorf("report %+v, want %+v (the catalog's duration)", pr, want)
+			}
+			if n := p.events(t); n != 1 {
+				t.Fatalf("%d events after one report, want 1", n)
+			}
+			replay := do(t, p.srv, "POST", path, `{"position_s":60}`, key("k1")...)
+			if replay.status != 200 || replay.body != first.body || replay.header.Get(idempotency.ReplayedHeader) != "true" {
+				t.Errorf("replay: %d %s %v", replay.status, replay.body, replay.header)
+			}
+			if n := p.events(t); n != 1 {
+				t.Errorf("%d events after a replay, want 1", n)
+			}
+			// The same key, several attempts at once (hedged, failed
+			// over): still one event.
+			var wg sync.WaitGroup
+			for range 6 {
+				wg.Go(func() {
+					if r := do(t, p.srv, "POST", path, `{"position_s":120,"duration_s":5000}`, key("k2")...); r.status != 200 {
+						t.Errorf("concurrent k2: %d %s", r.status, r.body)
+					}
+				})
+			}
+			wg.Wait()
+			if n := p.events(t); n != 2 {
+				t.Errorf("%d events after k2, want 2", n)
+			}
+			// The payload is the answer, as history reads it.
+			var payload string
+			if err := p.db.QueryRow(`SELECT payload FROM shoal_outbox_events ORDER BY created_at DESC, id DESC LIMIT 1`).Scan(&payload); err != nil {
+				t.Fatal(err)
+			}
+			var ev Progress
+			if err := json.Unmarshal([]byte(payload), &ev); err != nil || ev.Session != s.ID || ev.PositionS != 120 || ev.DurationS != 5000 || ev.Profile != "p0001" || ev.Title != 1 || ev.At == 0 {
+				t.Errorf("payload %s (%v)", payload, err)
+			}
+			got := do(t, p.srv, "GET", "/sessions/"+s.ID, "")
+			var sess Session
+			if err := json.Unmarshal([]byte(got.body), &sess); err != nil || sess.PositionS != 120 || sess.DurationS != 5000 || sess.UpdatedAt != ev.At {
+				t.Errorf("session after reports: %s", got.body)
+			}
+			st, err := p.outbox.Stats(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var routes []string
+			for _, r := range st.Routes {
+				routes = append(routes, r.Topic+">"+r.Service)
+			}
+			if want := []string{"progress>history", "progress>recommendations"}; !slices.Equal(routes, want) {
+				t.Errorf("routes %v, want %v", routes, want)
+			}
+		})
+	}
+}
+
+func TestProgressValidation(t *testing.T) {
+	p := newTestPlayback(t, 0, map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
+	s := start(t, p.srv, "p0001", 1)
+	noDuration := start(t, p.srv, "p0001", 5)
+	path := "/sessions/" + s.ID + "/progress"
+	tests := []struct {
+		name, path, body string
+		header           []string
+		wantStatus       int
+		wantCode         string
+	}{
+		{"no key", path, `{"position_s":1}`, nil, 400, "invalid_argument"},
+		{"no position", path, `{"duration_s":100}`, key("v1"), 400, "invalid_argument"},
+		{"negative position", path, `{"position_s":-1}`, key("v2"), 400, "invalid_argument"},
+		{"zero duration", path, `{"position_s":1,"duration_s":0}`, key("v3"), 400, "invalid_argument"},
+		{"position as a string", path, `{"position_s":"1"}`, key("v4"), 400, "invalid_argument"},
+		{"unknown field", path, `{"position_s":1,"speed":2}`, key("v5"), 400, "invalid_argument"},
+		{"no duration anywhere", "/sessions/" + noDuration.ID + "/progress", `{"position_s":1}`, key("v6"), 400, "invalid_argument"},
+		{"unknown session", "/sessions/nope/progress", `{"position_s":1}`, key("v7"), 404, "not_found"},
+		{"another's session", path, `{"position_s":1}`, append(key("v8"), SubjectHeader, "p0010"), 403, "forbidden"},
+		{"GET progress", path, ``, nil, 405, "method_not_allowed"},
+		{"DELETE session", "/sessions/" + s.ID, ``, nil, 405, "method_not_allowed"},
+		{"GET unknown session", "/sessions/nope", ``, nil, 404, "not_found"},
+		{"unknown route", "/titles/1", ``, nil, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := "POST"
+			if tt.body == "" {
+				method = map[string]string{"GET progress": "GET", "DELETE session": "DELETE"}[tt.name]
+				if method == "" {
+					method = "GET"
+				}
+			}
+			r := do(t, p.srv, method, tt.path, tt.body, tt.header...)
+			if r.status != tt.wantStatus || errorCode(t, r.body) != tt.wantCode {
+				t.Fatalf("%d %s, want %d %s", r.status, r.body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+	if n := p.events(t); n != 0 {
+		t.Errorf("%d events published by refused reports", n)
+	}
+	// Refusals left their keys free: the fixed report goes through.
+	if r := do(t, p.srv, "POST", path, `{"position_s":99999}`, key("v2")...); r.status != 200 || !strings.Contains(r.body, `"position_s":5400`) {
+		t.Errorf("report past the end with a refused report's key: %d %s; want 200, position clamped to 5400", r.status, r.body)
+	}
+	// The signed-in profile reads its session; others may not.
+	if r := do(t, p.srv, "GET", "/sessions/"+s.ID, "", SubjectHeader, "p0010"); r.status != 403 {
+		t.Errorf("GET another's session: %d %s", r.status, r.body)
+	}
+	if r := do(t, p.srv, "GET", "/sessions/"+s.ID, "", SubjectHeader, "p0001"); r.status != 200 {
+		t.Errorf("GET own session: %d %s", r.status, r.body)
+	}
+}
+
+func TestMayWatch(t *testing.T) {
+	for _, tt := range []struct {
+		profile, title string
+		want           bool
+	}{
+		{"kids", "all", true}, {"kids", "teen", false}, {"kids", "adult", false}, {"kids", "", false},
+		{"teen", "all", true}, {"teen", "teen", true}, {"teen", "adult", false}, {"teen", "", false},
+		{"adult", "all", true}, {"adult", "teen", true}, {"adult", "adult", true}, {"adult", "", true},
+		{"adult", "x-rated", false}, {"", "all", false}, {"toddler", "all", false},
+	} {
+		if got := mayWatch(tt.profile, tt.title); got != tt.want {
+			t.Errorf("mayWatch(%q, %q) = %v, want %v", tt.profile, tt.title, got, tt.want)
+		}
+	}
+}
+
+// The OpenAPI document is JSON and lists every route the mux serves.
+func TestOpenAPI(t *testing.T) {
+	p := newTestPlayback(t, 0, nil)
+	r := do(t, p.srv, "GET", "/openapi.json", "")
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || r.status != 200 {
+		t.Fatalf("GET /openapi.json: %d %v", r.status, err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Errorf("openapi %q, want 3.1.x", doc.OpenAPI)
+	}
+	var served []string
+	for _, rt := range (&playback{}).routes() {
+		served = append(served, strings.ToLower(rt.method)+" "+rt.pattern)
+		if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("%s %s is served but not in openapi.json", rt.method, rt.pattern)
+		}
+	}
+	for path, ops := range doc.Paths {
+		for op := range ops {
+			if op != "parameters" && !slices.Contains(served, op+" "+path) {
+				t.Errorf("openapi.json lists %s %s, which is not served", op, path)
+			}
+		}
+	}
+}
+
+// BenchmarkProgress measures a report as the handler serves it: the key's
+// claim, the session lookup, and one transaction with the update, the
+// event and the answer's record.
+func BenchmarkProgress(b *testing.B) {
+	p := newTestPlayback(b, 0, map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
+	s := start(b, p.srv, "p0001", 1)
+	path := p.srv.URL + "/sessions/" + s.ID + "/progress"
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		req, err := http.NewRequest("POST", path, strings.NewReader(fmt.Sprintf(`{"position_s":%d}`, n%5400)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set(idempotency.KeyHeader, fmt.Sprint("bench-", n))
+		resp, err := p.srv.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.Status)
+		}
+	}
+}
+
+// BenchmarkStart measures a session start against fake dependencies on
+// loopback: two lookups at once and one insert.
+func BenchmarkStart(b *testing.B) {
+	p := newTestPlayback(b, 0, map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
+	b.ReportAllocs()
+	for b.Loop() {
+		start(b, p.srv, "p0001", 2)
+	}
+}

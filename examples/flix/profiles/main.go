@@ -1,0 +1,71 @@
+// Command profiles is the flix accounts and profiles service: who may sign
+// in, as which profile, and what each profile may watch. It issues the
+// tokens the gateway checks.
+//
+//	POST /signin         {"email", "password", "profile"} → {"token", "expires_at", "profile"}
+//	GET  /profiles/{id}  Profile{id, account, name, maturity}
+//	GET  /me             the signed-in profile (from the gateway's Shoal-Subject header)
+//	GET  /openapi.json   this API, as OpenAPI 3.1
+//
+// A token is an ES256 JWT (iss "flix-profiles", aud "flix", sub the
+// profile id, iat, exp one hour later, header kid "flix-dev") signed with
+// the PEM key at $FLIX_JWT_KEY (default examples/flix/keys/jwt-dev.key,
+// relative to the working directory); the gateway verifies it with the
+// public half and passes the profile on as Shoal-Subject. A wrong email, a
+// wrong password and a profile of another account get the same 401, after
+// the same password check.
+//
+// Profile-scoped routes follow the flix rule: a request whose Shoal-Subject
+// names another profile is refused (403 forbidden); one without it comes
+// from inside the system and is allowed.
+//
+// Data lives in the service's own database (store.Open: SQLite under
+// $SHOAL_DATA_DIR, or PostgreSQL at $SHOAL_DATABASE_URL), shared by all
+// instances. At first start one instance writes the dataset: 250 accounts
+// user<k>@flix.example, password "flix", each with profiles p<2k-1> and
+// p<2k> (p0001..p0500); the second profile of every fifth account is a
+// kids profile.
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/store"
+)
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "profiles")) // like the SDK's logs
+	tokens, err := loadIssuer(cmp.Or(os.Getenv(envJWTKey), defaultJWTKey))
+	if err != nil {
+		fail(err)
+	}
+	// Other instances may hold the database's write lock while starting too.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	db, err := store.Open(ctx, "profiles")
+	if err != nil {
+		fail(err)
+	}
+	start := time.Now()
+	dir, err := openDirectory(ctx, db)
+	cancel()
+	if err != nil {
+		fail(err)
+	}
+	slog.Info("profiles: database ready", "dataset_written", dir.generated, "took_ms", time.Since(start).Milliseconds())
+	h, err := newHandler(dir, tokens)
+	if err != nil {
+		fail(err)
+	}
+	shoal.Main(shoal.Config{Name: "profiles"}, h)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "profiles:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/store"
+)
+
+// catalogTitle is a title as the catalog serves it.
+type catalogTitle struct {
+	ID       int      `json:"id"`
+	Name     string   `json:"name"`
+	Genres   []string `json:"genres"`
+	Maturity string   `json:"maturity"`
+	AddedAt  int64    `json:"added_at"`
+}
+
+// testTitles: 450 titles (three catalog pages), genres and maturity in
+// cycles, title i added at i (so the newest is the highest id).
+func testTitles() []catalogTitle {
+	gs := []string{"drama", "comedy", "horror", "western", "family"}
+	ms := []string{"all", "teen", "adult"}
+	out := make([]catalogTitle, 450)
+	for i := range out {
+		id := i + 1
+		out[i] = catalogTitle{ID: id, Name: fmt.Sprintf("Title %d", id), Genres: []string{gs[i%len(gs)]}, Maturity: ms[i%len(ms)], AddedAt: int64(id)}
+	}
+	return out
+}
+
+// fakeCatalog serves GET /titles?order=id&limit=&offset= over titles.
+func fakeCatalog(titles []catalogTitle) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		offset, _ := strconv.Atoi(q.Get("offset"))
+		if r.URL.Path != "/titles" || q.Get("order") != "id" || limit < 1 || limit > 200 {
+			http.Error(w, "bad request "+r.URL.String(), 400)
+			return
+		}
+		page := titles[min(offset, len(titles)):min(offset+limit, len(titles))]
+		json.NewEncoder(w).Encode(map[string]any{"titles": page, "total": len(titles)})
+	})
+}
+
+// fakeRatings serves GET /ratings/{p} from ratings and GET /top from top.
+func fakeRatings(ratings map[string][]rated, top []int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ratings/{p}", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"profile": r.PathValue("p"), "ratings": ratings[r.PathValue("p")]})
+	})
+	mux.HandleFunc("GET /top", func(w http.ResponseWriter, r *http.Request) {
+		var list []map[string]any
+		for _, id := range top {
+			list = append(list, map[string]any{"title": id, "average": 4.5, "count": 100})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"titles": list})
+	})
+	return mux
+}
+
+// fakeProfiles serves GET /profiles/{id}: p0010 is a kids profile, x404
+// does not exist, the others are adults.
+var fakeProfiles = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.URL.Path, "/profiles/")
+	switch id {
+	case "x404":
+		http.Error(w, `{"error":{"code":"not_found","message":"no profile"}}`, 404)
+	case "p0010":
+		fmt.Fprintf(w, `{"id":%q,"account":5,"name":"Kid","maturity":"kids"}`, id)
+	default:
+		fmt.Fprintf(w, `{"id":%q,"account":1,"name":"Someone","maturity":"adult"}`, id)
+	}
+})
+
+var (
+	fail500 = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"code":"internal","message":"boom"}}`, 500)
+	})
+	hang = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+)
+
+// newClient returns a client that reaches the fakes by service name
+// through the SDK's transport, as svc.Client() does; a service without a
+// fake has no instance.
+func newClient(t *testing.T, fakes map[string]http.Handler) *http.Client {
+	t.Helper()
+	cat := discovery.NewCatalog()
+	for name, h := range fakes {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		cat.Upsert(discovery.Instance{ID: name + "-1", Service: name, Addr: srv.Listener.Addr().String(), State: discovery.StateServing})
+	}
+	tr, err := client.New(cat, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr.Client()
+}
+
+// newService returns a recommendations instance over a new database,
+// calling the given fakes.
+func newService(t *testing.T, fakes map[string]http.Handler) (*recommender, *httptest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "recommendations.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.DiscardHandler)
+	c := newClient(t, fakes)
+	rc := &recommender{
+		client:         c,
+		watched:        &watchedStore{db: db},
+		catalog:        &catalogCopy{client: c, log: log, refreshEvery: time.Minute},
+		popular:        &popular{client: c, ttl: time.Minute},
+		maturities:     &maturities{client: c, ttl: time.Minute},
+		ratingsBudget:  200 * time.Millisecond,
+		profilesBudget: 200 * time.Millisecond,
+		log:            log,
+	}
+	if err := rc.watched.migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inbox := events.NewInbox(db)
+	if err := inbox.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inbox.Handle(topicProgress, rc.watched.handleProgress)
+	rc.inbox = inbox
+	srv := httptest.NewServer(newHandler(rc))
+	t.Cleanup(srv.Close)
+	return rc, srv
+}
+
+var eventSeq atomic.Int64
+
+// progress delivers a "progress" event as playback's outbox does.
+func progress(t *testing.T, url string, p Progress) {
+	t.Helper()
+	body, _ := json.Marshal(p)
+	req, _ := http.NewRequest("POST", url+events.Path, strings.NewReader(string(body)))
+	req.Header.Set(events.HeaderID, fmt.Sprint("ev-", eventSeq.Add(1)))
+	req.Header.Set(events.HeaderTopic, topicProgress)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("delivering %+v: %d", p, resp.StatusCode)
+	}
+}
+
+type answer struct {
+	Profile  string
+	Picks    []Pick
+	Fallback bool
+	Error    struct{ Code, Message string }
+}
+
+func recommendations(t *testing.T, url, profile, subject string) (int, answer) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/recommendations/"+profile, nil)
+	if subject != "" {
+		req.Header.Set(SubjectHeader, subject)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	return resp.StatusCode, a
+}
+
+func TestRecommendations(t *testing.T) {
+	titles := testTitles()
+	ratings := map[string][]rated{
+		"p0001": {{Title: 2, Score: 5}, {Title: 3, Score: 1}}, // likes a comedy; rated a horror low
+	}
+	top := []int{450, 449, 448, 447, 446, 445, 444, 443, 442, 441, 440, 439}
+	_, srv := newService(t, map[string]http.Handler{
+		"catalog": fakeCatalog(titles), "ratings": fakeRatings(ratings, top), "profiles": fakeProfiles,
+	})
+
+	// Watching title 1 (a drama) makes it the first seed, at once.
+	now := time.Now().UnixMilli()
+	progress(t, srv.URL, Progress{Profile: "p0001", Title: 1, Session: "s1", PositionS: 600, DurationS: 3600, At: now})
+	code, a := recommendations(t, srv.URL, "p0001", "p0001")
+	if code != 200 || a.Profile != "p0001" || a.Fallback || len(a.Picks) != defaultLimit {
+		t.Fatalf("%d %+v", code, a)
+	}
+	if a.Picks[0].Reason != "because you watched Title 1" {
+		t.Errorf("first pick %+v; want one because of title 1", a.Picks[0])
+	}
+	liked := 0
+	for _, p := range a.Picks {
+		if p.Title == 1 || p.Title == 2 || p.Title == 3 {
+			t.Errorf("picked %d, which p0001 watched or rated", p.Title)
+		}
+		if p.Reason == "because you liked Title 2" {
+			liked++
+		}
+		if p.Name != fmt.Sprintf("Title %d", p.Title) {
+			t.Errorf("pick %+v: wrong name", p)
+		}
+	}
+	if liked == 0 || strings.Contains(fmt.Sprint(a.Picks), "because you liked Title 3") {
+		t.Errorf("picks %+v: want some because of title 2 (rated 5), none because of 3 (rated 1)", a.Picks)
+	}
+
+	// A later progress on title 5 (a family title) leads; an older event
+	// for title 1 changes nothing.
+	progress(t, srv.URL, Progress{Profile: "p0001", Title: 5, At: now + 1000})
+	progress(t, srv.URL, Progress{Profile: "p0001", Title: 1, At: now - 1000})
+	_, a = recommendations(t, srv.URL, "p0001", "")
+	if a.Picks[0].Reason != "because you watched Title 5" || a.Picks[3].Reason != "because you watched Title 1" {
+		t.Errorf("picks %+v; want title 5's first, then title 1's", a.Picks)
+	}
+
+	// A kids profile (p0010) is offered "all" titles only.
+	progress(t, srv.URL, Progress{Profile: "p0010", Title: 4, At: now})
+	_, a = recommendations(t, srv.URL, "p0010", "")
+	for _, p := range a.Picks {
+		if titles[p.Title-1].Maturity != "all" {
+			t.Errorf("kids profile offered %+v (%s)", p, titles[p.Title-1].Maturity)
+		}
+	}
+	if len(a.Picks) == 0 || a.Fallback {
+		t.Errorf("kids profile: %+v", a)
+	}
+
+	// Nothing to go on: popular titles, marked.
+	_, a = recommendations(t, srv.URL, "p0002", "")
+	if !a.Fallback || len(a.Picks) != defaultLimit || a.Picks[0].Title != 450 || a.Picks[0].Reason != reasonPopular {
+		t.Errorf("new profile: %+v", a)
+	}
+
+	for _, tt := range []struct {
+		profile, subject string
+		want             int
+		code             string
+	}{
+		{"p0001", "p0002", 403, "forbidden"},
+		{"x404", "", 404, "not_found"},
+		{"a%20b", "", 400, "invalid_argument"},
+	} {
+		if code, a := recommendations(t, srv.URL, tt.profile, tt.subject); code != tt.want || a.Error.Code != tt.code {
+			t.Errorf("%s as %q: %d %+v", tt.profile, tt.subject, code, a.Error)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/recommendations/p0001?limit=51")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("limit=51: %d", resp.StatusCode)
+	}
+}
+
+// Dependencies failing: ratings (its ratings and the popular titles) and
+// profiles. What was watched still gives picks; with nothing watched, the
+// newest titles, marked as a fallback; without the catalog, 503.
+func TestDependenciesFail(t *testing.T) {
+	titles := testTitles()
+	for _, tt := range []struct {
+		name              string
+		ratings, profiles http.Handler
+	}{
+		{"errors", fail500, fail500},
+		{"hang", hang, hang},
+		{"absent", nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fakes := map[string]http.Handler{"catalog": fakeCatalog(titles)}
+			if tt.ratings != nil {
+				fakes["ratings"], fakes["profiles"] = tt.ratings, tt.profiles
+			}
+			_, srv := newService(t, fakes)
+			progress(t, srv.URL, Progress{Profile: "p0001", Title: 1, At: 1})
+			start := time.Now()
+			code, a := recommendations(t, srv.URL, "p0001", "")
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("took %v: the budgets should bound it", took)
+			}
+			if code != 200 || a.Fallback || len(a.Picks) == 0 || a.Picks[0].Reason != "because you watched Title 1" {
+				t.Errorf("with what was watched: %d %+v", code, a)
+			}
+			for _, p := range a.Picks { // unknown maturity: kids
+				if titles[p.Title-1].Maturity != "all" {
+					t.Errorf("offered %+v (%s) without knowing the profile's maturity", p, titles[p.Title-1].Maturity)
+				}
+			}
+			code, a = recommendations(t, srv.URL, "p0002", "")
+			if code != 200 || !a.Fallback || len(a.Picks) == 0 || a.Picks[0].Reason != reasonNew || a.Picks[0].Title != 448 {
+				t.Errorf("with nothing watched: %d %+v; want the newest title for everyone (448)", code, a)
+			}
+		})
+	}
+	t.Run("no catalog", func(t *testing.T) {
+		_, srv := newService(t, map[string]http.Handler{"ratings": fakeRatings(nil, []int{1}), "profiles": fakeProfiles})
+		if code, a := recommendations(t, srv.URL, "p0001", ""); code != 503 || a.Error.Code != "unavailable" {
+			t.Errorf("%d %+v", code, a)
+		}
+	})
+}
+
+// The copy of the catalog loads in pages, then takes only what was added.
+func TestCatalogCopy(t *testing.T) {
+	titles := testTitles()
+	var calls atomic.Int64
+	var served atomic.Pointer[[]catalogTitle]
+	served.Store(&titles)
+	c := newClient(t, map[string]http.Handler{"catalog": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		fakeCatalog(*served.Load()).ServeHTTP(w, r)
+	})})
+	cc := &catalogCopy{client: c, log: slog.New(slog.DiscardHandler), refreshEvery: time.Minute}
+	s := cc.titles(context.Background())
+	if len(s.titles) != 450 || calls.Load() != 3 {
+		t.Fatalf("%d titles in %d calls, want 450 in 3", len(s.titles), calls.Load())
+	}
+	more := append(titles, catalogTitle{ID: 451, Name: "New", Genres: []string{"opera"}, Maturity: "all", AddedAt: 1e12})
+	served.Store(&more)
+	if err := cc.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = cc.titles(context.Background())
+	if t451, ok := s.get(451); !ok || len(s.titles) != 451 || calls.Load() != 4 || s.titles[s.newest[0]].ID != 451 || t451.Genres == 0 {
+		t.Errorf("after an addition: %d titles, %d calls, newest %d", len(s.titles), calls.Load(), s.titles[s.newest[0]].ID)
+	}
+}
+
+// /openapi.json is JSON and documents every route the mux serves, and
+// nothing else.
+func TestOpenAPI(t *testing.T) {
+	rc, srv := newService(t, nil)
+	resp, err := http.Get(srv.URL + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("%v, openapi %q", err, doc.OpenAPI)
+	}
+	served := map[string]bool{}
+	for _, rt := range rc.routes() {
+		served[rt.pattern] = true
+		if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("%s %s is not in openapi.json", rt.method, rt.pattern)
+		}
+	}
+	for p := range doc.Paths {
+		if !served[p] {
+			t.Errorf("openapi.json lists %s, which is not served", p)
+		}
+	}
+}

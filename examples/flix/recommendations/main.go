@@ -1,0 +1,91 @@
+// Command recommendations is the flix recommendations service: titles a
+// profile may like, from what it watched and what it rated well.
+//
+//	GET  /recommendations/{profile}?limit=10   {"profile", "picks": [{"title", "name", "reason"}], "fallback"}
+//	POST /_events                              playback's "progress" events (events.Inbox; not for the gateway)
+//	GET  /openapi.json                         this API, as OpenAPI 3.1
+//
+// It keeps, in its own database (store.Open: SQLite under
+// $SHOAL_DATA_DIR, or PostgreSQL at $SHOAL_DATABASE_URL), the titles each
+// profile watched, from playback's "progress" events, received through the
+// SDK's inbox: a recommendation reflects a progress report as soon as it
+// is delivered. Picks share genres with the titles the profile watched
+// (the latest first) and rated 4 or 5 (GET http://ratings/ratings/{p}),
+// leave out what it watched or rated, and respect its maturity rating (GET
+// http://profiles/profiles/{p}, cached); each names the title it comes
+// from ("because you watched …"). It holds a copy of the catalog's titles
+// (GET http://catalog/titles, refreshed every minute) and of the popular
+// titles (GET http://ratings/top, every 30 seconds), so a recommendation
+// costs one call (ratings) and at times another (profiles).
+//
+// With nothing to go on (a new profile), or its dependencies failing, it
+// answers popular titles, or else the newest, with "fallback": true.
+//
+// Profile routes follow the flix rule: a request whose Shoal-Subject (the
+// profile the gateway verified) names another profile is refused (403);
+// one without it comes from inside the system and is allowed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/store"
+)
+
+// How long the copies of other services' data are kept before they are
+// fetched again.
+const (
+	catalogRefresh = time.Minute
+	popularTTL     = 30 * time.Second
+	maturityTTL    = 10 * time.Minute
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "recommendations") // like the SDK's logs
+	slog.SetDefault(log)
+	rc := &recommender{log: log}
+	flag.DurationVar(&rc.ratingsBudget, "ratings-budget", defaultRatingsBudget, "time allowed for the ratings calls (within the request's deadline)")
+	flag.DurationVar(&rc.profilesBudget, "profiles-budget", defaultProfilesBudget, "time allowed for the profiles call (within the request's deadline)")
+
+	// Other instances may hold the database's write lock while starting too.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, "recommendations")
+	if err != nil {
+		fail(err)
+	}
+	rc.watched = &watchedStore{db: db}
+	if err := rc.watched.migrate(ctx); err != nil {
+		fail(err)
+	}
+	inbox := events.NewInbox(db)
+	if err := inbox.Migrate(ctx); err != nil {
+		fail(err)
+	}
+	inbox.Handle(topicProgress, rc.watched.handleProgress)
+	rc.inbox = inbox
+	cancel()
+
+	svc := shoal.Setup(shoal.Config{Name: "recommendations"}, newHandler(rc))
+	// Set before Main serves the first request.
+	rc.client = svc.Client()
+	rc.catalog = &catalogCopy{client: rc.client, log: log, refreshEvery: catalogRefresh}
+	rc.popular = &popular{client: rc.client, ttl: popularTTL}
+	rc.maturities = &maturities{client: rc.client, ttl: maturityTTL}
+	// The copy's refresh loop lives as long as the process: Main ends it
+	// with os.Exit after the drain.
+	go rc.catalog.Run(context.Background())
+	svc.Main()
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "recommendations:", err)
+	os.Exit(1)
+}

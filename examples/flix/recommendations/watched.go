@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/store"
+)
+
+// topicProgress is playback's topic: one event per progress report.
+const topicProgress = "progress"
+
+// migrations is the schema's history (store.DB.Migrate).
+var migrations = []store.Migration{{
+	SQL: `CREATE TABLE watched (
+			profile    TEXT             NOT NULL,
+			title      INTEGER          NOT NULL,
+			position_s DOUBLE PRECISION NOT NULL,
+			duration_s DOUBLE PRECISION NOT NULL,
+			at         BIGINT           NOT NULL,
+			PRIMARY KEY (profile, title)
+		);
+		CREATE INDEX watched_by_profile_at ON watched (profile, at)`,
+}}
+
+// Progress is the payload of a "progress" event.
+type Progress struct {
+	Profile   string  `json:"profile"`
+	Title     int     `json:"title"`
+	Session   string  `json:"session"`
+	PositionS float64 `json:"position_s"`
+	DurationS float64 `json:"duration_s"`
+	At        int64   `json:"at"` // Unix ms
+}
+
+// watchedStore keeps, per profile, the titles it watched (from playback's
+// progress events) and when it last did: the seeds of its
+// recommendations.
+type watchedStore struct {
+	db *store.DB
+}
+
+func (ws *watchedStore) migrate(ctx context.Context) error {
+	return ws.db.Migrate(ctx, "recommendations", migrations)
+}
+
+// maxWatched bounds the watched titles read per recommendation (the
+// latest ones): what it starts from, and what it leaves out.
+const maxWatched = 500
+
+// handleProgress records a progress event. Events come in any order: the
+// latest by At wins, an older one changes nothing. An event that is not a
+// progress report is logged and dropped: delivering it again would not
+// make it one.
+func (ws *watchedStore) handleProgress(ctx context.Context, tx *sql.Tx, ev events.Event) error {
+	var p Progress
+	if err := json.Unmarshal(ev.Payload, &p); err != nil || checkProfile(p.Profile) != nil || p.Title < 1 {
+		slog.Warn("recommendations: dropping a progress event that is not a progress report", "event", ev.ID,
+			"payload", string(ev.Payload[:min(len(ev.Payload), 200)]), "err", err)
+		return nil
+	}
+	if p.At == 0 {
+		p.At = ev.CreatedAt.UnixMilli()
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO watched (profile, title, position_s, duration_s, at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (profile, title) DO UPDATE SET position_s = excluded.position_s, duration_s = excluded.duration_s, at = excluded.at
+		WHERE excluded.at > watched.at`, p.Profile, p.Title, p.PositionS, p.DurationS, p.At)
+	return err
+}
+
+// latest returns the titles profile watched, the latest first.
+func (ws *watchedStore) latest(ctx context.Context, profile string) ([]int, error) {
+	rows, err := ws.db.QueryContext(ctx, `SELECT title FROM watched WHERE profile = $1 ORDER BY at DESC, title LIMIT $2`, profile, maxWatched)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
