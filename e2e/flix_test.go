@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/e2e/flixedge"
 )
 
 // The flix reference system, started from the shipped shoal.yaml by
@@ -31,66 +33,66 @@ type homePage struct {
 
 // journey is one user's path through flix: sign in, home page, play,
 // progress, continue watching, recommendations, rating, search.
-func journey(t *testing.T, fl *edge) {
+func journey(t *testing.T, fl *flixedge.Edge) {
 	const d = 5 * time.Second
-	token, err := fl.signIn(1, d)
+	token, err := fl.SignIn(1, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := fl.do(request{method: "GET", path: "/home", token: token, retry: true}, d)
-	if err != nil || a.status != 200 {
-		t.Fatalf("GET /home: %v %d %s", err, a.status, a.body)
+	a, err := fl.Do(flixedge.Request{Method: "GET", Path: "/home", Token: token, Retry: true}, d)
+	if err != nil || a.Status != 200 {
+		t.Fatalf("GET /home: %v %d %s", err, a.Status, a.Body)
 	}
 	var home homePage
-	if err := a.decode(&home); err != nil {
+	if err := a.Decode(&home); err != nil {
 		t.Fatal(err)
 	}
 	if home.Profile != "p0001" || len(home.Rows["new"]) == 0 || len(home.Rows["top_rated"]) == 0 {
-		t.Fatalf("home page: %s", a.body)
+		t.Fatalf("home page: %s", a.Body)
 	}
 
 	// A title nobody has watched in this system yet.
 	const tid = 1234
 	var ti title
-	if a, err = fl.do(request{method: "GET", path: fmt.Sprintf("/catalog/titles/%d", tid), retry: true}, d); err != nil || a.decode(&ti) != nil || a.status != 200 {
-		t.Fatalf("GET /catalog/titles/%d: %v %d %s", tid, err, a.status, a.body)
+	if a, err = fl.Do(flixedge.Request{Method: "GET", Path: fmt.Sprintf("/catalog/titles/%d", tid), Retry: true}, d); err != nil || a.Decode(&ti) != nil || a.Status != 200 {
+		t.Fatalf("GET /catalog/titles/%d: %v %d %s", tid, err, a.Status, a.Body)
 	}
-	a, err = fl.do(request{method: "POST", path: "/playback/sessions", token: token, body: map[string]any{"title": tid}}, d)
-	if err != nil || a.status != 201 {
-		t.Fatalf("POST /playback/sessions: %v %d %s", err, a.status, a.body)
+	a, err = fl.Do(flixedge.Request{Method: "POST", Path: "/playback/sessions", Token: token, Body: map[string]any{"title": tid}}, d)
+	if err != nil || a.Status != 201 {
+		t.Fatalf("POST /playback/sessions: %v %d %s", err, a.Status, a.Body)
 	}
 	var session struct {
 		ID          string `json:"id"`
 		ManifestURL string `json:"manifest_url"`
 	}
-	if err := a.decode(&session); err != nil || session.ID == "" || session.ManifestURL == "" {
-		t.Fatalf("session: %s (%v)", a.body, err)
+	if err := a.Decode(&session); err != nil || session.ID == "" || session.ManifestURL == "" {
+		t.Fatalf("session: %s (%v)", a.Body, err)
 	}
-	a, err = fl.do(request{method: "POST", path: "/playback/sessions/" + session.ID + "/progress", token: token, key: newKey(), retry: true,
-		body: map[string]any{"position_s": 600, "duration_s": max(ti.Duration, 3600)}}, d)
-	if err != nil || a.status != 200 {
-		t.Fatalf("POST progress: %v %d %s", err, a.status, a.body)
+	a, err = fl.Do(flixedge.Request{Method: "POST", Path: "/playback/sessions/" + session.ID + "/progress", Token: token, Key: flixedge.NewKey(), Retry: true,
+		Body: map[string]any{"position_s": 600, "duration_s": max(ti.Duration, 3600)}}, d)
+	if err != nil || a.Status != 200 {
+		t.Fatalf("POST progress: %v %d %s", err, a.Status, a.Body)
 	}
 
 	waitFor(t, 10*time.Second, "continue watching to show the title", func() bool {
-		a, err := fl.do(request{method: "GET", path: "/history/p0001/continue", token: token, retry: true}, d)
-		return err == nil && a.status == 200 && strings.Contains(string(a.body), fmt.Sprintf(`"title":%d`, tid))
+		a, err := fl.Do(flixedge.Request{Method: "GET", Path: "/history/p0001/continue", Token: token, Retry: true}, d)
+		return err == nil && a.Status == 200 && strings.Contains(string(a.Body), fmt.Sprintf(`"title":%d`, tid))
 	})
 	waitFor(t, 10*time.Second, "recommendations to reflect what was watched", func() bool {
-		a, err := fl.do(request{method: "GET", path: "/recommendations/p0001", token: token, retry: true}, d)
-		return err == nil && a.status == 200 && strings.Contains(string(a.body), ti.Name)
+		a, err := fl.Do(flixedge.Request{Method: "GET", Path: "/recommendations/p0001", Token: token, Retry: true}, d)
+		return err == nil && a.Status == 200 && strings.Contains(string(a.Body), ti.Name)
 	})
 
 	// Rating the title moves its average.
 	avg := func() (float64, int) {
-		a, err := fl.do(request{method: "GET", path: fmt.Sprintf("/titles/%d", tid), retry: true}, d)
+		a, err := fl.Do(flixedge.Request{Method: "GET", Path: fmt.Sprintf("/titles/%d", tid), Retry: true}, d)
 		var out struct {
 			Rating struct {
 				Average *float64 `json:"average"`
 				Count   int      `json:"count"`
 			} `json:"rating"`
 		}
-		if err != nil || a.status != 200 || a.decode(&out) != nil || out.Rating.Average == nil {
+		if err != nil || a.Status != 200 || a.Decode(&out) != nil || out.Rating.Average == nil {
 			return -1, -1
 		}
 		return *out.Rating.Average, out.Rating.Count
@@ -100,10 +102,10 @@ func journey(t *testing.T, fl *edge) {
 	if before > 3 {
 		score = 1
 	}
-	a, err = fl.do(request{method: "PUT", path: fmt.Sprintf("/ratings/p0001/%d", tid), token: token, key: newKey(), retry: true,
-		body: map[string]int{"score": score}}, d)
-	if err != nil || a.status/100 != 2 {
-		t.Fatalf("PUT rating: %v %d %s", err, a.status, a.body)
+	a, err = fl.Do(flixedge.Request{Method: "PUT", Path: fmt.Sprintf("/ratings/p0001/%d", tid), Token: token, Key: flixedge.NewKey(), Retry: true,
+		Body: map[string]int{"score": score}}, d)
+	if err != nil || a.Status/100 != 2 {
+		t.Fatalf("PUT rating: %v %d %s", err, a.Status, a.Body)
 	}
 	waitFor(t, 10*time.Second, "the title's average to change", func() bool {
 		after, m := avg()
@@ -111,19 +113,19 @@ func journey(t *testing.T, fl *edge) {
 	})
 
 	// A title added to the catalog is found by search.
-	word := "Zyx" + newKey()[:8]
-	a, err = fl.do(request{method: "POST", path: "/catalog/titles", apiKey: adminKey, key: newKey(), retry: true,
-		body: map[string]any{"name": "The " + word + " Expedition", "year": 2026, "genres": []string{"documentary"},
+	word := "Zyx" + flixedge.NewKey()[:8]
+	a, err = fl.Do(flixedge.Request{Method: "POST", Path: "/catalog/titles", APIKey: adminKey, Key: flixedge.NewKey(), Retry: true,
+		Body: map[string]any{"name": "The " + word + " Expedition", "year": 2026, "genres": []string{"documentary"},
 			"kind": "movie", "maturity": "all", "duration_s": 5400}}, d)
-	if err != nil || a.status != 201 {
-		t.Fatalf("POST /catalog/titles: %v %d %s", err, a.status, a.body)
+	if err != nil || a.Status != 201 {
+		t.Fatalf("POST /catalog/titles: %v %d %s", err, a.Status, a.Body)
 	}
 	waitFor(t, 10*time.Second, "search to find the new title", func() bool {
-		a, err := fl.do(request{method: "GET", path: "/search?q=" + word, retry: true}, d)
-		return err == nil && a.status == 200 && strings.Contains(string(a.body), word)
+		a, err := fl.Do(flixedge.Request{Method: "GET", Path: "/search?q=" + word, Retry: true}, d)
+		return err == nil && a.Status == 200 && strings.Contains(string(a.Body), word)
 	})
 	// Without a token, profile routes are closed.
-	if a, err := fl.do(request{method: "GET", path: "/home"}, d); err != nil || a.status != 401 {
-		t.Errorf("GET /home without a token: %v %d %s", err, a.status, a.body)
+	if a, err := fl.Do(flixedge.Request{Method: "GET", Path: "/home"}, d); err != nil || a.Status != 401 {
+		t.Errorf("GET /home without a token: %v %d %s", err, a.Status, a.Body)
 	}
 }

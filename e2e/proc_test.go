@@ -22,10 +22,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", binDir, "../examples/hello", "../cmd/shoal")
+	cmd := exec.Command("go", "build", "-o", binDir, "../examples/hello", "../cmd/shoal", "./journeys")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building examples/hello and cmd/shoal:", err)
+		fmt.Fprintln(os.Stderr, "building examples/hello, cmd/shoal and e2e/journeys:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

@@ -274,14 +274,17 @@ func TestLoadReferenceManifest(t *testing.T) {
 	for _, s := range m.Services {
 		names = append(names, s.Name)
 	}
-	if diff := cmp.Diff([]string{"gateway", "catalog", "ratings", "api", "trailers"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"gateway", "catalog", "ratings", "profiles", "search", "history", "recommendations", "playback", "api", "trailers"}, names); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}
 	gw := m.Services[0]
-	if gw.Instances != 2 || !cmp.Equal(gw.Port, []int{8080, 8081}) || !cmp.Equal(gw.Args, []string{"gateway"}) {
-		t.Errorf("gateway = %+v; want 2 instances on 8080, 8081 with args [gateway]", gw)
+	if gw.Instances != 2 || !cmp.Equal(gw.Port, []int{8080, 8081}) || !cmp.Equal(gw.Args, []string{"gateway", "--config", "shoal.yaml"}) {
+		t.Errorf("gateway = %+v; want 2 instances on 8080, 8081 with args [gateway --config shoal.yaml]", gw)
 	}
-	tr := m.Services[4]
+	if m.Gateway == nil || len(m.Gateway.Routes) == 0 {
+		t.Errorf("gateway: routes missing from the reference manifest")
+	}
+	tr := m.Services[len(m.Services)-1]
 	if tr.Register != RegisterSupervisor || tr.Health != "/healthz" || tr.Instances != 2 {
 		t.Errorf("trailers = %+v; want register supervisor, health /healthz, 2 instances", tr)
 	}
