@@ -1,23 +1,34 @@
-// Command startup measures the reference system's footprint: for each
-// service the manifest builds, the binary's size, the time from exec to a
-// ready /readyz, and the idle RSS once ready; and the time `shoal up` takes
-// from start to every instance serving, with a cold and a warm build cache.
+// Command startup measures the reference system's footprint and the
+// journeys its gateway serves, the figures of docs/BENCHMARKS.md:
 //
-//	go run ./bench/startup [-f shoal.yaml] [-runs 10] [-up=true]
+//   - per service: the binary's size, the time from exec to a ready health
+//     check at a first start (empty data folder: catalog, ratings and
+//     profiles write their datasets) and at a restart (data present), and
+//     the idle RSS of one instance started alone;
+//   - the time `shoal up` takes until every instance serves, with a cold
+//     and a warm build cache;
+//   - with -load: the whole system under `shoal up` (a scratch copy of the
+//     manifest, gateways on free ports), idle, then driven closed-loop with
+//     flix journeys (sign in, home page, start playback, progress, rating)
+//     through both gateways at each concurrency of -c for -d each, while
+//     every instance's RSS is sampled; then `shoal down`, and a check that
+//     no process is left.
 //
-// Run it from the repository root; it writes only to temporary folders.
+// Usage, from the repository root, on an otherwise quiet machine:
+//
+//	go run ./bench/startup [-f shoal.yaml] [-runs 10] [-first 3] [-up=true] [-load=true] [-c 8,32,64] [-d 30s] [-md FILE]
+//
+// It prints a Markdown section (tables, a verdict per goal, the command) on
+// stdout and, with -md, into FILE; progress goes to stderr. It writes only
+// to temporary folders and to one scratch folder .bench-flix-* at the root
+// of the repository (go build must resolve this module), removed at the end.
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,212 +37,152 @@ import (
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
+type config struct {
+	file          string
+	runs, first   int
+	up, load      bool
+	dur, warmup   time.Duration
+	sampleEvery   time.Duration
+	conc          []int
+	md            string
+	settleTimeout time.Duration
+	idle          time.Duration
+}
+
 func main() {
-	file := flag.String("f", "shoal.yaml", "manifest")
-	runs := flag.Int("runs", 10, "starts per service (the median is reported)")
-	up := flag.Bool("up", true, "also time shoal up, cold and warm build cache")
+	var cfg config
+	var conc string
+	flag.StringVar(&cfg.file, "f", "shoal.yaml", "manifest")
+	flag.IntVar(&cfg.runs, "runs", 10, "restarts per service, data present (the median is reported)")
+	flag.IntVar(&cfg.first, "first", 3, "first starts per service, empty data folder (the median is reported)")
+	flag.BoolVar(&cfg.up, "up", true, "time shoal up, cold and warm build cache")
+	flag.BoolVar(&cfg.load, "load", true, "run the system and drive journeys through its gateways")
+	flag.StringVar(&conc, "c", "8,32,64", "journey concurrencies, one load phase each")
+	flag.DurationVar(&cfg.dur, "d", 30*time.Second, "duration of each load phase")
+	flag.DurationVar(&cfg.warmup, "warmup", 5*time.Second, "journeys at the first concurrency before the first phase, not counted")
+	flag.DurationVar(&cfg.sampleEvery, "sample", 500*time.Millisecond, "RSS sampling period")
+	flag.DurationVar(&cfg.settleTimeout, "settle", 2*time.Minute, "longest wait for the system to go idle after shoal up")
+	flag.DurationVar(&cfg.idle, "idle", time.Minute, "time the system idles before the load (idle figures: its last third)")
+	flag.StringVar(&cfg.md, "md", "", "also write the Markdown section to this file")
 	flag.Parse()
-	if err := run(*file, *runs, *up); err != nil {
+	for f := range strings.SplitSeq(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "startup: -c %q: want positive integers separated by commas\n", conc)
+			os.Exit(2)
+		}
+		cfg.conc = append(cfg.conc, n)
+	}
+
+	// Ctrl-C and SIGTERM: stop what was started (shoal up and instances
+	// started alone), then exit.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		killAll()
+		os.Exit(130)
+	}()
+
+	res, err := run(cfg)
+	killAll()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
 		os.Exit(1)
 	}
+	md := res.markdown()
+	fmt.Print(md)
+	if cfg.md != "" {
+		if err := os.WriteFile(cfg.md, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "startup:", err)
+			os.Exit(1)
+		}
+	}
 }
 
-func run(file string, runs int, up bool) error {
-	m, err := supervisor.Load(file)
+// progress reports what the command is doing, on stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(cfg config) (*results, error) {
+	m, err := supervisor.Load(cfg.file)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "shoal-startup-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 
-	fmt.Println("| service | binary | exec → ready (median) | idle RSS (median) |")
-	fmt.Println("|---|---|---|---|")
+	res := &results{cfg: cfg, command: commandLine(), machine: readMachine(), manifest: m}
 	for _, svc := range m.Services {
-		if svc.Build == "" {
-			continue
-		}
-		bin := filepath.Join(tmp, svc.Name)
-		// The supervisor's build flags, so sizes are what shoal up runs.
-		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, svc.Build)
-		build.Dir, build.Stderr = m.Dir, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build %s: %w", svc.Name, err)
-		}
-		st, err := os.Stat(bin)
+		progress("%s: build, %d first starts, %d restarts", svc.Name, cfg.first, cfg.runs)
+		r, err := measureService(m, svc, tmp, cfg.first, cfg.runs)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("%s: %w", svc.Name, err)
 		}
-		var ready []time.Duration
-		var rss []int
-		for range runs {
-			d, kb, err := startOnce(bin, svc, filepath.Join(tmp, "data"))
-			if err != nil {
-				return fmt.Errorf("%s: %w", svc.Name, err)
-			}
-			ready, rss = append(ready, d), append(rss, kb)
-		}
-		fmt.Printf("| %s | %.1f MB | %v | %.1f MB |\n", svc.Name, float64(st.Size())/1e6,
-			median(ready).Round(100*time.Microsecond), float64(median(rss))/1024)
+		res.services = append(res.services, r)
 	}
-	if !up {
-		return nil
+	if !cfg.up && !cfg.load {
+		return res, nil
 	}
-	fmt.Println()
-	fmt.Println("| shoal up, every instance serving | time |")
-	fmt.Println("|---|---|")
-	cold, err := os.MkdirTemp("", "shoal-gocache-")
-	if err != nil {
-		return err
+
+	shoal := tmp + "/shoal"
+	if err := goBuild(m.Dir, shoal, "./cmd/shoal", nil); err != nil {
+		return nil, fmt.Errorf("build shoal: %w", err)
 	}
-	defer os.RemoveAll(cold)
-	for _, c := range []struct{ name, cache string }{{"cold build cache", cold}, {"warm build cache", ""}} {
-		d, err := timeUp(m, tmp, c.cache)
+	if cfg.up {
+		cold, err := os.MkdirTemp("", "shoal-gocache-")
 		if err != nil {
-			return fmt.Errorf("shoal up (%s): %w", c.name, err)
+			return nil, err
 		}
-		fmt.Printf("| %s | %v |\n", c.name, d.Round(100*time.Millisecond))
-	}
-	return nil
-}
-
-// startOnce starts bin as one instance, polls /readyz every 200 µs, and
-// reads the process's RSS after a second of idling.
-func startOnce(bin string, svc *supervisor.ServiceSpec, dataDir string) (time.Duration, int, error) {
-	port, err := freePort()
-	if err != nil {
-		return 0, 0, err
-	}
-	cmd := exec.Command(bin, svc.Args...)
-	cmd.Env = append(os.Environ(), "SHOAL_NAME="+svc.Name, "SHOAL_ADDR=127.0.0.1:"+strconv.Itoa(port),
-		"PORT="+strconv.Itoa(port), "SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_DATA_DIR="+dataDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
-	c := &http.Client{Timeout: time.Second}
-	begin := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, 0, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	for {
-		if resp, err := c.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Since(begin) > 10*time.Second {
-			return 0, 0, fmt.Errorf("not ready after 10s")
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
-	took := time.Since(begin)
-	time.Sleep(time.Second) // idle: what it holds when nothing happens
-	kb, err := rssKB(cmd.Process.Pid)
-	return took, kb, err
-}
-
-// timeUp runs shoal up on a copy of m's manifest (gateway on free ports)
-// and returns the time until ps shows every instance serving.
-func timeUp(m *supervisor.Manifest, tmp, gocache string) (time.Duration, error) {
-	shoal := filepath.Join(tmp, "shoal")
-	build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
-	build.Dir, build.Stderr = m.Dir, os.Stderr
-	if err := build.Run(); err != nil {
-		return 0, err
-	}
-	dir, err := os.MkdirTemp(m.Dir, ".bench-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	text, err := os.ReadFile(m.Path)
-	if err != nil {
-		return 0, err
-	}
-	manifest := strings.NewReplacer("build: ./", "build: ../", " examples/", " ../examples/").Replace(string(text))
-	for _, p := range []string{"8080", "8081"} {
-		port, err := freePort()
+		defer os.RemoveAll(cold)
+		progress("shoal up with a cold build cache")
+		sys, err := startSystem(m, shoal, tmp, cold)
 		if err != nil {
-			return 0, err
+			return nil, fmt.Errorf("shoal up (cold build cache): %w", err)
 		}
-		manifest = strings.ReplaceAll(manifest, p, strconv.Itoa(port))
-	}
-	path := filepath.Join(dir, "shoal.yaml")
-	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
-		return 0, err
-	}
-	total := 0
-	for _, s := range m.Services {
-		total += s.Instances
-	}
-	cmd := exec.Command(shoal, "up", "-f", path)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	if gocache != "" {
-		cmd.Env = append(cmd.Env, "GOCACHE="+gocache)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	begin := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	for ctx.Err() == nil {
-		if r, err := supervisor.FindRunning(dir); err == nil {
-			if list, err := r.PS(ctx); err == nil && countServing(list) == total {
-				return time.Since(begin), nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return 0, fmt.Errorf("not all %d instances serving after 10 minutes", total)
-}
-
-func countServing(list []supervisor.InstanceStatus) int {
-	n := 0
-	for _, s := range list {
-		if s.State == supervisor.StateServing {
-			n++
+		res.upCold = sys.upTook
+		if _, err := sys.down(); err != nil {
+			return nil, fmt.Errorf("shoal down (cold build cache): %w", err)
 		}
 	}
-	return n
-}
-
-func rssKB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	progress("shoal up with a warm build cache")
+	sys, err := startSystem(m, shoal, tmp, "")
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("shoal up (warm build cache): %w", err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+	if cfg.up {
+		res.upWarm = sys.upTook
+	}
+	if cfg.load {
+		res.load, err = measureLoad(sys, cfg)
+		if err != nil {
+			sys.down()
+			return nil, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	progress("shoal down")
+	left, err := sys.down()
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("shoal down: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	if res.load != nil {
+		res.load.downTook, res.load.leftOver = sys.downTook, left
+	}
+	return res, nil
 }
 
-func median[T int | time.Duration](xs []T) T {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
+// commandLine is how this run was started, as a go run command.
+func commandLine() string {
+	args := []string{"go", "run", "./bench/startup"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t'\"$") {
+			a = strconv.Quote(a)
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
 }
