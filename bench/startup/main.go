@@ -140,6 +140,7 @@ func run(cfg config) (*results, error) {
 		}
 		defer os.RemoveAll(cold)
 		progress("shoal up with a cold build cache")
+		meter := startMeter()
 		sys, err := startSystem(m, shoal, tmp, cold)
 		if err != nil {
 			return nil, fmt.Errorf("shoal up (cold build cache): %w", err)
@@ -148,6 +149,7 @@ func run(cfg config) (*results, error) {
 		if _, err := sys.down(); err != nil {
 			return nil, fmt.Errorf("shoal down (cold build cache): %w", err)
 		}
+		res.upColdOthers = meter.others()
 	}
 	progress("shoal up with a warm build cache")
 	sys, err := startSystem(m, shoal, tmp, "")

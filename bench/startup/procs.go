@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
@@ -180,4 +182,67 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// cpuMeter splits the machine's CPU time since it started into this
+// command's (with its children that have been waited for: instances
+// started alone, go build, shoal up once it exited) and everyone else's.
+type cpuMeter struct {
+	at   time.Time
+	busy float64 // seconds of busy CPU, all cores, from /proc/stat
+	ours float64 // seconds of CPU, this process and its waited children
+}
+
+func startMeter() cpuMeter { return cpuMeter{at: time.Now(), busy: machineBusy(), ours: ourCPU()} }
+
+// others is the CPU, in cores, that other processes used since m started.
+func (m cpuMeter) others() float64 {
+	sec := time.Since(m.at).Seconds()
+	if sec <= 0 {
+		return 0
+	}
+	return max(0, (machineBusy()-m.busy)-(ourCPU()-m.ours)) / sec
+}
+
+// machineBusy is the CPU time, in seconds over all cores, that the machine
+// spent not idle since boot.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy uint64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is in user already
+			continue
+		}
+		n, _ := strconv.ParseUint(v, 10, 64)
+		busy += n
+	}
+	return float64(busy) / clockTicks
+}
+
+func ourCPU() float64 {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	sec := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return sec(self.Utime) + sec(self.Stime) + sec(children.Utime) + sec(children.Stime)
+}
+
+// waitQuiet waits until other processes use under limit cores over 3 s, at
+// most max; it returns what they used in the last 3 s.
+func waitQuiet(limit float64, max time.Duration) float64 {
+	deadline := time.Now().Add(max)
+	for {
+		m := startMeter()
+		time.Sleep(3 * time.Second)
+		o := m.others()
+		if o < limit || time.Now().After(deadline) {
+			return o
+		}
+		progress("  other processes use %.2f cores: waiting for them to drop under %.2f", o, limit)
+	}
 }

@@ -26,6 +26,7 @@ type results struct {
 	manifest       *supervisor.Manifest
 	services       []serviceResult
 	upCold, upWarm time.Duration
+	upColdOthers   float64 // cores other processes used during the cold shoal up
 	load           *loadResult
 }
 
@@ -167,9 +168,9 @@ func (r *results) markdown() string {
 
 	// Per service.
 	p("### Per service\n\n")
-	p("| service | instances | binary | ready, first start (median of %d) | ready, restart (median of %d) | idle RSS alone | idle RSS in the system | of which mapped files | RSS under load |\n",
+	p("| service | instances | binary | ready, first start (median of %d) | ready, restart (median of %d) | idle RSS alone | idle RSS in the system | of which mapped files | RSS under load | CPU of other processes while started alone |\n",
 		r.cfg.first, r.cfg.runs)
-	p("|---|---|---|---|---|---|---|---|---|\n")
+	p("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.services {
 		judged := s.command == nil
 		m := func(ok bool) string {
@@ -192,9 +193,9 @@ func (r *results) markdown() string {
 			file = mb(kbBytes(st.idleFile))
 			underLoad = mb(kbBytes(st.loadKB)) + m(kbBytes(st.loadKB) <= goalLoadRSS)
 		}
-		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.instances, bin, first,
+		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.2f cores |\n", s.name, s.instances, bin, first,
 			ms(s.restartReady)+m(s.restartReady <= goalReady), mb(kbBytes(s.restartRSS))+m(kbBytes(s.restartRSS) <= goalIdleRSS),
-			inSys, file, underLoad)
+			inSys, file, underLoad, s.others)
 	}
 	p("\nReady: from exec to the first 200 of its health check, one instance started alone (polled every 200 µs). "+
 		"A first start has an empty data folder: catalog, ratings and profiles write their datasets then. "+
@@ -327,7 +328,22 @@ func (r *results) markdown() string {
 			p("- After shoal down, %d processes were left (killed): %s.\n", len(lr.leftOver), strings.Join(lr.leftOver, "; "))
 		}
 	}
-	p("- Other processes of the machine are not stopped by the benchmark; the CPU column \"others\" shows how much they took during each load phase.\n")
+	worst := serviceResult{}
+	for _, s := range r.services {
+		if s.others >= worst.others {
+			worst = s
+		}
+	}
+	p("- Other processes of the machine are not stopped by the benchmark. Each service is started alone once they used under %.2f cores for 3 s (waiting at most %v); "+
+		"while the services were started alone, they used at most %.2f cores on average (while %s was measured)",
+		quietCores, quietWait, worst.others, worst.name)
+	if r.upCold > 0 {
+		p("; during shoal up with a cold build cache, %.2f cores", r.upColdOthers)
+	}
+	if r.load != nil {
+		p("; during the load phases, the CPU column \"others\" says")
+	}
+	p(".\n")
 	return b.String()
 }
 

@@ -25,13 +25,17 @@ type serviceResult struct {
 
 	firstReady, restartReady time.Duration // medians
 	firstRSS, restartRSS     int           // KB, medians, a second after ready
+	others                   float64       // cores other processes used meanwhile
 }
 
 // measureService builds svc like the supervisor does, then starts it alone
 // first times with an empty data folder each (a first start), and runs
 // times with the data the last first start left (a restart).
-func measureService(m *supervisor.Manifest, svc *supervisor.ServiceSpec, tmp string, first, runs int) (serviceResult, error) {
-	r := serviceResult{name: svc.Name, instances: max(svc.Instances, 1)}
+func measureService(m *supervisor.Manifest, svc *supervisor.ServiceSpec, tmp string, first, runs int) (r serviceResult, err error) {
+	r = serviceResult{name: svc.Name, instances: max(svc.Instances, 1)}
+	waitQuiet(quietCores, quietWait)
+	meter := startMeter()
+	defer func() { r.others = meter.others() }()
 	argv := svc.Command
 	health := svc.Health
 	if svc.Build != "" {
@@ -88,6 +92,14 @@ func measureService(m *supervisor.Manifest, svc *supervisor.ServiceSpec, tmp str
 	}
 	return r, nil
 }
+
+// Before each service, other processes should use under quietCores for 3 s
+// (waiting at most quietWait): start times are what a busy machine
+// disturbs most.
+const (
+	quietCores = 0.25
+	quietWait  = 2 * time.Minute
+)
 
 // goBuild builds pkg into bin with the supervisor's flags.
 func goBuild(dir, bin, pkg string, env []string) error {
