@@ -22,10 +22,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // testKeys are real keys, generated once per test binary (RSA generation is
@@ -535,23 +535,33 @@ func TestAuthKeyFiles(t *testing.T) {
 	})
 }
 
+// parseGateway reads doc, a manifest's gateway: section, as the gateway
+// reads its --config file.
+func parseGateway(t *testing.T, doc string) *Config {
+	t.Helper()
+	cfg, err := manifest.ParseGateway("shoal.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // TestAuthConfigYAML checks that the config decodes as operators write it.
 func TestAuthConfigYAML(t *testing.T) {
 	const doc = `
-jwt:
-  algorithms: [RS256, ES256]
-  jwks_file: keys/jwks.json
-  issuer: https://issuer
-  audience: api
-  leeway: 45s
-api_keys:
-  - name: ci-bot
-    sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
+gateway:
+  auth:
+    jwt:
+      algorithms: [RS256, ES256]
+      jwks_file: keys/jwks.json
+      issuer: https://issuer
+      audience: api
+      leeway: 45s
+    api_keys:
+      - name: ci-bot
+        sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 `
-	var c AuthConfig
-	if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
-		t.Fatal(err)
-	}
+	c := parseGateway(t, doc).Auth
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goccy/go-yaml"
 )
 
 func TestCORSHandle(t *testing.T) {
@@ -89,7 +88,7 @@ func TestCORSHandle(t *testing.T) {
 				r.Header.Set(k, v)
 			}
 			w := httptest.NewRecorder()
-			if done := tc.c.handle(w, r); done != tc.done {
+			if done := applyCORS(tc.c, w, r); done != tc.done {
 				t.Fatalf("done = %v, want %v", done, tc.done)
 			}
 			if tc.done && w.Code != tc.status {
@@ -144,17 +143,19 @@ func TestCORSValidate(t *testing.T) {
 
 func TestCORSYAML(t *testing.T) {
 	const doc = `
-allow_origins: [https://app.example.com]
-allow_methods: [GET, POST]
-allow_headers: [Authorization]
-expose_headers: [RateLimit-Remaining]
-allow_credentials: true
-max_age: 10m
+gateway:
+  routes:
+    - path: /svc/
+      service: svc
+      cors:
+        allow_origins: [https://app.example.com]
+        allow_methods: [GET, POST]
+        allow_headers: [Authorization]
+        expose_headers: [RateLimit-Remaining]
+        allow_credentials: true
+        max_age: 10m
 `
-	var c CORS
-	if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
-		t.Fatal(err)
-	}
+	c := *parseGateway(t, doc).Routes[0].CORS
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ max_age: 10m
 	r.Header.Set("Origin", "https://app.example.com")
 	r.Header.Set("Access-Control-Request-Method", "POST")
 	w := httptest.NewRecorder()
-	if !c.handle(w, r) || w.Header().Get("Access-Control-Max-Age") != "600" {
+	if !applyCORS(&c, w, r) || w.Header().Get("Access-Control-Max-Age") != "600" {
 		t.Fatalf("preflight: %v", w.Header())
 	}
 }

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,33 +43,6 @@ func Example() {
 	// 404 {"error":{"code":"unknown_service","message":"no service named \"billing\""}}
 	// 404 {"error":{"code":"not_found","message":"/healthz is an admin path of service \"users\" and is not served through the gateway"}}
 	// 404 {"error":{"code":"no_route","message":"request paths have the form /<service>/<path>, e.g. /catalog/titles/1"}}
-}
-
-// A manifest's gateway: key, read and checked: every mistake comes with
-// its line.
-func ExampleParseManifest() {
-	manifest := []byte(`services:
-  catalog:
-    build: ./catalog
-gateway:
-  routes:
-    - path: /v1/titles/
-      service: catalog
-      rewrite: /titles/
-      methods: [GET]
-    - path: /v1/titles
-      service: catalog
-      methods: [GET, POST]
-      timeout: 2
-`)
-	_, err := gateway.ParseManifest("shoal.yaml", manifest)
-	fmt.Println(err)
-
-	cfg, err := gateway.ParseManifest("shoal.yaml", manifest[:bytes.Index(manifest, []byte("    - path: /v1/titles\n"))])
-	fmt.Println(len(cfg.Routes), cfg.Routes[0].Line, err)
-	// Output:
-	// shoal.yaml:13: gateway: routes[1]: timeout needs a unit, e.g. timeout: 2s
-	// 1 6 <nil>
 }
 
 // Routes configured on a gateway: a path prefix rewritten for the service,

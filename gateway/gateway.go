@@ -16,7 +16,7 @@
 //
 // As created by New, the gateway routes /<service>/<path> to
 // http://<service>/<path> (default routes). A Config (the gateway: key of
-// shoal.yaml, see ParseManifest) adds routes: a path prefix, optionally a
+// shoal.yaml, read with manifest.ParseGateway) adds routes: a path prefix, optionally a
 // host and methods, and the service they go to, with the prefix kept,
 // stripped or rewritten. The longest matching prefix wins (segment-wise:
 // /v1/titles matches /v1/titles/7, not /v1/titlesx), then a route naming
@@ -79,6 +79,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // DefaultTimeout bounds a proxied request when neither its route, the
@@ -241,7 +242,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveRoute serves a request a configured route took.
 func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, orig http.ResponseWriter, t *table, rt *compiledRoute, st *request, p string) {
 	st.label, st.service = rt.name, rt.service
-	if rt.cors != nil && rt.cors.handle(w, r) {
+	if rt.cors != nil && applyCORS(rt.cors, w, r) {
 		return // a preflight, answered
 	}
 	var id Identity
@@ -291,7 +292,7 @@ func (g *Gateway) serveDefault(w http.ResponseWriter, r *http.Request, orig http
 			"request paths have the form /<service>/<path>, e.g. /catalog/titles/1")
 		return
 	}
-	if !validService(svc) || internalService(svc) {
+	if !manifest.ValidServiceName(svc) || manifest.Reserved(svc) {
 		shoal.WriteError(w, http.StatusNotFound, "unknown_service",
 			fmt.Sprintf("no service named %q", truncate(svc, 64)))
 		return
@@ -378,10 +379,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, orig http.Resp
 	ctx = context.WithValue(ctx, requestKey{}, st)
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
-
-// internalService reports whether name belongs to Shoal itself (the
-// supervisor's gossip entry and its control API): never routed.
-func internalService(name string) bool { return strings.HasPrefix(name, "shoal-") }
 
 // parseRoute splits the request path into the service and the rest (as
 // decoded, and as the client escaped it when that differs). It reports
@@ -575,19 +572,6 @@ func (g *Gateway) logger() *slog.Logger {
 		return g.Logger
 	}
 	return slog.Default()
-}
-
-// validService reports whether s can be a service name (see shoal.Config).
-func validService(s string) bool {
-	if s == "" || len(s) > 63 || s[0] < 'a' || s[0] > 'z' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func truncate(s string, n int) string {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // The events inbox (/_events) is an internal endpoint: producers reach it
@@ -80,7 +81,7 @@ func TestReviewReferenceManifestCatalogRead(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	cfg, err := gateway.ParseManifest("shoal.yaml", data)
+	cfg, err := manifest.ParseGateway("shoal.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,51 +11,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shoal-dev/shoal"
-)
-
-// RateLimit is a route's token bucket: Rate requests per second on
-// average, bursts of up to Burst. The zero value means no limit.
-type RateLimit struct {
-	// Rate is the sustained rate, in requests per second (fractions allowed:
-	// 0.5 is one request every two seconds).
-	Rate float64 `yaml:"rate"`
-	// Burst is how many requests may come at once after a quiet spell. Zero
-	// means Rate rounded up, at least 1.
-	Burst int `yaml:"burst"`
-	// Per says who shares a bucket: "client" (the default) gives each
-	// authenticated subject, or each client address when anonymous, its own
-	// bucket, so that one client cannot starve the others; "route" puts all
-	// callers in one bucket, to protect the service behind the route.
-	Per string `yaml:"per"`
-}
-
-// The values of RateLimit.Per.
-const (
-	perClient = "client"
-	perRoute  = "route"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // maxRateKeys caps the per-client buckets of one route, so that a flood of
 // distinct client addresses cannot grow memory without bound (about 150
 // bytes a bucket).
 const maxRateKeys = 100_000
-
-// Validate reports a limit that cannot work. The zero RateLimit is valid
-// and means no limit.
-func (rl RateLimit) Validate() error {
-	if rl == (RateLimit{}) {
-		return nil
-	}
-	switch {
-	case !(rl.Rate > 0) || math.IsInf(rl.Rate, 0):
-		return fmt.Errorf("rate %v must be a positive number of requests per second", rl.Rate)
-	case rl.Burst < 0:
-		return fmt.Errorf("burst %d must not be negative", rl.Burst)
-	case rl.Per != "" && rl.Per != perClient && rl.Per != perRoute:
-		return fmt.Errorf("per %q: want client or route", rl.Per)
-	}
-	return nil
-}
 
 // rateLimiter enforces a RateLimit. It is safe for concurrent use. A nil
 // *rateLimiter allows everything, so that routes without a limit need no
@@ -101,7 +63,7 @@ func newRateLimiter(rl RateLimit) *rateLimiter {
 	}
 	// Sweeping scans every bucket, so not too often.
 	l.sweepEvery = max(time.Duration(ceilSeconds(refillSecs))*time.Second, time.Minute)
-	if rl.Per == perRoute {
+	if rl.Per == manifest.PerRoute {
 		l.route = rate.NewLimiter(l.limit, l.burst)
 	} else {
 		l.keys = make(map[string]*rate.Limiter)

@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/goccy/go-yaml"
 
 	"github.com/shoal-dev/shoal"
 )
@@ -180,9 +179,9 @@ func TestRateLimitValidate(t *testing.T) {
 			t.Errorf("%+v: Validate = %v, want %q", tc.rl, err, tc.want)
 		}
 	}
-	var rl RateLimit
-	if err := yaml.Unmarshal([]byte("rate: 2.5\nburst: 10\nper: route\n"), &rl); err != nil || rl != (RateLimit{Rate: 2.5, Burst: 10, Per: "route"}) {
-		t.Errorf("YAML: %+v, %v", rl, err)
+	rl := parseGateway(t, "gateway:\n  routes:\n    - {path: /a/, service: a, rate_limit: {rate: 2.5, burst: 10, per: route}}\n").Routes[0].RateLimit
+	if *rl != (RateLimit{Rate: 2.5, Burst: 10, Per: "route"}) {
+		t.Errorf("YAML: %+v", *rl)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // DefaultReloadInterval is how often a Reloader checks its file.
@@ -118,21 +120,19 @@ func (r *Reloader) load(fi os.FileInfo, force bool) error {
 	if !changed && !force {
 		return nil
 	}
-	cfg, err := ParseManifest(r.path, data)
+	cfg, err := manifest.ParseGateway(r.path, data)
 	if err == nil {
 		dir := filepath.Dir(r.path)
 		if abs, aerr := filepath.Abs(dir); aerr == nil {
 			dir = abs
 		}
-		if err = r.gw.SetConfig(cfg, dir); err != nil {
-			err = withFile(r.path, err)
-		}
+		err = r.gw.SetConfig(cfg, dir)
 	}
 	if err != nil {
 		r.log.Error("gateway config refused: keeping the routes in use", "file", r.path, "err", err)
 		return err
 	}
 	r.log.Info("gateway config loaded", "file", r.path, "routes", len(cfg.Routes),
-		"default_routes", cfg.defaultRoutes())
+		"default_routes", cfg.DefaultRouting())
 	return nil
 }

@@ -164,7 +164,7 @@ func TestReloaderWatchesFile(t *testing.T) {
 	}
 
 	writeFile(t, path, manifestX)
-	want := path + `:7: gateway: routes[1]: unknown field \"timout\"`
+	want := path + `:7:32: gateway.routes[1].timout: unknown key; did you mean timeout?`
 	eventually(t, "the bad file to be refused", func() bool { return strings.Contains(logs.String(), want) })
 	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"gateway config refused`) {
 		t.Errorf("refusal not logged at ERROR:\n%s", logs.String())
@@ -172,7 +172,7 @@ func TestReloaderWatchesFile(t *testing.T) {
 	if s := serviceOf("/v2/x"); s != "b" {
 		t.Errorf("after a refused file, /v2/ went to %s; want the old table", s)
 	}
-	if err := rl.Reload(); err == nil || !strings.Contains(err.Error(), "unknown field") {
+	if err := rl.Reload(); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Errorf("Reload of the bad file: %v", err)
 	}
 

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"cmp"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // table is a compiled Config: immutable once built, shared by every
@@ -44,17 +46,24 @@ type compiledRoute struct {
 	rl        RateLimit // what limiter enforces, to keep its state across reloads
 	perRoute  bool      // one bucket for the route, not one per client
 	cors      *CORS
-	line      int
 }
 
 // compile checks cfg and builds its table, reading the key files auth
-// refers to (relative to baseDir).
+// refers to (relative to baseDir). Every problem is a *manifest.Error,
+// placed in the file cfg was read from.
 func compile(cfg *Config, baseDir string) (*table, error) {
-	if err := cfg.Validate(); err != nil {
+	errs := []error{cfg.Validate()}
+	for i := range cfg.Routes {
+		if p := target(&cfg.Routes[i]); p != "" && isAdminPath(p) {
+			errs = append(errs, cfg.Errorf(fmt.Sprintf("routes[%d]", i),
+				"the requests would go to %s, an admin path of the service, which the gateway never serves", path.Clean(p)))
+		}
+	}
+	if err := manifest.Join(errs...); err != nil {
 		return nil, err
 	}
 	t := &table{
-		defaultRoutes: cfg.defaultRoutes(),
+		defaultRoutes: cfg.DefaultRouting(),
 		timeout:       cfg.Timeout,
 		maxBody:       int64(cfg.MaxBody),
 		accessLog:     cfg.AccessLog,
@@ -65,7 +74,7 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 	if cfg.Auth.JWT != nil || len(cfg.Auth.APIKeys) > 0 {
 		a, err := newAuthenticator(cfg.Auth, baseDir)
 		if err != nil {
-			return nil, &ConfigError{Line: cfg.keyLines["auth"], Msg: "gateway: auth: " + trimPrefix(err)}
+			return nil, cfg.Errorf("auth", "%v", err)
 		}
 		t.auth = a
 	}
@@ -73,7 +82,7 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 		r := &cfg.Routes[i]
 		cr := &compiledRoute{
 			name:    r.Path,
-			prefix:  cleanPrefix(r.Path),
+			prefix:  r.Prefix(),
 			host:    strings.ToLower(r.Host),
 			methods: upperMethods(r.Methods),
 			service: r.Service,
@@ -83,7 +92,6 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 			maxBody: int64(r.MaxBody),
 			auth:    r.Auth,
 			cors:    r.CORS,
-			line:    r.Line,
 		}
 		if cr.maxBody == 0 {
 			cr.maxBody = t.maxBody
@@ -104,7 +112,7 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 		if r.RateLimit != nil {
 			cr.limiter = newRateLimiter(*r.RateLimit) // nil for the zero RateLimit: no limit
 			cr.rl = *r.RateLimit
-			cr.perRoute = r.RateLimit.Per == perRoute
+			cr.perRoute = r.RateLimit.Per == manifest.PerRoute
 		}
 		t.routes = append(t.routes, cr)
 	}
@@ -128,10 +136,11 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 	return t, nil
 }
 
-// Check validates c as SetConfig would, reading the key files it refers to
-// (relative to baseDir), without serving it.
-func (c *Config) Check(baseDir string) error {
-	_, err := compile(c, baseDir)
+// Check checks cfg as SetConfig would, reading the key files it refers to
+// (relative to baseDir), without serving it: shoal up runs it before it
+// starts anything. Every problem is a *manifest.Error.
+func Check(cfg *Config, baseDir string) error {
+	_, err := compile(cfg, baseDir)
 	return err
 }
 

@@ -8,7 +8,8 @@
 //
 // # Running
 //
-// [New] checks a [Manifest] (see [Load]); [Supervisor.Run] then
+// [New] takes a [Manifest] (as manifest.Load decodes and checks it);
+// [Supervisor.Run] then
 //
 //   - writes <dir>/.shoal/state.json (pid, control API address, gossip
 //     seed, a secret token), refusing to start if a live supervisor owns it;

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // InstanceStatus is one row of ps.
@@ -121,8 +122,8 @@ func (s *Supervisor) scale(ctx context.Context, name string, n int) error {
 	if err != nil {
 		return err
 	}
-	if n < 0 || n > MaxInstances {
-		return badRequest("instances %d: want a number from 0 to %d", n, MaxInstances)
+	if n < 0 || n > manifest.MaxInstances {
+		return badRequest("instances %d: want a number from 0 to %d", n, manifest.MaxInstances)
 	}
 	if err := s.checkLaunched(); err != nil {
 		return err

@@ -34,7 +34,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shoal-dev/shoal/supervisor"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 type config struct {
@@ -106,7 +106,7 @@ func progress(format string, args ...any) {
 }
 
 func run(cfg config) (*results, error) {
-	m, err := supervisor.Load(cfg.file)
+	m, err := manifest.Load(cfg.file)
 	if err != nil {
 		return nil, err
 	}

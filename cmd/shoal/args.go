@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/shoal-dev/shoal/supervisor"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // usageError is a mistake in the command line (exit status 2), as opposed
@@ -19,29 +19,29 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// parseScale parses SERVICE=N (N from 0 to supervisor.MaxInstances).
+// parseScale parses SERVICE=N (N from 0 to manifest.MaxInstances).
 func parseScale(arg string) (service string, n int, err error) {
 	const want = "want SERVICE=N, e.g. shoal scale catalog=5"
 	name, count, ok := strings.Cut(arg, "=")
 	if !ok {
 		return "", 0, usagef("scale: %q: %s", arg, want)
 	}
-	if !supervisor.ValidServiceName(name) {
+	if !manifest.ValidServiceName(name) {
 		return "", 0, usagef("scale: %q: %q is not a service name (lowercase letters, digits and '-'); %s", arg, name, want)
 	}
 	n, err = strconv.Atoi(strings.TrimSpace(count))
 	if err != nil {
 		return "", 0, usagef("scale: %q: N must be a whole number; %s", arg, want)
 	}
-	if n < 0 || n > supervisor.MaxInstances {
-		return "", 0, usagef("scale: %q: N must be 0 to %d; %s", arg, supervisor.MaxInstances, want)
+	if n < 0 || n > manifest.MaxInstances {
+		return "", 0, usagef("scale: %q: N must be 0 to %d; %s", arg, manifest.MaxInstances, want)
 	}
 	return name, n, nil
 }
 
 // parseService parses a bare SERVICE for cmd (restart).
 func parseService(cmd, arg string) (string, error) {
-	if !supervisor.ValidServiceName(arg) {
+	if !manifest.ValidServiceName(arg) {
 		return "", usagef("%s: %q is not a service name (lowercase letters, digits and '-'); e.g. shoal %s catalog", cmd, arg, cmd)
 	}
 	return arg, nil
@@ -52,7 +52,7 @@ func parseService(cmd, arg string) (string, error) {
 func parseTarget(cmd, arg string) (service string, index int, err error) {
 	want := fmt.Sprintf("want SERVICE or SERVICE/INDEX, e.g. shoal %s catalog/1", cmd)
 	name, idx, hasIndex := strings.Cut(arg, "/")
-	if !supervisor.ValidServiceName(name) {
+	if !manifest.ValidServiceName(name) {
 		return "", 0, usagef("%s: %q: %q is not a service name (lowercase letters, digits and '-'); %s", cmd, arg, name, want)
 	}
 	if !hasIndex {

@@ -103,9 +103,19 @@ func TestUpManifestError(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runCLI(t, "up", "-f", file)
-	want := file + `:4: web: unknown key "instance"; did you mean instances?`
-	if code != 1 || !strings.HasPrefix(errOut, want) || out != "" {
-		t.Errorf("up with a mistake: status %d, stdout %q, stderr:\n%s\nwant status 1 and stderr starting:\n%s", code, out, errOut, want)
+	want := file + `:4:5: services.web.instance: unknown key; did you mean instances?` + "\nshoal: fix the manifest and run the command again; nothing was started\n"
+	if code != 1 || errOut != want || out != "" {
+		t.Errorf("up with a mistake: status %d, stdout %q, stderr:\n%s\nwant status 1 and stderr:\n%s", code, out, errOut, want)
+	}
+
+	// The gateway's key files are read before anything starts.
+	if err := os.WriteFile(file, []byte("services:\n  web:\n    command: [./web]\ngateway:\n  auth:\n    api_keys: [{name: k, sha256: "+strings.Repeat("ab", 32)+"}]\n    jwt: {algorithms: [ES256], key_file: keys/none.pub, audience: x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "up", "-f", file)
+	want = file + ":5:3: gateway.auth: jwt: key_file: "
+	if code != 1 || !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "none.pub") || !strings.Contains(errOut, "nothing was started") || out != "" {
+		t.Errorf("up with a missing key file: status %d, stdout %q, stderr:\n%s\nwant status 1 and stderr starting:\n%s", code, out, errOut, want)
 	}
 	code, _, errOut = runCLI(t, "up", "-f", filepath.Join(dir, "missing.yaml"))
 	if code != 1 || !strings.Contains(errOut, "missing.yaml") {

@@ -27,9 +27,10 @@ func TestGatewayRefusesBadConfig(t *testing.T) {
 	if err := os.WriteFile(path, []byte(badGatewayManifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := path + ":6: gateway: routes[0] (/v1/): auth: jwt needs gateway: auth: jwt: configured"
+	want := "\n" + path + ":6:44: gateway.routes[0].auth: jwt needs gateway.auth.jwt configured (the keys tokens are checked with)\n" +
+		"shoal: fix the manifest and run the command again; nothing was started\n"
 	code, _, errOut := runCLI(t, "gateway", "--config", path, "--addr", "127.0.0.1:0")
-	if code != 1 || !strings.Contains(errOut, "shoal: "+want) {
+	if code != 1 || !strings.Contains(errOut, want) {
 		t.Errorf("--config: status %d, stderr:\n%s\nwant status 1 and %q", code, errOut, want)
 	}
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/supervisor"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // defaultManifest is read when -f is not given.
@@ -40,10 +40,11 @@ func run(ctx context.Context, e env, args []string) int {
 	if err == nil {
 		return 0
 	}
-	var p *supervisor.Problem
+	var p *manifest.Error
 	switch {
 	case errors.As(err, &p):
-		// Manifest problems start with file:line so editors can jump there.
+		// Manifest problems start with file:line:column so editors can
+		// jump there.
 		fmt.Fprintln(e.stderr, err)
 		fmt.Fprintln(e.stderr, "shoal: fix the manifest and run the command again; nothing was started")
 		return 1

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
@@ -31,12 +33,20 @@ drain timeout. A second Ctrl-C stops at once. Instances die with shoal up even i
   NO_COLOR=1 shoal up > up.log`,
 		Args: exactArgs(0, "no arguments (the manifest is -f FILE)"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			m, err := supervisor.Load(manifestFile(*file))
+			m, err := manifest.Load(manifestFile(*file))
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("up: %w; give the manifest's path with -f FILE, or write one (the Shoal repository's shoal.yaml is an example)", err)
 			}
 			if err != nil {
 				return err
+			}
+			// The gateway's own checks (its key files), as its instances
+			// will run them, so that a bad key stops up before it starts
+			// anything.
+			if m.Gateway != nil {
+				if err := gateway.Check(m.Gateway, m.Dir); err != nil {
+					return err
+				}
 			}
 			// Progress already goes to stdout; stderr gets only what needs
 			// attention unless -v.

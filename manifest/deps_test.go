@@ -1,0 +1,47 @@
+package manifest
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/client"
+)
+
+func TestParseDependencies(t *testing.T) {
+	const head = "services:\n  api:\n    build: ./api\n    dependencies:\n"
+	m, err := Parse("shoal.yaml", []byte(head+
+		"      ratings:\n        timeout: 300ms\n        hedge: {disabled: true}\n        max_in_flight: 64\n"+
+		"      catalog: {max_attempts: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := m.Services[0].Dependencies
+	r, c := deps["ratings"], deps["catalog"]
+	if r.Timeout != 300*time.Millisecond || !r.Hedge.Disabled || r.MaxInFlight != 64 || c.MaxAttempts != 2 {
+		t.Fatalf("dependencies = %+v", deps)
+	}
+	// They reach the instances as JSON the SDK decodes back.
+	var back map[string]client.Config
+	b, _ := json.Marshal(deps)
+	if err := json.Unmarshal(b, &back); err != nil || back["ratings"].Timeout != 300*time.Millisecond {
+		t.Fatalf("round trip: %v, %+v", err, back)
+	}
+
+	bad := []struct{ yaml, want string }{
+		{"      ratings:\n        timout: 1s\n", `shoal.yaml:6:9: services.api.dependencies.ratings.timout: unknown key; did you mean timeout?`},
+		{"      ratings: {max_attempts: 20}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: max_attempts 20 out of range [1, 8]"},
+		{"      ratings: {hedge: {percentile: 1.5}}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: resilience: hedge.percentile 1.5"},
+		{"      Bad_Name: {}\n", `shoal.yaml:5:7: services.api.dependencies.Bad_Name: "Bad_Name" is not a service name`},
+		{"      ratings: {timeout: fast}\n", `shoal.yaml:5:26: services.api.dependencies.ratings.timeout: "fast" is not a duration`},
+		{"      ratings: {hedge: [1]}\n", "shoal.yaml:5:17: services.api.dependencies.ratings.hedge: must be a mapping of settings"},
+		{"      ratings: {dependencies: {catalog: {}}}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: dependencies do not nest"},
+	}
+	for _, tt := range bad {
+		_, err := Parse("shoal.yaml", []byte(head+tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want it to contain %q", tt.yaml, err, tt.want)
+		}
+	}
+}
