@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-
 	"github.com/shoal-dev/shoal"
 )
 
