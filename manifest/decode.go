@@ -28,12 +28,21 @@ type unmarshaler interface {
 	unmarshalYAML(d *decoder, n ast.Node, p string, f field)
 }
 
+// maxValues bounds the values one decode visits. Aliases let a small file
+// stand for a huge one (each of a list's items an alias of a list of
+// aliases...); a real manifest has a few hundred values, a very large one thousands.
+const maxValues = 20_000
+
 // decoder holds the state of one decode.
 type decoder struct {
 	file    string
 	src     *source
 	anchors map[string]ast.Node
 	errs    []error
+	// expanding holds the anchors whose values are being decoded through
+	// an alias: an alias of one of them refers to itself.
+	expanding map[string]bool
+	values    int // visited so far, up to maxValues
 }
 
 // field is what the decoder knows of the setting it decodes, for messages.
@@ -75,6 +84,23 @@ var (
 // value decodes raw, the setting at path p whose key (if any) is at keyAt,
 // into v.
 func (d *decoder) value(raw ast.Node, v reflect.Value, p string, f field, keyAt pos) {
+	if d.values++; d.values > maxValues {
+		if d.values == maxValues+1 {
+			d.fail(nodePos(raw), p, "the file stands for more than %d values (aliases of aliases?); write the values out", maxValues)
+		}
+		return
+	}
+	if name, ok := anchorName(raw); ok {
+		if d.expanding[name] {
+			d.fail(nodePos(raw), p, "alias *%s refers to a value that contains it; write the value out", name)
+			return
+		}
+		if d.expanding == nil {
+			d.expanding = map[string]bool{}
+		}
+		d.expanding[name] = true
+		defer delete(d.expanding, name)
+	}
 	n, str := d.resolve(raw)
 	if n == nil {
 		return // reported

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,6 +325,10 @@ func TestParseErrors(t *testing.T) {
 				"m.yaml:5:3: services.api: needs build: (a Go package, e.g. build: ./cmd/api) or command: (any program, e.g. command: [python3, app.py])",
 				"m.yaml:6:13: services.api.health: \"ready\" must be a URL path starting with /, e.g. health: /healthz",
 			}},
+		{"alias of its own value", "services:\n  api:\n    build: ./a\n    dependencies: &d\n      x: {dependencies: *d}\n",
+			[]string{
+				"m.yaml:5:25: services.api.dependencies.x.dependencies: alias *d refers to a value that contains it; write the value out",
+			}},
 		{"anchors in an unknown key", "x-common: &common\n  instances: 3\nservices:\n  a:\n    <<: *common\n    build: ./a\n",
 			[]string{
 				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway",
@@ -352,6 +357,25 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A few lines of aliases of aliases stand for a huge file: the decode
+// stops, and says why, instead of taking the machine.
+func TestParseBoundsAliases(t *testing.T) {
+	lines := []string{"services:", "  api:", "    build: ./api", "    dependencies:", "      a0: &a0 {timeout: 1s}"}
+	for i := 1; i < 40; i++ {
+		lines = append(lines, fmt.Sprintf("      a%d: &a%d {dependencies: {x: *a%d, y: *a%d}}", i, i, i-1, i-1))
+	}
+	start := time.Now()
+	_, err := Parse("m.yaml", []byte(strings.Join(lines, "\n")))
+	if err == nil || !strings.Contains(err.Error(), "the file stands for more than 20000 values (aliases of aliases?); write the values out") {
+		t.Errorf("Parse = %v", err)
+	}
+	// 2^40 values unbounded; a few tenths of a second bounded (wide margin
+	// for a busy machine).
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Parse took %v", d)
 	}
 }
 

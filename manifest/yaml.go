@@ -136,6 +136,30 @@ func (d *decoder) resolve(n ast.Node) (out ast.Node, str bool) {
 	return nil, false
 }
 
+// anchorName is the anchor n defines, or refers to if it is an alias
+// (possibly tagged).
+func anchorName(n ast.Node) (string, bool) {
+	for range maxAliasDepth {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			if v.Name != nil {
+				return v.Name.GetToken().Value, true
+			}
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		case *ast.AliasNode:
+			if v.Value == nil {
+				return "", false
+			}
+			return v.Value.GetToken().Value, true
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
 // entry is one key: value of a mapping, after merge keys are expanded.
 type entry struct {
 	key   string
