@@ -74,21 +74,6 @@ func nodePos(n ast.Node) pos {
 	return pos{}
 }
 
-// block reports whether n, resolved, is a mapping or list written one
-// entry per line (the place of a setting is then its key, not the value's
-// first entry on a later line).
-func block(n ast.Node) bool {
-	switch v := n.(type) {
-	case *ast.MappingNode:
-		return !v.IsFlowStyle
-	case *ast.MappingValueNode:
-		return true
-	case *ast.SequenceNode:
-		return !v.IsFlowStyle
-	}
-	return false
-}
-
 // anchors maps each anchor of the document to its value.
 func anchors(body ast.Node) map[string]ast.Node {
 	out := map[string]ast.Node{}
