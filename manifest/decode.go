@@ -81,6 +81,20 @@ var (
 	unmarshalerType = reflect.TypeFor[unmarshaler]()
 )
 
+// decode decodes the document body into m. The syntax tree comes from
+// third-party code fed with user input: should a shape of it the decoder
+// does not expect make it panic, that is an error, not a crash of shoal up
+// or of a gateway reloading its file.
+func (d *decoder) decode(body ast.Node, m *Manifest) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Error{File: d.file, Msg: fmt.Sprintf("the YAML decoder failed (%v); check the file's syntax", r)}
+		}
+	}()
+	d.value(body, reflect.ValueOf(m).Elem(), "", field{}, pos{})
+	return nil
+}
+
 // value decodes raw, the setting at path p whose key (if any) is at keyAt,
 // into v.
 func (d *decoder) value(raw ast.Node, v reflect.Value, p string, f field, keyAt pos) {

@@ -66,7 +66,7 @@ func TestParseGateway(t *testing.T) {
 
 	// No gateway: key, or an empty one: default routes only; the file may
 	// lack services: (a gateway's own file).
-	for _, doc := range []string{"services:\n  a:\n    build: ./a\n", "gateway:\n", "gateway: {}\n", "gateway:\n  timeout: 1s\n"} {
+	for _, doc := range []string{"", "# routes to come\n", "services:\n  a:\n    build: ./a\n", "gateway:\n", "gateway: {}\n", "gateway:\n  timeout: 1s\n"} {
 		cfg, err := ParseGateway("shoal.yaml", []byte(doc))
 		if err != nil || len(cfg.Routes) != 0 || cfg.DefaultRoutes != nil {
 			t.Errorf("%q: %+v, %v", doc, cfg, err)

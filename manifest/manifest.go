@@ -163,6 +163,8 @@ func parse(name string, data []byte, needServices bool) (*Manifest, *checker) {
 		}
 	}
 	switch {
+	case len(docs) == 0 && !needServices:
+		return &Manifest{Path: abs, Dir: filepath.Dir(abs)}, c // a gateway's file, empty: default routes
 	case len(docs) == 0:
 		c.errs = append(c.errs, &Error{File: name, Line: 1, Msg: "the manifest is empty; list your services, e.g.\n\nservices:\n  web:\n    build: ./cmd/web\n    instances: 2"})
 		return nil, c
@@ -183,7 +185,10 @@ func parse(name string, data []byte, needServices bool) (*Manifest, *checker) {
 		}
 	}
 	m := &Manifest{Path: abs, Dir: filepath.Dir(abs)}
-	d.value(body, reflect.ValueOf(m).Elem(), "", field{}, pos{})
+	if err := d.decode(body, m); err != nil {
+		c.errs = append(c.errs, err)
+		return nil, c
+	}
 	c.errs = append(c.errs, d.errs...)
 	c.manifest(m, needServices)
 	return m, c

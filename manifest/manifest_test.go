@@ -542,6 +542,9 @@ func FuzzParseManifest(f *testing.F) {
 				if !errors.As(e, &me) || me.File != "f.yaml" {
 					t.Errorf("problem %q is not an *Error naming the file", e)
 				}
+				if strings.Contains(e.Error(), "decoder failed") {
+					t.Errorf("the decoder panicked: %v", e) // a bug of ours
+				}
 			}
 			return
 		}
