@@ -284,7 +284,7 @@ func (a *Authority) Prune(maxCertTTL time.Duration) (int, error) {
 // has less than a fifth of its validity left, promotes the next CA once it
 // has been trusted for PromoteDelay, and prunes retired CAs (certificates
 // live at most maxCertTTL). The supervisor calls it at start and then
-// periodically (every few minutes is plenty).
+// periodically (every minute is plenty).
 func (a *Authority) Maintain(maxCertTTL time.Duration) error {
 	a.mu.Lock()
 	ca, next := a.ca.Cert, a.next

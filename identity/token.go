@@ -27,8 +27,8 @@ const (
 	tokenLeeway   = 5 * time.Second  // clock skew between hosts
 	maxTokenLen   = 8 << 10          // a token is ~1 KB; junk is rejected unread
 	maxSubjectLen = 256
-	// Cache bounds. A full cache is emptied, not evicted entry by entry:
-	// simple, and at worst it costs one signature per token again.
+	// Cache bounds (see put). A full cache is emptied, not evicted entry by
+	// entry: simple, and at worst it costs one signature per token again.
 	tokenCacheSize  = 4096
 	signerCacheSize = 64
 )
@@ -127,10 +127,7 @@ func (t *TokenIssuer) Token(subject, auth string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("identity: sign user token: %w", err)
 	}
-	if len(t.cache) >= tokenCacheSize {
-		clear(t.cache)
-	}
-	t.cache[k] = issued{token: s, creds: creds, renewAt: now.Add(exp.Sub(now) / 2)}
+	put(t.cache, k, issued{token: s, creds: creds, renewAt: now.Add(exp.Sub(now) / 2)}, tokenCacheSize)
 	return s, nil
 }
 
@@ -224,10 +221,7 @@ func (v *TokenVerifier) Verify(token string) (User, error) {
 	}
 	u = User{Subject: claims.Subject, Auth: claims.Auth, Issuer: sg.id, Expiry: claims.ExpiresAt.Time, Token: token}
 	v.mu.Lock()
-	if len(v.tokens) >= tokenCacheSize {
-		clear(v.tokens)
-	}
-	v.tokens[token] = u
+	put(v.tokens, token, u, tokenCacheSize)
 	v.mu.Unlock()
 	return u, nil
 }
@@ -269,10 +263,16 @@ func (v *TokenVerifier) signerOf(t *jwt.Token, creds *Credentials, now time.Time
 	}
 	sg = signer{creds: creds, id: id, key: key, until: cert.NotAfter}
 	v.mu.Lock()
-	if len(v.signers) >= signerCacheSize {
-		clear(v.signers)
-	}
-	v.signers[entry] = sg
+	put(v.signers, entry, sg, signerCacheSize)
 	v.mu.Unlock()
 	return sg, nil
+}
+
+// put stores v under k in a cache bounded to limit entries, emptying it
+// first when full.
+func put[K comparable, V any](m map[K]V, k K, v V, limit int) {
+	if len(m) >= limit {
+		clear(m)
+	}
+	m[k] = v
 }
