@@ -26,7 +26,14 @@
 // instance a certificate (24 h by default) written as cert.pem and key.pem
 // (0600), atomically. A process learns its files from SHOAL_IDENTITY_CERT,
 // SHOAL_IDENTITY_KEY and SHOAL_IDENTITY_BUNDLE ([FilesFromEnv]); any program
-// can use them, not only SDK programs. The authority renews a certificate
+// can use them, not only SDK programs: a `command:` program serves with
+// cert.pem and key.pem, requires client certificates from bundle.pem, and
+// calls a service the way curl does with
+//
+//	curl --cacert "$SHOAL_IDENTITY_BUNDLE" --cert "$SHOAL_IDENTITY_CERT" --key "$SHOAL_IDENTITY_KEY" \
+//	     --resolve profiles:8081:127.0.0.1 https://profiles:8081/me
+//
+// (the service name is the certificate's DNS name). The authority renews a certificate
 // once two thirds of its life have passed ([Authority.Renew]), and rotates
 // its CA in three steps with an overlap during which both CAs are trusted
 // ([Authority.Rotate], [Authority.Promote], [Authority.Prune], or all of
