@@ -231,11 +231,11 @@ func (s *Service) gossipConfig() (discovery.Config, error) {
 	g.Seeds = s.cfg.Seeds
 	g.LeaveTimeout = min(g.LeaveTimeout, leaveSlice(s.cfg.DrainTimeout))
 	g.Logger = s.cfg.Logger.With("service", s.cfg.Name) // discovery adds the instance
-	key, err := discovery.KeyFromEnv(os.Getenv)
+	keys, err := discovery.KeysFromEnv(os.Getenv)
 	if err != nil {
 		return g, fmt.Errorf("shoal: %w", err)
 	}
-	g.SecretKey = key
+	g.Keys = keys
 	if err := g.Validate(); err != nil {
 		return g, fmt.Errorf("shoal: gossip: %w", err)
 	}

@@ -1,13 +1,17 @@
 package discovery
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -20,7 +24,7 @@ const (
 	ProfileWAN   = "wan"   // high-latency links
 )
 
-// EnvGossipKey is the environment variable [KeyFromEnv] reads.
+// EnvGossipKey is the environment variable [KeysFromEnv] reads.
 const EnvGossipKey = "SHOAL_GOSSIP_KEY"
 
 // Config configures a [Member]. Its zero value is usable: every zero field
@@ -50,11 +54,28 @@ type Config struct {
 	// Lifeguard extensions on. "local" is further tuned; see [LocalConfig].
 	Profile string `json:"profile,omitempty" yaml:"profile,omitempty"`
 
-	// SecretKey, when set, encrypts and authenticates all gossip with
-	// AES-GCM; it must be 16, 24 or 32 bytes. Members with a different key
-	// (or none) cannot join. It is never read from or written to config
-	// files: load it with [KeyFromEnv].
-	SecretKey []byte `json:"-" yaml:"-"`
+	// Keys is the gossip keyring, primary first. The primary key encrypts
+	// and authenticates all gossip (AES-GCM); every key is tried to decrypt,
+	// which is what lets a key be rotated without a partition (see the
+	// package doc). Each key is 16, 24 or 32 bytes. Members that hold none of
+	// the keys in use cannot join or be heard. Required unless gossip stays
+	// on loopback (BindAddr and AdvertiseAddr loopback IPs). Never read from
+	// or written to config files: load it with [KeysFromEnv].
+	Keys [][]byte `json:"-" yaml:"-"`
+
+	// AllowedCIDRs, when set, lists the networks ("10.0.0.0/16",
+	// "fd00::/8") members may gossip from and advertise HTTP addresses in.
+	// Gossip from elsewhere is ignored, and a record whose HTTP address is
+	// outside them, or is a host name, is kept out of the catalog.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty" yaml:"allowed_cidrs,omitempty"`
+
+	// ServeOnOtherIP lets members advertise an HTTP address on another IP
+	// than their gossip address (hosts whose service and gossip traffic use
+	// different interfaces). By default a member gossiping from a
+	// non-loopback IP must serve on that same IP, and one gossiping on
+	// loopback must serve on loopback; records that do not are kept out of
+	// the catalog.
+	ServeOnOtherIP bool `json:"serve_on_other_ip,omitempty" yaml:"serve_on_other_ip,omitempty"`
 
 	// JoinRetry is the first wait before trying the seeds again while none
 	// answers; each further failure doubles it, up to JoinRetryMax. Joining
@@ -148,10 +169,23 @@ func (c Config) Validate() error {
 			bad("Seeds[%d] %q is not host:port: %v", i, s, err)
 		}
 	}
-	switch len(c.SecretKey) {
-	case 0, 16, 24, 32:
-	default:
-		bad("SecretKey is %d bytes; want 16, 24 or 32 (AES-128, AES-192, AES-256)", len(c.SecretKey))
+	for i, k := range c.Keys {
+		if err := checkKey(k); err != nil {
+			bad("Keys[%d]: %v", i, err)
+		}
+		for j := range i {
+			if bytes.Equal(c.Keys[j], k) {
+				bad("Keys[%d] repeats Keys[%d]", i, j)
+			}
+		}
+	}
+	if len(c.Keys) == 0 && !c.loopbackOnly() {
+		errs = append(errs, fmt.Errorf("discovery: config: gossip on %s is not loopback-only: %w", c.bindAddr(), ErrUnencrypted))
+	}
+	for i, s := range c.AllowedCIDRs {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			bad("AllowedCIDRs[%d] %q is not a CIDR: %v", i, s, err)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -165,6 +199,49 @@ func (c Config) Validate() error {
 		bad("JoinRetryMax %v is below JoinRetry %v", c.JoinRetryMax, c.JoinRetry)
 	}
 	return errors.Join(errs...)
+}
+
+// ErrUnencrypted is the error Validate and New return when gossip would
+// leave the machine without a key.
+var ErrUnencrypted = errors.New("gossip off loopback must be encrypted: set " + EnvGossipKey +
+	" to a base64 key of 16, 24 or 32 random bytes (several, comma-separated, primary first, while rotating); `openssl rand -base64 32` makes one")
+
+// loopbackOnly reports whether gossip stays on this machine: the bind
+// address (the profile's default when empty) and the advertise address, if
+// any, are loopback IPs.
+func (c Config) loopbackOnly() bool {
+	for _, a := range []string{c.bindAddr(), c.AdvertiseAddr} {
+		if a == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// bindAddr is BindAddr, or the profile's default when empty.
+func (c Config) bindAddr() string {
+	if c.BindAddr != "" {
+		return c.BindAddr
+	}
+	switch c.Profile {
+	case ProfileLocal:
+		return LocalConfig().BindAddr
+	case ProfileWAN:
+		return WANConfig().BindAddr
+	}
+	return DefaultConfig().BindAddr
+}
+
+func checkKey(k []byte) error {
+	switch len(k) {
+	case 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("%d bytes; want 16, 24 or 32 (AES-128, AES-192, AES-256)", len(k))
 }
 
 func checkIPPort(s string) error {
@@ -209,31 +286,65 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Seeds = append([]string(nil), c.Seeds...)
-	c.SecretKey = append([]byte(nil), c.SecretKey...)
+	c.AllowedCIDRs = append([]string(nil), c.AllowedCIDRs...)
+	keys := make([][]byte, len(c.Keys))
+	for i, k := range c.Keys {
+		keys[i] = append([]byte(nil), k...)
+	}
+	c.Keys = keys
 	return c
 }
 
-// KeyFromEnv reads the gossip key from SHOAL_GOSSIP_KEY (standard base64,
-// padded or not) through getenv (os.Getenv in production). It returns nil,
-// nil when the variable is unset or empty. Errors name the variable but never
-// echo its value.
-func KeyFromEnv(getenv func(string) string) ([]byte, error) {
+// KeysFromEnv reads the gossip keyring from SHOAL_GOSSIP_KEY through getenv
+// (os.Getenv in production): one key, or several separated by commas,
+// primary first, each standard base64 (padded or not) of 16, 24 or 32
+// bytes. It returns nil, nil when the variable is unset or empty. Errors
+// name the variable and the key's position but never echo a value.
+func KeysFromEnv(getenv func(string) string) ([][]byte, error) {
 	v := getenv(EnvGossipKey)
 	if v == "" {
 		return nil, nil
 	}
-	key, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		key, err = base64.RawStdEncoding.DecodeString(v)
+	var keys [][]byte
+	for i, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		key, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			key, err = base64.RawStdEncoding.DecodeString(s)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("discovery: %s key %d is not valid base64 (%d characters)", EnvGossipKey, i+1, len(s))
+		}
+		if err := checkKey(key); err != nil {
+			return nil, fmt.Errorf("discovery: %s key %d decodes to %w", EnvGossipKey, i+1, err)
+		}
+		for j, k := range keys {
+			if bytes.Equal(k, key) {
+				return nil, fmt.Errorf("discovery: %s key %d repeats key %d", EnvGossipKey, i+1, j+1)
+			}
+		}
+		keys = append(keys, key)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("discovery: %s is not valid base64 (%d characters)", EnvGossipKey, len(v))
+	return keys, nil
+}
+
+// NewKey returns a new random 32-byte (AES-256) gossip key.
+func NewKey() ([]byte, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("discovery: new gossip key: %w", err)
 	}
-	switch len(key) {
-	case 16, 24, 32:
-		return key, nil
+	return k, nil
+}
+
+// EncodeKeys returns the SHOAL_GOSSIP_KEY value for a keyring, primary
+// first: what the supervisor hands every process of a system.
+func EncodeKeys(keys ...[]byte) string {
+	s := make([]string, len(keys))
+	for i, k := range keys {
+		s[i] = base64.StdEncoding.EncodeToString(k)
 	}
-	return nil, fmt.Errorf("discovery: %s decodes to %d bytes; want 16, 24 or 32 (AES-128, AES-192, AES-256)", EnvGossipKey, len(key))
+	return strings.Join(s, ",")
 }
 
 // memberlistConfig translates c (defaults applied, validated) into
@@ -263,8 +374,12 @@ func (c Config) memberlistConfig(name string) *memberlist.Config {
 			mc.AdvertisePort = p
 		}
 	}
-	if len(c.SecretKey) > 0 {
-		mc.SecretKey = append([]byte(nil), c.SecretKey...)
+	if len(c.Keys) > 0 {
+		// Validated: NewKeyring cannot fail on these.
+		mc.Keyring, _ = memberlist.NewKeyring(c.Keys, c.Keys[0])
+	}
+	for _, p := range newAddrRule(c).cidrs {
+		mc.CIDRsAllowed = append(mc.CIDRsAllowed, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
 	}
 	mc.LogOutput = nil
 	mc.Logger = log.New(logWriter{c.Logger}, "", 0)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,29 +18,41 @@ func TestConfigValidate(t *testing.T) {
 		edit    func(*Config)
 		wantErr []string // substrings; nil means valid
 	}{
-		{"zero value", func(*Config) {}, nil},
-		{"default", func(c *Config) { *c = DefaultConfig() }, nil},
+		// Off loopback, gossip needs a key: the zero value and the LAN and
+		// WAN presets bind 0.0.0.0.
+		{"zero value", func(*Config) {}, []string{"0.0.0.0:7946 is not loopback-only", EnvGossipKey}},
+		{"default", func(c *Config) { *c = DefaultConfig() }, []string{EnvGossipKey}},
+		{"default with a key", func(c *Config) { *c = DefaultConfig(); c.Keys = [][]byte{make([]byte, 32)} }, nil},
 		{"local", func(c *Config) { *c = LocalConfig() }, nil},
-		{"wan", func(c *Config) { *c = WANConfig() }, nil},
+		{"local profile, default bind", func(c *Config) { c.Profile = ProfileLocal }, nil},
+		{"wan", func(c *Config) { *c = WANConfig() }, []string{EnvGossipKey}},
+		{"wan with a key", func(c *Config) { *c = WANConfig(); c.Keys = [][]byte{make([]byte, 16)} }, nil},
+		{"private IP without a key", func(c *Config) { c.BindAddr = "10.0.0.5:7946" }, []string{"10.0.0.5:7946 is not loopback-only"}},
+		{"loopback bind, public advertise", func(c *Config) { c.BindAddr, c.AdvertiseAddr = "127.0.0.1:0", "192.0.2.1:7946" }, []string{EnvGossipKey}},
 		{"ipv6 bind", func(c *Config) { c.BindAddr = "[::1]:0" }, nil},
-		{"seeds", func(c *Config) { c.Seeds = []string{"10.0.0.1:7946", "seed.internal:7946"} }, nil},
-		{"key 16", func(c *Config) { c.SecretKey = make([]byte, 16) }, nil},
-		{"key 32", func(c *Config) { c.SecretKey = make([]byte, 32) }, nil},
+		{"loopback seeds", func(c *Config) { c.BindAddr, c.Seeds = "127.0.0.1:0", []string{"10.0.0.1:7946", "seed.internal:7946"} }, nil},
+		{"key 16", func(c *Config) { c.Keys = [][]byte{make([]byte, 16)} }, nil},
+		{"keyring", func(c *Config) { c.Keys = [][]byte{make([]byte, 32), bytes.Repeat([]byte{1}, 16)} }, nil},
+		{"cidrs", func(c *Config) {
+			c.BindAddr, c.AllowedCIDRs = "127.0.0.1:0", []string{"127.0.0.0/8", "10.1.2.3/16", "fd00::/8"}
+		}, nil},
 		{"unknown profile", func(c *Config) { c.Profile = "lan2" }, []string{`Profile "lan2"`}},
 		{"bind hostname", func(c *Config) { c.BindAddr = "localhost:7946" }, []string{`BindAddr "localhost:7946"`, "not an IP"}},
+		{"bad cidr", func(c *Config) { c.BindAddr, c.AllowedCIDRs = "127.0.0.1:0", []string{"10.0.0.0/8", "10.0.0.1"} }, []string{`AllowedCIDRs[1] "10.0.0.1"`}},
 		{"bind no port", func(c *Config) { c.BindAddr = "127.0.0.1" }, []string{`BindAddr "127.0.0.1"`}},
 		{"bind bad port", func(c *Config) { c.BindAddr = "127.0.0.1:99999" }, []string{`BindAddr`, `port "99999"`}},
 		{"advertise", func(c *Config) { c.AdvertiseAddr = "nat:1" }, []string{`AdvertiseAddr "nat:1"`}},
 		{"seed without port", func(c *Config) { c.Seeds = []string{"ok:1", "seed"} }, []string{`Seeds[1] "seed"`}},
 		{"seed port 0", func(c *Config) { c.Seeds = []string{"h:0"} }, []string{`Seeds[0] "h:0"`}},
 		{"seed no host", func(c *Config) { c.Seeds = []string{":7946"} }, []string{`Seeds[0] ":7946"`, "missing host"}},
-		{"key length", func(c *Config) { c.SecretKey = make([]byte, 10) }, []string{"SecretKey is 10 bytes"}},
+		{"key length", func(c *Config) { c.Keys = [][]byte{make([]byte, 32), make([]byte, 10)} }, []string{"Keys[1]: 10 bytes"}},
+		{"repeated key", func(c *Config) { c.Keys = [][]byte{make([]byte, 32), make([]byte, 32)} }, []string{"Keys[1] repeats Keys[0]"}},
 		{"negative durations", func(c *Config) { c.JoinRetry, c.LeaveTimeout = -1, -time.Second },
 			[]string{"JoinRetry -1ns", "LeaveTimeout -1s"}},
 		{"retry cap below start", func(c *Config) { c.JoinRetry, c.JoinRetryMax = 2*time.Second, time.Second },
 			[]string{"JoinRetryMax 1s is below JoinRetry 2s"}},
-		{"several errors at once", func(c *Config) { c.Profile = "x"; c.SecretKey = []byte{1} },
-			[]string{"Profile", "SecretKey"}},
+		{"several errors at once", func(c *Config) { c.Profile = "x"; c.Keys = [][]byte{{1}} },
+			[]string{"Profile", "Keys[0]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,7 +103,7 @@ func TestConfigDefaults(t *testing.T) {
 				t.Error("Logger not defaulted")
 			}
 			got.Logger = nil
-			got.Seeds, got.SecretKey = nil, nil
+			got.Seeds, got.Keys, got.AllowedCIDRs = nil, nil, nil
 			if g, w := mustJSON(t, got), mustJSON(t, tt.want); g != w {
 				t.Errorf("withDefaults() = %s, want %s", g, w)
 			}
@@ -100,10 +113,10 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigJSONKeepsKeyOut(t *testing.T) {
 	c := LocalConfig()
-	c.SecretKey = []byte("0123456789abcdef")
+	c.Keys = [][]byte{[]byte("0123456789abcdef")}
 	c.Seeds = []string{"127.0.0.1:7946"}
 	s := mustJSON(t, c)
-	if strings.Contains(s, "secret") || strings.Contains(s, base64.StdEncoding.EncodeToString(c.SecretKey)) {
+	if strings.Contains(s, "eys") || strings.Contains(s, base64.StdEncoding.EncodeToString(c.Keys[0])) {
 		t.Errorf("JSON leaks the key: %s", s)
 	}
 	var back Config
@@ -124,38 +137,70 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-func TestKeyFromEnv(t *testing.T) {
+func TestKeysFromEnv(t *testing.T) {
 	key16 := []byte("0123456789abcdef")
+	key32 := bytes.Repeat([]byte{7}, 32)
+	b64 := base64.StdEncoding.EncodeToString
 	tests := []struct {
-		name    string
-		env     map[string]string
-		wantLen int
-		wantErr string
+		name     string
+		env      map[string]string
+		wantLens []int
+		wantErr  string
 	}{
-		{"unset", nil, 0, ""},
-		{"empty", map[string]string{EnvGossipKey: ""}, 0, ""},
-		{"padded", map[string]string{EnvGossipKey: base64.StdEncoding.EncodeToString(key16)}, 16, ""},
-		{"unpadded", map[string]string{EnvGossipKey: base64.RawStdEncoding.EncodeToString(key16)}, 16, ""},
-		{"32 bytes", map[string]string{EnvGossipKey: base64.StdEncoding.EncodeToString(make([]byte, 32))}, 32, ""},
-		{"not base64", map[string]string{EnvGossipKey: "not*base64!"}, 0, "SHOAL_GOSSIP_KEY is not valid base64"},
-		{"wrong length", map[string]string{EnvGossipKey: base64.StdEncoding.EncodeToString([]byte("short"))}, 0, "SHOAL_GOSSIP_KEY decodes to 5 bytes"},
+		{"unset", nil, nil, ""},
+		{"empty", map[string]string{EnvGossipKey: ""}, nil, ""},
+		{"padded", map[string]string{EnvGossipKey: b64(key16)}, []int{16}, ""},
+		{"unpadded", map[string]string{EnvGossipKey: base64.RawStdEncoding.EncodeToString(key16)}, []int{16}, ""},
+		{"32 bytes", map[string]string{EnvGossipKey: b64(make([]byte, 32))}, []int{32}, ""},
+		{"keyring, primary first", map[string]string{EnvGossipKey: b64(key32) + ", " + b64(key16)}, []int{32, 16}, ""},
+		{"not base64", map[string]string{EnvGossipKey: "not*base64!"}, nil, "SHOAL_GOSSIP_KEY key 1 is not valid base64"},
+		{"wrong length", map[string]string{EnvGossipKey: b64(key16) + "," + b64([]byte("short"))}, nil, "SHOAL_GOSSIP_KEY key 2 decodes to 5 bytes"},
+		{"empty entry", map[string]string{EnvGossipKey: b64(key16) + ","}, nil, "key 2"},
+		{"repeated", map[string]string{EnvGossipKey: b64(key16) + "," + b64(key16)}, nil, "key 2 repeats key 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key, err := KeyFromEnv(func(k string) string { return tt.env[k] })
+			keys, err := KeysFromEnv(func(k string) string { return tt.env[k] })
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("KeyFromEnv() error = %v, want %q", err, tt.wantErr)
+					t.Fatalf("KeysFromEnv() error = %v, want %q", err, tt.wantErr)
 				}
-				if v := tt.env[EnvGossipKey]; strings.Contains(err.Error(), v) {
-					t.Errorf("error %q echoes the secret", err)
+				for _, v := range strings.Split(tt.env[EnvGossipKey], ",") {
+					if v != "" && strings.Contains(err.Error(), v) {
+						t.Errorf("error %q echoes the secret", err)
+					}
 				}
 				return
 			}
-			if err != nil || len(key) != tt.wantLen {
-				t.Fatalf("KeyFromEnv() = %d bytes, %v; want %d bytes", len(key), err, tt.wantLen)
+			if err != nil || len(keys) != len(tt.wantLens) {
+				t.Fatalf("KeysFromEnv() = %d keys, %v; want %d", len(keys), err, len(tt.wantLens))
+			}
+			for i, k := range keys {
+				if len(k) != tt.wantLens[i] {
+					t.Errorf("key %d is %d bytes, want %d", i, len(k), tt.wantLens[i])
+				}
 			}
 		})
+	}
+}
+
+// TestNewKeyEncodeKeys: what the supervisor generates is what processes
+// read back.
+func TestNewKeyEncodeKeys(t *testing.T) {
+	a, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 32 || bytes.Equal(a, b) {
+		t.Fatalf("NewKey: %d bytes, two equal keys: %v", len(a), bytes.Equal(a, b))
+	}
+	keys, err := KeysFromEnv(func(string) string { return EncodeKeys(a, b) })
+	if err != nil || len(keys) != 2 || !bytes.Equal(keys[0], a) || !bytes.Equal(keys[1], b) {
+		t.Fatalf("KeysFromEnv(EncodeKeys(a, b)) = %d keys, %v", len(keys), err)
 	}
 }
 
@@ -192,6 +237,31 @@ func TestMemberlistConfig(t *testing.T) {
 				t.Error("memberlist logs not routed to slog")
 			}
 		})
+	}
+}
+
+func TestMemberlistKeyringAndCIDRs(t *testing.T) {
+	primary, secondary := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 16)
+	c := LocalConfig()
+	c.Keys = [][]byte{primary, secondary}
+	c.AllowedCIDRs = []string{"127.0.0.1/8", "fd00::/8"}
+	mc := c.withDefaults().memberlistConfig("n")
+	if mc.Keyring == nil || !bytes.Equal(mc.Keyring.GetPrimaryKey(), primary) || len(mc.Keyring.GetKeys()) != 2 {
+		t.Fatalf("keyring: %v", mc.Keyring)
+	}
+	if !mc.GossipVerifyIncoming || !mc.GossipVerifyOutgoing {
+		t.Error("unencrypted gossip would still be accepted")
+	}
+	if len(mc.CIDRsAllowed) != 2 || mc.CIDRsAllowed[0].String() != "127.0.0.0/8" || mc.CIDRsAllowed[1].String() != "fd00::/8" {
+		t.Errorf("CIDRsAllowed = %v", mc.CIDRsAllowed)
+	}
+	for ip, want := range map[string]bool{"127.0.0.9": true, "10.0.0.1": false, "fd00::1": true} {
+		if err := mc.IPAllowed(net.ParseIP(ip)); (err == nil) != want {
+			t.Errorf("IPAllowed(%s) = %v, want allowed %v", ip, err, want)
+		}
+	}
+	if mc := LocalConfig().withDefaults().memberlistConfig("n"); mc.Keyring != nil || mc.CIDRsAllowed != nil {
+		t.Error("no keys and no CIDRs configured, yet memberlist gets some")
 	}
 }
 

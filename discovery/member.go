@@ -97,10 +97,17 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	mc := m.cfg.memberlistConfig(m.Self().ID)
 	mc.Delegate = (*metaDelegate)(m)
-	mc.Events = &catalogEvents{catalog: m.catalog, log: m.log}
+	rule := newAddrRule(m.cfg)
+	mc.Events = &catalogEvents{catalog: m.catalog, log: m.log, rule: rule}
 	ml, err := memberlist.Create(mc) // binds, and reports this node to Events
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", m.cfg.BindAddr, err)
+	}
+	// Peers would keep this member out of their catalogs: say so now
+	// rather than serve unseen.
+	if err := rule.check(m.Self(), ml.LocalNode().Addr); err != nil {
+		_ = ml.Shutdown()
+		return fmt.Errorf("discovery: instance %q: %w", m.Self().ID, err)
 	}
 	addr := ml.LocalNode().Address()
 	m.addr.Store(&addr)
@@ -310,11 +317,13 @@ func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 // Memberlist calls these methods one at a time, from several of its
 // goroutines, while holding its node lock: they must not block or call back
 // into the memberlist. They only decode the record and update the catalog.
-// A node whose record does not decode (or names a different ID) is left out
-// of the catalog and logged; it is still a gossip peer.
+// A node whose record does not decode, names a different ID, or advertises
+// an HTTP address the rule refuses is left out of the catalog and logged; it
+// is still a gossip peer.
 type catalogEvents struct {
 	catalog *Catalog
 	log     *slog.Logger
+	rule    addrRule
 }
 
 func (e *catalogEvents) NotifyJoin(n *memberlist.Node)   { e.apply(n, "join") }
@@ -326,8 +335,11 @@ func (e *catalogEvents) apply(n *memberlist.Node, event string) {
 	if err == nil && inst.ID != n.Name {
 		err = fmt.Errorf("record ID %q differs from node name", inst.ID)
 	}
+	if err == nil {
+		err = e.rule.check(inst, n.Addr)
+	}
 	if err != nil {
-		e.log.Warn("discovery: ignoring member with an unreadable instance record",
+		e.log.Warn("discovery: ignoring member with an unusable instance record",
 			"node", n.Name, "gossip_addr", n.Address(), "event", event, "err", err)
 		e.catalog.Remove(n.Name)
 		return

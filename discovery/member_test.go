@@ -46,7 +46,7 @@ func TestNewRejects(t *testing.T) {
 func TestNewDefaultsStateAndDoesNoIO(t *testing.T) {
 	self := validInstance()
 	self.State = ""
-	m, err := New(Config{}, self)
+	m, err := New(Config{Keys: [][]byte{make([]byte, 32)}}, self) // the LAN default binds 0.0.0.0: a key is required
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -528,11 +528,11 @@ func (s *Supervisor) gossipConfig(seeds []string) (discovery.Config, error) {
 	cfg := discovery.LocalConfig()
 	cfg.Seeds = seeds
 	cfg.Logger = s.log
-	key, err := discovery.KeyFromEnv(os.Getenv)
+	keys, err := discovery.KeysFromEnv(os.Getenv)
 	if err != nil {
 		return cfg, fmt.Errorf("supervisor: %w", err)
 	}
-	cfg.SecretKey = key
+	cfg.Keys = keys
 	return cfg, nil
 }
 

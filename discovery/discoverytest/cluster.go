@@ -67,7 +67,7 @@ type Option func(*Cluster)
 func WithService(name string) Option { return func(c *Cluster) { c.service = name } }
 
 // WithConfig edits each member's configuration after LocalConfig, the seed
-// and the logger are filled in, e.g. to set SecretKey or a Logger.
+// and the logger are filled in, e.g. to set Keys or a Logger.
 func WithConfig(f func(*discovery.Config)) Option { return func(c *Cluster) { c.config = f } }
 
 // NewCluster starts n members (n may be 0), the first as the seed of the

@@ -15,7 +15,7 @@ func TestCluster(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 16)
 	c := discoverytest.NewCluster(t, 3,
 		discoverytest.WithService("users"),
-		discoverytest.WithConfig(func(cfg *discovery.Config) { cfg.SecretKey = key }))
+		discoverytest.WithConfig(func(cfg *discovery.Config) { cfg.Keys = [][]byte{key} }))
 	if got := c.IDs(); len(got) != 3 || got[0] != "users-1" {
 		t.Fatalf("IDs() = %v", got)
 	}
