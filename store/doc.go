@@ -57,7 +57,10 @@
 //
 // SQLite allows one writer at a time per file: a write transaction of
 // one process makes all others wait (up to BusyTimeout, then Tx retries).
-// Keep transactions short and free of network calls. synchronous=NORMAL
-// survives process crashes (SIGKILL), not power cuts. On PostgreSQL, Open
-// creates the service's schema; the URL's user needs the right to.
+// Keep transactions short and free of network calls. SQLite commits are
+// synced to disk (synchronous=FULL), so an acknowledged write survives a
+// power cut; Config.Synchronous or SHOAL_SQLITE_SYNCHRONOUS=NORMAL trade
+// that for cheaper commits (durable across process crashes only). On
+// PostgreSQL, Open creates the service's schema; the URL's user needs the
+// right to.
 package store

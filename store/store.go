@@ -28,6 +28,9 @@ const (
 	// EnvDataDir is the folder of Open's SQLite files, DefaultDataDir if
 	// unset.
 	EnvDataDir = "SHOAL_DATA_DIR"
+	// EnvSynchronous, when set, overrides Config.Synchronous in Open and
+	// OpenConfig: FULL, NORMAL, EXTRA or OFF.
+	EnvSynchronous = "SHOAL_SQLITE_SYNCHRONOUS"
 )
 
 // DefaultDataDir is where Open keeps SQLite files when EnvDataDir is unset,
@@ -73,14 +76,30 @@ type DB struct {
 	writer     chan struct{}
 }
 
-// Open opens the database of service from the environment: if
+// Open opens the database of service from the environment, with the
+// default Config: see OpenConfig.
+func Open(ctx context.Context, service string) (*DB, error) {
+	return OpenConfig(ctx, service, Config{})
+}
+
+// OpenConfig opens the database of service from the environment: if
 // EnvDatabaseURL is set, the PostgreSQL database it names, with service's
 // own schema (see SchemaName) created if needed and put on the search_path
 // unless the URL sets search_path; otherwise the SQLite file
-// <EnvDataDir>/<service>.db, created if needed (see OpenSQLite). Several
-// processes may open the same database at once.
-func Open(ctx context.Context, service string) (*DB, error) {
+// <EnvDataDir>/<service>.db, created if needed, with cfg's settings
+// (EnvSynchronous overrides cfg.Synchronous). Several processes may open
+// the same database at once.
+func OpenConfig(ctx context.Context, service string, cfg Config) (*DB, error) {
 	if err := checkService(service); err != nil {
+		return nil, err
+	}
+	if v := os.Getenv(EnvSynchronous); v != "" {
+		cfg.Synchronous = v
+	}
+	if err := cfg.Validate(); err != nil {
+		if os.Getenv(EnvSynchronous) != "" {
+			return nil, fmt.Errorf("%w (from %s)", err, EnvSynchronous)
+		}
 		return nil, err
 	}
 	if u := os.Getenv(EnvDatabaseURL); u != "" {
@@ -90,7 +109,7 @@ func Open(ctx context.Context, service string) (*DB, error) {
 	if dir == "" {
 		dir = DefaultDataDir
 	}
-	return OpenSQLite(ctx, filepath.Join(dir, service+".db"))
+	return openSQLite(ctx, filepath.Join(dir, service+".db"), cfg.withDefaults(), BusyTimeout)
 }
 
 // checkService accepts names that make a file name and a schema name.
@@ -151,17 +170,17 @@ func openService(ctx context.Context, rawURL, service string) (*DB, error) {
 
 // OpenSQLite opens the SQLite database at path, creating the file and its
 // folder if needed, with WAL journaling, busy_timeout BusyTimeout, foreign
-// keys on, synchronous NORMAL (durable across process crashes; a power cut
-// may lose the last commits), and transactions begun IMMEDIATE (so that a
-// transaction never fails when it first writes: it waits for the write lock
-// up front). Several processes may open the same file at once. path must
-// not contain '?'; ":memory:" is not supported (each connection would have
-// its own database): use a file in a temporary folder.
+// keys on, synchronous FULL (see Config.Synchronous; EnvSynchronous is not
+// read here), and transactions begun IMMEDIATE (so that a transaction never
+// fails when it first writes: it waits for the write lock up front).
+// Several processes may open the same file at once. path must not contain
+// '?'; ":memory:" is not supported (each connection would have its own
+// database): use a file in a temporary folder.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
-	return openSQLite(ctx, path, BusyTimeout)
+	return openSQLite(ctx, path, DefaultConfig(), BusyTimeout)
 }
 
-func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*DB, error) {
+func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.Duration) (*DB, error) {
 	if path == "" || strings.ContainsRune(path, '?') || path == ":memory:" {
 		return nil, fmt.Errorf("store: SQLite path %q: want a file name without '?'", path)
 	}
@@ -171,7 +190,9 @@ func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*D
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(ON)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// A DSN pragma, so that every connection of the pool has it:
+	// synchronous is a setting of the connection, not of the file.
+	q.Add("_pragma", "synchronous("+cfg.Synchronous+")")
 	q.Set("_txlock", "immediate")
 	sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,7 +77,7 @@ func TestOpenFromEnvironment(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "my-service.db")); err != nil {
 			t.Errorf("no database file: %v", err)
 		}
-		pragmas := map[string]string{"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1", "synchronous": "1"}
+		pragmas := map[string]string{"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1", "synchronous": "2"}
 		for p, want := range pragmas {
 			var got string
 			if err := db.QueryRow(`PRAGMA ` + p).Scan(&got); err != nil {
@@ -125,6 +126,62 @@ func TestOpenFromEnvironment(t *testing.T) {
 			t.Error("OpenSQLite with '?': no error")
 		}
 	})
+}
+
+// TestSynchronous: SQLite commits are synced (FULL, 2) unless the config
+// or the environment say otherwise, on every connection of the pool.
+func TestSynchronous(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     store.Config
+		env     string
+		want    int // PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+		wantErr string
+	}{
+		{name: "default", want: 2},
+		{name: "config", cfg: store.Config{Synchronous: "normal"}, want: 1},
+		{name: "environment", env: "NORMAL", want: 1},
+		{name: "environment over config", cfg: store.Config{Synchronous: "NORMAL"}, env: "extra", want: 3},
+		{name: "off", cfg: store.Config{Synchronous: "OFF"}, want: 0},
+		{name: "bad config", cfg: store.Config{Synchronous: "sometimes"}, wantErr: `synchronous "sometimes"`},
+		{name: "bad environment", env: "2", wantErr: store.EnvSynchronous},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(store.EnvDatabaseURL, "")
+			t.Setenv(store.EnvDataDir, t.TempDir())
+			t.Setenv(store.EnvSynchronous, tt.env)
+			db, err := store.OpenConfig(t.Context(), "svc", tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("OpenConfig: %v, want an error about %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			// Three connections at once: each must have the setting.
+			for i := range 3 {
+				conn, err := db.Conn(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				var got int
+				if err := conn.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want {
+					t.Errorf("connection %d: PRAGMA synchronous = %d, want %d", i, got, tt.want)
+				}
+			}
+		})
+	}
+	if err := (store.Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
+	}
 }
 
 // TestPlaceholders checks the rule of the package doc: $n parameters, in
