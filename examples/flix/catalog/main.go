@@ -49,7 +49,7 @@ func main() {
 		fail(err)
 	}
 	c.db = db
-	if c.keys, err = idempotency.New(db.DB, idempotency.Config{Transient: store.Retryable, Logger: log}); err != nil {
+	if c.keys, err = idempotency.New(db, idempotency.Config{Logger: log}); err != nil {
 		fail(err)
 	}
 	svc := shoal.Setup(shoal.Config{Name: "catalog"}, newHandler(c))
