@@ -67,13 +67,29 @@ type DB struct {
 	*sql.DB
 	Dialect Dialect
 
-	// writer admits one Tx at a time per SQLite DB (a channel of size
-	// 1, made on first use, so that a DB built as a literal works): every
-	// SQLite transaction takes the file's write lock anyway, and waiting
-	// here, in order and with ctx, beats SQLite's busy handler, which
-	// polls with sleeps up to 100 ms.
+	// writer admits one transaction at a time per SQLite DB (a channel
+	// of size 1, made on first use, so that a DB built as a literal
+	// works): every SQLite transaction takes the file's write lock
+	// anyway, and waiting here, with ctx, beats SQLite's busy handler,
+	// which polls with sleeps up to 100 ms. The Tx calls waiting for it
+	// are queued, to be committed together (group.go).
 	writerOnce sync.Once
 	writer     chan struct{}
+	queueMu    sync.Mutex
+	queue      []*member
+
+	// nosync is the pool TxNoSync uses on SQLite when DB's connections
+	// sync every commit: its connections sync at checkpoints only
+	// (synchronous NORMAL). Nil: TxNoSync uses DB's.
+	nosync *sql.DB
+}
+
+// Close closes the database's connections (see sql.DB.Close).
+func (db *DB) Close() error {
+	if db.nosync != nil {
+		db.nosync.Close()
+	}
+	return db.DB.Close()
 }
 
 // Open opens the database of service from the environment, with the
@@ -187,21 +203,36 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: creating the data folder: %w", err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "foreign_keys(ON)")
-	// A DSN pragma, so that every connection of the pool has it:
-	// synchronous is a setting of the connection, not of the file.
-	q.Add("_pragma", "synchronous("+cfg.Synchronous+")")
-	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	pool := func(synchronous string, idle int) (*sql.DB, error) {
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+		q.Add("_pragma", "foreign_keys(ON)")
+		// A DSN pragma, so that every connection of the pool has it:
+		// synchronous is a setting of the connection, not of the file.
+		q.Add("_pragma", "synchronous("+synchronous+")")
+		q.Set("_txlock", "immediate")
+		sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("store: opening %s: %w", path, err)
+		}
+		// Keep connections warm: opening one runs the pragmas above.
+		sqldb.SetMaxIdleConns(idle)
+		sqldb.SetConnMaxIdleTime(time.Minute)
+		return sqldb, nil
 	}
-	// Keep connections warm: opening one runs the pragmas above.
-	sqldb.SetMaxIdleConns(8)
-	sqldb.SetConnMaxIdleTime(time.Minute)
+	sqldb, err := pool(cfg.Synchronous, 8)
+	if err != nil {
+		return nil, err
+	}
 	db := &DB{DB: sqldb, Dialect: SQLite}
+	if cfg.Synchronous == "FULL" || cfg.Synchronous == "EXTRA" {
+		// sql.Open connects later: a second pool costs nothing until
+		// TxNoSync runs. Its writes take turns with Tx's (db.writer).
+		if db.nosync, err = pool("NORMAL", 2); err != nil {
+			sqldb.Close()
+			return nil, err
+		}
+	}
 	// WAL is a property of the file, set once and seen by every
 	// connection after; changing it needs a moment alone with the file,
 	// so another process opening it at once can make this fail busy.
@@ -216,7 +247,7 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 		return nil
 	})
 	if err != nil {
-		sqldb.Close()
+		db.Close()
 		return nil, fmt.Errorf("store: %s: enabling WAL: %w", path, err)
 	}
 	return db, nil
@@ -243,8 +274,8 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 // transaction lost a race and may succeed if run again: SQLite's
 // SQLITE_BUSY and SQLITE_LOCKED (any extended code), PostgreSQL's
 // serialization_failure (40001) and deadlock_detected (40P01). Tx and
-// Migrate retry these; give it to code that runs its own transactions,
-// such as idempotency.Config.Transient.
+// Migrate retry these; code that runs statements outside Tx may use it to
+// retry them.
 func Retryable(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {

@@ -184,6 +184,56 @@ func TestSynchronous(t *testing.T) {
 	}
 }
 
+// TestTxNoSync: TxNoSync's commits do not wait for the disk, Tx's do;
+// both write the same database.
+func TestTxNoSync(t *testing.T) {
+	forEach(t, func(t *testing.T, e engine) {
+		where := e.place(t)
+		db := mustOpen(t, e, where)
+		if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+			t.Fatal(err)
+		}
+		query, syncs, nosync := `PRAGMA synchronous`, "2", "1" // FULL, NORMAL
+		if e.name == "postgres" {
+			query, syncs, nosync = `SHOW synchronous_commit`, "on", "off"
+			// The test server commits without waiting (storetest): make
+			// the database's sessions wait, as a real server's do.
+			var name string
+			if err := db.QueryRow(`SELECT current_database()`).Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`ALTER DATABASE "` + name + `" SET synchronous_commit = on`); err != nil {
+				t.Fatal(err)
+			}
+			db = mustOpen(t, e, where) // new sessions
+		}
+		for _, tt := range []struct {
+			name string
+			tx   func(context.Context, func(*sql.Tx) error) error
+			want string
+		}{
+			{"Tx", db.Tx, syncs},
+			{"TxNoSync", db.TxNoSync, nosync},
+			{"Tx again", db.Tx, syncs},
+		} {
+			var got string
+			err := tt.tx(t.Context(), func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`INSERT INTO t (x) VALUES (1)`); err != nil {
+					return err
+				}
+				return tx.QueryRow(query).Scan(&got)
+			})
+			if err != nil || got != tt.want {
+				t.Errorf("%s: %s = %q (%v), want %q", tt.name, query, got, err, tt.want)
+			}
+		}
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 3 {
+			t.Errorf("%d rows (%v), want 3", n, err)
+		}
+	})
+}
+
 // TestPlaceholders checks the rule of the package doc: $n parameters, in
 // increasing order of first appearance and reused, bind the same way on
 // both engines; SQLite also binds them out of order, by number.
