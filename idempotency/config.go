@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/shoal-dev/shoal/store"
 )
 
 // Config tunes a Store. The zero value works: every zero field takes the
@@ -37,15 +35,6 @@ type Config struct {
 	// ignored whether purged or not, so it only bounds how long they take
 	// disk space. Default 10 min.
 	PurgeInterval time.Duration `json:"purge_interval" yaml:"purge_interval"`
-
-	// Transient reports whether a database error is worth retrying, such
-	// as SQLite's SQLITE_BUSY (the lock stayed taken past busy_timeout) or
-	// PostgreSQL's serialization failures. The Store retries such errors,
-	// with backoff, for as long as the request lasts (and up to 5 s when
-	// recording an answer); others fail at once (503). Default:
-	// store.Retryable. It is called from request goroutines, and must not
-	// block.
-	Transient func(error) bool `json:"-" yaml:"-"`
 
 	// Principal says who a request comes from: keys are unique per
 	// principal, so an answer is replayed only to the principal that got
@@ -96,9 +85,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.Transient == nil {
-		c.Transient = store.Retryable
 	}
 	if c.Principal == nil {
 		c.Principal = HeaderPrincipal

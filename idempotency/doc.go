@@ -98,11 +98,12 @@
 // CONFLICT DO NOTHING, BIGINT millisecond times. Migrate runs the
 // package's migrations ("idempotency" in shoal_migrations) under the
 // store's migration lock, with body as BLOB or BYTEA, so instances
-// starting at once need nothing more. Config.Transient says which errors to
-// retry (default store.Retryable: SQLite's SQLITE_BUSY, PostgreSQL's
-// 40001). Under PostgreSQL's READ COMMITTED, Complete's UPDATE … WHERE
-// token locks the row, so a takeover racing with a commit waits for it
-// and then sees the answer.
+// starting at once need nothing more. Its writes are transactions of
+// their own (store.DB.Tx: queued behind the process's other writers, and
+// retried while the database is busy, as long as the request lasts; up to
+// 5 s when recording an answer). Under PostgreSQL's READ COMMITTED,
+// Complete's UPDATE … WHERE token locks the row, so a takeover racing
+// with a commit waits for it and then sees the answer.
 //
 // # Differences from the design brief
 //
@@ -111,7 +112,7 @@
 // answer would freeze it). The lease is also the handler's deadline, so an
 // attempt stops working when others may take its key over. Claim.Forget is
 // added so validation errors do not burn keys (as Stripe does). 408, 425
-// and 429 release the key like 5xx. Config.Transient retries lock
-// timeouts, which would otherwise turn load into 503s, or leave a claim
-// unrecorded until its lease ends.
+// and 429 release the key like 5xx. Busy databases are retried, as
+// store.DB.Tx does: lock timeouts would otherwise turn load into 503s, or
+// leave a claim unrecorded until its lease ends.
 package idempotency

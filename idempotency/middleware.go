@@ -265,10 +265,7 @@ func (s *Store) settle(ctx context.Context, c *Claim, status int, contentType st
 	if c.forgotten.Load() || !recordable(status) {
 		_, err = s.release(ctx, c.ref, c.token)
 	} else {
-		err = s.retry(ctx, func() error {
-			_, err := s.complete(ctx, s.db, c.ref, c.token, status, contentType, body)
-			return err
-		})
+		_, err = s.complete(ctx, nil, c.ref, c.token, status, contentType, body)
 	}
 	if err != nil {
 		s.log.Error("idempotency: settling a key", "key", c.ref.key, "status", status, "err", err)

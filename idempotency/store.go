@@ -121,19 +121,12 @@ func (s *Store) Run(ctx context.Context) error {
 func (s *Store) Purge(ctx context.Context) (int64, error) {
 	var total int64
 	for {
-		res, err := s.db.ExecContext(ctx, `DELETE FROM `+Table+` WHERE (caller, subject, idem_key) IN
+		n, err := s.write(ctx, s.db.TxNoSync, "purge", `DELETE FROM `+Table+` WHERE (caller, subject, idem_key) IN
 			(SELECT caller, subject, idem_key FROM `+Table+` WHERE expires_at <= $1 LIMIT $2)`,
 			millis(time.Now()), purgeBatch)
-		if err != nil {
-			return total, fmt.Errorf("idempotency: purge: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("idempotency: purge: %w", err)
-		}
 		total += n
-		if n < purgeBatch {
-			return total, nil
+		if err != nil || n < purgeBatch {
+			return total, err
 		}
 	}
 }
@@ -243,7 +236,7 @@ func (s *Store) acquire(ctx context.Context, ref keyRef, fp string, deadline tim
 
 // insert claims a key nobody has; false if it is on record.
 func (s *Store) insert(ctx context.Context, ref keyRef, fp, token string, leaseUntil time.Time) (bool, error) {
-	return s.exec(ctx, "claim", `INSERT INTO `+Table+`
+	return s.writeOne(ctx, s.db.TxNoSync, "claim", `INSERT INTO `+Table+`
 		(caller, subject, idem_key, fingerprint, token, status, lease_until, expires_at, content_type, body)
 		VALUES ($1, $2, $3, $4, $5, 0, $6, $7, '', NULL)
 		ON CONFLICT (caller, subject, idem_key) DO NOTHING`,
@@ -255,7 +248,7 @@ func (s *Store) insert(ctx context.Context, ref keyRef, fp, token string, leaseU
 // The conditions are checked again in the statement: of several attempts
 // that saw the lease end, one takes the key.
 func (s *Store) takeOver(ctx context.Context, ref keyRef, fp, token string, leaseUntil time.Time) (bool, error) {
-	return s.exec(ctx, "take over", `UPDATE `+Table+`
+	return s.writeOne(ctx, s.db.TxNoSync, "take over", `UPDATE `+Table+`
 		SET fingerprint = $1, token = $2, status = 0, lease_until = $3, expires_at = $4, content_type = '', body = NULL
 		WHERE caller = $5 AND subject = $6 AND idem_key = $7
 		AND (expires_at <= $8 OR (status = 0 AND lease_until <= $8 AND fingerprint = $1))`,
@@ -264,7 +257,7 @@ func (s *Store) takeOver(ctx context.Context, ref keyRef, fp, token string, leas
 
 // lookup reads ref's record; found is false if there is none.
 func (s *Store) lookup(ctx context.Context, ref keyRef) (rec record, found bool, err error) {
-	err = s.retry(ctx, func() error {
+	err = retry(ctx, func() error {
 		return s.db.QueryRowContext(ctx, `SELECT fingerprint, token, status, lease_until, expires_at, content_type, body
 			FROM `+Table+` WHERE caller = $1 AND subject = $2 AND idem_key = $3`, ref.caller, ref.subject, ref.key).
 			Scan(&rec.fingerprint, &rec.token, &rec.status, &rec.leaseUntil, &rec.expiresAt, &rec.contentType, &rec.body)
@@ -278,52 +271,84 @@ func (s *Store) lookup(ctx context.Context, ref keyRef) (rec record, found bool,
 	return rec, true, nil
 }
 
-// execer is what complete writes through: the *sql.DB, or a handler's
-// *sql.Tx. ExecContext blocks on the database; it is called from the
-// request's goroutine.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // complete records the answer to ref's claim held by token; false if the
 // claim is no longer token's (taken over, or already answered).
-func (s *Store) complete(ctx context.Context, db execer, ref keyRef, token string, status int, contentType string, body []byte) (bool, error) {
+// It writes in tx, the handler's transaction (Claim.Complete), or in one
+// of its own if tx is nil.
+func (s *Store) complete(ctx context.Context, tx *sql.Tx, ref keyRef, token string, status int, contentType string, body []byte) (bool, error) {
 	if body == nil {
 		body = []byte{} // NULL marks a claim; an answer has a body, maybe empty
 	}
-	res, err := db.ExecContext(ctx, `UPDATE `+Table+`
+	const query = `UPDATE ` + Table + `
 		SET status = $1, content_type = $2, body = $3, expires_at = $4
-		WHERE caller = $5 AND subject = $6 AND idem_key = $7 AND token = $8 AND status = 0`,
-		status, contentType, body, s.expiry(), ref.caller, ref.subject, ref.key, token)
-	return affected(res, err, "record the answer")
+		WHERE caller = $5 AND subject = $6 AND idem_key = $7 AND token = $8 AND status = 0`
+	args := []any{status, contentType, body, s.expiry(), ref.caller, ref.subject, ref.key, token}
+	if tx == nil {
+		return s.writeOne(ctx, s.db.Tx, "record the answer", query, args...)
+	}
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("idempotency: record the answer: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("idempotency: record the answer: %w", err)
+	}
+	return n == 1, nil
 }
 
 // release gives ref up if token still holds it unanswered, so that the
 // next attempt runs again.
 func (s *Store) release(ctx context.Context, ref keyRef, token string) (bool, error) {
-	return s.exec(ctx, "release", `DELETE FROM `+Table+` WHERE caller = $1 AND subject = $2 AND idem_key = $3 AND token = $4 AND status = 0`,
+	return s.writeOne(ctx, s.db.TxNoSync, "release", `DELETE FROM `+Table+` WHERE caller = $1 AND subject = $2 AND idem_key = $3 AND token = $4 AND status = 0`,
 		ref.caller, ref.subject, ref.key, token)
 }
 
-// exec runs a statement on the database, retrying transient errors, and
-// reports whether it changed exactly one row.
-func (s *Store) exec(ctx context.Context, what, query string, args ...any) (bool, error) {
-	var res sql.Result
-	err := s.retry(ctx, func() error {
-		var err error
-		res, err = s.db.ExecContext(ctx, query, args...)
-		return err
-	})
-	return affected(res, err, what)
+// writeOne is write for a statement on one key: it reports whether the
+// statement changed its row.
+func (s *Store) writeOne(ctx context.Context, inTx txFunc, what, query string, args ...any) (bool, error) {
+	n, err := s.write(ctx, inTx, what, query, args...)
+	return n == 1, err
 }
 
-// retry runs f until it succeeds, fails with an error Config.Transient
-// does not accept, or ctx ends (then f's last error is returned).
-func (s *Store) retry(ctx context.Context, f func() error) error {
+// txFunc runs a transaction: store.DB.Tx, or TxNoSync for the writes
+// whose loss in a power cut is harmless: claims, take-overs and releases
+// (the requests they served died with the power, and a lost claim only
+// lets a retry run the request, as after its lease) and purges. Answers
+// are recorded with Tx.
+type txFunc func(context.Context, func(*sql.Tx) error) error
+
+// write runs a statement in a transaction of its own, with inTx, and
+// returns how many rows it changed. store.DB.Tx and TxNoSync queue it
+// behind the process's other writers, in order, and retry it while the
+// database is busy (store.Retryable) for as long as ctx lasts. The claims
+// must not be left to SQLite's busy handler instead: it polls with sleeps
+// of up to 100 ms, and the handlers' transactions, queued by Tx, would
+// keep the lock from it for as long as requests keep coming.
+func (s *Store) write(ctx context.Context, inTx txFunc, what, query string, args ...any) (int64, error) {
+	var n int64
+	err := inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("idempotency: %s: %w", what, err)
+	}
+	return n, nil
+}
+
+// retry runs f, a read, until it succeeds, fails with an error that is
+// not store.Retryable, or ctx ends (then f's last error is returned). In
+// WAL mode reads seldom wait; they may while a checkpoint resets the log.
+func retry(ctx context.Context, f func() error) error {
 	wait := pollMin
 	for {
 		err := f()
-		if err == nil || s.cfg.Transient == nil || !s.cfg.Transient(err) || ctx.Err() != nil {
+		if err == nil || !store.Retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		t := time.NewTimer(wait)
@@ -338,16 +363,5 @@ func (s *Store) retry(ctx context.Context, f func() error) error {
 }
 
 func (s *Store) expiry() int64 { return millis(time.Now().Add(s.cfg.TTL)) }
-
-func affected(res sql.Result, err error, what string) (bool, error) {
-	if err != nil {
-		return false, fmt.Errorf("idempotency: %s: %w", what, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("idempotency: %s: %w", what, err)
-	}
-	return n == 1, nil
-}
 
 func millis(t time.Time) int64 { return t.UnixMilli() }

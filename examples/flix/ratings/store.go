@@ -99,9 +99,6 @@ const (
 // openRatings migrates db (the idempotency keys' table included) and
 // returns the store over it. Several instances may call it at once.
 func openRatings(ctx context.Context, db *store.DB, keysCfg idempotency.Config) (*ratingsStore, error) {
-	if keysCfg.Transient == nil {
-		keysCfg.Transient = store.Retryable
-	}
 	keys, err := idempotency.New(db, keysCfg)
 	if err != nil {
 		return nil, err
