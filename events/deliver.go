@@ -61,6 +61,12 @@ type outcome struct {
 // Retention, and dead letters older than DeadLetterRetention, now and
 // then. Database errors are logged and retried after Poll.
 //
+// That bookkeeping commits with store.DB.TxNoSync, without waiting for the
+// disk: after a power cut, a lost claim is a lease that ended, a lost
+// outcome a delivery made again (the inbox deduplicates it), a lost
+// dead-letter move a delivery still pending. Only Publish, in the
+// caller's transaction, must be durable.
+//
 // When ctx ends, Run stops claiming, cancels the requests in flight, marks
 // what was delivered and releases the rest, so that another instance
 // delivers them at once rather than after the lease. A process that dies
@@ -288,7 +294,7 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]delivery, error) {
 		query += ` FOR UPDATE OF d SKIP LOCKED`
 	}
 	var claimed []delivery
-	err := o.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 		claimed = claimed[:0]
 		now = time.Now()
 		lease := millis(now.Add(o.cfg.Lease))
@@ -346,7 +352,7 @@ func (o *Outbox) record(ctx context.Context, outcomes []outcome) (dead []outcome
 	if len(outcomes) == 0 {
 		return nil, nil
 	}
-	err = o.db.Tx(ctx, func(tx *sql.Tx) error {
+	err = o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 		dead = dead[:0]
 		now := time.Now()
 		for _, res := range outcomes {
@@ -391,7 +397,7 @@ func (o *Outbox) release(ctx context.Context, ds []delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	return o.db.Tx(ctx, func(tx *sql.Tx) error {
+	return o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 		for _, d := range ds {
 			if _, err := tx.ExecContext(ctx, `UPDATE `+deliveriesTable+` SET lease_until = 0
 				WHERE event_id = $1 AND service = $2 AND delivered_at IS NULL AND lease_until = $3`,
@@ -507,7 +513,7 @@ func (o *Outbox) purge(ctx context.Context, now time.Time) error {
 		stmt, cutoff := p.stmt, millis(now.Add(-p.cutoff))
 		for {
 			var n int64
-			err := o.db.Tx(ctx, func(tx *sql.Tx) error {
+			err := o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 				res, err := tx.ExecContext(ctx, stmt, cutoff, purgeBatch)
 				if err != nil {
 					return err

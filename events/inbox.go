@@ -153,7 +153,8 @@ const purgeSweep = 2 * time.Second
 // none is left: it keeps up with any rate of events, where a batch per
 // minute fell behind above purgeBatch a minute (~8 events/s). A sweep
 // that runs out of purgeSweep lets the next delivery go on at once; one
-// that fails waits for the next minute.
+// that fails waits for the next minute. Purges commit with TxNoSync: one
+// lost in a power cut is done again.
 func (in *Inbox) maybePurge(ctx context.Context, now time.Time) {
 	last := in.lastPurge.Load()
 	if millis(now)-last < purgeEvery.Milliseconds() || !in.lastPurge.CompareAndSwap(last, millis(now)) {
@@ -164,7 +165,7 @@ func (in *Inbox) maybePurge(ctx context.Context, now time.Time) {
 	cutoff := millis(now.Add(-in.retention))
 	for {
 		var n int64
-		err := in.db.Tx(ctx, func(tx *sql.Tx) error {
+		err := in.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `DELETE FROM `+inboxTable+` WHERE id IN
 				(SELECT id FROM `+inboxTable+` WHERE received_at < $1 LIMIT $2)`, cutoff, purgeBatch)
 			if err != nil {
