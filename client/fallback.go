@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,20 +38,68 @@ func Fallback[T any](ctx context.Context, budget time.Duration, fn func(context.
 // once, and returns a function that waits for its result; call it once. The
 // goroutine ends when fn returns, at the latest when the budget is up if fn
 // honours its context.
+//
+// A panic on that goroutine does not end the process: a panic in fn is
+// recovered as a *PanicError, which goes to fallback as fn's error; a
+// panic in fallback leaves the zero T. Either way the result is degraded,
+// the panic is logged with its stack (slog.Default) and counted
+// (AsyncPanics).
 func Async[T any](ctx context.Context, budget time.Duration, fn func(context.Context) (T, error), fallback func(error) T) (wait func() (T, bool)) {
 	type result struct {
 		v        T
 		degraded bool
 	}
 	ch := make(chan result, 1)
+	safe := func(ctx context.Context) (v T, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = asyncPanicked(p)
+			}
+		}()
+		return fn(ctx)
+	}
 	go func() {
-		v, degraded := Fallback(ctx, budget, fn, fallback)
-		ch <- result{v, degraded}
+		r := result{degraded: true} // if fallback panics
+		defer func() {
+			if p := recover(); p != nil {
+				asyncPanicked(p)
+			}
+			ch <- r
+		}()
+		r.v, r.degraded = Fallback(ctx, budget, safe, fallback)
 	}()
 	return func() (T, bool) {
 		r := <-ch
 		return r.v, r.degraded
 	}
+}
+
+// PanicError is a panic recovered on a goroutine that Async started, as
+// an error.
+type PanicError struct {
+	Value any    // what was passed to panic
+	Stack []byte // the panicking goroutine's stack, as runtime/debug.Stack gives it
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// asyncPanics counts the panics Async recovered, in the whole process:
+// Async belongs to no Transport.
+var asyncPanics atomic.Uint64
+
+// AsyncPanics returns how many panics Async recovered in this process
+// (telemetry exports it as shoal_client_async_panics_total). Any
+// goroutine may call it.
+func AsyncPanics() uint64 { return asyncPanics.Load() }
+
+// asyncPanicked counts, logs and returns a panic recovered by Async; call
+// it from the deferred function that recovered, so the stack is the
+// panic's.
+func asyncPanicked(p any) *PanicError {
+	asyncPanics.Add(1)
+	e := &PanicError{Value: p, Stack: debug.Stack()}
+	slog.Error("client: Async recovered a panic", "panic", fmt.Sprint(p), "stack", string(e.Stack))
+	return e
 }
 
 // leaveRoom shortens d so that an answer without what it bounds still

@@ -1,9 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -59,6 +63,50 @@ func TestFallbackLeavesRoomForTheAnswer(t *testing.T) {
 			t.Errorf("fallback answered with %v left, want 20ms", left)
 		}
 	})
+}
+
+// A panic in Async's fn or fallback is recovered, logged with its stack,
+// counted, and becomes a degraded answer: fn's panic reaches the fallback
+// as a *PanicError.
+func TestAsyncPanics(t *testing.T) {
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
+	tests := []struct {
+		name     string
+		fn       func(context.Context) (string, error)
+		fallback func(error) string
+		want     string
+	}{
+		{"in fn", func(context.Context) (string, error) { panic("boom in fn") }, func(err error) string {
+			var pe *PanicError
+			if !errors.As(err, &pe) || pe.Value != "boom in fn" || !bytes.Contains(pe.Stack, []byte("TestAsyncPanics")) {
+				t.Errorf("fallback got %#v, want a *PanicError with the panic's value and stack", err)
+			}
+			return "stale: " + err.Error()
+		}, "stale: panic: boom in fn"},
+		{"in fallback", func(context.Context) (string, error) { return "", errors.New("down") },
+			func(error) string { panic("boom in fallback") }, ""},
+		{"in fn, no fallback", func(context.Context) (string, error) { panic(errors.New("boom")) }, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
+			before := AsyncPanics()
+			got, degraded := Async(t.Context(), time.Second, tt.fn, tt.fallback)()
+			if got != tt.want || !degraded {
+				t.Errorf("Async = %q, %v; want %q, degraded", got, degraded, tt.want)
+			}
+			if n := AsyncPanics() - before; n != 1 {
+				t.Errorf("AsyncPanics went up by %d, want 1", n)
+			}
+			var line struct{ Msg, Panic, Stack string }
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil || !strings.Contains(line.Panic, "boom") ||
+				!strings.Contains(line.Stack, "fallback_test.go") {
+				t.Errorf("log %s (%v): want the panic and its stack", logs.Bytes(), err)
+			}
+		})
+	}
 }
 
 func mustDeadline(t *testing.T, ctx context.Context) time.Time {

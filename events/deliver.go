@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type delivery struct {
 	service  string
 	attempts int   // before this one
 	lease    int64 // lease_until as claimed (ms): who holds the row
+	since    int64 // pending_since (ms): when MaxAge started counting
 }
 
 // outcome is a delivery attempt's result: err nil if delivered.
@@ -52,9 +54,18 @@ type outcome struct {
 // Runs sharing the database, one gets each row), POSTs each to
 // http://<service>/_events with up to Concurrency in flight, and records
 // the outcomes in batches: a 2xx answer marks the delivery done; anything
-// else is an attempt more, tried again after a backoff. It deletes rows
-// older than Retention now and then. Database errors are logged and
-// retried after Poll.
+// else is an attempt more, tried again after a backoff, or moved to the
+// dead letters once MaxAttempts or MaxAge is reached. A panic while
+// delivering (in the Client's transport, say) is recovered, logged with
+// its stack and counted as a failed attempt. Run deletes rows older than
+// Retention, and dead letters older than DeadLetterRetention, now and
+// then. Database errors are logged and retried after Poll.
+//
+// That bookkeeping commits with store.DB.TxNoSync, without waiting for the
+// disk: after a power cut, a lost claim is a lease that ended, a lost
+// outcome a delivery made again (the inbox deduplicates it), a lost
+// dead-letter move a delivery still pending. Only Publish, in the
+// caller's transaction, must be durable.
 //
 // When ctx ends, Run stops claiming, cancels the requests in flight, marks
 // what was delivered and releases the rest, so that another instance
@@ -69,7 +80,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 	for range o.cfg.Concurrency {
 		workers.Go(func() { // ends when Run closes jobs
 			for d := range r.jobs {
-				r.results <- o.deliver(ctx, d)
+				r.results <- o.attempt(ctx, d)
 			}
 		})
 	}
@@ -142,6 +153,7 @@ func (r *runner) loop(ctx context.Context) {
 			if err := r.o.purge(ctx, now); err != nil && ctx.Err() == nil {
 				r.log.Warn("events: purging delivered events", "err", err)
 			}
+			r.countDeadLetters(ctx)
 		}
 		room := cfg.Batch - r.busy
 		if !want || len(r.queue) > 0 || r.busy >= cfg.Concurrency || room <= 0 {
@@ -180,7 +192,8 @@ func (r *runner) receive(res outcome) {
 // record writes the outcomes received; on failure they stay, to be tried
 // again (with a bound: forgetting an outcome only means a delivery again).
 func (r *runner) record(ctx context.Context) {
-	if err := r.o.record(ctx, r.done); err != nil {
+	dead, err := r.o.record(ctx, r.done)
+	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("events: recording delivery outcomes", "err", err, "outcomes", len(r.done))
 		}
@@ -190,6 +203,33 @@ func (r *runner) record(ctx context.Context) {
 		return
 	}
 	r.done = r.done[:0]
+	if len(dead) > 0 {
+		r.buried(dead)
+		r.countDeadLetters(ctx)
+	}
+}
+
+// buried reports the deliveries record moved to the dead letters.
+func (r *runner) buried(dead []outcome) {
+	for _, res := range dead {
+		d := res.d
+		r.log.Error("events: delivery given up, moved to the dead letters (Outbox.DeadLetters, Outbox.Redeliver)",
+			"topic", d.ev.Topic, "event", d.ev.ID, "service", d.service, "attempts", d.attempts+1,
+			"pending_for", time.Since(time.UnixMilli(d.since)).Round(time.Second).String(), "err", res.err)
+		r.o.cfg.Metrics.DeadLettered(d.ev.Topic, d.service)
+	}
+}
+
+// countDeadLetters reports how many dead letters the database holds.
+func (r *runner) countDeadLetters(ctx context.Context) {
+	n, err := r.o.countDeadLetters(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("events: counting dead letters", "err", err)
+		}
+		return
+	}
+	r.o.cfg.Metrics.DeadLetters(n)
 }
 
 // stop ends Run's work once ctx is done: the workers' requests end with
@@ -211,9 +251,11 @@ func (r *runner) stop(ctx context.Context) {
 	release = append(release, r.queue...)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
 	defer cancel()
-	if err := r.o.record(wctx, outcomes); err != nil {
+	dead, err := r.o.record(wctx, outcomes)
+	if err != nil {
 		r.log.Warn("events: recording deliveries at stop", "err", err)
 	}
+	r.buried(dead)
 	if err := r.o.release(wctx, release); err != nil {
 		r.log.Warn("events: releasing claims at stop", "err", err)
 	}
@@ -243,7 +285,7 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]delivery, error) {
 			return nil, err
 		}
 	}
-	query := `SELECT d.event_id, d.service, d.attempts, e.topic, e.payload, e.created_at
+	query := `SELECT d.event_id, d.service, d.attempts, d.pending_since, e.topic, e.payload, e.created_at
 		FROM ` + deliveriesTable + ` d JOIN ` + eventsTable + ` e ON e.id = d.event_id
 		WHERE d.delivered_at IS NULL AND d.next_at <= $1 AND d.lease_until <= $1
 		ORDER BY d.next_at LIMIT $2`
@@ -252,7 +294,7 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]delivery, error) {
 		query += ` FOR UPDATE OF d SKIP LOCKED`
 	}
 	var claimed []delivery
-	err := o.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 		claimed = claimed[:0]
 		now = time.Now()
 		lease := millis(now.Add(o.cfg.Lease))
@@ -265,7 +307,7 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]delivery, error) {
 			var d delivery
 			var payload string
 			var created int64
-			if err := rows.Scan(&d.ev.ID, &d.service, &d.attempts, &d.ev.Topic, &payload, &created); err != nil {
+			if err := rows.Scan(&d.ev.ID, &d.service, &d.attempts, &d.since, &d.ev.Topic, &payload, &created); err != nil {
 				rows.Close()
 				return err
 			}
@@ -302,17 +344,30 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]delivery, error) {
 }
 
 // record marks the delivered as such, and the failed as an attempt more,
-// due again after a backoff, if the failed are still ours (not claimed by
-// another Run after our lease ended).
-func (o *Outbox) record(ctx context.Context, outcomes []outcome) error {
+// due again after a backoff (or moved to the dead letters, once their
+// bound is reached), if the failed are still ours (not claimed by another
+// Run after our lease ended). It returns the outcomes it moved to the dead
+// letters.
+func (o *Outbox) record(ctx context.Context, outcomes []outcome) (dead []outcome, err error) {
 	if len(outcomes) == 0 {
-		return nil
+		return nil, nil
 	}
-	return o.db.Tx(ctx, func(tx *sql.Tx) error {
+	err = o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
+		dead = dead[:0]
 		now := time.Now()
 		for _, res := range outcomes {
 			d := res.d
 			var err error
+			if res.err != nil && o.exhausted(d, now) {
+				buried, err := o.bury(ctx, tx, res, now)
+				if err != nil {
+					return err
+				}
+				if buried {
+					dead = append(dead, res)
+				}
+				continue
+			}
 			if res.err == nil {
 				// Delivered is a fact, whoever holds the row now.
 				_, err = tx.ExecContext(ctx, `UPDATE `+deliveriesTable+`
@@ -331,6 +386,10 @@ func (o *Outbox) record(ctx context.Context, outcomes []outcome) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return dead, nil
 }
 
 // release gives claims up: due again at once, for anyone.
@@ -338,7 +397,7 @@ func (o *Outbox) release(ctx context.Context, ds []delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	return o.db.Tx(ctx, func(tx *sql.Tx) error {
+	return o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 		for _, d := range ds {
 			if _, err := tx.ExecContext(ctx, `UPDATE `+deliveriesTable+` SET lease_until = 0
 				WHERE event_id = $1 AND service = $2 AND delivered_at IS NULL AND lease_until = $3`,
@@ -360,6 +419,32 @@ func (o *Outbox) backoff(attempts int) time.Duration {
 	}
 	d = min(d, o.cfg.MaxBackoff)
 	return d/2 + rand.N(d/2+1)
+}
+
+// attempt delivers d (see deliver), counting the outcome, and recovers a
+// panic into a failed outcome, so that a bug on the way (a transport, a
+// hook) costs the attempt, not the process, and the delivery is retried or
+// dead-lettered like any other failure.
+func (o *Outbox) attempt(runCtx context.Context, d delivery) (res outcome) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		o.cfg.Logger.Error("events: delivery panicked (recovered; counted as a failed attempt)",
+			"topic", d.ev.Topic, "event", d.ev.ID, "service", d.service, "attempt", d.attempts+1,
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		o.cfg.Metrics.Delivery(d.ev.Topic, d.service, OutcomePanicked)
+		res = outcome{d, fmt.Errorf("events: delivery panicked: %v", p)}
+	}()
+	res = o.deliver(runCtx, d)
+	switch {
+	case res.err == nil:
+		o.cfg.Metrics.Delivery(d.ev.Topic, d.service, OutcomeDelivered)
+	case runCtx.Err() == nil: // not cut short by Run's end
+		o.cfg.Metrics.Delivery(d.ev.Topic, d.service, OutcomeFailed)
+	}
+	return res
 }
 
 // deliver POSTs d to its service and says how it went; runCtx is Run's.
@@ -409,19 +494,26 @@ func (o *Outbox) failed(d delivery, err error) {
 	o.cfg.Logger.Debug("events: delivery failed", args...)
 }
 
-// purge deletes deliveries delivered before now-Retention, then events as
-// old with no deliveries left, in batches.
+// purge deletes deliveries delivered before now-Retention, dead letters
+// older than DeadLetterRetention, then events older than Retention with
+// neither left, in batches.
 func (o *Outbox) purge(ctx context.Context, now time.Time) error {
-	cutoff := millis(now.Add(-o.cfg.Retention))
-	for _, stmt := range []string{
-		`DELETE FROM ` + deliveriesTable + ` WHERE (event_id, service) IN (SELECT event_id, service FROM ` + deliveriesTable + `
-			WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2)`,
-		`DELETE FROM ` + eventsTable + ` WHERE id IN (SELECT id FROM ` + eventsTable + ` e WHERE e.created_at < $1
-			AND NOT EXISTS (SELECT 1 FROM ` + deliveriesTable + ` d WHERE d.event_id = e.id) LIMIT $2)`,
+	for _, p := range []struct {
+		stmt   string
+		cutoff time.Duration
+	}{
+		{`DELETE FROM ` + deliveriesTable + ` WHERE (event_id, service) IN (SELECT event_id, service FROM ` + deliveriesTable + `
+			WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2)`, o.cfg.Retention},
+		{`DELETE FROM ` + deadLettersTable + ` WHERE (event_id, service) IN (SELECT event_id, service FROM ` + deadLettersTable + `
+			WHERE dead_at < $1 LIMIT $2)`, o.cfg.DeadLetterRetention},
+		{`DELETE FROM ` + eventsTable + ` WHERE id IN (SELECT id FROM ` + eventsTable + ` e WHERE e.created_at < $1
+			AND NOT EXISTS (SELECT 1 FROM ` + deliveriesTable + ` d WHERE d.event_id = e.id)
+			AND NOT EXISTS (SELECT 1 FROM ` + deadLettersTable + ` dl WHERE dl.event_id = e.id) LIMIT $2)`, o.cfg.Retention},
 	} {
+		stmt, cutoff := p.stmt, millis(now.Add(-p.cutoff))
 		for {
 			var n int64
-			err := o.db.Tx(ctx, func(tx *sql.Tx) error {
+			err := o.db.TxNoSync(ctx, func(tx *sql.Tx) error {
 				res, err := tx.ExecContext(ctx, stmt, cutoff, purgeBatch)
 				if err != nil {
 					return err

@@ -45,12 +45,15 @@
 //
 //   - Atomic publication: an event exists if and only if the producer's
 //     transaction commits.
-//   - At-least-once delivery: every delivery row is retried, forever, until
-//     its subscriber answers 2xx. A producer instance that dies while
-//     holding claims leaves them leased; another instance (or its
-//     restart) takes them over after OutboxConfig.Lease. A delivery may
-//     thus arrive more than once, also concurrently (a hedged or failed
-//     over request, two producers after a lease expired).
+//   - At-least-once delivery: every delivery row is retried until its
+//     subscriber answers 2xx, or until its bound, when it becomes a dead
+//     letter (below): never dropped silently. A producer instance that
+//     dies while holding claims leaves them leased; another instance (or
+//     its restart) takes them over after OutboxConfig.Lease. A panic
+//     while delivering is recovered and counts as a failed attempt. A
+//     delivery may thus arrive more than once, also concurrently (a
+//     hedged or failed over request, two producers after a lease
+//     expired).
 //   - Exactly-once effects: a Handler's writes through its tx commit
 //     together with the record of the event ID, so each event applies once
 //     per subscriber database, however often it arrives. Effects outside
@@ -66,15 +69,34 @@
 //   - Liveness of a subscriber: a service that never comes back, or
 //     answers non-2xx forever (a handler bug, a topic it does not handle:
 //     404), keeps its rows pending and retried at OutboxConfig.MaxBackoff
-//     intervals; they show in Outbox.Stats (Pending, Retrying) and in
-//     warnings. Other subscribers and topics are not held up.
+//     intervals (they show in Outbox.Stats as Pending, Retrying, and in
+//     warnings) until their bound; then they become dead letters. Other
+//     subscribers and topics are not held up.
 //   - Retention: delivered rows and finished events are deleted after
-//     OutboxConfig.Retention; the inbox forgets IDs after InboxRetention,
-//     after which a (very) late duplicate would apply again.
+//     OutboxConfig.Retention, dead letters (and then their events) after
+//     DeadLetterRetention; the inbox forgets IDs after InboxRetention,
+//     after which a (very) late duplicate would apply again. The inbox
+//     purges once a minute, in batches until none is left, so it keeps up
+//     with any rate of events.
 //   - Subscribers are fixed by the producer's configuration: a new
 //     subscriber gets the events published after the producer knows it.
 //   - Leases compare clocks of the producer instances: across hosts, skew
 //     must stay well under Lease.
+//
+// # Dead letters
+//
+// A delivery that failed OutboxConfig.MaxAttempts times (no bound by
+// default), or fails MaxAge (default 24 h) after it became pending, moves
+// to shoal_outbox_dead_letters in the transaction that records its last
+// failure: logged at error level, counted (OutboxConfig.Metrics:
+// shoal_events_dead_lettered_total, and shoal_events_dead_letters for the
+// rows held), and shown in Outbox.Stats. Outbox.DeadLetters lists them and
+// Outbox.Redeliver puts them back in the outbox once the subscriber is
+// fixed; both say what they do in SQL too, for a database shell:
+//
+//	SELECT e.topic, dl.service, dl.attempts, dl.last_error, dl.dead_at, e.id, e.payload
+//	FROM shoal_outbox_dead_letters dl JOIN shoal_outbox_events e ON e.id = dl.event_id
+//	ORDER BY dl.dead_at;
 //
 // # Databases
 //

@@ -96,9 +96,10 @@ func validService(s string) bool {
 
 // Tables, in the service's own database.
 const (
-	eventsTable     = "shoal_outbox_events"
-	deliveriesTable = "shoal_outbox_deliveries"
-	inboxTable      = "shoal_inbox"
+	eventsTable      = "shoal_outbox_events"
+	deliveriesTable  = "shoal_outbox_deliveries"
+	deadLettersTable = "shoal_outbox_dead_letters"
+	inboxTable       = "shoal_inbox"
 )
 
 // The migration lists, by store.DB.Migrate name.
@@ -109,7 +110,10 @@ const (
 
 // outboxSchema: a delivery row is pending while delivered_at is NULL; it
 // is due once next_at has passed, and someone's (a Run's claim) until
-// lease_until. Times are Unix milliseconds.
+// lease_until; it has been pending since pending_since (its event's
+// creation, or its redelivery from the dead letters). A delivery given up
+// on moves to the dead letters, its event staying in the events table.
+// Times are Unix milliseconds.
 var outboxSchema = []store.Migration{{SQL: `
 CREATE TABLE ` + eventsTable + ` (
 	id         TEXT   NOT NULL PRIMARY KEY,
@@ -129,6 +133,18 @@ CREATE TABLE ` + deliveriesTable + ` (
 	PRIMARY KEY (event_id, service)
 );
 CREATE INDEX ` + deliveriesTable + `_due ON ` + deliveriesTable + ` (delivered_at, next_at)`,
+}, {SQL: `
+ALTER TABLE ` + deliveriesTable + ` ADD COLUMN pending_since BIGINT NOT NULL DEFAULT 0;
+UPDATE ` + deliveriesTable + ` SET pending_since = COALESCE((SELECT e.created_at FROM ` + eventsTable + ` e WHERE e.id = event_id), 0);
+CREATE TABLE ` + deadLettersTable + ` (
+	event_id   TEXT    NOT NULL,
+	service    TEXT    NOT NULL,
+	attempts   INTEGER NOT NULL,
+	last_error TEXT    NOT NULL,
+	dead_at    BIGINT  NOT NULL,
+	PRIMARY KEY (event_id, service)
+);
+CREATE INDEX ` + deadLettersTable + `_dead_at ON ` + deadLettersTable + ` (dead_at)`,
 }}
 
 var inboxSchema = []store.Migration{{SQL: `

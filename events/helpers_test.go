@@ -190,18 +190,25 @@ func publish(t *testing.T, o *Outbox, topic string, payload any) Event {
 // want delivered ones.
 func waitDelivered(t *testing.T, o *Outbox, want int64, within time.Duration) OutboxStats {
 	t.Helper()
+	return waitStats(t, o, within, func(st OutboxStats) bool { return st.Pending == 0 && st.Delivered == want })
+}
+
+// waitStats polls o's stats until ok accepts them, failing the test
+// after within.
+func waitStats(t *testing.T, o *Outbox, within time.Duration, ok func(OutboxStats) bool) OutboxStats {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		st, err := o.Stats(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Pending == 0 && st.Delivered == want {
+		if ok(st) {
 			return st
 		}
 		if time.Now().After(deadline) {
 			js, _ := json.Marshal(st)
-			t.Fatalf("after %v: %s; want %d delivered, none pending", within, js, want)
+			t.Fatalf("after %v: stats %s", within, js)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -136,24 +136,54 @@ func (in *Inbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "handler_failed", err.Error())
 		return
 	}
-	in.maybePurge(ctx, now)
 	w.WriteHeader(http.StatusNoContent)
+	// The producer has its answer before a purge runs.
+	_ = http.NewResponseController(w).Flush()
+	in.maybePurge(context.WithoutCancel(ctx), now)
 }
 
-// maybePurge deletes a batch of IDs older than the retention, once a
-// minute at most per Inbox (a rare request pays a few milliseconds rather
-// than the Inbox owning a goroutine). Failures wait for the next minute.
+// purgeSweep bounds the time one delivery spends purging, after its
+// answer was sent; a sweep cut short leaves the rest to the next delivery.
+const purgeSweep = 2 * time.Second
+
+// maybePurge deletes the IDs older than the retention, once a minute at
+// most per Inbox (a rare request pays for it, after its answer, rather
+// than the Inbox owning a goroutine). It deletes in batches, each in a
+// transaction of its own so that writers get the lock in between, until
+// none is left: it keeps up with any rate of events, where a batch per
+// minute fell behind above purgeBatch a minute (~8 events/s). A sweep
+// that runs out of purgeSweep lets the next delivery go on at once; one
+// that fails waits for the next minute. Purges commit with TxNoSync: one
+// lost in a power cut is done again.
 func (in *Inbox) maybePurge(ctx context.Context, now time.Time) {
 	last := in.lastPurge.Load()
 	if millis(now)-last < purgeEvery.Milliseconds() || !in.lastPurge.CompareAndSwap(last, millis(now)) {
 		return
 	}
-	in.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM `+inboxTable+` WHERE id IN
-			(SELECT id FROM `+inboxTable+` WHERE received_at < $1 LIMIT $2)`,
-			millis(now.Add(-in.retention)), purgeBatch)
-		return err
-	})
+	ctx, cancel := context.WithTimeout(ctx, purgeSweep)
+	defer cancel()
+	cutoff := millis(now.Add(-in.retention))
+	for {
+		var n int64
+		err := in.db.TxNoSync(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+inboxTable+` WHERE id IN
+				(SELECT id FROM `+inboxTable+` WHERE received_at < $1 LIMIT $2)`, cutoff, purgeBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				in.lastPurge.Store(0) // not caught up: the next delivery goes on
+			}
+			return
+		}
+		if n < purgeBatch {
+			return
+		}
+	}
 }
 
 // InboxStats counts the events an Inbox's database remembers receiving

@@ -52,10 +52,51 @@ type OutboxConfig struct {
 	// whose deliveries are done, are kept (for Stats and debugging)
 	// before Run deletes them; default 24h.
 	Retention time.Duration
-	// Logger gets failed deliveries and database errors; default
-	// slog.Default().
+	// MaxAttempts and MaxAge bound the retries of a delivery: once it
+	// has failed MaxAttempts times, or a failure comes MaxAge after it
+	// became pending (its event was published, or redelivered), it moves
+	// to the dead letters (see DeadLetters and Redeliver). MaxAttempts 0
+	// (the default) sets no bound on the count, since a subscriber down
+	// for a while is normal and its events should wait for it;
+	// MaxAge's default is 24h.
+	MaxAttempts int
+	MaxAge      time.Duration
+	// DeadLetterRetention is how long dead letters are kept, to inspect
+	// and redeliver, before Run deletes them (and then their events);
+	// default 7 days.
+	DeadLetterRetention time.Duration
+	// Logger gets failed deliveries, dead letters, recovered panics and
+	// database errors; default slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, is told of delivery outcomes and dead letters as
+	// they happen (telemetry.EventMetrics exports them to Prometheus).
+	Metrics OutboxMetrics
 }
+
+// OutboxMetrics receives an Outbox's counts. telemetry.EventMetrics is
+// one. Its methods are called from Run's goroutines (its loop and its
+// workers, at once): they must be safe for concurrent use and must not
+// block.
+type OutboxMetrics interface {
+	// Delivery counts one attempt to deliver an event of topic to
+	// service, by outcome: OutcomeDelivered, OutcomeFailed or
+	// OutcomePanicked.
+	Delivery(topic, service, outcome string)
+	// DeadLettered counts a delivery given up on: moved to the dead
+	// letters.
+	DeadLettered(topic, service string)
+	// DeadLetters reports how many dead letters the database holds (all
+	// producer instances'), as Run counted them last: at its start,
+	// every minute and after it added some.
+	DeadLetters(n int64)
+}
+
+// Outcomes of a delivery attempt, as OutboxMetrics.Delivery gets them.
+const (
+	OutcomeDelivered = "delivered" // the subscriber answered 2xx
+	OutcomeFailed    = "failed"    // any other answer, or no answer
+	OutcomePanicked  = "panicked"  // the attempt panicked (recovered; it counts as failed)
+)
 
 // Defaults of OutboxConfig.
 const (
@@ -67,6 +108,10 @@ const (
 	DefaultMaxBackoff  = 10 * time.Second
 	DefaultTimeout     = 5 * time.Second
 	DefaultRetention   = 24 * time.Hour
+	DefaultMaxAge      = 24 * time.Hour
+	// DefaultDeadLetterRetention is as long as an Inbox remembers IDs:
+	// a dead letter redelivered within it is still deduplicated.
+	DefaultDeadLetterRetention = InboxRetention
 )
 
 // Validate reports what is wrong with c, defaults applied: no Client, a bad
@@ -88,7 +133,8 @@ func (c OutboxConfig) Validate() error {
 		}
 	}
 	if c.Batch < 0 || c.Concurrency < 0 || c.Poll < 0 || c.Lease < 0 || c.MinBackoff < 0 ||
-		c.MaxBackoff < 0 || c.Timeout < 0 || c.Retention < 0 {
+		c.MaxBackoff < 0 || c.Timeout < 0 || c.Retention < 0 || c.MaxAttempts < 0 || c.MaxAge < 0 ||
+		c.DeadLetterRetention < 0 {
 		errs = append(errs, errors.New("counts and durations must not be negative"))
 	}
 	d := c.withDefaults()
@@ -122,11 +168,23 @@ func (c OutboxConfig) withDefaults() OutboxConfig {
 	set(&c.MaxBackoff, DefaultMaxBackoff)
 	set(&c.Timeout, DefaultTimeout)
 	set(&c.Retention, DefaultRetention)
+	set(&c.MaxAge, DefaultMaxAge)
+	set(&c.DeadLetterRetention, DefaultDeadLetterRetention)
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
 }
+
+// noMetrics is OutboxConfig.Metrics when none is set.
+type noMetrics struct{}
+
+func (noMetrics) Delivery(topic, service, outcome string) {}
+func (noMetrics) DeadLettered(topic, service string)      {}
+func (noMetrics) DeadLetters(n int64)                     {}
 
 // Outbox is the producer side: Publish records events in the caller's
 // transaction, and Run delivers them to the subscribers. Several instances
@@ -191,14 +249,14 @@ func (o *Outbox) Publish(ctx context.Context, tx *sql.Tx, topic string, payload 
 	// parameter per service, in order of first appearance).
 	var q strings.Builder
 	q.WriteString(`INSERT INTO ` + deliveriesTable +
-		` (event_id, service, attempts, next_at, lease_until, delivered_at, last_error) VALUES `)
+		` (event_id, service, attempts, next_at, lease_until, delivered_at, last_error, pending_since) VALUES `)
 	args := []any{ev.ID, millis(now)}
 	for i, s := range services {
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		args = append(args, s)
-		q.WriteString(`($1, $` + strconv.Itoa(len(args)) + `, 0, $2, 0, NULL, '')`)
+		q.WriteString(`($1, $` + strconv.Itoa(len(args)) + `, 0, $2, 0, NULL, '', $2)`)
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return Event{}, fmt.Errorf("events: publish %s: %w", topic, err)
@@ -219,17 +277,20 @@ type OutboxStats struct {
 	Pending   int64 `json:"pending"`
 	Retrying  int64 `json:"retrying"`
 	Delivered int64 `json:"delivered"`
+	// DeadLetters are deliveries given up on (see DeadLetters).
+	DeadLetters int64 `json:"dead_letters"`
 	// Routes breaks the deliveries down by topic and subscriber, sorted.
 	Routes []RouteStats `json:"routes"`
 }
 
 // RouteStats counts the deliveries of one topic to one subscriber.
 type RouteStats struct {
-	Topic     string `json:"topic"`
-	Service   string `json:"service"`
-	Pending   int64  `json:"pending"`
-	Retrying  int64  `json:"retrying"`
-	Delivered int64  `json:"delivered"`
+	Topic       string `json:"topic"`
+	Service     string `json:"service"`
+	Pending     int64  `json:"pending"`
+	Retrying    int64  `json:"retrying"`
+	Delivered   int64  `json:"delivered"`
+	DeadLetters int64  `json:"dead_letters"`
 }
 
 // Stats counts events and deliveries in the database, all producers'
@@ -240,24 +301,30 @@ func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
 	if err := o.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+eventsTable).Scan(&st.Events); err != nil {
 		return OutboxStats{}, fmt.Errorf("events: stats: %w", err)
 	}
-	rows, err := o.db.QueryContext(ctx, `SELECT e.topic, d.service,
-		SUM(CASE WHEN d.delivered_at IS NULL THEN 1 ELSE 0 END),
-		SUM(CASE WHEN d.delivered_at IS NULL AND d.attempts > 0 THEN 1 ELSE 0 END),
-		SUM(CASE WHEN d.delivered_at IS NULL THEN 0 ELSE 1 END)
-		FROM `+deliveriesTable+` d JOIN `+eventsTable+` e ON e.id = d.event_id
-		GROUP BY e.topic, d.service ORDER BY e.topic, d.service`)
+	rows, err := o.db.QueryContext(ctx, `SELECT topic, service, SUM(pending), SUM(retrying), SUM(delivered), SUM(dead)
+		FROM (SELECT e.topic, d.service,
+			CASE WHEN d.delivered_at IS NULL THEN 1 ELSE 0 END AS pending,
+			CASE WHEN d.delivered_at IS NULL AND d.attempts > 0 THEN 1 ELSE 0 END AS retrying,
+			CASE WHEN d.delivered_at IS NULL THEN 0 ELSE 1 END AS delivered,
+			0 AS dead
+			FROM `+deliveriesTable+` d JOIN `+eventsTable+` e ON e.id = d.event_id
+		UNION ALL
+		SELECT e.topic, dl.service, 0, 0, 0, 1
+			FROM `+deadLettersTable+` dl JOIN `+eventsTable+` e ON e.id = dl.event_id) routes
+		GROUP BY topic, service ORDER BY topic, service`)
 	if err != nil {
 		return OutboxStats{}, fmt.Errorf("events: stats: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r RouteStats
-		if err := rows.Scan(&r.Topic, &r.Service, &r.Pending, &r.Retrying, &r.Delivered); err != nil {
+		if err := rows.Scan(&r.Topic, &r.Service, &r.Pending, &r.Retrying, &r.Delivered, &r.DeadLetters); err != nil {
 			return OutboxStats{}, fmt.Errorf("events: stats: %w", err)
 		}
 		st.Pending += r.Pending
 		st.Retrying += r.Retrying
 		st.Delivered += r.Delivered
+		st.DeadLetters += r.DeadLetters
 		st.Routes = append(st.Routes, r)
 	}
 	if err := rows.Err(); err != nil {

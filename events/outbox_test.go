@@ -160,6 +160,10 @@ func TestConfigValidate(t *testing.T) {
 		{OutboxConfig{Client: c, Lease: time.Second, Timeout: 2 * time.Second}, false},
 		{OutboxConfig{Client: c, Poll: -1}, false},
 		{OutboxConfig{Client: c, MinBackoff: time.Minute}, false},
+		{OutboxConfig{Client: c, MaxAttempts: 5, MaxAge: time.Hour, DeadLetterRetention: time.Hour}, true},
+		{OutboxConfig{Client: c, MaxAttempts: -1}, false},
+		{OutboxConfig{Client: c, MaxAge: -time.Second}, false},
+		{OutboxConfig{Client: c, DeadLetterRetention: -time.Second}, false},
 	} {
 		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%+v: Validate() = %v", tc.cfg, err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -35,13 +36,12 @@ type Config struct {
 	// disk space. Default 10 min.
 	PurgeInterval time.Duration `json:"purge_interval" yaml:"purge_interval"`
 
-	// Transient reports whether a database error is worth retrying, such
-	// as SQLite's SQLITE_BUSY (the lock stayed taken past busy_timeout) or
-	// PostgreSQL's serialization failures. The Store retries such errors,
-	// with backoff, for as long as the request lasts (and up to 5 s when
-	// recording an answer); others fail at once (503). Default: none are.
-	// It is called from request goroutines, and must not block.
-	Transient func(error) bool `json:"-" yaml:"-"`
+	// Principal says who a request comes from: keys are unique per
+	// principal, so an answer is replayed only to the principal that got
+	// it first, and two principals choosing the same key never meet.
+	// Default: HeaderPrincipal. It is called from request goroutines,
+	// and must not block.
+	Principal func(*http.Request) Principal `json:"-" yaml:"-"`
 
 	// Logger receives the failures no caller sees (a purge or a record
 	// that could not be written); default slog.Default().
@@ -85,6 +85,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Principal == nil {
+		c.Principal = HeaderPrincipal
 	}
 	return c
 }

@@ -10,7 +10,8 @@
 // # How
 //
 // Store.Middleware fingerprints each keyed request (method, path with
-// query, SHA-256 of the body) and claims the key with one atomic statement:
+// query, SHA-256 of the body), finds its principal (who sends it: see
+// below), and claims the key, for that principal, with one atomic statement:
 // an INSERT for a new key, or an UPDATE … WHERE the record expired or its
 // claim's lease ended. Of any number of attempts racing on a key, on any
 // number of instances, exactly one holds it at a time. The holder runs the
@@ -21,6 +22,25 @@
 // lease ends and one of them takes the key over. A key that comes back with
 // another request is refused (422 idempotency_key_reused), as the IETF
 // httpapi Idempotency-Key draft says.
+//
+// # Principals and authorization
+//
+// Keys are unique per principal: the calling service and the end user it
+// acts for (Config.Principal; by default no caller, since calls between
+// services carry no verified identity yet, and the subject the gateway
+// verified, in the Shoal-Subject header). A stored answer is replayed
+// only to requests of the principal that got it, so a key that another
+// user chose, by chance or to probe, neither returns their answer nor
+// tells (with a 422) that they used it.
+//
+// A replay is not authorized again by the handler: the middleware answers
+// it. Together with the fingerprint, namespacing makes that safe wherever
+// authorization depends only on who sends a request and what it is: the
+// replay goes to the same principal, for the same method, path and body,
+// as the answer it repeats. Where authorization depends on more (grants
+// that may be revoked within TTL), use Store.Guarded, which asks an
+// authorization function before the key is looked up: a request it
+// refuses never sees a stored answer, and claims nothing.
 //
 // Answers below 500 are final and recorded, except 408, 425 and 429 ("not
 // now", nothing done). A 5xx answer or a panic releases the key so that the
@@ -67,19 +87,23 @@
 //   - Answers are buffered in memory and in the record: this is for API
 //     writes, not for streaming or large downloads (bodies are capped at
 //     Config.MaxBodyBytes; answers are not).
-//   - Keys are per service database, not per caller: two callers choosing
-//     the same key collide (422). Use random keys (UUIDs).
+//   - Keys are per service database and principal: two requests of one
+//     principal choosing the same key collide (422). Use random keys
+//     (UUIDs).
 //
 // # Databases
 //
-// The SQL is portable between SQLite (modernc.org/sqlite, WAL, with a
-// busy_timeout) and PostgreSQL: $n parameters, ON CONFLICT DO NOTHING,
-// BIGINT millisecond times. On PostgreSQL create the table with body BYTEA
-// before Migrate (see Migrate for concurrent starts). The Store knows no
-// driver: Config.Transient tells it which errors to retry (SQLite's
-// SQLITE_BUSY, PostgreSQL's 40001). Under PostgreSQL's
-// READ COMMITTED, Complete's UPDATE … WHERE token locks the row, so a
-// takeover racing with a commit waits for it and then sees the answer.
+// The Store lives in the service's store.DB, on SQLite (WAL, with a
+// busy_timeout) or PostgreSQL; its SQL is portable: $n parameters, ON
+// CONFLICT DO NOTHING, BIGINT millisecond times. Migrate runs the
+// package's migrations ("idempotency" in shoal_migrations) under the
+// store's migration lock, with body as BLOB or BYTEA, so instances
+// starting at once need nothing more. Its writes are transactions of
+// their own (store.DB.Tx: queued behind the process's other writers, and
+// retried while the database is busy, as long as the request lasts; up to
+// 5 s when recording an answer). Under PostgreSQL's READ COMMITTED,
+// Complete's UPDATE … WHERE token locks the row, so a takeover racing
+// with a commit waits for it and then sees the answer.
 //
 // # Differences from the design brief
 //
@@ -88,7 +112,7 @@
 // answer would freeze it). The lease is also the handler's deadline, so an
 // attempt stops working when others may take its key over. Claim.Forget is
 // added so validation errors do not burn keys (as Stripe does). 408, 425
-// and 429 release the key like 5xx. Config.Transient retries lock
-// timeouts, which would otherwise turn load into 503s, or leave a claim
-// unrecorded until its lease ends.
+// and 429 release the key like 5xx. Busy databases are retried, as
+// store.DB.Tx does: lock timeouts would otherwise turn load into 503s, or
+// leave a claim unrecorded until its lease ends.
 package idempotency

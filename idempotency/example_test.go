@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/shoal-dev/shoal/idempotency"
-	_ "modernc.org/sqlite"
+	"github.com/shoal-dev/shoal/store"
 )
 
 func ExampleStore_Middleware() {
@@ -21,7 +21,8 @@ func ExampleStore_Middleware() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := sql.Open("sqlite", filepath.Join(dir, "orders.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "orders.db")) // a service: store.Open(ctx, "orders")
 	if err != nil {
 		panic(err)
 	}
@@ -33,34 +34,28 @@ func ExampleStore_Middleware() {
 	if err != nil {
 		panic(err)
 	}
-	if err := keys.Migrate(context.Background()); err != nil {
+	if err := keys.Migrate(ctx); err != nil {
 		panic(err)
 	}
 
 	// The order and the key's answer commit together: exactly once.
 	placeOrder := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		item, _ := io.ReadAll(r.Body)
-		tx, err := db.BeginTx(r.Context(), nil)
-		if err != nil {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		defer tx.Rollback()
-		res, err := tx.ExecContext(r.Context(), `INSERT INTO orders (item) VALUES ($1)`, string(item))
-		if err != nil {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		id, _ := res.LastInsertId()
-		body := fmt.Appendf(nil, `{"order":%d}`, id)
-		if claim := idempotency.FromContext(r.Context()); claim != nil {
-			if err := claim.Complete(r.Context(), tx, http.StatusCreated, "application/json", body); err != nil {
-				http.Error(w, "retry", http.StatusServiceUnavailable)
-				return
+		var body []byte
+		err := db.Tx(r.Context(), func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(r.Context(), `INSERT INTO orders (item) VALUES ($1)`, string(item))
+			if err != nil {
+				return err
 			}
-		}
-		if err := tx.Commit(); err != nil {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
+			id, _ := res.LastInsertId()
+			body = fmt.Appendf(nil, `{"order":%d}`, id)
+			if claim := idempotency.FromContext(r.Context()); claim != nil {
+				return claim.Complete(r.Context(), tx, http.StatusCreated, "application/json", body)
+			}
+			return nil
+		})
+		if err != nil {
+			http.Error(w, "retry", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -2,28 +2,21 @@ package idempotency
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
-	_ "modernc.org/sqlite"
+	"github.com/shoal-dev/shoal/store"
 )
 
-// openDB opens the SQLite file at path as a service would: WAL, a busy
-// timeout so that two handles on one file wait for each other, and
-// IMMEDIATE transactions.
-func openDB(t testing.TB, path string) *sql.DB {
+// openDB opens the SQLite file at path as a service would (store.Open):
+// WAL, a busy timeout so that two handles on one file wait for each other,
+// and IMMEDIATE transactions.
+func openDB(t testing.TB, path string) *store.DB {
 	t.Helper()
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := store.OpenSQLite(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +25,7 @@ func openDB(t testing.TB, path string) *sql.DB {
 }
 
 // newStore opens a Store over db and migrates it.
-func newStore(t testing.TB, db *sql.DB, cfg Config) *Store {
+func newStore(t testing.TB, db *store.DB, cfg Config) *Store {
 	t.Helper()
 	s, err := New(db, cfg)
 	if err != nil {
@@ -84,7 +77,7 @@ func send(t testing.TB, c *http.Client, base, method, path, key, body string) an
 	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get(ReplayedHeader) == "true", string(b)}
 }
 
-func countRows(t testing.TB, db *sql.DB, query string, args ...any) int {
+func countRows(t testing.TB, db *store.DB, query string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(query, args...).Scan(&n); err != nil {

@@ -69,7 +69,7 @@ func Fingerprint(method, requestURI string, body []byte) string {
 // goroutine while the handler runs.
 type Claim struct {
 	s         *Store
-	key       string
+	ref       keyRef
 	token     string
 	completed atomic.Bool
 	forgotten atomic.Bool
@@ -85,7 +85,7 @@ func FromContext(ctx context.Context) *Claim {
 }
 
 // Key returns the request's idempotency key.
-func (c *Claim) Key() string { return c.key }
+func (c *Claim) Key() string { return c.ref.key }
 
 // ErrClaimLost is returned by Complete when the claim is no longer the
 // request's: its lease ended and another attempt took the key over (or it
@@ -109,7 +109,7 @@ func (c *Claim) Complete(ctx context.Context, tx *sql.Tx, status int, contentTyp
 	if status < 200 || status >= 500 {
 		return fmt.Errorf("idempotency: Complete: status %d: want 200 to 499 (roll back on errors the caller should retry)", status)
 	}
-	ok, err := c.s.complete(ctx, tx, c.key, c.token, status, contentType, body)
+	ok, err := c.s.complete(ctx, tx, c.ref, c.token, status, contentType, body)
 	if err != nil {
 		return err
 	}
@@ -132,9 +132,25 @@ func (c *Claim) Forget() {
 }
 
 // Middleware applies the requests with an Idempotency-Key header to next
-// once per key (see the package doc). Requests without the header, and
-// safe methods (GET, HEAD, OPTIONS, TRACE), pass through untouched.
-func (s *Store) Middleware(next http.Handler) http.Handler {
+// once per key and principal (see the package doc). Requests without the
+// header, and safe methods (GET, HEAD, OPTIONS, TRACE), pass through
+// untouched. It is Guarded with no authorization of its own: use it where
+// whether a request is allowed depends only on who sends it (its
+// principal) and what it is (method, path, body), so that a replay, which
+// goes only to the same principal for the same request, is allowed
+// exactly when the first answer was.
+func (s *Store) Middleware(next http.Handler) http.Handler { return s.Guarded(nil, next) }
+
+// Guarded is Middleware with authorize asked first: before the key is
+// looked up, authorize decides whether r may be served at all. If not, it
+// writes the refusal to w and returns false, and nothing is claimed,
+// replayed or recorded, so a request that is not allowed never sees an
+// answer stored for its key. Use it where authorization depends on more
+// than the principal and the request, such as grants that may be revoked
+// within the keys' TTL. authorize sees the request's body (read and put
+// back); it runs on the request's goroutine and may block (a database
+// read). A nil authorize allows every request.
+func (s *Store) Guarded(authorize func(w http.ResponseWriter, r *http.Request) bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		keys := r.Header.Values(KeyHeader)
 		if len(keys) == 0 || safeMethod(r.Method) {
@@ -161,9 +177,18 @@ func (s *Store) Middleware(next http.Handler) http.Handler {
 			shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("reading the request body: %v", err))
 			return
 		}
+		if authorize != nil {
+			if !authorize(w, r) {
+				return
+			}
+			if r.GetBody != nil { // set by readBody for a body
+				r.Body, _ = r.GetBody() // as read, for next
+			}
+		}
+		ref := refOf(s.cfg.Principal(r), key)
 		fp := Fingerprint(r.Method, r.URL.RequestURI(), body)
 		deadline, _ := r.Context().Deadline()
-		got, err := s.acquire(r.Context(), key, fp, deadline)
+		got, err := s.acquire(r.Context(), ref, fp, deadline)
 		switch {
 		case errors.Is(err, errKeyReused):
 			shoal.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
@@ -183,7 +208,7 @@ func (s *Store) Middleware(next http.Handler) http.Handler {
 			replay(w, got.answer)
 			return
 		}
-		c := &Claim{s: s, key: key, token: got.token}
+		c := &Claim{s: s, ref: ref, token: got.token}
 		s.run(w, r, next, c, got.leaseUntil)
 	})
 }
@@ -196,8 +221,8 @@ func (s *Store) run(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	defer func() {
 		if v := recover(); v != nil {
 			ctx, cancel := settle()
-			if _, err := s.release(ctx, c.key, c.token); err != nil {
-				s.log.Error("idempotency: releasing a key after a panic", "key", c.key, "err", err)
+			if _, err := s.release(ctx, c.ref, c.token); err != nil {
+				s.log.Error("idempotency: releasing a key after a panic", "key", c.ref.key, "err", err)
 			}
 			cancel()
 			panic(v)
@@ -226,9 +251,9 @@ func (s *Store) run(w http.ResponseWriter, r *http.Request, next http.Handler, c
 // anyway, and the claim then blocks retries until its lease ends.
 func (s *Store) settle(ctx context.Context, c *Claim, status int, contentType string, body []byte) {
 	if c.completed.Load() {
-		rec, found, err := s.lookup(ctx, c.key)
+		rec, found, err := s.lookup(ctx, c.ref)
 		if err != nil {
-			s.log.Error("idempotency: checking a completed key", "key", c.key, "err", err)
+			s.log.Error("idempotency: checking a completed key", "key", c.ref.key, "err", err)
 			return
 		}
 		if !found || rec.token != c.token || rec.status != 0 {
@@ -238,15 +263,12 @@ func (s *Store) settle(ctx context.Context, c *Claim, status int, contentType st
 	}
 	var err error
 	if c.forgotten.Load() || !recordable(status) {
-		_, err = s.release(ctx, c.key, c.token)
+		_, err = s.release(ctx, c.ref, c.token)
 	} else {
-		err = s.retry(ctx, func() error {
-			_, err := s.complete(ctx, s.db, c.key, c.token, status, contentType, body)
-			return err
-		})
+		_, err = s.complete(ctx, nil, c.ref, c.token, status, contentType, body)
 	}
 	if err != nil {
-		s.log.Error("idempotency: settling a key", "key", c.key, "status", status, "err", err)
+		s.log.Error("idempotency: settling a key", "key", c.ref.key, "status", status, "err", err)
 	}
 }
 

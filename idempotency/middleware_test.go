@@ -57,6 +57,13 @@ func testHandler(runs *atomic.Int64) http.Handler {
 	})
 }
 
+// Subjects, as the gateway sets them.
+var (
+	ann   = map[string][]string{SubjectHeader: {"ann"}}
+	bob   = map[string][]string{SubjectHeader: {"bob"}}
+	carol = map[string][]string{SubjectHeader: {"carol"}}
+)
+
 type call struct {
 	method, path, key, body string
 	header                  map[string][]string // extra headers
@@ -131,6 +138,19 @@ func TestMiddleware(t *testing.T) {
 			{method: "POST", path: "/ok", header: map[string][]string{KeyHeader: {""}}, wantStatus: 400, wantCode: "invalid_argument"},
 			{method: "POST", path: "/ok", header: map[string][]string{KeyHeader: {"a", "b"}}, wantStatus: 400, wantCode: "invalid_argument"},
 			{method: "POST", path: "/ok", key: strings.Repeat("k", 255), wantStatus: 200, wantRuns: 1},
+		}},
+		{"keys are per subject", []call{
+			{method: "POST", path: "/ok", key: "k", body: "a", header: ann, wantStatus: 200, wantBody: `{"n":1}`, wantRuns: 1},
+			// Another subject with the same key and request: its own run,
+			// not ann's answer.
+			{method: "POST", path: "/ok", key: "k", body: "a", header: bob, wantStatus: 200, wantBody: `{"n":2}`, wantRuns: 2},
+			{method: "POST", path: "/ok", key: "k", body: "a", header: ann, wantStatus: 200, wantReplayed: true, wantBody: `{"n":1}`, wantRuns: 2},
+			{method: "POST", path: "/ok", key: "k", body: "a", header: bob, wantStatus: 200, wantReplayed: true, wantBody: `{"n":2}`, wantRuns: 2},
+			{method: "POST", path: "/ok", key: "k", body: "a", wantStatus: 200, wantBody: `{"n":3}`, wantRuns: 3},
+			// A key is reused only within a subject: no 422 tells carol
+			// that ann used it.
+			{method: "POST", path: "/ok", key: "k", body: "b", header: ann, wantStatus: 422, wantCode: "idempotency_key_reused", wantRuns: 3},
+			{method: "POST", path: "/ok", key: "k", body: "b", header: carol, wantStatus: 200, wantBody: `{"n":4}`, wantRuns: 4},
 		}},
 		{"body too large", []call{
 			{method: "POST", path: "/ok", key: "k", body: strings.Repeat("x", 65), wantStatus: 413, wantCode: "body_too_large"},

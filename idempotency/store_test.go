@@ -10,17 +10,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // transfer is a handler with an effect: it adds a row to transfers. With
 // inTx it records its answer with Complete in the same transaction.
-func transfer(db *sql.DB, inTx bool, runs *atomic.Int64) http.Handler {
+func transfer(db *store.DB, inTx bool, runs *atomic.Int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := runs.Add(1)
 		body := fmt.Appendf(nil, `{"transfer":%d}`, n)
@@ -50,7 +52,7 @@ func transfer(db *sql.DB, inTx bool, runs *atomic.Int64) http.Handler {
 	})
 }
 
-func createTransfers(t testing.TB, db *sql.DB) {
+func createTransfers(t testing.TB, db *store.DB) {
 	t.Helper()
 	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS transfers (run INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
@@ -65,7 +67,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	for _, inTx := range []bool{true, false} {
 		t.Run(fmt.Sprintf("complete in tx %v", inTx), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "svc.db")
-			dbs := []*sql.DB{openDB(t, path), openDB(t, path)}
+			dbs := []*store.DB{openDB(t, path), openDB(t, path)}
 			createTransfers(t, dbs[0])
 			var runs atomic.Int64
 			var urls []string
@@ -113,7 +115,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 // abandon claims key as a request that then dies: nothing settles it.
 func abandon(t *testing.T, s *Store, key, fp string, deadline time.Time) claimed {
 	t.Helper()
-	c, err := s.acquire(context.Background(), key, fp, deadline)
+	c, err := s.acquire(context.Background(), keyRef{key: key}, fp, deadline)
 	if err != nil || c.answer != nil {
 		t.Fatalf("claiming %s: %+v %v", key, c, err)
 	}
@@ -175,7 +177,7 @@ func TestLeaseTakeover(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer tx.Rollback()
-				late := &Claim{s: s, key: "k", token: dead.token}
+				late := &Claim{s: s, ref: keyRef{key: "k"}, token: dead.token}
 				if err := late.Complete(context.Background(), tx, 200, "", nil); !errors.Is(err, ErrClaimLost) {
 					t.Errorf("the first claimant's Complete: %v, want ErrClaimLost", err)
 				}
@@ -304,7 +306,7 @@ func TestCompleteInTx(t *testing.T) {
 func TestCompleteRejects(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
 	s := newStore(t, db, Config{})
-	c := &Claim{s: s, key: "k", token: "t"}
+	c := &Claim{s: s, ref: keyRef{key: "k"}, token: "t"}
 	tx, err := db.Begin()
 	if err != nil {
 		t.Fatal(err)
@@ -381,12 +383,18 @@ func TestPurgeBatches(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
 	s := newStore(t, db, Config{})
 	past := time.Now().Add(-time.Minute).UnixMilli()
-	for i := range 2*purgeBatch + 7 {
-		if _, err := db.Exec(`INSERT INTO `+Table+` VALUES ($1, 'fp', 't', 200, 0, $2, '', X'')`, fmt.Sprint(i), past); err != nil {
-			t.Fatal(err)
+	err := db.Tx(t.Context(), func(tx *sql.Tx) error {
+		for i := range 2*purgeBatch + 7 {
+			if _, err := tx.Exec(`INSERT INTO `+Table+` VALUES ('', '', $1, 'fp', 't', 200, 0, $2, '', X'')`, fmt.Sprint(i), past); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO `+Table+` VALUES ('live', 'fp', 't', 200, 0, $1, '', X'')`, time.Now().Add(time.Hour).UnixMilli()); err != nil {
+	if _, err := db.Exec(`INSERT INTO `+Table+` VALUES ('', '', 'live', 'fp', 't', 200, 0, $1, '', X'')`, time.Now().Add(time.Hour).UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	n, err := s.Purge(context.Background())
@@ -398,8 +406,7 @@ func TestPurgeBatches(t *testing.T) {
 	}
 }
 
-// Several instances migrate one file at once. (Switching a new file to WAL
-// is the service's business, done before: see ratings.)
+// Several instances migrate one file at once.
 func TestMigrateConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "svc.db")
 	if err := openDB(t, path).Ping(); err != nil {
@@ -425,45 +432,89 @@ func TestMigrateConcurrent(t *testing.T) {
 	}
 }
 
-// A database error Config.Transient accepts is retried; others answer 503
-// at once.
-func TestTransient(t *testing.T) {
-	for _, retry := range []bool{true, false} {
-		t.Run(fmt.Sprintf("retry %v", retry), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "svc.db")
-			// No busy_timeout: a held lock fails statements at once.
-			db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			other := openDB(t, path)
-			newStore(t, other, Config{})  // migrated
-			blocker, err := other.Begin() // IMMEDIATE: holds the write lock
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer blocker.Rollback()
-			var calls int
-			cfg := Config{Logger: slog.New(slog.DiscardHandler)}
-			if retry {
-				cfg.Transient = func(err error) bool {
-					calls++
-					if calls == 1 {
-						blocker.Rollback() // the lock is free for the retry
-					}
-					return strings.Contains(err.Error(), "SQLITE_BUSY")
-				}
-			}
-			s, err := New(db, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var runs atomic.Int64
-			got := serve(s.Middleware(testHandler(&runs)), context.Background(), "POST", "/ok", "k", "")
-			if retry && (got.status != 200 || calls != 1) || !retry && (got.status != 503 || runs.Load() != 0) {
-				t.Errorf("%+v after %d Transient calls, %d runs", got, calls, runs.Load())
+// On PostgreSQL, instances migrate at once (under the store's lock), and
+// answers are stored as BYTEA: any bytes come back as they were.
+func TestPostgres(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	var wg sync.WaitGroup
+	stores := make([]*Store, 4)
+	errs := make([]error, len(stores))
+	for i := range stores {
+		db, err := store.OpenPostgres(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		wg.Go(func() {
+			stores[i], errs[i] = New(db, Config{})
+			if errs[i] == nil {
+				errs[i] = stores[i].Migrate(t.Context())
 			}
 		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+	binary := string([]byte{0xff, 0x00, 0xfe, 'x'})
+	var runs atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs.Add(1)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write([]byte(binary))
+	})
+	first := serve(stores[0].Middleware(h), t.Context(), "POST", "/b", "k", "")
+	again := serve(stores[3].Middleware(h), t.Context(), "POST", "/b", "k", "")
+	if first.body != binary || again.body != binary || !again.replayed || runs.Load() != 1 {
+		t.Errorf("first %+v, replay %+v, %d runs", first, again, runs.Load())
+	}
+}
+
+// A busy database (the write lock held by another process past the busy
+// timeout, here none) is retried for as long as the request lasts; other
+// errors answer 503 at once.
+func TestBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "svc.db")
+	synctest.Test(t, func(t *testing.T) {
+		// No busy_timeout: a held lock fails statements at once.
+		sqldb, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sqldb.Close()
+		db := &store.DB{DB: sqldb, Dialect: store.SQLite}
+		other := openDB(t, path)
+		newStore(t, other, Config{})  // migrated
+		blocker, err := other.Begin() // IMMEDIATE: holds the write lock
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(time.Second)
+			blocker.Rollback()
+		}()
+		s, err := New(db, Config{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var runs atomic.Int64
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		got := serve(s.Middleware(testHandler(&runs)), ctx, "POST", "/ok", "k", "")
+		if got.status != 200 || runs.Load() != 1 || time.Since(start) < time.Second {
+			t.Errorf("%+v after %v, %d runs; want 200 once the lock is free (1s)", got, time.Since(start), runs.Load())
+		}
+	})
+	// Not busy: a table missing (not migrated) fails at once.
+	s, err := New(openDB(t, filepath.Join(t.TempDir(), "new.db")), Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int64
+	if got := serve(s.Middleware(testHandler(&runs)), context.Background(), "POST", "/ok", "k", ""); got.status != 503 || runs.Load() != 0 {
+		t.Errorf("without the table: %+v, %d runs; want 503", got, runs.Load())
 	}
 }

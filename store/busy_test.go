@@ -17,7 +17,7 @@ import (
 func TestTxRetriesBusy(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "busy.db")
-	db, err := openSQLite(ctx, path, 20*time.Millisecond)
+	db, err := openSQLite(ctx, path, DefaultConfig(), 20*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestTxRetriesBusy(t *testing.T) {
 // attempts; the driver reports ctx's error alone if it ended during one).
 func TestTxGivesUp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "busy.db")
-	db, err := openSQLite(t.Context(), path, 10*time.Millisecond)
+	db, err := openSQLite(t.Context(), path, DefaultConfig(), 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestTxGivesUp(t *testing.T) {
 
 func TestRetryable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "busy.db")
-	db, err := openSQLite(t.Context(), path, 0)
+	db, err := openSQLite(t.Context(), path, DefaultConfig(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,9 @@
 // instances start at once. DB.Tx runs a transaction and runs it again when
 // it loses a race (SQLite busy, PostgreSQL serialization failure or
 // deadlock); on SQLite its transactions take the write lock up front, so
-// writers queue instead of failing.
+// writers queue instead of failing, and those of a process that queue
+// together commit together. DB.TxNoSync is Tx without waiting for the
+// disk at commit.
 //
 // # Portable SQL
 //
@@ -57,7 +59,13 @@
 //
 // SQLite allows one writer at a time per file: a write transaction of
 // one process makes all others wait (up to BusyTimeout, then Tx retries).
-// Keep transactions short and free of network calls. synchronous=NORMAL
-// survives process crashes (SIGKILL), not power cuts. On PostgreSQL, Open
-// creates the service's schema; the URL's user needs the right to.
+// Keep transactions short and free of network calls. SQLite commits are
+// synced to disk (synchronous=FULL), so an acknowledged write survives a
+// power cut; Config.Synchronous or SHOAL_SQLITE_SYNCHRONOUS=NORMAL trade
+// that for cheaper commits (durable across process crashes only). The
+// sync is paid once per group of Tx calls that wait for the lock together
+// (they commit as one transaction), and not at all by TxNoSync, for
+// bookkeeping that may be lost in a power cut. On
+// PostgreSQL, Open creates the service's schema; the URL's user needs the
+// right to.
 package store

@@ -28,6 +28,9 @@ const (
 	// EnvDataDir is the folder of Open's SQLite files, DefaultDataDir if
 	// unset.
 	EnvDataDir = "SHOAL_DATA_DIR"
+	// EnvSynchronous, when set, overrides Config.Synchronous in Open and
+	// OpenConfig: FULL, NORMAL, EXTRA or OFF.
+	EnvSynchronous = "SHOAL_SQLITE_SYNCHRONOUS"
 )
 
 // DefaultDataDir is where Open keeps SQLite files when EnvDataDir is unset,
@@ -64,23 +67,55 @@ type DB struct {
 	*sql.DB
 	Dialect Dialect
 
-	// writer admits one Tx at a time per SQLite DB (a channel of size
-	// 1, made on first use, so that a DB built as a literal works): every
-	// SQLite transaction takes the file's write lock anyway, and waiting
-	// here, in order and with ctx, beats SQLite's busy handler, which
-	// polls with sleeps up to 100 ms.
+	// writer admits one transaction at a time per SQLite DB (a channel
+	// of size 1, made on first use, so that a DB built as a literal
+	// works): every SQLite transaction takes the file's write lock
+	// anyway, and waiting here, with ctx, beats SQLite's busy handler,
+	// which polls with sleeps up to 100 ms. The Tx calls waiting for it
+	// are queued, to be committed together (group.go).
 	writerOnce sync.Once
 	writer     chan struct{}
+	queueMu    sync.Mutex
+	queue      []*member
+
+	// nosync is the pool TxNoSync uses on SQLite when DB's connections
+	// sync every commit: its connections sync at checkpoints only
+	// (synchronous NORMAL). Nil: TxNoSync uses DB's.
+	nosync *sql.DB
 }
 
-// Open opens the database of service from the environment: if
+// Close closes the database's connections (see sql.DB.Close).
+func (db *DB) Close() error {
+	if db.nosync != nil {
+		db.nosync.Close()
+	}
+	return db.DB.Close()
+}
+
+// Open opens the database of service from the environment, with the
+// default Config: see OpenConfig.
+func Open(ctx context.Context, service string) (*DB, error) {
+	return OpenConfig(ctx, service, Config{})
+}
+
+// OpenConfig opens the database of service from the environment: if
 // EnvDatabaseURL is set, the PostgreSQL database it names, with service's
 // own schema (see SchemaName) created if needed and put on the search_path
 // unless the URL sets search_path; otherwise the SQLite file
-// <EnvDataDir>/<service>.db, created if needed (see OpenSQLite). Several
-// processes may open the same database at once.
-func Open(ctx context.Context, service string) (*DB, error) {
+// <EnvDataDir>/<service>.db, created if needed, with cfg's settings
+// (EnvSynchronous overrides cfg.Synchronous). Several processes may open
+// the same database at once.
+func OpenConfig(ctx context.Context, service string, cfg Config) (*DB, error) {
 	if err := checkService(service); err != nil {
+		return nil, err
+	}
+	if v := os.Getenv(EnvSynchronous); v != "" {
+		cfg.Synchronous = v
+	}
+	if err := cfg.Validate(); err != nil {
+		if os.Getenv(EnvSynchronous) != "" {
+			return nil, fmt.Errorf("%w (from %s)", err, EnvSynchronous)
+		}
 		return nil, err
 	}
 	if u := os.Getenv(EnvDatabaseURL); u != "" {
@@ -90,7 +125,7 @@ func Open(ctx context.Context, service string) (*DB, error) {
 	if dir == "" {
 		dir = DefaultDataDir
 	}
-	return OpenSQLite(ctx, filepath.Join(dir, service+".db"))
+	return openSQLite(ctx, filepath.Join(dir, service+".db"), cfg.withDefaults(), BusyTimeout)
 }
 
 // checkService accepts names that make a file name and a schema name.
@@ -151,36 +186,53 @@ func openService(ctx context.Context, rawURL, service string) (*DB, error) {
 
 // OpenSQLite opens the SQLite database at path, creating the file and its
 // folder if needed, with WAL journaling, busy_timeout BusyTimeout, foreign
-// keys on, synchronous NORMAL (durable across process crashes; a power cut
-// may lose the last commits), and transactions begun IMMEDIATE (so that a
-// transaction never fails when it first writes: it waits for the write lock
-// up front). Several processes may open the same file at once. path must
-// not contain '?'; ":memory:" is not supported (each connection would have
-// its own database): use a file in a temporary folder.
+// keys on, synchronous FULL (see Config.Synchronous; EnvSynchronous is not
+// read here), and transactions begun IMMEDIATE (so that a transaction never
+// fails when it first writes: it waits for the write lock up front).
+// Several processes may open the same file at once. path must not contain
+// '?'; ":memory:" is not supported (each connection would have its own
+// database): use a file in a temporary folder.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
-	return openSQLite(ctx, path, BusyTimeout)
+	return openSQLite(ctx, path, DefaultConfig(), BusyTimeout)
 }
 
-func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*DB, error) {
+func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.Duration) (*DB, error) {
 	if path == "" || strings.ContainsRune(path, '?') || path == ":memory:" {
 		return nil, fmt.Errorf("store: SQLite path %q: want a file name without '?'", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: creating the data folder: %w", err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	pool := func(synchronous string, idle int) (*sql.DB, error) {
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+		q.Add("_pragma", "foreign_keys(ON)")
+		// A DSN pragma, so that every connection of the pool has it:
+		// synchronous is a setting of the connection, not of the file.
+		q.Add("_pragma", "synchronous("+synchronous+")")
+		q.Set("_txlock", "immediate")
+		sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("store: opening %s: %w", path, err)
+		}
+		// Keep connections warm: opening one runs the pragmas above.
+		sqldb.SetMaxIdleConns(idle)
+		sqldb.SetConnMaxIdleTime(time.Minute)
+		return sqldb, nil
 	}
-	// Keep connections warm: opening one runs the pragmas above.
-	sqldb.SetMaxIdleConns(8)
-	sqldb.SetConnMaxIdleTime(time.Minute)
+	sqldb, err := pool(cfg.Synchronous, 8)
+	if err != nil {
+		return nil, err
+	}
 	db := &DB{DB: sqldb, Dialect: SQLite}
+	if cfg.Synchronous == "FULL" || cfg.Synchronous == "EXTRA" {
+		// sql.Open connects later: a second pool costs nothing until
+		// TxNoSync runs. Its writes take turns with Tx's (db.writer).
+		if db.nosync, err = pool("NORMAL", 2); err != nil {
+			sqldb.Close()
+			return nil, err
+		}
+	}
 	// WAL is a property of the file, set once and seen by every
 	// connection after; changing it needs a moment alone with the file,
 	// so another process opening it at once can make this fail busy.
@@ -195,7 +247,7 @@ func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*D
 		return nil
 	})
 	if err != nil {
-		sqldb.Close()
+		db.Close()
 		return nil, fmt.Errorf("store: %s: enabling WAL: %w", path, err)
 	}
 	return db, nil
@@ -222,8 +274,8 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 // transaction lost a race and may succeed if run again: SQLite's
 // SQLITE_BUSY and SQLITE_LOCKED (any extended code), PostgreSQL's
 // serialization_failure (40001) and deadlock_detected (40P01). Tx and
-// Migrate retry these; give it to code that runs its own transactions,
-// such as idempotency.Config.Transient.
+// Migrate retry these; code that runs statements outside Tx may use it to
+// retry them.
 func Retryable(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {

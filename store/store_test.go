@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,7 +77,7 @@ func TestOpenFromEnvironment(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "my-service.db")); err != nil {
 			t.Errorf("no database file: %v", err)
 		}
-		pragmas := map[string]string{"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1", "synchronous": "1"}
+		pragmas := map[string]string{"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1", "synchronous": "2"}
 		for p, want := range pragmas {
 			var got string
 			if err := db.QueryRow(`PRAGMA ` + p).Scan(&got); err != nil {
@@ -123,6 +124,112 @@ func TestOpenFromEnvironment(t *testing.T) {
 		}
 		if _, err := store.OpenSQLite(t.Context(), "x.db?mode=ro"); err == nil {
 			t.Error("OpenSQLite with '?': no error")
+		}
+	})
+}
+
+// TestSynchronous: SQLite commits are synced (FULL, 2) unless the config
+// or the environment say otherwise, on every connection of the pool.
+func TestSynchronous(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     store.Config
+		env     string
+		want    int // PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+		wantErr string
+	}{
+		{name: "default", want: 2},
+		{name: "config", cfg: store.Config{Synchronous: "normal"}, want: 1},
+		{name: "environment", env: "NORMAL", want: 1},
+		{name: "environment over config", cfg: store.Config{Synchronous: "NORMAL"}, env: "extra", want: 3},
+		{name: "off", cfg: store.Config{Synchronous: "OFF"}, want: 0},
+		{name: "bad config", cfg: store.Config{Synchronous: "sometimes"}, wantErr: `synchronous "sometimes"`},
+		{name: "bad environment", env: "2", wantErr: store.EnvSynchronous},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(store.EnvDatabaseURL, "")
+			t.Setenv(store.EnvDataDir, t.TempDir())
+			t.Setenv(store.EnvSynchronous, tt.env)
+			db, err := store.OpenConfig(t.Context(), "svc", tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("OpenConfig: %v, want an error about %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			// Three connections at once: each must have the setting.
+			for i := range 3 {
+				conn, err := db.Conn(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				var got int
+				if err := conn.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want {
+					t.Errorf("connection %d: PRAGMA synchronous = %d, want %d", i, got, tt.want)
+				}
+			}
+		})
+	}
+	if err := (store.Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
+	}
+}
+
+// TestTxNoSync: TxNoSync's commits do not wait for the disk, Tx's do;
+// both write the same database.
+func TestTxNoSync(t *testing.T) {
+	forEach(t, func(t *testing.T, e engine) {
+		where := e.place(t)
+		db := mustOpen(t, e, where)
+		if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+			t.Fatal(err)
+		}
+		query, syncs, nosync := `PRAGMA synchronous`, "2", "1" // FULL, NORMAL
+		if e.name == "postgres" {
+			query, syncs, nosync = `SHOW synchronous_commit`, "on", "off"
+			// The test server commits without waiting (storetest): make
+			// the database's sessions wait, as a real server's do.
+			var name string
+			if err := db.QueryRow(`SELECT current_database()`).Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`ALTER DATABASE "` + name + `" SET synchronous_commit = on`); err != nil {
+				t.Fatal(err)
+			}
+			db = mustOpen(t, e, where) // new sessions
+		}
+		for _, tt := range []struct {
+			name string
+			tx   func(context.Context, func(*sql.Tx) error) error
+			want string
+		}{
+			{"Tx", db.Tx, syncs},
+			{"TxNoSync", db.TxNoSync, nosync},
+			{"Tx again", db.Tx, syncs},
+		} {
+			var got string
+			err := tt.tx(t.Context(), func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`INSERT INTO t (x) VALUES (1)`); err != nil {
+					return err
+				}
+				return tx.QueryRow(query).Scan(&got)
+			})
+			if err != nil || got != tt.want {
+				t.Errorf("%s: %s = %q (%v), want %q", tt.name, query, got, err, tt.want)
+			}
+		}
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 3 {
+			t.Errorf("%d rows (%v), want 3", n, err)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -35,41 +36,54 @@ const (
 // for the lock fn itself holds. Reads outside transactions need no Tx: in
 // WAL mode they never wait for writers.
 //
+// On SQLite, the Tx calls of a process that wait for the lock together
+// commit together (group commit): their fns run one after another in one
+// transaction, each in a savepoint of its own, and one commit (one fsync
+// with synchronous FULL) covers them all. For fn nothing changes but
+// that it sees the writes of the fns before it, as it would have run
+// after them anyway; an fn that fails (or panics) rolls back its own
+// writes only. A commit that fails fails every fn of the group, and each
+// Tx decides alone whether to run its fn again.
+//
 // On PostgreSQL the isolation is the server's default (READ COMMITTED):
 // guard read-then-write logic with row locks (SELECT … FOR UPDATE),
 // conditional UPDATEs, or a unique constraint.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return retry(ctx, func() error { return db.txOnce(ctx, fn) })
+	return retry(ctx, func() error { return db.txOnce(ctx, true, fn) })
 }
 
-func (db *DB) txOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+// TxNoSync is Tx for bookkeeping whose last commits may be lost in a power
+// cut or an operating system crash without harm, because it is redone or
+// re-derived when missing: leases and claims, delivery marks, purges. Its
+// commit does not wait for the disk (SQLite: a connection with
+// synchronous NORMAL; PostgreSQL: synchronous_commit off for the
+// transaction), which saves an fsync per commit where Config.Synchronous
+// is FULL. The next Tx's commit syncs it too, so a power cut loses at most
+// the TxNoSync commits after the last Tx, never a Tx commit, and never
+// the file's consistency; a process crash (SIGKILL) loses nothing. Its
+// writers take turns with Tx's. With Synchronous NORMAL or OFF it is Tx.
+func (db *DB) TxNoSync(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return retry(ctx, func() error { return db.txOnce(ctx, false, fn) })
+}
+
+func (db *DB) txOnce(ctx context.Context, sync bool, fn func(tx *sql.Tx) error) error {
 	if db.Dialect == SQLite {
-		release, err := db.lockWriter(ctx)
-		if err != nil {
-			return err
-		}
-		defer release()
+		return db.group(ctx, sync, fn)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() // after Commit, a no-op (sql.ErrTxDone)
+	if !sync {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	return tx.Commit()
-}
-
-// lockWriter waits for this DB's turn to write (SQLite only), or for ctx.
-func (db *DB) lockWriter(ctx context.Context) (release func(), err error) {
-	db.writerOnce.Do(func() { db.writer = make(chan struct{}, 1) })
-	select {
-	case db.writer <- struct{}{}:
-		return func() { <-db.writer }, nil
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
 }
 
 // retry runs f until it succeeds, fails with an error that is not
@@ -78,7 +92,7 @@ func retry(ctx context.Context, f func() error) error {
 	wait := retryMin
 	for {
 		err := f()
-		if err == nil || !Retryable(err) {
+		if err == nil || !Retryable(err) && !errors.Is(err, errGroupLost) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -56,6 +56,10 @@
 //     attempts sent, and those whose answer was used. wins/hedges near 0
 //     means hedges add load without cutting the tail.
 //
+// And for the whole process, with no labels:
+// shoal_client_async_panics_total, panics recovered on the goroutines
+// client.Async starts (each logged with its stack); any increase is a bug.
+//
 // # Client metrics, per instance {service, instance_id}
 //
 //   - shoal_client_instance_ewma_seconds: the peak-EWMA latency the
@@ -91,4 +95,10 @@
 //
 // method is one of the nine standard methods or "other"; code is the
 // exact status code (see [Metrics.Middleware] for why).
+//
+// # Event metrics
+//
+// A service that publishes events registers [EventMetrics] (see there) in
+// its registry: deliveries by outcome, dead-lettered deliveries, and the
+// dead letters held.
 package telemetry

@@ -1,6 +1,8 @@
 package telemetry_test
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -54,13 +56,20 @@ func TestPolicyMetrics(t *testing.T) {
 	m := telemetry.New("player", "player-1")
 	m.AddDependencies(deps)
 	m.AddLimiter(fakeLimiter{Limit: 40, InFlight: 40, Admitted: 5000, Rejected: 17})
+	silence(t)
+	client.Async(t.Context(), time.Second, func(context.Context) (int, error) { panic("bug") }, nil)()
 
 	mfs := scrape(t, m.Handler())
 	if deps.calls != 1 {
 		t.Errorf("Dependencies called %d times in one scrape, want 1", deps.calls)
 	}
 	got := exposition(t, mfs, "shoal_client_", "shoal_server_", "shoal_service_")
-	want := `# HELP shoal_client_budget_exhausted_total Retries the retry budget refused.
+	// AsyncPanics counts the whole process's, those of earlier runs
+	// (-count) included.
+	want := `# HELP shoal_client_async_panics_total Panics recovered on goroutines client.Async started (in a call or its fallback), in the whole process.
+# TYPE shoal_client_async_panics_total counter
+shoal_client_async_panics_total ` + itoa(client.AsyncPanics()) + `
+# HELP shoal_client_budget_exhausted_total Retries the retry budget refused.
 # TYPE shoal_client_budget_exhausted_total counter
 shoal_client_budget_exhausted_total{service="catalog"} 5
 shoal_client_budget_exhausted_total{service="users"} 0
@@ -165,6 +174,14 @@ shoal_service_info{service_instance_id="player-1",service_name="player"} 1
 	}
 }
 
+// silence sends the default logger's output (Async's panic log) nowhere
+// for the test.
+func silence(t *testing.T) {
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+}
+
 // Counters and gauges read the source at every scrape: nothing is cached.
 func TestPolicyMetricsFollowSource(t *testing.T) {
 	var stats resilience.LimiterStats
@@ -225,12 +242,14 @@ func TestBreakerState(t *testing.T) {
 	}
 }
 
-// Without sources, only the info series is exported: no empty families.
+// Without sources, only the info series and the process's count of
+// client.Async panics are exported: no empty families.
 func TestNoSources(t *testing.T) {
 	m := telemetry.New("player", "player-1")
 	mfs := scrape(t, m.Handler())
 	got := samples(t, mfs, "shoal_")
-	want := `shoal_service_info{service_instance_id="player-1",service_name="player"} 1` + "\n"
+	want := "shoal_client_async_panics_total " + itoa(client.AsyncPanics()) + "\n" +
+		`shoal_service_info{service_instance_id="player-1",service_name="player"} 1` + "\n"
 	if got != want {
 		t.Errorf("got\n%swant\n%s", got, want)
 	}

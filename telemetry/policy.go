@@ -36,6 +36,8 @@ type policyCollector struct {
 
 	limit, srvInFlight, admitted, rejected *prometheus.Desc
 
+	asyncPanics *prometheus.Desc
+
 	service, instance string
 
 	mu      sync.Mutex // guards deps and limiter
@@ -101,6 +103,9 @@ func newPolicyCollector(service, instance string) *policyCollector {
 			"Requests admitted by the adaptive concurrency limiter.", nil, nil),
 		rejected: d("shoal_server_rejected_total",
 			"Requests rejected by the adaptive concurrency limiter (503 with Retry-After).", nil, nil),
+
+		asyncPanics: d("shoal_client_async_panics_total",
+			"Panics recovered on goroutines client.Async started (in a call or its fallback), in the whole process.", nil, nil),
 	}
 }
 
@@ -116,6 +121,7 @@ func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.instEWMA, c.instInFlight, c.instEjected,
 		c.instEjections, c.instRefused, c.instBreak,
 		c.limit, c.srvInFlight, c.admitted, c.rejected,
+		c.asyncPanics,
 	} {
 		ch <- d
 	}
@@ -138,6 +144,7 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.admitted, float64(s.Admitted))
 		counter(ch, c.rejected, float64(s.Rejected))
 	}
+	counter(ch, c.asyncPanics, float64(client.AsyncPanics()))
 }
 
 // sources returns the current sources. It copies them under the lock, so

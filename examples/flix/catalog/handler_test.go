@@ -41,7 +41,7 @@ func openCatalogErr(ctx context.Context, path string, n int) (*catalog, bool, er
 		return nil, false, err
 	}
 	log := slog.New(slog.DiscardHandler)
-	keys, err := idempotency.New(db.DB, idempotency.Config{Transient: store.Retryable, Logger: log})
+	keys, err := idempotency.New(db, idempotency.Config{Logger: log})
 	if err != nil {
 		return nil, false, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 func main() {
@@ -49,10 +50,14 @@ func main() {
 		fail(err)
 	}
 	c.db = db
-	if c.keys, err = idempotency.New(db.DB, idempotency.Config{Transient: store.Retryable, Logger: log}); err != nil {
+	if c.keys, err = idempotency.New(db, idempotency.Config{Logger: log}); err != nil {
 		fail(err)
 	}
 	svc := shoal.Setup(shoal.Config{Name: "catalog"}, newHandler(c))
+	metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())
+	if err != nil {
+		fail(err)
+	}
 	// The outbox delivers through the service's client; the handler uses
 	// it only once Main serves.
 	c.outbox = events.NewOutbox(db, events.OutboxConfig{
@@ -64,6 +69,7 @@ func main() {
 		// search's admission limit (503s, retried after a backoff).
 		Concurrency: 4,
 		Logger:      log,
+		Metrics:     metrics,
 	})
 	start := time.Now()
 	generated, err := c.open(ctx, generate(datasetSeed, datasetSize))

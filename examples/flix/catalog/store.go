@@ -43,39 +43,9 @@ var migrations = []store.Migration{
 			titles       INTEGER NOT NULL,
 			generated_at BIGINT  NOT NULL
 		)`},
-	// The idempotency package's table, with its body as BYTEA, and its
-	// index: on PostgreSQL they must exist before idempotency.Store.Migrate,
-	// whose BLOB is SQLite's and whose statements, run by several instances
-	// at once outside the migration lock, can fail there (SQLite gets
-	// them from Migrate).
-	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
-			idem_key     TEXT    NOT NULL PRIMARY KEY,
-			fingerprint  TEXT    NOT NULL,
-			token        TEXT    NOT NULL,
-			status       INTEGER NOT NULL,
-			lease_until  BIGINT  NOT NULL,
-			expires_at   BIGINT  NOT NULL,
-			content_type TEXT    NOT NULL,
-			body         BYTEA
-		);
-		CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
-}
-
-// migrateKeys runs keys.Migrate, again while the database is busy: its
-// statements run outside store.DB.Tx, which would retry them, and another
-// instance may hold the write lock for a while (writing the dataset).
-func migrateKeys(ctx context.Context, keys *idempotency.Store) error {
-	for {
-		err := keys.Migrate(ctx)
-		if err == nil || !store.Retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	// Retired: the idempotency package's table on PostgreSQL, which
+	// idempotency.Store.Migrate now creates under the migration lock.
+	{},
 }
 
 const titleColumns = `id, name, year, genres, kind, seasons, episodes, maturity, duration_s, added_at`
@@ -110,7 +80,7 @@ func (c *catalog) open(ctx context.Context, dataset []Title) (generated bool, er
 	if err := c.outbox.Migrate(ctx); err != nil {
 		return false, err
 	}
-	if err := migrateKeys(ctx, c.keys); err != nil {
+	if err := c.keys.Migrate(ctx); err != nil {
 		return false, err
 	}
 	generated, err = c.ensureDataset(ctx, dataset)

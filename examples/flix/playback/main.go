@@ -37,6 +37,7 @@ import (
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // subscribers receive playback's events.
@@ -59,7 +60,11 @@ func main() {
 	svc := shoal.Setup(shoal.Config{Name: "playback"}, newHandler(p))
 	// Set before Main serves the first request.
 	p.client = svc.Client()
-	cfg := events.OutboxConfig{Subscribers: subscribers, Client: p.client, Logger: slog.Default()}
+	metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())
+	if err != nil {
+		fail(err)
+	}
+	cfg := events.OutboxConfig{Subscribers: subscribers, Client: p.client, Logger: slog.Default(), Metrics: metrics}
 	if err := cfg.Validate(); err != nil {
 		fail(err)
 	}

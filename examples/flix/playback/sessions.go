@@ -22,10 +22,7 @@ const TopicProgress = "progress"
 
 // migrations is the playback schema, in SQL both SQLite and PostgreSQL
 // accept. The idempotency keys' table is the SDK's (idempotency.Store
-// creates it on SQLite); on PostgreSQL it must exist with a BYTEA body
-// before idempotency.Store.Migrate, which this step sees to, index
-// included, under Migrate's lock (the package's own CREATEs can race when
-// instances start at once).
+// migrates it).
 var migrations = []store.Migration{
 	{SQL: `CREATE TABLE sessions (
 		id         TEXT             NOT NULL PRIMARY KEY,
@@ -36,17 +33,9 @@ var migrations = []store.Migration{
 		duration_s DOUBLE PRECISION NOT NULL,
 		updated_at BIGINT           NOT NULL
 	)`},
-	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
-		idem_key     TEXT    NOT NULL PRIMARY KEY,
-		fingerprint  TEXT    NOT NULL,
-		token        TEXT    NOT NULL,
-		status       INTEGER NOT NULL,
-		lease_until  BIGINT  NOT NULL,
-		expires_at   BIGINT  NOT NULL,
-		content_type TEXT    NOT NULL,
-		body         BYTEA
-	);
-	CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
+	// Retired: the idempotency package's table on PostgreSQL, which
+	// idempotency.Store.Migrate now creates under the migration lock.
+	{},
 }
 
 // Session is one viewing of a title by a profile. Times are Unix
@@ -98,7 +87,7 @@ func openSessions(ctx context.Context, db *store.DB) (*sessions, error) {
 	if err := db.Migrate(ctx, "playback", migrations); err != nil {
 		return nil, fmt.Errorf("migrating: %w", err)
 	}
-	keys, err := idempotency.New(db.DB, idempotency.Config{Transient: store.Retryable})
+	keys, err := idempotency.New(db, idempotency.Config{})
 	if err != nil {
 		return nil, err
 	}

@@ -230,6 +230,9 @@ func TestSubject(t *testing.T) {
 	}{
 		{"PUT", "/ratings/ann/7", "bob", "k1", `{"score":3}`, 403},
 		{"PUT", "/ratings/ann/7", "ann", "k2", `{"score":3}`, 200},
+		// ann's key and request, sent by bob: refused, not ann's answer
+		// replayed (keys are per subject).
+		{"PUT", "/ratings/ann/7", "bob", "k2", `{"score":3}`, 403},
 		{"GET", "/ratings/ann/7", "bob", "", "", 403},
 		{"GET", "/ratings/ann/7", "ann", "", "", 200},
 		{"GET", "/ratings/ann/7", "", "", "", 200},

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -67,22 +66,9 @@ var migrations = []store.Migration{
 			ratings      INTEGER NOT NULL,
 			generated_at BIGINT  NOT NULL
 		)`},
-	// The idempotency package's table, with its body as BYTEA, and its
-	// index: on PostgreSQL they must exist before idempotency.Store.Migrate,
-	// whose BLOB is SQLite's and whose statements, run by several instances
-	// at once outside the migration lock, can fail there (SQLite gets
-	// them from Migrate).
-	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
-			idem_key     TEXT    NOT NULL PRIMARY KEY,
-			fingerprint  TEXT    NOT NULL,
-			token        TEXT    NOT NULL,
-			status       INTEGER NOT NULL,
-			lease_until  BIGINT  NOT NULL,
-			expires_at   BIGINT  NOT NULL,
-			content_type TEXT    NOT NULL,
-			body         BYTEA
-		);
-		CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
+	// Retired: the idempotency package's table on PostgreSQL, which
+	// idempotency.Store.Migrate now creates under the migration lock.
+	{},
 }
 
 // ratingsStore is the ratings database, shared by every instance of the
@@ -113,32 +99,15 @@ const (
 // openRatings migrates db (the idempotency keys' table included) and
 // returns the store over it. Several instances may call it at once.
 func openRatings(ctx context.Context, db *store.DB, keysCfg idempotency.Config) (*ratingsStore, error) {
-	if keysCfg.Transient == nil {
-		keysCfg.Transient = store.Retryable
-	}
-	keys, err := idempotency.New(db.DB, keysCfg)
+	keys, err := idempotency.New(db, keysCfg)
 	if err != nil {
 		return nil, err
 	}
 	if err := db.Migrate(ctx, "ratings", migrations); err != nil {
 		return nil, err
 	}
-	// Again while busy: keys.Migrate runs outside store.DB.Tx, which
-	// would retry, and another instance may hold the write lock for a
-	// while (writing the dataset).
-	for {
-		err := keys.Migrate(ctx)
-		if err == nil {
-			break
-		}
-		if !store.Retryable(err) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := keys.Migrate(ctx); err != nil {
+		return nil, err
 	}
 	return &ratingsStore{db: db, keys: keys}, nil
 }
