@@ -40,6 +40,9 @@ type Config struct {
 	GossipProfile string `json:"gossip_profile" yaml:"gossip_profile"`
 	// DrainTimeout bounds the whole graceful shutdown; default 10s.
 	DrainTimeout time.Duration `json:"drain_timeout" yaml:"drain_timeout"`
+	// PrepareTimeout bounds what Service.Prepare runs before the instance
+	// serves (opening a database, loading a dataset); default 30s.
+	PrepareTimeout time.Duration `json:"prepare_timeout" yaml:"prepare_timeout"`
 
 	// TLSCertFile and TLSKeyFile, both or neither, name a PEM certificate
 	// (chain) and its private key: the listener then serves HTTPS only, with
@@ -89,24 +92,25 @@ type Config struct {
 // Environment variables read by FromEnv. PORT is honoured for platforms that
 // assign one (it means listening on all interfaces, on that port).
 const (
-	EnvName           = "SHOAL_NAME"
-	EnvID             = "SHOAL_INSTANCE"
-	EnvVersion        = "SHOAL_VERSION"
-	EnvAddr           = "SHOAL_ADDR"
-	EnvPort           = "PORT"
-	EnvAdvertiseAddr  = "SHOAL_ADVERTISE_ADDR"
-	EnvGossipAddr     = "SHOAL_GOSSIP_ADDR"
-	EnvSeeds          = "SHOAL_SEEDS"
-	EnvGossipProfile  = "SHOAL_GOSSIP_PROFILE"
-	EnvDrainTimeout   = "SHOAL_DRAIN_TIMEOUT"
-	EnvDependencyWait = "SHOAL_DEPENDENCY_WAIT"
-	EnvAdmission      = "SHOAL_ADMISSION" // "off" disables admission control, "on" enables it
-	EnvTLSCertFile    = "SHOAL_TLS_CERT_FILE"
-	EnvTLSKeyFile     = "SHOAL_TLS_KEY_FILE"
-	EnvH2C            = "SHOAL_H2C" // "on" serves HTTP/2 without TLS too, "off" does not
+	EnvName          = "SHOAL_NAME"
+	EnvID            = "SHOAL_INSTANCE"
+	EnvVersion       = "SHOAL_VERSION"
+	EnvAddr          = "SHOAL_ADDR"
+	EnvPort          = "PORT"
+	EnvAdvertiseAddr = "SHOAL_ADVERTISE_ADDR"
+	EnvGossipAddr    = "SHOAL_GOSSIP_ADDR"
+	EnvSeeds         = "SHOAL_SEEDS"
+	EnvGossipProfile = "SHOAL_GOSSIP_PROFILE"
+	EnvDrainTimeout  = "SHOAL_DRAIN_TIMEOUT"
+	EnvAdmission     = "SHOAL_ADMISSION" // "off" disables admission control, "on" enables it
+	EnvTLSCertFile   = "SHOAL_TLS_CERT_FILE"
+	EnvTLSKeyFile    = "SHOAL_TLS_KEY_FILE"
+	EnvH2C           = "SHOAL_H2C" // "on" serves HTTP/2 without TLS too, "off" does not
 
 	EnvReadHeaderTimeout = "SHOAL_READ_HEADER_TIMEOUT"
 	EnvMaxHeaderBytes    = "SHOAL_MAX_HEADER_BYTES"
+	EnvPrepareTimeout    = "SHOAL_PREPARE_TIMEOUT"
+	EnvDependencyWait    = "SHOAL_DEPENDENCY_WAIT"
 	// EnvDependencies holds client policies by service name, as JSON
 	// (durations in nanoseconds); shoal up sets it from the manifest's
 	// dependencies:. They override the code's Client.Dependencies field by
@@ -118,6 +122,7 @@ const (
 const (
 	defaultDrainTimeout      = 10 * time.Second
 	defaultDependencyWait    = 20 * time.Second
+	defaultPrepareTimeout    = 30 * time.Second
 	defaultReadHeaderTimeout = 5 * time.Second
 	defaultMaxHeaderBytes    = 1 << 20
 )
@@ -149,7 +154,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	for _, e := range []struct {
 		key string
 		dst *time.Duration
-	}{{EnvDrainTimeout, &c.DrainTimeout}, {EnvReadHeaderTimeout, &c.ReadHeaderTimeout}, {EnvDependencyWait, &c.DependencyWait}} {
+	}{{EnvDrainTimeout, &c.DrainTimeout}, {EnvReadHeaderTimeout, &c.ReadHeaderTimeout}, {EnvDependencyWait, &c.DependencyWait}, {EnvPrepareTimeout, &c.PrepareTimeout}} {
 		if v := getenv(e.key); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -210,6 +215,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.GossipProfile, "gossip-profile", c.GossipProfile, "gossip timings: local, lan or wan (env "+EnvGossipProfile+")")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "bound on graceful shutdown (env "+EnvDrainTimeout+")")
+	fs.DurationVar(&c.PrepareTimeout, "prepare-timeout", c.PrepareTimeout, "bound on the preparation before serving (env "+EnvPrepareTimeout+"; default 30s)")
 	fs.DurationVar(&c.DependencyWait, "dependency-wait", c.DependencyWait, "bound on waiting for called services to appear in discovery before reporting ready (env "+EnvDependencyWait+"; default 20s)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate: serve HTTPS and HTTP/2 (env "+EnvTLSCertFile+"; with -tls-key-file)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of -tls-cert-file (env "+EnvTLSKeyFile+")")
@@ -242,6 +248,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DependencyWait == 0 {
 		c.DependencyWait = defaultDependencyWait
+	}
+	if c.PrepareTimeout == 0 {
+		c.PrepareTimeout = defaultPrepareTimeout
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
@@ -288,6 +297,9 @@ func (c Config) Validate() error {
 	}
 	if c.DependencyWait < 0 {
 		errs = append(errs, fmt.Errorf("dependency_wait %v must not be negative", c.DependencyWait))
+	}
+	if c.PrepareTimeout < 0 {
+		errs = append(errs, fmt.Errorf("prepare_timeout %v must not be negative", c.PrepareTimeout))
 	}
 	if c.ReadHeaderTimeout < 0 {
 		errs = append(errs, fmt.Errorf("read_header_timeout %v must not be negative", c.ReadHeaderTimeout))

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,13 +40,15 @@ type Service struct {
 	addr     atomic.Pointer[string]           // advertised HTTP address, once listening
 	ready    chan struct{}                    // closed once serving
 	draining atomic.Bool
+	requests atomic.Uint64 // handled by the user's handler
+	started  time.Time     // set by New
+	ran      atomic.Bool
 
-	deps      []string      // the services it calls: readiness waits for them
-	depsFound atomic.Bool   // every one seen in discovery, or the wait is over
-	workers   workers       // started by Go
-	requests  atomic.Uint64 // handled by the user's handler
-	started   time.Time     // set by New
-	ran       atomic.Bool
+	prepMu    sync.Mutex
+	prepares  []func(context.Context) error // run by Run before it listens
+	deps      []string                      // the services it calls: readiness waits for them
+	depsFound atomic.Bool                   // every one seen in discovery, or the wait is over
+	workers   workers                       // started by Go
 }
 
 // New checks cfg and returns a Service that will serve h. It does no I/O
@@ -131,8 +134,8 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("shoal: Service.Run called twice")
 	}
-	if err := s.checkHandler(); err != nil {
-		return err
+	if err := s.prepare(ctx); err != nil || ctx.Err() != nil {
+		return err // nil if stopped while preparing
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
