@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
@@ -43,22 +44,7 @@ var migrations = []store.Migration{
 			titles       INTEGER NOT NULL,
 			generated_at BIGINT  NOT NULL
 		)`},
-	// The idempotency package's table, with its body as BYTEA, and its
-	// index: on PostgreSQL they must exist before idempotency.Store.Migrate,
-	// whose BLOB is SQLite's and whose statements, run by several instances
-	// at once outside the migration lock, can fail there (SQLite gets
-	// them from Migrate).
-	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
-			idem_key     TEXT    NOT NULL PRIMARY KEY,
-			fingerprint  TEXT    NOT NULL,
-			token        TEXT    NOT NULL,
-			status       INTEGER NOT NULL,
-			lease_until  BIGINT  NOT NULL,
-			expires_at   BIGINT  NOT NULL,
-			content_type TEXT    NOT NULL,
-			body         BYTEA
-		);
-		CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
+	idempotency.PostgresMigration,
 }
 
 // migrateKeys runs keys.Migrate, again while the database is busy: its
@@ -172,9 +158,10 @@ func titleArgs(t Title) []any {
 }
 
 // add stores t under the next id, publishes its event and, with a claim,
-// records answer(t) as the answer to the request's idempotency key, all in
-// one transaction. It returns the stored title and the answer.
-func (c *catalog) add(ctx context.Context, claim *idempotency.Claim, t Title, answer func(Title) ([]byte, error)) (Title, []byte, error) {
+// records the stored title's JSON as the answer to the request's
+// idempotency key, all in one transaction. It returns the stored title and
+// that answer.
+func (c *catalog) add(ctx context.Context, claim *idempotency.Claim, t Title) (Title, []byte, error) {
 	var body []byte
 	stored := t
 	err := c.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -200,7 +187,7 @@ func (c *catalog) add(ctx context.Context, claim *idempotency.Claim, t Title, an
 			return err
 		}
 		var err error
-		if body, err = answer(stored); err != nil {
+		if body, err = shoal.EncodeJSON(stored); err != nil {
 			return err
 		}
 		if claim != nil {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
@@ -36,17 +35,7 @@ var migrations = []store.Migration{
 		duration_s DOUBLE PRECISION NOT NULL,
 		updated_at BIGINT           NOT NULL
 	)`},
-	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
-		idem_key     TEXT    NOT NULL PRIMARY KEY,
-		fingerprint  TEXT    NOT NULL,
-		token        TEXT    NOT NULL,
-		status       INTEGER NOT NULL,
-		lease_until  BIGINT  NOT NULL,
-		expires_at   BIGINT  NOT NULL,
-		content_type TEXT    NOT NULL,
-		body         BYTEA
-	);
-	CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
+	idempotency.PostgresMigration,
 }
 
 // Session is one viewing of a title by a profile. Times are Unix
@@ -125,7 +114,7 @@ func (s *sessions) create(ctx context.Context, claim *idempotency.Claim, profile
 	now := time.Now().UnixMilli()
 	sess := Session{ID: newSessionID(), Profile: profile, Title: title, StartedAt: now, DurationS: duration, UpdatedAt: now}
 	sess.ManifestURL = manifestURL(title, sess.ID)
-	body, err := answer(sess)
+	body, err := shoal.EncodeJSON(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +150,7 @@ func (s *sessions) get(ctx context.Context, id string) (sess Session, ok bool, e
 // the answer (p as JSON) under claim's key, all in one transaction: the
 // report, its event and its answer exist together or not at all.
 func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub publisher, p Progress) ([]byte, error) {
-	body, err := answer(p)
+	body, err := shoal.EncodeJSON(p)
 	if err != nil {
 		return nil, err
 	}
@@ -183,13 +172,4 @@ func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub p
 		return nil
 	})
 	return body, err
-}
-
-// answer is v as the JSON body of an answer, as shoal.WriteJSON writes it.
-func answer(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(v)
-	return b.Bytes(), err
 }

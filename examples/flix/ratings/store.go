@@ -67,22 +67,7 @@ var migrations = []store.Migration{
 			ratings      INTEGER NOT NULL,
 			generated_at BIGINT  NOT NULL
 		)`},
-	// The idempotency package's table, with its body as BYTEA, and its
-	// index: on PostgreSQL they must exist before idempotency.Store.Migrate,
-	// whose BLOB is SQLite's and whose statements, run by several instances
-	// at once outside the migration lock, can fail there (SQLite gets
-	// them from Migrate).
-	{Postgres: `CREATE TABLE IF NOT EXISTS ` + idempotency.Table + ` (
-			idem_key     TEXT    NOT NULL PRIMARY KEY,
-			fingerprint  TEXT    NOT NULL,
-			token        TEXT    NOT NULL,
-			status       INTEGER NOT NULL,
-			lease_until  BIGINT  NOT NULL,
-			expires_at   BIGINT  NOT NULL,
-			content_type TEXT    NOT NULL,
-			body         BYTEA
-		);
-		CREATE INDEX IF NOT EXISTS ` + idempotency.Table + `_expires ON ` + idempotency.Table + ` (expires_at)`},
+	idempotency.PostgresMigration,
 }
 
 // ratingsStore is the ratings database, shared by every instance of the

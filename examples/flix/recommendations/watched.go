@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -57,7 +58,7 @@ const maxWatched = 500
 // make it one.
 func (ws *watchedStore) handleProgress(ctx context.Context, tx *sql.Tx, ev events.Event) error {
 	var p Progress
-	if err := json.Unmarshal(ev.Payload, &p); err != nil || checkProfile(p.Profile) != nil || p.Title < 1 {
+	if err := json.Unmarshal(ev.Payload, &p); err != nil || profile.CheckID(p.Profile) != nil || p.Title < 1 {
 		slog.Warn("recommendations: dropping a progress event that is not a progress report", "event", ev.ID,
 			"payload", string(ev.Payload[:min(len(ev.Payload), 200)]), "err", err)
 		return nil
