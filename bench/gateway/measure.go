@@ -65,7 +65,7 @@ func (b *bench) measure(ctx context.Context, a *arm) (metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu = a.cpuTime().sub(cpu)
+	cpu = a.cpuTime().Sub(cpu)
 	servedAfter, errAfter := b.replicaRequests()
 	pause(ctx, 500*time.Millisecond)
 	m := metrics{
@@ -74,8 +74,8 @@ func (b *bench) measure(ctx context.Context, a *arm) (metrics, error) {
 		kP50: us(percentile(f.latencies, 0.5)), kP99: us(percentile(f.latencies, 0.99)), kP999: us(percentile(f.latencies, 0.999)),
 	}
 	if len(a.procs) > 0 && p.requests > 0 {
-		m[kCPU] = us(cpu.user+cpu.sys) / float64(p.requests)
-		m[kCPUSys] = us(cpu.sys) / float64(p.requests)
+		m[kCPU] = us(cpu.User+cpu.Sys) / float64(p.requests)
+		m[kCPUSys] = us(cpu.Sys) / float64(p.requests)
 	}
 	if errBefore == nil && errAfter == nil && p.requests > 0 {
 		m[kUp] = float64(servedAfter-served) / float64(p.requests)
