@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bench/internal/proc"
+	"github.com/shoal-dev/shoal/bench/internal/stats"
 )
 
 // bench is the run's configuration and shared resources.
@@ -212,7 +213,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (*table, error) {
 	t.about = append([]string{fmt.Sprintf("offered %d/s open loop per arm, 1 s deadline per call, 3 replicas, %d round(s)%s; took %v",
 		s.rate, b.rounds, medianNote(b.rounds), time.Since(began).Round(time.Second))}, s.about...)
 	for arm, ms := range perArm {
-		t.rows[arm] = median(ms)
+		t.rows[arm] = stats.Median(ms)
 	}
 	t.notes, b.warnings = append(t.notes, b.warnings...), nil
 	return t, nil
