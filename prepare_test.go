@@ -36,7 +36,7 @@ func TestPrepare(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	<-svc.Ready()
-	if got := send(t, svc, "GET", "/ping"); got.status != 200 || strings.Join(order, ",") != "open,routes" {
+	if got := send(svc, "GET", "/ping"); got.status != 200 || strings.Join(order, ",") != "open,routes" {
 		t.Errorf("GET /ping = %d %s after %v", got.status, got.body, order)
 	}
 	cancel()
@@ -92,13 +92,13 @@ func TestPrepareFails(t *testing.T) {
 }
 
 func TestLogger(t *testing.T) {
-	var logs syncBuffer
-	svc, err := New(Config{Name: "logs", ID: "logs-7", Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, &Router{})
+	logs := newLogRecorder()
+	svc, err := New(Config{Name: "logs", ID: "logs-7", Logger: logs.logger()}, &Router{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.Logger().Info("hello")
-	if !strings.Contains(logs.String(), `"msg":"hello","service":"logs","instance":"logs-7"`) {
-		t.Errorf("log %s", logs.String())
+	if out := logs.text(); out != "INFO hello service=logs instance=logs-7" {
+		t.Errorf("log %q", out)
 	}
 }

@@ -3,8 +3,8 @@ package shoal
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -51,16 +51,16 @@ func TestAwaitDependencies(t *testing.T) {
 			serving("catalog", "c1"),
 			{ID: "r1", Service: "ratings", Addr: "127.0.0.1:2", State: discovery.StateDraining}, // not yet
 			serving("ratings", "r2"),
-		}, 3 * time.Second, "every service called is in discovery", nil},
+		}, 3 * time.Second, "INFO ready: every service called is in discovery service=api", nil},
 		{"one never does", []discovery.Instance{serving("catalog", "c1")}, 10 * time.Second,
-			"ready without services still missing", []string{"ratings"}},
+			"WARN ready without services still missing from discovery; calls to them fail until they appear service=api", []string{"ratings"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var logs syncBuffer
+				logs := newLogRecorder()
 				svc, err := New(Config{Name: "api", Calls: []string{"ratings", "catalog"}, DependencyWait: 10 * time.Second,
-					Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, &Router{})
+					Logger: logs.logger()}, &Router{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -87,8 +87,8 @@ func TestAwaitDependencies(t *testing.T) {
 				if got := missing(cat.Snapshot(), svc.deps); !cmp.Equal(got, tt.wantMiss) {
 					t.Errorf("missing %v, want %v", got, tt.wantMiss)
 				}
-				if !strings.Contains(logs.String(), tt.wantLog) {
-					t.Errorf("log lacks %q:\n%s", tt.wantLog, logs.String())
+				if out := logs.text(); !strings.Contains(out, tt.wantLog) {
+					t.Errorf("log lacks %q:\n%s", tt.wantLog, out)
 				}
 			})
 		})
@@ -98,16 +98,13 @@ func TestAwaitDependencies(t *testing.T) {
 // readyz returns the status and body of GET /readyz.
 func readyz(t *testing.T, svc *Service) (int, Readiness) {
 	t.Helper()
-	resp, err := http.Get("http://" + svc.Addr() + PathReady)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	w := httptest.NewRecorder()
+	svc.ServeHTTP(w, httptest.NewRequest("GET", PathReady, nil))
 	var rd Readiness
-	if err := json.NewDecoder(resp.Body).Decode(&rd); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(w.Body.Bytes(), &rd); err != nil {
+		t.Fatalf("GET /readyz: %d %s: %v", w.Code, w.Body, err)
 	}
-	return resp.StatusCode, rd
+	return w.Code, rd
 }
 
 // Over real gossip: an instance is not ready until the service it calls

@@ -38,34 +38,30 @@ func TestReadJSON(t *testing.T) {
 }
 
 func TestQueryInt(t *testing.T) {
-	for _, tt := range []struct {
-		query  string
+	tests := map[string]struct {
 		want   int
-		wantOK bool
+		answer int // the status QueryInt answered with; 0: none, the value is good
 	}{
-		{"", 20, true},
-		{"limit=1", 1, true},
-		{"limit=200", 200, true},
-		{"limit=0", 0, false},
-		{"limit=201", 0, false},
-		{"limit=x", 0, false},
-		{"limit=", 20, true},
-	} {
+		"": {20, 0}, "limit=": {20, 0}, "limit=1": {1, 0}, "limit=200": {200, 0},
+		"limit=0": {0, 400}, "limit=201": {0, 400}, "limit=x": {0, 400},
+	}
+	for query, tt := range tests {
 		w := httptest.NewRecorder()
-		got, ok := QueryInt(w, httptest.NewRequest("GET", "/?"+tt.query, nil), "limit", 20, 1, 200)
-		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("%q: %d %v, want %d %v", tt.query, got, ok, tt.want, tt.wantOK)
+		got, ok := QueryInt(w, httptest.NewRequest("GET", "/?"+query, nil), "limit", 20, 1, 200)
+		answered := 0
+		if !ok {
+			answered = w.Code
 		}
-		if !ok && (w.Code != 400 || !strings.Contains(w.Body.String(), `"code":"invalid_argument","message":"limit=`)) {
-			t.Errorf("%q answered %d %s", tt.query, w.Code, w.Body)
+		if got != tt.want || answered != tt.answer || !ok && !strings.Contains(w.Body.String(), `"code":"invalid_argument","message":"limit=`) {
+			t.Errorf("%q: %d, answered %d %s; want %d, answered %d", query, got, answered, w.Body, tt.want, tt.answer)
 		}
 	}
 }
 
 func TestWriteUnavailable(t *testing.T) {
-	var logs syncBuffer
+	logs := newLogRecorder()
 	defer slog.SetDefault(slog.Default())
-	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	slog.SetDefault(logs.logger())
 	expired, cancel := context.WithTimeout(context.Background(), -time.Second)
 	defer cancel()
 	left, leave := context.WithCancel(context.Background())
@@ -75,21 +71,18 @@ func TestWriteUnavailable(t *testing.T) {
 		ctx       context.Context
 		wantLevel string
 	}{
-		{"failed", context.Background(), `"level":"ERROR"`},
-		{"deadline passed", expired, `"level":"WARN"`},
-		{"caller left", left, `"level":"DEBUG"`},
+		{"failed", context.Background(), "ERROR"},
+		{"deadline passed", expired, "WARN"},
+		{"caller left", left, "DEBUG"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			logs.mu.Lock()
-			logs.b.Reset()
-			logs.mu.Unlock()
 			w := httptest.NewRecorder()
 			WriteUnavailable(w, httptest.NewRequestWithContext(tt.ctx, "GET", "/titles/7", nil), "the catalog store", errors.New("database is locked"))
 			if w.Code != 503 || w.Header().Get("Retry-After") != "1" ||
 				strings.TrimSpace(w.Body.String()) != `{"error":{"code":"unavailable","message":"the catalog store is unavailable; retry shortly"}}` {
 				t.Errorf("answer %d %v %s", w.Code, w.Header(), w.Body)
 			}
-			if out := logs.String(); !strings.Contains(out, tt.wantLevel) || !strings.Contains(out, `"msg":"the catalog store failed","method":"GET","path":"/titles/7","err":"database is locked"`) {
+			if out := logs.text(); out != tt.wantLevel+" the catalog store failed method=GET path=/titles/7 err=database is locked" {
 				t.Errorf("log %s, want %s", out, tt.wantLevel)
 			}
 		})

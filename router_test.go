@@ -2,7 +2,6 @@ package shoal
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,24 +21,11 @@ type routed struct {
 	body   string
 }
 
-func send(t *testing.T, h http.Handler, method, path string) routed {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return routed{resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), string(b)}
+// send serves one request with h and returns the answer.
+func send(h http.Handler, method, path string) routed {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+	return routed{w.Code, w.Header().Get("Allow"), w.Header().Get("Content-Type"), w.Body.String()}
 }
 
 func TestRouter(t *testing.T) {
@@ -75,7 +61,7 @@ func TestRouter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := send(t, &rt, tt.method, tt.path)
+			got := send(&rt, tt.method, tt.path)
 			if got.status != tt.want || !strings.Contains(got.body, tt.wantBody) || got.allow != tt.wantAllow {
 				t.Errorf("%s %s = %d Allow %q %s; want %d Allow %q with %s",
 					tt.method, tt.path, got.status, got.allow, got.body, tt.want, tt.wantAllow, tt.wantBody)
@@ -89,7 +75,7 @@ func TestRouter(t *testing.T) {
 
 func TestRouterZeroValue(t *testing.T) {
 	var rt Router
-	if got := send(t, &rt, "GET", "/"); got.status != 404 || !strings.Contains(got.body, `"not_found"`) {
+	if got := send(&rt, "GET", "/"); got.status != 404 || !strings.Contains(got.body, `"not_found"`) {
 		t.Fatalf("empty router: %d %s, want a JSON 404", got.status, got.body)
 	}
 }
@@ -106,7 +92,7 @@ func TestRouterRootPattern(t *testing.T) {
 		{"GET", "/elsewhere", "root GET"},
 		{"POST", "/titles/1", "root POST"},
 	} {
-		if got := send(t, &rt, tt.method, tt.path); got.status != 200 || got.body != tt.want {
+		if got := send(&rt, tt.method, tt.path); got.status != 200 || got.body != tt.want {
 			t.Errorf("%s %s = %d %q, want %q", tt.method, tt.path, got.status, got.body, tt.want)
 		}
 	}
@@ -166,7 +152,7 @@ func TestRouterRegisterWhileServing(t *testing.T) {
 	if n := len(rt.Routes()); n != 21 {
 		t.Fatalf("%d routes, want 21", n)
 	}
-	if got := send(t, &rt, "GET", "/r7"); got.status != 405 || got.allow != "PUT" {
+	if got := send(&rt, "GET", "/r7"); got.status != 405 || got.allow != "PUT" {
 		t.Fatalf("GET /r7 = %d Allow %q, want 405 Allow PUT", got.status, got.allow)
 	}
 }

@@ -1,7 +1,6 @@
 package shoal
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,24 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The drain ends the workers' context after the last in-flight request has
 // finished, and waits for them before it returns.
@@ -110,10 +91,10 @@ func TestWorkersStopAfterRequestsInFlight(t *testing.T) {
 // on. An error is logged and counted too.
 func TestWorkerPanicAndError(t *testing.T) {
 	verifyNoLeaks(t)
-	var logs syncBuffer
+	logs := newLogRecorder()
 	var rt Router
 	rt.HandleFunc("GET /ok", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	svc, err := New(Config{Name: "panicky", Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, &rt)
+	svc, err := New(Config{Name: "panicky", Logger: logs.logger()}, &rt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,8 +131,8 @@ func TestWorkerPanicAndError(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	out := logs.String()
-	for _, want := range []string{`"worker":"bomb"`, `"panic":"boom"`, `"stack":"goroutine`, `"worker":"broken"`, `"err":"disk on fire"`} {
+	out := logs.text()
+	for _, want := range []string{"ERROR worker panicked", "worker=bomb panic=boom stack=goroutine", "worker=broken err=disk on fire"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s:\n%s", want, out)
 		}
@@ -168,8 +149,8 @@ func TestWorkerPanicAndError(t *testing.T) {
 // the drain has begun are not started.
 func TestWorkersBoundedWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logs syncBuffer
-		ws := workers{log: slog.New(slog.NewJSONHandler(&logs, nil))}
+		logs := newLogRecorder()
+		ws := workers{log: logs.logger()}
 		stuck := make(chan struct{})
 		ws.add("stubborn", func(context.Context) error { <-stuck; return nil })
 		ws.add("polite", func(ctx context.Context) error { <-ctx.Done(); return nil })
@@ -183,12 +164,12 @@ func TestWorkersBoundedWait(t *testing.T) {
 		if waited := time.Since(begin); waited != 3*time.Second {
 			t.Errorf("stop waited %v, want the 3s to its deadline", waited)
 		}
-		if n := ws.running.Load(); n != 1 || !strings.Contains(logs.String(), `"running":1`) {
-			t.Errorf("%d running; log:\n%s", n, logs.String())
+		if n, out := ws.running.Load(), logs.text(); n != 1 || !strings.Contains(out, "left behind running=1") {
+			t.Errorf("%d running; log:\n%s", n, out)
 		}
 		ws.add("too late", func(context.Context) error { t.Error("started during the drain"); return nil })
-		if !strings.Contains(logs.String(), `"worker":"too late"`) {
-			t.Errorf("a worker refused during the drain is not logged:\n%s", logs.String())
+		if out := logs.text(); !strings.Contains(out, "WARN worker not started: the service is draining worker=too late") {
+			t.Errorf("a worker refused during the drain is not logged:\n%s", out)
 		}
 		close(stuck)
 		synctest.Wait()
