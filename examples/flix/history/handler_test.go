@@ -24,17 +24,16 @@ func TestMain(m *testing.M) { storetest.Main(m) }
 func newTestServer(tb testing.TB, dialect flixtest.Dialect) *httptest.Server {
 	tb.Helper()
 	db := dialect.Open(tb, "history")
-	ctx, cancel := context.WithTimeout(context.Background(), flixtest.SetupTimeout)
-	defer cancel()
-	l, err := openLedger(ctx, db)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.Close() })
-	inbox, err := newInbox(ctx, db, l)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	var l *ledger
+	var inbox *events.Inbox
+	flixtest.Setup(tb, func(ctx context.Context) (err error) {
+		if l, err = openLedger(ctx, db); err != nil {
+			return err
+		}
+		tb.Cleanup(func() { l.Close() })
+		inbox, err = newInbox(ctx, db, l)
+		return err
+	})
 	return flixtest.Serve(tb, func(rt *shoal.Router) { routes(rt, l, inbox) })
 }
 

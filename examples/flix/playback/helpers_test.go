@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
@@ -74,22 +73,17 @@ type testPlayback struct {
 func newTestPlayback(tb testing.TB, dialect flixtest.Dialect, services map[string]http.Handler) *testPlayback {
 	tb.Helper()
 	db := dialect.Open(tb, "playback")
-	ctx, cancel := context.WithTimeout(context.Background(), flixtest.SetupTimeout)
-	defer cancel()
-	sess, err := openSessions(ctx, db)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { sess.Close() })
 	c := flixtest.Client(tb, client.Config{}, services)
 	outbox := events.NewOutbox(db, events.OutboxConfig{Subscribers: subscribers, Client: c, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
-	if err := outbox.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	var rt shoal.Router
-	(&playback{sessions: sess, client: c, outbox: outbox}).routes(&rt)
-	srv := httptest.NewServer(&rt)
-	tb.Cleanup(srv.Close)
+	var sess *sessions
+	flixtest.Setup(tb, func(ctx context.Context) (err error) {
+		if sess, err = openSessions(ctx, db); err != nil {
+			return err
+		}
+		tb.Cleanup(func() { sess.Close() })
+		return outbox.Migrate(ctx)
+	})
+	srv := flixtest.Serve(tb, (&playback{sessions: sess, client: c, outbox: outbox}).routes)
 	return &testPlayback{srv: srv, db: db, outbox: outbox}
 }
 

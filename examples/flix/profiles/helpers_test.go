@@ -21,12 +21,11 @@ const (
 
 func openTestDirectory(tb testing.TB, db *store.DB) *directory {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), flixtest.SetupTimeout)
-	defer cancel()
-	d, err := openDirectory(ctx, db)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	var d *directory
+	flixtest.Setup(tb, func(ctx context.Context) (err error) {
+		d, err = openDirectory(ctx, db)
+		return err
+	})
 	tb.Cleanup(func() { d.Close() })
 	return d
 }

@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
-	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
@@ -93,14 +91,10 @@ func newClient(t *testing.T, fakes map[string]http.Handler) *http.Client {
 // calling the given fakes.
 func newService(t *testing.T, fakes map[string]http.Handler) (*recommender, *httptest.Server) {
 	t.Helper()
-	db := flixtest.SQLite(t, "recommendations")
-	ctx, cancel := context.WithTimeout(context.Background(), flixtest.SetupTimeout)
-	defer cancel()
 	log := slog.New(slog.DiscardHandler)
 	c := newClient(t, fakes)
 	rc := &recommender{
 		client:         c,
-		watched:        &watchedStore{db: db},
 		catalog:        &catalogCopy{client: c, log: log, refreshEvery: time.Minute},
 		popular:        &popular{client: c, ttl: time.Minute},
 		rights:         &profile.Cache{Client: c, TTL: time.Minute},
@@ -108,19 +102,11 @@ func newService(t *testing.T, fakes map[string]http.Handler) (*recommender, *htt
 		profilesBudget: 200 * time.Millisecond,
 		log:            log,
 	}
-	if err := rc.watched.migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inbox := events.NewInbox(db)
-	if err := inbox.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inbox.Handle(topicProgress, rc.watched.handleProgress)
-	rc.inbox = inbox
-	var rt shoal.Router
-	rc.routes(&rt)
-	srv := httptest.NewServer(&rt)
-	t.Cleanup(srv.Close)
+	flixtest.Setup(t, func(ctx context.Context) (err error) {
+		rc.watched, rc.inbox, err = openWatched(ctx, flixtest.SQLite(t, "recommendations"))
+		return err
+	})
+	srv := flixtest.Serve(t, rc.routes)
 	return rc, srv
 }
 

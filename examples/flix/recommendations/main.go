@@ -29,12 +29,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"time"
 
 	"github.com/shoal-dev/shoal"
-	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/store"
 )
@@ -61,11 +59,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		rc.watched = &watchedStore{db: db}
-		inbox := events.NewInbox(db)
-		inbox.Handle(topicProgress, rc.watched.handleProgress)
-		rc.inbox = inbox
-		if err := errors.Join(rc.watched.migrate(ctx), inbox.Migrate(ctx)); err != nil {
+		if rc.watched, rc.inbox, err = openWatched(ctx, db); err != nil {
 			return err
 		}
 		rc.routes(&rt)

@@ -44,8 +44,16 @@ type watchedStore struct {
 	db *store.DB
 }
 
-func (ws *watchedStore) migrate(ctx context.Context) error {
-	return ws.db.Migrate(ctx, "recommendations", migrations)
+// openWatched migrates what profiles watched in db, and returns it with
+// the inbox that records playback's "progress" events in it.
+func openWatched(ctx context.Context, db *store.DB) (*watchedStore, *events.Inbox, error) {
+	ws := &watchedStore{db: db}
+	inbox := events.NewInbox(db)
+	inbox.Handle(topicProgress, ws.handleProgress)
+	if err := db.Migrate(ctx, "recommendations", migrations); err != nil {
+		return nil, nil, err
+	}
+	return ws, inbox, inbox.Migrate(ctx)
 }
 
 // maxWatched bounds the watched titles read per recommendation (the

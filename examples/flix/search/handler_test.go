@@ -20,18 +20,12 @@ import (
 // folder, its events inbox mounted as in main.
 func newTestServer(t *testing.T) (*index, *httptest.Server) {
 	t.Helper()
-	db := flixtest.SQLite(t, "search")
-	ctx, cancel := context.WithTimeout(context.Background(), flixtest.SetupTimeout)
-	defer cancel()
-	ix := &index{db: db}
-	if err := ix.migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inbox := events.NewInbox(db)
-	if err := inbox.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inbox.Handle(topicTitles, ix.handleTitle)
+	var ix *index
+	var inbox *events.Inbox
+	flixtest.Setup(t, func(ctx context.Context) (err error) {
+		ix, inbox, err = openIndex(ctx, flixtest.SQLite(t, "search"))
+		return err
+	})
 	return ix, flixtest.Serve(t, func(rt *shoal.Router) { routes(rt, ix, inbox) })
 }
 

@@ -20,10 +20,8 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/shoal-dev/shoal"
-	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -35,10 +33,8 @@ func main() {
 		if err != nil {
 			return err
 		}
-		ix := &index{db: db}
-		inbox := events.NewInbox(db)
-		inbox.Handle(topicTitles, ix.handleTitle)
-		if err := errors.Join(ix.migrate(ctx), inbox.Migrate(ctx)); err != nil {
+		ix, inbox, err := openIndex(ctx, db)
+		if err != nil {
 			return err
 		}
 		routes(&rt, ix, inbox)

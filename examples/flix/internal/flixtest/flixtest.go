@@ -55,6 +55,17 @@ func (d Dialect) Open(tb testing.TB, service string) *store.DB {
 	return db
 }
 
+// Setup runs f, a test's setup (migrations, a dataset), with a context
+// bounded by SetupTimeout, as a service's Prepare is; an error fails tb.
+func Setup(tb testing.TB, f func(ctx context.Context) error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), SetupTimeout)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // SQLite opens a fresh SQLite database of service for tb.
 func SQLite(tb testing.TB, service string) *store.DB {
 	tb.Helper()
