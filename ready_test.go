@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -51,15 +50,15 @@ func TestAwaitDependencies(t *testing.T) {
 			serving("catalog", "c1"),
 			{ID: "r1", Service: "ratings", Addr: "127.0.0.1:2", State: discovery.StateDraining}, // not yet
 			serving("ratings", "r2"),
-		}, 3 * time.Second, "INFO ready: every service called is in discovery service=api", nil},
+		}, 3 * time.Second, "INFO ready: every service called is in discovery service=api instance=api-1 calls=[catalog ratings] waited=3s", nil},
 		{"one never does", []discovery.Instance{serving("catalog", "c1")}, 10 * time.Second,
-			"WARN ready without services still missing from discovery; calls to them fail until they appear service=api", []string{"ratings"}},
+			"WARN ready without services still missing from discovery; calls to them fail until they appear service=api instance=api-1 missing=[ratings] waited=10s", []string{"ratings"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				logs := newLogRecorder()
-				svc, err := New(Config{Name: "api", Calls: []string{"ratings", "catalog"}, DependencyWait: 10 * time.Second,
+				svc, err := New(Config{Name: "api", ID: "api-1", Calls: []string{"ratings", "catalog"}, DependencyWait: 10 * time.Second,
 					Logger: logs.logger()}, &Router{})
 				if err != nil {
 					t.Fatal(err)
@@ -87,8 +86,8 @@ func TestAwaitDependencies(t *testing.T) {
 				if got := missing(cat.Snapshot(), svc.deps); !cmp.Equal(got, tt.wantMiss) {
 					t.Errorf("missing %v, want %v", got, tt.wantMiss)
 				}
-				if out := logs.text(); !strings.Contains(out, tt.wantLog) {
-					t.Errorf("log lacks %q:\n%s", tt.wantLog, out)
+				if out := logs.text(); out != tt.wantLog {
+					t.Errorf("log:\n%s\nwant:\n%s", out, tt.wantLog)
 				}
 			})
 		})
