@@ -41,8 +41,8 @@ type Router struct {
 	// OpenAPI, if set, is a hand-written OpenAPI 3 document (JSON) that is
 	// served instead of the derived one. It must describe exactly the
 	// routes: Document reports every route it misses and every operation
-	// no route serves, and [Service.Run] refuses to start with such a
-	// document.
+	// no route serves, /openapi.json answers 500 with that report, and
+	// [Service.Run] refuses to start a Service whose handler is the Router.
 	OpenAPI []byte
 
 	once sync.Once
