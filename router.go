@@ -25,15 +25,17 @@ const PathOpenAPI = "/openapi.json"
 // a GET pattern also serves HEAD, and r.PathValue reads the wildcards. A
 // Router is a ServeMux inside: it only adds the answers above, computed
 // when no pattern matched, so a routed request costs what it costs in a
-// ServeMux.
+// ServeMux. The answers come from a catch-all, the pattern "/": a Router
+// given its own "/" hands it what no other pattern matches, as a mux does
+// (a "/{path...}" conflicts with the catch-all; register "/" instead).
 //
 // It also serves its API's OpenAPI document at /openapi.json (see
 // [Router.Document]).
 //
 // The zero value is ready to use. Routes may be added at any time, also
 // while the router serves, so a program can hand a Router to [New] first
-// and register its routes once it has the Service's client. A Router must
-// not be copied after first use.
+// and register its routes once it has the Service's client (in
+// [Service.Prepare]). A Router must not be copied after first use.
 type Router struct {
 	// Info heads the OpenAPI document derived from the routes; its zero
 	// value gives the title "API" and the version "0".
