@@ -40,6 +40,9 @@ type Config struct {
 	GossipProfile string `json:"gossip_profile" yaml:"gossip_profile"`
 	// DrainTimeout bounds the whole graceful shutdown; default 10s.
 	DrainTimeout time.Duration `json:"drain_timeout" yaml:"drain_timeout"`
+	// PrepareTimeout bounds what Service.Prepare runs before the instance
+	// serves (opening a database, loading a dataset); default 30s.
+	PrepareTimeout time.Duration `json:"prepare_timeout" yaml:"prepare_timeout"`
 
 	// TLSCertFile and TLSKeyFile, both or neither, name a PEM certificate
 	// (chain) and its private key: the listener then serves HTTPS only, with
@@ -61,6 +64,19 @@ type Config struct {
 	// MaxHeaderBytes bounds the size of a request's headers; larger ones
 	// are answered 431. Default 1 MiB.
 	MaxHeaderBytes int `json:"max_header_bytes" yaml:"max_header_bytes"`
+
+	// Calls lists the services this one calls by name. An instance reports
+	// ready (GET /readyz) only once its discovery view holds a serving
+	// instance of each, or DependencyWait has passed: callers are not sent
+	// to an instance that would answer "no instances known" for lack of
+	// gossip. The services Client.Dependencies names (so a manifest's
+	// dependencies:) count too.
+	Calls []string `json:"calls" yaml:"calls"`
+	// DependencyWait bounds that wait; default 20s. A dependency still
+	// missing then is logged and shown in /readyz and /infoz, and the
+	// instance reports ready without it: one service down must not keep
+	// every caller from starting.
+	DependencyWait time.Duration `json:"dependency_wait" yaml:"dependency_wait"`
 
 	// Client is the policy of Service.Client; zero means client.DefaultConfig.
 	Client client.Config `json:"client" yaml:"client"`
@@ -93,6 +109,8 @@ const (
 
 	EnvReadHeaderTimeout = "SHOAL_READ_HEADER_TIMEOUT"
 	EnvMaxHeaderBytes    = "SHOAL_MAX_HEADER_BYTES"
+	EnvPrepareTimeout    = "SHOAL_PREPARE_TIMEOUT"
+	EnvDependencyWait    = "SHOAL_DEPENDENCY_WAIT"
 	// EnvDependencies holds client policies by service name, as JSON
 	// (durations in nanoseconds); shoal up sets it from the manifest's
 	// dependencies:. They override the code's Client.Dependencies field by
@@ -103,6 +121,8 @@ const (
 // Defaults of the fields they name.
 const (
 	defaultDrainTimeout      = 10 * time.Second
+	defaultDependencyWait    = 20 * time.Second
+	defaultPrepareTimeout    = 30 * time.Second
 	defaultReadHeaderTimeout = 5 * time.Second
 	defaultMaxHeaderBytes    = 1 << 20
 )
@@ -134,7 +154,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	for _, e := range []struct {
 		key string
 		dst *time.Duration
-	}{{EnvDrainTimeout, &c.DrainTimeout}, {EnvReadHeaderTimeout, &c.ReadHeaderTimeout}} {
+	}{{EnvDrainTimeout, &c.DrainTimeout}, {EnvReadHeaderTimeout, &c.ReadHeaderTimeout}, {EnvDependencyWait, &c.DependencyWait}, {EnvPrepareTimeout, &c.PrepareTimeout}} {
 		if v := getenv(e.key); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -195,6 +215,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.GossipProfile, "gossip-profile", c.GossipProfile, "gossip timings: local, lan or wan (env "+EnvGossipProfile+")")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "bound on graceful shutdown (env "+EnvDrainTimeout+")")
+	fs.DurationVar(&c.PrepareTimeout, "prepare-timeout", c.PrepareTimeout, "bound on the preparation before serving (env "+EnvPrepareTimeout+"; default 30s)")
+	fs.DurationVar(&c.DependencyWait, "dependency-wait", c.DependencyWait, "bound on waiting for called services to appear in discovery before reporting ready (env "+EnvDependencyWait+"; default 20s)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate: serve HTTPS and HTTP/2 (env "+EnvTLSCertFile+"; with -tls-key-file)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of -tls-cert-file (env "+EnvTLSKeyFile+")")
 	fs.BoolVar(&c.H2C, "h2c", c.H2C, "also serve HTTP/2 without TLS (env "+EnvH2C+"=on)")
@@ -223,6 +245,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
+	if c.DependencyWait == 0 {
+		c.DependencyWait = defaultDependencyWait
+	}
+	if c.PrepareTimeout == 0 {
+		c.PrepareTimeout = defaultPrepareTimeout
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
@@ -261,6 +289,17 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain_timeout %v must not be negative", c.DrainTimeout))
+	}
+	for _, name := range c.Calls {
+		if !validName(name) {
+			errs = append(errs, fmt.Errorf("calls: %q is not a service name (lowercase letters, digits and '-', starting with a letter)", name))
+		}
+	}
+	if c.DependencyWait < 0 {
+		errs = append(errs, fmt.Errorf("dependency_wait %v must not be negative", c.DependencyWait))
+	}
+	if c.PrepareTimeout < 0 {
+		errs = append(errs, fmt.Errorf("prepare_timeout %v must not be negative", c.PrepareTimeout))
 	}
 	if c.ReadHeaderTimeout < 0 {
 		errs = append(errs, fmt.Errorf("read_header_timeout %v must not be negative", c.ReadHeaderTimeout))
@@ -304,7 +343,7 @@ func (c Config) keyPair() (*tls.Certificate, error) {
 }
 
 func validName(s string) bool {
-	if len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
+	if s == "" || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
 		return false
 	}
 	for _, r := range s {

@@ -23,10 +23,10 @@ func TestConfigFromEnv(t *testing.T) {
 		{"all set", map[string]string{
 			EnvName: "ratings", EnvID: "ratings-1", EnvVersion: "v2", EnvAddr: "127.0.0.1:9000",
 			EnvAdvertiseAddr: "10.0.0.1:9000", EnvGossipAddr: "127.0.0.1:7946", EnvSeeds: "a:1, b:2,,",
-			EnvGossipProfile: "lan", EnvDrainTimeout: "3s",
+			EnvGossipProfile: "lan", EnvDrainTimeout: "3s", EnvDependencyWait: "4s", EnvPrepareTimeout: "5s",
 		}, Config{Name: "ratings", ID: "ratings-1", Version: "v2", Addr: "127.0.0.1:9000",
 			AdvertiseAddr: "10.0.0.1:9000", GossipAddr: "127.0.0.1:7946", Seeds: []string{"a:1", "b:2"},
-			GossipProfile: "lan", DrainTimeout: 3 * time.Second}, ""},
+			GossipProfile: "lan", DrainTimeout: 3 * time.Second, DependencyWait: 4 * time.Second, PrepareTimeout: 5 * time.Second}, ""},
 		{"PORT", map[string]string{EnvPort: "8080"}, Config{Name: "base", Addr: ":8080"}, ""},
 		{"SHOAL_ADDR beats PORT", map[string]string{EnvPort: "8080", EnvAddr: "127.0.0.1:1"}, Config{Name: "base", Addr: "127.0.0.1:1"}, ""},
 		{"bad PORT", map[string]string{EnvPort: "http"}, Config{}, `PORT="http"`},
@@ -59,10 +59,10 @@ func TestConfigFlagsOverrideEnv(t *testing.T) {
 	}
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"-name", "flag", "-seeds", "f:1,f:2", "-drain-timeout", "2s"}); err != nil {
+	if err := fs.Parse([]string{"-name", "flag", "-seeds", "f:1,f:2", "-drain-timeout", "2s", "-dependency-wait", "1s", "-prepare-timeout", "1m"}); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Name: "flag", Seeds: []string{"f:1", "f:2"}, DrainTimeout: 2 * time.Second}
+	want := Config{Name: "flag", Seeds: []string{"f:1", "f:2"}, DrainTimeout: 2 * time.Second, DependencyWait: time.Second, PrepareTimeout: time.Minute}
 	if d := cmp.Diff(want, c, cmpopts.IgnoreFields(Config{}, "Logger")); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
@@ -78,6 +78,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no name", Config{}, []string{"name is required", EnvName}},
 		{"bad name", Config{Name: "Ratings_v2"}, []string{`name "Ratings_v2"`}},
 		{"bad addr", Config{Name: "a", Addr: "8080"}, []string{`addr "8080"`}},
+		{"bad calls", Config{Name: "a", Calls: []string{"ratings", "", "Cat"}}, []string{`calls: "" is not a service name`, `calls: "Cat"`}},
+		{"negative dependency wait", Config{Name: "a", DependencyWait: -time.Second}, []string{"dependency_wait -1s"}},
+		{"negative prepare timeout", Config{Name: "a", PrepareTimeout: -time.Second}, []string{"prepare_timeout -1s"}},
 		{"bad gossip", Config{Name: "a", GossipAddr: "nope"}, []string{`gossip_addr "nope"`}},
 		{"negative drain", Config{Name: "a", DrainTimeout: -time.Second}, []string{"drain_timeout -1s"}},
 		{"two problems", Config{Name: "A", Addr: "x"}, []string{`name "A"`, `addr "x"`}},

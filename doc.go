@@ -2,16 +2,23 @@
 // a Shoal system. Run serves the handler, joins gossip discovery so that
 // callers find the instance within seconds, and adds what every service needs:
 //
-//   - /healthz (alive), /readyz (serving and not draining) and /infoz (name,
+//   - /healthz (alive), /readyz (ready: serving, not draining, and every
+//     service it calls seen in discovery, see Config.Calls) and /infoz (name,
 //     instance, version, uptime, peers seen), outside the user's routes;
 //   - the caller's deadline, from the client's Shoal-Timeout-Ms header, as the
 //     handler's context deadline, and an X-Request-Id on every request;
 //   - a client (Service.Client) that calls other services by name through
 //     discovery, balancing and failover;
+//   - background workers (Service.Go) that live as long as the service, with
+//     panics recovered and counted;
 //   - graceful shutdown on SIGTERM/SIGINT or context cancel: the instance is
 //     marked draining in gossip, readiness turns false, peers are given time
-//     to see it, in-flight requests finish, then it leaves gossip and exits,
-//     all bounded by the drain timeout.
+//     to see it, in-flight requests finish, the workers stop, then it leaves
+//     gossip and exits, all bounded by the drain timeout.
+//
+// A Router routes by method and path pattern (http.ServeMux's patterns),
+// answers unknown paths and methods with the JSON error convention, and
+// serves the API's OpenAPI document at /openapi.json.
 //
 // Configuration comes from a Config literal, then SHOAL_* environment
 // variables, then command-line flags (see Config.FromEnv, Config.RegisterFlags).

@@ -74,11 +74,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 		return
 	case PathReady:
-		if s.draining.Load() {
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
-			return
-		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		status, rd := s.readiness()
+		WriteJSON(w, status, rd)
 		return
 	case PathInfo:
 		WriteJSON(w, http.StatusOK, s.Info())
@@ -174,8 +171,13 @@ type Info struct {
 	Members  int            `json:"members"`
 	Requests uint64         `json:"requests"` // handled by the service's handler since start
 	Services map[string]int `json:"services"` // instances seen per service
+	// Calls are the services this one declared it calls; Missing those of
+	// them with no serving instance in its view of discovery.
+	Calls   []string `json:"calls,omitempty"`
+	Missing []string `json:"missing,omitempty"`
 
 	Admission resilience.LimiterStats `json:"admission"` // the concurrency limit on the handler
+	Workers   WorkerStats             `json:"workers"`   // background workers (Service.Go)
 }
 
 // Info describes this instance and what it sees of the system.
@@ -183,11 +185,13 @@ func (s *Service) Info() Info {
 	in := Info{
 		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(), Scheme: s.scheme(),
 		State: "serving", Started: s.started, Uptime: time.Since(s.started).Round(time.Second).String(),
-		Requests: s.requests.Load(), Admission: s.admit.Stats(),
-		Services: map[string]int{},
+		Requests: s.requests.Load(), Admission: s.admit.Stats(), Workers: s.workers.stats(),
+		Services: map[string]int{}, Calls: s.deps,
 	}
-	if s.draining.Load() {
-		in.State = "draining"
+	_, ready := s.readiness()
+	in.State, in.Missing = ready.Status, ready.Missing
+	if in.State == "ready" {
+		in.State = "serving"
 	}
 	if m := s.member.Load(); m != nil {
 		in.Gossip = m.GossipAddr()

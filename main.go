@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -13,7 +14,9 @@ import (
 // Setup is New for a program's main: cfg is overridden by SHOAL_* environment
 // variables, then by command-line flags (flag.CommandLine is parsed), and a
 // bad configuration exits the process with status 2 and a message naming the
-// offending value. Register your own flags before calling it.
+// offending value. Register your own flags before calling it. The service's
+// logger (Service.Logger) becomes slog's default, so that the program's own
+// logs read like the SDK's.
 func Setup(cfg Config, h http.Handler) *Service {
 	if err := cfg.FromEnv(os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)
@@ -26,6 +29,7 @@ func Setup(cfg Config, h http.Handler) *Service {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	slog.SetDefault(svc.log)
 	return svc
 }
 

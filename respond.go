@@ -1,7 +1,12 @@
 package shoal
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 )
 
@@ -10,9 +15,21 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
+	_ = newEncoder(w).Encode(v)
+}
+
+// EncodeJSON returns v as JSON, the bytes WriteJSON writes: for an answer
+// kept to be given again (under an idempotency key) as it was first.
+func EncodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	err := newEncoder(&b).Encode(v)
+	return b.Bytes(), err
+}
+
+func newEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // the type is JSON: paths like /<service>/<path> stay readable
-	_ = enc.Encode(v)
+	return enc
 }
 
 // ErrorBody is the JSON error every Shoal service and the gateway answer
@@ -31,4 +48,24 @@ type ErrorDetail struct {
 // WriteError answers with an ErrorBody and the given status.
 func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+}
+
+// WriteUnavailable answers 503 unavailable, with Retry-After, for a failure
+// that passes (a database restarting, a lock held too long, a dependency
+// down), so that the caller's client retries or fails over. what names the
+// part that failed ("the ratings store"); err goes to the log (slog's
+// default logger, which Setup makes the service's) with the request, at
+// debug level if the caller left (its hedge won elsewhere), warn if its
+// deadline passed (slow, not broken), error otherwise.
+func WriteUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	level := slog.LevelError
+	switch ctxErr := r.Context().Err(); {
+	case errors.Is(ctxErr, context.Canceled):
+		level = slog.LevelDebug
+	case ctxErr != nil:
+		level = slog.LevelWarn
+	}
+	slog.Log(r.Context(), level, what+" failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "1")
+	WriteError(w, http.StatusServiceUnavailable, "unavailable", what+" is unavailable; retry shortly")
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,12 @@ type Service struct {
 	requests atomic.Uint64 // handled by the user's handler
 	started  time.Time     // set by New
 	ran      atomic.Bool
+
+	prepMu    sync.Mutex
+	prepares  []func(context.Context) error // run by Run before it listens
+	deps      []string                      // the services it calls: readiness waits for them
+	depsFound atomic.Bool                   // every one seen in discovery, or the wait is over
+	workers   workers                       // started by Go
 }
 
 // New checks cfg and returns a Service that will serve h. It does no I/O
@@ -67,7 +74,9 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		admit:   resilience.NewLimiter(cfg.Admission), // Validate checked the config
 		ready:   make(chan struct{}),
 		started: time.Now(),
+		deps:    dependencies(cfg),
 	}
+	s.workers.log = s.log
 	tr, err := client.New(s, cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("shoal: %w", err)
@@ -76,6 +85,7 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	s.metrics = telemetry.New(cfg.Name, cfg.ID)
 	s.metrics.AddDependencies(tr)
 	s.metrics.AddLimiter(s)
+	s.metrics.Registry().MustRegister(s.workers.collectors()...)
 	s.public = s.metrics.Middleware(http.HandlerFunc(s.serve))
 	s.metricsHandler = s.metrics.Handler()
 	return s, nil
@@ -124,6 +134,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("shoal: Service.Run called twice")
 	}
+	if err := s.prepare(ctx); err != nil || ctx.Err() != nil {
+		return err // nil if stopped while preparing
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("shoal: listen on %s: %w", s.cfg.Addr, err)
@@ -164,6 +177,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		serveDone <- srv.Serve(ln)
 	}()
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	s.startBackground(bgCtx, member.Catalog())
 	close(s.ready)
 	s.log.Info("serving", "addr", self.Addr, "scheme", s.scheme(), "gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
 		"ready_in", time.Since(s.started).Round(time.Microsecond).String())
@@ -207,6 +223,9 @@ func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip c
 		drainErr = fmt.Errorf("shoal: drain timeout %v passed with requests in flight: %w", d, err)
 		srv.Close()
 	}
+	// No request needs the workers any more; their last calls still reach
+	// peers, as gossip is left after them.
+	s.workers.stop(begin.Add(d - leaveSlice(d)))
 	stopGossip()
 	select {
 	case <-gossipDone:

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // Arms, in the order tables show them.
@@ -36,7 +38,7 @@ type arm struct {
 	url    string   // what wrk loads
 	urls   []string // what the fixed-rate load spreads over (round robin)
 	header string   // sent with every request ("Name: value"), or ""
-	procs  []*proc
+	procs  []*proc.Proc
 	// unavailable says why the arm was not measured (or stopped being):
 	// not installable, did not start, failed mid-run.
 	unavailable string
@@ -44,7 +46,7 @@ type arm struct {
 
 func (a *arm) stop() {
 	for _, p := range a.procs {
-		p.kill()
+		p.Kill()
 	}
 }
 
@@ -92,11 +94,11 @@ func waitProxy(ctx context.Context, a *arm) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	seen := map[string]bool{}
-	err := poll(ctx, a.name+" to reach all 3 replicas", func() error {
+	err := proc.Poll(ctx, a.name+" to reach all 3 replicas", func() error {
 		for _, p := range a.procs {
 			select {
-			case <-p.exited:
-				return fmt.Errorf("%s exited: %s", p.name, p.tail())
+			case <-p.Exited():
+				return fmt.Errorf("%s exited: %s", p.Name, p.Tail())
 			default:
 			}
 		}
@@ -105,7 +107,7 @@ func waitProxy(ctx context.Context, a *arm) error {
 			k, v, _ := strings.Cut(a.header, ":")
 			req.Header.Set(k, strings.TrimSpace(v))
 		}
-		resp, err := probeClient.Do(req)
+		resp, err := proc.Probe.Do(req)
 		if err != nil {
 			return err
 		}
@@ -124,7 +126,7 @@ func waitProxy(ctx context.Context, a *arm) error {
 		return nil
 	})
 	if err != nil && len(a.procs) > 0 {
-		err = fmt.Errorf("%w; log %s:\n%s", err, a.procs[0].log, a.procs[0].tail())
+		err = fmt.Errorf("%w; log %s:\n%s", err, a.procs[0].Log, a.procs[0].Tail())
 	}
 	return err
 }
@@ -135,11 +137,11 @@ func (b *bench) startGoProxy(a *arm) error {
 	if err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
-	p, err := start(a.name, filepath.Join(b.tmp, a.name+".log"), bin,
+	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin,
 		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil)
 	if err != nil {
 		return err
@@ -153,7 +155,7 @@ func (b *bench) startGoProxy(a *arm) error {
 // that the auth arm does measure a gateway that checks keys.
 func checkRefused(ctx context.Context, a *arm) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.url, nil)
-	resp, err := probeClient.Do(req)
+	resp, err := proc.Probe.Do(req)
 	if err != nil {
 		return err
 	}
@@ -217,4 +219,13 @@ func moduleRoot() (string, error) {
 		return "", errors.New("run it from inside the shoal module (go run ./bench/gateway)")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// cpuTime is the CPU time of all of a's processes.
+func (a *arm) cpuTime() proc.CPU {
+	var total proc.CPU
+	for _, p := range a.procs {
+		total = total.Add(p.CPU())
+	}
+	return total
 }

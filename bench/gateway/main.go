@@ -79,6 +79,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // bench is the run's configuration and shared state.
@@ -143,7 +145,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, b, strings.Split(*arms, ","))
 	stop()
-	killAll()
+	proc.KillAll()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway bench:", err)
 		os.Exit(1)

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/stats"
 )
 
 // metrics are one arm's values in one round (or their medians), by key.
@@ -65,17 +66,17 @@ func (b *bench) measure(ctx context.Context, a *arm) (metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu = a.cpuTime().sub(cpu)
+	cpu = a.cpuTime().Sub(cpu)
 	servedAfter, errAfter := b.replicaRequests()
 	pause(ctx, 500*time.Millisecond)
 	m := metrics{
 		kRPS: p.rps, kFailed: float64(p.failed), kWrkP50: us(p.p50), kWrkP99: us(p.p99),
 		kSent: float64(f.sent), kErrors: float64(f.sent - f.ok),
-		kP50: us(percentile(f.latencies, 0.5)), kP99: us(percentile(f.latencies, 0.99)), kP999: us(percentile(f.latencies, 0.999)),
+		kP50: us(stats.Percentile(f.latencies, 0.5)), kP99: us(stats.Percentile(f.latencies, 0.99)), kP999: us(stats.Percentile(f.latencies, 0.999)),
 	}
 	if len(a.procs) > 0 && p.requests > 0 {
-		m[kCPU] = us(cpu.user+cpu.sys) / float64(p.requests)
-		m[kCPUSys] = us(cpu.sys) / float64(p.requests)
+		m[kCPU] = us(cpu.User+cpu.Sys) / float64(p.requests)
+		m[kCPUSys] = us(cpu.Sys) / float64(p.requests)
 	}
 	if errBefore == nil && errAfter == nil && p.requests > 0 {
 		m[kUp] = float64(servedAfter-served) / float64(p.requests)
@@ -97,38 +98,6 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// percentile returns the nearest-rank q-quantile (0 < q ≤ 1) of sorted, or
-// 0 for no values: the smallest value with at least q of them at or below.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(q * float64(len(sorted))))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-// median returns, for each key, the median of its values over ms (the mean
-// of the middle two for an even count), and the count per key.
-func median(ms []metrics) metrics {
-	vals := map[string][]float64{}
-	for _, m := range ms {
-		for k, v := range m {
-			vals[k] = append(vals[k], v)
-		}
-	}
-	out := metrics{}
-	for k, vs := range vals {
-		slices.Sort(vs)
-		n := len(vs)
-		if n%2 == 1 {
-			out[k] = vs[n/2]
-		} else {
-			out[k] = (vs[n/2-1] + vs[n/2]) / 2
-		}
-	}
-	return out
-}
 
 // results are every arm's metrics, by round.
 type results struct {
@@ -177,7 +146,7 @@ func (r *results) medians() map[string]summary {
 			}
 		}
 		if len(ms) > 0 {
-			s.m, s.n = median(ms), len(ms)
+			s.m, s.n = stats.Median(ms), len(ms)
 			out[a.name] = s
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // peerConf is what the checked-in templates under bench/peers/ are rendered
@@ -69,7 +71,7 @@ func (b *bench) startPeer(ctx context.Context, a *arm) error {
 	if err != nil {
 		return fmt.Errorf("not installed (apt-get install %s failed?): %w", packages[a.name], err)
 	}
-	listen, err := freeAddr()
+	listen, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func (b *bench) startPeer(ctx context.Context, a *arm) error {
 		args = []string{"run", "--adapter", "caddyfile", "--config", path}
 		env = []string{"XDG_DATA_HOME=" + prefix, "XDG_CONFIG_HOME=" + prefix, "HOME=" + prefix}
 	}
-	p, err := start(a.name, filepath.Join(prefix, "stderr.log"), bin, args, env)
+	p, err := proc.Start(a.name, filepath.Join(prefix, "stderr.log"), bin, args, env)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // armProfiled is the Shoal gateway built from ./profile, with pprof.
@@ -18,7 +20,7 @@ const armProfiled = "shoal-profiled"
 // so that profiling never weighs on a measured arm.
 func (b *bench) runProfile(ctx context.Context) error {
 	var err error
-	if b.pprofAddr, err = freeAddr(); err != nil {
+	if b.pprofAddr, err = proc.FreeAddr(); err != nil {
 		return err
 	}
 	a := &arm{name: armProfiled}

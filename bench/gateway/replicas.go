@@ -4,52 +4,40 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // startReplicas starts the 3 backend replicas (service "echo"), the first
 // seeding the others' gossip, and waits until each is ready.
 func (b *bench) startReplicas(ctx context.Context) error {
 	for i := range 3 {
-		addr, err := freeAddr()
+		addrs, err := proc.FreeAddrs(2)
 		if err != nil {
 			return err
 		}
-		gossip, err := freeAddr()
-		if err != nil {
-			return err
-		}
+		addr, gossip := addrs[0], addrs[1]
 		id := fmt.Sprintf("echo-%d", i+1)
 		env := []string{"SHOAL_NAME=echo", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=" + addr, "SHOAL_GOSSIP_ADDR=" + gossip,
 			"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}
 		if i > 0 {
 			env = append(env, "SHOAL_SEEDS="+b.gossip[0])
 		}
-		p, err := start(id, filepath.Join(b.tmp, id+".log"), b.backendBin, nil, env)
+		p, err := proc.Start(id, filepath.Join(b.tmp, id+".log"), b.backendBin, nil, env)
 		if err != nil {
 			return err
 		}
 		b.replicas = append(b.replicas, addr)
 		b.gossip = append(b.gossip, gossip)
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = poll(wctx, id+" ready", func() error {
-			resp, err := probeClient.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/readyz: %s", resp.Status)
-			}
-			return nil
-		})
+		err = proc.PollReady(wctx, "http://"+addr+"/readyz")
 		cancel()
 		if err != nil {
-			return fmt.Errorf("%w; log %s:\n%s", err, p.log, p.tail())
+			return fmt.Errorf("%w; log %s:\n%s", err, p.Log, p.Tail())
 		}
 	}
 	return nil
@@ -61,7 +49,7 @@ func (b *bench) startReplicas(ctx context.Context) error {
 func (b *bench) replicaRequests() (uint64, error) {
 	var total uint64
 	for _, r := range b.replicas {
-		resp, err := probeClient.Get("http://" + r + "/infoz")
+		resp, err := proc.Probe.Get("http://" + r + "/infoz")
 		if err != nil {
 			return 0, err
 		}

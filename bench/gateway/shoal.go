@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // authTemplate is the shoal-auth arm's --config (see the file).
@@ -43,18 +45,15 @@ func (b *bench) startShoal(a *arm, withAuth bool) error {
 		args = append(args, "--config", path)
 		a.header = header
 	}
-	addr, err := freeAddr()
+	addrs, err := proc.FreeAddrs(2)
 	if err != nil {
 		return err
 	}
-	gossip, err := freeAddr()
-	if err != nil {
-		return err
-	}
+	addr, gossip := addrs[0], addrs[1]
 	args = append(args, "--addr", addr, "--gossip-addr", gossip, "--instance", a.name,
 		"--seeds", strings.Join(b.gossip, ","))
 	env := append([]string{"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}, b.gatewayEnv...)
-	p, err := start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env)
+	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 	"github.com/shoal-dev/shoal/bench/scenario/naive"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
@@ -64,7 +65,7 @@ func joinGossip(ctx context.Context) (*discovery.Member, func(), error) {
 func waitCatalog(ctx context.Context, m *discovery.Member, n int, services ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	return poll(ctx, fmt.Sprintf("%d serving instances of %v in the runner's catalog", n, services), func() bool {
+	return proc.Poll(ctx, fmt.Sprintf("%d serving instances of %v in the runner's catalog", n, services), func() error {
 		for _, s := range services {
 			serving := 0
 			for _, in := range m.Catalog().Instances(s) {
@@ -73,10 +74,10 @@ func waitCatalog(ctx context.Context, m *discovery.Member, n int, services ...st
 				}
 			}
 			if serving < n {
-				return false
+				return fmt.Errorf("%d of %s", serving, s)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
@@ -166,7 +167,7 @@ func (b *bench) deploy(ctx context.Context, arm string, replicaArgs ...string) (
 		if err != nil {
 			return nil, err
 		}
-		d.stops = append(d.stops, p.kill)
+		d.stops = append(d.stops, p.Kill)
 		d.caller = plainCaller(addr)
 	default:
 		return nil, fmt.Errorf("unknown arm %q", arm)

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // fault is the replica's control payload (see replica/main.go).
@@ -27,7 +28,7 @@ type replica struct {
 	id                   string
 	addr, gossip, contrl string
 	args, env            []string
-	p                    *proc
+	p                    *proc.Proc
 	carried              uint64 // requests counted by earlier, killed incarnations
 }
 
@@ -42,21 +43,12 @@ type cluster struct {
 func (b *bench) startCluster(ctx context.Context, service string, n int, seed string, args ...string) (*cluster, error) {
 	c := &cluster{service: service}
 	for i := range n {
-		var ports [3]int
-		for j := range ports {
-			port, err := freePort()
-			if err != nil {
-				c.close()
-				return nil, err
-			}
-			ports[j] = port
+		addrs, err := proc.FreeAddrs(3)
+		if err != nil {
+			c.close()
+			return nil, err
 		}
-		r := &replica{
-			id:     fmt.Sprintf("%s-%d", service, i+1),
-			addr:   "127.0.0.1:" + strconv.Itoa(ports[0]),
-			gossip: "127.0.0.1:" + strconv.Itoa(ports[1]),
-			contrl: "127.0.0.1:" + strconv.Itoa(ports[2]),
-		}
+		r := &replica{id: fmt.Sprintf("%s-%d", service, i+1), addr: addrs[0], gossip: addrs[1], contrl: addrs[2]}
 		r.args = append([]string{"-control", r.contrl}, args...)
 		r.env = []string{"SHOAL_NAME=" + service, "SHOAL_INSTANCE=" + r.id, "SHOAL_ADDR=" + r.addr,
 			"SHOAL_GOSSIP_ADDR=" + r.gossip, "SHOAL_DRAIN_TIMEOUT=1s"}
@@ -80,7 +72,7 @@ func (b *bench) startCluster(ctx context.Context, service string, n int, seed st
 
 func (b *bench) startReplica(r *replica) error {
 	seq := b.logSeq.Add(1)
-	p, err := start(r.id, filepath.Join(b.tmp, fmt.Sprintf("%03d-%s.log", seq, r.id)), b.replicaBin, r.args, r.env)
+	p, err := proc.Start(r.id, filepath.Join(b.tmp, fmt.Sprintf("%03d-%s.log", seq, r.id)), b.replicaBin, r.args, r.env)
 	r.p = p
 	return err
 }
@@ -88,10 +80,10 @@ func (b *bench) startReplica(r *replica) error {
 func (c *cluster) waitReady(ctx context.Context, r *replica) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := pollHTTP(ctx, "http://"+r.addr+"/readyz"); err != nil {
-		return fmt.Errorf("%s (log %s): %w", r.id, r.p.log, err)
+	if err := proc.PollReady(ctx, "http://"+r.addr+"/readyz"); err != nil {
+		return fmt.Errorf("%s (log %s): %w", r.id, r.p.Log, err)
 	}
-	return pollHTTP(ctx, "http://"+r.contrl+"/count")
+	return proc.PollReady(ctx, "http://"+r.contrl+"/count")
 }
 
 // addrs lists the replicas' HTTP addresses.
@@ -154,8 +146,8 @@ func (r *replica) count() (uint64, error) {
 
 // pause and resume stop and continue replica i (SIGSTOP, SIGCONT): a hung
 // process whose sockets still accept connections.
-func (c *cluster) pause(i int)  { c.replicas[i].p.signal(syscall.SIGSTOP) }
-func (c *cluster) resume(i int) { c.replicas[i].p.signal(syscall.SIGCONT) }
+func (c *cluster) pause(i int)  { c.replicas[i].p.Signal(syscall.SIGSTOP) }
+func (c *cluster) resume(i int) { c.replicas[i].p.Signal(syscall.SIGCONT) }
 
 // crash kills replica i with SIGKILL, keeping what it had counted.
 func (c *cluster) crash(i int) {
@@ -163,7 +155,7 @@ func (c *cluster) crash(i int) {
 	if n, err := r.count(); err == nil {
 		r.carried = n
 	}
-	r.p.kill()
+	r.p.Kill()
 }
 
 // restart starts replica i again on the same ports and instance ID.
@@ -173,8 +165,8 @@ func (b *bench) restart(c *cluster, i int) error { return b.startReplica(c.repli
 func (c *cluster) close() {
 	for _, r := range c.replicas {
 		if r.p != nil {
-			r.p.signal(syscall.SIGCONT)
-			r.p.kill()
+			r.p.Signal(syscall.SIGCONT)
+			r.p.Kill()
 		}
 	}
 }

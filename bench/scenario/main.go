@@ -36,6 +36,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
+	"github.com/shoal-dev/shoal/bench/internal/stats"
 )
 
 // bench is the run's configuration and shared resources.
@@ -79,7 +82,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, b, *md, *conf, *keep, flag.Args())
 	stop()
-	killAll()
+	proc.KillAll()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scenario:", err)
 		os.Exit(1)
@@ -210,7 +213,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) (*table, error) {
 	t.about = append([]string{fmt.Sprintf("offered %d/s open loop per arm, 1 s deadline per call, 3 replicas, %d round(s)%s; took %v",
 		s.rate, b.rounds, medianNote(b.rounds), time.Since(began).Round(time.Second))}, s.about...)
 	for arm, ms := range perArm {
-		t.rows[arm] = median(ms)
+		t.rows[arm] = stats.Median(ms)
 	}
 	t.notes, b.warnings = append(t.notes, b.warnings...), nil
 	return t, nil

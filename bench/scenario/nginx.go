@@ -7,9 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"text/template"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/proc"
 )
 
 // nginxConf is what the checked-in template bench/peers/nginx-scenario.conf
@@ -52,8 +53,8 @@ func ensureNginx() (string, error) {
 // startNginx runs nginx in the foreground in front of upstreams on a free
 // loopback port, and waits until it proxies /readyz. It returns the process
 // and its address.
-func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc, string, error) {
-	port, err := freePort()
+func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc.Proc, string, error) {
+	listen, err := proc.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
@@ -61,7 +62,6 @@ func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc, stri
 	if err != nil {
 		return nil, "", err
 	}
-	listen := "127.0.0.1:" + strconv.Itoa(port)
 	conf, err := renderNginx(b.nginxTemplate, nginxConf{Prefix: prefix, Listen: listen, Upstreams: upstreams})
 	if err != nil {
 		return nil, "", err
@@ -70,15 +70,15 @@ func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc, stri
 	if err := os.WriteFile(path, conf, 0o644); err != nil {
 		return nil, "", err
 	}
-	p, err := start("nginx", filepath.Join(prefix, "stderr.log"), b.nginxBin,
+	p, err := proc.Start("nginx", filepath.Join(prefix, "stderr.log"), b.nginxBin,
 		[]string{"-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", path, "-g", "daemon off;"}, nil)
 	if err != nil {
 		return nil, "", err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := pollHTTP(wctx, "http://"+listen+"/readyz"); err != nil {
-		p.kill()
+	if err := proc.PollReady(wctx, "http://"+listen+"/readyz"); err != nil {
+		p.Kill()
 		return nil, "", fmt.Errorf("nginx (logs in %s): %w", prefix, err)
 	}
 	return p, listen, nil

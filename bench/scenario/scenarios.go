@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal/bench/internal/stats"
 	"github.com/shoal-dev/shoal/bench/scenario/naive"
 )
 
@@ -200,7 +201,7 @@ func runSlowReplica(ctx context.Context, b *bench, arm string, s *setup) (metric
 	faulty := window(recs, pre, 0)
 	m := summarize(faulty)
 	m.addLoad(served[0], len(recs), dur)
-	m[kNoFaultP99] = ms(percentile(latencies(window(recs, 0, pre), nil), 0.99))
+	m[kNoFaultP99] = ms(stats.Percentile(latencies(window(recs, 0, pre), nil), 0.99))
 	ok, slow := 0, 0
 	for _, r := range faulty {
 		if r.ok() {
@@ -350,7 +351,7 @@ func prepareOverload(ctx context.Context, b *bench, s *setup) error {
 	if err != nil {
 		return err
 	}
-	unloaded := ms(percentile(latencies(recs, record.ok), 0.99))
+	unloaded := ms(stats.Percentile(latencies(recs, record.ok), 0.99))
 	s.rate = int(2 * capacity)
 	s.extra = metrics{kCapacity: capacity, kUnloadedP99: unloaded}
 	s.about = append(s.about,
@@ -385,10 +386,10 @@ func runOverload(ctx context.Context, b *bench, arm string, s *setup) (metrics, 
 	// its end and answered after it would count capacity twice.
 	done := latencies(recs, func(r record) bool { return r.ok() && r.at+r.latency <= dur })
 	m[kGoodput] = float64(len(done)) / dur.Seconds()
-	m[kAcceptedP99] = ms(percentile(accepted, 0.99))
+	m[kAcceptedP99] = ms(stats.Percentile(accepted, 0.99))
 	rejected := latencies(recs, func(r record) bool { return !r.ok() && !r.timedOut() })
 	m[kRejected] = float64(len(rejected))
-	m[kRejectP99] = ms(percentile(rejected, 0.99))
+	m[kRejectP99] = ms(stats.Percentile(rejected, 0.99))
 	return m, nil
 }
 

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"math"
 	"slices"
 	"time"
+
+	"github.com/shoal-dev/shoal/bench/internal/stats"
 )
 
 // metrics are one arm's measured values, keyed by the column keys below.
@@ -35,17 +36,6 @@ const (
 	kLoadC       = "load_c_rps"   // chain: requests that reached C, per second
 	kLoadCX      = "load_c_x"     // ... per request offered at A
 )
-
-// percentile returns the nearest-rank q-quantile (0 < q ≤ 1) of sorted, or
-// 0 for no values: the smallest value with at least q of them at or below it.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(q * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
-}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -87,9 +77,9 @@ func summarize(rs []record) metrics {
 		m[kSuccess] = float64(ok) / float64(len(rs))
 	}
 	lat := latencies(rs, nil)
-	m[kP50] = ms(percentile(lat, 0.50))
-	m[kP99] = ms(percentile(lat, 0.99))
-	m[kP999] = ms(percentile(lat, 0.999))
+	m[kP50] = ms(stats.Percentile(lat, 0.50))
+	m[kP99] = ms(stats.Percentile(lat, 0.99))
+	m[kP999] = ms(stats.Percentile(lat, 0.999))
 	if len(lat) > 0 {
 		m[kMax] = ms(lat[len(lat)-1])
 	}
@@ -104,26 +94,4 @@ func (m metrics) addLoad(served uint64, offered int, dur time.Duration) {
 	if offered > 0 {
 		m[kLoadX] = float64(served) / float64(offered)
 	}
-}
-
-// median returns, for each key, the median of its values over ms (the mean
-// of the middle two for an even count). Rounds are summarised with it.
-func median(ms []metrics) metrics {
-	out := metrics{}
-	vals := map[string][]float64{}
-	for _, m := range ms {
-		for k, v := range m {
-			vals[k] = append(vals[k], v)
-		}
-	}
-	for k, vs := range vals {
-		slices.Sort(vs)
-		n := len(vs)
-		if n%2 == 1 {
-			out[k] = vs[n/2]
-		} else {
-			out[k] = (vs[n/2-1] + vs[n/2]) / 2
-		}
-	}
-	return out
 }

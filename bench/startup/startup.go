@@ -127,8 +127,10 @@ func startOnce(m *supervisor.Manifest, svc *supervisor.ServiceSpec, argv []strin
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	p := strconv.Itoa(port)
+	// Alone, the services it calls never appear in its discovery view:
+	// readiness is measured without waiting for them.
 	cmd.Env = append(cmd.Env, "SHOAL_NAME="+svc.Name, "SHOAL_ADDR=127.0.0.1:"+p, "PORT="+p,
-		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_DATA_DIR="+dataDir)
+		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_DATA_DIR="+dataDir, "SHOAL_DEPENDENCY_WAIT=1ns")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, health)
 	c := &http.Client{Timeout: time.Second}

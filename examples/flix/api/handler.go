@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -10,12 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 // Default time budgets of the calls behind GET /titles/{id}; each is cut
@@ -28,8 +29,8 @@ const (
 // maxUpstreamBody bounds what the api reads from a dependency.
 const maxUpstreamBody = 1 << 20
 
-// api holds the dependencies of the handlers. Its fields are set before
-// the first request and only read afterwards.
+// api holds the dependencies of the handlers, complete before its routes
+// are registered and only read afterwards.
 type api struct {
 	client        *http.Client  // calls services by name: the SDK's Service.Client
 	catalogBudget time.Duration // zero means defaultCatalogBudget
@@ -37,8 +38,8 @@ type api struct {
 	homeDeadline  time.Duration // zero means defaultHomeDeadline
 	rowBudget     time.Duration // zero means defaultRowBudget
 	titles        titleCache
-	maturities    maturities
-	log           *slog.Logger // nil means slog.Default()
+	rights        *profile.Cache // what profiles may watch
+	log           *slog.Logger   // nil means slog.Default()
 
 	degraded     atomic.Int64 // degraded answers since the last log line
 	lastDegraded atomic.Int64 // unix nanos of that line
@@ -47,58 +48,12 @@ type api struct {
 //go:embed openapi.json
 var openapi []byte
 
-// route is one method and path pattern the service serves.
-type route struct {
-	method, pattern string
-	serve           http.HandlerFunc
-}
-
-func (a *api) routes() []route {
-	return []route{
-		{http.MethodGet, "/titles/{id}", a.title},
-		{http.MethodGet, "/home/{profile}", a.home},
-		{http.MethodGet, "/home", a.me},
-		{http.MethodGet, "/openapi.json", serveOpenAPI},
-	}
-}
-
-// newHandler serves the API.
-func newHandler(a *api) http.Handler { return newMux(a.routes()) }
-
-// newMux routes by method and pattern, answering JSON errors for unknown
-// paths (404) and methods (405, with Allow).
-func newMux(routes []route) *http.ServeMux {
-	mux := http.NewServeMux()
-	allow := map[string][]string{}
-	var patterns []string
-	for _, rt := range routes {
-		mux.HandleFunc(rt.method+" "+rt.pattern, rt.serve)
-		if allow[rt.pattern] == nil {
-			patterns = append(patterns, rt.pattern)
-		}
-		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
-		if rt.method == http.MethodGet {
-			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
-		}
-	}
-	for _, p := range patterns {
-		methods := strings.Join(allow[p], ", ")
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", methods)
-			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no route for %s; try GET /home or GET /titles/{id} (see /openapi.json)", r.URL.Path))
-	})
-	return mux
-}
-
-func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(openapi)
+// routes registers the API on rt.
+func (a *api) routes(rt *shoal.Router) {
+	rt.OpenAPI = openapi
+	rt.HandleFunc("GET /titles/{id}", a.title)
+	rt.HandleFunc("GET /home/{profile}", a.home)
+	rt.HandleFunc("GET /home", a.home)
 }
 
 // rating is the part of the ratings service's answer the api shows.
@@ -121,7 +76,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 	// Both calls use the request's context, so its deadline (from the
 	// caller's Shoal-Timeout-Ms) bounds them, and each budget is cut from it.
 	// Ratings are optional: without them in time, the answer says so.
-	rating := client.Async(r.Context(), budget(a.ratingsBudget, defaultRatingsBudget),
+	rating := client.Async(r.Context(), cmp.Or(a.ratingsBudget, defaultRatingsBudget),
 		func(ctx context.Context) (*rating, error) {
 			var rt rating
 			return &rt, client.GetJSON(ctx, a.client, "http://ratings/titles/"+id+"/average", maxUpstreamBody, &rt)
@@ -131,7 +86,7 @@ func (a *api) title(w http.ResponseWriter, r *http.Request) {
 			return nil
 		})
 
-	cctx, cancelCatalog := context.WithTimeout(r.Context(), budget(a.catalogBudget, defaultCatalogBudget))
+	cctx, cancelCatalog := context.WithTimeout(r.Context(), cmp.Or(a.catalogBudget, defaultCatalogBudget))
 	defer cancelCatalog()
 	title, status, msg := a.fetchTitle(cctx, id)
 	if title == nil {
@@ -241,11 +196,4 @@ func errorCode(status int) string {
 		return "timeout"
 	}
 	return "bad_gateway"
-}
-
-func budget(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

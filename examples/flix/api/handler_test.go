@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
-	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 // Fake dependencies: handlers for httptest servers, or an address that
@@ -46,12 +47,8 @@ var (
 	})
 )
 
-// refused marks a dependency whose only instance refuses connections.
-var refused http.Handler = refusedConn{}
-
-type refusedConn struct{}
-
-func (refusedConn) ServeHTTP(http.ResponseWriter, *http.Request) {}
+// refused marks a dependency whose only instance drops connections.
+var refused = flixtest.Refused
 
 // newAPI returns the api's handler calling the given fakes by name through
 // a real client.Transport over a static catalog; a nil fake is a service
@@ -65,42 +62,21 @@ func newAPI(t *testing.T, catalog, ratings http.Handler) (*api, http.Handler) {
 // service with no instance.
 func newAPIWith(t *testing.T, fakes map[string]http.Handler) (*api, http.Handler) {
 	t.Helper()
-	cat := discovery.NewCatalog()
-	for name, h := range fakes {
-		if h == nil {
-			continue
-		}
-		var addr string
-		if _, ok := h.(refusedConn); ok {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr = ln.Addr().String()
-			ln.Close()
-		} else {
-			srv := httptest.NewServer(h)
-			t.Cleanup(srv.Close)
-			addr = srv.Listener.Addr().String()
-		}
-		cat.Upsert(discovery.Instance{ID: name + "-1", Service: name, Addr: addr, State: discovery.StateServing})
-	}
 	// One attempt per call: with one instance per service, the default
 	// three would each get a third of a budget, too little for healthy
 	// fakes under -race on a loaded machine; failover is the client's
 	// business, tested there.
-	tr, err := client.New(cat, client.Config{MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+	c := flixtest.Client(t, client.Config{MaxAttempts: 1}, fakes)
 	a := &api{
-		client:        tr.Client(),
+		client:        c,
+		rights:        &profile.Cache{Client: c},
 		catalogBudget: timeScale * 500 * time.Millisecond,
 		ratingsBudget: timeScale * 100 * time.Millisecond,
 		log:           slog.New(slog.DiscardHandler),
 	}
-	return a, newHandler(a)
+	var rt shoal.Router
+	a.routes(&rt)
+	return a, &rt
 }
 
 type answer struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 // Time budgets of GET /home: the page answers within homeDeadline (or the
@@ -96,32 +98,12 @@ type NewItem struct {
 	AddedAt int64  `json:"added_at"`
 }
 
-// home answers GET /home/{profile}.
+// home answers GET /home/{profile}, and GET /home for the signed-in
+// profile.
 func (a *api) home(w http.ResponseWriter, r *http.Request) {
-	profile := r.PathValue("profile")
-	if err := checkProfile(profile); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
-		return
+	if id, ok := profile.Of(w, r, "profile"); ok {
+		a.serveHome(w, r, id)
 	}
-	if sub := r.Header.Get(SubjectHeader); sub != "" && sub != profile {
-		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", profile))
-		return
-	}
-	a.serveHome(w, r, profile)
-}
-
-// me answers GET /home: the home page of the signed-in profile.
-func (a *api) me(w http.ResponseWriter, r *http.Request) {
-	sub := r.Header.Get(SubjectHeader)
-	if sub == "" {
-		shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated", "no signed-in profile: call through the gateway with a token from POST /signin")
-		return
-	}
-	if err := checkProfile(sub); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
-		return
-	}
-	a.serveHome(w, r, sub)
 }
 
 // historyItem is an item of history's GET /history/{p}/continue.
@@ -179,31 +161,31 @@ func fetchRow[T any](ctx context.Context, a *api, budget time.Duration, url, row
 // answers. A row that could not be fetched is empty, or for
 // recommendations made of popular titles (or else the newest), and listed
 // in "degraded". Only if every row failed is the answer an error.
-func (a *api) serveHome(w http.ResponseWriter, r *http.Request, profile string) {
+func (a *api) serveHome(w http.ResponseWriter, r *http.Request, id string) {
 	// The calls end a little before the page's deadline, so that the
 	// page, whatever they did, is rendered and sent within it.
-	deadline := time.Now().Add(budget(a.homeDeadline, defaultHomeDeadline))
+	deadline := time.Now().Add(cmp.Or(a.homeDeadline, defaultHomeDeadline))
 	if d, ok := r.Context().Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline.Add(-renderReserve(time.Until(deadline))))
 	defer cancel()
-	rb := budget(a.rowBudget, defaultRowBudget)
-	p := url.PathEscape(profile)
+	rb := cmp.Or(a.rowBudget, defaultRowBudget)
+	p := url.PathEscape(id)
 
-	var maturityErr error
-	maturity := client.Async(ctx, rb, func(ctx context.Context) (string, error) { return a.maturities.of(ctx, a.client, profile) },
-		func(err error) string { maturityErr = err; return "" }) // "": unknown, shown what kids may watch
-	contRow := fetchRow[historyPage](ctx, a, rb, "http://history/history/"+p+"/continue", rowContinue, profile)
-	recsRow := fetchRow[picksPage](ctx, a, rb, "http://recommendations/recommendations/"+p+"?limit="+strconv.Itoa(rowSize), rowRecommendations, profile)
+	var rightsErr error
+	rights := client.Async(ctx, rb, func(ctx context.Context) (profile.Rights, error) { return a.rights.Rights(ctx, id) },
+		func(err error) profile.Rights { rightsErr = err; return profile.Unknown })
+	contRow := fetchRow[historyPage](ctx, a, rb, "http://history/history/"+p+"/continue", rowContinue, id)
+	recsRow := fetchRow[picksPage](ctx, a, rb, "http://recommendations/recommendations/"+p+"?limit="+strconv.Itoa(rowSize), rowRecommendations, id)
 	// All that ratings ranks: a kids profile may watch few of them, and
 	// the page names them once, then from its cache.
-	topRow := fetchRow[topPage](ctx, a, rb, "http://ratings/top?limit="+strconv.Itoa(maxTop), rowTopRated, profile)
-	newRow := fetchRow[titlesPage](ctx, a, rb, "http://catalog/titles?order=new&limit="+strconv.Itoa(rowSize*overFetch), rowNew, profile)
+	topRow := fetchRow[topPage](ctx, a, rb, "http://ratings/top?limit="+strconv.Itoa(maxTop), rowTopRated, id)
+	newRow := fetchRow[titlesPage](ctx, a, rb, "http://catalog/titles?order=new&limit="+strconv.Itoa(rowSize*overFetch), rowNew, id)
 
-	mat, _ := maturity() // maturityErr is set before it returns
-	if errors.Is(maturityErr, errNoProfile) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no profile %q", profile))
+	may, _ := rights() // rightsErr is set before it returns
+	if errors.Is(rightsErr, profile.ErrNotFound) {
+		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no profile %q", id))
 		return
 	}
 	contPage, okCont := contRow()
@@ -229,11 +211,11 @@ func (a *api) serveHome(w http.ResponseWriter, r *http.Request, profile string) 
 	if missing := a.titles.missing(ids); len(missing) > 0 {
 		_, degraded := client.Fallback(ctx, rb, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, a.fetchTitles(ctx, missing)
-		}, func(err error) struct{} { a.noteDegraded("titles", profile, err); return struct{}{} })
+		}, func(err error) struct{} { a.noteDegraded("titles", id, err); return struct{}{} })
 		named = !degraded
 	}
 
-	home := Home{Profile: profile, Degraded: []string{}, Rows: Rows{
+	home := Home{Profile: id, Degraded: []string{}, Rows: Rows{
 		ContinueWatching: []ContinueItem{}, Recommendations: []PickItem{}, TopRated: []TopItem{}, New: []NewItem{},
 	}}
 	degrade := func(row string) {
@@ -256,7 +238,7 @@ func (a *api) serveHome(w http.ResponseWriter, r *http.Request, profile string) 
 	for _, it := range picks {
 		// The service filtered them already; this filter only matters
 		// if the two disagree on the profile's maturity.
-		if t, ok := a.titles.get(it.Title); ok && !mayWatch(mat, t.Maturity) || len(home.Rows.Recommendations) == rowSize {
+		if t, ok := a.titles.get(it.Title); ok && !may.Allows(t.Maturity) || len(home.Rows.Recommendations) == rowSize {
 			continue
 		}
 		home.Rows.Recommendations = append(home.Rows.Recommendations, it)
@@ -267,7 +249,7 @@ func (a *api) serveHome(w http.ResponseWriter, r *http.Request, profile string) 
 	// Top rated, also the recommendations' fallback.
 	for _, it := range top {
 		t, ok := a.titles.get(it.Title)
-		if !ok || !mayWatch(mat, t.Maturity) {
+		if !ok || !may.Allows(t.Maturity) {
 			continue
 		}
 		if len(home.Rows.TopRated) < rowSize {
@@ -282,7 +264,7 @@ func (a *api) serveHome(w http.ResponseWriter, r *http.Request, profile string) 
 	}
 	// New, and the recommendations' last resort.
 	for _, t := range news {
-		if !mayWatch(mat, t.Maturity) {
+		if !may.Allows(t.Maturity) {
 			continue
 		}
 		if len(home.Rows.New) < rowSize {

@@ -30,20 +30,21 @@ package main
 
 import (
 	"flag"
-	"log/slog"
-	"os"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 func main() {
-	// JSON lines, like the SDK's own logs.
-	a := &api{log: slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "api")}
+	a := &api{}
 	flag.DurationVar(&a.catalogBudget, "catalog-budget", defaultCatalogBudget, "time allowed for the catalog call of GET /titles/{id} (within the request's deadline)")
 	flag.DurationVar(&a.ratingsBudget, "ratings-budget", defaultRatingsBudget, "time allowed for the ratings call of GET /titles/{id} before answering without a rating")
 	flag.DurationVar(&a.homeDeadline, "home-deadline", defaultHomeDeadline, "time within which GET /home answers (the request's own deadline may be shorter)")
 	flag.DurationVar(&a.rowBudget, "row-budget", defaultRowBudget, "time allowed for each row's call of GET /home before the row falls back")
-	svc := shoal.Setup(shoal.Config{Name: "api"}, newHandler(a))
-	a.client = svc.Client() // set before Main serves the first request
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "api", Calls: []string{"catalog", "ratings", "history", "recommendations", "profiles"}}, &rt)
+	a.log, a.client = svc.Logger(), svc.Client()
+	a.rights = &profile.Cache{Client: a.client}
+	a.routes(&rt)
 	svc.Main()
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -37,67 +34,19 @@ const (
 //go:embed openapi.json
 var openapi []byte
 
-// route is one method and path pattern the service serves.
-type route struct {
-	method, pattern string
-	serve           http.Handler
-}
-
 type handler struct {
 	c *catalog
 }
 
-func (h *handler) routes() []route {
-	return []route{
-		{http.MethodGet, "/titles", http.HandlerFunc(h.list)},
-		{http.MethodPost, "/titles", h.c.keys.Middleware(http.HandlerFunc(h.create))},
-		{http.MethodGet, "/titles/{id}", http.HandlerFunc(h.title)},
-		{http.MethodGet, "/titles/{id}/episodes", http.HandlerFunc(h.episodes)},
-		{http.MethodGet, "/genres", http.HandlerFunc(h.genres)},
-		{http.MethodGet, "/openapi.json", http.HandlerFunc(serveOpenAPI)},
-	}
-}
-
-// newHandler serves the catalog API from c.
-func newHandler(c *catalog) http.Handler {
+// routes registers the catalog API, served from c, on rt.
+func (c *catalog) routes(rt *shoal.Router) {
 	h := &handler{c: c}
-	return newMux(h.routes())
-}
-
-// newMux routes by method and pattern, answering JSON errors for unknown
-// paths (404) and methods (405, with Allow).
-func newMux(routes []route) *http.ServeMux {
-	mux := http.NewServeMux()
-	allow := map[string][]string{}
-	var patterns []string
-	for _, rt := range routes {
-		mux.Handle(rt.method+" "+rt.pattern, rt.serve)
-		if allow[rt.pattern] == nil {
-			patterns = append(patterns, rt.pattern)
-		}
-		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
-		if rt.method == http.MethodGet {
-			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
-		}
-	}
-	for _, p := range patterns {
-		methods := strings.Join(allow[p], ", ")
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", methods)
-			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no route for %s; try GET /titles or GET /titles/{id} (see /openapi.json)", r.URL.Path))
-	})
-	return mux
-}
-
-func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(openapi)
+	rt.OpenAPI = openapi
+	rt.HandleFunc("GET /titles", h.list)
+	rt.Handle("POST /titles", c.keys.Middleware(http.HandlerFunc(h.create)))
+	rt.HandleFunc("GET /titles/{id}", h.title)
+	rt.HandleFunc("GET /titles/{id}/episodes", h.episodes)
+	rt.HandleFunc("GET /genres", h.genres)
 }
 
 // list answers GET /titles: a page of titles by id or newest first,
@@ -108,11 +57,11 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.listIDs(w, r, q.Get("ids"))
 		return
 	}
-	limit, ok := intParam(w, r, "limit", defaultLimit, 1, maxLimit)
+	limit, ok := shoal.QueryInt(w, r, "limit", defaultLimit, 1, maxLimit)
 	if !ok {
 		return
 	}
-	offset, ok := intParam(w, r, "offset", 0, 0, 1<<31-1)
+	offset, ok := shoal.QueryInt(w, r, "offset", 0, 0, 1<<31-1)
 	if !ok {
 		return
 	}
@@ -170,7 +119,7 @@ func (h *handler) listIDs(w http.ResponseWriter, r *http.Request, raw string) {
 		}
 		t, ok, err := h.c.lookup(r.Context(), id)
 		if err != nil {
-			storeError(w, r, err)
+			shoal.WriteUnavailable(w, r, "the catalog store", err)
 			return
 		}
 		if ok {
@@ -190,7 +139,7 @@ func (h *handler) titleOf(w http.ResponseWriter, r *http.Request) (Title, bool) 
 	}
 	t, ok, err := h.c.get(r.Context(), id)
 	if err != nil {
-		storeError(w, r, err)
+		shoal.WriteUnavailable(w, r, "the catalog store", err)
 		return Title{}, false
 	}
 	if !ok {
@@ -275,44 +224,19 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
-	_, body, err := h.c.add(r.Context(), claim, t, encode)
-	if errors.Is(err, idempotency.ErrClaimLost) {
-		w.Header().Set("Retry-After", "1")
-		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "this write took too long and was handed over; retry with the same key")
-		return
-	}
+	_, body, err := h.c.add(r.Context(), claim, t)
 	if err != nil {
-		storeError(w, r, err)
+		shoal.WriteUnavailable(w, r, "the catalog store", err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	w.Write(body)
-}
-
-// encode is the JSON of v as WriteJSON writes it.
-func encode(v Title) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(v)
-	return b.Bytes(), err
+	shoal.WriteJSON(w, http.StatusCreated, json.RawMessage(body))
 }
 
 // decodeTitle reads and checks a NewTitle.
 func decodeTitle(w http.ResponseWriter, r *http.Request) (Title, error) {
 	var in NewTitle
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return Title{}, fmt.Errorf("body: want at most %d bytes", maxBody)
-		}
-		return Title{}, fmt.Errorf("body: want a JSON title without id (%v)", err)
-	}
-	if dec.More() {
-		return Title{}, errors.New("body: want a single JSON object")
+	if err := shoal.ReadJSON(w, r, maxBody, &in); err != nil {
+		return Title{}, fmt.Errorf("%w: a title without id", err)
 	}
 	t := Title{Name: strings.TrimSpace(in.Name), Year: in.Year, Genres: in.Genres, Kind: in.Kind, Seasons: in.Seasons,
 		Maturity: in.Maturity, DurationS: in.DurationS, AddedAt: in.AddedAt, episodes: in.Episodes}
@@ -367,36 +291,4 @@ func decodeTitle(w http.ResponseWriter, r *http.Request) (Title, error) {
 		bad("added_at %d: want Unix milliseconds, or nothing for now", t.AddedAt)
 	}
 	return t, errors.Join(errs...)
-}
-
-// intParam reads query parameter name as an integer in [lo, hi], def if
-// absent. It answers 400 and reports false if the value is bad.
-func intParam(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int) (int, bool) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument",
-			fmt.Sprintf("%s=%q: want an integer from %d to %d", name, v, lo, hi))
-		return 0, false
-	}
-	return n, true
-}
-
-// storeError answers a database failure with 503 and Retry-After: they
-// are passing here (a lock held too long, a database restarting), and the
-// caller's client fails over or retries. Details go to the log.
-func storeError(w http.ResponseWriter, r *http.Request, err error) {
-	level := slog.LevelError
-	switch {
-	case errors.Is(r.Context().Err(), context.Canceled):
-		level = slog.LevelDebug // the caller left (e.g. its hedge won elsewhere)
-	case r.Context().Err() != nil:
-		level = slog.LevelWarn // the caller's deadline passed: slow, not broken
-	}
-	slog.Log(r.Context(), level, "catalog store", "method", r.Method, "path", r.URL.Path, "err", err)
-	w.Header().Set("Retry-After", "1")
-	shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the catalog store is unavailable; retry shortly")
 }

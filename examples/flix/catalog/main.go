@@ -25,9 +25,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"log/slog"
-	"os"
 	"time"
 
 	"github.com/shoal-dev/shoal"
@@ -38,55 +35,45 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "catalog") // like the SDK's logs
-	slog.SetDefault(log)
-	c := &catalog{log: log}
+	c := &catalog{}
 	flag.DurationVar(&c.refreshEvery, "refresh", defaultRefresh, "how often the titles are checked for additions by other instances")
-
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	db, err := store.Open(ctx, "catalog")
-	if err != nil {
-		fail(err)
-	}
-	c.db = db
-	if c.keys, err = idempotency.New(db, idempotency.Config{Logger: log}); err != nil {
-		fail(err)
-	}
-	svc := shoal.Setup(shoal.Config{Name: "catalog"}, newHandler(c))
-	metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())
-	if err != nil {
-		fail(err)
-	}
-	// The outbox delivers through the service's client; the handler uses
-	// it only once Main serves.
-	c.outbox = events.NewOutbox(db, events.OutboxConfig{
-		Subscribers: map[string][]string{topicTitles: {"search"}},
-		Client:      svc.Client(),
-		// Search applies events one transaction at a time (SQLite has
-		// one writer): the dataset's 2,400 go no faster with more in
-		// flight, and three instances at the default 16 each overrun
-		// search's admission limit (503s, retried after a backoff).
-		Concurrency: 4,
-		Logger:      log,
-		Metrics:     metrics,
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "catalog"}, &rt)
+	c.log = svc.Logger()
+	svc.Prepare(func(ctx context.Context) (err error) {
+		if c.db, err = store.Open(ctx, "catalog"); err != nil {
+			return err
+		}
+		if c.keys, err = idempotency.New(c.db, idempotency.Config{Logger: c.log}); err != nil {
+			return err
+		}
+		metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())
+		if err != nil {
+			return err
+		}
+		// Events leave through the service's client.
+		c.outbox = events.NewOutbox(c.db, events.OutboxConfig{
+			Subscribers: map[string][]string{topicTitles: {"search"}},
+			Client:      svc.Client(),
+			// Search applies events one transaction at a time (SQLite
+			// has one writer): the dataset's 2,400 go no faster with
+			// more in flight, and three instances at the default 16
+			// each overrun search's admission limit (503s, retried
+			// after a backoff).
+			Concurrency: 4,
+			Logger:      c.log,
+			Metrics:     metrics,
+		})
+		start := time.Now()
+		generated, err := c.open(ctx, generate(datasetSeed, datasetSize))
+		if err != nil {
+			return err
+		}
+		c.log.Info("catalog: database ready", "dataset_written", generated, "took_ms", time.Since(start).Milliseconds())
+		c.routes(&rt)
+		svc.Go("outbox", c.outbox.Run)
+		svc.Go("idempotency keys purge", c.keys.Run)
+		return nil
 	})
-	start := time.Now()
-	generated, err := c.open(ctx, generate(datasetSeed, datasetSize))
-	cancel()
-	if err != nil {
-		fail(err)
-	}
-	log.Info("catalog: database ready", "dataset_written", generated, "took_ms", time.Since(start).Milliseconds())
-
-	// Both loops live as long as the process: Main ends it with os.Exit
-	// after the drain.
-	go c.outbox.Run(context.Background())
-	go c.keys.Run(context.Background())
 	svc.Main()
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "catalog:", err)
-	os.Exit(1)
 }

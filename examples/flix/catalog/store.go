@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
@@ -142,9 +143,10 @@ func titleArgs(t Title) []any {
 }
 
 // add stores t under the next id, publishes its event and, with a claim,
-// records answer(t) as the answer to the request's idempotency key, all in
-// one transaction. It returns the stored title and the answer.
-func (c *catalog) add(ctx context.Context, claim *idempotency.Claim, t Title, answer func(Title) ([]byte, error)) (Title, []byte, error) {
+// records the stored title's JSON as the answer to the request's
+// idempotency key, all in one transaction. It returns the stored title and
+// that answer.
+func (c *catalog) add(ctx context.Context, claim *idempotency.Claim, t Title) (Title, []byte, error) {
 	var body []byte
 	stored := t
 	err := c.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -170,7 +172,7 @@ func (c *catalog) add(ctx context.Context, claim *idempotency.Claim, t Title, an
 			return err
 		}
 		var err error
-		if body, err = answer(stored); err != nil {
+		if body, err = shoal.EncodeJSON(stored); err != nil {
 			return err
 		}
 		if claim != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -117,7 +118,7 @@ func (l *ledger) applyProgress(ctx context.Context, tx *sql.Tx, ev events.Event)
 
 func (p Progress) check() error {
 	switch {
-	case checkProfile(p.Profile) != nil:
+	case profile.CheckID(p.Profile) != nil:
 		return fmt.Errorf("profile %q", p.Profile)
 	case p.Title < 1:
 		return fmt.Errorf("title %d", p.Title)

@@ -25,10 +25,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"os"
-	"time"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
@@ -36,23 +32,25 @@ import (
 )
 
 func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "history")) // like the SDK's logs
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	db, err := store.Open(ctx, "history")
-	if err != nil {
-		fail(err)
-	}
-	l, err := openLedger(ctx, db)
-	if err != nil {
-		fail(err)
-	}
-	inbox, err := newInbox(ctx, db, l)
-	cancel()
-	if err != nil {
-		fail(err)
-	}
-	shoal.Main(shoal.Config{Name: "history"}, newHandler(l, inbox))
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "history"}, &rt)
+	svc.Prepare(func(ctx context.Context) error {
+		db, err := store.Open(ctx, "history")
+		if err != nil {
+			return err
+		}
+		l, err := openLedger(ctx, db)
+		if err != nil {
+			return err
+		}
+		inbox, err := newInbox(ctx, db, l)
+		if err != nil {
+			return err
+		}
+		routes(&rt, l, inbox)
+		return nil
+	})
+	svc.Main()
 }
 
 // newInbox returns the Inbox that applies "progress" events to l.
@@ -63,9 +61,4 @@ func newInbox(ctx context.Context, db *store.DB, l *ledger) (*events.Inbox, erro
 	}
 	inbox.Handle("progress", l.applyProgress)
 	return inbox, nil
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "history:", err)
-	os.Exit(1)
 }

@@ -1,45 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
-
-// Maturity levels: of profiles (kids, teen, adult) and of titles (all,
-// teen, adult).
-const (
-	maturityKids  = "kids"
-	maturityTeen  = "teen"
-	maturityAdult = "adult"
-	maturityAll   = "all"
-)
-
-// mayWatch reports whether a profile of the first maturity may watch a
-// title of the second: kids watch "all" titles, teens "all" and "teen",
-// adults everything. Unknown levels are refused, and a title that says
-// nothing counts as "adult": a gap in the catalog must not open adult
-// titles to kids.
-func mayWatch(profile, title string) bool {
-	if title == "" {
-		title = maturityAdult
-	}
-	switch profile {
-	case maturityAdult:
-		return title == maturityAll || title == maturityTeen || title == maturityAdult
-	case maturityTeen:
-		return title == maturityAll || title == maturityTeen
-	case maturityKids:
-		return title == maturityAll
-	}
-	return false
-}
 
 // defaultLookupBudget bounds the calls to profiles and catalog behind
 // POST /sessions, within the request's own deadline.
@@ -48,18 +20,12 @@ const defaultLookupBudget = 2 * time.Second
 // maxUpstreamBody bounds what playback reads from a dependency.
 const maxUpstreamBody = 1 << 20
 
-// The parts of the dependencies' answers playback uses.
-type (
-	profileInfo struct {
-		ID       string `json:"id"`
-		Maturity string `json:"maturity"`
-	}
-	titleInfo struct {
-		ID        int64   `json:"id"`
-		Maturity  string  `json:"maturity"`
-		DurationS float64 `json:"duration_s"`
-	}
-)
+// titleInfo is the part of the catalog's answer playback uses.
+type titleInfo struct {
+	ID        int64   `json:"id"`
+	Maturity  string  `json:"maturity"`
+	DurationS float64 `json:"duration_s"`
+}
 
 // refusal is an answer POST /sessions gives instead of a session.
 type refusal struct {
@@ -70,8 +36,9 @@ type refusal struct {
 }
 
 // access looks the profile and the title up at once and checks that the
-// profile may watch the title. It returns the title, or why not.
-func access(ctx context.Context, c *http.Client, budget time.Duration, profile string, title int64) (titleInfo, *refusal) {
+// profile may watch the title. It returns the title, or why not. A title
+// without a maturity rating is in no profile's list: refused.
+func access(ctx context.Context, c *http.Client, budget time.Duration, id string, title int64) (titleInfo, *refusal) {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	type result struct {
@@ -84,27 +51,24 @@ func access(ctx context.Context, c *http.Client, budget time.Duration, profile s
 		err := client.GetJSON(ctx, c, "http://catalog/titles/"+strconv.FormatInt(title, 10), maxUpstreamBody, &t)
 		titleCh <- result{t, err}
 	}()
-	var p profileInfo
-	perr := client.GetJSON(ctx, c, "http://profiles/profiles/"+url.PathEscape(profile), maxUpstreamBody, &p)
+	rights, perr := profile.Lookup(ctx, c, id)
 	tr := <-titleCh
-	if rf := lookupFailed("profiles", fmt.Sprintf("no profile %q", profile), perr); rf != nil {
+	if errors.Is(perr, profile.ErrNotFound) {
+		return titleInfo{}, &refusal{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("no profile %q", id)}
+	}
+	if rf := lookupFailed("profiles", fmt.Sprintf("no profile %q", id), perr); rf != nil {
 		return titleInfo{}, rf
 	}
 	if rf := lookupFailed("catalog", fmt.Sprintf("no title %d", title), tr.err); rf != nil {
 		return titleInfo{}, rf
 	}
-	if !mayWatch(p.Maturity, tr.t.Maturity) {
+	// The profiles service says what the profile may watch: the rule is
+	// its own.
+	if !rights.Allows(tr.t.Maturity) {
 		return titleInfo{}, &refusal{status: http.StatusForbidden, code: "not_allowed",
-			msg: fmt.Sprintf("profile %s (%s) may not watch title %d (%s)", profile, p.Maturity, title, orAdult(tr.t.Maturity))}
+			msg: fmt.Sprintf("profile %s (%s) may not watch title %d (%s)", id, rights.Maturity, title, cmp.Or(tr.t.Maturity, "unrated"))}
 	}
 	return tr.t, nil
-}
-
-func orAdult(m string) string {
-	if m == "" {
-		return maturityAdult
-	}
-	return m
 }
 
 // lookupFailed turns a failed call to service into the answer to give:

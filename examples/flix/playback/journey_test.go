@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 )
 
 // startHistory builds the history service and runs it on loopback with a
@@ -89,10 +91,10 @@ func startHistory(t *testing.T) string {
 // shows in the profile's "continue watching" row.
 func TestJourneyToHistory(t *testing.T) {
 	history := startHistory(t)
-	p := newTestPlayback(t, 0, map[string]http.Handler{
+	p := newTestPlayback(t, flixtest.Dialects[0], map[string]http.Handler{
 		"profiles":        testProfiles,
 		"catalog":         testCatalog,
-		"history":         upstream(history),
+		"history":         flixtest.Upstream(history),
 		"recommendations": accept,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,8 +108,8 @@ func TestJourneyToHistory(t *testing.T) {
 	})
 
 	s := start(t, p.srv, "p0001", 3)
-	if r := do(t, p.srv, "POST", "/sessions/"+s.ID+"/progress", `{"position_s":600}`, key("j1")...); r.status != 200 {
-		t.Fatalf("progress: %d %s", r.status, r.body)
+	if r := flixtest.Do(t, p.srv, "POST", "/sessions/"+s.ID+"/progress", `{"position_s":600}`, key("j1")...); r.Status != 200 {
+		t.Fatalf("progress: %d %s", r.Status, r.Body)
 	}
 
 	deadline, stop := context.WithTimeout(context.Background(), 20*time.Second)

@@ -10,9 +10,10 @@
 // POST /sessions takes the profile from the gateway's Shoal-Subject header
 // when the body names none, and checks that it may watch the title: it
 // asks profiles (GET http://profiles/profiles/{p}) and catalog
-// (GET http://catalog/titles/{t}) at once, and compares maturities (kids
-// watch "all" titles, teens "all" and "teen", adults everything; 403
-// not_allowed otherwise, 404 for an unknown profile or title).
+// (GET http://catalog/titles/{t}) at once, and checks the title's maturity
+// against the ones the profiles service says the profile may watch (403
+// not_allowed otherwise, also for a title without a rating; 404 for an
+// unknown profile or title).
 //
 // A progress report is recorded, published (topic "progress", payload
 // {"profile", "title", "session", "position_s", "duration_s", "at"}) and
@@ -29,10 +30,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"time"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
@@ -44,45 +42,36 @@ import (
 var subscribers = map[string][]string{TopicProgress: {"history", "recommendations"}}
 
 func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "playback")) // like the SDK's logs
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, "playback")
-	if err != nil {
-		fail(err)
-	}
-	sess, err := openSessions(ctx, db)
-	if err != nil {
-		fail(err)
-	}
-	p := &playback{sessions: sess}
-	svc := shoal.Setup(shoal.Config{Name: "playback"}, newHandler(p))
-	// Set before Main serves the first request.
-	p.client = svc.Client()
-	metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())
-	if err != nil {
-		fail(err)
-	}
-	cfg := events.OutboxConfig{Subscribers: subscribers, Client: p.client, Logger: slog.Default(), Metrics: metrics}
-	if err := cfg.Validate(); err != nil {
-		fail(err)
-	}
-	outbox := events.NewOutbox(db, cfg)
-	if err := outbox.Migrate(ctx); err != nil {
-		fail(err)
-	}
-	p.outbox = outbox
-	cancel()
-	// Both loops live as long as the process: Main ends it with os.Exit
-	// after the drain. Events not delivered by then stay in the outbox for
-	// the other instances (or the next start) to deliver.
-	go outbox.Run(context.Background())
-	go sess.keys.Run(context.Background())
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "playback", Calls: []string{"profiles", "catalog"}}, &rt)
+	svc.Prepare(func(ctx context.Context) error {
+		db, err := store.Open(ctx, "playback")
+		if err != nil {
+			return err
+		}
+		sess, err := openSessions(ctx, db)
+		if err != nil {
+			return err
+		}
+		metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())
+		if err != nil {
+			return err
+		}
+		// Events leave through the service's client.
+		cfg := events.OutboxConfig{Subscribers: subscribers, Client: svc.Client(), Logger: slog.Default(), Metrics: metrics}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		outbox := events.NewOutbox(db, cfg)
+		if err := outbox.Migrate(ctx); err != nil {
+			return err
+		}
+		(&playback{sessions: sess, client: svc.Client(), outbox: outbox}).routes(&rt)
+		// Events not delivered when the instance stops stay in the
+		// outbox for the other instances (or the next start) to deliver.
+		svc.Go("outbox", outbox.Run)
+		svc.Go("idempotency keys purge", sess.keys.Run)
+		return nil
+	})
 	svc.Main()
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "playback:", err)
-	os.Exit(1)
 }

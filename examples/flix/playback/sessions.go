@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
@@ -114,7 +113,7 @@ func (s *sessions) create(ctx context.Context, claim *idempotency.Claim, profile
 	now := time.Now().UnixMilli()
 	sess := Session{ID: newSessionID(), Profile: profile, Title: title, StartedAt: now, DurationS: duration, UpdatedAt: now}
 	sess.ManifestURL = manifestURL(title, sess.ID)
-	body, err := answer(sess)
+	body, err := shoal.EncodeJSON(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +149,7 @@ func (s *sessions) get(ctx context.Context, id string) (sess Session, ok bool, e
 // the answer (p as JSON) under claim's key, all in one transaction: the
 // report, its event and its answer exist together or not at all.
 func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub publisher, p Progress) ([]byte, error) {
-	body, err := answer(p)
+	body, err := shoal.EncodeJSON(p)
 	if err != nil {
 		return nil, err
 	}
@@ -172,13 +171,4 @@ func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub p
 		return nil
 	})
 	return body, err
-}
-
-// answer is v as the JSON body of an answer, as shoal.WriteJSON writes it.
-func answer(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(v)
-	return b.Bytes(), err
 }

@@ -33,6 +33,9 @@ type Profile struct {
 	Account  int64  `json:"account"`
 	Name     string `json:"name"`
 	Maturity string `json:"maturity"` // "kids", "teen" or "adult"
+	// MayWatch lists the title maturities the profile may watch; see
+	// mayWatch. Other services check titles against it.
+	MayWatch []string `json:"may_watch"`
 }
 
 // Maturity levels of profiles.
@@ -41,6 +44,22 @@ const (
 	MaturityTeen  = "teen"
 	MaturityAdult = "adult"
 )
+
+// mayWatch is the flix maturity rule, kept in this service alone: the
+// title maturity ratings (the catalog's "all", "teen", "adult") a profile
+// of the given maturity may watch. Kids watch "all", teens "all" and
+// "teen", adults every one; an unknown level gets what kids get. Every
+// profile leaves this service with the list, and callers check titles
+// against it rather than knowing the rule.
+func mayWatch(maturity string) []string {
+	switch maturity {
+	case MaturityAdult:
+		return []string{"all", "teen", "adult"}
+	case MaturityTeen:
+		return []string{"all", "teen"}
+	}
+	return []string{"all"}
+}
 
 var firstNames = []string{
 	"Ada", "Bruno", "Chloé", "Dmitri", "Elif", "Farah", "Gustavo", "Hana",

@@ -148,7 +148,8 @@ func (d *directory) credentials(ctx context.Context, email, profile string) (cre
 		return credentials{}, err
 	}
 	if id.Valid {
-		c.profile = Profile{ID: id.String, Account: account.Int64, Name: name.String, Maturity: maturity.String}
+		c.profile = Profile{ID: id.String, Account: account.Int64, Name: name.String, Maturity: maturity.String,
+			MayWatch: mayWatch(maturity.String)}
 		c.found = true
 	}
 	return c, nil
@@ -163,6 +164,6 @@ func (d *directory) profile(ctx context.Context, id string) (p Profile, ok bool,
 	if err != nil {
 		return Profile{}, false, err
 	}
-	p.ID = id
+	p.ID, p.MayWatch = id, mayWatch(p.Maturity)
 	return p, true, nil
 }

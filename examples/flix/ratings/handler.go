@@ -2,38 +2,30 @@ package main
 
 import (
 	"bytes"
-	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 )
 
 // Limits on what a request may carry.
 const (
-	maxProfileLen = 64
-	maxBody       = 1 << 10
-	maxTitleID    = 1 << 40
+	maxBody    = 1 << 10
+	maxTitleID = 1 << 40
 )
 
 // GET /top's page size.
 const (
 	defaultTopLimit = 20
 )
-
-// SubjectHeader carries the profile id the gateway verified in the
-// caller's token; the gateway strips copies sent by clients. Requests from
-// other services inside the system come without it.
-const SubjectHeader = "Shoal-Subject"
 
 //go:embed openapi.json
 var openapi []byte
@@ -42,64 +34,17 @@ type handler struct {
 	st *ratingsStore
 }
 
-// route is one method and path pattern the service serves.
-type route struct {
-	method, pattern string
-	serve           http.Handler
-}
-
-func (h *handler) routes() []route {
-	return []route{
-		{http.MethodPut, "/ratings/{profile}/{title}", h.st.keys.Middleware(http.HandlerFunc(h.put))},
-		{http.MethodGet, "/ratings/{profile}/{title}", http.HandlerFunc(h.get)},
-		{http.MethodGet, "/ratings/{profile}", http.HandlerFunc(h.ofProfile)},
-		{http.MethodGet, "/titles/{title}/average", http.HandlerFunc(h.average)},
-		{http.MethodGet, "/top", http.HandlerFunc(h.top)},
-		{http.MethodGet, "/openapi.json", http.HandlerFunc(serveOpenAPI)},
-	}
-}
-
-// newHandler serves the ratings API from st. PUT goes through the SDK's
-// idempotency middleware: a write applies once per Idempotency-Key.
-func newHandler(st *ratingsStore) http.Handler {
+// routes registers the ratings API, served from st, on rt. PUT goes through
+// the SDK's idempotency middleware: a write applies once per
+// Idempotency-Key.
+func (st *ratingsStore) routes(rt *shoal.Router) {
 	h := &handler{st: st}
-	return newMux(h.routes())
-}
-
-// newMux routes by method and pattern, answering JSON errors for unknown
-// paths (404) and methods (405, with Allow).
-func newMux(routes []route) *http.ServeMux {
-	mux := http.NewServeMux()
-	allow := map[string][]string{}
-	var patterns []string
-	for _, rt := range routes {
-		mux.Handle(rt.method+" "+rt.pattern, rt.serve)
-		if allow[rt.pattern] == nil {
-			patterns = append(patterns, rt.pattern)
-		}
-		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
-		if rt.method == http.MethodGet {
-			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
-		}
-	}
-	for _, p := range patterns {
-		methods := strings.Join(allow[p], ", ")
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", methods)
-			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no route for %s; try /ratings/{profile}/{title} or /titles/{title}/average (see /openapi.json)", r.URL.Path))
-	})
-	return mux
-}
-
-func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(openapi)
+	rt.OpenAPI = openapi
+	rt.Handle("PUT /ratings/{profile}/{title}", st.keys.Middleware(http.HandlerFunc(h.put)))
+	rt.HandleFunc("GET /ratings/{profile}/{title}", h.get)
+	rt.HandleFunc("GET /ratings/{profile}", h.ofProfile)
+	rt.HandleFunc("GET /titles/{title}/average", h.average)
+	rt.HandleFunc("GET /top", h.top)
 }
 
 // put runs under the request's claim on its key (the middleware checked
@@ -117,27 +62,18 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%s header is required on PUT: a unique value per write (e.g. a UUID), repeated on retries", idempotency.KeyHeader))
 		return
 	}
-	score, err := decodeScore(http.MaxBytesReader(w, r.Body, maxBody))
+	score, err := decodeScore(w, r)
 	if err != nil {
 		claim.Forget()
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
 	body, err := h.st.put(r.Context(), claim, Rating{Profile: profile, Title: title, Score: score})
-	if errors.Is(err, idempotency.ErrClaimLost) {
-		// This attempt outlived its lease and another took the key over:
-		// a retry with the key gets that one's answer.
-		w.Header().Set("Retry-After", "1")
-		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "this write took too long and was handed over; retry with the same key")
-		return
-	}
 	if err != nil {
 		storeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	shoal.WriteJSON(w, http.StatusOK, json.RawMessage(body))
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
@@ -173,28 +109,23 @@ func (h *handler) average(w http.ResponseWriter, r *http.Request) {
 // ofProfile answers GET /ratings/{profile}: the profile's ratings, the
 // latest first.
 func (h *handler) ofProfile(w http.ResponseWriter, r *http.Request) {
-	profile, ok := profilePath(w, r)
+	id, ok := profile.FromPath(w, r, "profile")
 	if !ok {
 		return
 	}
-	rs, err := h.st.ofProfile(r.Context(), profile)
+	rs, err := h.st.ofProfile(r.Context(), id)
 	if err != nil {
 		storeError(w, r, err)
 		return
 	}
-	shoal.WriteJSON(w, http.StatusOK, map[string]any{"profile": profile, "ratings": rs})
+	shoal.WriteJSON(w, http.StatusOK, map[string]any{"profile": id, "ratings": rs})
 }
 
 // top answers GET /top?limit=20: the most popular titles, best first.
 func (h *handler) top(w http.ResponseWriter, r *http.Request) {
-	limit := defaultTopLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxTop {
-			shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("limit=%q: want an integer from 1 to %d", v, maxTop))
-			return
-		}
-		limit = n
+	limit, ok := shoal.QueryInt(w, r, "limit", defaultTopLimit, 1, maxTop)
+	if !ok {
+		return
 	}
 	list, err := h.st.top(r.Context())
 	if err != nil {
@@ -207,7 +138,7 @@ func (h *handler) top(w http.ResponseWriter, r *http.Request) {
 // ratingPath validates {profile} and {title}, answering 400 if either is
 // bad, and 403 if the signed-in profile is another one.
 func ratingPath(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
-	profile, ok := profilePath(w, r)
+	id, ok := profile.FromPath(w, r, "profile")
 	if !ok {
 		return "", 0, false
 	}
@@ -216,34 +147,7 @@ func ratingPath(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return "", 0, false
 	}
-	return profile, title, true
-}
-
-// profilePath validates {profile}, answering 400 if it is bad, and 403 if
-// the signed-in profile (Shoal-Subject) is another one.
-func profilePath(w http.ResponseWriter, r *http.Request) (string, bool) {
-	profile := r.PathValue("profile")
-	if err := checkProfile(profile); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
-		return "", false
-	}
-	if sub := r.Header.Get(SubjectHeader); sub != "" && sub != profile {
-		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", profile))
-		return "", false
-	}
-	return profile, true
-}
-
-func checkProfile(p string) error {
-	ok := len(p) >= 1 && len(p) <= maxProfileLen
-	for i := 0; ok && i < len(p); i++ {
-		c := p[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-	}
-	if !ok {
-		return fmt.Errorf("profile %q: want 1 to %d letters, digits, '-', '_' or '.'", p, maxProfileLen)
-	}
-	return nil
+	return id, title, true
 }
 
 func parseTitle(s string) (int64, error) {
@@ -255,21 +159,12 @@ func parseTitle(s string) (int64, error) {
 }
 
 // decodeScore reads {"score": n} with n an integer from 1 to 5.
-func decodeScore(body io.Reader) (int, error) {
+func decodeScore(w http.ResponseWriter, r *http.Request) (int, error) {
 	var in struct {
 		Score json.RawMessage `json:"score"`
 	}
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return 0, fmt.Errorf("body: want at most %d bytes", maxBody)
-		}
-		return 0, fmt.Errorf(`body: want {"score": 1..5} (%v)`, err)
-	}
-	if dec.More() {
-		return 0, errors.New(`body: want a single JSON object {"score": 1..5}`)
+	if err := shoal.ReadJSON(w, r, maxBody, &in); err != nil {
+		return 0, fmt.Errorf(`%w: {"score": 1..5}`, err)
 	}
 	raw := bytes.TrimSpace(in.Score)
 	if len(raw) == 0 {
@@ -286,21 +181,10 @@ func decodeScore(body io.Reader) (int, error) {
 // the database stayed locked or the request ran out of time, else 500. The
 // details go to the log, not to the caller.
 func storeError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(r.Context().Err(), context.Canceled):
-		// The caller left (e.g. a hedge of its call was answered first):
-		// nothing to report.
-		slog.Debug("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
-	case r.Context().Err() != nil:
-		// The caller's deadline passed: slow, not broken.
-		slog.Warn("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
-	default:
-		slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	if store.Retryable(err) || r.Context().Err() != nil {
-		w.Header().Set("Retry-After", "1")
-		shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the ratings store is busy; retry shortly")
+	if store.Retryable(err) || r.Context().Err() != nil || errors.Is(err, idempotency.ErrClaimLost) {
+		shoal.WriteUnavailable(w, r, "the ratings store", err)
 		return
 	}
+	slog.Error("ratings store", "method", r.Method, "path", r.URL.Path, "err", err)
 	shoal.WriteError(w, http.StatusInternalServerError, "internal", "the ratings store failed")
 }

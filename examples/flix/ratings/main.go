@@ -31,8 +31,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"time"
 
 	"github.com/shoal-dev/shoal"
@@ -41,32 +39,27 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "ratings") // like the SDK's logs
-	slog.SetDefault(log)
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	db, err := store.Open(ctx, "ratings")
-	if err != nil {
-		fail(err)
-	}
-	st, err := openRatings(ctx, db, idempotency.Config{Logger: log})
-	if err != nil {
-		fail(err)
-	}
-	start := time.Now()
-	generated, err := st.ensureDataset(ctx, generate(datasetSeed))
-	cancel()
-	if err != nil {
-		fail(fmt.Errorf("writing the dataset: %w", err))
-	}
-	log.Info("ratings: database ready", "dataset_written", generated, "took_ms", time.Since(start).Milliseconds())
-	// The purge loop lives as long as the process: Main ends it with
-	// os.Exit after the drain.
-	go st.keys.Run(context.Background())
-	shoal.Main(shoal.Config{Name: "ratings"}, newHandler(st))
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "ratings:", err)
-	os.Exit(1)
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "ratings"}, &rt)
+	log := svc.Logger()
+	svc.Prepare(func(ctx context.Context) error {
+		db, err := store.Open(ctx, "ratings")
+		if err != nil {
+			return err
+		}
+		st, err := openRatings(ctx, db, idempotency.Config{Logger: log})
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		generated, err := st.ensureDataset(ctx, generate(datasetSeed))
+		if err != nil {
+			return fmt.Errorf("writing the dataset: %w", err)
+		}
+		log.Info("ratings: database ready", "dataset_written", generated, "took_ms", time.Since(start).Milliseconds())
+		st.routes(&rt)
+		svc.Go("idempotency keys purge", st.keys.Run)
+		return nil
+	})
+	svc.Main()
 }

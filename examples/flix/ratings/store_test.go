@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 )
@@ -187,8 +187,7 @@ func TestConcurrentWritersTwoHandles(t *testing.T) {
 	var stores []*ratingsStore
 	for range 2 {
 		st := openTestStore(t, path)
-		srv := httptest.NewServer(newHandler(st))
-		t.Cleanup(srv.Close)
+		srv := flixtest.Serve(t, st.routes)
 		urls, stores = append(urls, srv.URL), append(stores, st)
 	}
 	const writers, perWriter = 8, 25
@@ -414,19 +413,18 @@ func TestTop(t *testing.T) {
 	if _, err := st.ensureDataset(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(st))
-	defer srv.Close()
+	srv := flixtest.Serve(t, st.routes)
 	r := do(t, srv, "GET", "/top?limit=2", "", "")
-	if want := `{"titles":[{"title":2,"average":4.5,"count":200},{"title":1,"average":5,"count":12}]}`; r.status != 200 || strings.TrimSpace(r.body) != want {
-		t.Errorf("GET /top?limit=2: %d %s; want %s", r.status, r.body, want)
+	if want := `{"titles":[{"title":2,"average":4.5,"count":200},{"title":1,"average":5,"count":12}]}`; r.Status != 200 || strings.TrimSpace(r.Body) != want {
+		t.Errorf("GET /top?limit=2: %d %s; want %s", r.Status, r.Body, want)
 	}
 	r = do(t, srv, "GET", "/top", "", "")
-	if r.status != 200 || !strings.Contains(r.body, `{"title":4,`) || strings.Contains(r.body, `{"title":3,`) {
-		t.Errorf("GET /top: %d %s; want titles 2, 1, 4", r.status, r.body)
+	if r.Status != 200 || !strings.Contains(r.Body, `{"title":4,`) || strings.Contains(r.Body, `{"title":3,`) {
+		t.Errorf("GET /top: %d %s; want titles 2, 1, 4", r.Status, r.Body)
 	}
 	for _, bad := range []string{"0", "101", "x"} {
-		if r := do(t, srv, "GET", "/top?limit="+bad, "", ""); r.status != 400 || !strings.Contains(r.body, "limit") {
-			t.Errorf("limit=%s: %d %s", bad, r.status, r.body)
+		if r := do(t, srv, "GET", "/top?limit="+bad, "", ""); r.Status != 400 || !strings.Contains(r.Body, "limit") {
+			t.Errorf("limit=%s: %d %s", bad, r.Status, r.Body)
 		}
 	}
 }

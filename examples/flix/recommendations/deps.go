@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -250,63 +249,4 @@ func (p *popular) titles(ctx context.Context) ([]int, error) {
 	p.list.Store(&ids)
 	p.at.Store(time.Now().UnixNano())
 	return ids, nil
-}
-
-// maturities caches profiles' maturity ratings ("kids", "teen", "adult"),
-// which change rarely, for ttl.
-type maturities struct {
-	client *http.Client
-	ttl    time.Duration
-
-	mu      sync.Mutex
-	entries map[string]maturityEntry
-}
-
-type maturityEntry struct {
-	maturity string
-	at       time.Time
-}
-
-// errNoProfile: the profiles service says there is no such profile.
-var errNoProfile = errors.New("no such profile")
-
-// of returns profile's maturity rating, from the cache or the profiles
-// service.
-func (m *maturities) of(ctx context.Context, profile string) (string, error) {
-	m.mu.Lock()
-	e, ok := m.entries[profile]
-	m.mu.Unlock()
-	if ok && time.Since(e.at) < m.ttl {
-		return e.maturity, nil
-	}
-	var p struct {
-		Maturity string `json:"maturity"`
-	}
-	err := client.GetJSON(ctx, m.client, "http://profiles/profiles/"+url.PathEscape(profile), maxUpstreamBody, &p)
-	if se := (*client.StatusError)(nil); errors.As(err, &se) && se.Code == http.StatusNotFound {
-		return "", errNoProfile
-	}
-	if err != nil {
-		return "", err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.entries == nil || len(m.entries) > 100_000 { // a bound, far above the dataset's 500
-		m.entries = map[string]maturityEntry{}
-	}
-	m.entries[profile] = maturityEntry{p.Maturity, time.Now()}
-	return p.Maturity, nil
-}
-
-// mayWatch reports whether a profile of maturity profile may watch a
-// title rated title: kids see "all", teens "all" and "teen", adults all.
-// An unknown profile maturity is taken as kids: the safe side.
-func mayWatch(profile, title string) bool {
-	switch profile {
-	case "adult":
-		return true
-	case "teen":
-		return title == "all" || title == "teen"
-	}
-	return title == "all"
 }

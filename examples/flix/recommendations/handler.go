@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -9,18 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
-
-// SubjectHeader carries the profile id the gateway verified in the
-// caller's token; the gateway strips copies sent by clients. Requests from
-// other services inside the system come without it.
-const SubjectHeader = "Shoal-Subject"
 
 // Page size of GET /recommendations/{profile}.
 const (
@@ -28,12 +24,11 @@ const (
 	maxLimit     = 50
 )
 
-const maxProfileLen = 64
-
 // Default time budgets of the calls behind a recommendation, each cut
 // further by the request's own deadline. Without an answer in time, a
 // recommendation does without: ratings (only what was watched counts),
-// the profile's maturity (taken as kids), popularity (not used to rank).
+// what the profile may watch (then only titles rated for everyone),
+// popularity (not used to rank).
 const (
 	defaultRatingsBudget  = 400 * time.Millisecond
 	defaultProfilesBudget = 300 * time.Millisecond
@@ -42,71 +37,25 @@ const (
 //go:embed openapi.json
 var openapi []byte
 
-// recommender holds what the handlers need. Its fields are set before the
-// first request and only read afterwards.
+// recommender holds what the handlers need, complete before its routes are
+// registered and only read afterwards.
 type recommender struct {
 	client         *http.Client // calls services by name
 	watched        *watchedStore
 	catalog        *catalogCopy
 	popular        *popular
-	maturities     *maturities
-	inbox          http.Handler  // the events.Inbox, mounted at events.Path
-	ratingsBudget  time.Duration // zero means defaultRatingsBudget
-	profilesBudget time.Duration // zero means defaultProfilesBudget
+	rights         *profile.Cache // what profiles may watch
+	inbox          http.Handler   // the events.Inbox, mounted at events.Path
+	ratingsBudget  time.Duration  // zero means defaultRatingsBudget
+	profilesBudget time.Duration  // zero means defaultProfilesBudget
 	log            *slog.Logger
 }
 
-// route is one method and path pattern the service serves.
-type route struct {
-	method, pattern string
-	serve           http.Handler
-}
-
-func (rc *recommender) routes() []route {
-	return []route{
-		{http.MethodGet, "/recommendations/{profile}", http.HandlerFunc(rc.recommendations)},
-		{http.MethodPost, events.Path, rc.inbox},
-		{http.MethodGet, "/openapi.json", http.HandlerFunc(serveOpenAPI)},
-	}
-}
-
-// newHandler serves the recommendations API.
-func newHandler(rc *recommender) http.Handler { return newMux(rc.routes()) }
-
-// newMux routes by method and pattern, answering JSON errors for unknown
-// paths (404) and methods (405, with Allow).
-func newMux(routes []route) *http.ServeMux {
-	mux := http.NewServeMux()
-	allow := map[string][]string{}
-	var patterns []string
-	for _, rt := range routes {
-		mux.Handle(rt.method+" "+rt.pattern, rt.serve)
-		if allow[rt.pattern] == nil {
-			patterns = append(patterns, rt.pattern)
-		}
-		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
-		if rt.method == http.MethodGet {
-			allow[rt.pattern] = append(allow[rt.pattern], http.MethodHead)
-		}
-	}
-	for _, p := range patterns {
-		methods := strings.Join(allow[p], ", ")
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", methods)
-			shoal.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, methods))
-		})
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteError(w, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no route for %s; try GET /recommendations/{profile} (see /openapi.json)", r.URL.Path))
-	})
-	return mux
-}
-
-func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(openapi)
+// routes registers the recommendations API on rt.
+func (rc *recommender) routes(rt *shoal.Router) {
+	rt.OpenAPI = openapi
+	rt.HandleFunc("GET /recommendations/{profile}", rc.recommendations)
+	rt.Handle("POST "+events.Path, rc.inbox)
 }
 
 // Recommendations is the answer of GET /recommendations/{profile}.
@@ -121,13 +70,8 @@ type Recommendations struct {
 // once, each within its budget; what it watched is in the service's own
 // database, and the titles in its copy of the catalog.
 func (rc *recommender) recommendations(w http.ResponseWriter, r *http.Request) {
-	profile := r.PathValue("profile")
-	if err := checkProfile(profile); err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
-		return
-	}
-	if sub := r.Header.Get(SubjectHeader); sub != "" && sub != profile {
-		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", profile))
+	id, ok := profile.FromPath(w, r, "profile")
+	if !ok {
 		return
 	}
 	limit := defaultLimit
@@ -140,33 +84,33 @@ func (rc *recommender) recommendations(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	ctx := r.Context()
-	ratingsBudget := budget(rc.ratingsBudget, defaultRatingsBudget)
+	ratingsBudget := cmp.Or(rc.ratingsBudget, defaultRatingsBudget)
 	ratings := client.Async(ctx, ratingsBudget, func(ctx context.Context) ([]rated, error) {
 		var out struct {
 			Ratings []rated `json:"ratings"`
 		}
-		err := client.GetJSON(ctx, rc.client, "http://ratings/ratings/"+url.PathEscape(profile), maxUpstreamBody, &out)
+		err := client.GetJSON(ctx, rc.client, "http://ratings/ratings/"+url.PathEscape(id), maxUpstreamBody, &out)
 		return out.Ratings, err
-	}, failed(rc.log, "ratings", profile, []rated(nil)))
-	popular := client.Async(ctx, ratingsBudget, rc.popular.titles, failed(rc.log, "ratings top", profile, []int(nil)))
+	}, failed(rc.log, "ratings", id, []rated(nil)))
+	popular := client.Async(ctx, ratingsBudget, rc.popular.titles, failed(rc.log, "ratings top", id, []int(nil)))
 	var noProfile bool
-	maturity := client.Async(ctx, budget(rc.profilesBudget, defaultProfilesBudget),
-		func(ctx context.Context) (string, error) { return rc.maturities.of(ctx, profile) },
-		func(err error) string {
-			noProfile = errors.Is(err, errNoProfile)
-			return failed(rc.log, "profiles", profile, "")(err) // "": treated as kids
+	rights := client.Async(ctx, cmp.Or(rc.profilesBudget, defaultProfilesBudget),
+		func(ctx context.Context) (profile.Rights, error) { return rc.rights.Rights(ctx, id) },
+		func(err error) profile.Rights {
+			noProfile = errors.Is(err, profile.ErrNotFound)
+			return failed(rc.log, "profiles", id, profile.Unknown)(err)
 		})
 
-	watched, err := rc.watched.latest(ctx, profile)
+	watched, err := rc.watched.latest(ctx, id)
 	if err != nil && ctx.Err() == nil {
-		rc.log.Warn("recommendations: reading what was watched", "profile", profile, "err", err)
+		rc.log.Warn("recommendations: reading what was watched", "profile", id, "err", err)
 	}
 	cat := rc.catalog.titles(ctx)
 	liked, _ := ratings()
 	pop, _ := popular()
-	mat, _ := maturity()
-	if noProfile { // read after maturity() returned: set by its goroutine before
-		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no profile %q", profile))
+	may, _ := rights()
+	if noProfile { // read after rights() returned: set by its goroutine before
+		shoal.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no profile %q", id))
 		return
 	}
 	if len(cat.titles) == 0 {
@@ -175,7 +119,7 @@ func (rc *recommender) recommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	out := Recommendations{Profile: profile, Picks: recommend(cat, watched, liked, pop, mat, limit)}
+	out := Recommendations{Profile: id, Picks: recommend(cat, watched, liked, pop, may, limit)}
 	if len(out.Picks) == 0 {
 		seen := map[int]bool{}
 		for _, id := range watched {
@@ -185,12 +129,12 @@ func (rc *recommender) recommendations(w http.ResponseWriter, r *http.Request) {
 			seen[r.Title] = true
 		}
 		out.Fallback = true
-		if out.Picks = fallbackPicks(cat, pop, seen, mat, reasonPopular, limit); len(out.Picks) == 0 {
+		if out.Picks = fallbackPicks(cat, pop, seen, may, reasonPopular, limit); len(out.Picks) == 0 {
 			newest := make([]int, 0, limit*4)
 			for _, i := range cat.newest[:min(len(cat.newest), cap(newest))] {
 				newest = append(newest, cat.titles[i].ID)
 			}
-			out.Picks = fallbackPicks(cat, newest, seen, mat, reasonNew, limit)
+			out.Picks = fallbackPicks(cat, newest, seen, may, reasonNew, limit)
 		}
 	}
 	shoal.WriteJSON(w, http.StatusOK, out)
@@ -198,32 +142,13 @@ func (rc *recommender) recommendations(w http.ResponseWriter, r *http.Request) {
 
 // failed returns a fallback for client.Async that logs why a dependency
 // could not help (at debug level if the caller left) and returns v.
-func failed[T any](log *slog.Logger, what, profile string, v T) func(error) T {
+func failed[T any](log *slog.Logger, what, id string, v T) func(error) T {
 	return func(err error) T {
 		level := slog.LevelWarn
-		if errors.Is(err, context.Canceled) || errors.Is(err, errNoProfile) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, profile.ErrNotFound) {
 			level = slog.LevelDebug
 		}
-		log.Log(context.Background(), level, "recommendations: doing without "+what, "profile", profile, "err", err)
+		log.Log(context.Background(), level, "recommendations: doing without "+what, "profile", id, "err", err)
 		return v
 	}
-}
-
-func checkProfile(p string) error {
-	ok := len(p) >= 1 && len(p) <= maxProfileLen
-	for i := 0; ok && i < len(p); i++ {
-		c := p[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-	}
-	if !ok {
-		return fmt.Errorf("profile %q: want 1 to %d letters, digits, '-', '_' or '.'", p, maxProfileLen)
-	}
-	return nil
-}
-
-func budget(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

@@ -11,7 +11,8 @@
 // SDK's inbox: a recommendation reflects a progress report as soon as it
 // is delivered. Picks share genres with the titles the profile watched
 // (the latest first) and rated 4 or 5 (GET http://ratings/ratings/{p}),
-// leave out what it watched or rated, and respect its maturity rating (GET
+// leave out what it watched or rated, and only offer titles of the
+// maturities the profiles service says the profile may watch (GET
 // http://profiles/profiles/{p}, cached); each names the title it comes
 // from ("because you watched …"). It holds a copy of the catalog's titles
 // (GET http://catalog/titles, refreshed every minute) and of the popular
@@ -29,13 +30,10 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"log/slog"
-	"os"
 	"time"
 
 	"github.com/shoal-dev/shoal"
-	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -44,48 +42,29 @@ import (
 const (
 	catalogRefresh = time.Minute
 	popularTTL     = 30 * time.Second
-	maturityTTL    = 10 * time.Minute
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "recommendations") // like the SDK's logs
-	slog.SetDefault(log)
-	rc := &recommender{log: log}
+	rc := &recommender{}
 	flag.DurationVar(&rc.ratingsBudget, "ratings-budget", defaultRatingsBudget, "time allowed for the ratings calls (within the request's deadline)")
 	flag.DurationVar(&rc.profilesBudget, "profiles-budget", defaultProfilesBudget, "time allowed for the profiles call (within the request's deadline)")
-
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, "recommendations")
-	if err != nil {
-		fail(err)
-	}
-	rc.watched = &watchedStore{db: db}
-	if err := rc.watched.migrate(ctx); err != nil {
-		fail(err)
-	}
-	inbox := events.NewInbox(db)
-	if err := inbox.Migrate(ctx); err != nil {
-		fail(err)
-	}
-	inbox.Handle(topicProgress, rc.watched.handleProgress)
-	rc.inbox = inbox
-	cancel()
-
-	svc := shoal.Setup(shoal.Config{Name: "recommendations"}, newHandler(rc))
-	// Set before Main serves the first request.
-	rc.client = svc.Client()
-	rc.catalog = &catalogCopy{client: rc.client, log: log, refreshEvery: catalogRefresh}
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "recommendations", Calls: []string{"catalog", "ratings", "profiles"}}, &rt)
+	rc.log, rc.client = svc.Logger(), svc.Client()
+	rc.catalog = &catalogCopy{client: rc.client, log: rc.log, refreshEvery: catalogRefresh}
 	rc.popular = &popular{client: rc.client, ttl: popularTTL}
-	rc.maturities = &maturities{client: rc.client, ttl: maturityTTL}
-	// The copy's refresh loop lives as long as the process: Main ends it
-	// with os.Exit after the drain.
-	go rc.catalog.Run(context.Background())
+	rc.rights = &profile.Cache{Client: rc.client}
+	svc.Prepare(func(ctx context.Context) error {
+		db, err := store.Open(ctx, "recommendations")
+		if err != nil {
+			return err
+		}
+		if rc.watched, rc.inbox, err = openWatched(ctx, db); err != nil {
+			return err
+		}
+		rc.routes(&rt)
+		return nil
+	})
+	svc.Go("catalog copy", rc.catalog.Run)
 	svc.Main()
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "recommendations:", err)
-	os.Exit(1)
 }

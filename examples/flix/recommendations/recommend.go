@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 // Pick is one recommended title, and why.
@@ -40,8 +42,9 @@ type seed struct {
 }
 
 // recommend picks up to limit titles for a profile that watched watched
-// (the latest first) and rated ratings (the latest first), which a
-// profile of maturity may watch, and that it neither watched nor rated.
+// (the latest first) and rated ratings (the latest first), which the
+// profile may watch (rights, from the profiles service), and that it
+// neither watched nor rated.
 //
 // Seeds are the watched titles, the latest first, then the titles rated
 // likedScore or more, the best first. A candidate title belongs to the
@@ -50,7 +53,7 @@ type seed struct {
 // index in popular), then newest first. Each seed gives at most perSeed
 // picks until every seed has had its turn, so that the latest title
 // watched leads the list without filling it.
-func recommend(cat *catalogSnap, watched []int, ratings []rated, popular []int, maturity string, limit int) []Pick {
+func recommend(cat *catalogSnap, watched []int, ratings []rated, popular []int, rights profile.Rights, limit int) []Pick {
 	seen := make(map[int]bool, len(watched)+len(ratings))
 	var seeds []seed
 	for _, id := range watched {
@@ -85,7 +88,7 @@ func recommend(cat *catalogSnap, watched []int, ratings []rated, popular []int, 
 	}
 	var cands []candidate
 	for i, t := range cat.titles {
-		if seen[t.ID] || !mayWatch(maturity, t.Maturity) {
+		if seen[t.ID] || !rights.Allows(t.Maturity) {
 			continue
 		}
 		for si, s := range seeds {
@@ -125,14 +128,14 @@ func recommend(cat *catalogSnap, watched []int, ratings []rated, popular []int, 
 }
 
 // fallbackPicks returns up to limit of ids (popular titles, or the newest)
-// that a profile of maturity may watch and has not seen, each with reason.
-func fallbackPicks(cat *catalogSnap, ids []int, seen map[int]bool, maturity, reason string, limit int) []Pick {
+// that the profile may watch and has not seen, each with reason.
+func fallbackPicks(cat *catalogSnap, ids []int, seen map[int]bool, rights profile.Rights, reason string, limit int) []Pick {
 	picks := []Pick{}
 	for _, id := range ids {
 		if len(picks) == limit {
 			break
 		}
-		if t, ok := cat.get(id); ok && !seen[id] && mayWatch(maturity, t.Maturity) {
+		if t, ok := cat.get(id); ok && !seen[id] && rights.Allows(t.Maturity) {
 			picks = append(picks, Pick{Title: id, Name: t.Name, Reason: reason})
 		}
 	}

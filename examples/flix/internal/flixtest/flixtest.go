@@ -1,0 +1,169 @@
+// Package flixtest holds what the flix services' tests share: their
+// databases, requests to a service under test and its JSON answers, events
+// delivered as an outbox delivers them, and fake dependencies called by
+// name through the SDK's client.
+package flixtest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
+)
+
+// Dialect is a database engine flix services run on.
+type Dialect struct {
+	Name string
+	open func(ctx context.Context, tb testing.TB, service string) (*store.DB, error)
+}
+
+// Dialects are SQLite, in a temporary folder, and PostgreSQL, where it is
+// installed (storetest.Postgres skips the test otherwise). A package whose
+// tests use PostgreSQL calls storetest.Main from its TestMain.
+var Dialects = []Dialect{
+	{"sqlite", func(ctx context.Context, tb testing.TB, service string) (*store.DB, error) {
+		return store.OpenSQLite(ctx, filepath.Join(tb.TempDir(), service+".db"))
+	}},
+	{"postgres", func(ctx context.Context, tb testing.TB, service string) (*store.DB, error) {
+		return store.OpenPostgres(ctx, storetest.Postgres(tb))
+	}},
+}
+
+// SetupTimeout bounds a test's database setup, as a service's start does.
+const SetupTimeout = 30 * time.Second
+
+// Open opens a fresh database of service for tb, closed when tb ends.
+func (d Dialect) Open(tb testing.TB, service string) *store.DB {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), SetupTimeout)
+	defer cancel()
+	db, err := d.open(ctx, tb, service)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Setup runs f, a test's setup (migrations, a dataset), with a context
+// bounded by SetupTimeout, as a service's Prepare is; an error fails tb.
+func Setup(tb testing.TB, f func(ctx context.Context) error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), SetupTimeout)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// SQLite opens a fresh SQLite database of service for tb.
+func SQLite(tb testing.TB, service string) *store.DB {
+	tb.Helper()
+	return Dialects[0].Open(tb, service)
+}
+
+// Response is a service's answer, its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// Do sends a request to the service at srv with the given headers (name,
+// value pairs) and checks that the answer is JSON, as every flix answer
+// is.
+func Do(tb testing.TB, srv *httptest.Server, method, path, body string, header ...string) Response {
+	tb.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, srv.URL+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		tb.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	return Response{resp.StatusCode, resp.Header, string(b)}
+}
+
+// ErrorCode returns the code of a JSON error body.
+func ErrorCode(tb testing.TB, body string) string {
+	tb.Helper()
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		tb.Fatalf("not a JSON error: %s", body)
+	}
+	return e.Error.Code
+}
+
+// Deliver POSTs an event to the inbox of the service at url as an outbox
+// does, and returns the status. It may be called from any goroutine.
+func Deliver(url, topic, id string, payload any) (int, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequest(http.MethodPost, url+events.Path, strings.NewReader(string(body)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(events.HeaderID, id)
+	req.Header.Set(events.HeaderTopic, topic)
+	req.Header.Set(events.HeaderTime, time.Now().UTC().Format(time.RFC3339Nano))
+	req.Header.Set("Idempotency-Key", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// MustDeliver is Deliver for the test's goroutine: an error fails tb.
+func MustDeliver(tb testing.TB, url, topic, id string, payload any) int {
+	tb.Helper()
+	code, err := Deliver(url, topic, id, payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return code
+}
+
+// Serve serves the routes register puts on a new Router, on a loopback
+// port, until tb ends.
+func Serve(tb testing.TB, register func(rt *shoal.Router)) *httptest.Server {
+	tb.Helper()
+	var rt shoal.Router
+	register(&rt)
+	srv := httptest.NewServer(&rt)
+	tb.Cleanup(srv.Close)
+	return srv
+}
