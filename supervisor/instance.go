@@ -95,8 +95,13 @@ func (in *instance) status() InstanceStatus {
 
 func (in *instance) set(f func()) {
 	in.mu.Lock()
+	from := in.state
 	f()
+	to := in.state
 	in.mu.Unlock()
+	if from != to {
+		in.sup.stateChanged(in, from, to)
+	}
 	in.sup.notify()
 }
 
