@@ -55,8 +55,9 @@ func newCollector(dir string) *collector {
 		targets: targetsWriter{path: filepath.Join(dir, filepath.FromSlash(TargetsFile))},
 		// Scrapes of an instance that serves TLS skip certificate checks,
 		// as health checks do: the supervisor started the process.
+		// No compression: on loopback gzip costs CPU and saves nothing.
 		scrapes: &http.Client{Timeout: scrapeTimeout, Transport: &http.Transport{
-			MaxIdleConnsPerHost: 1, IdleConnTimeout: 3 * scrapeEvery,
+			MaxIdleConnsPerHost: 1, IdleConnTimeout: 3 * scrapeEvery, DisableCompression: true,
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
 		win:     newWindows(),
 		changed: make(chan struct{}),
@@ -116,7 +117,7 @@ func (s *Supervisor) startCollector(ctx context.Context) (stop func(), err error
 		}
 		wg.Wait()
 		o.scrapes.CloseIdleConnections()
-		if err := o.targets.write(nil); err != nil {
+		if err := o.targets.write([]targetGroup{}); err != nil {
 			s.log.Warn("cannot empty the Prometheus targets file", "err", err)
 		}
 	}, nil
@@ -203,13 +204,26 @@ func (s *Supervisor) otelEnv(svc *service, id string) []string {
 	return env
 }
 
-// stateChanged turns an instance's state change into an event. It is
+// exitedAt is when the slot's process last exited unasked (zero if
+// never); in.mu is held.
+func (in *instance) exitedAt() time.Time {
+	if n := len(in.crashes); n > 0 {
+		return in.crashes[n-1]
+	}
+	return time.Time{}
+}
+
+// stateChanged turns an instance's state change, or an unasked exit
+// (recorded after the state changed to crashed), into an event. It is
 // called by instance.set after the change, without locks held.
-func (s *Supervisor) stateChanged(in *instance, from, to string) {
+func (s *Supervisor) stateChanged(in *instance, from, to string, exited bool) {
 	st := in.status()
 	name := in.name()
 	e := Event{Service: in.svc.name, Instance: name}
 	switch {
+	case exited:
+		e.Kind, e.Level = EventExit, "error"
+		e.Message = fmt.Sprintf("%s exited (%s); restarting", name, st.LastExit)
 	case to == StateServing && from == StateUnhealthy:
 		e.Kind, e.Message = EventHealthy, name+" is healthy again"
 	case to == StateServing:
@@ -220,9 +234,6 @@ func (s *Supervisor) stateChanged(in *instance, from, to string) {
 	case to == StateUnhealthy:
 		e.Kind, e.Level = EventUnhealthy, "warn"
 		e.Message = fmt.Sprintf("%s failed %d health checks in a row (GET %s)", name, unhealthyAfter, in.svc.health)
-	case to == StateCrashed:
-		e.Kind, e.Level = EventExit, "error"
-		e.Message = fmt.Sprintf("%s exited (%s); restarting", name, st.LastExit)
 	case to == StateDraining:
 		e.Kind, e.Message = EventStop, name+" draining"
 	case to == StateStopped:

@@ -95,12 +95,12 @@ func (in *instance) status() InstanceStatus {
 
 func (in *instance) set(f func()) {
 	in.mu.Lock()
-	from := in.state
+	from, exited := in.state, in.exitedAt()
 	f()
-	to := in.state
+	to, exit := in.state, in.exitedAt() != exited
 	in.mu.Unlock()
-	if from != to {
-		in.sup.stateChanged(in, from, to)
+	if from != to || exit {
+		in.sup.stateChanged(in, from, to, exit)
 	}
 	in.sup.notify()
 }

@@ -35,6 +35,9 @@ type stateFile struct {
 	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
 	// Dashboard is the dashboard's URL, its token included; "" if none.
 	Dashboard string `json:"dashboard,omitempty"`
+	// OTLP is the base URL of its OTLP/HTTP span receiver (what instances
+	// get in OTEL_EXPORTER_OTLP_ENDPOINT).
+	OTLP string `json:"otlp,omitempty"`
 }
 
 // Bounds of control calls, so that none hangs on a supervisor that is
@@ -111,6 +114,9 @@ type Remote struct {
 	// Dashboard is the URL of its dashboard, with the token that opens it;
 	// "" if it serves none.
 	Dashboard string
+	// OTLP is the base URL of its OTLP/HTTP span receiver: other programs
+	// may send their spans there too (OTEL_EXPORTER_OTLP_ENDPOINT).
+	OTLP string
 
 	token       string
 	stopTimeout time.Duration
@@ -136,7 +142,7 @@ func FindRunning(dir string) (*Remote, error) {
 		removeStateIfOurs(dir, st)
 		return nil, notRunning
 	}
-	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started, Dashboard: st.Dashboard,
+	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started, Dashboard: st.Dashboard, OTLP: st.OTLP,
 		token: st.Token, stopTimeout: st.StopTimeout, hc: &http.Client{}}
 	if r.stopTimeout <= 0 {
 		r.stopTimeout = defaultStopTimeout

@@ -84,10 +84,7 @@ func (s *Supervisor) Overview() Overview {
 	for _, in := range all {
 		st := in.status()
 		in.mu.Lock()
-		var exited time.Time
-		if n := len(in.crashes); n > 0 {
-			exited = in.crashes[n-1]
-		}
+		exited := in.exitedAt()
 		in.mu.Unlock()
 		insts[st.Service] = append(insts[st.Service], inst{st, exited})
 	}

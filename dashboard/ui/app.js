@@ -102,7 +102,7 @@ function renderOverview() {
     (ov.traces.dropped ? ', ' + ov.traces.dropped + ' spans dropped' : '');
 }
 
-const NODE_W = 176, NODE_H = 62, COL_GAP = 120, ROW_GAP = 18, PER_COL = 5;
+const NODE_W = 180, NODE_H = 62, COL_GAP = 84, ROW_GAP = 18, PER_COL = 5;
 
 // layout places services in columns by call depth: callers left of the
 // services they call; services without calls in a last column.
@@ -187,8 +187,11 @@ function renderGraph(ov) {
       `<text class="sub" x="${p.x + 10}" y="${p.y + 33}">${esc(sub)}</text>${dots}</g>`);
   }
   const svg = $('#graph');
+  // Drawn at its natural size (the panel scrolls) so that text stays
+  // readable however many services there are.
   svg.setAttribute('viewBox', `0 0 ${Math.max(width, 300)} ${height}`);
-  svg.style.height = Math.min(height, 480) + 'px';
+  svg.style.width = Math.max(width, 300) + 'px';
+  svg.style.height = height + 'px';
   svg.innerHTML = '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#9aa5b8"/></marker></defs>' + out.join('');
 }
 
@@ -241,7 +244,8 @@ function instanceRow(inst, now) {
   const has = !!inst.metrics;
   const down = isDown(inst, now) ? 1 : 0;
   const br = m.breaker && m.breaker !== 'closed' ? `<span class="badge ${m.breaker === 'open' ? 'bad' : 'warn'}">${esc(m.breaker)}</span>` : (m.breaker ? 'closed' : '–');
-  const inflight = has ? num(m.in_flight) + (none(m.limit) ? '' : ' / ' + num(m.limit)) : '–';
+  // A limit of 0 is admission control switched off (the gateway's default).
+  const inflight = has ? num(m.in_flight) + (none(m.limit) || m.limit === 0 ? '' : ' / ' + num(m.limit)) : '–';
   const running = inst.pid > 0;
   return `<tr data-slot="${esc(inst.slot)}" data-state="${esc(inst.state)}" data-down="${down}">` +
     `<td title="${esc(inst.id)}">${esc(inst.slot)}</td>` +
