@@ -188,7 +188,7 @@ func TestLogFilterByTrace(t *testing.T) {
 	for i, text := range []string{
 		`{"level":"INFO","msg":"a","trace_id":"` + id + `","span_id":"00f067aa0ba902b7"}`,
 		`{"msg":"b","trace_id":"11111111111111111111111111111111","note":"` + id + `"}`, // the ID elsewhere: not its trace
-		`time=now level=INFO msg=c trace_id=` + id,                                        // not JSON: a substring match
+		`time=now level=INFO msg=c trace_id=` + id,                                      // not JSON: a substring match
 		`{"msg":"d"}`,
 		`{"msg":"e","request_id":"x","trace_id":"` + strings.ToUpper(id) + `"}`,
 	} {

@@ -184,7 +184,9 @@ func TestWindowsFromRealMetrics(t *testing.T) {
 	}
 }
 
-func near(v num, want float64) bool { return math.Abs(float64(v)-want) < 1e-6*math.Max(1, math.Abs(want)) }
+func near(v num, want float64) bool {
+	return math.Abs(float64(v)-want) < 1e-6*math.Max(1, math.Abs(want))
+}
 
 // TestWindowsCommandService: a program without metrics gets its rate from
 // its callers.
