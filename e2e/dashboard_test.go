@@ -221,6 +221,13 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("waterfall lacks %q: %s", want, label)
 			}
 		}
+		// The picture of a waterfall, until a real /home trace replaces it
+		// below.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#waterfall .wf-row:nth-child(4)`))); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, 5*time.Second, "the span's details", `!document.querySelector('#span-detail').hidden`)
+		screenshot(t, ctx, "dashboard-trace")
 	})
 
 	t.Run("trace of a /home request", func(t *testing.T) {

@@ -147,10 +147,7 @@ func (s *traceStore) add(spans []Span, ids [][16]byte, now time.Time) (refused i
 			s.byID[t.id] = t
 			s.recent = append(s.recent, t)
 			if len(s.recent) > s.lim.recent {
-				old := s.recent[0]
-				s.recent = slices.Delete(s.recent, 0, 1)
-				old.inRecent = false
-				s.forgetIfUnlisted(old)
+				s.dropOldest(&s.recent, func(t *storedTrace) *bool { return &t.inRecent })
 			}
 		}
 		if len(t.spans) >= s.lim.maxSpans {
@@ -174,10 +171,7 @@ func (s *traceStore) add(spans []Span, ids [][16]byte, now time.Time) (refused i
 				t.inFailed = true
 				s.failed = append(s.failed, t)
 				if len(s.failed) > s.lim.failed {
-					old := s.failed[0]
-					s.failed = slices.Delete(s.failed, 0, 1)
-					old.inFailed = false
-					s.forgetIfUnlisted(old)
+					s.dropOldest(&s.failed, func(t *storedTrace) *bool { return &t.inFailed })
 				}
 			}
 		}
@@ -283,6 +277,15 @@ func (s *traceStore) evictOne() bool {
 	}
 	s.delete(t)
 	return true
+}
+
+// dropOldest takes the first trace off list, whose membership flag on
+// returns, and deletes it if it is on no other list.
+func (s *traceStore) dropOldest(list *[]*storedTrace, on func(*storedTrace) *bool) {
+	old := (*list)[0]
+	*list = slices.Delete(*list, 0, 1)
+	*on(old) = false
+	s.forgetIfUnlisted(old)
 }
 
 // forgetIfUnlisted deletes t once it is on no list.

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/client"
@@ -206,5 +209,34 @@ func TestWindowsCommandService(t *testing.T) {
 	}
 	if w.instances["web/1"] != nil {
 		t.Error("metrics for an instance that has none")
+	}
+}
+
+// TestDecodeTextAndProtoAgree: the protobuf path, which skips the families
+// the dashboard does not show, reads what expfmt's text decoder reads.
+func TestDecodeTextAndProtoAgree(t *testing.T) {
+	f := newFakeInstance(t, "api", "api-1-aaaa")
+	f.deps.set([]client.DependencyStats{{Service: "catalog", Calls: 9, Failures: 2, Hedges: 1,
+		Hosts: []balance.HostStats{{ID: "catalog-1-cccc", EWMA: time.Millisecond, Breaker: "half_open"}}}})
+	f.serve(5, 2)
+	pb := scrapeOne(context.Background(), f.srv.Client(), f.srv.URL+"/metrics")
+	resp, err := f.srv.Client().Get(f.srv.URL + "/metrics") // no Accept: the text format
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var text sample
+	if err := text.decode(resp.Body, expfmt.ResponseFormat(resp.Header)); err != nil {
+		t.Fatal(err)
+	}
+	if pb.err != "" || text.requests != 7 || pb.requests != 7 || text.errors != 2 || pb.errors != 2 ||
+		fmt.Sprint(text.latency) != fmt.Sprint(pb.latency) || text.rss == 0 || pb.rss == 0 {
+		t.Errorf("proto %+v\ntext %+v", pb, text)
+	}
+	for _, s := range []sample{pb, text} {
+		d := s.deps["catalog"]
+		if d == nil || d.calls != 9 || d.failures != 2 || d.hedges != 1 || d.hosts["catalog-1-cccc"].breaker != "half_open" {
+			t.Errorf("catalog dependency %+v", d)
+		}
 	}
 }
