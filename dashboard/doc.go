@@ -64,7 +64,8 @@
 //	     {recent, slowest, failed}: lists of {trace_id, root, service,
 //	     start, duration_ms, spans, errors, services}.
 //	GET  /api/traces/{trace_id}
-//	     One trace: the summary fields and spans[] = {trace_id, span_id,
+//	     One trace: the summary fields (but spans is the list, not its
+//	     length) and spans[] = {trace_id, span_id,
 //	     parent_id, name, kind, service, instance (service.instance.id),
 //	     slot, start, offset_ms, duration_ms, status (unset|ok|error),
 //	     status_message, attributes, events}, by start time. 404 when the

@@ -377,7 +377,7 @@ function renderWaterfall() {
   const retries = attempts.filter(s => String(s.attributes['shoal.attempt.reason'] || '').startsWith('retry')).length;
   const hedges = attempts.filter(s => String(s.attributes['shoal.attempt.reason'] || '').startsWith('hedge')).length;
   const fallbacks = spans.filter(s => s.attributes && s.attributes['shoal.fallback']).length;
-  $('#trace-meta').innerHTML = `${esc(t.service)} <b>${esc(t.root)}</b> · ${msec(t.duration_ms)} · ${t.spans} spans · ` +
+  $('#trace-meta').innerHTML = `${esc(t.service)} <b>${esc(t.root)}</b> · ${msec(t.duration_ms)} · ${spans.length} spans · ` +
     `services: ${t.services.map(esc).join(', ')} · ${attempts.length} attempts, ${retries} retries, ${hedges} hedges, ${fallbacks} fallbacks` +
     (t.errors ? ` · <span class="badge bad">${t.errors} errors</span>` : '') + ` · <a href="#/traces">all traces</a>`;
   $('#waterfall').innerHTML = rows.map(([s, depth], i) => {
