@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/shoal-dev/shoal"
 )
@@ -98,12 +99,17 @@ func (s *Supervisor) controlHandler() http.Handler {
 			}
 			index = n
 		}
+		trace := q.Get("trace_id")
+		if trace != "" && !validTraceID(trace) {
+			writeError(w, badRequest("trace_id %q: want 32 hex digits", trace))
+			return
+		}
 		follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		rc := http.NewResponseController(w)
 		_ = rc.Flush()
-		_ = s.logs.follow(r.Context(), service, index, follow, w, func() { _ = rc.Flush() })
+		_ = s.logs.follow(r.Context(), LogFilter{Service: service, Index: index, TraceID: strings.ToLower(trace)}, follow, w, func() { _ = rc.Flush() })
 	})
 	mux.HandleFunc("POST "+pathDown, func(w http.ResponseWriter, r *http.Request) {
 		// Answer first: with nothing to drain, Run may close this server

@@ -17,8 +17,9 @@
 //   - builds each distinct build: package once into <dir>/.shoal/bin;
 //   - starts every instance with PORT, SHOAL_ADDR, SHOAL_NAME,
 //     SHOAL_INSTANCE, SHOAL_SEEDS, SHOAL_GOSSIP_ADDR, SHOAL_DRAIN_TIMEOUT and
-//     SHOAL_DATA_DIR in its environment, in its own process group and with
-//     a parent-death signal, so no instance outlives a killed supervisor;
+//     SHOAL_DATA_DIR in its environment, and the OpenTelemetry variables
+//     of the collector below, in its own process group and with a
+//     parent-death signal, so no instance outlives a killed supervisor;
 //   - polls each instance's health path until it answers 200 (only then is
 //     it serving), prints a status table, and streams the instances' output
 //     prefixed "service/index | ";
@@ -53,4 +54,36 @@
 // ones stopped. A rolling restart starts each replacement and waits until it
 // serves before stopping the old instance, except on fixed ports, where the
 // old one must stop first.
+//
+// # What it collects
+//
+// For the dashboard (Options.Dashboard; the dashboard package), a running
+// supervisor also collects, in bounded memory (collect.go):
+//
+//   - spans: an OTLP/HTTP receiver (protobuf, plain or gzip) on loopback.
+//     Every instance gets OTEL_EXPORTER_OTLP_ENDPOINT (and _TRACES_ENDPOINT,
+//     _PROTOCOL=http/protobuf), OTEL_SERVICE_NAME and
+//     OTEL_RESOURCE_ATTRIBUTES=service.instance.id=<SHOAL_INSTANCE>, unless
+//     its manifest entry sets them itself; the URL is in the state file too.
+//     The store keeps the last 500 traces, the 50 slowest and the last 200
+//     failed ones of the last 10 minutes, at most 2,000 spans per trace and
+//     64 MiB in all; spans beyond that are dropped and counted (the
+//     exporter is told, in the OTLP partial-success answer).
+//   - metrics: every 2 s it scrapes each SDK instance's /metrics
+//     (protobuf, decoding only the families it shows) into rolling
+//     windows: rates, error ratios and p50/p99 from the histograms over the
+//     last 10 s, per instance, per service and per caller→dependency, and 5
+//     minutes of points per service. It is a dashboard, not a TSDB.
+//   - a Prometheus file-SD targets file, <dir>/.shoal/prometheus/targets.json
+//     (TargetsFile), rewritten atomically whenever the set of instances
+//     that serve changes and emptied when the supervisor stops. Point
+//     file_sd_configs at it (see the README for a scrape config).
+//   - an event feed (the last 1,000): instances ready, exited, unhealthy,
+//     healthy again, stopped; signals, scale and rolling restarts; callers'
+//     breakers opening and closing and ejections refused (from the scraped
+//     client metrics); gateway route reloads (from the gateways' logs).
+//
+// Logs can be filtered by trace ID ([LogFilter]; `shoal logs --trace`): a
+// JSON line whose trace_id field is the ID, or any other line that
+// contains it.
 package supervisor

@@ -95,8 +95,13 @@ func (in *instance) status() InstanceStatus {
 
 func (in *instance) set(f func()) {
 	in.mu.Lock()
+	from, exited := in.state, in.exitedAt()
 	f()
+	to, exit := in.state, in.exitedAt() != exited
 	in.mu.Unlock()
+	if from != to || exit {
+		in.sup.stateChanged(in, from, to, exit)
+	}
 	in.sup.notify()
 }
 

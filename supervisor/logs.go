@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -89,17 +90,61 @@ func (h *logHub) add(service string, index int, text string) {
 	h.changed = make(chan struct{})
 }
 
-// since returns the stored lines matching the filter (service "" = all,
-// index -1 = every index) with seq > after, in arrival order, the highest
-// seq seen, and a channel closed when more lines arrive.
+// LogFilter selects log lines: of a service ("" for all), of one of its
+// instances (Index from 1; -1 for all), and carrying a trace ID ("" for
+// any). A line carries a trace when it is a JSON object whose trace_id
+// field is the ID (what the SDK's slog handler writes), or, for programs
+// that log otherwise, when it contains the ID: 32 hex digits do not occur
+// by chance.
+type LogFilter struct {
+	Service string
+	Index   int
+	TraceID string
+}
+
+// AllLogs selects every line.
+var AllLogs = LogFilter{Index: -1}
+
+func (f LogFilter) match(l *logLine) bool {
+	return (f.Service == "" || l.service == f.Service) && (f.Index < 0 || l.index == f.Index) &&
+		(f.TraceID == "" || hasTrace(l.text, f.TraceID))
+}
+
+func hasTrace(text, id string) bool {
+	if !strings.Contains(text, id) {
+		return false
+	}
+	if !strings.HasPrefix(text, "{") {
+		return true
+	}
+	var fields struct {
+		TraceID *string `json:"trace_id"`
+	}
+	if json.Unmarshal([]byte(text), &fields) != nil || fields.TraceID == nil {
+		return true // not JSON after all, or the ID in another field
+	}
+	return strings.EqualFold(*fields.TraceID, id)
+}
+
+// since returns the stored lines of service ("" = all) and index (-1 =
+// every index) with seq > after, in arrival order, the highest seq seen,
+// and a channel closed when more lines arrive.
 func (h *logHub) since(service string, index int, after uint64) ([]logLine, uint64, <-chan struct{}) {
+	return h.matching(LogFilter{Service: service, Index: index}, after)
+}
+
+// matching is since for any filter.
+func (h *logHub) matching(f LogFilter, after uint64) ([]logLine, uint64, <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []logLine
 	for k, r := range h.rings {
-		if (service == "" || k.service == service) && (index < 0 || k.index == index) {
+		if (f.Service == "" || k.service == f.Service) && (f.Index < 0 || k.index == f.Index) {
 			out = r.after(out, after)
 		}
+	}
+	if f.TraceID != "" {
+		out = slices.DeleteFunc(out, func(l logLine) bool { return !f.match(&l) })
 	}
 	slices.SortFunc(out, func(a, b logLine) int { return cmp.Compare(a.seq, b.seq) })
 	return out, h.seq, h.changed
@@ -107,10 +152,10 @@ func (h *logHub) since(service string, index int, after uint64) ([]logLine, uint
 
 // follow writes matching lines to w as "service/index | text", then, when
 // follow is set, new ones until ctx ends. flush is called after each batch.
-func (h *logHub) follow(ctx context.Context, service string, index int, follow bool, w io.Writer, flush func()) error {
+func (h *logHub) follow(ctx context.Context, f LogFilter, follow bool, w io.Writer, flush func()) error {
 	var last uint64
 	for {
-		lines, seq, changed := h.since(service, index, last)
+		lines, seq, changed := h.matching(f, last)
 		last = seq
 		var b bytes.Buffer
 		for _, l := range lines {

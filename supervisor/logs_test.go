@@ -53,7 +53,7 @@ func TestLogHubKeepsRecentLinesInOrder(t *testing.T) {
 		t.Fatalf("a/1 kept %d lines, %q .. %q", len(lines), lines[0].text, lines[len(lines)-1].text)
 	}
 	var b strings.Builder
-	if err := h.follow(context.Background(), "", -1, false, &b, func() {}); err != nil {
+	if err := h.follow(context.Background(), AllLogs, false, &b, func() {}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

@@ -117,7 +117,7 @@ func (s *Supervisor) active(svc *service) []*instance {
 
 // scale sets the number of instances of a service; it returns once new
 // instances serve and removed ones have stopped.
-func (s *Supervisor) scale(ctx context.Context, name string, n int) error {
+func (s *Supervisor) scale(ctx context.Context, name string, n int) (err error) {
 	svc, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -131,6 +131,10 @@ func (s *Supervisor) scale(ctx context.Context, name string, n int) error {
 	svc.op.Lock()
 	defer svc.op.Unlock()
 	cur := s.active(svc)
+	if n != len(cur) {
+		s.event(EventScale, "info", name, "", "scaling %s from %d to %d instances", name, len(cur), n)
+		defer func() { s.opEvent(EventScale, name, err, "%s scaled to %d instances", name, n) }()
+	}
 	if n < len(cur) {
 		return s.retire(ctx, retireOrder(cur)[:len(cur)-n])
 	}
@@ -276,7 +280,7 @@ func (s *Supervisor) waitDiscoverable(ctx context.Context, in *instance) {
 // replacement must serve before the old one stops, so the service never has
 // fewer ready instances. An instance on a fixed port cannot overlap with its
 // replacement: it is stopped first (the others keep serving).
-func (s *Supervisor) restart(ctx context.Context, name string) error {
+func (s *Supervisor) restart(ctx context.Context, name string) (err error) {
 	svc, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -286,6 +290,8 @@ func (s *Supervisor) restart(ctx context.Context, name string) error {
 	}
 	svc.op.Lock()
 	defer svc.op.Unlock()
+	s.event(EventRestart, "info", name, "", "rolling restart of %s begins", name)
+	defer func() { s.opEvent(EventRestart, name, err, "rolling restart of %s done", name) }()
 	for _, old := range s.active(svc) {
 		fixed := old.index <= len(svc.spec.Port)
 		if fixed {
@@ -379,6 +385,7 @@ func (s *Supervisor) kill(name string, index int, signal string) (InstanceStatus
 		return st, fmt.Errorf("signal %s/%d (pid %d): %w", name, in.index, proc.Pid, err)
 	}
 	s.say(fmt.Sprintf("sent SIG%s to %s (pid %d)", sigName, in.name(), proc.Pid))
+	s.event(EventSignal, "warn", name, in.name(), "sent SIG%s to %s (pid %d)", sigName, in.name(), proc.Pid)
 	return st, nil
 }
 

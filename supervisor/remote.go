@@ -33,6 +33,11 @@ type stateFile struct {
 	// StopTimeout bounds how long the supervisor takes to stop everything
 	// after a down request (the drain timeout plus margins).
 	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
+	// Dashboard is the dashboard's URL, its token included; "" if none.
+	Dashboard string `json:"dashboard,omitempty"`
+	// OTLP is the base URL of its OTLP/HTTP span receiver (what instances
+	// get in OTEL_EXPORTER_OTLP_ENDPOINT).
+	OTLP string `json:"otlp,omitempty"`
 }
 
 // Bounds of control calls, so that none hangs on a supervisor that is
@@ -106,6 +111,12 @@ type Remote struct {
 	Manifest string    // path of the manifest it runs
 	Gossip   string    // its gossip address: a seed for joining the system
 	Started  time.Time // when it started
+	// Dashboard is the URL of its dashboard, with the token that opens it;
+	// "" if it serves none.
+	Dashboard string
+	// OTLP is the base URL of its OTLP/HTTP span receiver: other programs
+	// may send their spans there too (OTEL_EXPORTER_OTLP_ENDPOINT).
+	OTLP string
 
 	token       string
 	stopTimeout time.Duration
@@ -131,7 +142,7 @@ func FindRunning(dir string) (*Remote, error) {
 		removeStateIfOurs(dir, st)
 		return nil, notRunning
 	}
-	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started,
+	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started, Dashboard: st.Dashboard, OTLP: st.OTLP,
 		token: st.Token, stopTimeout: st.StopTimeout, hc: &http.Client{}}
 	if r.stopTimeout <= 0 {
 		r.stopTimeout = defaultStopTimeout
@@ -276,20 +287,29 @@ func (r *Remote) Kill(ctx context.Context, service string, index int, signal str
 // follow the call is bounded in time; with it, only the wait for the
 // answer's first byte is.
 func (r *Remote) Logs(ctx context.Context, service string, index int, follow bool, w io.Writer) error {
-	if !follow {
-		return r.bounded(ctx, callTimeout, func(ctx context.Context) error {
-			return r.logs(ctx, service, index, false, w)
-		})
-	}
-	return r.logs(ctx, service, index, true, w)
+	return r.FilteredLogs(ctx, LogFilter{Service: service, Index: index}, follow, w)
 }
 
-func (r *Remote) logs(ctx context.Context, service string, index int, follow bool, w io.Writer) error {
-	q := url.Values{}
-	if service != "" {
-		q.Set("service", service)
+// FilteredLogs is Logs for the lines f selects, such as those of one
+// trace.
+func (r *Remote) FilteredLogs(ctx context.Context, f LogFilter, follow bool, w io.Writer) error {
+	if !follow {
+		return r.bounded(ctx, callTimeout, func(ctx context.Context) error {
+			return r.logs(ctx, f, false, w)
+		})
 	}
-	q.Set("index", strconv.Itoa(index))
+	return r.logs(ctx, f, true, w)
+}
+
+func (r *Remote) logs(ctx context.Context, f LogFilter, follow bool, w io.Writer) error {
+	q := url.Values{}
+	if f.Service != "" {
+		q.Set("service", f.Service)
+	}
+	q.Set("index", strconv.Itoa(f.Index))
+	if f.TraceID != "" {
+		q.Set("trace_id", f.TraceID)
+	}
 	if follow {
 		q.Set("follow", "1")
 	}

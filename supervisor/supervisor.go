@@ -36,6 +36,9 @@ type Options struct {
 	Color bool
 	// Logger receives the supervisor's own diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Dashboard, if set, is served on a loopback port of its own; its URL
+	// is printed with the status table and kept in the state file.
+	Dashboard DashboardFunc
 }
 
 // DefaultDrainTimeout is given to instances when the manifest sets none.
@@ -58,6 +61,7 @@ type Supervisor struct {
 	logs   *logHub
 	health *http.Client // readiness probes
 	token  string       // control API secret, also in the state file
+	col    *collector   // spans, metrics, events (collect.go)
 	ran    atomic.Bool
 
 	seed      *discovery.Member // set before any instance starts
@@ -112,6 +116,7 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 		health: &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
 		token:   randomHex(16),
+		col:     newCollector(m.Dir),
 		down:    make(chan struct{}),
 		changed: make(chan struct{}),
 	}
@@ -265,8 +270,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		<-serveDone
 	}()
 
+	stopCollector, err := s.startCollector(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopCollector()
+
 	st := stateFile{PID: os.Getpid(), Control: ln.Addr().String(), Manifest: s.m.Path, Started: time.Now().UTC(),
-		Gossip: seed.GossipAddr(), Token: s.token, StopTimeout: s.stopTimeout()}
+		Gossip: seed.GossipAddr(), Token: s.token, StopTimeout: s.stopTimeout(), Dashboard: s.col.dashURL, OTLP: s.col.otlpURL}
 	if err := writeState(dir, st); err != nil {
 		return err
 	}
@@ -341,6 +352,9 @@ func (s *Supervisor) start(ctx context.Context) error {
 	s.con.printf("%s", table.String())
 	for _, u := range s.gatewayURLs() {
 		s.con.printf("\ngateway: %s", u)
+	}
+	if s.col.dashURL != "" {
+		s.con.printf("\ndashboard: %s", s.col.dashURL)
 	}
 	s.con.printf("\n\n")
 	s.streaming.Store(true)
@@ -510,6 +524,7 @@ func (s *Supervisor) env(svc *service, port int, id string) []string {
 		b, _ := json.Marshal(svc.spec.Dependencies)
 		env = append(env, "SHOAL_DEPENDENCIES="+string(b))
 	}
+	env = append(env, s.otelEnv(svc, id)...)
 	p := strconv.Itoa(port)
 	return append(env,
 		"PORT="+p,
@@ -539,6 +554,7 @@ func (s *Supervisor) gossipConfig(seeds []string) (discovery.Config, error) {
 // logLine records one line of an instance and shows it on Out.
 func (s *Supervisor) logLine(svc *service, index int, text string) {
 	s.logs.add(svc.name, index, text)
+	s.noticeLine(svc, index, text)
 	if s.streaming.Load() {
 		s.con.line(svc.name+"/"+strconv.Itoa(index), svc.color, text)
 	}

@@ -208,19 +208,23 @@ func killReport(st supervisor.InstanceStatus, signal string) string {
 
 func newLogs(e env, file *string) *cobra.Command {
 	var follow bool
+	var trace string
 	c := &cobra.Command{
 		Use:   "logs [SERVICE[/INDEX]] [-f]",
 		Short: "Print recent log lines of a service or instance (-f: keep following)",
 		Long: `logs prints the recent log lines (up to 1000 per instance) of every instance
 of SERVICE, of one instance with /INDEX, or of every service without an
 argument, each prefixed "service/index | ". -f keeps printing new lines until
-Ctrl-C.
+Ctrl-C. --trace ID prints only the lines that carry that trace ID (the SDK
+writes trace_id into every log line of a request), from every instance
+unless a SERVICE is given; the dashboard links a trace to these lines.
 
 Here -f means --follow: give the manifest as --file FILE, or as -f FILE
 before the command name (shoal -f FILE logs -f).`,
 		Example: `  shoal logs catalog
   shoal logs catalog/2 -f
-  shoal -f ~/src/shop/shoal.yaml logs -f`,
+  shoal -f ~/src/shop/shoal.yaml logs -f
+  shoal logs --trace 4bf92f3577b34da6a3ce929d0e0e4736`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usagef("logs: want at most one SERVICE or SERVICE/INDEX, got %d arguments", len(args))
@@ -241,7 +245,8 @@ before the command name (shoal -f FILE logs -f).`,
 			}
 			ctx, stop := signalContext(c.Context())
 			defer stop()
-			if err := r.Logs(ctx, service, index, follow, e.stdout); err != nil && !errors.Is(err, context.Canceled) {
+			filter := supervisor.LogFilter{Service: service, Index: index, TraceID: trace}
+			if err := r.FilteredLogs(ctx, filter, follow, e.stdout); err != nil && !errors.Is(err, context.Canceled) {
 				return controlError("logs", *file, err)
 			}
 			return nil
@@ -249,6 +254,7 @@ before the command name (shoal -f FILE logs -f).`,
 	}
 	addFileFlag(c, file, false)
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until Ctrl-C")
+	c.Flags().StringVar(&trace, "trace", "", "only the lines that carry trace `ID` (32 hex digits)")
 	return c
 }
 

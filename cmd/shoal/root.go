@@ -71,6 +71,7 @@ while it keeps serving.
   shoal up                 build and start everything in ./shoal.yaml
   shoal ps                 list every instance and its state
   shoal kill catalog/1     SIGKILL one instance; the supervisor restarts it
+  shoal dashboard          print the URL of the running system's dashboard
 
 Commands other than up and gateway find the running 'shoal up' through
 .shoal/state.json in the manifest's folder: run them from that folder, or
@@ -97,6 +98,7 @@ point -f at the manifest.`,
 		newKill(e, &file),
 		newLogs(e, &file),
 		newDown(e, &file),
+		newDashboard(e, &file),
 		newGateway(e),
 	)
 	return root

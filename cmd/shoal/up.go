@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/dashboard"
 	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/supervisor"
@@ -22,8 +24,16 @@ func newUp(e env, file *string) *cobra.Command {
 
 It checks the whole manifest first (a mistake stops it with file:line and the
 fix), builds the build: services into .shoal/bin, starts every instance,
-waits until they are ready, prints the status table and the gateway URL(s),
-then streams each instance's log lines prefixed with service/index.
+waits until they are ready, prints the status table, the gateway URL(s) and
+the dashboard's URL, then streams each instance's log lines prefixed with
+service/index.
+
+The dashboard (on a loopback port; 'shoal dashboard' prints its URL again)
+shows the services and the calls between them, each instance's state and
+resilience policies, an event feed and the instances' traces. shoal up
+collects them: instances get OTEL_EXPORTER_OTLP_ENDPOINT pointing at it,
+it scrapes every instance's /metrics every 2 s, and it writes
+.shoal/prometheus/targets.json for a Prometheus of your own (file_sd_configs).
 
 Ctrl-C, closing the terminal (SIGHUP), SIGTERM or 'shoal down' from another
 terminal stops everything gracefully: SIGTERM, drain, then SIGKILL after the
@@ -58,6 +68,9 @@ drain timeout. A second Ctrl-C stops at once. Instances die with shoal up even i
 				Out:    e.stdout,
 				Color:  useColor(e),
 				Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+				Dashboard: func(s *supervisor.Supervisor, token string) http.Handler {
+					return dashboard.New(s, token)
+				},
 			})
 			if err != nil {
 				return err

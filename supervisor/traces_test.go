@@ -1,0 +1,288 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// exporterTo returns a tracer provider of one instance that exports
+// synchronously, through the real OTLP/HTTP exporter, to url (the
+// receiver's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT carries it).
+func exporterTo(t *testing.T, url, service, instance string, opts ...otlptracehttp.Option) *sdktrace.TracerProvider {
+	t.Helper()
+	exp, err := otlptracehttp.New(context.Background(), append([]otlptracehttp.Option{otlptracehttp.WithEndpointURL(url + otlpTracesPath)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithResource(resource.NewSchemaless(
+		attribute.String("service.name", service), attribute.String("service.instance.id", instance))))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
+}
+
+// TestOTLPReceiverThroughExporter sends one trace across three services
+// through the real exporter and reads it back as the dashboard does.
+func TestOTLPReceiverThroughExporter(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
+			store := newTraceStore(defaultTraceLimits)
+			srv := httptest.NewServer(otlpHandler(store))
+			defer srv.Close()
+			var opts []otlptracehttp.Option
+			if gz {
+				opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+			}
+			gw := exporterTo(t, srv.URL, "gateway", "gateway-1-aaaa", opts...).Tracer("t")
+			api := exporterTo(t, srv.URL, "api", "api-2-bbbb", opts...).Tracer("t")
+			cat := exporterTo(t, srv.URL, "catalog", "catalog-3-cccc", opts...).Tracer("t")
+
+			ctx, root := gw.Start(context.Background(), "GET /home", trace.WithSpanKind(trace.SpanKindServer))
+			actx, call := api.Start(ctx, "GET /home", trace.WithSpanKind(trace.SpanKindServer))
+			_, a1 := api.Start(actx, "attempt", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+				attribute.Int("shoal.attempt", 1), attribute.String("shoal.attempt.reason", "first"), attribute.String("shoal.instance", "catalog-3-cccc")))
+			cctx := trace.ContextWithSpanContext(context.Background(), a1.SpanContext())
+			_, srvSpan := cat.Start(cctx, "GET /titles/1", trace.WithSpanKind(trace.SpanKindServer))
+			srvSpan.SetStatus(codes.Error, "boom")
+			srvSpan.End()
+			a1.End()
+			call.End()
+			root.End()
+
+			id := root.SpanContext().TraceID().String()
+			got, ok := store.get(mustTraceKey(t, id))
+			if !ok {
+				t.Fatalf("trace %s not stored", id)
+			}
+			if got.Spans != 4 || got.Root != "GET /home" || got.Service != "gateway" || got.Errors != 1 {
+				t.Errorf("summary = %+v", got.TraceSummary)
+			}
+			if want := []string{"api", "catalog", "gateway"}; fmt.Sprint(got.Services) != fmt.Sprint(want) {
+				t.Errorf("services = %v, want %v", got.Services, want)
+			}
+			var attempt *Span
+			for i := range got.SpanList {
+				if got.SpanList[i].Name == "attempt" {
+					attempt = &got.SpanList[i]
+				}
+			}
+			if attempt == nil || attempt.Kind != "client" || attempt.Instance != "api-2-bbbb" ||
+				attempt.Attributes["shoal.attempt"] != int64(1) || attempt.Attributes["shoal.instance"] != "catalog-3-cccc" {
+				t.Errorf("attempt span = %+v", attempt)
+			}
+			for i, sp := range got.SpanList {
+				if i > 0 && sp.Start.Before(got.SpanList[i-1].Start) {
+					t.Errorf("spans not by start time")
+				}
+				if sp.OffsetMS < 0 || sp.DurationMS < 0 {
+					t.Errorf("span %s offset %v duration %v", sp.Name, sp.OffsetMS, sp.DurationMS)
+				}
+			}
+			if lists := store.list(TracesFailed, 0); len(lists) != 1 || lists[0].TraceID != id {
+				t.Errorf("failed list = %+v", lists)
+			}
+			calls := store.callsSince(time.Now().Add(-time.Minute))
+			for _, c := range [][2]string{{"gateway", "api"}, {"api", "catalog"}} {
+				if !calls[c] {
+					t.Errorf("call %v not seen in %v", c, calls)
+				}
+			}
+		})
+	}
+}
+
+func mustTraceKey(t *testing.T, id string) [16]byte {
+	t.Helper()
+	var k [16]byte
+	if _, err := hex.Decode(k[:], []byte(id)); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestOTLPReceiverRefuses(t *testing.T) {
+	store := newTraceStore(defaultTraceLimits)
+	srv := httptest.NewServer(otlpHandler(store))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, method, path, ctype string
+		body                      []byte
+		want                      int
+	}{
+		{"json", "POST", otlpTracesPath, "application/json", []byte("{}"), http.StatusUnsupportedMediaType},
+		{"garbage", "POST", otlpTracesPath, "application/x-protobuf", []byte{0xff, 0xff, 0xff}, http.StatusBadRequest},
+		{"get", "GET", otlpTracesPath, "", nil, http.StatusNotFound},
+		{"metrics path", "POST", "/v1/metrics", "application/x-protobuf", nil, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.ctype)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	if n, _, _, _ := store.stats(); n != 0 {
+		t.Errorf("%d traces stored from refused requests", n)
+	}
+}
+
+// TestOTLPPartialSuccess: spans beyond a trace's limit are refused and
+// counted in the answer, as the exporter expects.
+func TestOTLPPartialSuccess(t *testing.T) {
+	lim := defaultTraceLimits
+	lim.maxSpans = 2
+	store := newTraceStore(lim)
+	srv := httptest.NewServer(otlpHandler(store))
+	defer srv.Close()
+	b, err := proto.Marshal(exportRequest(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(srv.URL+otlpTracesPath, "application/x-protobuf", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out coltracepb.ExportTraceServiceResponse
+	buf := new(bytes.Buffer)
+	_, _ = buf.ReadFrom(resp.Body)
+	if err := proto.Unmarshal(buf.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || out.GetPartialSuccess().GetRejectedSpans() != 1 {
+		t.Fatalf("status %d, partial success %v", resp.StatusCode, out.GetPartialSuccess())
+	}
+}
+
+// exportRequest is one trace of n spans from one instance, built by hand.
+func exportRequest(n int) *coltracepb.ExportTraceServiceRequest {
+	ss := &tracepb.ScopeSpans{}
+	now := uint64(time.Now().UnixNano())
+	for i := range n {
+		ss.Spans = append(ss.Spans, &tracepb.Span{
+			TraceId: bytes.Repeat([]byte{7}, 16), SpanId: []byte{1, 2, 3, 4, 5, 6, 7, byte(i + 1)},
+			Name: fmt.Sprint("span", i), StartTimeUnixNano: now, EndTimeUnixNano: now + 1000,
+		})
+	}
+	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
+			{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "api"}}},
+		}},
+		ScopeSpans: []*tracepb.ScopeSpans{ss},
+	}}}
+}
+
+// span makes a stored span of trace tr: start ms after base, lasting d ms.
+func span(tr byte, id byte, start, d int, status string) (Span, [16]byte) {
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	k := [16]byte{tr}
+	st := base.Add(time.Duration(start) * time.Millisecond)
+	return Span{TraceID: hex.EncodeToString(k[:]), SpanID: fmt.Sprint(tr, "-", id), Name: "op", Service: "svc",
+		Start: st, end: st.Add(time.Duration(d) * time.Millisecond), Status: status}, k
+}
+
+func addSpan(s *traceStore, now time.Time, tr, id byte, start, d int, status string) {
+	sp, k := span(tr, id, start, d, status)
+	s.add([]Span{sp}, [][16]byte{k}, now)
+}
+
+func ids(list []TraceSummary) []byte {
+	var out []byte
+	for _, t := range list {
+		b, _ := hex.DecodeString(t.TraceID)
+		out = append(out, b[0])
+	}
+	return out
+}
+
+// TestTraceStoreBounds: the last N traces, plus the slowest and failed
+// ones of the window, within the byte bound.
+func TestTraceStoreBounds(t *testing.T) {
+	now := time.Now()
+	s := newTraceStore(traceLimits{recent: 3, slowest: 2, failed: 2, window: time.Minute, maxBytes: 1 << 20, maxSpans: 10})
+	// Trace 1 is slow, 2 failed, then 3..7 fast and fine.
+	addSpan(s, now, 1, 1, 0, 900, "ok")
+	addSpan(s, now, 2, 1, 0, 5, "error")
+	for tr := byte(3); tr <= 7; tr++ {
+		addSpan(s, now, tr, 1, 0, int(tr), "ok")
+	}
+	if got := ids(s.list(TracesRecent, 0)); fmt.Sprint(got) != "[7 6 5]" {
+		t.Errorf("recent = %v, want [7 6 5]", got)
+	}
+	if got := ids(s.list(TracesSlowest, 0)); fmt.Sprint(got) != "[1 7]" {
+		t.Errorf("slowest = %v, want [1 7]", got)
+	}
+	if got := ids(s.list(TracesFailed, 0)); fmt.Sprint(got) != "[2]" {
+		t.Errorf("failed = %v, want [2]", got)
+	}
+	if n, _, _, _ := s.stats(); n != 5 { // 7 6 5 + 1 (slow) + 2 (failed)
+		t.Errorf("%d traces kept, want 5", n)
+	}
+	// A later span makes trace 6 slower than 7: it takes 7's place.
+	addSpan(s, now, 6, 2, 0, 500, "ok")
+	if got := ids(s.list(TracesSlowest, 0)); fmt.Sprint(got) != "[1 6]" {
+		t.Errorf("slowest after growth = %v, want [1 6]", got)
+	}
+	// Past the window, slow and failed traces that are not recent go.
+	s.expire(now.Add(2 * time.Minute))
+	if got := ids(s.list(TracesSlowest, 0)); len(got) != 0 {
+		t.Errorf("slowest after the window = %v", got)
+	}
+	if _, ok := s.get([16]byte{1}); ok {
+		t.Error("trace 1 kept after the window")
+	}
+	if _, ok := s.get([16]byte{7}); !ok {
+		t.Error("recent trace 7 dropped by expiry")
+	}
+	// A full trace refuses further spans.
+	for id := byte(2); id < 20; id++ {
+		addSpan(s, now, 7, id, 0, 1, "ok")
+	}
+	if tr, _ := s.get([16]byte{7}); tr.Spans != 10 {
+		t.Errorf("trace 7 has %d spans, want the limit 10", tr.Spans)
+	}
+	if _, _, dropped, _ := s.stats(); dropped != 9 {
+		t.Errorf("dropped = %d, want 9", dropped)
+	}
+}
+
+func TestTraceStoreByteBound(t *testing.T) {
+	now := time.Now()
+	one, _ := span(1, 1, 0, 1, "ok")
+	size := spanSize(&one)
+	s := newTraceStore(traceLimits{recent: 100, slowest: 100, failed: 100, window: time.Minute, maxBytes: 10 * size, maxSpans: 100})
+	for tr := byte(1); tr <= 30; tr++ {
+		addSpan(s, now, tr, 1, 0, int(tr), "error")
+	}
+	n, bytes, _, _ := s.stats()
+	if bytes > 10*size || n == 0 || n > 10 {
+		t.Fatalf("%d traces in %d bytes, bound %d", n, bytes, 10*size)
+	}
+	// The newest survive.
+	if _, ok := s.get([16]byte{30}); !ok {
+		t.Error("newest trace evicted")
+	}
+}
