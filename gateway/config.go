@@ -61,8 +61,13 @@ type Route struct {
 	// Rewrite replaces the matched prefix: with rewrite: /titles/,
 	// /v1/titles/7 becomes /titles/7. At most one of Strip and Rewrite.
 	Rewrite string `yaml:"rewrite"`
-	// Timeout of the route's requests; zero means Config.Timeout.
+	// Timeout of the route's requests; zero means Config.Timeout. A request
+	// may use all of it on one instance: a slow answer is not a failure.
 	Timeout time.Duration `yaml:"timeout"`
+	// PerTryTimeout, if set, bounds each attempt's wait for response
+	// headers; the attempt is then abandoned and, for idempotent requests,
+	// tried on another instance. Zero (the default) means none.
+	PerTryTimeout time.Duration `yaml:"per_try_timeout"`
 	// MaxAttempts caps the client's attempts per request (1 to 8); zero
 	// keeps the client's policy for the service.
 	MaxAttempts int `yaml:"max_attempts"`
@@ -182,6 +187,9 @@ func (c *Config) routeProblems(r *Route) []string {
 	}
 	if r.Timeout < 0 {
 		bad("timeout %v must not be negative", r.Timeout)
+	}
+	if r.PerTryTimeout < 0 {
+		bad("per_try_timeout %v must not be negative", r.PerTryTimeout)
 	}
 	if r.MaxAttempts < 0 || r.MaxAttempts > maxRouteAttempts {
 		bad("max_attempts %d out of range [1, %d]", r.MaxAttempts, maxRouteAttempts)
