@@ -116,15 +116,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	if wantsStream(r) {
-		// Let in only while there is room, but not holding a place: a
-		// stream lasts as long as its client likes, which says nothing
-		// about load, and a few hundred open ones would fill the limit.
-		permit.Drop()
-	} else {
-		// Deferred after cancel, so it runs first and sees why the request
-		// ended.
-		defer endPermit(r.Context(), &permit)
+		s.serveStream(w, r, permit)
+		return
 	}
+	// Deferred after cancel, so it runs first and sees why the request
+	// ended.
+	defer endPermit(r.Context(), &permit)
 	s.handler.ServeHTTP(w, r)
 }
 
