@@ -30,7 +30,7 @@ func TestStreamHeadersDoNotBypassAdmission(t *testing.T) {
 				}
 				io.WriteString(w, `{"plain":"json"}`)
 			})
-			svc, _, _ := start(t, Config{Name: "limited", Admission: resilience.LimiterConfig{MaxLimit: 1}}, h)
+			svc, _, _ := start(t, Config{Name: "limited", Admission: resilience.LimiterConfig{MaxLimit: 1, NoQueue: true}}, h)
 			tr := &http.Transport{}
 			t.Cleanup(tr.CloseIdleConnections)
 			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}

@@ -104,17 +104,19 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(RequestIDHeader, id)
 	}
 	w.Header().Set(RequestIDHeader, id)
+	if v := r.Header.Get(client.TimeoutHeader); v != "" {
+		// Before admission: a request waits for a slot only while its
+		// deadline allows.
+		ctx, cancel := client.WithTimeoutHeader(r.Context(), v)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	permit, ok := s.admit.Acquire(r.Context())
 	if !ok {
 		s.reject(w)
 		return
 	}
 	s.requests.Add(1)
-	if v := r.Header.Get(client.TimeoutHeader); v != "" {
-		ctx, cancel := client.WithTimeoutHeader(r.Context(), v)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
 	if wantsStream(r) {
 		s.serveStream(w, r, permit)
 		return
@@ -132,14 +134,16 @@ func wantsStream(r *http.Request) bool {
 	return r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
-// reject answers a request over the concurrency limit: 503 at once, with
-// Retry-After, so that the caller tries another instance rather than waiting
-// here.
+// reject answers a request admission control refused: over the concurrency
+// limit with no time to wait for a slot (its deadline would pass first, or
+// the instance is overloaded). 503, unprocessed, with Retry-After, so that
+// the caller tries another instance rather than waiting here.
 func (s *Service) reject(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	w.Header().Set(client.RejectedHeader, "overloaded")
 	WriteError(w, http.StatusServiceUnavailable, "overloaded",
-		"instance at its concurrency limit of "+strconv.Itoa(s.admit.Stats().Limit)+" requests; retry on another instance")
+		"instance at its concurrency limit of "+strconv.Itoa(s.admit.Stats().Limit)+
+			" requests, and no slot would free in time for this one; retry on another instance")
 }
 
 // endPermit gives an admitted request's permit back. A request its caller
