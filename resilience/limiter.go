@@ -341,6 +341,7 @@ func (l *Limiter) Stats() LimiterStats {
 		s.Queued = l.waiting.len()
 		s.Overloaded = l.overload.on.Load()
 		s.Cap = int(l.overload.cap.Load())
+		s.Overloads = l.overload.episodes.Load()
 	}
 	return s
 }

@@ -13,4 +13,5 @@ type LimiterStats struct {
 	Late       uint64 `json:"late"`       // rejected after waiting (their allowance ran out), since start
 	Overloaded bool   `json:"overloaded"` // the queue is overloaded: waits are cut short
 	Cap        int    `json:"cap"`        // requests in flight allowed while overloaded; 0: no cap
+	Overloads  uint64 `json:"overloads"`  // times the queue became overloaded, since start
 }

@@ -385,5 +385,5 @@ func ExampleLimiter() {
 	// Output:
 	// second admitted: true
 	// third admitted: false
-	// {Limit:1 InFlight:0 Admitted:2 Rejected:1 Queued:0 Waited:1 Late:0 Overloaded:false Cap:0}
+	// {Limit:1 InFlight:0 Admitted:2 Rejected:1 Queued:0 Waited:1 Late:0 Overloaded:false Cap:0 Overloads:0}
 }

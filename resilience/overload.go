@@ -34,12 +34,15 @@ import (
 // request that needs it: overloaded if during the window the queue never
 // emptied (no request was admitted without waiting, or after waiting less
 // than overloadTarget) and at least overloadGrowth more requests arrived
-// than completed; it stays overloaded while the arrivals keep exceeding the
-// completions so (its queue is short on purpose then).
+// than completed; it stays overloaded until, for overloadExitWindows windows
+// in a row, fewer than overloadExit more arrived than completed (its queue
+// is short on purpose then, and a noisy window must not undo it).
 const (
-	overloadWindow = 50 * time.Millisecond
-	overloadGrowth = 0.5
-	overloadTarget = 5 * time.Millisecond
+	overloadWindow      = 50 * time.Millisecond
+	overloadGrowth      = 0.5
+	overloadExit        = 0.2
+	overloadExitWindows = 3
+	overloadTarget      = 5 * time.Millisecond
 )
 
 // Probing the in-flight cap while overloaded: a probe halves the cap (the
@@ -55,6 +58,7 @@ const (
 	probeRTTs     = 5
 	probeEvery    = time.Second
 	probeMaxEvery = 30 * time.Second
+	capHold       = 30 * time.Second
 )
 
 // overload detects a growing queue and caps requests in flight while it
@@ -65,8 +69,10 @@ type overload struct {
 	arrivals  atomic.Int64
 	completes atomic.Int64
 	lastEmpty atomic.Int64 // ns since epoch: a request found the queue empty (or nearly)
+	lastFree  atomic.Int64 // ns since epoch: a request found a free slot
 	on        atomic.Bool
-	cap       atomic.Int64 // the most requests in flight while overloaded; 0: none
+	episodes  atomic.Uint64 // times the queue became overloaded
+	cap       atomic.Int64  // the most requests in flight while overloaded; 0: none
 
 	// The probe in progress: service times of the requests admitted since
 	// probeStart (ns since epoch; 0: none).
@@ -78,11 +84,13 @@ type overload struct {
 	windowStart int64 // ns since epoch
 	arrivals0   int64 // counts when the window started
 	completes0  int64
+	calm        int           // windows in a row, while overloaded, with few arrivals
 	nextProbe   int64         // ns since epoch
 	wait        time.Duration // before the next probe after a failed one
 	before      time.Duration // mean service time when the probe started
 	probeFrom   int64         // requests in flight allowed before the probe
 	prevCap     int64
+	capSince    int64 // ns since epoch: when the cap was last lowered
 	winSum      int64 // service time (ns) of the requests completed in the last window
 	winN        int64
 
@@ -94,11 +102,13 @@ type overload struct {
 // since is t in ns since o.epoch.
 func (o *overload) since(t time.Time) int64 { return int64(t.Sub(o.epoch)) }
 
-// arrived counts a request arriving at now; empty says it found a free slot.
-func (o *overload) arrived(now time.Time, empty bool) {
+// arrived counts a request arriving at now; free says it found a free slot.
+func (o *overload) arrived(now time.Time, free bool) {
 	o.arrivals.Add(1)
-	if empty {
-		o.lastEmpty.Store(o.since(now))
+	if free {
+		t := o.since(now)
+		o.lastEmpty.Store(t)
+		o.lastFree.Store(t)
 	}
 }
 
@@ -132,34 +142,58 @@ func (o *overload) underCap(inFlight int64) bool {
 }
 
 // decide reports whether the queue is overloaded at now, deciding it anew
-// (and moving the probe on) if a window has passed. inFlight, minLimit and
-// service are the limiter's requests in flight, minimum limit and mean
-// service time.
+// (and moving the probe on) if a window has passed. It is called only by
+// requests that found no free slot. inFlight, minLimit and service are the
+// limiter's requests in flight, minimum limit and mean service time.
 func (o *overload) decide(now time.Time, inFlight int64, minLimit int, service time.Duration) bool {
 	t := o.since(now)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	// A window spans a few service times, or completions come in waves.
-	if t-o.windowStart < int64(max(overloadWindow, 2*service)) {
+	// A window holds some ten completions, and at least one service time
+	// (completions come in waves).
+	window := max(overloadWindow, service, 10*service/time.Duration(max(inFlight, 1)))
+	if t-o.windowStart < int64(window) {
 		return o.on.Load()
 	}
 	arr, done := o.arrivals.Load(), o.completes.Load()
-	grew := float64(arr-o.arrivals0) >= (1+overloadGrowth)*float64(done-o.completes0)
-	// Once overloaded the queue is kept short on purpose, so only the
-	// arrivals say when it is over.
-	standing := o.on.Load() || o.lastEmpty.Load() < o.windowStart
-	on := standing && grew
+	ratio := float64(arr-o.arrivals0) / float64(max(done-o.completes0, 1))
+	standing := o.lastEmpty.Load() < o.windowStart // the queue never emptied
+	free := o.lastFree.Load() >= o.windowStart     // a request found a free slot
+	was := o.on.Load()
+	on := standing && ratio >= 1+overloadGrowth
+	if was {
+		// Once overloaded the queue is kept short on purpose, so only the
+		// arrivals say when it is over: fewer than overloadExit more than
+		// completed, overloadExitWindows windows in a row.
+		o.calm++
+		if ratio >= 1+overloadExit {
+			o.calm = 0
+		}
+		on = o.calm < overloadExitWindows
+	}
+	if on && !was {
+		o.episodes.Add(1)
+		o.calm = 0
+	}
 	o.on.Store(on)
 	o.windowStart, o.arrivals0, o.completes0 = t, arr, done
 	o.winSum, o.winN = o.curSum.Swap(0), o.curN.Swap(0)
-	if !on {
+	switch {
+	case !on && free:
+		// A request found a free slot: the limit does not bind, nothing
+		// to cap.
 		o.cap.Store(0)
 		o.probeStart.Store(0)
 		o.nextProbe, o.wait = 0, probeEvery
-		return false
+	case o.cap.Load() != 0 && t-o.capSince > int64(capHold):
+		// Capped for long: the process may take more now. Start over.
+		o.cap.Store(0)
+		o.probeStart.Store(0)
+		o.nextProbe = t
+	default:
+		o.probe(t, inFlight, int64(max(minLimit, 1)), service)
 	}
-	o.probe(t, inFlight, int64(max(minLimit, 1)), service)
-	return true
+	return on
 }
 
 // failed ends a probe that did not pay: the cap goes back, and the next
@@ -183,6 +217,7 @@ func (o *overload) probe(t, inFlight, floor int64, service time.Duration) {
 			gain := 1 - (1-float64(o.cap.Load())/float64(o.probeFrom))/2
 			if mean := time.Duration(o.probeSum.Load() / n); mean < time.Duration(gain*float64(o.before)) {
 				o.nextProbe, o.wait = t, probeEvery // it queued inside: try lower at once
+				o.capSince = t
 				o.probeStart.Store(0)
 			} else {
 				o.failed(t)
@@ -209,6 +244,7 @@ func (o *overload) probe(t, inFlight, floor int64, service time.Duration) {
 		// Down to the limiter's minimum, which always runs: too small a
 		// cut to measure, and too small to cost much if it were wrong.
 		o.cap.Store(next)
+		o.capSince = t
 	default:
 		o.prevCap, o.probeFrom, o.before = o.cap.Load(), cur, service
 		if o.winN > 0 {
