@@ -14,24 +14,24 @@ import (
 // them away would only make errors of latency. A queue that keeps growing
 // would grow until every request waits nearly its whole deadline; the
 // requests refused for lack of time are then the same number, but every
-// accepted one is slow. So while the queue is overloaded:
+// accepted one is slow. So while the queue is overloaded a request joins it
+// only if it should wait under half of overloadTarget (CoDel's 5 ms), so
+// accepted requests stay fast and refusals stay instant, and the backlog
+// queued before overload was seen is refused (requests arriving during
+// overload are served first).
 //
-//   - a request waits at most overloadTarget (CoDel's 5 ms): one that would
-//     wait longer is refused at once, so accepted requests stay fast and
-//     refusals stay instant;
-//   - the backlog queued before overload was seen is refused, and requests
-//     arriving during overload are served first;
-//   - the requests in flight are capped by probing (see probe): halving
-//     them shows whether the process queues work inside (service time
-//     falls with them: keep the cap) or waits on something else (it does
-//     not: lift it). failsafe-go's limit cannot tell the two apart, and
-//     its baseline follows the latency of a long overload, so without the
-//     cap the process's own queue grows back.
+// Whenever the limit binds (requests wait for slots), overloaded or not,
+// the requests in flight are also capped by probing (see probe): cutting
+// them shows whether the process queues work inside (service time falls
+// with them: keep the cap) or waits on something else (it does not: lift
+// it). failsafe-go's limit cannot tell the two apart, and its baseline
+// follows the latency of a long overload, so without the cap the process's
+// own queue grows back. The cap is dropped as soon as a request finds a
+// free slot, and probed anew after capHold.
 //
-// The state is decided once per window (overloadWindow, or two mean service
-// times if longer: completions must be counted over more than one), lazily,
-// by the first
-// request that needs it: overloaded if during the window the queue never
+// The state is decided once per window (overloadWindow, or long enough for
+// about ten completions and one service time), lazily, by the first request
+// that finds no free slot: overloaded if during the window the queue never
 // emptied (no request was admitted without waiting, or after waiting less
 // than overloadTarget) and at least overloadGrowth more requests arrived
 // than completed; it stays overloaded until, for overloadExitWindows windows
@@ -45,14 +45,15 @@ const (
 	overloadTarget      = 5 * time.Millisecond
 )
 
-// Probing the in-flight cap while overloaded: a probe halves the cap (the
-// first of an overload quarters the requests in flight; not below the
-// limiter's minimum) and keeps it if the mean service time of the
-// probeSamples requests admitted under it fell by at least half of what
-// the cut predicts if the process queues inside (a halving: to 75%); a probe that does not end within probeRTTs mean service times
-// failed. After a failed probe the next waits twice as long as the last
-// wait, from probeEvery up to probeMaxEvery, so a process whose latency is
-// its dependencies' loses little throughput to probes.
+// Probing the in-flight cap: a probe halves the cap (the first quarters the
+// requests in flight; not below the limiter's minimum) and keeps it if the
+// mean service time of the probeSamples requests admitted under it fell by
+// at least half of what the cut predicts if the process queues inside (a
+// halving: to 75%); a probe that does not end within probeRTTs mean service
+// times failed. After a failed probe the next waits twice as long as the
+// last wait, from probeEvery up to probeMaxEvery, so a process whose
+// latency is its dependencies' loses little throughput to probes. A cap
+// held for capHold is dropped and probed anew: the process may take more.
 const (
 	probeSamples  = 10
 	probeRTTs     = 5

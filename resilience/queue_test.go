@@ -199,3 +199,50 @@ func TestLimiterOverloadKeepsConcurrencyWhenLatencyIsElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// Waiters queued while overloaded are served before the backlog queued
+// before, and shedding refuses the backlog only.
+func TestWaitQueueServesFreshFirstAndShedsBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
+		held, _ := l.Acquire(context.Background())
+		type result struct {
+			name string
+			p    Permit
+			ok   bool
+		}
+		got := make(chan result, 3)
+		waitAs := func(name string, overloaded bool) {
+			go func() {
+				p, ok := l.waiting.wait(context.Background(), l, time.Minute, overloaded)
+				r := result{name: name, ok: ok}
+				if ok {
+					r.p = l.admit(p, time.Now())
+				}
+				got <- r
+			}()
+			synctest.Wait() // queued, in this order
+		}
+		waitAs("backlog-1", false)
+		waitAs("backlog-2", false)
+		waitAs("fresh", true)
+		held.Record()
+		r := <-got
+		if r.name != "fresh" || !r.ok {
+			t.Fatalf("first to get the slot: %+v, want the fresh waiter", r)
+		}
+		r.p.Record()
+		r = <-got
+		if r.name != "backlog-1" || !r.ok {
+			t.Fatalf("next: %+v, want the oldest of the backlog", r)
+		}
+		l.waiting.shed()
+		if r2 := <-got; r2.name != "backlog-2" || r2.ok {
+			t.Fatalf("after shed: %+v, want the rest of the backlog refused", r2)
+		}
+		r.p.Record()
+		if n := l.waiting.len(); n != 0 || l.Stats().InFlight != 0 {
+			t.Fatalf("%d still waiting, %+v", n, l.Stats())
+		}
+	})
+}
