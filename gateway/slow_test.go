@@ -14,6 +14,17 @@ import (
 	"github.com/shoal-dev/shoal/gateway"
 )
 
+// sdkBackends runs n instances of service as SDK services serving h, and
+// lists them in the gateway's catalog.
+func (e *edge) sdkBackends(t *testing.T, service string, n int, h http.Handler) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", service, i+1)
+		svc := runService(t, shoal.Config{Name: service, ID: id}, h)
+		e.cat.Upsert(discovery.Instance{ID: id, Service: service, Addr: svc.Addr(), State: discovery.StateServing})
+	}
+}
+
 // A slow answer is not a failure: behind a route with a 1 s timeout, a
 // report that takes 40% or 90% of it is answered by the first instance it
 // reaches, which gets exactly one request and the whole remaining budget in
@@ -42,11 +53,7 @@ func TestSlowBackendAnswersOnce(t *testing.T) {
 				case <-r.Context().Done():
 				}
 			})
-			for i := range 3 {
-				id := fmt.Sprintf("reports-%d", i+1)
-				svc := runService(t, shoal.Config{Name: "reports", ID: id}, report)
-				e.cat.Upsert(discovery.Instance{ID: id, Service: "reports", Addr: svc.Addr(), State: discovery.StateServing})
-			}
+			e.sdkBackends(t, "reports", 3, report)
 			start := time.Now()
 			resp, err := http.Get("http://" + e.addr + "/reports/monthly")
 			if err != nil {
@@ -89,11 +96,7 @@ func TestRoutePerTryTimeout(t *testing.T) {
 		}
 		io.WriteString(w, "report")
 	})
-	for i := range 2 {
-		id := fmt.Sprintf("reports-%d", i+1)
-		svc := runService(t, shoal.Config{Name: "reports", ID: id}, report)
-		e.cat.Upsert(discovery.Instance{ID: id, Service: "reports", Addr: svc.Addr(), State: discovery.StateServing})
-	}
+	e.sdkBackends(t, "reports", 2, report)
 	start := time.Now()
 	resp, err := http.Get("http://" + e.addr + "/reports/monthly")
 	if err != nil {
