@@ -291,15 +291,12 @@ func (l *Limiter) allowance(ctx context.Context, now time.Time, overloaded bool)
 }
 
 // expectedWait is how long a request joining the queue behind ahead others
-// should wait: one slot frees every mean service time ÷ limit (or the
-// overload cap, if lower).
+// should wait: with n requests in flight taking the mean service time each,
+// one completes every mean service time ÷ n (Little's law; n is what the
+// mean was measured at, whatever the limit or cap says now).
 func (l *Limiter) expectedWait(ahead int) time.Duration {
-	limit := l.lim.Limit()
-	if c := int(l.overload.cap.Load()); c > 0 {
-		limit = min(limit, c)
-	}
-	limit = max(limit, 1)
-	return time.Duration(float64(ahead+1) * float64(l.meanService()) / float64(limit))
+	n := max(l.inFlight.Load(), 1)
+	return time.Duration(float64(ahead+1) * float64(l.meanService()) / float64(n))
 }
 
 // meanService is the mean time recorded requests spent admitted.

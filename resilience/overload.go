@@ -20,6 +20,14 @@ import (
 // queued before overload was seen is refused (requests arriving during
 // overload are served first).
 //
+// A closed loop whose callers retry a refusal at once (or start their next
+// journey) looks just like an open-loop excess to the instance: every
+// refusal comes back as a new arrival. So overload is entered only after
+// overloadEnterWindows windows of growth in a row: a burst, a phase change
+// of the loop or a moment without CPU grows the queue for one window, not
+// two. Once entered by such a loop it can sustain itself, though (see
+// docs/ARCHITECTURE.md, limits).
+//
 // Whenever the limit binds (requests wait for slots), overloaded or not,
 // the requests in flight are also capped by probing (see probe): cutting
 // them shows whether the process queues work inside (service time falls
@@ -31,18 +39,20 @@ import (
 //
 // The state is decided once per window (overloadWindow, or long enough for
 // about ten completions and one service time), lazily, by the first request
-// that finds no free slot: overloaded if during the window the queue never
-// emptied (no request was admitted without waiting, or after waiting less
-// than overloadTarget) and at least overloadGrowth more requests arrived
-// than completed; it stays overloaded until, for overloadExitWindows windows
-// in a row, fewer than overloadExit more arrived than completed (its queue
-// is short on purpose then, and a noisy window must not undo it).
+// that finds no free slot: overloaded once, for overloadEnterWindows windows
+// in a row, the queue never emptied (no request was admitted without
+// waiting, or after waiting less than overloadTarget) and at least
+// overloadGrowth more requests arrived than completed; it stays overloaded
+// until, for overloadExitWindows windows in a row, fewer than overloadExit
+// more arrived than completed (its queue is short on purpose then, and a
+// noisy window must not undo it).
 const (
-	overloadWindow      = 50 * time.Millisecond
-	overloadGrowth      = 0.5
-	overloadExit        = 0.2
-	overloadExitWindows = 3
-	overloadTarget      = 5 * time.Millisecond
+	overloadWindow       = 50 * time.Millisecond
+	overloadGrowth       = 0.5
+	overloadEnterWindows = 2
+	overloadExit         = 0.2
+	overloadExitWindows  = 3
+	overloadTarget       = 5 * time.Millisecond
 )
 
 // Probing the in-flight cap: a probe halves the cap (the first quarters the
@@ -86,6 +96,7 @@ type overload struct {
 	arrivals0   int64 // counts when the window started
 	completes0  int64
 	calm        int           // windows in a row, while overloaded, with few arrivals
+	growing     int           // windows in a row, while not, with a growing queue
 	nextProbe   int64         // ns since epoch
 	wait        time.Duration // before the next probe after a failed one
 	before      time.Duration // mean service time when the probe started
@@ -161,16 +172,24 @@ func (o *overload) decide(now time.Time, inFlight int64, minLimit int, service t
 	standing := o.lastEmpty.Load() < o.windowStart // the queue never emptied
 	free := o.lastFree.Load() >= o.windowStart     // a request found a free slot
 	was := o.on.Load()
-	on := standing && ratio >= 1+overloadGrowth
+	var on bool
 	if was {
 		// Once overloaded the queue is kept short on purpose, so only the
 		// arrivals say when it is over: fewer than overloadExit more than
-		// completed, overloadExitWindows windows in a row.
+		// completed, overloadExitWindows windows in a row; or the longest
+		// episode is over.
 		o.calm++
 		if ratio >= 1+overloadExit {
 			o.calm = 0
 		}
 		on = o.calm < overloadExitWindows
+		o.growing = 0
+	} else {
+		o.growing++
+		if !standing || ratio < 1+overloadGrowth {
+			o.growing = 0
+		}
+		on = o.growing >= overloadEnterWindows
 	}
 	if on && !was {
 		o.episodes.Add(1)

@@ -110,8 +110,9 @@ func openLoop(l *Limiter, srv *workerPool, rate int, d, deadline time.Duration) 
 }
 
 // closedLoop runs callers that each send a request with deadline as soon
-// as their last one ends, for d. Run it inside a synctest bubble.
-func closedLoop(l *Limiter, srv *workerPool, callers int, d, deadline time.Duration) []outcome {
+// as their last one ends (after backoff if it was refused), for d. Run it
+// inside a synctest bubble.
+func closedLoop(l *Limiter, srv *workerPool, callers int, d, deadline, backoff time.Duration) []outcome {
 	var mu sync.Mutex
 	var out []outcome
 	var wg sync.WaitGroup
@@ -124,7 +125,7 @@ func closedLoop(l *Limiter, srv *workerPool, callers int, d, deadline time.Durat
 				out = append(out, o)
 				mu.Unlock()
 				if !o.admitted {
-					time.Sleep(time.Millisecond) // a refused caller comes back
+					time.Sleep(backoff) // a refused caller comes back
 				}
 			}
 		})
@@ -147,13 +148,31 @@ func TestLimiterQueueServesClosedLoop(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			l := NewLimiter(LimiterConfig{})
 			srv := newWorkerPool(poolWorkers, poolWork)
-			s := summarise(closedLoop(l, srv, callers, 20*time.Second, 5*time.Second))
+			s := summarise(closedLoop(l, srv, callers, 20*time.Second, 5*time.Second, time.Millisecond))
 			t.Logf("%d callers: %+v, limiter %+v", callers, s, l.Stats())
 			if s.refused != 0 || s.served != s.offered {
 				t.Errorf("%d callers: %d of %d refused, %d served; want every request served", callers, s.refused, s.offered, s.served)
 			}
 		})
 	}
+}
+
+// A closed loop that retries every refusal at once and outnumbers what the
+// instance serves within the deadline: it is refused for lack of time, and
+// its retries make arrivals exceed completions as an open-loop overload
+// would. The instance still serves at its capacity.
+func TestLimiterQueueServesThroughRetryStorm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter(LimiterConfig{})
+		srv := newWorkerPool(poolWorkers, poolWork)
+		// 128 callers of 100/s with 1 s deadlines: a queue of 1.28 s does
+		// not fit; each refusal comes back after 5 ms.
+		s := summarise(closedLoop(l, srv, 128, 30*time.Second, time.Second, 5*time.Millisecond))
+		t.Logf("%+v, limiter %+v", s, l.Stats())
+		if goodput := float64(s.served) / 30; goodput < 0.9*poolRate {
+			t.Errorf("served %.0f/s, want ≥ 90%% of %d/s", goodput, poolRate)
+		}
+	})
 }
 
 // Open-loop overload at twice the capacity: the queue stays short, so the
