@@ -7,19 +7,25 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/shoal-dev/shoal/resilience"
 )
+
+// admissionStats are the counters of /infoz's "admission" (as
+// resilience.LimiterStats writes them), decoded by name so that this
+// command also measures a tree from before some of them existed (an A/B
+// against an older commit).
+type admissionStats struct {
+	Admitted, Rejected, Waited, Late, Overloads uint64
+}
 
 // admissionCounts sums, per service, the admission counters every SDK
 // instance reports in /infoz. Instances that do not answer are left out.
-func admissionCounts(sys *system) map[string]resilience.LimiterStats {
+func admissionCounts(sys *system) map[string]admissionStats {
 	list, err := sys.ps()
 	if err != nil {
 		return nil
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	out := map[string]resilience.LimiterStats{}
+	out := map[string]admissionStats{}
 	for _, in := range list {
 		if in.Addr == "" {
 			continue
@@ -28,7 +34,7 @@ func admissionCounts(sys *system) map[string]resilience.LimiterStats {
 		if err != nil {
 			continue
 		}
-		var info struct{ Admission *resilience.LimiterStats }
+		var info struct{ Admission *admissionStats }
 		err = json.NewDecoder(resp.Body).Decode(&info)
 		resp.Body.Close()
 		if err != nil || info.Admission == nil {
@@ -53,7 +59,7 @@ type admissionDelta struct {
 	waited, refused, late, overloads uint64
 }
 
-func diffAdmission(before, after map[string]resilience.LimiterStats) []admissionDelta {
+func diffAdmission(before, after map[string]admissionStats) []admissionDelta {
 	var out []admissionDelta
 	for svc, a := range after {
 		b := before[svc]
