@@ -69,7 +69,8 @@ func TestAdmissionRejectsOverLimit(t *testing.T) {
 		}
 	})
 	// MaxLimit alone fixes the limit: min and initial default to it.
-	svc, _, _ := start(t, Config{Name: "admit", Admission: resilience.LimiterConfig{MaxLimit: limit}}, handler)
+	// No queue: every request over the limit is refused at once.
+	svc, _, _ := start(t, Config{Name: "admit", Admission: resilience.LimiterConfig{MaxLimit: limit, NoQueue: true}}, handler)
 	base := "http://" + svc.Addr()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -303,7 +304,7 @@ func TestConfigValidateAdmission(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "admission: resilience: limiter.max_limit 3 is less than min_limit 4") {
 		t.Fatalf("Validate() = %v, want the admission problem named", err)
 	}
-	if _, err := New(Config{Name: "a", Admission: resilience.LimiterConfig{MaxWait: time.Hour}}, http.NotFoundHandler()); err == nil {
-		t.Fatal("New accepted an admission max_wait of an hour")
+	if _, err := New(Config{Name: "a", Admission: resilience.LimiterConfig{MaxWait: -time.Second}}, http.NotFoundHandler()); err == nil {
+		t.Fatal("New accepted a negative admission max_wait")
 	}
 }

@@ -101,27 +101,26 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(RequestIDHeader, id)
 	}
 	w.Header().Set(RequestIDHeader, id)
+	if v := r.Header.Get(client.TimeoutHeader); v != "" {
+		// Before admission: a request waits for a slot only while its
+		// deadline allows.
+		ctx, cancel := client.WithTimeoutHeader(r.Context(), v)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	permit, ok := s.admit.Acquire(r.Context())
 	if !ok {
 		s.reject(w)
 		return
 	}
 	s.requests.Add(1)
-	if v := r.Header.Get(client.TimeoutHeader); v != "" {
-		ctx, cancel := client.WithTimeoutHeader(r.Context(), v)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
 	if wantsStream(r) {
-		// Let in only while there is room, but not holding a place: a
-		// stream lasts as long as its client likes, which says nothing
-		// about load, and a few hundred open ones would fill the limit.
-		permit.Drop()
-	} else {
-		// Deferred after cancel, so it runs first and sees why the request
-		// ended.
-		defer endPermit(r.Context(), &permit)
+		s.serveStream(w, r, permit)
+		return
 	}
+	// Deferred after cancel, so it runs first and sees why the request
+	// ended.
+	defer endPermit(r.Context(), &permit)
 	s.handler.ServeHTTP(w, r)
 }
 
@@ -132,14 +131,16 @@ func wantsStream(r *http.Request) bool {
 	return r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
-// reject answers a request over the concurrency limit: 503 at once, with
-// Retry-After, so that the caller tries another instance rather than waiting
-// here.
+// reject answers a request admission control refused: over the concurrency
+// limit with no time to wait for a slot (its deadline would pass first, or
+// the instance is overloaded). 503, unprocessed, with Retry-After, so that
+// the caller tries another instance rather than waiting here.
 func (s *Service) reject(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	w.Header().Set(client.RejectedHeader, "overloaded")
 	WriteError(w, http.StatusServiceUnavailable, "overloaded",
-		"instance at its concurrency limit of "+strconv.Itoa(s.admit.Stats().Limit)+" requests; retry on another instance")
+		"instance at its concurrency limit of "+strconv.Itoa(s.admit.Stats().Limit)+
+			" requests, and no slot would free in time for this one; retry on another instance")
 }
 
 // endPermit gives an admitted request's permit back. A request its caller

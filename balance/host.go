@@ -16,12 +16,17 @@ type Outcome uint8
 const (
 	// Success: a response that is not a server failure (4xx included).
 	Success Outcome = iota
-	// Failure: a 5xx or a per-try timeout. It counts toward ejection and
-	// is recorded with at least Config.FailurePenalty of latency.
+	// Failure: a 5xx, or a connection broken after the request was sent.
+	// It counts toward ejection and is recorded with at least
+	// Config.FailurePenalty of latency.
 	Failure
 	// ConnectFailure: no connection (refused, dial timeout). Counted like
 	// Failure.
 	ConnectFailure
+	// TimedOut: no answer in the time the attempt was given (an explicit
+	// per-try timeout, or a silent instance: see Host.Quiet). Counted like
+	// Failure, but it is no sign of life: the host stays quiet.
+	TimedOut
 	// Outrun: canceled because another instance answered the same call
 	// first (a hedge won). Not a failure, but slow: the time it took so far
 	// is a lower bound of its latency, doubled for each Outrun in a row (up
@@ -42,6 +47,8 @@ func (o Outcome) String() string {
 		return "failure"
 	case ConnectFailure:
 		return "connect_failure"
+	case TimedOut:
+		return "timed_out"
 	case Outrun:
 		return "outrun"
 	case Canceled:
@@ -62,6 +69,13 @@ type Host struct {
 	inst atomic.Pointer[discovery.Instance] // latest copy seen by Pick
 
 	inFlight atomic.Int64
+
+	// Liveness (see quiet.go), in nanoseconds since b.epoch: answered is
+	// the last answer or, if later, the moment the host went from idle to
+	// busy; silent is the last failed liveness check (0: none).
+	answered atomic.Int64
+	silent   atomic.Int64
+	checking atomic.Bool // a liveness check is in flight
 
 	// The peak-EWMA estimate, in nanoseconds (float64 bits), and the time
 	// of its last update, in nanoseconds since b.epoch. Pick reads both
@@ -119,8 +133,12 @@ func (h *Host) Instance() discovery.Instance { return *h.inst.Load() }
 // Start records a request sent to the host and returns its start time, to
 // be passed to Finish.
 func (h *Host) Start() time.Time {
-	h.inFlight.Add(1)
-	return time.Now()
+	t := time.Now()
+	if h.inFlight.Add(1) == 1 {
+		// Busy from now: quiet time counts from here (see Quiet).
+		h.answered.Store(int64(t.Sub(h.b.epoch)))
+	}
+	return t
 }
 
 // Finish records the end of a request begun with Start: one fewer in
@@ -138,6 +156,9 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	}
 	b := h.b
 	now := int64(t.Sub(b.epoch))
+	if o == Success || o == Failure {
+		h.answered.Store(now) // a sign of life, whatever the answer
+	}
 	rtt := max(float64(took), 0)
 	if o == Outrun {
 		h.probe.CompareAndSwap(probeOut, halfOpen) // proves nothing either way

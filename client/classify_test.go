@@ -118,30 +118,6 @@ func TestReplayable(t *testing.T) {
 	}
 }
 
-func TestAttemptTimeout(t *testing.T) {
-	tests := []struct {
-		name         string
-		remaining    time.Duration
-		attemptsLeft int
-		cap          time.Duration
-		want         time.Duration
-	}{
-		{"equal share of three", 900 * time.Millisecond, 3, 0, 300 * time.Millisecond},
-		{"last attempt gets the rest", 400 * time.Millisecond, 1, 0, 400 * time.Millisecond},
-		{"capped", 9 * time.Second, 3, time.Second, time.Second},
-		{"cap above share", 900 * time.Millisecond, 3, time.Second, 300 * time.Millisecond},
-		{"nothing left", -time.Millisecond, 2, 0, 0},
-		{"bad attempts count", time.Second, 0, 0, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := attemptTimeout(tt.remaining, tt.attemptsLeft, tt.cap); got != tt.want {
-				t.Errorf("attemptTimeout(%v, %d, %v) = %v, want %v", tt.remaining, tt.attemptsLeft, tt.cap, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestParseTimeout(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -16,7 +16,12 @@ type Config struct {
 	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
 	// Timeout is the deadline of a call whose context has none.
 	Timeout time.Duration `json:"timeout" yaml:"timeout"`
-	// PerTryTimeout, if set, caps one attempt below its carved share.
+	// PerTryTimeout, if set, bounds each attempt's wait for response
+	// headers; the attempt is then abandoned and, if the rules allow, tried
+	// elsewhere. Zero (the default) means none: an attempt may use the
+	// call's whole remaining deadline, because a slow answer is not a
+	// failure. Stragglers are hedged, and a frozen instance is found by the
+	// silent-instance check (see the package doc) instead.
 	PerTryTimeout time.Duration `json:"per_try_timeout" yaml:"per_try_timeout"`
 	// Budget bounds retries per service.
 	Budget resilience.BudgetConfig `json:"budget" yaml:"budget"`

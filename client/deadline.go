@@ -51,17 +51,3 @@ func WithTimeoutHeader(ctx context.Context, v string) (context.Context, context.
 	}
 	return context.WithTimeout(ctx, d)
 }
-
-// attemptTimeout carves the time one attempt may take out of what remains of
-// the call: an equal share per attempt still allowed, so that a hung instance
-// leaves time to fail over. cap > 0 bounds it further.
-func attemptTimeout(remaining time.Duration, attemptsLeft int, cap time.Duration) time.Duration {
-	if attemptsLeft < 1 {
-		attemptsLeft = 1
-	}
-	d := remaining / time.Duration(attemptsLeft)
-	if cap > 0 && d > cap {
-		d = cap
-	}
-	return max(d, 0)
-}

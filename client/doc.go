@@ -1,10 +1,10 @@
 // Package client makes calls between services resilient. Its Transport is an
 // http.RoundTripper that resolves http://<service>/path to one instance of the
 // service through the local discovery catalog (no network on the hot path),
-// picks the instance with the balance package, bounds every attempt by a
-// timeout carved from the caller's deadline, and fails over to a different
-// instance when an attempt fails in a way that is safe to retry, as long as
-// the per-service retry budget allows.
+// picks the instance with the balance package, lets every attempt use the
+// caller's whole remaining deadline (a slow answer is not a failure), and
+// fails over to a different instance when an attempt fails in a way that is
+// safe to retry, as long as the per-service retry budget allows.
 //
 // Policies, all on by default, applied per service in this order:
 //
@@ -16,8 +16,14 @@
 //  3. Balancing and the per-instance breaker (balance): P2C over peak-EWMA
 //     latency × in-flight; an instance failing 3 times in a row or half of
 //     its recent requests is ejected, then probed (half-open) when it returns.
-//  4. Per-try timeout carved from the deadline, and failover within the
-//     retry budget (resilience.Budget, 20% + 10/s).
+//  4. Failover within the retry budget (resilience.Budget, 20% + 10/s).
+//     An attempt is bounded by the call's deadline only, unless a per-try
+//     timeout is set as a policy (Config.PerTryTimeout, per dependency, or
+//     CallPolicy.PerTryTimeout per call). An attempt that could fail over
+//     watches its instance: one that holds requests, has answered nothing
+//     for 250 ms and does not answer OPTIONS * within 500 ms is silent
+//     (frozen), and its attempts end with ErrInstanceSilent and go elsewhere;
+//     a busy instance answers, and keeps its slow work.
 //  5. Hedging (resilience.Hedger) of idempotent calls: when the first attempt
 //     has not answered by about the p95 of recent latency (at least 5 ms), a
 //     second goes to another instance; the first answer wins and the other is
@@ -27,8 +33,9 @@
 // sets them from the manifest's dependencies:. Transport.Dependencies
 // reports every policy's state (the telemetry package exports it).
 //
-// The remaining deadline travels to the callee in the Shoal-Timeout-Ms header,
-// which the shoal SDK server turns back into its handler's context deadline.
+// The remaining deadline (or the per-try timeout, when set and shorter)
+// travels to the callee in the Shoal-Timeout-Ms header, which the shoal SDK
+// server turns back into its handler's context deadline.
 //
 // Retry rule: an attempt that was never sent (dial error, connection refused,
 // or a 503 carrying Shoal-Rejected, which an SDK server's admission control

@@ -15,7 +15,8 @@ var (
 	// ErrBudgetExhausted: a retry was warranted but the service's retry
 	// budget was spent; the dependency is failing for many callers.
 	ErrBudgetExhausted = errors.New("retry budget exhausted")
-	// ErrAttemptTimeout: one attempt ran past its share of the deadline.
+	// ErrAttemptTimeout: one attempt ran past its explicit per-try timeout
+	// (Config.PerTryTimeout, CallPolicy.PerTryTimeout).
 	ErrAttemptTimeout = errors.New("attempt timed out")
 	// ErrThrottled: the service has been refusing or failing most calls
 	// lately, so the adaptive throttle rejected this one without sending it.

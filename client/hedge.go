@@ -21,14 +21,14 @@ var (
 // hedge is the state a call's first attempt shares with its hedge, a
 // second attempt on another instance sent when the first has not answered
 // after the hedge delay. The first answer wins; the other attempt is
-// canceled. It lives in the call and reuses the first attempt's timer
-// (first the hedge delay, then the rest of the per-try timeout), so a
-// hedged call that is answered in time costs nothing more than one that is
-// not hedged.
+// canceled. Sending a hedge never cancels the attempt it races. It lives in
+// the call and the first attempt's watch sends it (launch), on the watch's
+// one timer, so a hedged call that is answered in time costs nothing more
+// than one that is not hedged.
 type hedge struct {
 	delay time.Duration // 0: the call is not hedged
 
-	// What the hedge needs to be sent; set before the timer is armed.
+	// What the hedge needs to be sent; set before the first attempt starts.
 	t         *Transport
 	c         *call
 	dep       *dependency
@@ -40,11 +40,8 @@ type hedge struct {
 
 	mu           sync.Mutex
 	done         sync.Cond // signalled when result is set; L is &mu
-	timer        *time.Timer
-	launched     bool // the hedge delay passed: fire ran or is running
-	attemptDone  bool // the first attempt has its answer: the timer does nothing
-	timedOut     bool // the first attempt's per-try timeout went off
-	won          int8 // 0 undecided, wonFirst or wonHedge
+	launched     bool      // the hedge delay passed: fire ran or is running
+	won          int8      // 0 undecided, wonFirst or wonHedge
 	cancelFirst  context.CancelCauseFunc
 	cancelHedged context.CancelCauseFunc // the hedge's context; nil until sent
 	result       *hedgeResult            // set by fire
@@ -71,47 +68,23 @@ type hedgeResult struct {
 }
 
 // arm is called by the first attempt once its context exists. For a hedged
-// call it starts the attempt's timer at the hedge delay and reports true:
-// when the timer fires it sends the hedge and re-arms itself for the rest of
-// perTry, after which it cancels the attempt. The attempt must then call
-// attemptEnded instead of stopping a timer of its own.
-func (hg *hedge) arm(cancel context.CancelCauseFunc, instance string, perTry time.Duration) bool {
-	if hg.delay <= 0 || hg.timer != nil || hg.delay >= perTry {
-		return false
+// call it has the attempt's watch send the hedge after the hedge delay.
+func (hg *hedge) arm(w *watch, cancel context.CancelCauseFunc, instance string, start time.Time) {
+	if hg.delay <= 0 {
+		return
 	}
 	hg.cancelFirst = cancel
 	hg.first[0] = instance
-	rest := perTry - hg.delay
-	hg.mu.Lock() // the callback reads hg.timer
-	defer hg.mu.Unlock()
-	hg.timer = time.AfterFunc(hg.delay, func() {
-		hg.mu.Lock()
-		switch {
-		case hg.attemptDone:
-			hg.mu.Unlock()
-		case !hg.launched:
-			hg.launched = true
-			hg.timer.Reset(rest)
-			hg.mu.Unlock()
-			hg.fire()
-		default:
-			// Under the lock, so that attemptEnded knows for sure.
-			hg.timedOut = true
-			cancel(ErrAttemptTimeout)
-			hg.mu.Unlock()
-		}
-	})
-	return true
+	w.hedge, w.hedgeAt = hg, start.Add(hg.delay)
 }
 
-// attemptEnded stops the first attempt's timer once it has its answer and
-// reports whether its per-try timeout went off first.
-func (hg *hedge) attemptEnded() bool {
+// launch sends the hedge, on the watch's goroutine. From now on the first
+// attempt, if it fails, waits for the hedge's result.
+func (hg *hedge) launch() {
 	hg.mu.Lock()
-	defer hg.mu.Unlock()
-	hg.attemptDone = true
-	hg.timer.Stop()
-	return hg.timedOut
+	hg.launched = true
+	hg.mu.Unlock()
+	hg.fire()
 }
 
 // fire sends the hedge, on the timer's goroutine, and leaves its result in
@@ -198,7 +171,7 @@ func (t *Transport) hedged(ctx context.Context, c *call, req *http.Request, h *b
 		hg.mu.Unlock()
 		return resp, f, a
 	}
-	// Bounded: the hedge has its own per-try timeout within the deadline.
+	// Bounded: the hedge ends by the call's deadline at the latest.
 	for hg.result == nil {
 		hg.done.Wait()
 	}

@@ -1,6 +1,9 @@
 package client
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // CallPolicy overrides, for one call, parts of the policy the Transport
 // applies to the service called. A zero field keeps the service's policy.
@@ -11,6 +14,9 @@ type CallPolicy struct {
 	MaxAttempts int
 	// NoHedge turns hedging off for the call.
 	NoHedge bool
+	// PerTryTimeout, if positive, bounds each attempt's wait for response
+	// headers, as Config.PerTryTimeout does for a service.
+	PerTryTimeout time.Duration
 }
 
 type policyKey struct{}
@@ -21,15 +27,20 @@ func WithPolicy(ctx context.Context, p CallPolicy) context.Context {
 	return context.WithValue(ctx, policyKey{}, p)
 }
 
-// callPolicy returns the attempts and hedging allowed for a call with ctx
-// to a service whose policy allows serviceAttempts.
-func callPolicy(ctx context.Context, serviceAttempts int) (attempts int, hedge bool) {
+// callPolicy returns the attempts, per-try timeout and hedging for a call
+// with ctx to a service whose policy allows serviceAttempts with
+// servicePerTry.
+func callPolicy(ctx context.Context, serviceAttempts int, servicePerTry time.Duration) (attempts int, perTry time.Duration, hedge bool) {
 	p, ok := ctx.Value(policyKey{}).(CallPolicy)
 	if !ok {
-		return serviceAttempts, true
+		return serviceAttempts, servicePerTry, true
 	}
+	attempts, perTry = serviceAttempts, servicePerTry
 	if p.MaxAttempts > 0 {
-		return min(p.MaxAttempts, maxAttempts), !p.NoHedge
+		attempts = min(p.MaxAttempts, maxAttempts)
 	}
-	return serviceAttempts, !p.NoHedge
+	if p.PerTryTimeout > 0 {
+		perTry = p.PerTryTimeout
+	}
+	return attempts, perTry, !p.NoHedge
 }

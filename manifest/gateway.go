@@ -61,8 +61,14 @@ type Route struct {
 	// Rewrite replaces the matched prefix: with rewrite: /titles/,
 	// /v1/titles/7 becomes /titles/7. At most one of Strip and Rewrite.
 	Rewrite string `yaml:"rewrite" example:"/titles/"`
-	// Timeout of the route's requests; zero means Gateway.Timeout.
+	// Timeout of the route's requests; zero means Gateway.Timeout. A
+	// request may use all of it on one instance: a slow answer is not a
+	// failure.
 	Timeout time.Duration `yaml:"timeout" example:"2s"`
+	// PerTryTimeout, if set, bounds each attempt's wait for response
+	// headers; the attempt is then abandoned and, for idempotent requests,
+	// tried on another instance. Zero (the default) means none.
+	PerTryTimeout time.Duration `yaml:"per_try_timeout" example:"500ms"`
 	// MaxAttempts caps the client's attempts per request (1 to 8); zero
 	// keeps the client's policy for the service.
 	MaxAttempts int `yaml:"max_attempts" example:"2"`

@@ -124,6 +124,9 @@ func (c *checker) route(p string, r *Route, auth *Auth) {
 	if r.Timeout < 0 {
 		c.errorf(p+".timeout", "%v must not be negative", r.Timeout)
 	}
+	if r.PerTryTimeout < 0 {
+		c.errorf(p+".per_try_timeout", "%v must not be negative", r.PerTryTimeout)
+	}
 	if r.MaxAttempts < 0 || r.MaxAttempts > maxRouteAttempts {
 		c.errorf(p+".max_attempts", "%d is out of range [1, %d]", r.MaxAttempts, maxRouteAttempts)
 	}

@@ -7,4 +7,11 @@ type LimiterStats struct {
 	InFlight int    `json:"in_flight"` // requests admitted and not finished
 	Admitted uint64 `json:"admitted"`  // requests admitted since start
 	Rejected uint64 `json:"rejected"`  // requests rejected since start
+
+	Queued     int    `json:"queued"`     // requests waiting for a slot now
+	Waited     uint64 `json:"waited"`     // admitted after waiting in the queue, since start
+	Late       uint64 `json:"late"`       // rejected after waiting (their allowance ran out), since start
+	Overloaded bool   `json:"overloaded"` // the queue is overloaded: waits are cut short
+	Cap        int    `json:"cap"`        // requests in flight allowed while overloaded; 0: no cap
+	Overloads  uint64 `json:"overloads"`  // times the queue became overloaded, since start
 }

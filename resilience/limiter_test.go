@@ -23,7 +23,8 @@ func TestLimiterConfigValidate(t *testing.T) {
 		{"large min alone", LimiterConfig{MinLimit: 2000}, ""},
 		{"initial alone", LimiterConfig{InitialLimit: 2}, ""},
 		{"fixed", LimiterConfig{MinLimit: 8, MaxLimit: 8, InitialLimit: 8}, ""},
-		{"longest wait", LimiterConfig{MaxWait: MaxLimiterWait}, ""},
+		{"long wait", LimiterConfig{MaxWait: time.Minute}, ""},
+		{"no queue", LimiterConfig{NoQueue: true}, ""},
 		{"max under min", LimiterConfig{MinLimit: 4, MaxLimit: 3}, "resilience: limiter.max_limit 3 is less than min_limit 4"},
 		{"initial over max", LimiterConfig{MaxLimit: 10, InitialLimit: 11}, "limiter.initial_limit 11 is outside [min_limit 4, max_limit 10]"},
 		{"initial under min", LimiterConfig{MinLimit: 10, InitialLimit: 5}, "limiter.initial_limit 5 is outside [min_limit 10, max_limit 1000]"},
@@ -31,7 +32,6 @@ func TestLimiterConfigValidate(t *testing.T) {
 		{"negative max", LimiterConfig{MaxLimit: -5}, "limiter.max_limit -5"},
 		{"negative initial", LimiterConfig{InitialLimit: -2}, "limiter.initial_limit -2"},
 		{"negative wait", LimiterConfig{MaxWait: -time.Millisecond}, "limiter.max_wait -1ms must not be negative"},
-		{"long wait", LimiterConfig{MaxWait: time.Second}, "limiter.max_wait 1s is over 100ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,10 +53,10 @@ func TestLimiterConfigDefaults(t *testing.T) {
 		want LimiterConfig
 	}{
 		{"zero", LimiterConfig{}, DefaultLimiterConfig()},
-		{"small max", LimiterConfig{MaxLimit: 10}, LimiterConfig{MinLimit: 4, MaxLimit: 10, InitialLimit: 10}},
-		{"tiny max", LimiterConfig{MaxLimit: 2}, LimiterConfig{MinLimit: 2, MaxLimit: 2, InitialLimit: 2}},
-		{"large min", LimiterConfig{MinLimit: 2000}, LimiterConfig{MinLimit: 2000, MaxLimit: 2000, InitialLimit: 2000}},
-		{"small initial", LimiterConfig{InitialLimit: 2}, LimiterConfig{MinLimit: 2, MaxLimit: 1000, InitialLimit: 2}},
+		{"small max", LimiterConfig{MaxLimit: 10}, LimiterConfig{MinLimit: 4, MaxLimit: 10, InitialLimit: 10, MaxWait: DefaultMaxWait}},
+		{"tiny max", LimiterConfig{MaxLimit: 2}, LimiterConfig{MinLimit: 2, MaxLimit: 2, InitialLimit: 2, MaxWait: DefaultMaxWait}},
+		{"large min", LimiterConfig{MinLimit: 2000}, LimiterConfig{MinLimit: 2000, MaxLimit: 2000, InitialLimit: 2000, MaxWait: DefaultMaxWait}},
+		{"small initial", LimiterConfig{InitialLimit: 2}, LimiterConfig{MinLimit: 2, MaxLimit: 1000, InitialLimit: 2, MaxWait: DefaultMaxWait}},
 		{"wait kept", LimiterConfig{MaxWait: time.Millisecond}, LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 20, MaxWait: time.Millisecond}},
 	}
 	for _, tt := range tests {
@@ -78,7 +78,7 @@ func TestNewLimiterPanicsOnBadConfig(t *testing.T) {
 // TestLimiterRejectsOverLimit fills a fixed limit and checks that the next
 // request is refused, counted, and admitted again once a slot frees.
 func TestLimiterRejectsOverLimit(t *testing.T) {
-	l := NewLimiter(LimiterConfig{MinLimit: 3, MaxLimit: 3, InitialLimit: 3})
+	l := NewLimiter(LimiterConfig{MinLimit: 3, MaxLimit: 3, InitialLimit: 3, NoQueue: true})
 	var permits []Permit
 	for range 3 {
 		p, ok := l.Acquire(context.Background())
@@ -130,9 +130,9 @@ func TestLimiterMaxWait(t *testing.T) {
 			}
 		})
 	})
-	t.Run("no wait rejects at once", func(t *testing.T) {
+	t.Run("no queue rejects at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
+			l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1, NoQueue: true})
 			held, _ := l.Acquire(context.Background())
 			defer held.Record()
 			begin := time.Now()
@@ -261,7 +261,7 @@ func limiterLoadEnding(l *Limiter, srv cpuServer, callers int, d, backoff time.D
 
 func TestLimiterGrowsWhileLatencyHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := NewLimiter(LimiterConfig{MinLimit: 4, MaxLimit: 200, InitialLimit: 10})
+		l := NewLimiter(LimiterConfig{MinLimit: 4, MaxLimit: 200, InitialLimit: 10, NoQueue: true})
 		// Latency never moves: the process has room for every caller.
 		_, rejected := limiterLoad(l, cpuServer{cores: 1000, work: 20 * time.Millisecond}, 40, time.Minute, 20*time.Millisecond)
 		s := l.Stats()
@@ -284,7 +284,7 @@ func TestLimiterGrowsWhileLatencyHolds(t *testing.T) {
 func TestLimiterFallsWhenLatencyClimbs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := cpuServer{cores: 8, work: 10 * time.Millisecond}
-		l := NewLimiter(LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 50})
+		l := NewLimiter(LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 50, NoQueue: true})
 		// A light load the process handles at its base latency sets the
 		// baseline: no rejections.
 		if _, rejected := limiterLoad(l, srv, 8, 30*time.Second, 10*time.Millisecond); rejected != 0 {
@@ -316,7 +316,7 @@ func TestLimiterFallsWhenLatencyClimbs(t *testing.T) {
 func TestLimiterDropLeavesLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := cpuServer{cores: 8, work: 10 * time.Millisecond}
-		l := NewLimiter(LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 50})
+		l := NewLimiter(LimiterConfig{MinLimit: 4, MaxLimit: 1000, InitialLimit: 50, NoQueue: true})
 		limiterLoad(l, srv, 8, 30*time.Second, 10*time.Millisecond)
 		calm := l.Stats().Limit
 		limiterLoadEnding(l, srv, 200, time.Minute, 50*time.Millisecond, (*Permit).Drop)
@@ -364,15 +364,26 @@ func BenchmarkLimiterAcquireRecordParallel(b *testing.B) {
 }
 
 func ExampleLimiter() {
-	l := NewLimiter(LimiterConfig{MaxLimit: 2}) // min and initial default to 2
+	l := NewLimiter(LimiterConfig{MaxLimit: 1}) // one request at a time
 	first, _ := l.Acquire(context.Background())
-	second, _ := l.Acquire(context.Background())
-	_, ok := l.Acquire(context.Background())
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		first.Record() // finished: its latency feeds the limit
+	}()
+	// Over the limit, a request with time to spare waits for the slot.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	second, ok := l.Acquire(ctx)
+	fmt.Println("second admitted:", ok)
+	// One whose deadline leaves no time to wait is refused at once.
+	short, cancelShort := context.WithTimeout(context.Background(), 0)
+	defer cancelShort()
+	_, ok = l.Acquire(short)
 	fmt.Println("third admitted:", ok)
-	first.Record() // finished: its latency feeds the limit
-	second.Drop()  // abandoned by its caller: says nothing about load
+	second.Drop() // abandoned by its caller: says nothing about load
 	fmt.Printf("%+v\n", l.Stats())
 	// Output:
+	// second admitted: true
 	// third admitted: false
-	// {Limit:2 InFlight:0 Admitted:2 Rejected:1}
+	// {Limit:1 InFlight:0 Admitted:2 Rejected:1 Queued:0 Waited:1 Late:0 Overloaded:false Cap:0 Overloads:0}
 }

@@ -50,6 +50,9 @@ func (b *bench) startCluster(ctx context.Context, service string, n int, seed st
 		}
 		r := &replica{id: fmt.Sprintf("%s-%d", service, i+1), addr: addrs[0], gossip: addrs[1], contrl: addrs[2]}
 		r.args = append([]string{"-control", r.contrl}, args...)
+		if b.verbose {
+			r.args = append(r.args, "-log-admission", "500ms")
+		}
 		r.env = []string{"SHOAL_NAME=" + service, "SHOAL_INSTANCE=" + r.id, "SHOAL_ADDR=" + r.addr,
 			"SHOAL_GOSSIP_ADDR=" + r.gossip, "SHOAL_DRAIN_TIMEOUT=1s"}
 		if seed != "" {

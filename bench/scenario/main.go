@@ -4,7 +4,7 @@
 // replicas. Each scenario prints one table (a row per arm) and a verdict per
 // goal.
 //
-//	go run ./bench/scenario [-rate 300] [-chain-rate 30] [-scale 1] [-rounds 1] [-md FILE] [NAME...]
+//	go run ./bench/scenario [-rate 300] [-chain-rate 30] [-scale 1] [-rounds 1] [-arms shoal,nginx] [-md FILE] [NAME...]
 //
 // Names: slow-replica, gray-failure, dead-dependency, overload, stragglers,
 // kill; none means all. Load is open loop at a fixed rate (vegeta, as a
@@ -55,6 +55,7 @@ type bench struct {
 	nginxBin      string
 	nginxTemplate string
 	verbose       bool
+	arms          []string // -arms: run only these arms; nil: all
 	warnings      []string // about the load generator, for the next table
 	logSeq        atomic.Int64
 }
@@ -77,7 +78,11 @@ func main() {
 	conf := flag.String("nginx-conf", "", "nginx config template (default <module>/bench/peers/nginx-scenario.conf)")
 	keep := flag.Bool("keep", false, "keep the temporary folder (process logs)")
 	flag.BoolVar(&b.verbose, "v", false, "print each arm's most frequent failures to stderr")
+	arms := flag.String("arms", "", "run only these arms, comma-separated (shoal, shoal-nohedge, naive, nginx); default all")
 	flag.Parse()
+	if *arms != "" {
+		b.arms = strings.Split(*arms, ",")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, b, *md, *conf, *keep, flag.Args())
@@ -95,6 +100,11 @@ func run(ctx context.Context, b *bench, md, conf string, keep bool, names []stri
 	selected, err := selectScenarios(all, names)
 	if err != nil {
 		return err
+	}
+	if b.arms != nil {
+		for i := range selected {
+			selected[i].arms = slices.DeleteFunc(slices.Clone(selected[i].arms), func(a string) bool { return !slices.Contains(b.arms, a) })
+		}
 	}
 	if b.rate < 1 || b.chainRate < 1 || b.scale <= 0 || b.rounds < 1 || b.workers < 1 || b.work <= 0 {
 		return fmt.Errorf("-rate, -chain-rate, -scale, -rounds, -workers and -work must be positive")

@@ -145,6 +145,7 @@ type phaseResult struct {
 	errors             map[string]int    // "step: status 429" → count
 	examples           map[string]string // a body (or error) of each, shortened
 	cpu                cpuShare
+	admission          []admissionDelta // what admission control did during the phase
 }
 
 // drive runs journeys closed-loop with conc workers: each starts its next

@@ -284,9 +284,12 @@ func measureLoad(sys *system, cfg config) (*loadResult, error) {
 	for _, c := range cfg.conc {
 		smp.setPhase(phaseName(c))
 		progress("journeys at concurrency %d for %v", c, cfg.dur)
+		before := admissionCounts(sys)
 		r := e.drive(c, cfg.dur, &seq)
+		r.admission = diffAdmission(before, admissionCounts(sys))
 		progress("  %d journeys (%.1f/s), %d failed, p50 %v, p99 %v", r.journeys, float64(r.journeys)/r.elapsed.Seconds(),
 			r.failed, r.journeyP50.Round(time.Millisecond), r.jP99.Round(time.Millisecond))
+		progress("  admission: %s", admissionSummary(r.admission))
 		lr.phases = append(lr.phases, r)
 	}
 	smp.setPhase("after")

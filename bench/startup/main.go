@@ -16,7 +16,7 @@
 //
 // Usage, from the repository root, on an otherwise quiet machine:
 //
-//	go run ./bench/startup [-f shoal.yaml] [-runs 10] [-first 3] [-up=true] [-load=true] [-c 8,32,64] [-d 30s] [-md FILE]
+//	go run ./bench/startup [-f shoal.yaml] [-runs 10] [-first 3] [-solo=true] [-up=true] [-load=true] [-c 8,32,64,128] [-d 30s] [-md FILE]
 //
 // It prints a Markdown section (tables, a verdict per goal, the command) on
 // stdout and, with -md, into FILE; progress goes to stderr. It writes only
@@ -41,6 +41,7 @@ type config struct {
 	file          string
 	runs, first   int
 	up, load      bool
+	solo          bool
 	dur, warmup   time.Duration
 	sampleEvery   time.Duration
 	conc          []int
@@ -57,7 +58,8 @@ func main() {
 	flag.IntVar(&cfg.first, "first", 3, "first starts per service, empty data folder (the median is reported)")
 	flag.BoolVar(&cfg.up, "up", true, "time shoal up, cold and warm build cache")
 	flag.BoolVar(&cfg.load, "load", true, "run the system and drive journeys through its gateways")
-	flag.StringVar(&conc, "c", "8,32,64", "journey concurrencies, one load phase each")
+	flag.BoolVar(&cfg.solo, "solo", true, "measure each service started alone (binary size, time to ready, idle RSS); false: journeys only")
+	flag.StringVar(&conc, "c", "8,32,64,128", "journey concurrencies, one load phase each")
 	flag.DurationVar(&cfg.dur, "d", 30*time.Second, "duration of each load phase")
 	flag.DurationVar(&cfg.warmup, "warmup", 5*time.Second, "journeys at the first concurrency before the first phase, not counted")
 	flag.DurationVar(&cfg.sampleEvery, "sample", 500*time.Millisecond, "RSS sampling period")
@@ -118,6 +120,9 @@ func run(cfg config) (*results, error) {
 
 	res := &results{cfg: cfg, command: commandLine(), machine: readMachine(), manifest: m}
 	for _, svc := range m.Services {
+		if !cfg.solo {
+			break
+		}
 		progress("%s: build, %d first starts, %d restarts", svc.Name, cfg.first, cfg.runs)
 		r, err := measureService(m, svc, tmp, cfg.first, cfg.runs)
 		if err != nil {

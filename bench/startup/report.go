@@ -286,6 +286,9 @@ func (r *results) markdown() string {
 			}
 			p("Failures at C = %d: %s.\n\n", ph.conc, strings.Join(parts, "; "))
 		}
+		for _, ph := range lr.phases {
+			p("Admission control at C = %d (all instances of each service): %s.\n\n", ph.conc, admissionSummary(ph.admission))
+		}
 		if lr.restarts > 0 {
 			p("Instances restarted during the run: %d.\n", lr.restarts)
 		}

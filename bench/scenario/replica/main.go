@@ -75,6 +75,7 @@ func main() {
 	next := flag.String("next", "", "relay: service to call for each /work")
 	hop := flag.String("hop", "shoal", "relay client: shoal or naive")
 	nextAddrs := flag.String("next-addrs", "", "relay with -hop naive: comma-separated addresses of -next")
+	logAdmission := flag.Duration("log-admission", 0, "log the admission control's state to stderr this often (0: never)")
 
 	r := &replica{}
 	r.fault.Store(&fault{})
@@ -107,6 +108,15 @@ func main() {
 	})
 	// The control server lives as long as the process; the runner kills it.
 	go func() { log.Fatal(http.Serve(ln, mux)) }()
+	if *logAdmission > 0 {
+		// Lives as long as the process, like the control server.
+		go func() {
+			for range time.Tick(*logAdmission) {
+				b, _ := json.Marshal(svc.Admission())
+				log.Printf("admission %s", b)
+			}
+		}()
+	}
 	svc.Main()
 }
 

@@ -1,0 +1,215 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+)
+
+// frozenAddr returns the address of a listener that never accepts: the
+// kernel completes connections and takes the bytes written, and nothing
+// ever answers, which is what a SIGSTOPped process looks like to a caller.
+func frozenAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// attemptLog collects the attempts a Transport reports.
+type attemptLog struct {
+	mu sync.Mutex
+	as []Attempt
+}
+
+func (l *attemptLog) ObserveAttempt(_ string, a Attempt) {
+	l.mu.Lock()
+	l.as = append(l.as, a)
+	l.mu.Unlock()
+}
+
+func (l *attemptLog) all() []Attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Attempt(nil), l.as...)
+}
+
+// A slow answer is not a failure: a backend that answers in 40% or 90% of
+// the caller's deadline answers the first attempt, and gets exactly one
+// request, with the caller's whole remaining budget in TimeoutHeader. (An
+// equal share per attempt abandoned both after a third of the deadline and
+// sent the work to another instance.)
+func TestSlowAnswerUsesTheWholeDeadline(t *testing.T) {
+	const deadline = time.Second
+	for _, share := range []float64{0.4, 0.9} {
+		t.Run(fmt.Sprintf("%.0f%% of the deadline", 100*share), func(t *testing.T) {
+			slow := time.Duration(share * float64(deadline))
+			var requests atomic.Int64
+			budgets := make(chan time.Duration, 3)
+			handler := func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				d, _ := ParseTimeout(r.Header.Get(TimeoutHeader))
+				budgets <- d
+				select {
+				case <-time.After(slow):
+					w.Write([]byte("done"))
+				case <-r.Context().Done():
+				}
+			}
+			f := newFleet(t, handler, handler, handler)
+			log := &attemptLog{}
+			tr := newTransport(t, f, Config{Observer: log})
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/report", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("answer in %v of a %v deadline: %v", slow, deadline, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if n := requests.Load(); n != 1 {
+				t.Errorf("backends got %d requests, want exactly 1", n)
+			}
+			if as := log.all(); len(as) != 1 || as[0].Err != nil {
+				t.Errorf("attempts %+v, want one that succeeded", as)
+			}
+			if b := <-budgets; b < deadline*9/10 || b > deadline {
+				t.Errorf("the backend was given %v, want the caller's remaining budget (about %v)", b, deadline)
+			}
+		})
+	}
+}
+
+// A frozen instance (it takes connections and answers nothing, not even
+// OPTIONS *) is found by the silent-instance check: an attempt there ends
+// within quietAfter + checkTimeout and the call succeeds elsewhere, well
+// within its deadline, with no hedging (too few samples) and no per-try
+// timeout.
+func TestFrozenInstanceFailsOver(t *testing.T) {
+	f := newFleet(t, ok, ok)
+	frozen := discovery.Instance{ID: "svc-frozen", Service: "svc", Addr: frozenAddr(t), State: discovery.StateServing}
+	instances := []discovery.Instance{frozen, f.instances[0], f.instances[1]}
+	log := &attemptLog{}
+	tr := newTransport(t, resolverFunc(func(string) []discovery.Instance { return instances }), Config{Observer: log})
+	onFrozen := 0
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+		resp, err := tr.RoundTrip(req)
+		cancel()
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	for _, a := range log.all() {
+		if a.Instance != frozen.ID {
+			continue
+		}
+		onFrozen++
+		if !errors.Is(a.Err, ErrInstanceSilent) {
+			t.Errorf("attempt on the frozen instance ended with %v, want ErrInstanceSilent", a.Err)
+		}
+		if limit := quietAfter + checkTimeout + 300*time.Millisecond; a.Duration > limit {
+			t.Errorf("an attempt waited %v on the frozen instance, want ≤ %v", a.Duration, limit)
+		}
+	}
+	if onFrozen == 0 {
+		t.Fatal("the frozen instance was never tried; the test proves nothing")
+	}
+}
+
+// A handler stuck on one request, in a process that is alive, is slow work
+// as far as the caller can tell: the instance answers the liveness check, so
+// the attempt is not abandoned, and the call ends with the caller's
+// deadline after one attempt.
+func TestStuckHandlerOfLiveInstanceIsNotAbandoned(t *testing.T) {
+	f := newFleet(t, hang, hang)
+	log := &attemptLog{}
+	tr := newTransport(t, f, Config{Observer: log})
+	const deadline = 1200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+	resp, err := tr.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	as := log.all()
+	if !errors.Is(err, context.DeadlineExceeded) || len(as) != 1 {
+		t.Fatalf("err %v after attempts %+v, want the caller's deadline after 1", err, as)
+	}
+	if as[0].Duration < deadline-50*time.Millisecond {
+		t.Errorf("the attempt ended after %v, before the deadline", as[0].Duration)
+	}
+	if got := f.hits[0].Load() + f.hits[1].Load(); got != 1 {
+		t.Errorf("the instances got %d requests, want 1", got)
+	}
+}
+
+// An explicit per-try timeout is a policy, per service or per call: it
+// abandons a slow attempt and fails over.
+func TestPerTryTimeoutIsAnExplicitPolicy(t *testing.T) {
+	slowFirst := func() (*fleet, *atomic.Int64) {
+		var n atomic.Int64
+		slow := func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 1 {
+				select {
+				case <-time.After(time.Second):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			w.Write([]byte("ok"))
+		}
+		return newFleet(t, slow, slow), &n
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		ctx  func(context.Context) context.Context
+	}{
+		{"Config.PerTryTimeout", Config{PerTryTimeout: 100 * time.Millisecond}, func(c context.Context) context.Context { return c }},
+		{"Dependencies", Config{Dependencies: map[string]Config{"svc": {PerTryTimeout: 100 * time.Millisecond}}}, func(c context.Context) context.Context { return c }},
+		{"CallPolicy", Config{}, func(c context.Context) context.Context {
+			return WithPolicy(c, CallPolicy{PerTryTimeout: 100 * time.Millisecond})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, n := slowFirst()
+			log := &attemptLog{}
+			tt.cfg.Observer = log
+			tr := newTransport(t, f, tt.cfg)
+			ctx, cancel := context.WithTimeout(tt.ctx(context.Background()), 3*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+			start := time.Now()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			as := log.all()
+			if len(as) != 2 || !errors.Is(as[0].Err, ErrAttemptTimeout) || n.Load() != 2 {
+				t.Fatalf("attempts %+v (%d requests), want a timed-out one then a success", as, n.Load())
+			}
+			if took := time.Since(start); took > 900*time.Millisecond {
+				t.Errorf("call took %v with a 100ms per-try timeout", took)
+			}
+		})
+	}
+}

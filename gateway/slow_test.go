@@ -1,0 +1,110 @@
+package gateway_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/gateway"
+)
+
+// sdkBackends runs n instances of service as SDK services serving h, and
+// lists them in the gateway's catalog.
+func (e *edge) sdkBackends(t *testing.T, service string, n int, h http.Handler) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", service, i+1)
+		svc := runService(t, shoal.Config{Name: service, ID: id}, h)
+		e.cat.Upsert(discovery.Instance{ID: id, Service: service, Addr: svc.Addr(), State: discovery.StateServing})
+	}
+}
+
+// A slow answer is not a failure: behind a route with a 1 s timeout, a
+// report that takes 40% or 90% of it is answered by the first instance it
+// reaches, which gets exactly one request and the whole remaining budget in
+// Shoal-Timeout-Ms. Gateway and backends are SDK services on loopback. (The
+// equal share per attempt gave each instance a third of the timeout,
+// abandoned both reports, and answered 504 after doing the work twice.)
+func TestSlowBackendAnswersOnce(t *testing.T) {
+	const timeout = time.Second
+	for _, share := range []float64{0.4, 0.9} {
+		t.Run(fmt.Sprintf("%.0f%% of the timeout", 100*share), func(t *testing.T) {
+			slow := time.Duration(share * float64(timeout))
+			e := startEdge(t, shoal.Config{}, 5*time.Second)
+			if err := e.gw.SetConfig(&gateway.Config{Routes: []gateway.Route{
+				{Path: "/reports/", Service: "reports", Timeout: timeout},
+			}}, ""); err != nil {
+				t.Fatal(err)
+			}
+			var requests atomic.Int64
+			budgets := make(chan string, 3)
+			report := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				budgets <- r.Header.Get(client.TimeoutHeader)
+				select {
+				case <-time.After(slow):
+					io.WriteString(w, "report")
+				case <-r.Context().Done():
+				}
+			})
+			e.sdkBackends(t, "reports", 3, report)
+			start := time.Now()
+			resp, err := http.Get("http://" + e.addr + "/reports/monthly")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			took := time.Since(start)
+			if resp.StatusCode != http.StatusOK || string(body) != "report" {
+				t.Fatalf("status %d %q after %v, want the report", resp.StatusCode, body, took)
+			}
+			if n := requests.Load(); n != 1 {
+				t.Errorf("the backends got %d requests, want exactly 1", n)
+			}
+			b, err := client.ParseTimeout(<-budgets)
+			if err != nil || b < timeout*9/10 || b > timeout {
+				t.Errorf("the backend was given %v (%v), want the route's remaining budget, about %v", b, err, timeout)
+			}
+		})
+	}
+}
+
+// per_try_timeout is an explicit policy of a route: an attempt that has no
+// answer by then is abandoned and the request tried on another instance.
+func TestRoutePerTryTimeout(t *testing.T) {
+	e := startEdge(t, shoal.Config{}, 5*time.Second)
+	if err := e.gw.SetConfig(&gateway.Config{Routes: []gateway.Route{
+		{Path: "/reports/", Service: "reports", Timeout: 2 * time.Second, PerTryTimeout: 200 * time.Millisecond},
+	}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	report := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			select { // the first request straggles
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		io.WriteString(w, "report")
+	})
+	e.sdkBackends(t, "reports", 2, report)
+	start := time.Now()
+	resp, err := http.Get("http://" + e.addr + "/reports/monthly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusOK || requests.Load() != 2 || took > 900*time.Millisecond {
+		t.Fatalf("status %d after %d requests and %v, want 200 from the second after ~200ms", resp.StatusCode, requests.Load(), took)
+	}
+}
