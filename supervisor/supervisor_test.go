@@ -384,31 +384,6 @@ func TestStalledOutput(t *testing.T) {
 	}
 }
 
-// TestFreshPortAfterFailedStart: a slot whose port was taken before its
-// process could bind it gets a new port instead of crash looping.
-func TestFreshPortAfterFailedStart(t *testing.T) {
-	wd, _ := os.Getwd()
-	// The first port the slot is given counts as stolen for good.
-	script := `f=first-port; [ -f $f ] || echo $PORT > $f
-if [ "$(cat $f)" = "$PORT" ]; then echo "bind 127.0.0.1:$PORT: address already in use"; exit 1; fi
-exec python3 "$1"`
-	m := &Manifest{Services: []*ServiceSpec{
-		{Name: "web", Command: []string{"sh", "-c", script, "sh", filepath.Join(wd, "testdata", "web.py")}},
-	}}
-	r := startSupervisor(t, m)
-	st := waitServing(t, r.remote, "web", 1)[0]
-	first, err := os.ReadFile(filepath.Join(m.Dir, "first-port"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Addr == "127.0.0.1:"+strings.TrimSpace(string(first)) || st.Restarts < 1 {
-		t.Errorf("web/1 = %+v, want it restarted on a port other than %s", st, first)
-	}
-	if err := getJSON("http://"+st.Addr+"/", new(any)); err != nil {
-		t.Errorf("ps shows %s, which does not answer: %v", st.Addr, err)
-	}
-}
-
 // TestUnhealthyAtStart: an instance that turns unhealthy while others are
 // still starting does not hold back the status table.
 func TestUnhealthyAtStart(t *testing.T) {
