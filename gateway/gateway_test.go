@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // seen is what an echo backend reports about the request it got.
@@ -35,18 +35,6 @@ func echo(hits *atomic.Int64) http.Handler {
 			XFProto: r.Header.Get("X-Forwarded-Proto"), Timeout: r.Header.Get(client.TimeoutHeader),
 		})
 	})
-}
-
-// refusedAddr returns a loopback address nothing listens on.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func serve(t *testing.T, h http.Handler) string {
@@ -83,10 +71,10 @@ func newFixture(t *testing.T) *fixture {
 	}
 	add(cat, "catalog", "catalog-1", serve(t, echo(f.hits)))
 	add(cat, "catalog", "catalog-2", serve(t, echo(f.hits)))
-	add(cat, "pair", "pair-1", refusedAddr(t))
+	add(cat, "pair", "pair-1", handofftest.Refused(t))
 	add(cat, "pair", "pair-2", serve(t, echo(new(atomic.Int64))))
-	add(cat, "down", "down-1", refusedAddr(t))
-	add(cat, "down", "down-2", refusedAddr(t))
+	add(cat, "down", "down-1", handofftest.Refused(t))
+	add(cat, "down", "down-2", handofftest.Refused(t))
 	add(cat, "stuck", "stuck-1", serve(t, stuck))
 	// Shoal's own entries (the supervisor's control API) are never routed;
 	// this one points at the catalog backend, so routing it would count.
@@ -101,7 +89,7 @@ func newFixture(t *testing.T) *fixture {
 	for _, inst := range cat.Snapshot().All() {
 		gwView.Upsert(inst)
 	}
-	add(gwView, "ghost", "ghost-1", refusedAddr(t))
+	add(gwView, "ghost", "ghost-1", handofftest.Refused(t))
 
 	gw := gateway.New(gwView, tr)
 	gw.Timeout = 300 * time.Millisecond

@@ -23,6 +23,19 @@ func reserve(t *testing.T) *Port {
 	return p
 }
 
+// reserveListening returns the address of a reserved port listening in
+// this process.
+func reserveListening(t *testing.T) string {
+	t.Helper()
+	p := reserve(t)
+	ln, err := p.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return p.Addr().String()
+}
+
 func refused(t *testing.T, addr string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -209,19 +222,59 @@ func TestListenerErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("not a socket", func(t *testing.T) {
-		f, err := os.Open(os.Args[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		t.Setenv(EnvFD, strconv.Itoa(int(f.Fd())))
-		if _, err := Listener(); err == nil || !strings.Contains(err.Error(), "not an inherited stream socket") {
-			t.Errorf("Listener() on a file: %v", err)
-		}
-		// Left open: it was not ours to close.
-		if _, err := f.Stat(); err != nil {
-			t.Errorf("the file was closed: %v", err)
-		}
-	})
+	// Descriptors that are not a socket to listen on are left open: they
+	// were not Listener's to close.
+	file, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	conn, err := net.Dial("tcp", reserveListening(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	connFile, err := conn.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer connFile.Close()
+	for name, f := range map[string]*os.File{"file": file, "connected socket": connFile} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(EnvFD, strconv.Itoa(int(f.Fd())))
+			if _, err := Listener(); err == nil || !strings.Contains(err.Error(), "not an inherited socket to listen on") {
+				t.Errorf("Listener() on a %s: %v", name, err)
+			}
+			if _, err := f.Stat(); err != nil {
+				t.Errorf("the %s was closed: %v", name, err)
+			}
+		})
+	}
+}
+
+// A reservation becomes a listener in this process: a seed, say, that a
+// test lets appear at an address its peers already know.
+func TestPortListen(t *testing.T) {
+	p := reserve(t)
+	refused(t, p.Addr().String())
+	ln, err := p.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln.Addr().String() != p.Addr().String() {
+		t.Errorf("listening on %s, want %s", ln.Addr(), p.Addr())
+	}
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ac, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.Close()
+	ln.Close()
+	p.Close()
+	refused(t, p.Addr().String())
 }

@@ -35,18 +35,51 @@ func Listener() (net.Listener, error) {
 	}
 	// Checked before os.NewFile takes ownership: a variable that leaked
 	// without its descriptor must not make us close some other file.
-	if typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE); err != nil || typ != syscall.SOCK_STREAM {
-		return nil, fmt.Errorf("handoff: %s=%d: not an inherited stream socket (type %d, %v)", EnvFD, fd, typ, err)
-	}
-	if err := syscall.Listen(fd, backlog); err != nil {
-		return nil, fmt.Errorf("handoff: %s=%d: %w", EnvFD, fd, os.NewSyscallError("listen", err))
+	if !unconnectedStream(fd) {
+		return nil, fmt.Errorf("handoff: %s=%d: not an inherited socket to listen on (a bound, unconnected TCP socket)", EnvFD, fd)
 	}
 	syscall.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "inherited")
 	defer f.Close()
-	ln, err := net.FileListener(f)
+	ln, err := listen(f)
 	if err != nil {
 		return nil, fmt.Errorf("handoff: %s=%d: %w", EnvFD, fd, err)
 	}
 	return ln, nil
+}
+
+// unconnectedStream reports whether fd is a stream socket bound to a port
+// and connected to nothing.
+func unconnectedStream(fd int) bool {
+	typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE)
+	if err != nil || typ != syscall.SOCK_STREAM {
+		return false
+	}
+	if _, err := syscall.Getpeername(fd); err == nil {
+		return false
+	}
+	switch sa, _ := syscall.Getsockname(fd); sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return sa.Port != 0
+	case *syscall.SockaddrInet6:
+		return sa.Port != 0
+	}
+	return false
+}
+
+// listen calls listen(2) on the socket f, which is harmless if it already
+// listens, and returns a listener on it with a descriptor of its own.
+func listen(f *os.File) (net.Listener, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
+		return nil, err
+	}
+	if lerr != nil {
+		return nil, os.NewSyscallError("listen", lerr)
+	}
+	return net.FileListener(f)
 }

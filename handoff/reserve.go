@@ -105,6 +105,17 @@ func (p *Port) Listening() bool {
 	return on == 1
 }
 
+// Listen listens on the socket in this process: connections to the
+// address are accepted from then on, through the returned listener (which
+// has a descriptor of its own; p stays open until Close).
+func (p *Port) Listen() (net.Listener, error) {
+	ln, err := listen(p.f)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: %s: %w", p.addr, err)
+	}
+	return ln, nil
+}
+
 // Dup returns a second handle on the same socket, to be closed on its own.
 func (p *Port) Dup() (*Port, error) {
 	rc, err := p.f.SyscallConn()

@@ -16,21 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/handoff"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
-
-// reservePort reserves a loopback port for the test's duration: the kernel
-// hands it to no one else, and the supervisor can still bind it (both
-// sockets allow address reuse and neither listens).
-func reservePort(t *testing.T) int {
-	t.Helper()
-	p, err := handoff.Reserve("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p.Addr().Port
-}
 
 // hammer sends GET url, one new connection per request, until stop; it
 // returns how many requests succeeded and the failures.
@@ -68,7 +55,9 @@ func hammer(url string) (stop func() (ok int, failed []error)) {
 // one drains, so the port never turns a connection away; a program that
 // binds the port itself (instead of taking the socket) is stopped first.
 func TestFixedPortRollingRestart(t *testing.T) {
-	helloPort, webPort := reservePort(t), reservePort(t)
+	// Reserved for the test: the supervisor can bind them too (both sockets
+	// allow address reuse and neither listens), no one else can.
+	helloPort, webPort := handofftest.Port(t).Addr().Port, handofftest.Port(t).Addr().Port
 	wd, _ := os.Getwd()
 	m := &Manifest{Services: []*ServiceSpec{
 		// hello until the test creates the file "broken", then a program

@@ -135,12 +135,12 @@ func (b *bench) startGoProxy(a *arm) error {
 	if err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	sock, addr, err := reserve()
 	if err != nil {
 		return err
 	}
 	p, err := start(a.name, filepath.Join(b.tmp, a.name+".log"), bin,
-		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil)
+		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil, sock)
 	if err != nil {
 		return err
 	}

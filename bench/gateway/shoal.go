@@ -43,18 +43,14 @@ func (b *bench) startShoal(a *arm, withAuth bool) error {
 		args = append(args, "--config", path)
 		a.header = header
 	}
-	addr, err := freeAddr()
+	sock, addr, err := reserve()
 	if err != nil {
 		return err
 	}
-	gossip, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	args = append(args, "--addr", addr, "--gossip-addr", gossip, "--instance", a.name,
+	args = append(args, "--addr", addr, "--gossip-addr", "127.0.0.1:0", "--instance", a.name,
 		"--seeds", strings.Join(b.gossip, ","))
 	env := append([]string{"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}, b.gatewayEnv...)
-	p, err := start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env)
+	p, err := start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env, sock)
 	if err != nil {
 		return err
 	}

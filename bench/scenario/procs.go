@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // proc is a child process in its own process group, so that it and anything
@@ -29,7 +30,14 @@ var running struct {
 }
 
 // start runs bin with args and env added to ours; its output goes to logFile.
-func start(name, logFile, bin string, args, env []string) (*proc, error) {
+// sock, if not nil, is the address it serves on: it is handed over (a Shoal
+// program serves on it; another binds the address itself, which its
+// SO_REUSEADDR allows) and stays reserved as long as the process runs.
+// start closes sock.
+func start(name, logFile, bin string, args, env []string, sock *handoff.Port) (*proc, error) {
+	if sock != nil {
+		defer sock.Close() // the child has its own copy
+	}
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
@@ -39,6 +47,9 @@ func start(name, logFile, bin string, args, env []string) (*proc, error) {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if sock != nil {
+		sock.Pass(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -86,26 +97,6 @@ func killAll() {
 	for _, p := range procs {
 		p.kill()
 	}
-}
-
-// freePort returns a loopback port free for both TCP and UDP (gossip binds
-// both), found by listening on :0 and closing. Another process could take it
-// before it is used; on loopback, during a benchmark, none does.
-func freePort() (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free for both TCP and UDP after 20 tries")
 }
 
 // pollHTTP polls url until it answers 200 or ctx ends.

@@ -27,6 +27,11 @@ const pollInterval = 5 * time.Millisecond
 // startTimeout bounds how long Start waits for a member to bind.
 const startTimeout = 10 * time.Second
 
+// convergeTimeout bounds NewCluster's wait for every catalog to list every
+// member: generous, since a machine busy with other tests slows gossip
+// (10 members took 6 s at load average 11; they take 1 s on a quiet one).
+const convergeTimeout = 30 * time.Second
+
 // TB is the part of testing.TB a Cluster uses; *testing.T and *testing.B
 // satisfy it.
 type TB interface {
@@ -84,7 +89,7 @@ func NewCluster(t TB, n int, opts ...Option) *Cluster {
 		c.Add(t)
 	}
 	if n > 0 {
-		d := c.WaitConverged(t, 10*time.Second)
+		d := c.WaitConverged(t, convergeTimeout)
 		t.Logf("discoverytest: %d members converged in %v", n, d)
 	}
 	return c

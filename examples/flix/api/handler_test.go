@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // Fake dependencies: handlers for httptest servers, or an address that
@@ -72,12 +72,7 @@ func newAPIWith(t *testing.T, fakes map[string]http.Handler) (*api, http.Handler
 		}
 		var addr string
 		if _, ok := h.(refusedConn); ok {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr = ln.Addr().String()
-			ln.Close()
+			addr = handofftest.Refused(t)
 		} else {
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)

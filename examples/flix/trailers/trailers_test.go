@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/handoff"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // lines collects a process's output lines as they come.
@@ -54,11 +54,7 @@ func TestTrailersPy(t *testing.T) {
 }
 
 func testTrailersPy(t *testing.T, python string, inherit bool) {
-	p, err := handoff.Reserve("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := handofftest.Port(t)
 	port := p.Addr().Port
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
