@@ -34,6 +34,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection
+	"go.uber.org/goleak"
 )
 
 // startTimeout bounds initdb plus the server's start.
@@ -74,7 +75,8 @@ func sweep() {
 }
 
 // Main runs the tests of m, stops the server Postgres started for them,
-// if any, and exits with the tests' status. Call it from TestMain:
+// if any, checks that the tests left no goroutine behind (goleak), and exits
+// with the tests' status. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { storetest.Main(m) }
 func Main(m *testing.M) {
@@ -90,12 +92,18 @@ func Main(m *testing.M) {
 		shared.srv = nil
 	}
 	shared.mu.Unlock()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: goroutines still running after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
 // Postgres returns the DSN (a postgres:// URL) of an empty PostgreSQL
-// database for tb, owned by the superuser "postgres", on a server on
-// 127.0.0.1 that trusts local connections. The database is dropped when tb
+// database for tb, owned by the superuser "postgres", on a server that
+// listens on a Unix socket only and trusts local connections. The database is dropped when tb
 // ends (its connections closed); without Main, the server is stopped too.
 // If PostgreSQL is not installed, tb skips, saying how to install it.
 func Postgres(tb testing.TB) string {
