@@ -36,6 +36,21 @@ func reserveListening(t *testing.T) string {
 	return p.Addr().String()
 }
 
+// accepts dials addr and accepts the connection on ln.
+func accepts(t *testing.T, ln net.Listener, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ac, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.Close()
+}
+
 func refused(t *testing.T, addr string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -185,16 +200,7 @@ func TestListenerSharedSocket(t *testing.T) {
 	if !p.Listening() {
 		t.Error("Listening() = false after Listener")
 	}
-	c, err := net.Dial("tcp", p.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ac, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac.Close()
+	accepts(t, ln, p.Addr().String())
 	// The listener's handle closed, p's keeps the socket listening: a
 	// connection now waits in the queue for whoever holds it next.
 	ln.Close()
@@ -264,16 +270,7 @@ func TestPortListen(t *testing.T) {
 	if ln.Addr().String() != p.Addr().String() {
 		t.Errorf("listening on %s, want %s", ln.Addr(), p.Addr())
 	}
-	c, err := net.Dial("tcp", p.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ac, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac.Close()
+	accepts(t, ln, p.Addr().String())
 	ln.Close()
 	p.Close()
 	refused(t, p.Addr().String())
