@@ -59,21 +59,24 @@ func TestMembership(t *testing.T) {
 
 	t.Run("no spurious removals while healthy", func(t *testing.T) {
 		// Any death, even one followed by a rejoin, would change a
-		// catalog's version: the versions must stay put. A stall of this
-		// process (see discoverytest.StallLimit) lets peers rightly take
-		// a member for dead: the window then starts over, a few times.
+		// catalog's version: the versions must stay put. If this process
+		// stalled meanwhile, peers may rightly have taken a member for
+		// dead: the window starts over, a few times.
 		const window, tries = 3 * time.Second, 5
 		members := c.Members()
 		for try := 1; ; try++ {
-			changed, stalled := healthyWindow(members, window)
-			if changed == "" {
-				t.Logf("healthy: %d members, no catalog changed for %v", len(members), window)
-				break
+			changed, stall := healthyWindow(members, window)
+			switch {
+			case changed == "":
+				t.Logf("healthy: %d members, no catalog changed for %v (longest stall %v)", len(members), window, stall)
+				return
+			case stall <= probeStall:
+				t.Fatalf("%s while all members were healthy (try %d; longest stall of this process %v)", changed, try, stall)
+			case try == tries:
+				t.Skipf("%d windows of %v, each with a stall of this process over %v: the machine is too busy to tell false deaths (last: %s)",
+					tries, window, probeStall, changed)
 			}
-			if !stalled || try == tries {
-				t.Fatalf("%s while all members were healthy (try %d; this process stalled: %v)", changed, try, stalled)
-			}
-			t.Logf("%s during a stall of this process: starting over", changed)
+			t.Logf("%s during a stall of this process of %v: starting over", changed, stall)
 			c.WaitConverged(t, patience)
 		}
 	})
@@ -122,9 +125,16 @@ func TestMembership(t *testing.T) {
 	})
 }
 
+// probeStall is LocalConfig's probe timeout: a member that cannot run for
+// longer may miss a probe, be suspected, and, if the stall outlasts its
+// chance to refute, be declared dead, rightly.
+const probeStall = 200 * time.Millisecond
+
 // healthyWindow watches members' catalogs for window and describes the first
-// change it sees ("" if none), and whether this process stalled meanwhile.
-func healthyWindow(members []*discovery.Member, window time.Duration) (changed string, stalled bool) {
+// change it sees ("" if none), with the longest time this process went
+// without running meanwhile (beyond the polling interval).
+func healthyWindow(members []*discovery.Member, window time.Duration) (changed string, stall time.Duration) {
+	const poll = 20 * time.Millisecond // polling interval of the observation window
 	before := make([]uint64, len(members))
 	for i, m := range members {
 		before[i] = m.Catalog().Snapshot().Version()
@@ -135,14 +145,14 @@ func healthyWindow(members []*discovery.Member, window time.Duration) (changed s
 		for i, m := range members {
 			if s := m.Catalog().Snapshot(); s.Version() != before[i] || s.Len() != len(members) {
 				return fmt.Sprintf("%s's catalog changed: version %d -> %d, %d of %d instances",
-					m.Self().ID, before[i], s.Version(), s.Len(), len(members)), stalled || time.Since(last) > discoverytest.StallLimit
+					m.Self().ID, before[i], s.Version(), s.Len(), len(members)), stall
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval of the observation window
-		stalled = stalled || time.Since(last) > discoverytest.StallLimit
+		time.Sleep(poll)
+		stall = max(stall, time.Since(last)-poll)
 		last = time.Now()
 	}
-	return "", stalled
+	return "", stall
 }
 
 // TestJoinRetry starts a member whose only seed is not up yet: it keeps

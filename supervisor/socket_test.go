@@ -163,7 +163,14 @@ func TestCrashedInstanceRefuses(t *testing.T) {
 	} else if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial %s after the process died: %v, want connection refused", before.Addr, err)
 	}
-	after := waitServing(t, r.remote, "hello", 1)[0]
+	var after InstanceStatus
+	eventually(t, 30*time.Second, "hello/1 restarted and serving", func() error {
+		after = waitServing(t, r.remote, "hello", 1)[0]
+		if after.PID == before.PID || after.PID == 0 {
+			return fmt.Errorf("hello/1 = %+v", after)
+		}
+		return nil
+	})
 	if err := getJSON("http://"+after.Addr+"/hello", new(any)); err != nil {
 		t.Errorf("restarted hello/1: %v", err)
 	}
