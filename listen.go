@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/shoal-dev/shoal/handoff"
 )
@@ -25,7 +26,7 @@ func (s *Service) listen() (*listener, error) {
 			return nil, fmt.Errorf("shoal: listen on %s: %w", s.cfg.Addr, err)
 		}
 	}
-	return &listener{Listener: ln, fresh: map[net.Conn]struct{}{}, changed: make(chan struct{})}, nil
+	return &listener{Listener: ln, fresh: map[net.Conn]time.Time{}, changed: make(chan struct{})}, nil
 }
 
 // listener is the socket Run serves on, and the connections accepted from
@@ -35,17 +36,28 @@ func (s *Service) listen() (*listener, error) {
 // (shutdown) first stops accepting, then waits for those requests, then
 // calls Shutdown. On a socket shared with a replacement (a rolling restart
 // on a fixed port), connections not accepted yet go to the replacement.
+//
+// A connection still silent freshGrace into the drain is not carrying a
+// request: it is a spare (an HTTP client dialed it, then sent its request
+// on another one that freed up; a browser's preconnect). The drain closes
+// it rather than wait the 5 s Shutdown gives such connections: its client
+// finds it closed with nothing sent, which HTTP clients retry on a new
+// connection, and callers were told of the drain before.
 type listener struct {
 	net.Listener
 	closeOnce sync.Once
 	closeErr  error
 
 	mu      sync.Mutex
-	pending int                   // accepted, not yet seen by track
-	fresh   map[net.Conn]struct{} // in http.StateNew
-	nfresh  atomic.Int64          // len(fresh), read without mu on the hot path
-	changed chan struct{}         // closed and replaced when pending or fresh shrink
+	pending int                    // accepted, not yet seen by track
+	fresh   map[net.Conn]time.Time // in http.StateNew, since
+	nfresh  atomic.Int64           // len(fresh), read without mu on the hot path
+	changed chan struct{}          // closed and replaced when pending or fresh shrink
 }
+
+// freshGrace is how long into the drain a connection may stay silent before
+// the drain takes it for a spare (see listener).
+const freshGrace = time.Second
 
 // Accept counts the connection as pending until the server reports it new
 // (track), so that none is missed between the two.
@@ -77,7 +89,7 @@ func (l *listener) track(c net.Conn, st http.ConnState) {
 	defer l.mu.Unlock()
 	if st == http.StateNew {
 		l.pending--
-		l.fresh[c] = struct{}{}
+		l.fresh[c] = time.Now()
 		l.nfresh.Add(1)
 		return
 	}
@@ -90,22 +102,52 @@ func (l *listener) track(c net.Conn, st http.ConnState) {
 }
 
 // shutdown stops accepting, waits (within ctx) until every connection
-// already accepted has sent its request or closed, then shuts srv down:
-// in-flight requests finish, idle connections close.
+// already accepted has sent its request, closed, or proved a spare (closed
+// then), and shuts srv down: in-flight requests finish, idle connections
+// close.
 func (l *listener) shutdown(ctx context.Context, srv *http.Server) error {
 	l.Close()
+	begin := time.Now()
 	for {
-		l.mu.Lock()
-		waiting, changed := l.pending+len(l.fresh), l.changed
-		l.mu.Unlock()
+		waiting, next, changed := l.closeSpares(begin, time.Now())
 		if waiting == 0 {
 			break
 		}
+		t := time.NewTimer(next)
 		select {
 		case <-changed:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return srv.Shutdown(ctx) // returns at once: ctx is done
 		}
+		t.Stop()
 	}
 	return srv.Shutdown(ctx)
+}
+
+// closeSpares closes the fresh connections silent for freshGrace at now,
+// counted from the drain's begin at the earliest, and returns how many
+// connections are still awaited, how long until the next of them turns
+// spare, and the channel closed on the next change.
+func (l *listener) closeSpares(begin, now time.Time) (waiting int, next time.Duration, changed <-chan struct{}) {
+	var spares []net.Conn
+	l.mu.Lock()
+	next = freshGrace
+	for c, since := range l.fresh {
+		if since.Before(begin) {
+			since = begin
+		}
+		if left := freshGrace - now.Sub(since); left > 0 {
+			next = min(next, left)
+		} else {
+			spares = append(spares, c)
+		}
+	}
+	waiting, changed = l.pending+len(l.fresh), l.changed
+	l.mu.Unlock()
+	for _, c := range spares {
+		c.Close() // the server then reports it closed (track), which signals changed
+	}
+	return waiting, next, changed
 }

@@ -122,3 +122,36 @@ func TestDrainAnswersAcceptedConnections(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// A connection that sends nothing (a client's spare) is closed a moment
+// into the drain, which then ends, instead of being waited for as long as
+// http.Server.Shutdown waits for new connections (5 s) or the header
+// timeout allows (a minute here).
+func TestDrainClosesSpareConnections(t *testing.T) {
+	svc, cancel, done := start(t, Config{Name: "drain", DrainTimeout: 30 * time.Second, ReadHeaderTimeout: time.Minute},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	spare, err := net.Dial("tcp", svc.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	// The server accepts in order: once a later connection has its
+	// answer, the spare has been accepted.
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + svc.Addr() + "/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	begin := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if took := time.Since(begin); took > 4*time.Second {
+		t.Errorf("drain took %v with a silent connection open, want about a second", took)
+	}
+	spare.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := spare.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the spare connection is open after the drain (read %d bytes)", n)
+	}
+}
