@@ -137,9 +137,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.prepare(ctx); err != nil || ctx.Err() != nil {
 		return err // nil if stopped while preparing
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("shoal: listen on %s: %w", s.cfg.Addr, err)
+		return err
 	}
 	defer ln.Close()
 
@@ -169,6 +169,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.addr.Store(&self.Addr)
 
 	srv := s.newServer()
+	srv.ConnState = ln.track
 	serveDone := make(chan error, 1)
 	go func() {
 		if s.cert != nil {
@@ -193,7 +194,7 @@ func (s *Service) Run(ctx context.Context) error {
 		gossipDone <- err // drain reads it again
 		runErr = fmt.Errorf("shoal: gossip stopped: %w", err)
 	}
-	if err := s.drain(srv, member, stopGossip, gossipDone); err != nil && runErr == nil {
+	if err := s.drain(srv, ln, member, stopGossip, gossipDone); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
@@ -202,7 +203,7 @@ func (s *Service) Run(ctx context.Context) error {
 // drain is the shutdown sequence: draining in gossip and readiness, wait for
 // peers to hear it, finish in-flight requests, leave gossip. All of it fits
 // in DrainTimeout: the last slice is kept for the leave.
-func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
+func (s *Service) drain(srv *http.Server, ln *listener, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
 	begin := time.Now()
 	d := s.cfg.DrainTimeout
 	ctx, cancel := context.WithDeadline(context.Background(), begin.Add(d-leaveSlice(d)))
@@ -219,7 +220,7 @@ func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip c
 	warned := time.Since(begin)
 
 	var drainErr error
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := ln.shutdown(ctx, srv); err != nil {
 		drainErr = fmt.Errorf("shoal: drain timeout %v passed with requests in flight: %w", d, err)
 		srv.Close()
 	}

@@ -37,12 +37,14 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 	e := startEdge(t, shoal.Config{ReadHeaderTimeout: headerTimeout}, time.Second)
 	e.backend(t, "api", okBackend)
 
+	// Before the dial: the server's header timer starts once it accepts,
+	// which may be before Dial returns.
+	begin := time.Now()
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	begin := time.Now()
 	closed := make(chan time.Duration, 1)
 	go func() { // ends when the server closes the connection (or the test does)
 		io.Copy(io.Discard, conn)

@@ -135,7 +135,7 @@ func wsEchoBackend(t *testing.T, closed chan<- struct{}) http.HandlerFunc {
 // gateway's timeout, which bounds only the wait for the 101), and closing
 // the client's side reaches the backend.
 func TestWebSocketThroughGateway(t *testing.T) {
-	const timeout = 200 * time.Millisecond
+	const timeout = time.Second // time enough for the headers on a loaded machine
 	e := startEdge(t, shoal.Config{}, timeout)
 	closed := make(chan struct{})
 	e.backend(t, "chat", wsEchoBackend(t, closed))
@@ -188,7 +188,7 @@ func TestWebSocketThroughGateway(t *testing.T) {
 // stream open (no buffering), the second once it goes on, after more than
 // the gateway's timeout.
 func TestSSEThroughGateway(t *testing.T) {
-	const timeout = 200 * time.Millisecond
+	const timeout = time.Second // time enough for the headers on a loaded machine
 	e := startEdge(t, shoal.Config{}, timeout)
 	release := make(chan struct{})
 	e.backend(t, "news", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
