@@ -1,0 +1,50 @@
+package h1
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// AppendFields appends h's fields as field lines, as net/http writes
+// headers: a field with an invalid name is dropped, and CR or LF in a
+// value becomes a space, so that no value can start a field (or a
+// message) of its own.
+func AppendFields(dst []byte, h http.Header) []byte {
+	for k, vs := range h {
+		if !validToken(k) {
+			continue
+		}
+		for _, v := range vs {
+			dst = append(dst, k...)
+			dst = append(dst, ':', ' ')
+			if !strings.ContainsAny(v, "\r\n") {
+				dst = append(dst, v...)
+			} else {
+				for i := 0; i < len(v); i++ {
+					c := v[i]
+					if c == '\r' || c == '\n' {
+						c = ' '
+					}
+					dst = append(dst, c)
+				}
+			}
+			dst = append(dst, '\r', '\n')
+		}
+	}
+	return dst
+}
+
+// AppendStatusLine appends "HTTP/1.1 <code> <reason>\r\n".
+func AppendStatusLine(dst []byte, code int) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, ' ')
+	if text := http.StatusText(code); text != "" {
+		dst = append(dst, text...)
+	} else {
+		dst = append(dst, "status code "...)
+		dst = strconv.AppendInt(dst, int64(code), 10)
+	}
+	return append(dst, '\r', '\n')
+}
