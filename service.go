@@ -157,12 +157,19 @@ func (s *Service) Run(ctx context.Context) error {
 
 	srv := s.newServer()
 	serveDone := make(chan error, 1)
+	var engine Engine // serves the listener with srv as its fallback
+	if s.cert == nil {
+		engine = s.cfg.Engine
+	}
 	go func() {
-		if s.cert != nil {
+		switch {
+		case s.cert != nil:
 			serveDone <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
-			return
+		case engine != nil:
+			serveDone <- engine.Serve(ln, srv)
+		default:
+			serveDone <- srv.Serve(ln)
 		}
-		serveDone <- srv.Serve(ln)
 	}()
 	close(s.ready)
 	s.log.Info("serving", "addr", self.Addr, "scheme", s.scheme(), "gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
@@ -177,16 +184,27 @@ func (s *Service) Run(ctx context.Context) error {
 		gossipDone <- err // drain reads it again
 		runErr = fmt.Errorf("shoal: gossip stopped: %w", err)
 	}
-	if err := s.drain(srv, member, stopGossip, gossipDone); err != nil && runErr == nil {
+	var server stopper = srv
+	if engine != nil {
+		server = engine
+	}
+	if err := s.drain(server, member, stopGossip, gossipDone); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
 }
 
+// stopper is what drain stops: the *http.Server, or the Engine serving in
+// its place.
+type stopper interface {
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
 // drain is the shutdown sequence: draining in gossip and readiness, wait for
 // peers to hear it, finish in-flight requests, leave gossip. All of it fits
 // in DrainTimeout: the last slice is kept for the leave.
-func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
+func (s *Service) drain(srv stopper, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
 	begin := time.Now()
 	d := s.cfg.DrainTimeout
 	ctx, cancel := context.WithDeadline(context.Background(), begin.Add(d-leaveSlice(d)))

@@ -30,7 +30,7 @@ type Resolver interface {
 type Transport struct {
 	resolver Resolver
 	cfg      Config
-	base     http.RoundTripper // an *http.Transport; a fake in benchmarks
+	base     http.RoundTripper // Config.Base, or an *http.Transport
 	services sync.Map          // service name → *dependency
 }
 
@@ -43,7 +43,11 @@ func New(r Resolver, cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: newBaseTransport()}, nil
+	var base http.RoundTripper = cfg.Base
+	if base == nil {
+		base = newBaseTransport()
+	}
+	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: base}, nil
 }
 
 func newBaseTransport() *http.Transport {

@@ -30,13 +30,34 @@ type edge struct {
 	cat  *discovery.Catalog
 }
 
+// servers are the two ways the gateway service serves HTTP/1.1: its own
+// engine (with Upstream calling the services), as shoal gateway runs it, and
+// net/http alone (shoal gateway --engine=false). Tests of HTTP behaviour run
+// against both.
+var servers = []struct {
+	name   string
+	engine bool
+}{{"engine", true}, {"net-http", false}}
+
 // startEdge runs a gateway service with cfg (Name and Logger are set here)
 // whose gateway times requests out after timeout and whose client resolves
-// service names in the returned catalog.
+// service names in the returned catalog, served by the engine as in
+// production.
 func startEdge(t *testing.T, cfg shoal.Config, timeout time.Duration) *edge {
 	t.Helper()
+	return startEdgeWith(t, cfg, timeout, true)
+}
+
+// startEdgeWith is startEdge, served by the engine or by net/http alone.
+func startEdgeWith(t *testing.T, cfg shoal.Config, timeout time.Duration, engine bool) *edge {
+	t.Helper()
 	e := &edge{cat: discovery.NewCatalog()}
-	tr, err := client.New(e.cat, client.Config{})
+	ccfg := client.Config{}
+	if engine {
+		ccfg.Base = gateway.NewUpstream()
+		cfg.Engine = gateway.NewEngine()
+	}
+	tr, err := client.New(e.cat, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,10 @@ func (b *Reader) Buffered() int { return b.w - b.r }
 // until the next read.
 func (b *Reader) Peek() []byte { return b.buf[b.r:b.w] }
 
+// ClearError forgets an error the source returned, e.g. a read deadline
+// set on purpose to interrupt a read, so that reading can go on.
+func (b *Reader) ClearError() { b.err = nil }
+
 // Fill reads from the source once, into the free end of the buffer, and
 // returns the error of that read. The buffer must not be full.
 func (b *Reader) Fill() error {

@@ -6,31 +6,37 @@ import (
 	"strings"
 )
 
-// AppendFields appends h's fields as field lines, as net/http writes
+// AppendFields appends h's fields as field lines (see AppendField).
+func AppendFields(dst []byte, h http.Header) []byte {
+	for k, vs := range h {
+		dst = AppendField(dst, k, vs)
+	}
+	return dst
+}
+
+// AppendField appends one field line per value, as net/http writes
 // headers: a field with an invalid name is dropped, and CR or LF in a
 // value becomes a space, so that no value can start a field (or a
 // message) of its own.
-func AppendFields(dst []byte, h http.Header) []byte {
-	for k, vs := range h {
-		if !validToken(k) {
-			continue
-		}
-		for _, v := range vs {
-			dst = append(dst, k...)
-			dst = append(dst, ':', ' ')
-			if !strings.ContainsAny(v, "\r\n") {
-				dst = append(dst, v...)
-			} else {
-				for i := 0; i < len(v); i++ {
-					c := v[i]
-					if c == '\r' || c == '\n' {
-						c = ' '
-					}
-					dst = append(dst, c)
+func AppendField(dst []byte, k string, vs []string) []byte {
+	if !validToken(k) {
+		return dst
+	}
+	for _, v := range vs {
+		dst = append(dst, k...)
+		dst = append(dst, ':', ' ')
+		if !strings.ContainsAny(v, "\r\n") {
+			dst = append(dst, v...)
+		} else {
+			for i := 0; i < len(v); i++ {
+				c := v[i]
+				if c == '\r' || c == '\n' {
+					c = ' '
 				}
+				dst = append(dst, c)
 			}
-			dst = append(dst, '\r', '\n')
 		}
+		dst = append(dst, '\r', '\n')
 	}
 	return dst
 }
