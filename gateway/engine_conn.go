@@ -128,6 +128,14 @@ func (c *conn) serve() {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // Shutdown closed it
 		}
+		if first && bytes.HasPrefix(c.rd.Peek(), h2Preface[:min(len(h2Preface), c.rd.Buffered())]) {
+			// HTTP/2 with prior knowledge (h2c), or the start of it:
+			// net/http's, whole.
+			handedOff = true
+			c.nc.SetReadDeadline(time.Time{})
+			c.e.handOff(c, append([]byte(nil), c.rd.Peek()...))
+			return
+		}
 		first = false
 		t0 := time.Now()
 		if srv.ReadHeaderTimeout > 0 && !bytes.Contains(c.rd.Peek(), crlfcrlf) {
@@ -157,7 +165,10 @@ func (c *conn) serve() {
 	}
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
+var (
+	crlfcrlf  = []byte("\r\n\r\n")
+	h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+)
 
 // netHTTPServes reports whether req (and the rest of its connection) is
 // left to net/http: the rare forms the engine does not implement.

@@ -121,7 +121,7 @@ type Gateway struct {
 	resolver  client.Resolver
 	transport http.RoundTripper
 	table     atomic.Pointer[table]
-	seen     sync.Map // service names that have had instances: empty now means unavailable, not unknown
+	seen      sync.Map // service names that have had instances: empty now means unavailable, not unknown
 }
 
 // New returns a Gateway with default routes only, that checks service
@@ -207,4 +207,3 @@ func truncate(s string, n int) string {
 const copyBufferSize = 32 << 10
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-

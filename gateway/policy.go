@@ -41,8 +41,10 @@ type request struct {
 	ident   Identity       // verified identity, anonymous for AuthNone routes
 	route   *compiledRoute // nil for default routes
 	limit   int64          // on the body
-	// tooLarge is set when the body passed its limit while being read.
+	// tooLarge is set when the body passed its limit while being read;
+	// bodyErr when reading it failed otherwise.
 	tooLarge atomic.Bool
+	bodyErr  atomic.Pointer[error]
 	// headerTimer bounds a stream's wait for its response headers only.
 	headerTimer *time.Timer
 }
@@ -221,6 +223,7 @@ func (g *Gateway) send(w http.ResponseWriter, r *http.Request, orig http.Respons
 			writeTooLarge(w, limit)
 			return
 		}
+		w.Header().Set("Connection", "close") // the framing cannot be trusted any more
 		shoal.WriteError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
 		return
 	}
@@ -331,8 +334,9 @@ func bufferBody(r *http.Request) error {
 	return nil
 }
 
-// limitedBody notes when the body limit stops a read, so that the answer is
-// 413 whatever error the transport makes of it.
+// limitedBody notes when the body limit stops a read, or the caller's body
+// fails, so that the answer is 413 or 400 whatever error the transport
+// makes of it.
 type limitedBody struct {
 	io.ReadCloser
 	st *request
@@ -340,8 +344,12 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && tooLarge(err) {
+	switch {
+	case err == nil, err == io.EOF:
+	case tooLarge(err):
 		b.st.tooLarge.Store(true)
+	default:
+		b.st.bodyErr.Store(&err)
 	}
 	return n, err
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptrace"
@@ -141,12 +142,20 @@ func (g *Gateway) outgoing(ctx context.Context, w http.ResponseWriter, r *http.R
 	if r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody) {
 		out.Body = nil
 	}
-	// 1xx answers (103 Early Hints) go to the caller as they come.
+	// 1xx answers (103 Early Hints) go to the caller as they come, with
+	// their own fields only; 100 Continue is not one of them: the server
+	// in front has answered the caller's Expect itself.
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+		if code == http.StatusContinue {
+			return nil
+		}
 		wh := w.Header()
+		final := maps.Clone(wh) // what the policy set for the final response (CORS, rate limits)
+		clear(wh)
 		copyEndToEnd(wh, http.Header(header))
 		w.WriteHeader(code)
-		clear(wh) // a 1xx's fields are not the final response's
+		clear(wh)
+		maps.Copy(wh, final)
 		return nil
 	}})
 	return out.WithContext(ctx)
@@ -262,6 +271,14 @@ func (g *Gateway) switchProtocols(w http.ResponseWriter, r, out *http.Request, r
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, st *request, err error) {
 	if st.tooLarge.Load() || tooLarge(err) {
 		writeTooLarge(w, st.limit)
+		return
+	}
+	if berr := st.bodyErr.Load(); berr != nil {
+		// The caller's body broke off or broke the syntax (a bad chunk):
+		// the service got an incomplete request, and the connection's
+		// framing cannot be trusted any more.
+		w.Header().Set("Connection", "close")
+		shoal.WriteError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+(*berr).Error())
 		return
 	}
 	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
