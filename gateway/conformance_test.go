@@ -366,9 +366,9 @@ func TestConformanceRefusals(t *testing.T) {
 			for _, tt := range []struct {
 				name, req string
 				want      int
-				netHTTP   int // what net/http answers, when it differs; -1: it serves the request
+				netHTTP   int // what net/http answers, when it differs; -n: it serves n requests from it
 			}{
-				{"Content-Length and Transfer-Encoding", "POST /api/echo/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/echo/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n", 400, -1},
+				{"Content-Length and Transfer-Encoding", "POST /api/echo/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/echo/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n", 400, -2},
 				{"duplicate Content-Length", "POST /api/echo/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde", 400, 0},
 				{"Content-Length with a sign", "POST /api/echo/x HTTP/1.1\r\nHost: gw\r\nContent-Length: +3\r\n\r\nabc", 400, 0},
 				{"chunk size not hex", "POST /api/echo/x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400, 0},
@@ -402,11 +402,20 @@ func TestConformanceRefusals(t *testing.T) {
 						t.Fatalf("no response: %v", err)
 					}
 					io.Copy(io.Discard, resp.Body)
-					if want < 0 {
+					for i := 0; want < 0; i++ {
+						// net/http serves it, as -want requests: read their
+						// answers, so that none is still on its way to the
+						// service when the next case counts.
 						if resp.StatusCode != http.StatusOK {
 							t.Errorf("%s; net/http serves this request", resp.Status)
 						}
-						return
+						if i+1 == -want {
+							return
+						}
+						if resp, err = http.ReadResponse(br, nil); err != nil {
+							t.Fatalf("response %d: %v", i+2, err)
+						}
+						io.Copy(io.Discard, resp.Body)
 					}
 					if resp.StatusCode != want {
 						t.Errorf("%s, want %d", resp.Status, want)

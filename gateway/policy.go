@@ -79,11 +79,11 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, t *table, st *re
 
 	p := cleanPath(r.URL.Path)
 	method := r.Method
-	preflight := method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != ""
+	preflight := method == http.MethodOptions && headerValue(r.Header, "Origin") != "" &&
+		headerValue(r.Header, "Access-Control-Request-Method") != ""
 	if preflight {
 		// A preflight asks about the method to come: route it as that.
-		method = r.Header.Get("Access-Control-Request-Method")
+		method = headerValue(r.Header, "Access-Control-Request-Method")
 	}
 	rt, wrongMethod := t.match(r.Host, p, method)
 	if preflight && (rt == nil || rt.cors == nil) {

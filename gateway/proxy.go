@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"mime"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -68,7 +67,7 @@ func upgradeType(h http.Header) string {
 	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
 		return ""
 	}
-	return h.Get("Upgrade")
+	return headerValue(h, "Upgrade")
 }
 
 // forward sends r, as st describes it, to its service and writes the
@@ -168,8 +167,7 @@ func streamFlush(resp *http.Response) bool {
 	if resp.ContentLength == -1 {
 		return true
 	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return mt == "text/event-stream"
+	return eventStream(resp.Header)
 }
 
 // copyBody copies the response body to w through a pooled buffer,

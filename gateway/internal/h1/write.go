@@ -3,7 +3,6 @@ package h1
 import (
 	"net/http"
 	"strconv"
-	"strings"
 )
 
 // AppendFields appends h's fields as field lines (see AppendField).
@@ -25,15 +24,11 @@ func AppendField(dst []byte, k string, vs []string) []byte {
 	for _, v := range vs {
 		dst = append(dst, k...)
 		dst = append(dst, ':', ' ')
-		if !strings.ContainsAny(v, "\r\n") {
-			dst = append(dst, v...)
-		} else {
-			for i := 0; i < len(v); i++ {
-				c := v[i]
-				if c == '\r' || c == '\n' {
-					c = ' '
-				}
-				dst = append(dst, c)
+		n := len(dst)
+		dst = append(dst, v...)
+		for i, c := range dst[n:] {
+			if c == '\r' || c == '\n' {
+				dst[n+i] = ' '
 			}
 		}
 		dst = append(dst, '\r', '\n')
