@@ -75,23 +75,37 @@ type hedgeResult struct {
 // when the timer fires it sends the hedge and re-arms itself for the rest of
 // perTry, after which it cancels the attempt. The attempt must then call
 // attemptEnded instead of stopping a timer of its own.
+//
+// While this process is itself late to run its goroutines (saturation.go),
+// the timer waits another delay instead of sending the hedge: the attempt
+// is late because of us, and a hedge would only add load.
 func (hg *hedge) arm(cancel context.CancelCauseFunc, instance string, perTry time.Duration) bool {
 	if hg.delay <= 0 || hg.timer != nil || hg.delay >= perTry {
 		return false
 	}
 	hg.cancelFirst = cancel
 	hg.first[0] = instance
-	rest := perTry - hg.delay
-	hg.mu.Lock() // the callback reads hg.timer
+	delay, end := hg.delay, time.Now().Add(perTry) // end: the attempt's per-try timeout
+	hg.mu.Lock()                                   // the callback reads hg.timer
 	defer hg.mu.Unlock()
-	hg.timer = time.AfterFunc(hg.delay, func() {
+	hg.timer = time.AfterFunc(delay, func() {
+		left := time.Until(end)
+		late := hg.t.localLate(delay)
 		hg.mu.Lock()
 		switch {
 		case hg.attemptDone:
 			hg.mu.Unlock()
+		case !hg.launched && late && left > delay:
+			hg.timer.Reset(delay) // ask again then
+			hg.mu.Unlock()
 		case !hg.launched:
 			hg.launched = true
-			hg.timer.Reset(rest)
+			hg.timer.Reset(left)
+			if late {
+				// Still ours to blame, and little time left: no hedge.
+				hg.finish(&hedgeResult{})
+				return
+			}
 			hg.mu.Unlock()
 			hg.fire()
 		default:

@@ -32,6 +32,9 @@ type Transport struct {
 	cfg      Config
 	base     http.RoundTripper // Config.Base, or an *http.Transport
 	services sync.Map          // service name → *dependency
+	// lag is the process's recent scheduling lag (processLag.Lag; a fake
+	// in tests), read before a hedge is sent: see saturation.go.
+	lag func(now time.Time) time.Duration
 }
 
 // New returns a Transport resolving names through r. Zero fields of cfg take
@@ -47,7 +50,7 @@ func New(r Resolver, cfg Config) (*Transport, error) {
 	if base == nil {
 		base = newBaseTransport()
 	}
-	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: base}, nil
+	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: base, lag: processLag.Lag}, nil
 }
 
 func newBaseTransport() *http.Transport {
