@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-
 )
 
 // setIdentity tells the service who the caller is.
