@@ -193,7 +193,8 @@ func (w *response) Write(p []byte) (int, error) {
 func (w *response) commit(final bool) {
 	w.committed = true
 	body := w.out[w.headEnd:]
-	var fr []byte
+	var frBuf [96]byte // framing lines: on the stack
+	fr := frBuf[:0]
 	switch {
 	case w.noBody:
 		if w.req.Method == http.MethodHead && w.declared >= 0 {

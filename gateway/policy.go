@@ -31,16 +31,17 @@ import (
 // request is what the gateway knows about one request, from routing to
 // the access log.
 type request struct {
-	label   string // route label for logs and metrics
-	service string // "" until the service is known
-	path    string // at the service
-	rawPath string // escaped path at the service, if it differs
-	id      string // X-Request-Id
-	idv     [1]string
-	subject string
-	ident   Identity       // verified identity, anonymous for AuthNone routes
-	route   *compiledRoute // nil for default routes
-	limit   int64          // on the body
+	label     string // route label for logs and metrics
+	service   string // "" until the service is known
+	path      string // at the service
+	rawPath   string // escaped path at the service, if it differs
+	id        string // X-Request-Id
+	idv       [1]string
+	forwarded [3]string // X-Forwarded-For, -Host, -Proto values
+	subject   string
+	ident     Identity       // verified identity, anonymous for AuthNone routes
+	route     *compiledRoute // nil for default routes
+	limit     int64          // on the body
 	// tooLarge is set when the body passed its limit while being read;
 	// bodyErr when reading it failed otherwise.
 	tooLarge atomic.Bool
@@ -257,15 +258,19 @@ func (g *Gateway) outgoingHeaders(h http.Header, r *http.Request, st *request) {
 	delete(h, "X-Forwarded-For")
 	delete(h, "X-Forwarded-Host")
 	delete(h, "X-Forwarded-Proto")
+	// The values live in st: one allocation for the request, not one per
+	// field; each slice has capacity 1, so that Add copies.
+	f := &st.forwarded
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		h["X-Forwarded-For"] = []string{ip}
+		f[0] = ip
+		h["X-Forwarded-For"] = f[0:1:1]
 	}
-	h["X-Forwarded-Host"] = []string{r.Host}
-	proto := "http"
+	f[1], f[2] = r.Host, "http"
 	if r.TLS != nil {
-		proto = "https"
+		f[2] = "https"
 	}
-	h["X-Forwarded-Proto"] = []string{proto}
+	h["X-Forwarded-Host"] = f[1:2:2]
+	h["X-Forwarded-Proto"] = f[2:3:3]
 	if _, ok := r.Header["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // none: not Go's default
 	}
