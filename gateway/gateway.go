@@ -46,6 +46,17 @@
 // JSON access log line per request, and it records per-route RED metrics
 // (telemetry.RouteMetrics).
 //
+// # Servers
+//
+// The gateway is an http.Handler, served by the SDK service it runs in.
+// shoal gateway gives that service the gateway's own HTTP/1.1 engine
+// (Engine, through shoal.Config.Engine) and calls services through
+// Upstream (client.Config.Base): purpose-written HTTP/1.1 on both sides,
+// with strict parsing (package internal/h1). The engine hands net/http what
+// it does not implement (h2c, HTTP/1.0, upgrades); TLS and HTTP/2 are
+// net/http's. Both servers call the same handler, so every per-request rule
+// lives once, in policy.go.
+//
 // # Reload
 //
 // SetConfig swaps the route table atomically: requests in flight keep the
