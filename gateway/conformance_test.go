@@ -110,7 +110,7 @@ func conformanceBackend(hits *atomic.Int64) http.Handler {
 func conformanceEdge(t *testing.T, engine bool, cfg shoal.Config) (*edge, *atomic.Int64) {
 	t.Helper()
 	hits := new(atomic.Int64)
-	e := startEdgeWith(t, cfg, 2*time.Second, engine)
+	e := startEdgeWith(t, cfg, 30*time.Second, engine) // room for 32 MiB under the race detector
 	e.backend(t, "api", conformanceBackend(hits))
 	return e, hits
 }

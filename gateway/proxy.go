@@ -226,16 +226,17 @@ func (g *Gateway) switchProtocols(w http.ResponseWriter, r, out *http.Request, r
 		g.proxyError(w, r, st, fmt.Errorf("the service switched to protocol %q when %q was asked for", got, want))
 		return
 	}
-	defer back.Close()
+	// Closed once: when the exchange ends, or earlier when the request is
+	// canceled (the gateway shutting down, a caller's own deadline).
+	closeBack := sync.OnceFunc(func() { back.Close() })
+	defer closeBack()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		g.proxyError(w, r, st, fmt.Errorf("switching protocols: %w", err))
 		return
 	}
 	defer conn.Close()
-	// The upgrade lasts as long as both sides want; a canceled request
-	// (the gateway shutting down, a caller's own deadline) ends it.
-	stop := context.AfterFunc(r.Context(), func() { back.Close() })
+	stop := context.AfterFunc(r.Context(), closeBack)
 	defer stop()
 	if rec, ok := w.(*recorder); ok && rec.code == 0 {
 		rec.code = http.StatusSwitchingProtocols
