@@ -171,12 +171,19 @@ func (s *Service) Run(ctx context.Context) error {
 	srv := s.newServer()
 	srv.ConnState = ln.track
 	serveDone := make(chan error, 1)
+	var engine Engine // serves the listener with srv as its fallback
+	if s.cert == nil {
+		engine = s.cfg.Engine
+	}
 	go func() {
-		if s.cert != nil {
+		switch {
+		case s.cert != nil:
 			serveDone <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
-			return
+		case engine != nil:
+			serveDone <- engine.Serve(ln, srv)
+		default:
+			serveDone <- srv.Serve(ln)
 		}
-		serveDone <- srv.Serve(ln)
 	}()
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
@@ -194,16 +201,36 @@ func (s *Service) Run(ctx context.Context) error {
 		gossipDone <- err // drain reads it again
 		runErr = fmt.Errorf("shoal: gossip stopped: %w", err)
 	}
-	if err := s.drain(srv, ln, member, stopGossip, gossipDone); err != nil && runErr == nil {
+	var server stopper = drainingServer{srv, ln}
+	if engine != nil {
+		server = engine // it tracks its own connections
+	}
+	if err := s.drain(server, member, stopGossip, gossipDone); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
 }
 
+// stopper is what drain stops: the *http.Server, or the Engine serving in
+// its place.
+type stopper interface {
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// drainingServer is an *http.Server whose Shutdown first waits for the
+// connections its listener accepted to send their requests (see listener).
+type drainingServer struct {
+	*http.Server
+	ln *listener
+}
+
+func (d drainingServer) Shutdown(ctx context.Context) error { return d.ln.shutdown(ctx, d.Server) }
+
 // drain is the shutdown sequence: draining in gossip and readiness, wait for
 // peers to hear it, finish in-flight requests, leave gossip. All of it fits
 // in DrainTimeout: the last slice is kept for the leave.
-func (s *Service) drain(srv *http.Server, ln *listener, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
+func (s *Service) drain(srv stopper, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
 	begin := time.Now()
 	d := s.cfg.DrainTimeout
 	ctx, cancel := context.WithDeadline(context.Background(), begin.Add(d-leaveSlice(d)))
@@ -220,7 +247,7 @@ func (s *Service) drain(srv *http.Server, ln *listener, member *discovery.Member
 	warned := time.Since(begin)
 
 	var drainErr error
-	if err := ln.shutdown(ctx, srv); err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
 		drainErr = fmt.Errorf("shoal: drain timeout %v passed with requests in flight: %w", d, err)
 		srv.Close()
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -45,6 +46,11 @@ type Config struct {
 
 	// Observer, if set, is told of every attempt.
 	Observer Observer `json:"-" yaml:"-"`
+	// Base, if set, sends each attempt (one request to one instance's
+	// address, http://host:port/...) instead of the default *http.Transport:
+	// the gateway's HTTP/1.1 engine sets its own. It serves every service
+	// (a dependencies entry's Base is ignored).
+	Base http.RoundTripper `json:"-" yaml:"-"`
 }
 
 // Observer learns of every attempt a Transport makes, failed or not. It is

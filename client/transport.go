@@ -30,8 +30,11 @@ type Resolver interface {
 type Transport struct {
 	resolver Resolver
 	cfg      Config
-	base     http.RoundTripper // an *http.Transport; a fake in benchmarks
+	base     http.RoundTripper // Config.Base, or an *http.Transport
 	services sync.Map          // service name → *dependency
+	// lag is the process's recent scheduling lag (processLag.Lag; a fake
+	// in tests), read before a hedge is sent: see saturation.go.
+	lag func(now time.Time) time.Duration
 }
 
 // New returns a Transport resolving names through r. Zero fields of cfg take
@@ -43,7 +46,11 @@ func New(r Resolver, cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: newBaseTransport()}, nil
+	var base http.RoundTripper = cfg.Base
+	if base == nil {
+		base = newBaseTransport()
+	}
+	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: base, lag: processLag.Lag}, nil
 }
 
 func newBaseTransport() *http.Transport {
