@@ -26,19 +26,11 @@ import (
 	"github.com/shoal-dev/shoal/discovery/discoverytest"
 )
 
-// The test binary doubles as the program the agent runs: with
-// envFakeProgram set, TestMain runs fakeProgram instead of the tests.
+// envFakeProgram and envFakeSick configure fakeProgram (see TestMain).
 const (
 	envFakeProgram = "DEPLOY_TEST_FAKE_PROGRAM" // the loopback host to listen on
 	envFakeSick    = "DEPLOY_TEST_FAKE_SICK"    // a file: while it exists, /healthz answers 500
 )
-
-func TestMain(m *testing.M) {
-	if host := os.Getenv(envFakeProgram); host != "" {
-		os.Exit(fakeProgram(host))
-	}
-	discoverytest.VerifyTestMain(m)
-}
 
 // fakeProgram is an HTTP program that knows nothing of Shoal, like flix's
 // trailers: it listens on host:$PORT, answers /healthz, /hello and /exit,
