@@ -72,7 +72,13 @@ while it keeps serving.
   shoal ps                 list every instance and its state
   shoal kill catalog/1     SIGKILL one instance; the supervisor restarts it
 
-Commands other than up and gateway find the running 'shoal up' through
+Beyond one machine (docs/DEPLOY.md):
+
+  shoal image -o DIR       build an OCI image per service, without Docker
+  shoal export kubernetes -o DIR
+                           write the Kubernetes objects of the system
+
+ps, scale, restart, kill, logs and down find the running 'shoal up' through
 .shoal/state.json in the manifest's folder: run them from that folder, or
 point -f at the manifest.`,
 		Example: `  go run ./cmd/shoal up
@@ -98,6 +104,9 @@ point -f at the manifest.`,
 		newLogs(e, &file),
 		newDown(e, &file),
 		newGateway(e),
+		newImage(e, &file),
+		newExport(e, &file),
+		newAgent(e),
 	)
 	return root
 }
