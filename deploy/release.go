@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +33,19 @@ type Release struct {
 // EnvSourceDateEpoch fixes Release.Created (reproducible-builds.org).
 const EnvSourceDateEpoch = "SOURCE_DATE_EPOCH"
 
-// versionPattern is what a registry accepts as a tag.
-var versionPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+// validTag reports whether a registry accepts v as a tag:
+// [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+func validTag(v string) bool {
+	if v == "" || len(v) > 128 || v[0] == '.' || v[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(v) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ReadRelease describes the sources in dir from git (any of it may be
 // missing: a folder outside git gives version "dev" and no revision) and
@@ -47,7 +57,7 @@ func ReadRelease(ctx context.Context, dir string, getenv func(string) string) (R
 		if st, err := git(ctx, dir, "status", "--porcelain"); err == nil && st != "" {
 			r.Revision += "-dirty"
 		}
-		if v, err := git(ctx, dir, "describe", "--tags", "--always", "--dirty"); err == nil && versionPattern.MatchString(v) {
+		if v, err := git(ctx, dir, "describe", "--tags", "--always", "--dirty"); err == nil && validTag(v) {
 			r.Version = v
 		}
 		if ct, err := git(ctx, dir, "log", "-1", "--format=%ct"); err == nil {
@@ -71,7 +81,7 @@ func ReadRelease(ctx context.Context, dir string, getenv func(string) string) (R
 
 // Check reports a Release that cannot tag an image.
 func (r Release) Check() error {
-	if !versionPattern.MatchString(r.Version) {
+	if !validTag(r.Version) {
 		return fmt.Errorf("deploy: version %q cannot be an image tag: use letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')", r.Version)
 	}
 	return nil
