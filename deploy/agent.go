@@ -115,9 +115,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	health := &prober{url: "http://" + addr + orDefault(a.Health, "/")}
 	defer health.client.CloseIdleConnections()
-	if err := a.waitHealthy(ctx, p, health); err != nil {
+	if err := a.waitHealthy(ctx, p, health); err != nil || ctx.Err() != nil {
 		p.stop(log)
-		return err
+		return err // nil when asked to stop before the program was healthy: never announced
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -167,7 +167,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// waitHealthy polls the program's health check until it answers 200.
+// waitHealthy polls the program's health check until it answers 200, or
+// ctx ends (nil: the caller checks ctx).
 func (a *Agent) waitHealthy(ctx context.Context, p *program, health *prober) error {
 	d := a.ReadyTimeout
 	if d <= 0 {
@@ -180,7 +181,7 @@ func (a *Agent) waitHealthy(ctx context.Context, p *program, health *prober) err
 	for !health.ok(ctx) {
 		select {
 		case <-ctx.Done():
-			return nil // asked to stop before it served: not an error
+			return nil // asked to stop: not an error
 		case <-p.exited:
 			return fmt.Errorf("deploy: agent: %s exited before its health check passed: %s", a.Command[0], p.exit())
 		case <-deadline.C:
@@ -188,7 +189,7 @@ func (a *Agent) waitHealthy(ctx context.Context, p *program, health *prober) err
 		case <-tick.C:
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 // program is the running program.

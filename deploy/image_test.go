@@ -79,21 +79,22 @@ func fakePython(dir, arch string) (string, error) {
 	return dir, p.AppendImage(img, layout.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}))
 }
 
-// buildFlix builds the images of the services named, or of trailers (on a
-// fake Python base written into dir), gateway and catalog.
-func buildFlix(dir string, r Release, services ...string) (map[string]Image, error) {
+// buildFlix builds the images of trailers (on a fake Python base written
+// into dir), gateway and catalog.
+func buildFlix(dir string, r Release) (map[string]Image, error) {
 	m, err := manifest.Load(filepath.Join("..", "shoal.yaml"))
 	if err != nil {
 		return nil, err
 	}
-	opts := ImageOptions{Services: services, Registry: "registry.example/acme", Release: r}
-	if len(services) == 0 {
-		python, err := fakePython(dir, "amd64")
-		if err != nil {
-			return nil, err
-		}
-		opts.Services = []string{"trailers", "gateway", "catalog"}
-		opts.Bases = map[string]string{"trailers": python}
+	python, err := fakePython(dir, "amd64")
+	if err != nil {
+		return nil, err
+	}
+	opts := ImageOptions{
+		Services: []string{"trailers", "gateway", "catalog"},
+		Registry: "registry.example/acme",
+		Release:  r,
+		Bases:    map[string]string{"trailers": python},
 	}
 	imgs, err := BuildImages(context.Background(), m, opts)
 	if err != nil {
@@ -307,16 +308,11 @@ func checkCACerts(t *testing.T, data []byte) {
 	}
 }
 
-// The same sources and release make the same images, digest for digest;
-// another release time makes others (the time is really in them).
+// The same sources and release make the same images, digest for digest.
+// (That the release's time is in them, rather than the build's, is
+// checked file by file in testImagesOfFlix.)
 func testImagesAreReproducible(t *testing.T, first map[string]Image) {
 	second, err := buildFlix(t.TempDir(), testRelease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	later := testRelease
-	later.Created = later.Created.Add(time.Second)
-	third, err := buildFlix(t.TempDir(), later, "catalog")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,10 +324,6 @@ func testImagesAreReproducible(t *testing.T, first map[string]Image) {
 		if d2, _ := second[name].Image.Digest(); d1 != d2 {
 			t.Errorf("%s: built twice, digests %s and %s", name, d1, d2)
 		}
-	}
-	d1, _ := first["catalog"].Image.Digest()
-	if d3, _ := third["catalog"].Image.Digest(); d1 == d3 {
-		t.Errorf("catalog: another release time, same digest %s", d1)
 	}
 }
 

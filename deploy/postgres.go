@@ -70,14 +70,8 @@ func (k *kube) postgres() []runtime.Object {
 							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
 							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
 						},
-						ReadinessProbe: probe,
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: new(false),
-							Privileged:               new(false),
-							ReadOnlyRootFilesystem:   new(true),
-							RunAsNonRoot:             new(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
+						ReadinessProbe:  probe,
+						SecurityContext: restricted(),
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "data", MountPath: postgresData},
 							{Name: "run", MountPath: "/var/run/postgresql"},
