@@ -3,11 +3,9 @@ package deploy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -21,109 +19,16 @@ import (
 	"github.com/shoal-dev/shoal/manifest"
 )
 
-// envFakeKubectl makes the test binary a kubectl (see TestMain) that keeps
-// Secrets as JSON files in the folder it names.
-const envFakeKubectl = "DEPLOY_TEST_FAKE_KUBECTL"
-
-// fakeSecret is a Secret as fakeKubectl keeps it.
+// fakeSecret is a Secret as testdata/fakekubectl keeps it.
 type fakeSecret struct {
 	Namespace string            `json:"namespace"`
 	Type      string            `json:"type"`
 	Data      map[string][]byte `json:"data"`
 }
 
-// fakeKubectl does what secrets.sh asks of kubectl: get secret NAME [-o
-// jsonpath={.data.KEY}], create secret generic NAME --from-literal=K=V
-// --from-file=K=PATH..., create secret tls NAME --cert=P --key=P, each with
-// an optional --namespace. Anything else fails, so a script that asks for
-// more is caught.
-func fakeKubectl(state string, args []string) int {
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "fake kubectl: "+format+"\n", a...)
-		return 1
-	}
-	var ns string
-	if len(args) >= 2 && args[0] == "--namespace" {
-		ns, args = args[1], args[2:]
-	}
-	if len(args) < 3 || args[1] != "secret" {
-		return fail("unsupported: %q", args)
-	}
-	file := filepath.Join(state, args[2]+".json")
-	log, err := os.OpenFile(filepath.Join(state, "log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fail("%v", err)
-	}
-	fmt.Fprintln(log, strings.Join(args, " "))
-	log.Close()
-	switch {
-	case args[0] == "get":
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return fail("secrets %q not found", args[2])
-		}
-		var s fakeSecret
-		if err := json.Unmarshal(raw, &s); err != nil || s.Namespace != ns {
-			return fail("secret %q is in namespace %q, not %q", args[2], s.Namespace, ns)
-		}
-		if len(args) == 3 {
-			return 0
-		}
-		key, ok := strings.CutPrefix(strings.Join(args[3:], " "), "-o jsonpath={.data.")
-		key, ok2 := strings.CutSuffix(key, "}")
-		v, have := s.Data[key]
-		if !ok || !ok2 || !have {
-			return fail("unsupported get: %q", args)
-		}
-		fmt.Print(base64.StdEncoding.EncodeToString(v))
-		return 0
-	case args[0] == "create" && len(args) >= 4:
-		if _, err := os.Stat(file); err == nil {
-			return fail("secrets %q already exists", args[3])
-		}
-		kind, name := args[2], args[3]
-		file = filepath.Join(state, name+".json")
-		s := fakeSecret{Namespace: ns, Type: "Opaque", Data: map[string][]byte{}}
-		if kind == "tls" {
-			s.Type = "kubernetes.io/tls"
-		} else if kind != "generic" {
-			return fail("unsupported secret type %q", kind)
-		}
-		for _, a := range args[4:] {
-			flag, val, _ := strings.Cut(a, "=")
-			switch {
-			case kind == "generic" && flag == "--from-literal":
-				k, v, _ := strings.Cut(val, "=")
-				s.Data[k] = []byte(v)
-			case kind == "generic" && flag == "--from-file", kind == "tls" && (flag == "--cert" || flag == "--key"):
-				k, p, ok := strings.Cut(val, "=")
-				if kind == "tls" {
-					k, p, ok = map[string]string{"--cert": "tls.crt", "--key": "tls.key"}[flag], val, true
-				}
-				if !ok {
-					return fail("--from-file without a key: %q", a)
-				}
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return fail("%v", err)
-				}
-				s.Data[k] = b
-			default:
-				return fail("unsupported flag %q", a)
-			}
-		}
-		raw, _ := json.Marshal(s)
-		if err := os.WriteFile(file, raw, 0o600); err != nil {
-			return fail("%v", err)
-		}
-		return 0
-	}
-	return fail("unsupported: %q", args)
-}
-
 // runSecrets runs secrets.sh of files from the manifest's folder (the
-// repository's root) with the fake kubectl keeping Secrets in state, and
-// returns its output.
+// repository's root) with testdata/fakekubectl keeping Secrets in state,
+// and returns its output.
 func runSecrets(t *testing.T, files map[string][]byte, state string, env ...string) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
@@ -131,20 +36,14 @@ func runSecrets(t *testing.T, files map[string][]byte, state string, env ...stri
 	if err := os.WriteFile(script, files[secretsFile], 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A kubectl that keeps Secrets as JSON files in state.
 	bin := filepath.Join(dir, "bin")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(exe, filepath.Join(bin, "kubectl")); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl"), "./testdata/fakekubectl").CombinedOutput(); err != nil {
+		t.Fatalf("build the fake kubectl: %v\n%s", err, out)
 	}
 	cmd := exec.Command("sh", script)
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), envFakeKubectl+"="+state)
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_KUBECTL_STATE="+state)
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
