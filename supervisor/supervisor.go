@@ -395,6 +395,23 @@ func (s *Supervisor) gatewayURLs() []string {
 // a third smaller) and no local paths baked in.
 var buildFlags = []string{"-trimpath", "-ldflags=-s -w"}
 
+// GoBuild builds the Go package pkg, relative to dir, into the binary out
+// with the flags of every Shoal build. env, if any, is added to this
+// process's environment for the go command (the deploy package adds
+// CGO_ENABLED=0, GOOS and GOARCH to build container images). The error
+// carries go build's output.
+func GoBuild(ctx context.Context, dir, pkg, out string, env ...string) error {
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildFlags...), "-o", out, pkg)...)
+	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %w\n%s", pkg, dir, err, msg)
+	}
+	return nil
+}
+
 // build runs go build once per distinct package, in manifest order.
 func (s *Supervisor) build(ctx context.Context) error {
 	built := map[string]string{}
@@ -410,12 +427,9 @@ func (s *Supervisor) build(ctx context.Context) error {
 		bin := filepath.Join(binDir(s.m.Dir), svc.name)
 		s.con.printf("building %s ... ", svc.name)
 		begin := time.Now()
-		cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildFlags...), "-o", bin, pkg)...)
-		cmd.Dir = s.m.Dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			s.con.printf("failed\n%s", out)
-			return fmt.Errorf("supervisor: build %s (go build %s in %s): %w\n%s", svc.name, pkg, s.m.Dir, err, out)
+		if err := GoBuild(ctx, s.m.Dir, pkg, bin); err != nil {
+			s.con.printf("failed\n")
+			return fmt.Errorf("supervisor: build %s: %w", svc.name, err)
 		}
 		s.con.printf("ok (%.1fs)\n", time.Since(begin).Seconds())
 		built[pkg], svc.path = bin, bin
