@@ -54,6 +54,8 @@ func ParseRequest(head string) (*http.Request, error) {
 	r.Host = r.URL.Host
 	if r.Host == "" && len(hosts) == 1 {
 		r.Host = hosts[0]
+	} else if !httpguts.ValidHostHeader(r.Host) {
+		return nil, ErrMalformed // an absolute-form target's host is checked as a Host field is
 	}
 	delete(r.Header, "Host")
 	if pragma := r.Header["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" && r.Header["Cache-Control"] == nil {
