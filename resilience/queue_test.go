@@ -219,9 +219,9 @@ func TestLimiterOverloadKeepsConcurrencyWhenLatencyIsElsewhere(t *testing.T) {
 	})
 }
 
-// Waiters queued while overloaded are served before the backlog queued
-// before, and shedding refuses the backlog only.
-func TestWaitQueueServesFreshFirstAndShedsBacklog(t *testing.T) {
+// Waiters are served first come, first served, and one whose allowance
+// runs out leaves the queue without taking a slot.
+func TestWaitQueueServesInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
 		held, _ := l.Acquire(context.Background())
@@ -231,9 +231,9 @@ func TestWaitQueueServesFreshFirstAndShedsBacklog(t *testing.T) {
 			ok   bool
 		}
 		got := make(chan result, 3)
-		waitAs := func(name string, overloaded bool) {
+		waitAs := func(name string, allow time.Duration) {
 			go func() {
-				p, ok := l.waiting.wait(context.Background(), l, time.Minute, overloaded)
+				p, ok := l.waiting.wait(context.Background(), l, allow)
 				r := result{name: name, ok: ok}
 				if ok {
 					r.p = l.admit(p, time.Now())
@@ -242,26 +242,51 @@ func TestWaitQueueServesFreshFirstAndShedsBacklog(t *testing.T) {
 			}()
 			synctest.Wait() // queued, in this order
 		}
-		waitAs("backlog-1", false)
-		waitAs("backlog-2", false)
-		waitAs("fresh", true)
+		waitAs("first", time.Minute)
+		waitAs("impatient", time.Second)
+		waitAs("last", time.Minute)
+		time.Sleep(2 * time.Second)
+		if r := <-got; r.name != "impatient" || r.ok {
+			t.Fatalf("after its allowance: %+v, want the impatient waiter gone without a slot", r)
+		}
+		for _, want := range []string{"first", "last"} {
+			held.Record()
+			r := <-got
+			if r.name != want || !r.ok {
+				t.Fatalf("next to get the slot: %+v, want %s", r, want)
+			}
+			held = r.p
+		}
 		held.Record()
-		r := <-got
-		if r.name != "fresh" || !r.ok {
-			t.Fatalf("first to get the slot: %+v, want the fresh waiter", r)
-		}
-		r.p.Record()
-		r = <-got
-		if r.name != "backlog-1" || !r.ok {
-			t.Fatalf("next: %+v, want the oldest of the backlog", r)
-		}
-		l.waiting.shed()
-		if r2 := <-got; r2.name != "backlog-2" || r2.ok {
-			t.Fatalf("after shed: %+v, want the rest of the backlog refused", r2)
-		}
-		r.p.Record()
 		if n := l.waiting.len(); n != 0 || l.Stats().InFlight != 0 {
 			t.Fatalf("%d still waiting, %+v", n, l.Stats())
 		}
+	})
+}
+
+// Shedding refuses every waiter at once: they get no slot, and the slot
+// held stays the only one in flight.
+func TestWaitQueueShedRefusesWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
+		held, _ := l.Acquire(context.Background())
+		got := make(chan bool, 2)
+		for range 2 {
+			go func() {
+				_, ok := l.waiting.wait(context.Background(), l, time.Minute)
+				got <- ok
+			}()
+		}
+		synctest.Wait()
+		l.waiting.shed()
+		for range 2 {
+			if <-got {
+				t.Fatal("a shed waiter got a slot")
+			}
+		}
+		if n, in := l.waiting.len(), l.Stats().InFlight; n != 0 || in != 1 {
+			t.Fatalf("%d waiting, %d in flight after shed; want 0 and 1", n, in)
+		}
+		held.Record()
 	})
 }
