@@ -16,19 +16,23 @@ import (
 // (a dependency, whose latency more requests in flight do not change), and
 // its baseline follows the latency of a long queue, so its limit drifts up.
 //
-// So the cap probes: it measures the throughput of the next probeSamples
-// requests admitted, halves the requests in flight (the first probe of a
+// So the cap probes. While the limit binds, it measures the throughput of
+// the requests admitted (kept to the last probeSamples to 2×probeSamples of
+// them); a probe halves the requests in flight (the first probe of a
 // binding limit quarters them: that limit grew while all was calm) and,
 // once they have drained to the new cap, measures the throughput of the
-// next probeSamples requests admitted again. If it held, within probeLoss,
+// next probeSamples requests admitted. If it held, within probeLoss,
 // against the throughput before the cut (the process queued inside: the
 // service time fell with the requests in flight), the cap stays, and the
-// next probe cuts again at once, down to the limiter's minimum; if it fell
-// (the latency is elsewhere), the cap goes back, and the next probe waits
-// probeEvery, doubling up to probeMaxEvery, so that a process bound by its
-// dependencies loses little to probes. The cap is dropped in the first
-// window in which no request found the limit binding, and re-probed after
-// capHold, since the process may take more by then.
+// next probe cuts again at once, from what was just measured, down to the
+// limiter's minimum; if it fell (the latency is elsewhere), the cap goes
+// back, and the next probe waits probeEvery, doubling up to probeMaxEvery,
+// so that a process bound by its dependencies loses little to probes. The
+// cap is dropped in the first window in which no request found the limit
+// binding, and re-probed after capHold, since the process may take more by
+// then. Measuring before any probe is due means that the first cut of an
+// overload comes as soon as it may, not a measure later: every request
+// admitted above what the process can take meanwhile waits inside it.
 //
 // Throughput is measured by Little's law, per request: the requests in
 // flight when it was admitted ÷ its service time, summed over requests
@@ -37,10 +41,10 @@ import (
 // may fall in one instant or straddle a window) and of a rate measured
 // before the instance was ever saturated; a request's own service time and
 // the requests it was admitted with are exact. Both throughputs are
-// measured so, on requests admitted once the probe began: a mean over
-// earlier requests would mix in the ramp of a cold instance (requests
-// admitted with 1, 2, ... 20 in flight), which understates what it
-// completes with 20.
+// measured on requests admitted while the limit binds (the cap for the
+// second): a mean over earlier requests would mix in the ramp of a cold
+// instance (requests admitted with 1, 2, ... 20 in flight), which
+// understates what it completes with 20.
 type capper struct {
 	cap atomic.Int64 // the most requests in flight; 0: no cap
 
@@ -138,17 +142,61 @@ func (c *capper) window(now time.Time, w window, inFlight int64, floor int, serv
 		c.next, c.wait = time.Time{}, probeEvery
 		return
 	}
-	if c.phase != idle {
-		c.judge(now, inFlight, floor, service)
+	if cp := c.cap.Load(); cp != 0 && c.phase <= measuring && now.Sub(c.loweredAt) > capHold {
+		c.cap.Store(0) // probe again from the whole limit
+		c.stop()
 		return
 	}
-	if cp := c.cap.Load(); cp != 0 && now.Sub(c.loweredAt) > capHold {
-		c.cap.Store(0) // the next window probes again from the whole limit
-		return
+	timedOut := now.Sub(c.started) > probeRTTs*max(service, overloadWindow)
+	switch c.phase {
+	case idle:
+		c.measure(now)
+	case measuring:
+		before, ok := c.sampled()
+		next := c.cut(inFlight, floor)
+		switch {
+		case !ok:
+			if timedOut {
+				c.measure(now)
+			}
+		case (w.grew && !w.overloaded) || now.Before(c.next) || next >= c.from(inFlight):
+			// No probe yet: keep the measure recent. While the queue
+			// grows and overload is not yet decided, a cut would hide
+			// it: the completions it costs a failed probe would look
+			// like a stall (see drain).
+			if c.sampleN.Load() >= 2*probeSamples {
+				c.measure(now)
+			}
+		default:
+			c.phase, c.started, c.before, c.prev = draining, now, before, c.cap.Load()
+			c.sampleFrom.Store(0)
+			c.cap.Store(next)
+		}
+	case draining:
+		switch {
+		case inFlight <= c.cap.Load():
+			c.phase, c.started = judging, now // requests admitted from now on are served under the cap
+			c.sample(now)
+		case timedOut:
+			c.fail(now)
+		}
+	case judging:
+		after, ok := c.sampled()
+		switch {
+		case ok && after >= (1-probeLoss)*c.before:
+			// Kept. What was measured under it is what the next probe,
+			// at once, cuts from.
+			c.phase, c.started = measuring, now
+			c.loweredAt, c.next, c.wait = now, now, probeEvery
+		case ok || timedOut:
+			c.fail(now)
+		}
 	}
-	if now.Before(c.next) || service <= 0 || c.cut(inFlight, floor) >= c.from(inFlight) {
-		return
-	}
+}
+
+// measure starts measuring the throughput before a cut, at now. Caller
+// holds c.mu.
+func (c *capper) measure(now time.Time) {
 	c.phase, c.started = measuring, now
 	c.sample(now)
 }
@@ -171,48 +219,6 @@ func (c *capper) cut(inFlight int64, floor int) int64 {
 	return max(c.from(inFlight)/by, int64(max(floor, 1)))
 }
 
-// judge moves a probe on at now. Caller holds c.mu.
-func (c *capper) judge(now time.Time, inFlight int64, floor int, service time.Duration) {
-	if now.Sub(c.started) > probeRTTs*max(service, overloadWindow) {
-		c.stop()
-		if c.phase != measuring {
-			c.fail(now)
-		}
-		return
-	}
-	switch c.phase {
-	case measuring:
-		before, ok := c.sampled()
-		if !ok {
-			return
-		}
-		next := c.cut(inFlight, floor)
-		if next >= c.from(inFlight) {
-			c.stop() // the limit fell meanwhile
-			return
-		}
-		c.phase, c.started, c.before, c.prev = draining, now, before, c.cap.Load()
-		c.sampleFrom.Store(0)
-		c.cap.Store(next)
-	case draining:
-		if inFlight <= c.cap.Load() {
-			c.phase, c.started = judging, now // requests admitted from now on are served under the cap
-			c.sample(now)
-		}
-	case judging:
-		after, ok := c.sampled()
-		if !ok {
-			return
-		}
-		c.stop()
-		if after >= (1-probeLoss)*c.before {
-			c.loweredAt, c.next, c.wait = now, now, probeEvery
-			return
-		}
-		c.fail(now)
-	}
-}
-
 // stop ends a probe's sampling. Caller holds c.mu.
 func (c *capper) stop() {
 	c.phase = idle
@@ -225,4 +231,5 @@ func (c *capper) fail(now time.Time) {
 	c.cap.Store(c.prev)
 	w := max(c.wait, probeEvery)
 	c.next, c.wait = now.Add(w), min(2*w, probeMaxEvery)
+	c.measure(now)
 }

@@ -44,12 +44,14 @@ import (
 // over). While overloaded, a request joins the queue only if nobody waits
 // ahead of it or its expected wait is under overloadTarget (Limiter.Acquire),
 // so the accepted requests are served fast and the excess is refused at
-// once. The requests queued before overload was seen are refused when it is
-// (Limiter.tick): some 150 ms of an excess at 2× queue that many requests,
-// each served after all those ahead of it, so each would be slower than
-// overloadTarget allows and, first in line, they would keep every request
-// accepted after them waiting as long. They are the price of telling an
-// excess from a burst, refused once instead of served late.
+// once. Of the requests queued before overload was seen, all but as many
+// as are in flight (those are served within about one service time) are
+// refused when it is (Limiter.tick): some 150 ms of an excess at 2× queue
+// that many requests, each served after all those ahead of it, so each
+// would be slower than overloadTarget allows and, first in line, they would
+// keep every request accepted after them waiting as long. They are the
+// price of telling an excess from a burst, refused once instead of served
+// late.
 //
 // Windows are closed lazily by the request that finds one over (tick); they
 // last overloadWindow, or one mean service time (requests admitted together
@@ -131,12 +133,14 @@ const (
 //     to follow a change of the limit or of the work, smooth enough for
 //     waits of seconds.
 //   - rateCompletions 20: the drain rate is used only once it rests on that
-//     many (decayed) completions. The first saturated window of a cold
-//     instance may hold one completion in 50 ms, a rate of 20/s for an
-//     instance that completes 200/s; waits expected from it would refuse
-//     callers that could be served, and a cap probe judged against it would
-//     keep a cap that halved the throughput. Until then expected waits
-//     come from Little's law and the cap does not probe.
+//     many (decayed) completions, over (decayed) windows as long as a mean
+//     service time at least. The first saturated window of a cold instance
+//     may hold one completion in 50 ms, a rate of 20/s for an instance that
+//     completes 200/s, or a whole wave of 20 requests admitted together, a
+//     rate of 400/s; waits expected from either would refuse callers that
+//     could be served or admit callers that cannot, and an overload test
+//     against it would be late. Until then expected waits come from the
+//     limiter's throughput (Limiter.throughput).
 
 // since is t in ns since d.epoch.
 func (d *drain) since(t time.Time) int64 { return int64(t.Sub(d.epoch)) }
@@ -170,8 +174,10 @@ func (d *drain) rate() float64 { return math.Float64frombits(d.drainRate.Load())
 
 // window is what the limiter learns of a closed window.
 type window struct {
-	bound bool // a request found no free slot
-	began bool // overload began at its end
+	bound      bool // a request found no free slot
+	began      bool // overload began at its end
+	overloaded bool // the instance is overloaded at its end
+	grew       bool // the requests in the system grew over the last windows (see drain.grew)
 }
 
 // tick closes the window if it is over at now, given the requests queued
@@ -197,7 +203,7 @@ func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Dur
 		// a completion either side of its ends.
 		d.rateC = (1-drainWeight)*d.rateC + float64(c)
 		d.rateT = (1-drainWeight)*d.rateT + dt
-		if d.rateC >= rateCompletions {
+		if d.rateC >= rateCompletions && d.rateT >= service.Seconds() {
 			d.drainRate.Store(math.Float64bits(d.rateC / d.rateT))
 		}
 	}
@@ -218,6 +224,7 @@ func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Dur
 		w.began = true
 		d.calm = 0
 	}
+	w.overloaded, w.grew = d.on.Load(), d.grew()
 	d.start, d.arrivals0, d.completes0, d.system0 = t, arr, done, system
 	length := max(overloadWindow, service)
 	if r := d.rate(); r > 0 {
@@ -233,14 +240,26 @@ func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Dur
 // more, and the requests in the system grown by overloadGrowth of them.
 // Caller holds d.mu.
 func (d *drain) growing() bool {
-	var c, expected, growth float64
+	var c, expected float64
 	for _, w := range d.last {
 		if !w.saturated {
 			return false
 		}
 		c += float64(w.completes)
 		expected += w.expected
+	}
+	return c >= overloadFullRate*expected && d.grew()
+}
+
+// grew reports whether the requests in the system grew, over the last
+// overloadEnterWindows windows, by overloadGrowth of the completions or
+// more, as an excess of arrivals (or a stall) makes them grow. Caller holds
+// d.mu.
+func (d *drain) grew() bool {
+	var c, growth float64
+	for _, w := range d.last {
+		c += float64(w.completes)
 		growth += float64(w.growth)
 	}
-	return c >= overloadFullRate*expected && growth >= overloadGrowth*c
+	return growth >= overloadGrowth*c && growth > 0
 }

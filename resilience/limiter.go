@@ -273,7 +273,10 @@ func (l *Limiter) tick(now time.Time) {
 		return
 	}
 	if w.began {
-		l.waiting.shed() // Acquire counts them late
+		// As many waiters as requests in flight are served within about
+		// one service time; the rest are refused (see drain). Acquire
+		// counts them late.
+		l.waiting.shed(int(l.inFlight.Load()))
 	}
 	l.cap.window(now, w, l.inFlight.Load(), l.minLimit, l.meanService())
 }

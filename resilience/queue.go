@@ -92,14 +92,15 @@ func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration) (
 	return nil, false
 }
 
-// shed refuses every waiter: each gets a nil permit.
-func (q *waitQueue) shed() {
-	if q.n.Load() == 0 {
+// shed refuses every waiter but the keep oldest: each gets a nil permit.
+func (q *waitQueue) shed(keep int) {
+	if q.len() <= keep {
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for w := q.head; w != nil; w = q.head {
+	for q.len() > keep {
+		w := q.tail
 		q.remove(w)
 		w.ch <- nil
 	}

@@ -264,29 +264,43 @@ func TestWaitQueueServesInOrder(t *testing.T) {
 	})
 }
 
-// Shedding refuses every waiter at once: they get no slot, and the slot
-// held stays the only one in flight.
-func TestWaitQueueShedRefusesWaiters(t *testing.T) {
+// Shedding refuses at once every waiter but the oldest it keeps: they get
+// no slot, and the one kept gets the next.
+func TestWaitQueueShedKeepsTheOldest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
 		held, _ := l.Acquire(context.Background())
-		got := make(chan bool, 2)
-		for range 2 {
-			go func() {
-				_, ok := l.waiting.wait(context.Background(), l, time.Minute)
-				got <- ok
-			}()
+		type result struct {
+			name string
+			p    Permit
+			ok   bool
 		}
-		synctest.Wait()
-		l.waiting.shed()
+		got := make(chan result, 3)
+		for _, name := range []string{"oldest", "second", "third"} {
+			go func() {
+				p, ok := l.waiting.wait(context.Background(), l, time.Minute)
+				r := result{name: name, ok: ok}
+				if ok {
+					r.p = l.admit(p, time.Now())
+				}
+				got <- r
+			}()
+			synctest.Wait() // queued, in this order
+		}
+		l.waiting.shed(1)
 		for range 2 {
-			if <-got {
-				t.Fatal("a shed waiter got a slot")
+			if r := <-got; r.ok || r.name == "oldest" {
+				t.Fatalf("shed: %+v, want the two newest refused", r)
 			}
 		}
-		if n, in := l.waiting.len(), l.Stats().InFlight; n != 0 || in != 1 {
-			t.Fatalf("%d waiting, %d in flight after shed; want 0 and 1", n, in)
+		if n, in := l.waiting.len(), l.Stats().InFlight; n != 1 || in != 1 {
+			t.Fatalf("%d waiting, %d in flight after shed; want 1 and 1", n, in)
 		}
 		held.Record()
+		r := <-got
+		if r.name != "oldest" || !r.ok {
+			t.Fatalf("after shed: %+v, want the oldest served", r)
+		}
+		r.p.Record()
 	})
 }
