@@ -219,32 +219,38 @@ func TestLimiterOverloadKeepsConcurrencyWhenLatencyIsElsewhere(t *testing.T) {
 	})
 }
 
+// waitResult is what a waiter named name got from the queue.
+type waitResult struct {
+	name string
+	p    Permit
+	ok   bool
+}
+
+// waitAs queues a waiter named name that waits at most allow and sends
+// what it gets to got; it returns once the waiter is queued. Run it inside
+// a synctest bubble.
+func waitAs(l *Limiter, name string, allow time.Duration, got chan<- waitResult) {
+	go func() {
+		p, ok := l.waiting.wait(context.Background(), l, allow)
+		r := waitResult{name: name, ok: ok}
+		if ok {
+			r.p = l.admit(p, time.Now())
+		}
+		got <- r
+	}()
+	synctest.Wait()
+}
+
 // Waiters are served first come, first served, and one whose allowance
 // runs out leaves the queue without taking a slot.
 func TestWaitQueueServesInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
 		held, _ := l.Acquire(context.Background())
-		type result struct {
-			name string
-			p    Permit
-			ok   bool
-		}
-		got := make(chan result, 3)
-		waitAs := func(name string, allow time.Duration) {
-			go func() {
-				p, ok := l.waiting.wait(context.Background(), l, allow)
-				r := result{name: name, ok: ok}
-				if ok {
-					r.p = l.admit(p, time.Now())
-				}
-				got <- r
-			}()
-			synctest.Wait() // queued, in this order
-		}
-		waitAs("first", time.Minute)
-		waitAs("impatient", time.Second)
-		waitAs("last", time.Minute)
+		got := make(chan waitResult, 3)
+		waitAs(l, "first", time.Minute, got)
+		waitAs(l, "impatient", time.Second, got)
+		waitAs(l, "last", time.Minute, got)
 		time.Sleep(2 * time.Second)
 		if r := <-got; r.name != "impatient" || r.ok {
 			t.Fatalf("after its allowance: %+v, want the impatient waiter gone without a slot", r)
@@ -270,22 +276,9 @@ func TestWaitQueueShedKeepsTheOldest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
 		held, _ := l.Acquire(context.Background())
-		type result struct {
-			name string
-			p    Permit
-			ok   bool
-		}
-		got := make(chan result, 3)
+		got := make(chan waitResult, 3)
 		for _, name := range []string{"oldest", "second", "third"} {
-			go func() {
-				p, ok := l.waiting.wait(context.Background(), l, time.Minute)
-				r := result{name: name, ok: ok}
-				if ok {
-					r.p = l.admit(p, time.Now())
-				}
-				got <- r
-			}()
-			synctest.Wait() // queued, in this order
+			waitAs(l, name, time.Minute, got)
 		}
 		l.waiting.shed(1)
 		for range 2 {
