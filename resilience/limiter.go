@@ -159,7 +159,8 @@ const (
 // drain.go tells the two apart, and while the instance is overloaded a
 // request joins only a queue of one (or of overloadTarget's wait), so that
 // the requests it accepts are served fast and the excess is refused at
-// once. Whenever requests wait, the requests in flight may also be capped
+// once; when it begins, the backlog beyond as many waiters as requests in
+// flight is refused. Whenever requests wait, the requests in flight may also be capped
 // below the limit (see cap.go).
 //
 // A Limiter is safe for concurrent use; it starts no goroutines.
