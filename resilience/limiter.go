@@ -145,15 +145,23 @@ const (
 // climbs with concurrency (work queueing in the process), raising it while
 // latency holds.
 //
-// A request over the limit waits for a slot (first come, first served) while
-// its own deadline allows: it is refused at once, unprocessed, if the
-// expected wait plus the expected service time would not fit in what is left
-// of its deadline (and of MaxWait), and refused when its allowance runs out
-// in the queue. The expected wait is the requests queued ahead × the mean
-// service time ÷ the limit. So a burst, or a closed loop of callers that
-// outnumbers the limit, gets latency instead of errors, while a request that
-// could not be served in time learns so at once and can go elsewhere. See
-// overload.go for how sustained overload shortens the queue.
+// A request over the limit waits for a slot, first come first served, if
+// its own deadline allows: it joins the queue only if the expected wait plus
+// the mean service time fits in what is left of its deadline (and of
+// MaxWait), and is refused at once, unprocessed, otherwise; it is refused
+// when its allowance runs out in the queue (late: the estimate was wrong).
+// The expected wait is the requests ahead ÷ the rate at which the instance
+// completes requests while they wait (see drain.go). So a burst, or a closed
+// loop of callers that outnumber the limit (a closed loop's queue stops
+// growing once every caller waits: latency, not errors), is served in turn,
+// while a request that could not be served in time learns so at once and
+// can go elsewhere. An open-loop excess makes the queue grow without end;
+// drain.go tells the two apart, and while the instance is overloaded a
+// request joins only a queue of one (or of overloadTarget's wait), so that
+// the requests it accepts are served fast and the excess is refused at
+// once; when it begins, the backlog beyond as many waiters as requests in
+// flight is refused. Whenever requests wait, the requests in flight may also be capped
+// below the limit (see cap.go).
 //
 // A Limiter is safe for concurrent use; it starts no goroutines.
 type Limiter struct {
@@ -162,9 +170,11 @@ type Limiter struct {
 	maxWait  time.Duration
 	minLimit int
 	waiting  waitQueue
+	drain    drain  // the rate requests complete, and whether the queue grows
+	cap      capper // the cap on requests in flight while requests wait
 
-	service  atomic.Uint64 // mean service time of recorded requests, ns, float64 bits
-	overload overload
+	service ewma // service time of recorded requests, ns
+	load    ewma // requests in flight when they were admitted, themselves included
 
 	inFlight atomic.Int64
 	admitted atomic.Uint64
@@ -186,7 +196,7 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 	}
 	cfg = cfg.withDefaults()
 	l.queue, l.maxWait, l.minLimit = !cfg.NoQueue, cfg.MaxWait, cfg.MinLimit
-	l.overload.epoch = time.Now()
+	l.drain.epoch = time.Now()
 	maxFactor := float64(limiterMaxFactor)
 	if cfg.NoQueue {
 		maxFactor = limiterMaxFactorNoQueue
@@ -213,60 +223,76 @@ func (l *Limiter) Acquire(ctx context.Context) (p Permit, ok bool) {
 		return Permit{l: l}, true
 	}
 	now := time.Now()
+	l.drain.arrived()
 	// A free slot is this one's if nobody waits for it.
-	if l.waiting.len() == 0 && l.overload.underCap(l.inFlight.Load()) {
+	if l.waiting.len() == 0 && l.cap.allows(l.inFlight.Load()) {
 		if lp, ok := l.lim.TryAcquirePermit(); ok {
-			l.overload.arrived(now, true)
 			l.inFlight.Add(1)
+			l.drain.idle() // the slot was free: the instance is not saturated
+			l.tick(now)
 			return l.admit(lp, now), true
 		}
 	}
-	l.overload.arrived(now, false)
 	if !l.queue {
 		l.rejected.Add(1)
 		return Permit{}, false
 	}
-	overloaded := l.overload.decide(now, l.inFlight.Load(), l.minLimit, l.meanService())
-	if overloaded {
-		// The backlog queued before overload was seen would make every
-		// request accepted now slow: it is refused (see overload.go).
-		l.waiting.shed()
+	l.drain.bind()
+	l.tick(now)
+	allow := l.maxWait
+	if d, ok := ctx.Deadline(); ok {
+		allow = min(allow, d.Sub(now)-l.meanService())
 	}
-	allow := l.allowance(ctx, now, overloaded)
-	// While overloaded, a request joins the queue only if it should be
-	// served in half its (short) allowance: one that is refused after
-	// waiting is not refused at once.
-	admitWithin := allow
-	if overloaded {
-		admitWithin /= 2
+	ahead := l.waiting.len()
+	wait := l.expectedWait(ahead)
+	join := allow > 0 && wait <= allow
+	if l.drain.overloaded() {
+		// A queue of one keeps every slot busy between arrivals; any
+		// longer only delays the requests accepted.
+		join = join && (ahead == 0 || wait <= overloadTarget)
 	}
-	if allow <= 0 || l.expectedWait(l.waiting.ahead(overloaded)) > admitWithin {
+	if !join {
 		l.rejected.Add(1)
 		return Permit{}, false
 	}
-	lp, ok := l.waiting.wait(ctx, l, allow, overloaded)
+	lp, ok := l.waiting.wait(ctx, l, allow)
 	if !ok {
 		l.rejected.Add(1)
 		l.late.Add(1)
 		return Permit{}, false
 	}
 	l.waited.Add(1)
-	start := time.Now()
-	l.overload.dequeued(start, start.Sub(now))
-	return l.admit(lp, start), true
+	return l.admit(lp, time.Now()), true
+}
+
+// tick closes the drain's window, and moves the cap on, if a window has
+// passed at now. When overload begins, the requests queued before it was
+// seen are refused (see drain).
+func (l *Limiter) tick(now time.Time) {
+	w, ok := l.drain.tick(now, l.waiting.len(), l.inFlight.Load(), l.meanService())
+	if !ok {
+		return
+	}
+	if w.began {
+		// As many waiters as requests in flight are served within about
+		// one service time; the rest are refused (see drain). Acquire
+		// counts them late.
+		l.waiting.shed(int(l.inFlight.Load()))
+	}
+	l.cap.window(now, w, l.inFlight.Load(), l.minLimit, l.meanService())
 }
 
 // admit makes the permit of a request counted in flight (by the caller, or
 // by the hand-off that gave it a slot).
 func (l *Limiter) admit(lp adaptivelimiter.Permit, start time.Time) Permit {
 	l.admitted.Add(1)
-	return Permit{l: l, p: lp, start: start}
+	return Permit{l: l, p: lp, start: start, load: l.inFlight.Load()}
 }
 
-// slot takes a free slot for a waiter, if the limit and the overload cap
-// allow one, and counts it in flight.
+// slot takes a free slot for a waiter, if the limit and the cap allow one,
+// and counts it in flight.
 func (l *Limiter) slot() (adaptivelimiter.Permit, bool) {
-	if !l.overload.underCap(l.inFlight.Load()) {
+	if !l.cap.allows(l.inFlight.Load()) {
 		return nil, false
 	}
 	p, ok := l.lim.TryAcquirePermit()
@@ -276,48 +302,57 @@ func (l *Limiter) slot() (adaptivelimiter.Permit, bool) {
 	return p, ok
 }
 
-// allowance is how long a request arriving at now may wait for a slot: what
-// its deadline leaves once the mean service time is set aside, at most
-// MaxWait, and at most the overload target while the queue is overloaded.
-func (l *Limiter) allowance(ctx context.Context, now time.Time, overloaded bool) time.Duration {
-	allow := l.maxWait
-	if d, ok := ctx.Deadline(); ok {
-		allow = min(allow, d.Sub(now)-l.meanService())
-	}
-	if overloaded {
-		allow = min(allow, overloadTarget)
-	}
-	return allow
-}
-
 // expectedWait is how long a request joining the queue behind ahead others
-// should wait: with n requests in flight taking the mean service time each,
-// one completes every mean service time ÷ n (Little's law; n is what the
-// mean was measured at, whatever the limit or cap says now).
+// should wait: it is served after ahead+1 completions, which come at the
+// drain rate. Until a drain rate has been measured, the recent throughput
+// stands in for it; with neither yet, the wait is taken to be short.
 func (l *Limiter) expectedWait(ahead int) time.Duration {
-	n := max(l.inFlight.Load(), 1)
-	return time.Duration(float64(ahead+1) * float64(l.meanService()) / float64(n))
+	rate := l.drain.rate()
+	if rate <= 0 {
+		rate = l.throughput()
+	}
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(ahead+1) / rate * float64(time.Second))
 }
 
-// meanService is the mean time recorded requests spent admitted.
-func (l *Limiter) meanService() time.Duration {
-	return time.Duration(math.Float64frombits(l.service.Load()))
+// meanService is the mean time recent recorded requests spent admitted.
+func (l *Limiter) meanService() time.Duration { return time.Duration(l.service.value()) }
+
+// throughput is the requests per second the instance completed recently,
+// by Little's law over the same recent requests: the requests in flight
+// they were admitted with ÷ their service time. Both means follow the
+// requests themselves, so a cut of the requests in flight shows in it as
+// soon as the requests admitted under the cut complete (the requests in
+// flight now ÷ the mean service time would mix the two eras). 0 before any
+// request was recorded.
+func (l *Limiter) throughput() float64 {
+	s := l.service.value()
+	if s <= 0 {
+		return 0
+	}
+	return l.load.value() / s * float64(time.Second)
 }
 
-// serviceWeight is the weight of each new sample in the mean service time:
-// about the last 16 requests count.
-const serviceWeight = 1.0 / 16
+// ewmaWeight is the weight of each new sample in the limiter's means: about
+// the last 16 requests count.
+const ewmaWeight = 1.0 / 16
 
-// observeService folds one request's service time into the mean.
-func (l *Limiter) observeService(d time.Duration) {
+// ewma is an exponentially weighted moving mean, safe for concurrent use.
+type ewma struct{ bits atomic.Uint64 } // float64 bits; 0: no sample yet
+
+func (e *ewma) value() float64 { return math.Float64frombits(e.bits.Load()) }
+
+// observe folds one sample into the mean.
+func (e *ewma) observe(x float64) {
 	for {
-		old := l.service.Load()
-		m := math.Float64frombits(old)
-		next := float64(d)
+		old := e.bits.Load()
+		m, next := math.Float64frombits(old), x
 		if m > 0 {
-			next = m + serviceWeight*(float64(d)-m)
+			next = m + ewmaWeight*(x-m)
 		}
-		if l.service.CompareAndSwap(old, math.Float64bits(next)) {
+		if e.bits.CompareAndSwap(old, math.Float64bits(next)) {
 			return
 		}
 	}
@@ -336,9 +371,9 @@ func (l *Limiter) Stats() LimiterStats {
 	if l.lim != nil {
 		s.Limit = l.lim.Limit()
 		s.Queued = l.waiting.len()
-		s.Overloaded = l.overload.on.Load()
-		s.Cap = int(l.overload.cap.Load())
-		s.Overloads = l.overload.episodes.Load()
+		s.Overloaded = l.drain.overloaded()
+		s.Overloads = l.drain.episodes.Load()
+		s.Cap = int(l.cap.cap.Load())
 	}
 	return s
 }
@@ -350,6 +385,7 @@ type Permit struct {
 	l     *Limiter
 	p     adaptivelimiter.Permit // nil when the limiter is disabled
 	start time.Time              // when it was admitted
+	load  int64                  // requests in flight then, itself included
 }
 
 // Record ends the request and feeds its latency (since admission) to the
@@ -363,20 +399,27 @@ func (p *Permit) Record() { p.end(false) }
 func (p *Permit) Drop() { p.end(true) }
 
 func (p *Permit) end(drop bool) {
-	if p.l == nil {
+	l := p.l
+	if l == nil {
 		return
 	}
-	p.l.inFlight.Add(-1)
+	l.inFlight.Add(-1)
 	if p.p != nil {
-		took := time.Since(p.start)
+		now := time.Now()
+		took := now.Sub(p.start)
 		if drop {
 			p.p.Drop()
 		} else {
-			p.l.observeService(took)
+			l.service.observe(float64(took))
+			l.load.observe(float64(p.load))
+			l.cap.completed(p.start, took, p.load)
 			p.p.Record()
 		}
-		p.l.overload.completed(p.start, took, !drop)
-		p.l.waiting.handOff(p.l)
+		l.drain.completed()
+		if !l.waiting.handOff(l) {
+			l.drain.idle() // nobody took the slot
+		}
+		l.tick(now)
 	}
 	*p = Permit{}
 }

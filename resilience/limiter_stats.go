@@ -12,6 +12,6 @@ type LimiterStats struct {
 	Waited     uint64 `json:"waited"`     // admitted after waiting in the queue, since start
 	Late       uint64 `json:"late"`       // rejected after waiting (their allowance ran out), since start
 	Overloaded bool   `json:"overloaded"` // the queue is overloaded: waits are cut short
-	Cap        int    `json:"cap"`        // requests in flight allowed while overloaded; 0: no cap
+	Cap        int    `json:"cap"`        // requests in flight allowed while requests wait (see cap.go); 0: no cap
 	Overloads  uint64 `json:"overloads"`  // times the queue became overloaded, since start
 }

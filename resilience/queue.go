@@ -9,89 +9,68 @@ import (
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 )
 
-// waitQueue holds the requests waiting for a slot of the limiter. It is
-// Shoal's own rather than failsafe-go's (whose semaphore queues first come,
-// first served with a per-waiter timeout) because it needs two orders: first
-// come, first served normally, and newcomers first while the queue is
-// overloaded (see overload.go), so that the backlog built before overload
-// was detected does not make every request accepted after it slow.
+// waitQueue holds the requests waiting for a slot of the limiter, first come
+// first served. It is Shoal's own rather than failsafe-go's (WithQueueing
+// refuses by queue length relative to the limit, with a probability, so a
+// closed loop of 128 callers over a limit of 4 would be refused although
+// every caller could be served within its deadline): a request here waits
+// while its own deadline allows, and the limiter decides at arrival whether
+// it joins (Limiter.Acquire).
 //
 // Slots are failsafe-go's: a waiter is handed a permit acquired with
 // TryAcquirePermit when one frees (handOff; Limiter.slot also applies the
-// overload cap), so the limit and its learning stay the adaptive limiter's.
+// cap on requests in flight), so the limit and its learning stay the
+// adaptive limiter's.
 type waitQueue struct {
-	mu      sync.Mutex
-	backlog waitList // first come, first served
-	fresh   waitList // arrived while overloaded: served before the backlog
-	n       atomic.Int64
+	mu         sync.Mutex
+	head, tail *waiter
+	n          atomic.Int64
 }
 
 // waiter is one request waiting for a slot. ch receives its permit.
 type waiter struct {
 	ch         chan adaptivelimiter.Permit
 	prev, next *waiter
-	list       *waitList // nil once handed a permit or gone
-}
-
-// waitList is a doubly linked list of waiters, oldest first.
-type waitList struct {
-	head, tail *waiter
-	n          int
-}
-
-func (l *waitList) push(w *waiter) {
-	l.n++
-	w.list, w.prev, w.next = l, l.tail, nil
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
-}
-
-func (l *waitList) remove(w *waiter) {
-	l.n--
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		l.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		l.tail = w.prev
-	}
-	w.list, w.prev, w.next = nil, nil, nil
+	queued     bool // false once handed a permit or gone
 }
 
 // len is the number of waiters; it takes no lock.
 func (q *waitQueue) len() int { return int(q.n.Load()) }
 
-// ahead is how many waiters a newcomer would be behind: all of them, or only
-// the fresh ones while overloaded.
-func (q *waitQueue) ahead(overloaded bool) int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if overloaded {
-		return q.fresh.n
+func (q *waitQueue) push(w *waiter) {
+	w.queued, w.prev, w.next = true, q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
 	}
-	return q.fresh.n + q.backlog.n
+	q.tail = w
+	q.n.Add(1)
 }
 
-// wait queues the caller until handOff gives it a permit, ctx ends or
-// allow passes; ok is false in the last two cases. Before waiting it tries
-// to hand off free slots itself, so that a slot freed by a raised limit is
-// not left idle.
-func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration, overloaded bool) (adaptivelimiter.Permit, bool) {
+func (q *waitQueue) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.queued, w.prev, w.next = false, nil, nil
+	q.n.Add(-1)
+}
+
+// wait queues the caller until handOff gives it a permit, ctx ends or allow
+// passes; ok is false in the last two cases. Before waiting it hands off
+// free slots itself, so that a slot freed since the caller looked (or by a
+// raised limit) is not left idle.
+func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration) (adaptivelimiter.Permit, bool) {
 	w := &waiter{ch: make(chan adaptivelimiter.Permit, 1)}
 	q.mu.Lock()
-	if overloaded {
-		q.fresh.push(w)
-	} else {
-		q.backlog.push(w)
-	}
-	q.n.Add(1)
+	q.push(w)
 	q.handOffLocked(l)
 	q.mu.Unlock()
 
@@ -105,56 +84,48 @@ func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration, o
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if w.list == nil {
-		p := <-w.ch // handed a permit (or shed) as it gave up
+	if !w.queued {
+		p := <-w.ch // handed a permit (or shed) as it gave up: take it
 		return p, p != nil
 	}
-	w.list.remove(w)
-	q.n.Add(-1)
+	q.remove(w)
 	return nil, false
 }
 
-// shed refuses every waiter of the backlog (they get a nil permit).
-func (q *waitQueue) shed() {
-	if q.n.Load() == 0 {
+// shed refuses every waiter but the keep oldest: each gets a nil permit.
+func (q *waitQueue) shed(keep int) {
+	if q.len() <= keep {
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for w := q.backlog.head; w != nil; w = q.backlog.head {
-		q.backlog.remove(w)
-		q.n.Add(-1)
+	for q.len() > keep {
+		w := q.tail
+		q.remove(w)
 		w.ch <- nil
 	}
 }
 
-// handOff gives free slots to waiters: fresh ones first, then the backlog,
-// oldest first in each. Call it whenever a slot may have freed.
-func (q *waitQueue) handOff(l *Limiter) {
+// handOff gives free slots to waiters, oldest first. Call it whenever a slot
+// may have freed. It reports whether anyone was waiting.
+func (q *waitQueue) handOff(l *Limiter) bool {
 	if q.n.Load() == 0 {
-		return
+		return false
 	}
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	waiting := q.head != nil
 	q.handOffLocked(l)
-	q.mu.Unlock()
+	return waiting
 }
 
 func (q *waitQueue) handOffLocked(l *Limiter) {
-	for {
-		list := &q.fresh
-		if list.head == nil {
-			list = &q.backlog
-		}
-		w := list.head
-		if w == nil {
-			return
-		}
+	for w := q.head; w != nil; w = q.head {
 		p, ok := l.slot()
 		if !ok {
 			return
 		}
-		list.remove(w)
-		q.n.Add(-1)
+		q.remove(w)
 		w.ch <- p
 	}
 }

@@ -219,49 +219,81 @@ func TestLimiterOverloadKeepsConcurrencyWhenLatencyIsElsewhere(t *testing.T) {
 	})
 }
 
-// Waiters queued while overloaded are served before the backlog queued
-// before, and shedding refuses the backlog only.
-func TestWaitQueueServesFreshFirstAndShedsBacklog(t *testing.T) {
+// waitResult is what a waiter named name got from the queue.
+type waitResult struct {
+	name string
+	p    Permit
+	ok   bool
+}
+
+// waitAs queues a waiter named name that waits at most allow and sends
+// what it gets to got; it returns once the waiter is queued. Run it inside
+// a synctest bubble.
+func waitAs(l *Limiter, name string, allow time.Duration, got chan<- waitResult) {
+	go func() {
+		p, ok := l.waiting.wait(context.Background(), l, allow)
+		r := waitResult{name: name, ok: ok}
+		if ok {
+			r.p = l.admit(p, time.Now())
+		}
+		got <- r
+	}()
+	synctest.Wait()
+}
+
+// Waiters are served first come, first served, and one whose allowance
+// runs out leaves the queue without taking a slot.
+func TestWaitQueueServesInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
 		held, _ := l.Acquire(context.Background())
-		type result struct {
-			name string
-			p    Permit
-			ok   bool
+		got := make(chan waitResult, 3)
+		waitAs(l, "first", time.Minute, got)
+		waitAs(l, "impatient", time.Second, got)
+		waitAs(l, "last", time.Minute, got)
+		time.Sleep(2 * time.Second)
+		if r := <-got; r.name != "impatient" || r.ok {
+			t.Fatalf("after its allowance: %+v, want the impatient waiter gone without a slot", r)
 		}
-		got := make(chan result, 3)
-		waitAs := func(name string, overloaded bool) {
-			go func() {
-				p, ok := l.waiting.wait(context.Background(), l, time.Minute, overloaded)
-				r := result{name: name, ok: ok}
-				if ok {
-					r.p = l.admit(p, time.Now())
-				}
-				got <- r
-			}()
-			synctest.Wait() // queued, in this order
+		for _, want := range []string{"first", "last"} {
+			held.Record()
+			r := <-got
+			if r.name != want || !r.ok {
+				t.Fatalf("next to get the slot: %+v, want %s", r, want)
+			}
+			held = r.p
 		}
-		waitAs("backlog-1", false)
-		waitAs("backlog-2", false)
-		waitAs("fresh", true)
 		held.Record()
-		r := <-got
-		if r.name != "fresh" || !r.ok {
-			t.Fatalf("first to get the slot: %+v, want the fresh waiter", r)
-		}
-		r.p.Record()
-		r = <-got
-		if r.name != "backlog-1" || !r.ok {
-			t.Fatalf("next: %+v, want the oldest of the backlog", r)
-		}
-		l.waiting.shed()
-		if r2 := <-got; r2.name != "backlog-2" || r2.ok {
-			t.Fatalf("after shed: %+v, want the rest of the backlog refused", r2)
-		}
-		r.p.Record()
 		if n := l.waiting.len(); n != 0 || l.Stats().InFlight != 0 {
 			t.Fatalf("%d still waiting, %+v", n, l.Stats())
 		}
+	})
+}
+
+// Shedding refuses at once every waiter but the oldest it keeps: they get
+// no slot, and the one kept gets the next.
+func TestWaitQueueShedKeepsTheOldest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1})
+		held, _ := l.Acquire(context.Background())
+		got := make(chan waitResult, 3)
+		for _, name := range []string{"oldest", "second", "third"} {
+			waitAs(l, name, time.Minute, got)
+		}
+		l.waiting.shed(1)
+		for range 2 {
+			if r := <-got; r.ok || r.name == "oldest" {
+				t.Fatalf("shed: %+v, want the two newest refused", r)
+			}
+		}
+		if n, in := l.waiting.len(), l.Stats().InFlight; n != 1 || in != 1 {
+			t.Fatalf("%d waiting, %d in flight after shed; want 1 and 1", n, in)
+		}
+		held.Record()
+		r := <-got
+		if r.name != "oldest" || !r.ok {
+			t.Fatalf("after shed: %+v, want the oldest served", r)
+		}
+		r.p.Record()
 	})
 }
