@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/resilience"
 )
@@ -45,6 +47,11 @@ type Config struct {
 
 	// Observer, if set, is told of every attempt.
 	Observer Observer `json:"-" yaml:"-"`
+	// TracerProvider, if set, records a span per call and per further
+	// attempt (see the package doc); nil records none. Either way a call
+	// carries the W3C trace context and baggage of its context, and its
+	// request ID (WithRequestID), to the callee.
+	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
 }
 
 // Observer learns of every attempt a Transport makes, failed or not. It is

@@ -1,0 +1,104 @@
+package client
+
+import (
+	"context"
+	"net/http"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// RequestIDHeader carries a request's ID from caller to callee and back,
+// to correlate their logs.
+const RequestIDHeader = "X-Request-Id"
+
+// The W3C Trace Context and Baggage headers, canonical.
+const (
+	traceparentHeader = "Traceparent"
+	tracestateHeader  = "Tracestate"
+	baggageHeader     = "Baggage"
+)
+
+// propagator reads and writes the W3C traceparent, tracestate and baggage
+// headers: the wire convention between Shoal services, so not
+// configurable (OTEL_PROPAGATORS is not read).
+var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// Propagator returns the propagator of the headers a Transport sends: W3C
+// traceparent, tracestate and baggage.
+func Propagator() propagation.TextMapPropagator { return propagator }
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context whose calls through a Transport carry id
+// in RequestIDHeader (unless the request sets one itself). The SDK's
+// server puts the ID of the request it serves there, so that the calls a
+// handler makes with its request's context carry it on.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request ID of ctx; "" if none.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// Extract returns ctx with the W3C trace context and baggage that the
+// headers h of an incoming request carry, as a remote parent span: the
+// server side of what a Transport sends. Headers that are missing or not
+// valid leave ctx as it is.
+func Extract(ctx context.Context, h http.Header) context.Context {
+	return propagator.Extract(ctx, headerCarrier(h))
+}
+
+// inject sets on h, the header of an outgoing attempt, what the callee
+// needs to continue the caller's trace and logs: the trace context of ctx
+// (replacing any the request had, whose parent would be wrong now) and its
+// baggage, and the request ID of ctx if h has none.
+func inject(ctx context.Context, h http.Header) {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		delete(h, traceparentHeader)
+		delete(h, tracestateHeader)
+	}
+	propagator.Inject(ctx, headerCarrier(h))
+	if _, ok := h[RequestIDHeader]; !ok {
+		if id := RequestID(ctx); id != "" {
+			h[RequestIDHeader] = []string{id}
+		}
+	}
+}
+
+// headerCarrier is propagation.HeaderCarrier for headers that are
+// canonical already: the propagators ask for lower-case names, which
+// http.Header would canonicalize on every call, allocating each time.
+type headerCarrier http.Header
+
+func canonical(key string) string {
+	switch key {
+	case "traceparent":
+		return traceparentHeader
+	case "tracestate":
+		return tracestateHeader
+	case "baggage":
+		return baggageHeader
+	}
+	return http.CanonicalHeaderKey(key)
+}
+
+func (c headerCarrier) Get(key string) string {
+	if v := c[canonical(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) { c[canonical(key)] = []string{value} }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
