@@ -42,10 +42,13 @@
 // forged.
 //
 // Every request leaves with an X-Request-Id (the caller's if sane, else a
-// new one, also returned on the response) and a W3C traceparent (the
-// caller's if valid, else a new trace). Optionally the gateway writes a
-// JSON access log line per request, and it records per-route RED metrics
-// (telemetry.RouteMetrics).
+// new one, also returned on the response) and a W3C traceparent: the
+// caller's trace if its traceparent is valid, else a new one. The gateway
+// is a hop of the trace: a server span per request (the SDK's when it runs
+// as an SDK service, else its own with Gateway.Tracing) and, through the
+// client transport, a client span per proxied call and per further attempt.
+// Optionally the gateway writes a JSON access log line per request, and it
+// records per-route RED metrics (telemetry.RouteMetrics).
 //
 // # Reload
 //
@@ -78,9 +81,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/manifest"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // DefaultTimeout bounds a proxied request when neither its route, the
@@ -126,8 +132,14 @@ type Gateway struct {
 	AccessLogger *slog.Logger
 	// Metrics, if set, is told of every request.
 	Metrics RouteObserver
+	// Tracing records a server span per request when no SDK server did
+	// (the gateway served on a listener of its own); nil records none.
+	// Either way the request's ID and trace context are taken in, as the
+	// SDK's server does (telemetry.Tracing.Middleware).
+	Tracing *telemetry.Tracing
 
 	resolver client.Resolver
+	route    http.Handler // g.serve, made once
 	proxy    *httputil.ReverseProxy
 	table    atomic.Pointer[table]
 	seen     sync.Map // service names that have had instances: empty now means unavailable, not unknown
@@ -138,6 +150,7 @@ type Gateway struct {
 // *client.Transport resolving names with the same r. It does no I/O.
 func New(r client.Resolver, rt http.RoundTripper) *Gateway {
 	g := &Gateway{resolver: r}
+	g.route = http.HandlerFunc(g.serve)
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      rt,
@@ -198,6 +211,19 @@ type requestKey struct{}
 
 // ServeHTTP routes r, or answers with a JSON error when it cannot.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if client.RequestID(r.Context()) == "" {
+		// No SDK server took the request in: it enters here.
+		g.Tracing.Serve(w, r, g.route)
+		return
+	}
+	g.serve(w, r)
+}
+
+// serve is ServeHTTP once the request has its ID and trace context.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	if !trace.SpanContextFromContext(r.Context()).IsValid() {
+		r = r.WithContext(newTrace(r.Context()))
+	}
 	t := g.table.Load() // kept for the whole request, whatever reloads meanwhile
 	st := &request{label: "none"}
 	orig := w
@@ -208,9 +234,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Only the gateway says who the caller is.
 	r.Header.Del(SubjectHeader)
 	r.Header.Del(AuthHeader)
-	st.id = requestID(r)
-	w.Header().Set(shoal.RequestIDHeader, st.id)
-	traceContext(r.Header)
+	st.id = client.RequestID(r.Context())
 
 	p := cleanPath(r.URL.Path)
 	method := r.Method
@@ -425,14 +449,8 @@ func rewrite(pr *httputil.ProxyRequest) {
 	h.Del(AuthHeader)
 	setIdentity(h, st.ident)
 	h.Set(shoal.RequestIDHeader, st.id)
-	if h.Get("Traceparent") == "" {
-		if tp := pr.In.Header.Get("Traceparent"); tp != "" {
-			h.Set("Traceparent", tp)
-			if ts := pr.In.Header.Values("Tracestate"); len(ts) > 0 {
-				h["Tracestate"] = ts
-			}
-		}
-	}
+	// The client transport sets traceparent and tracestate from the
+	// context: the gateway's span is the service's parent.
 	u := pr.Out.URL
 	u.Scheme = "http"
 	u.Host = st.service
@@ -519,7 +537,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	code, status, msg := classify(st.service, err)
-	g.logger().Warn("proxy failed", "service", st.service, "route", st.label, "method", r.Method, "path", st.path,
+	g.logger().WarnContext(r.Context(), "proxy failed", "service", st.service, "route", st.label, "method", r.Method, "path", st.path,
 		"status", status, "request_id", st.id, "err", err)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
