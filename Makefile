@@ -22,9 +22,13 @@ tidy:
 # end-to-end tests on their own. Those run the reference system (about 30
 # processes) at 50 journeys/s and count failures; the other packages' tests
 # running beside them on a 2-core machine would starve it.
+#
+# SHUFFLE=<seed> runs the tests in the order of that seed (go test prints
+# the seed of a package whose tests fail); the default picks a new one.
+SHUFFLE ?= on
 test:
-	$(GO) test -race -shuffle=on $$($(GO) list ./... | grep -v '/e2e$$')
-	$(GO) test -race -shuffle=on ./e2e
+	$(GO) test -race -shuffle=$(SHUFFLE) $$($(GO) list ./... | grep -v '/e2e$$')
+	$(GO) test -race -shuffle=$(SHUFFLE) ./e2e
 
 # Benchmarks are not timed tests: CI runs each once to keep them compiling.
 bench-compile:

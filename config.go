@@ -1,6 +1,7 @@
 package shoal
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -99,6 +101,21 @@ type Config struct {
 	// starts and flushes as it drains; a provider set here is the
 	// caller's to flush and shut down.
 	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
+	// Engine, if set, serves the plain-HTTP listener in place of the
+	// net/http server, which it is given to hand over what it does not
+	// serve itself (the gateway's HTTP/1.1 engine, gateway.Engine). Not
+	// used with a TLS certificate.
+	Engine Engine `json:"-" yaml:"-"`
+}
+
+// Engine serves an instance's listener instead of its *http.Server, with
+// that server's handler and limits. Serve returns http.ErrServerClosed once
+// Shutdown (or Close) has been called; Shutdown drains like
+// http.Server.Shutdown, shutting srv down too.
+type Engine interface {
+	Serve(ln net.Listener, srv *http.Server) error
+	Shutdown(ctx context.Context) error
+	Close() error
 }
 
 // Environment variables read by FromEnv. PORT is honoured for platforms that

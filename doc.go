@@ -22,4 +22,7 @@
 //
 // Configuration comes from a Config literal, then SHOAL_* environment
 // variables, then command-line flags (see Config.FromEnv, Config.RegisterFlags).
+// A process given a socket to serve on (SHOAL_LISTEN_FD, as `shoal up` gives
+// every instance; see package handoff) serves on it instead of listening on
+// Config.Addr.
 package shoal

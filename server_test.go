@@ -71,12 +71,14 @@ func TestServerLimits(t *testing.T) {
 	const headerTimeout = 300 * time.Millisecond
 	svc, _, _ := start(t, Config{Name: "limits", ReadHeaderTimeout: headerTimeout, MaxHeaderBytes: 4 << 10}, protoHandler)
 
+	// Before the dial: the server's header timer starts once it accepts,
+	// which may be before Dial returns.
+	begin := time.Now()
 	conn, err := net.Dial("tcp", svc.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	begin := time.Now()
 	trickle := "GET /slow HTTP/1.1\r\nHost: limits\r\nX-Slow: " + strings.Repeat("a", 200)
 	var closedAfter time.Duration
 	for i := range len(trickle) {

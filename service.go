@@ -153,9 +153,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.prepare(ctx); err != nil || ctx.Err() != nil {
 		return err // nil if stopped while preparing
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("shoal: listen on %s: %w", s.cfg.Addr, err)
+		return err
 	}
 	defer ln.Close()
 
@@ -185,13 +185,21 @@ func (s *Service) Run(ctx context.Context) error {
 	s.addr.Store(&self.Addr)
 
 	srv := s.newServer()
+	srv.ConnState = ln.track
 	serveDone := make(chan error, 1)
+	var engine Engine // serves the listener with srv as its fallback
+	if s.cert == nil {
+		engine = s.cfg.Engine
+	}
 	go func() {
-		if s.cert != nil {
+		switch {
+		case s.cert != nil:
 			serveDone <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
-			return
+		case engine != nil:
+			serveDone <- engine.Serve(ln, srv)
+		default:
+			serveDone <- srv.Serve(ln)
 		}
-		serveDone <- srv.Serve(ln)
 	}()
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
@@ -209,16 +217,36 @@ func (s *Service) Run(ctx context.Context) error {
 		gossipDone <- err // drain reads it again
 		runErr = fmt.Errorf("shoal: gossip stopped: %w", err)
 	}
-	if err := s.drain(srv, member, stopGossip, gossipDone); err != nil && runErr == nil {
+	var server stopper = drainingServer{srv, ln}
+	if engine != nil {
+		server = engine // it tracks its own connections
+	}
+	if err := s.drain(server, member, stopGossip, gossipDone); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
 }
 
+// stopper is what drain stops: the *http.Server, or the Engine serving in
+// its place.
+type stopper interface {
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// drainingServer is an *http.Server whose Shutdown first waits for the
+// connections its listener accepted to send their requests (see listener).
+type drainingServer struct {
+	*http.Server
+	ln *listener
+}
+
+func (d drainingServer) Shutdown(ctx context.Context) error { return d.ln.shutdown(ctx, d.Server) }
+
 // drain is the shutdown sequence: draining in gossip and readiness, wait for
 // peers to hear it, finish in-flight requests, leave gossip. All of it fits
 // in DrainTimeout: the last slice is kept for the leave.
-func (s *Service) drain(srv *http.Server, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
+func (s *Service) drain(srv stopper, member *discovery.Member, stopGossip context.CancelFunc, gossipDone <-chan error) error {
 	begin := time.Now()
 	d := s.cfg.DrainTimeout
 	ctx, cancel := context.WithDeadline(context.Background(), begin.Add(d-leaveSlice(d)))

@@ -189,7 +189,9 @@ func TestDrainStaysWithinTimeout(t *testing.T) {
 		if err == nil {
 			t.Fatal("Run = nil although a request was cut off")
 		}
-		if took := time.Since(begin); took > 2*time.Second+300*time.Millisecond {
+		// The margin is for a loaded machine's scheduling; a drain that
+		// ignored its timeout would wait for the stuck request forever.
+		if took := time.Since(begin); took > 3*time.Second {
 			t.Fatalf("drain took %v, over its 2s timeout", took)
 		}
 	case <-time.After(10 * time.Second):

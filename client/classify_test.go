@@ -11,19 +11,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 func TestClassifyErr(t *testing.T) {
 	// A real refused dial, from a port nothing listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := handofftest.Refused(t)
 	_, refused := net.Dial("tcp", addr)
 	if refused == nil {
-		t.Fatalf("dial %s succeeded after close", addr)
+		t.Fatalf("dial %s succeeded", addr)
 	}
 	tests := []struct {
 		name string

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -52,6 +53,11 @@ type Config struct {
 	// carries the W3C trace context and baggage of its context, and its
 	// request ID (WithRequestID), to the callee.
 	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
+	// Base, if set, sends each attempt (one request to one instance's
+	// address, http://host:port/...) instead of the default *http.Transport:
+	// the gateway's HTTP/1.1 engine sets its own. It serves every service
+	// (a dependencies entry's Base is ignored).
+	Base http.RoundTripper `json:"-" yaml:"-"`
 }
 
 // Observer learns of every attempt a Transport makes, failed or not. It is

@@ -32,9 +32,12 @@ type Resolver interface {
 type Transport struct {
 	resolver Resolver
 	cfg      Config
-	base     http.RoundTripper // an *http.Transport; a fake in benchmarks
+	base     http.RoundTripper // Config.Base, or an *http.Transport
 	services sync.Map          // service name → *dependency
 	tracer   trace.Tracer      // nil: no spans (see trace.go)
+	// lag is the process's recent scheduling lag (processLag.Lag; a fake
+	// in tests), read before a hedge is sent: see saturation.go.
+	lag func(now time.Time) time.Duration
 }
 
 // New returns a Transport resolving names through r. Zero fields of cfg take
@@ -46,7 +49,11 @@ func New(r Resolver, cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Transport{resolver: r, cfg: cfg.withDefaults(), base: newBaseTransport()}
+	var base http.RoundTripper = cfg.Base
+	if base == nil {
+		base = newBaseTransport()
+	}
+	t := &Transport{resolver: r, cfg: cfg.withDefaults(), base: base, lag: processLag.Lag}
 	if cfg.TracerProvider != nil {
 		t.tracer = cfg.TracerProvider.Tracer(tracerScope)
 	}

@@ -61,7 +61,8 @@ func upgradeRequest(t *testing.T) *http.Request {
 // the 101, and Close gives the call's place in the bulkhead back.
 func TestUpgradePassesThrough(t *testing.T) {
 	f := newFleet(t, upgradeEcho(t))
-	const timeout = 100 * time.Millisecond
+	// Time enough for the 101 on a loaded machine: its attempt gets a third.
+	const timeout = time.Second
 	tr, err := New(f, Config{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +183,8 @@ func TestEventStreamOutlivesTimeout(t *testing.T) {
 		}
 		io.WriteString(w, "data: two\n\n")
 	})
-	const timeout = 100 * time.Millisecond
+	// Time enough for the headers on a loaded machine.
+	const timeout = time.Second
 	tr, err := New(f, Config{Timeout: timeout, PerTryTimeout: timeout / 2})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +228,9 @@ func TestTimeoutStillBoundsBodies(t *testing.T) {
 		http.NewResponseController(w).Flush()
 		<-r.Context().Done()
 	})
-	tr, err := New(f, Config{Timeout: 100 * time.Millisecond})
+	// One attempt, so that it has the whole Timeout for the headers: a
+	// loaded machine may take more than a third of it.
+	tr, err := New(f, Config{Timeout: time.Second, MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,15 @@ func (w *watch) fire() {
 		w.mu.Unlock()
 		return
 	}
+	if w.hedge != nil && !now.Before(w.hedgeAt) && w.hedge.t.localLate(w.hedge.delay) {
+		// This process is itself late to run its goroutines
+		// (saturation.go): the attempt is late because of us, and a hedge
+		// would only add load. Ask again after another delay.
+		w.hedgeAt = now.Add(w.hedge.delay)
+		w.rearm(now)
+		w.mu.Unlock()
+		return
+	}
 	if w.hedge != nil && !now.Before(w.hedgeAt) {
 		hg := w.hedge
 		w.hedge, w.hedgeAt = nil, time.Time{}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/discovery/discoverytest"
 )
 
 // binDir holds the binaries TestMain builds once for every test.
@@ -31,6 +33,13 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		// The load test runs a gossip member in this process.
+		if err := discoverytest.FindLeaks(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: goroutines still running after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/e2e/flixedge"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // system is a `shoal up` of a manifest in a scratch folder inside the
@@ -40,25 +40,24 @@ func scratchDir(t *testing.T) string {
 	return abs
 }
 
-func freePort(t *testing.T) int {
+// gatewayPort reserves a loopback port for a gateway for the test's
+// duration: shoal up binds it as it binds 8080 (both sockets allow address
+// reuse and neither listens), and no other socket on the machine can take
+// it, so tests running beside this one cannot collide with the system.
+func gatewayPort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return handofftest.Port(t).Addr().Port
 }
 
 // referenceManifest is the shipped ../shoal.yaml moved one folder down, with
-// the two gateways on free ports instead of 8080 and 8081.
+// the two gateways on reserved ports instead of 8080 and 8081.
 func referenceManifest(t *testing.T) (text string, gatewayPorts [2]int) {
 	t.Helper()
 	b, err := os.ReadFile("../shoal.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2 := gatewayPort(t), gatewayPort(t)
 	text = string(b)
 	text = regexp.MustCompile(`\b8080\b`).ReplaceAllString(text, fmt.Sprint(p1))
 	text = regexp.MustCompile(`\b8081\b`).ReplaceAllString(text, fmt.Sprint(p2))
@@ -436,7 +435,7 @@ func TestUpRejectsBadManifest(t *testing.T) {
 }
 
 func TestUpKilledLeavesNoOrphans(t *testing.T) {
-	port := freePort(t)
+	port := gatewayPort(t)
 	text := fmt.Sprintf(`name: tiny
 services:
   hello:

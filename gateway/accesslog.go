@@ -30,8 +30,8 @@ func (g *Gateway) recorder(w http.ResponseWriter, t *table) *recorder {
 }
 
 // finish records the request once its handler returned, or panicked: the
-// ReverseProxy panics with http.ErrAbortHandler when a response is cut
-// short, and the panic goes on to net/http after the request is recorded.
+// forwarder panics with http.ErrAbortHandler when a response is cut
+// short, and the panic goes on to the server after the request is recorded.
 func (g *Gateway) finish(rec *recorder, r *http.Request, st *request) {
 	p := recover()
 	d := time.Since(rec.start)
@@ -98,7 +98,7 @@ func (w *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Flush flushes if the underlying writer can; the ReverseProxy flushes
+// Flush flushes if the underlying writer can; the forwarder flushes
 // server-sent events as they come.
 func (w *recorder) Flush() {
 	if w.code == 0 {

@@ -33,52 +33,58 @@ var okBackend = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // byte every 50 ms, is disconnected by the read-header timeout, while a
 // normal request on another connection is served meanwhile.
 func TestSlowlorisIsCutOff(t *testing.T) {
-	const headerTimeout = 300 * time.Millisecond
-	e := startEdge(t, shoal.Config{ReadHeaderTimeout: headerTimeout}, time.Second)
-	e.backend(t, "api", okBackend)
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			const headerTimeout = 300 * time.Millisecond
+			e := startEdgeWith(t, shoal.Config{ReadHeaderTimeout: headerTimeout}, time.Second, srv.engine)
+			e.backend(t, "api", okBackend)
 
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	begin := time.Now()
-	closed := make(chan time.Duration, 1)
-	go func() { // ends when the server closes the connection (or the test does)
-		io.Copy(io.Discard, conn)
-		closed <- time.Since(begin)
-	}()
-	trickle := "GET /api/slow HTTP/1.1\r\nHost: edge\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
-	tick := time.NewTicker(50 * time.Millisecond) // the attacker's pace
-	defer tick.Stop()
-	servedMeanwhile := false
-	for i := 0; ; i++ {
-		select {
-		case after := <-closed:
-			if after > 5*time.Second || after < headerTimeout {
-				t.Errorf("trickling client cut off after %v, want soon after %v", after, headerTimeout)
-			}
-			if !servedMeanwhile {
-				t.Error("no normal request was served while the slow one trickled")
-			}
-			return
-		case <-tick.C:
-		}
-		if i >= len(trickle) {
-			t.Fatalf("the whole request trickled in over %v without the connection being cut", time.Since(begin))
-		}
-		conn.Write([]byte{trickle[i]}) // fails once cut: the reader reports it
-		if i == 2 {
-			resp, err := http.Get("http://" + e.addr + "/api/fast")
+			// Before the dial: the server's header timer starts once it
+			// accepts, which may be before Dial returns.
+			begin := time.Now()
+			conn, err := net.Dial("tcp", e.addr)
 			if err != nil {
-				t.Fatalf("normal request while a slow one trickles: %v", err)
+				t.Fatal(err)
 			}
-			resp.Body.Close()
-			servedMeanwhile = resp.StatusCode == http.StatusOK
-			if !servedMeanwhile {
-				t.Errorf("normal request while a slow one trickles: %s", resp.Status)
+			defer conn.Close()
+			closed := make(chan time.Duration, 1)
+			go func() { // ends when the server closes the connection (or the test does)
+				io.Copy(io.Discard, conn)
+				closed <- time.Since(begin)
+			}()
+			trickle := "GET /api/slow HTTP/1.1\r\nHost: edge\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
+			tick := time.NewTicker(50 * time.Millisecond) // the attacker's pace
+			defer tick.Stop()
+			servedMeanwhile := false
+			for i := 0; ; i++ {
+				select {
+				case after := <-closed:
+					if after > 5*time.Second || after < headerTimeout {
+						t.Errorf("trickling client cut off after %v, want soon after %v", after, headerTimeout)
+					}
+					if !servedMeanwhile {
+						t.Error("no normal request was served while the slow one trickled")
+					}
+					return
+				case <-tick.C:
+				}
+				if i >= len(trickle) {
+					t.Fatalf("the whole request trickled in over %v without the connection being cut", time.Since(begin))
+				}
+				conn.Write([]byte{trickle[i]}) // fails once cut: the reader reports it
+				if i == 2 {
+					resp, err := http.Get("http://" + e.addr + "/api/fast")
+					if err != nil {
+						t.Fatalf("normal request while a slow one trickles: %v", err)
+					}
+					resp.Body.Close()
+					servedMeanwhile = resp.StatusCode == http.StatusOK
+					if !servedMeanwhile {
+						t.Errorf("normal request while a slow one trickles: %s", resp.Status)
+					}
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -86,27 +92,31 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 // MaxHeaderBytes are refused with 431 before the gateway sees them; headers
 // within it go through.
 func TestOversizeHeadersAre431(t *testing.T) {
-	e := startEdge(t, shoal.Config{MaxHeaderBytes: 4 << 10}, time.Second)
-	e.backend(t, "api", okBackend)
-	for _, tt := range []struct {
-		size int
-		want int
-	}{
-		{2 << 10, http.StatusOK},
-		// net/http allows 4 KiB over MaxHeaderBytes for the request line
-		// and its own bookkeeping; 16 KiB is well past both.
-		{16 << 10, http.StatusRequestHeaderFieldsTooLarge},
-	} {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+"/api/x", nil)
-		req.Header.Set("X-Big", strings.Repeat("h", tt.size))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tt.want {
-			t.Errorf("%d bytes of headers over a 4 KiB limit: %s, want %d", tt.size, resp.Status, tt.want)
-		}
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			e := startEdgeWith(t, shoal.Config{MaxHeaderBytes: 4 << 10}, time.Second, srv.engine)
+			e.backend(t, "api", okBackend)
+			for _, tt := range []struct {
+				size int
+				want int
+			}{
+				{2 << 10, http.StatusOK},
+				// net/http allows 4 KiB over MaxHeaderBytes for the request line
+				// and its own bookkeeping; 16 KiB is well past both.
+				{16 << 10, http.StatusRequestHeaderFieldsTooLarge},
+			} {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+"/api/x", nil)
+				req.Header.Set("X-Big", strings.Repeat("h", tt.size))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tt.want {
+					t.Errorf("%d bytes of headers over a 4 KiB limit: %s, want %d", tt.size, resp.Status, tt.want)
+				}
+			}
+		})
 	}
 }
 
@@ -114,43 +124,47 @@ func TestOversizeHeadersAre431(t *testing.T) {
 // configuration's, or its route's) gets 413 with the JSON code too_large,
 // whether its length is declared or not; one within the limit goes through.
 func TestOversizeBodyIs413(t *testing.T) {
-	e := startEdge(t, shoal.Config{}, time.Second)
-	e.backend(t, "api", okBackend)
-	if err := e.gw.SetConfig(&gateway.Config{MaxBody: 1 << 10, Routes: []gateway.Route{
-		{Path: "/tiny", Service: "api", MaxBody: 16},
-	}}, ""); err != nil {
-		t.Fatal(err)
-	}
-	hide := func(r io.Reader) io.Reader { return struct{ io.Reader }{r} } // no length: chunked
-	for _, tt := range []struct {
-		name string
-		path string
-		body io.Reader
-		want int
-	}{
-		{"within max_body", "/api/up", strings.NewReader(strings.Repeat("b", 1<<10)), http.StatusOK},
-		{"declared length over", "/api/up", strings.NewReader(strings.Repeat("b", 1<<10+1)), http.StatusRequestEntityTooLarge},
-		{"chunked over", "/api/up", hide(strings.NewReader(strings.Repeat("b", 64<<10))), http.StatusRequestEntityTooLarge},
-		{"within the route's", "/tiny", strings.NewReader("0123456789abcdef"), http.StatusOK},
-		{"over the route's", "/tiny", strings.NewReader("0123456789abcdefg"), http.StatusRequestEntityTooLarge},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Post("http://"+e.addr+tt.path, "application/octet-stream", tt.body)
-			if err != nil {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			e := startEdgeWith(t, shoal.Config{}, time.Second, srv.engine)
+			e.backend(t, "api", okBackend)
+			if err := e.gw.SetConfig(&gateway.Config{MaxBody: 1 << 10, Routes: []gateway.Route{
+				{Path: "/tiny", Service: "api", MaxBody: 16},
+			}}, ""); err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status %s, want %d", resp.Status, tt.want)
-			}
-			if tt.want != http.StatusRequestEntityTooLarge {
-				return
-			}
-			var body struct {
-				Error struct{ Code, Message string } `json:"error"`
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Code != "too_large" {
-				t.Errorf("413 body: %+v, %v; want JSON error code too_large", body, err)
+			hide := func(r io.Reader) io.Reader { return struct{ io.Reader }{r} } // no length: chunked
+			for _, tt := range []struct {
+				name string
+				path string
+				body io.Reader
+				want int
+			}{
+				{"within max_body", "/api/up", strings.NewReader(strings.Repeat("b", 1<<10)), http.StatusOK},
+				{"declared length over", "/api/up", strings.NewReader(strings.Repeat("b", 1<<10+1)), http.StatusRequestEntityTooLarge},
+				{"chunked over", "/api/up", hide(strings.NewReader(strings.Repeat("b", 64<<10))), http.StatusRequestEntityTooLarge},
+				{"within the route's", "/tiny", strings.NewReader("0123456789abcdef"), http.StatusOK},
+				{"over the route's", "/tiny", strings.NewReader("0123456789abcdefg"), http.StatusRequestEntityTooLarge},
+			} {
+				t.Run(tt.name, func(t *testing.T) {
+					resp, err := http.Post("http://"+e.addr+tt.path, "application/octet-stream", tt.body)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					if resp.StatusCode != tt.want {
+						t.Fatalf("status %s, want %d", resp.Status, tt.want)
+					}
+					if tt.want != http.StatusRequestEntityTooLarge {
+						return
+					}
+					var body struct {
+						Error struct{ Code, Message string } `json:"error"`
+					}
+					if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Code != "too_large" {
+						t.Errorf("413 body: %+v, %v; want JSON error code too_large", body, err)
+					}
+				})
 			}
 		})
 	}

@@ -30,13 +30,34 @@ type edge struct {
 	cat  *discovery.Catalog
 }
 
+// servers are the two ways the gateway service serves HTTP/1.1: its own
+// engine (with Upstream calling the services), as shoal gateway runs it, and
+// net/http alone (shoal gateway --engine=false). Tests of HTTP behaviour run
+// against both.
+var servers = []struct {
+	name   string
+	engine bool
+}{{"engine", true}, {"net-http", false}}
+
 // startEdge runs a gateway service with cfg (Name and Logger are set here)
 // whose gateway times requests out after timeout and whose client resolves
-// service names in the returned catalog.
+// service names in the returned catalog, served by the engine as in
+// production.
 func startEdge(t *testing.T, cfg shoal.Config, timeout time.Duration) *edge {
 	t.Helper()
+	return startEdgeWith(t, cfg, timeout, true)
+}
+
+// startEdgeWith is startEdge, served by the engine or by net/http alone.
+func startEdgeWith(t *testing.T, cfg shoal.Config, timeout time.Duration, engine bool) *edge {
+	t.Helper()
 	e := &edge{cat: discovery.NewCatalog()}
-	tr, err := client.New(e.cat, client.Config{})
+	ccfg := client.Config{}
+	if engine {
+		ccfg.Base = gateway.NewUpstream()
+		cfg.Engine = gateway.NewEngine()
+	}
+	tr, err := client.New(e.cat, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +73,7 @@ func startEdge(t *testing.T, cfg shoal.Config, timeout time.Duration) *edge {
 
 // runService runs an SDK service with cfg (its Logger discarded) and h until
 // the test ends, and returns it once ready.
-func runService(t *testing.T, cfg shoal.Config, h http.Handler) *shoal.Service {
+func runService(t testing.TB, cfg shoal.Config, h http.Handler) *shoal.Service {
 	t.Helper()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	svc, err := shoal.New(cfg, h)
@@ -135,51 +156,55 @@ func wsEchoBackend(t *testing.T, closed chan<- struct{}) http.HandlerFunc {
 // gateway's timeout, which bounds only the wait for the 101), and closing
 // the client's side reaches the backend.
 func TestWebSocketThroughGateway(t *testing.T) {
-	const timeout = 200 * time.Millisecond
-	e := startEdge(t, shoal.Config{}, timeout)
-	closed := make(chan struct{})
-	e.backend(t, "chat", wsEchoBackend(t, closed))
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			const timeout = time.Second // time enough for the headers on a loaded machine
+			e := startEdgeWith(t, shoal.Config{}, timeout, srv.engine)
+			closed := make(chan struct{})
+			e.backend(t, "chat", wsEchoBackend(t, closed))
 
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hung test fails instead
-	const key = "dGhlIHNhbXBsZSBub25jZQ=="
-	io.WriteString(conn, "GET /chat/socket HTTP/1.1\r\nHost: edge\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != wsAccept(key) {
-		t.Fatalf("handshake answered %s with accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
-	}
-	readLine := func(want string) {
-		t.Helper()
-		line, err := br.ReadString('\n')
-		if err != nil || line != want+"\n" {
-			t.Fatalf("read %q, %v; want %q", line, err, want)
-		}
-	}
-	readLine("welcome") // backend to client
-	io.WriteString(conn, "hello\n")
-	readLine("echo hello") // and back
-	// Not synchronisation: time passing, past the gateway's timeout.
-	time.Sleep(3 * timeout)
-	io.WriteString(conn, "still here\n")
-	readLine("echo still here")
+			conn, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hung test fails instead
+			const key = "dGhlIHNhbXBsZSBub25jZQ=="
+			io.WriteString(conn, "GET /chat/socket HTTP/1.1\r\nHost: edge\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\n\r\n")
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != wsAccept(key) {
+				t.Fatalf("handshake answered %s with accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
+			}
+			readLine := func(want string) {
+				t.Helper()
+				line, err := br.ReadString('\n')
+				if err != nil || line != want+"\n" {
+					t.Fatalf("read %q, %v; want %q", line, err, want)
+				}
+			}
+			readLine("welcome") // backend to client
+			io.WriteString(conn, "hello\n")
+			readLine("echo hello") // and back
+			// Not synchronisation: time passing, past the gateway's timeout.
+			time.Sleep(3 * timeout)
+			io.WriteString(conn, "still here\n")
+			readLine("echo still here")
 
-	conn.(*net.TCPConn).CloseWrite()
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the client's close did not reach the backend")
-	}
-	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
-		t.Errorf("after close: read %q, %v; want EOF", rest, err)
+			conn.(*net.TCPConn).CloseWrite()
+			select {
+			case <-closed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the client's close did not reach the backend")
+			}
+			if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+				t.Errorf("after close: read %q, %v; want EOF", rest, err)
+			}
+		})
 	}
 }
 
@@ -188,50 +213,54 @@ func TestWebSocketThroughGateway(t *testing.T) {
 // stream open (no buffering), the second once it goes on, after more than
 // the gateway's timeout.
 func TestSSEThroughGateway(t *testing.T) {
-	const timeout = 200 * time.Millisecond
-	e := startEdge(t, shoal.Config{}, timeout)
-	release := make(chan struct{})
-	e.backend(t, "news", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get(client.TimeoutHeader); v != "" {
-			t.Errorf("event stream reached the backend with %s: %s; a stream must get no deadline", client.TimeoutHeader, v)
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: first\n\n")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		io.WriteString(w, "data: second\n\n")
-	}))
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			const timeout = time.Second // time enough for the headers on a loaded machine
+			e := startEdgeWith(t, shoal.Config{}, timeout, srv.engine)
+			release := make(chan struct{})
+			e.backend(t, "news", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if v := r.Header.Get(client.TimeoutHeader); v != "" {
+					t.Errorf("event stream reached the backend with %s: %s; a stream must get no deadline", client.TimeoutHeader, v)
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: first\n\n")
+				http.NewResponseController(w).Flush()
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+				io.WriteString(w, "data: second\n\n")
+			}))
 
-	req, err := http.NewRequest(http.MethodGet, "http://"+e.addr+"/news/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
-		t.Fatalf("answered %s, Content-Type %q", resp.Status, ct)
-	}
-	events := readEvents(t, resp.Body)
-	if ev := events.next(t); ev != "data: first" {
-		t.Fatalf("first event %q", ev)
-	}
-	time.Sleep(3 * timeout) // time passing, past the gateway's timeout
-	close(release)
-	if ev := events.next(t); ev != "data: second" {
-		t.Fatalf("second event %q", ev)
-	}
-	if ev, ok := <-events.c; ok {
-		t.Fatalf("after the last event: %q, want the end of the stream", ev)
+			req, err := http.NewRequest(http.MethodGet, "http://"+e.addr+"/news/events", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Accept", "text/event-stream")
+			tr := &http.Transport{}
+			t.Cleanup(tr.CloseIdleConnections)
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+				t.Fatalf("answered %s, Content-Type %q", resp.Status, ct)
+			}
+			events := readEvents(t, resp.Body)
+			if ev := events.next(t); ev != "data: first" {
+				t.Fatalf("first event %q", ev)
+			}
+			time.Sleep(3 * timeout) // time passing, past the gateway's timeout
+			close(release)
+			if ev := events.next(t); ev != "data: second" {
+				t.Fatalf("second event %q", ev)
+			}
+			if ev, ok := <-events.c; ok {
+				t.Fatalf("after the last event: %q, want the end of the stream", ev)
+			}
+		})
 	}
 }
 

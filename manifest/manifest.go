@@ -86,6 +86,12 @@ type Service struct {
 	Port Ports `yaml:"port" example:"[8080, 8081]"`
 	// Register defaults to sdk for build:, supervisor for command:.
 	Register Register `yaml:"register" example:"supervisor"`
+	// Store says the service keeps data with the store package (its own
+	// SQLite file under .shoal/data with shoal up). Pods keep no files, so
+	// on Kubernetes (shoal export kubernetes) such a service gets
+	// SHOAL_DATABASE_URL, a PostgreSQL database shared by the system's
+	// services, each in its own schema.
+	Store bool `yaml:"store" example:"true"`
 	// Dependencies sets the client policy for the services this one calls,
 	// by service name, with the keys of client.Config (timeout, hedge,
 	// throttle, max_in_flight...). It reaches SDK programs as

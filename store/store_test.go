@@ -463,8 +463,8 @@ func TestTxRollback(t *testing.T) {
 }
 
 // TestPostgresDeadlockRetried makes two transactions lock two rows in
-// opposite orders: PostgreSQL aborts one (40P01), Tx runs it again, both
-// commit.
+// opposite orders: PostgreSQL aborts one (40P01), Tx runs it again (as
+// often as it deadlocks), both commit.
 func TestPostgresDeadlockRetried(t *testing.T) {
 	e := engines[1]
 	ctx := t.Context()
@@ -505,7 +505,10 @@ func TestPostgresDeadlockRetried(t *testing.T) {
 	if err := db.QueryRow(`SELECT SUM(n) FROM d`).Scan(&sum); err != nil {
 		t.Fatal(err)
 	}
-	if sum != 4 || runs.Load() != 3 {
-		t.Errorf("sum %d after %d runs of fn, want 4 after 3", sum, runs.Load())
+	// At least 3 runs: one was aborted and run again. Maybe more: the
+	// aborted one's retry can take its first row again before the other
+	// transaction, woken by the abort, gets it, and deadlock a second time.
+	if sum != 4 || runs.Load() < 3 {
+		t.Errorf("sum %d after %d runs of fn, want 4 after at least 3", sum, runs.Load())
 	}
 }

@@ -15,11 +15,17 @@
 //     seed, a secret token), refusing to start if a live supervisor owns it;
 //   - starts its own gossip member, the seed every instance is given;
 //   - builds each distinct build: package once into <dir>/.shoal/bin;
-//   - starts every instance with PORT, SHOAL_ADDR, SHOAL_NAME,
-//     SHOAL_INSTANCE, SHOAL_SEEDS, SHOAL_GOSSIP_ADDR, SHOAL_DRAIN_TIMEOUT and
-//     SHOAL_DATA_DIR in its environment, and the OpenTelemetry variables
-//     of the collector below, in its own process group and with a
-//     parent-death signal, so no instance outlives a killed supervisor;
+//   - binds each process's TCP socket itself (its fixed port, or one the
+//     kernel picks) and hands it over as an inherited descriptor
+//     (SHOAL_LISTEN_FD, see package handoff), so its address is known
+//     before it starts and nothing else can take it; a program that ignores
+//     the descriptor may bind PORT itself if it sets SO_REUSEADDR;
+//   - starts every instance with SHOAL_LISTEN_FD, PORT, SHOAL_ADDR,
+//     SHOAL_NAME, SHOAL_INSTANCE, SHOAL_SEEDS, SHOAL_GOSSIP_ADDR,
+//     SHOAL_DRAIN_TIMEOUT and SHOAL_DATA_DIR in its environment, and the
+//     OpenTelemetry variables of the collector below, in its own process
+//     group and with a parent-death signal, so no instance outlives a
+//     killed supervisor;
 //   - polls each instance's health path until it answers 200 (only then is
 //     it serving), prints a status table, and streams the instances' output
 //     prefixed "service/index | ";
@@ -52,8 +58,10 @@
 // answer is reported as such ([NoAnswerError]), not as absent. Scale and
 // Restart return once the change is done: new instances serving, removed
 // ones stopped. A rolling restart starts each replacement and waits until it
-// serves before stopping the old instance, except on fixed ports, where the
-// old one must stop first.
+// serves before stopping the old instance. On a fixed port the replacement
+// of an SDK program is handed the old process's socket and both accept from
+// it until the old one has drained; a program that binds the port itself,
+// or one registered by the supervisor, is stopped first.
 //
 // # What it collects
 //

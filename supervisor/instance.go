@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // Instance states, as ps shows them.
@@ -46,22 +47,35 @@ const (
 	killGrace       = 2 * time.Second // after the drain timeout, before SIGKILL
 )
 
-// instance is one slot (service, index, port) and the processes that fill it
-// over time. Its goroutine, run, is started by Supervisor.addInstance and
-// owned by the Supervisor (counted in Supervisor.wg); it exits after
-// requestStop, once no process of the slot is left.
+// instance is one slot (service, index) and the processes that fill it over
+// time. Its goroutine, run, is started by Supervisor.addInstance and owned by
+// the Supervisor (counted in Supervisor.wg); it exits after requestStop, once
+// no process of the slot is left.
+//
+// Every process is given its listening socket (handoff): the supervisor
+// binds it before the start, so the address is known and can be taken by no
+// one else. A process on a free port gets a new port each time and holds
+// the only copy of its socket: when it dies, callers are refused at once
+// and fail over. On a fixed port the supervisor keeps a copy while the
+// process runs, so that a rolling replacement can accept from the same
+// socket before the old process drains (see Supervisor.restart).
 type instance struct {
 	sup   *Supervisor
 	svc   *service
 	index int
-	fixed bool // port is from the manifest's port list
+	fixed bool          // port is from the manifest's port list
+	next  *handoff.Port // socket of the next process to start, if already bound; used by run only
+	// shared: next was handed over by the instance this one replaces, which
+	// still accepts from it, so a health probe may be answered by either.
+	shared bool
 
 	stop     chan struct{} // closed by requestStop
 	stopOnce sync.Once
 	done     chan struct{} // closed when run returns
 
-	mu       sync.Mutex // guards the fields below
-	port     int        // written by run only (between processes)
+	mu       sync.Mutex    // guards the fields below
+	port     int           // of the current (or last) process's socket; written by run only
+	sock     *handoff.Port // fixed port: the supervisor's copy of the running process's socket
 	id       string
 	proc     *os.Process
 	state    string
@@ -110,6 +124,11 @@ func (in *instance) set(f func()) {
 func (in *instance) run() {
 	defer in.sup.wg.Done()
 	defer close(in.done)
+	defer func() { // stopped before a process took it
+		if in.next != nil {
+			in.next.Close()
+		}
+	}()
 	backoff := minBackoff
 	for {
 		served, exit, stopped := in.once()
@@ -155,14 +174,6 @@ func (in *instance) run() {
 			in.set(func() { in.state = StateStopped })
 			return
 		}
-		if served == 0 && !in.fixed {
-			// It never got ready: its port may have been taken since it was
-			// picked ("address already in use"). A fresh one keeps that from
-			// becoming a crash loop.
-			if port, err := freePort(); err == nil {
-				in.set(func() { in.port = port })
-			}
-		}
 		in.set(func() { in.restarts++ })
 		backoff = min(2*backoff, maxBackoff)
 	}
@@ -179,23 +190,38 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	}
 	s, svc := in.sup, in.svc
 	id := fmt.Sprintf("%s-%d-%s", svc.name, in.index, randomHex(2))
-	in.mu.Lock()
-	port := in.port
-	in.mu.Unlock()
+	sock, shared := in.next, in.shared
+	in.next, in.shared = nil, false
+	if sock == nil {
+		var err error
+		if sock, err = in.reserve(); err != nil {
+			return 0, err.Error(), false
+		}
+	}
+	port := sock.Addr().Port
+	in.set(func() { in.port = port })
 	cmd := exec.Command(svc.path, svc.args...)
 	cmd.Dir = s.m.Dir
 	cmd.Env = s.env(svc, port, id)
+	sock.Pass(cmd)
 	out := &lineWriter{emit: func(text string) { s.logLine(svc, in.index, text) }}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = time.Second // grandchildren holding the pipes open must not block Wait
 	if err := cmd.Start(); err != nil {
+		sock.Close()
 		return 0, "start: " + err.Error(), false
+	}
+	if in.fixed {
+		in.set(func() { in.sock = sock })
+	} else {
+		sock.Close() // the process holds the only copy now
 	}
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { // owned by once: it waits on exited before returning
 		waitErr = cmd.Wait()
+		in.release()
 		// No dead pid in ps, and kill answers not_running, from now on,
 		// not only once the agent has left gossip.
 		in.set(func() {
@@ -210,7 +236,16 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	in.set(func() { in.id, in.proc, in.state, in.started = id, cmd.Process, StateStarting, time.Now() })
 	s.log.Debug("started", "instance", in.name(), "id", id, "pid", pid, "port", port)
 
-	switch in.waitReady(exited, port) {
+	ready := func() bool { return in.probe(port) }
+	if shared {
+		// The probe may reach the old process: the new one is ready once it
+		// is also in discovery (an SDK program joins just before serving).
+		ready = func() bool {
+			inst, ok := s.seed.Catalog().Snapshot().Lookup(id)
+			return ok && inst.State == discovery.StateServing && in.probe(port)
+		}
+	}
+	switch in.waitReady(exited, ready) {
 	case readyStop:
 		in.terminate(pid, exited, nil)
 		return 0, "", true
@@ -312,14 +347,14 @@ const (
 	readyTimedOut
 )
 
-// waitReady polls the health path until it answers 200.
-func (in *instance) waitReady(exited <-chan struct{}, port int) readiness {
+// waitReady polls ready (the health path answers 200) until it is true.
+func (in *instance) waitReady(exited <-chan struct{}, ready func() bool) readiness {
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
-		if in.probe(port) {
+		if ready() {
 			return readyOK
 		}
 		select {
@@ -340,6 +375,10 @@ func (in *instance) waitReady(exited <-chan struct{}, port int) readiness {
 func (in *instance) terminate(pid int, exited <-chan struct{}, ag *agent) {
 	s := in.sup
 	in.set(func() { in.state = StateDraining })
+	// A replacement, if any, has its own copy by now. Without ours, the
+	// address refuses connections once the process stops listening,
+	// instead of queueing them for nobody.
+	in.release()
 	ag.drain(s.drain)
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	_ = syscall.Kill(-pid, syscall.SIGCONT)
@@ -353,6 +392,50 @@ func (in *instance) terminate(pid int, exited <-chan struct{}, ag *agent) {
 	killGroup(pid)
 	<-exited
 	ag.leave()
+}
+
+// reserve binds the socket for the slot's next process: its fixed port, or
+// one the kernel picks.
+func (in *instance) reserve() (*handoff.Port, error) {
+	addr := "127.0.0.1:0"
+	if in.fixed {
+		addr = "127.0.0.1:" + strconv.Itoa(in.svc.spec.Port[in.index-1])
+	}
+	p, err := handoff.Reserve(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.name(), err)
+	}
+	return p, nil
+}
+
+// release closes the supervisor's copy of a fixed-port process's socket.
+func (in *instance) release() {
+	in.mu.Lock()
+	sock := in.sock
+	in.sock = nil
+	in.mu.Unlock()
+	if sock != nil {
+		sock.Close()
+	}
+}
+
+// handover returns a copy of the socket the running process of a
+// fixed-port slot listens on, for a replacement to accept from the same
+// queue while this one drains; nil if there is none: no process runs, it
+// bound the port itself rather than taking the socket (a replacement could
+// then not listen before it stops), or it is not an SDK program (only its
+// entry in discovery tells the replacement's readiness from its own).
+func (in *instance) handover() *handoff.Port {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.svc.register != RegisterSDK || in.sock == nil || !in.sock.Listening() {
+		return nil
+	}
+	d, err := in.sock.Dup()
+	if err != nil {
+		return nil
+	}
+	return d
 }
 
 // killGroup SIGKILLs what is left of the process group led by pid.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/shoal-dev/shoal/discovery/discoverytest"
 )
 
 // helloBin is examples/hello, an SDK service, built once by TestMain.
@@ -48,18 +48,11 @@ func run(m *testing.M) int {
 // checkLeaks fails the run if goroutines outlive the tests by more than a
 // grace period (memberlist ends an in-flight probe only at its deadline).
 func checkLeaks() int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := goleak.Find()
-		if err == nil {
-			return 0
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "goleak: goroutines still running after the tests: %v\n", err)
-			return 1
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
+	if err := discoverytest.FindLeaks(); err != nil {
+		fmt.Fprintf(os.Stderr, "goleak: goroutines still running after the tests: %v\n", err)
+		return 1
 	}
+	return 0
 }
 
 // syncBuffer is an io.Writer safe for the supervisor's goroutines.

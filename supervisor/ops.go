@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff"
 	"github.com/shoal-dev/shoal/manifest"
 )
 
@@ -147,7 +148,7 @@ func (s *Supervisor) scale(ctx context.Context, name string, n int) (err error) 
 		if have[i] {
 			continue
 		}
-		in, err := s.newInstance(svc, i)
+		in, err := s.newInstance(svc, i, nil)
 		if err != nil {
 			return err
 		}
@@ -278,8 +279,11 @@ func (s *Supervisor) waitDiscoverable(ctx context.Context, in *instance) {
 
 // restart replaces every instance of a service, one at a time: the
 // replacement must serve before the old one stops, so the service never has
-// fewer ready instances. An instance on a fixed port cannot overlap with its
-// replacement: it is stopped first (the others keep serving).
+// fewer ready instances. On a fixed port the replacement is handed the old
+// process's listening socket, and both accept from it until the old one has
+// drained; only a program that bound the port itself, rather than taking
+// the socket, has to stop before its replacement starts (the service's
+// other instances keep serving).
 func (s *Supervisor) restart(ctx context.Context, name string) (err error) {
 	svc, err := s.lookup(name)
 	if err != nil {
@@ -293,23 +297,27 @@ func (s *Supervisor) restart(ctx context.Context, name string) (err error) {
 	s.event(EventRestart, "info", name, "", "rolling restart of %s begins", name)
 	defer func() { s.opEvent(EventRestart, name, err, "rolling restart of %s done", name) }()
 	for _, old := range s.active(svc) {
-		fixed := old.index <= len(svc.spec.Port)
-		if fixed {
+		var handed *handoff.Port
+		if old.fixed {
+			handed = old.handover()
+		}
+		overlap := !old.fixed || handed != nil
+		if !overlap {
 			if err := s.retire(ctx, []*instance{old}); err != nil {
 				return err
 			}
 		}
-		in, err := s.newInstance(svc, old.index)
+		in, err := s.newInstance(svc, old.index, handed)
 		if err != nil {
 			return err
 		}
 		if err := s.waitServing(ctx, in); err != nil {
-			if !fixed {
+			if overlap {
 				_ = s.retire(context.WithoutCancel(ctx), []*instance{in}) // keep the old one
 			}
 			return err
 		}
-		if !fixed {
+		if overlap {
 			if err := s.retire(ctx, []*instance{old}); err != nil {
 				return err
 			}

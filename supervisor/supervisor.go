@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // Options configures a Supervisor. The zero value works (output discarded).
@@ -375,12 +376,16 @@ func schemeOf(spec *ServiceSpec) string {
 	return "http"
 }
 
-// gatewayURLs lists the fixed addresses of a service named gateway.
+// gatewayURLs lists the addresses of a service named gateway.
 func (s *Supervisor) gatewayURLs() []string {
+	g := s.byName["gateway"]
+	if g == nil {
+		return nil
+	}
 	var out []string
-	if g := s.byName["gateway"]; g != nil {
-		for _, p := range g.spec.Port {
-			out = append(out, g.scheme+"://127.0.0.1:"+strconv.Itoa(p))
+	for _, st := range s.ps() {
+		if st.Service == g.name {
+			out = append(out, g.scheme+"://"+st.Addr)
 		}
 	}
 	return out
@@ -389,6 +394,23 @@ func (s *Supervisor) gatewayURLs() []string {
 // buildFlags make release-style binaries: no symbol tables or DWARF (about
 // a third smaller) and no local paths baked in.
 var buildFlags = []string{"-trimpath", "-ldflags=-s -w"}
+
+// GoBuild builds the Go package pkg, relative to dir, into the binary out
+// with the flags of every Shoal build. env, if any, is added to this
+// process's environment for the go command (the deploy package adds
+// CGO_ENABLED=0, GOOS and GOARCH to build container images). The error
+// carries go build's output.
+func GoBuild(ctx context.Context, dir, pkg, out string, env ...string) error {
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildFlags...), "-o", out, pkg)...)
+	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %w\n%s", pkg, dir, err, msg)
+	}
+	return nil
+}
 
 // build runs go build once per distinct package, in manifest order.
 func (s *Supervisor) build(ctx context.Context) error {
@@ -405,12 +427,9 @@ func (s *Supervisor) build(ctx context.Context) error {
 		bin := filepath.Join(binDir(s.m.Dir), svc.name)
 		s.con.printf("building %s ... ", svc.name)
 		begin := time.Now()
-		cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildFlags...), "-o", bin, pkg)...)
-		cmd.Dir = s.m.Dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			s.con.printf("failed\n%s", out)
-			return fmt.Errorf("supervisor: build %s (go build %s in %s): %w\n%s", svc.name, pkg, s.m.Dir, err, out)
+		if err := GoBuild(ctx, s.m.Dir, pkg, bin); err != nil {
+			s.con.printf("failed\n")
+			return fmt.Errorf("supervisor: build %s: %w", svc.name, err)
 		}
 		s.con.printf("ok (%.1fs)\n", time.Since(begin).Seconds())
 		built[pkg], svc.path = bin, bin
@@ -449,25 +468,29 @@ func (s *Supervisor) stopTimeout() time.Duration {
 
 // addInstance starts a new slot for svc at index.
 func (s *Supervisor) addInstance(svc *service, index int) error {
-	_, err := s.newInstance(svc, index)
+	_, err := s.newInstance(svc, index, nil)
 	return err
 }
 
-func (s *Supervisor) newInstance(svc *service, index int) (*instance, error) {
-	port, fixed := 0, index <= len(svc.spec.Port)
-	if fixed {
-		port = svc.spec.Port[index-1]
-	} else {
-		var err error
-		if port, err = freePort(); err != nil {
-			return nil, fmt.Errorf("supervisor: %s/%d: %w", svc.name, index, err)
+// newInstance starts a slot for svc at index. Its first process serves on
+// handed, a socket handed over by the instance it replaces, or else on one
+// bound now, so that its address is known (and a fixed port found taken)
+// before it starts. newInstance owns handed from the call on.
+func (s *Supervisor) newInstance(svc *service, index int, handed *handoff.Port) (*instance, error) {
+	in := &instance{sup: s, svc: svc, index: index, fixed: index <= len(svc.spec.Port), next: handed, shared: handed != nil,
+		state: StateStarting, stop: make(chan struct{}), done: make(chan struct{})}
+	if in.next == nil {
+		sock, err := in.reserve()
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
 		}
+		in.next = sock
 	}
-	in := &instance{sup: s, svc: svc, index: index, fixed: fixed, port: port, state: StateStarting,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	in.port = in.next.Addr().Port
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		in.next.Close()
 		return nil, errors.New("supervisor: shutting down")
 	}
 	svc.insts = append(svc.insts, in)
@@ -578,18 +601,6 @@ func (s *Supervisor) say(msg string) {
 
 func binDir(dir string) string  { return filepath.Join(dir, ".shoal", "bin") }
 func dataDir(dir string) string { return filepath.Join(dir, ".shoal", "data") }
-
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before the instance binds it; the instance then fails before
-// getting ready and is restarted on a fresh port (see instance.run).
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)

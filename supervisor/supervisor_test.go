@@ -384,31 +384,6 @@ func TestStalledOutput(t *testing.T) {
 	}
 }
 
-// TestFreshPortAfterFailedStart: a slot whose port was taken before its
-// process could bind it gets a new port instead of crash looping.
-func TestFreshPortAfterFailedStart(t *testing.T) {
-	wd, _ := os.Getwd()
-	// The first port the slot is given counts as stolen for good.
-	script := `f=first-port; [ -f $f ] || echo $PORT > $f
-if [ "$(cat $f)" = "$PORT" ]; then echo "bind 127.0.0.1:$PORT: address already in use"; exit 1; fi
-exec python3 "$1"`
-	m := &Manifest{Services: []*ServiceSpec{
-		{Name: "web", Command: []string{"sh", "-c", script, "sh", filepath.Join(wd, "testdata", "web.py")}},
-	}}
-	r := startSupervisor(t, m)
-	st := waitServing(t, r.remote, "web", 1)[0]
-	first, err := os.ReadFile(filepath.Join(m.Dir, "first-port"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Addr == "127.0.0.1:"+strings.TrimSpace(string(first)) || st.Restarts < 1 {
-		t.Errorf("web/1 = %+v, want it restarted on a port other than %s", st, first)
-	}
-	if err := getJSON("http://"+st.Addr+"/", new(any)); err != nil {
-		t.Errorf("ps shows %s, which does not answer: %v", st.Addr, err)
-	}
-}
-
 // TestUnhealthyAtStart: an instance that turns unhealthy while others are
 // still starting does not hold back the status table.
 func TestUnhealthyAtStart(t *testing.T) {
@@ -686,22 +661,26 @@ func TestExitedProcessLeavesPS(t *testing.T) {
 	m := &Manifest{Services: []*ServiceSpec{{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}}}}
 	r := startSupervisor(t, m)
 	ctx := context.Background()
-	observer(t, ctx, r.remote.Gossip) // a peer makes the agent's leave take a moment
+	obs := observer(t, ctx, r.remote.Gossip) // a peer makes the agent's leave take a moment
 	st := waitServing(t, r.remote, "web", 1)[0]
+	eventually(t, 15*time.Second, "the observer sees web/1", func() error {
+		if _, ok := obs.Catalog().Snapshot().Lookup(st.ID); !ok {
+			return fmt.Errorf("%s not in the observer's catalog", st.ID)
+		}
+		return nil
+	})
 	if _, err := r.remote.Kill(ctx, "web", 1, "KILL"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "web/1 reaped", func() error { return gone(st.PID) })
-	// Wait has returned; the supervisor clears the pid right after.
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for {
-		cur := psOf(t, r.remote, "web")[0]
-		if cur.PID != st.PID {
-			break
+	// The agent leaves once the process has been reaped; ps must have
+	// dropped the pid by then, not only once the leave is done.
+	eventually(t, 15*time.Second, "web/1's agent gone from the observer's catalog", func() error {
+		if _, ok := obs.Catalog().Snapshot().Lookup(st.ID); ok {
+			return fmt.Errorf("%s still in the observer's catalog", st.ID)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ps still shows the exited pid %d: %+v", st.PID, cur)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval
+		return nil
+	})
+	if cur := psOf(t, r.remote, "web")[0]; cur.PID == st.PID {
+		t.Fatalf("ps still shows the exited pid %d after its agent left: %+v", st.PID, cur)
 	}
 }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 
@@ -40,13 +41,7 @@ func (t *Tracing) Middleware(next http.Handler) http.Handler {
 // Serve is Middleware(next).ServeHTTP(w, r), for a handler that decides per
 // request whether it needs it (the gateway, when no SDK server did it).
 func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	id := r.Header.Get(client.RequestIDHeader)
-	if !saneRequestID(id) || len(r.Header.Values(client.RequestIDHeader)) != 1 {
-		id = newRequestID()
-		r.Header.Set(client.RequestIDHeader, id)
-	}
-	w.Header().Set(client.RequestIDHeader, id)
-	ctx := client.WithRequestID(client.Extract(r.Context(), r.Header), id)
+	ctx := Incoming(w, r)
 	if t == nil || t.tracer == nil {
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return
@@ -79,6 +74,25 @@ func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}()
 	next.ServeHTTP(w, r.WithContext(ctx))
 	finished = true
+}
+
+// Incoming returns r's context with what [Tracing.Middleware] takes in
+// before any span: r's request ID (a new one, set on r's header, when the
+// caller's is missing or not sane; on w's header either way) and its W3C
+// trace context and baggage. For a handler served without the middleware
+// (the gateway under a server of the caller's).
+func Incoming(w http.ResponseWriter, r *http.Request) context.Context {
+	ids := r.Header[client.RequestIDHeader]
+	var id string
+	if len(ids) == 1 && saneRequestID(ids[0]) {
+		id = ids[0]
+	} else {
+		id = newRequestID()
+		ids = []string{id}
+		r.Header[client.RequestIDHeader] = ids
+	}
+	w.Header()[client.RequestIDHeader] = ids
+	return client.WithRequestID(client.Extract(r.Context(), r.Header), id)
 }
 
 // saneRequestID reports whether a caller's request ID may be kept: it ends

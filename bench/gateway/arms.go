@@ -137,12 +137,12 @@ func (b *bench) startGoProxy(a *arm) error {
 	if err != nil {
 		return err
 	}
-	addr, err := proc.FreeAddr()
+	sock, addr, err := proc.Reserve()
 	if err != nil {
 		return err
 	}
 	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin,
-		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil)
+		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil, sock)
 	if err != nil {
 		return err
 	}

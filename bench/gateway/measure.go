@@ -34,6 +34,8 @@ const (
 	kAddP999 = "add_p999" //
 	kXNginx  = "x_nginx"  // rps / nginx's rps in the same round
 	kXCaddy  = "x_caddy"  // rps / caddy's rps in the same round
+	kXGo     = "x_go"     // rps / go-proxy's rps in the same round
+	kCPUxNg  = "cpu_x_ng" // CPU per request / nginx's in the same round
 )
 
 // measure runs a's fixed-rate load, then its peak load, each after an
@@ -114,8 +116,9 @@ func (r *results) add(arm string, round int, m metrics) {
 	r.rounds[round][arm] = m
 }
 
-// derive fills each round's comparisons: added latency over direct and
-// throughput ratios to nginx and caddy, from the same round's values.
+// derive fills each round's comparisons: added latency over direct,
+// throughput ratios to nginx, caddy and go-proxy, and CPU per request
+// against nginx's, from the same round's values.
 func (r *results) derive() {
 	for _, round := range r.rounds {
 		for name, m := range round {
@@ -127,6 +130,12 @@ func (r *results) derive() {
 			}
 			if c, ok := round[armCaddy]; ok && c[kRPS] > 0 {
 				m[kXCaddy] = m[kRPS] / c[kRPS]
+			}
+			if g, ok := round[armGoProxy]; ok && g[kRPS] > 0 {
+				m[kXGo] = m[kRPS] / g[kRPS]
+			}
+			if n, ok := round[armNginx]; ok && n[kCPU] > 0 && has(m, kCPU) {
+				m[kCPUxNg] = m[kCPU] / n[kCPU]
 			}
 		}
 	}

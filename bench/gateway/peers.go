@@ -71,25 +71,29 @@ func (b *bench) startPeer(ctx context.Context, a *arm) error {
 	if err != nil {
 		return fmt.Errorf("not installed (apt-get install %s failed?): %w", packages[a.name], err)
 	}
-	listen, err := proc.FreeAddr()
+	sock, listen, err := proc.Reserve()
 	if err != nil {
 		return err
 	}
 	prefix, err := os.MkdirTemp(b.tmp, a.name+"-")
 	if err != nil {
+		sock.Close()
 		return err
 	}
 	c := peerConf{Prefix: prefix, Listen: listen, Port: listen[strings.LastIndex(listen, ":")+1:], Upstreams: b.replicas}
 	text, err := os.ReadFile(filepath.Join(b.root, "bench", "peers", peerFiles[a.name]))
 	if err != nil {
+		sock.Close()
 		return err
 	}
 	conf, err := render(string(text), c)
 	if err != nil {
+		sock.Close()
 		return fmt.Errorf("%s: %w", peerFiles[a.name], err)
 	}
 	path := filepath.Join(prefix, peerFiles[a.name])
 	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		sock.Close()
 		return err
 	}
 	var args, env []string
@@ -102,7 +106,7 @@ func (b *bench) startPeer(ctx context.Context, a *arm) error {
 		args = []string{"run", "--adapter", "caddyfile", "--config", path}
 		env = []string{"XDG_DATA_HOME=" + prefix, "XDG_CONFIG_HOME=" + prefix, "HOME=" + prefix}
 	}
-	p, err := proc.Start(a.name, filepath.Join(prefix, "stderr.log"), bin, args, env)
+	p, err := proc.Start(a.name, filepath.Join(prefix, "stderr.log"), bin, args, env, sock)
 	if err != nil {
 		return err
 	}

@@ -19,10 +19,13 @@ const armProfiled = "shoal-profiled"
 // CPU profile of most of that time to b.profile. It runs after the rounds,
 // so that profiling never weighs on a measured arm.
 func (b *bench) runProfile(ctx context.Context) error {
-	var err error
-	if b.pprofAddr, err = proc.FreeAddr(); err != nil {
+	// The harness binds the reserved address itself (SO_REUSEADDR).
+	pprofSock, pprofAddr, err := proc.Reserve()
+	if err != nil {
 		return err
 	}
+	defer pprofSock.Close()
+	b.pprofAddr = pprofAddr
 	a := &arm{name: armProfiled}
 	defer a.stop()
 	if err := b.startShoal(a, b.profileArm == armShoalAuth); err != nil {

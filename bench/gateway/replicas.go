@@ -16,29 +16,46 @@ import (
 // seeding the others' gossip, and waits until each is ready.
 func (b *bench) startReplicas(ctx context.Context) error {
 	for i := range 3 {
-		addrs, err := proc.FreeAddrs(2)
+		sock, addr, err := proc.Reserve()
 		if err != nil {
 			return err
 		}
-		addr, gossip := addrs[0], addrs[1]
 		id := fmt.Sprintf("echo-%d", i+1)
-		env := []string{"SHOAL_NAME=echo", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=" + addr, "SHOAL_GOSSIP_ADDR=" + gossip,
+		env := []string{"SHOAL_NAME=echo", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=" + addr, "SHOAL_GOSSIP_ADDR=127.0.0.1:0",
 			"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}
 		if i > 0 {
 			env = append(env, "SHOAL_SEEDS="+b.gossip[0])
 		}
-		p, err := proc.Start(id, filepath.Join(b.tmp, id+".log"), b.backendBin, nil, env)
+		p, err := proc.Start(id, filepath.Join(b.tmp, id+".log"), b.backendBin, nil, env, sock)
 		if err != nil {
 			return err
 		}
 		b.replicas = append(b.replicas, addr)
-		b.gossip = append(b.gossip, gossip)
+		// Ready once /infoz answers; it names the gossip address the
+		// replica bound, the seed of the next ones and of the gateways.
+		var gossip string
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = proc.PollReady(wctx, "http://"+addr+"/readyz")
+		err = proc.Poll(wctx, id+" ready", func() error {
+			resp, err := proc.Probe.Get("http://" + addr + "/infoz")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var info struct{ Gossip, State string }
+			if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+				return fmt.Errorf("/infoz: %w", err)
+			}
+			if info.State != "serving" || info.Gossip == "" {
+				return fmt.Errorf("/infoz: state %q, gossip %q", info.State, info.Gossip)
+			}
+			gossip = info.Gossip
+			return nil
+		})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%w; log %s:\n%s", err, p.Log, p.Tail())
 		}
+		b.gossip = append(b.gossip, gossip)
 	}
 	return nil
 }

@@ -12,11 +12,22 @@ type goal struct {
 	check func(s map[string]summary) (met bool, numbers string, ok bool)
 }
 
+// goals are issue 17's. CPU per request is machine-dependent: the goal
+// of 25 µs was set where nginx spent 12 µs, so it is checked as a ratio to
+// nginx's CPU per request in the same round (25/12).
 var goals = []goal{
-	{"throughput ≥ 0.9× nginx", ratioGoal(armShoal, kXNginx, armNginx, 0.9)},
-	{"throughput ≥ 1.2× Caddy", ratioGoal(armShoal, kXCaddy, armCaddy, 1.2)},
+	{"throughput ≥ 0.6× nginx", ratioGoal(armShoal, kXNginx, armNginx, 0.6)},
+	{"throughput ≥ 1.5× the bare ReverseProxy (go-proxy)", ratioGoal(armShoal, kXGo, armGoProxy, 1.5)},
+	{"CPU per request ≤ 25 µs where nginx spends 12 (≤ 2.08× nginx's, same round)", func(s map[string]summary) (bool, string, bool) {
+		sh, ok1 := s[armShoal]
+		ng, ok2 := s[armNginx]
+		if !ok1 || !ok2 || !has(sh.m, kCPUxNg) {
+			return false, "", false
+		}
+		return sh.m[kCPUxNg] <= 25.0/12, fmt.Sprintf("shoal %.0f µs, nginx %.0f µs: %.2f×", sh.m[kCPU], ng.m[kCPU], sh.m[kCPUxNg]), true
+	}},
+	{"with auth + rate limit on: throughput ≥ 0.55× nginx", ratioGoal(armShoalAuth, kXNginx, armNginx, 0.55)},
 	{"added p50 at the fixed rate ≤ 150 µs", addedGoal(kAddP50, 150)},
-	{"added p99 at the fixed rate ≤ 1 ms", addedGoal(kAddP99, 1000)},
 	{"added p99 ≤ 1.5× nginx's added p99", func(s map[string]summary) (bool, string, bool) {
 		sh, ok1 := s[armShoal]
 		ng, ok2 := s[armNginx]
@@ -31,7 +42,13 @@ var goals = []goal{
 		}
 		return sh.m[kAddP99] <= limit && failed <= maxFailed, numbers, true
 	}},
-	{"with auth + rate limit on: throughput ≥ 0.8× nginx", ratioGoal(armShoalAuth, kXNginx, armNginx, 0.8)},
+	{"no hedges or retries from the gateway's own saturation: upstream/req ≤ 1.005 at peak", func(s map[string]summary) (bool, string, bool) {
+		sh, ok := s[armShoal]
+		if !ok || !has(sh.m, kUp) {
+			return false, "", false
+		}
+		return sh.m[kUp] <= 1.005, fmt.Sprintf("shoal %.4f", sh.m[kUp]), true
+	}},
 }
 
 func has(m metrics, k string) bool { _, ok := m[k]; return ok }
@@ -175,7 +192,7 @@ func (r *results) report(b *bench, command string, took time.Duration) string {
 		"Percentiles are over every request, answered or not; errors are requests not answered 2xx within vegeta's 5 s timeout "+
 		"(medians over rounds). A latency goal is met only with at most %.1f%% errors: a fast refusal is not a fast answer.\n", 100*maxFailed)
 
-	fmt.Fprintf(&w, "\n#### Goals (issue 5)\n\n")
+	fmt.Fprintf(&w, "\n#### Goals (issue 17)\n\n")
 	for _, g := range goals {
 		met, numbers, ok := g.check(s)
 		switch {

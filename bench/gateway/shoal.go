@@ -45,15 +45,14 @@ func (b *bench) startShoal(a *arm, withAuth bool) error {
 		args = append(args, "--config", path)
 		a.header = header
 	}
-	addrs, err := proc.FreeAddrs(2)
+	sock, addr, err := proc.Reserve()
 	if err != nil {
 		return err
 	}
-	addr, gossip := addrs[0], addrs[1]
-	args = append(args, "--addr", addr, "--gossip-addr", gossip, "--instance", a.name,
+	args = append(args, "--addr", addr, "--gossip-addr", "127.0.0.1:0", "--instance", a.name,
 		"--seeds", strings.Join(b.gossip, ","))
 	env := append([]string{"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}, b.gatewayEnv...)
-	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env)
+	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env, sock)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bench/internal/proc"
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // fault is the replica's control payload (see replica/main.go).
@@ -23,10 +24,16 @@ type fault struct {
 }
 
 // replica is one instance of the test service, with the ports it keeps
-// across a restart.
+// across a restart (nginx's upstreams name the HTTP address; memberlist
+// lets an instance ID rejoin only at its old gossip address). The ports are
+// reserved (handoff) from the first start until the cluster closes, so no
+// other socket takes them while a crashed replica is down. Gossip binds UDP
+// too, at the same port number, which a TCP reservation cannot hold: that
+// half stays exposed, on loopback during a benchmark.
 type replica struct {
 	id                   string
 	addr, gossip, contrl string
+	reserved             []*handoff.Port
 	args, env            []string
 	p                    *proc.Proc
 	carried              uint64 // requests counted by earlier, killed incarnations
@@ -43,12 +50,17 @@ type cluster struct {
 func (b *bench) startCluster(ctx context.Context, service string, n int, seed string, args ...string) (*cluster, error) {
 	c := &cluster{service: service}
 	for i := range n {
-		addrs, err := proc.FreeAddrs(3)
-		if err != nil {
-			c.close()
-			return nil, err
+		r := &replica{id: fmt.Sprintf("%s-%d", service, i+1)}
+		c.replicas = append(c.replicas, r)
+		for _, addr := range []*string{&r.addr, &r.gossip, &r.contrl} {
+			p, err := handoff.Reserve("127.0.0.1:0")
+			if err != nil {
+				c.close()
+				return nil, err
+			}
+			r.reserved = append(r.reserved, p)
+			*addr = p.Addr().String()
 		}
-		r := &replica{id: fmt.Sprintf("%s-%d", service, i+1), addr: addrs[0], gossip: addrs[1], contrl: addrs[2]}
 		r.args = append([]string{"-control", r.contrl}, args...)
 		if b.verbose {
 			r.args = append(r.args, "-log-admission", "500ms")
@@ -58,7 +70,6 @@ func (b *bench) startCluster(ctx context.Context, service string, n int, seed st
 		if seed != "" {
 			r.env = append(r.env, "SHOAL_SEEDS="+seed)
 		}
-		c.replicas = append(c.replicas, r)
 		if err := b.startReplica(r); err != nil {
 			c.close()
 			return nil, err
@@ -73,9 +84,16 @@ func (b *bench) startCluster(ctx context.Context, service string, n int, seed st
 	return c, nil
 }
 
+// startReplica starts an incarnation of r, on a socket of its own bound to
+// r's HTTP address (beside the reservation, which never listens: once the
+// incarnation dies, its address refuses connections).
 func (b *bench) startReplica(r *replica) error {
+	sock, err := handoff.Reserve(r.addr)
+	if err != nil {
+		return err
+	}
 	seq := b.logSeq.Add(1)
-	p, err := proc.Start(r.id, filepath.Join(b.tmp, fmt.Sprintf("%03d-%s.log", seq, r.id)), b.replicaBin, r.args, r.env)
+	p, err := proc.Start(r.id, filepath.Join(b.tmp, fmt.Sprintf("%03d-%s.log", seq, r.id)), b.replicaBin, r.args, r.env, sock)
 	r.p = p
 	return err
 }
@@ -164,12 +182,15 @@ func (c *cluster) crash(i int) {
 // restart starts replica i again on the same ports and instance ID.
 func (b *bench) restart(c *cluster, i int) error { return b.startReplica(c.replicas[i]) }
 
-// close kills every replica.
+// close kills every replica and releases its ports.
 func (c *cluster) close() {
 	for _, r := range c.replicas {
 		if r.p != nil {
 			r.p.Signal(syscall.SIGCONT)
 			r.p.Kill()
+		}
+		for _, p := range r.reserved {
+			p.Close()
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bench/internal/proc"
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // nginxConf is what the checked-in template bench/peers/nginx-scenario.conf
@@ -50,28 +51,32 @@ func ensureNginx() (string, error) {
 	return exec.LookPath("nginx")
 }
 
-// startNginx runs nginx in the foreground in front of upstreams on a free
-// loopback port, and waits until it proxies /readyz. It returns the process
-// and its address.
+// startNginx runs nginx in the foreground in front of upstreams on a
+// reserved loopback port (nginx binds it with SO_REUSEADDR), and waits
+// until it proxies /readyz. It returns the process and its address.
 func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc.Proc, string, error) {
-	listen, err := proc.FreeAddr()
+	sock, err := handoff.Reserve("127.0.0.1:0")
 	if err != nil {
 		return nil, "", err
 	}
+	listen := sock.Addr().String()
 	prefix, err := os.MkdirTemp(b.tmp, "nginx-")
 	if err != nil {
+		sock.Close()
 		return nil, "", err
 	}
 	conf, err := renderNginx(b.nginxTemplate, nginxConf{Prefix: prefix, Listen: listen, Upstreams: upstreams})
 	if err != nil {
+		sock.Close()
 		return nil, "", err
 	}
 	path := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		sock.Close()
 		return nil, "", err
 	}
 	p, err := proc.Start("nginx", filepath.Join(prefix, "stderr.log"), b.nginxBin,
-		[]string{"-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", path, "-g", "daemon off;"}, nil)
+		[]string{"-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", path, "-g", "daemon off;"}, nil, sock)
 	if err != nil {
 		return nil, "", err
 	}

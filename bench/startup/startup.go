@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/handoff"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
@@ -112,14 +112,16 @@ func goBuild(dir, bin, pkg string, env []string) error {
 }
 
 // startOnce starts argv as one instance of svc, from the manifest's folder
-// with the environment the supervisor gives (no gossip seeds: it is alone),
-// polls its health path every 200 µs, and reads the RSS of its process
-// group after a second of idling.
+// with the environment and the socket the supervisor gives (no gossip
+// seeds: it is alone), polls its health path every 200 µs, and reads the
+// RSS of its process group after a second of idling.
 func startOnce(m *supervisor.Manifest, svc *supervisor.ServiceSpec, argv []string, health, dataDir string) (time.Duration, int, error) {
-	port, err := freePort()
+	sock, err := handoff.Reserve("127.0.0.1:0")
 	if err != nil {
 		return 0, 0, err
 	}
+	defer sock.Close() // at once after the start, like the supervisor: the process holds its copy
+	port := sock.Addr().Port
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = m.Dir
 	cmd.Env = os.Environ()
@@ -132,10 +134,13 @@ func startOnce(m *supervisor.Manifest, svc *supervisor.ServiceSpec, argv []strin
 	cmd.Env = append(cmd.Env, "SHOAL_NAME="+svc.Name, "SHOAL_ADDR=127.0.0.1:"+p, "PORT="+p,
 		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_DATA_DIR="+dataDir, "SHOAL_DEPENDENCY_WAIT=1ns")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	sock.Pass(cmd)
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, health)
 	c := &http.Client{Timeout: time.Second}
 	begin := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	sock.Close()
+	if err != nil {
 		return 0, 0, err
 	}
 	pid := cmd.Process.Pid
@@ -205,15 +210,6 @@ func killAll() {
 	for pid := range groups.pids {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func median[T int | time.Duration](xs []T) T {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/handoff"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
@@ -21,8 +22,9 @@ type system struct {
 	shoal    string // the CLI binary
 	dir      string // scratch folder holding the manifest copy
 	manifest string
-	gateways []string // base URLs of the gateway instances
-	total    int      // instances the manifest runs
+	gateways []string        // base URLs of the gateway instances
+	ports    []*handoff.Port // the gateways' ports, reserved while the system runs
+	total    int             // instances the manifest runs
 	cmd      *exec.Cmd
 	log      string
 	exited   chan struct{}
@@ -38,44 +40,56 @@ var (
 )
 
 // scratchManifest is m's manifest moved one folder down (relative paths
-// fixed) with the gateway's fixed ports replaced by free ones; it returns
-// the base URLs of the gateway instances.
-func scratchManifest(m *supervisor.Manifest) (string, []string, error) {
+// fixed) with the fixed ports replaced by reserved ones (shoal up can bind
+// them, no other socket can take them; close them once the system is
+// down); it returns the base URLs of the gateway instances.
+func scratchManifest(m *supervisor.Manifest) (string, []string, []*handoff.Port, error) {
 	b, err := os.ReadFile(m.Path)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	text := buildDot.ReplaceAllString(string(b), "${1}../")
 	text = examplesDir.ReplaceAllString(text, "${1}../examples/")
 	var gateways []string
+	var ports []*handoff.Port
 	for _, svc := range m.Services {
 		for _, p := range svc.Port {
-			port, err := freePort()
+			r, err := handoff.Reserve("127.0.0.1:0")
 			if err != nil {
-				return "", nil, err
+				closeAll(ports)
+				return "", nil, nil, err
 			}
+			ports = append(ports, r)
+			port := r.Addr().Port
 			text = regexp.MustCompile(`\b`+strconv.Itoa(p)+`\b`).ReplaceAllString(text, strconv.Itoa(port))
 			if svc.Name == "gateway" {
 				gateways = append(gateways, fmt.Sprintf("http://127.0.0.1:%d", port))
 			}
 		}
 	}
-	return text, gateways, nil
+	return text, gateways, ports, nil
+}
+
+func closeAll(ports []*handoff.Port) {
+	for _, p := range ports {
+		p.Close()
+	}
 }
 
 // startSystem runs shoal up on a scratch copy of m's manifest, with
 // GOCACHE=gocache unless empty, and returns once ps shows every instance
 // serving.
 func startSystem(m *supervisor.Manifest, shoal, tmp, gocache string) (*system, error) {
-	text, gateways, err := scratchManifest(m)
+	text, gateways, ports, err := scratchManifest(m)
 	if err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp(m.Dir, ".bench-flix-")
 	if err != nil {
+		closeAll(ports)
 		return nil, err
 	}
-	s := &system{m: m, shoal: shoal, dir: dir, manifest: filepath.Join(dir, "shoal.yaml"), gateways: gateways,
+	s := &system{m: m, shoal: shoal, dir: dir, manifest: filepath.Join(dir, "shoal.yaml"), gateways: gateways, ports: ports,
 		exited: make(chan struct{}), seen: map[int]bool{}}
 	for _, svc := range m.Services {
 		s.total += max(svc.Instances, 1)
@@ -150,6 +164,7 @@ func (s *system) supervisorPID() int { return s.cmd.Process.Pid }
 // scratch folder (those are killed). It removes the scratch folder.
 func (s *system) down() ([]string, error) {
 	defer os.RemoveAll(s.dir)
+	defer closeAll(s.ports)
 	if s.remote != nil {
 		_, _ = s.ps()
 	}
@@ -197,6 +212,7 @@ func (s *system) down() ([]string, error) {
 // kill SIGKILLs shoal up's process group (its instances follow: they get
 // SIGKILL when their parent dies).
 func (s *system) kill() {
+	closeAll(s.ports)
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}

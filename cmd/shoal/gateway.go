@@ -40,6 +40,7 @@ func newGateway(e env) *cobra.Command {
 	var (
 		configPath = e.getenv(envGatewayConfig)
 		accessLog  bool
+		engine     = true
 	)
 
 	c := &cobra.Command{
@@ -77,6 +78,12 @@ to join a running system. Flags override the environment.`,
 			logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 			if cfg.Logger == nil {
 				cfg.Logger = logger
+			}
+			if engine {
+				// HTTP/1.1 on both sides by the gateway's own engine;
+				// HTTP/2, TLS and upgrades stay with net/http.
+				cfg.Engine = gateway.NewEngine()
+				cfg.Client.Base = gateway.NewUpstream()
 			}
 			mux := http.NewServeMux()
 			svc, err := shoal.New(cfg, mux)
@@ -120,6 +127,7 @@ to join a running system. Flags override the environment.`,
 	}
 	c.Flags().AddGoFlagSet(fs)
 	c.Flags().StringVar(&configPath, "config", configPath, "manifest whose gateway: key configures routes, auth and limits, reloaded when it changes (env "+envGatewayConfig+"; relative to the current folder)")
+	c.Flags().BoolVar(&engine, "engine", engine, "serve HTTP/1.1 (and call services) with the gateway's own engine; false: net/http alone")
 	c.Flags().BoolVar(&accessLog, "access-log", false, "write a JSON access log line per request to stderr (also gateway: access_log: true)")
 	return c
 }

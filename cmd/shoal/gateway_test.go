@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 const badGatewayManifest = `services:
@@ -51,17 +52,6 @@ func TestGatewayRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // lockedBuffer is a bytes.Buffer safe for the gateway's goroutines.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -88,7 +78,9 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	// Reserved for the test: the gateway binds it (with SO_REUSEADDR), no
+	// other socket can take it meanwhile.
+	addr := handofftest.Port(t).Addr().String()
 	var errOut lockedBuffer
 	e := env{stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }, isTerminal: func() bool { return false }}
 	ctx, cancel := context.WithCancel(context.Background())

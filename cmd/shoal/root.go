@@ -73,7 +73,13 @@ while it keeps serving.
   shoal kill catalog/1     SIGKILL one instance; the supervisor restarts it
   shoal dashboard          print the URL of the running system's dashboard
 
-Commands other than up and gateway find the running 'shoal up' through
+Beyond one machine (docs/DEPLOY.md):
+
+  shoal image -o DIR       build an OCI image per service, without Docker
+  shoal export kubernetes -o DIR
+                           write the Kubernetes objects of the system
+
+ps, scale, restart, kill, logs and down find the running 'shoal up' through
 .shoal/state.json in the manifest's folder: run them from that folder, or
 point -f at the manifest.`,
 		Example: `  go run ./cmd/shoal up
@@ -100,6 +106,9 @@ point -f at the manifest.`,
 		newDown(e, &file),
 		newDashboard(e, &file),
 		newGateway(e),
+		newImage(e, &file),
+		newExport(e, &file),
+		newAgent(e),
 	)
 	return root
 }

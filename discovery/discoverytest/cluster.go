@@ -27,6 +27,11 @@ const pollInterval = 5 * time.Millisecond
 // startTimeout bounds how long Start waits for a member to bind.
 const startTimeout = 10 * time.Second
 
+// convergeTimeout bounds NewCluster's wait for every catalog to list every
+// member: generous, since a machine busy with other tests slows gossip
+// (10 members took 6 s at load average 11; they take 1 s on a quiet one).
+const convergeTimeout = 30 * time.Second
+
 // TB is the part of testing.TB a Cluster uses; *testing.T and *testing.B
 // satisfy it.
 type TB interface {
@@ -84,7 +89,7 @@ func NewCluster(t TB, n int, opts ...Option) *Cluster {
 		c.Add(t)
 	}
 	if n > 0 {
-		d := c.WaitConverged(t, 10*time.Second)
+		d := c.WaitConverged(t, convergeTimeout)
 		t.Logf("discoverytest: %d members converged in %v", n, d)
 	}
 	return c
@@ -256,9 +261,20 @@ func Exactly(ids ...string) Condition {
 	return func(s *discovery.Snapshot) bool { return slices.Equal(snapshotIDs(s), want) }
 }
 
+// Stalls: a poll that comes StallLimit late means this process could not
+// run (a machine busy with other work). Its members could not answer
+// probes either, and their peers may rightly have taken some for dead, so
+// a wait that saw a stall starts its timeout over, up to stallCap times
+// the timeout in all.
+const (
+	StallLimit = 500 * time.Millisecond
+	stallCap   = 5
+)
+
 // WaitFor polls until cond holds on the catalog of every running member and
-// returns how long that took; it fails the test after timeout, listing each
-// member whose catalog does not satisfy cond.
+// returns how long that took; it fails the test after timeout (counted from
+// the last stall of the process, see StallLimit), listing each member whose
+// catalog does not satisfy cond.
 func (c *Cluster) WaitFor(t TB, timeout time.Duration, what string, cond Condition) time.Duration {
 	t.Helper()
 	return WaitForMembers(t, c.Members(), timeout, what, cond)
@@ -269,8 +285,8 @@ func (c *Cluster) WaitFor(t TB, timeout time.Duration, what string, cond Conditi
 func WaitForMembers(t TB, members []*discovery.Member, timeout time.Duration, what string, cond Condition) time.Duration {
 	t.Helper()
 	start := time.Now()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	deadline, last := start.Add(timeout), start
+	stalls := 0
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
@@ -283,15 +299,20 @@ func WaitForMembers(t TB, members []*discovery.Member, timeout time.Duration, wh
 		if len(failing) == 0 {
 			return time.Since(start)
 		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
+		<-tick.C
+		now := time.Now()
+		if now.Sub(last) > StallLimit && now.Sub(start) < stallCap*timeout {
+			stalls++
+			deadline = now.Add(timeout)
+		}
+		last = now
+		if now.After(deadline) {
 			var b strings.Builder
 			for _, m := range failing {
 				fmt.Fprintf(&b, "\n  %s (%d alive) sees %v", m.Self().ID, m.NumMembers(), describe(m.Catalog().Snapshot()))
 			}
-			t.Fatalf("discoverytest: %s: not true on %d of %d members after %v:%s",
-				what, len(failing), len(members), timeout, b.String())
+			t.Fatalf("discoverytest: %s: not true on %d of %d members after %v (%d stalls of this process over %v):%s",
+				what, len(failing), len(members), now.Sub(start).Round(time.Millisecond), stalls, StallLimit, b.String())
 		}
 	}
 }

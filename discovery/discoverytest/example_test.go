@@ -17,7 +17,7 @@ func ExampleNewCluster() {
 
 	crashed := c.Members()[1]
 	c.Kill(t, crashed) // no leave message: peers must detect the failure
-	c.WaitFor(t, 5*time.Second, "crash detected", discoverytest.Lacks(crashed.Self().ID))
+	c.WaitFor(t, 30*time.Second, "crash detected", discoverytest.Lacks(crashed.Self().ID))
 	fmt.Println("after crash:", c.IDs())
 	// Output:
 	// running: [ratings-1 ratings-2 ratings-3]

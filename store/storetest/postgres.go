@@ -20,7 +20,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +34,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection
+	"go.uber.org/goleak"
 )
 
 // startTimeout bounds initdb plus the server's start.
@@ -74,7 +75,8 @@ func sweep() {
 }
 
 // Main runs the tests of m, stops the server Postgres started for them,
-// if any, and exits with the tests' status. Call it from TestMain:
+// if any, checks that the tests left no goroutine behind (goleak), and exits
+// with the tests' status. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { storetest.Main(m) }
 func Main(m *testing.M) {
@@ -90,12 +92,18 @@ func Main(m *testing.M) {
 		shared.srv = nil
 	}
 	shared.mu.Unlock()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: goroutines still running after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
 // Postgres returns the DSN (a postgres:// URL) of an empty PostgreSQL
-// database for tb, owned by the superuser "postgres", on a server on
-// 127.0.0.1 that trusts local connections. The database is dropped when tb
+// database for tb, owned by the superuser "postgres", on a server that
+// listens on a Unix socket only and trusts local connections. The database is dropped when tb
 // ends (its connections closed); without Main, the server is stopped too.
 // If PostgreSQL is not installed, tb skips, saying how to install it.
 func Postgres(tb testing.TB) string {
@@ -177,15 +185,16 @@ func version(bin string) int {
 // server is a running postgres process and its folder.
 type server struct {
 	dir    string // removed by stop: data/, the socket, nothing else
-	port   int
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has exited; the waiter goroutine then ends
 	output *tail
 	admin  *sql.DB // to the "postgres" database
 }
 
+// dsn names database db on the server's Unix socket (in dir, on the default
+// port's file name).
 func (s *server) dsn(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&sslmode=disable", db, url.QueryEscape(s.dir))
 }
 
 // start runs initdb into a new temporary folder and starts a server on it.
@@ -209,30 +218,23 @@ func start(bin string, as *account) (*server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	// The port is free when we look; another process may take it before
-	// the server binds it: try again with another.
-	for attempt := 1; ; attempt++ {
-		s, err := launch(ctx, bin, as, dir, data)
-		if err == nil {
-			return s, nil
-		}
-		if attempt == 3 || ctx.Err() != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-	}
-}
-
-func launch(ctx context.Context, bin string, as *account, dir, data string) (*server, error) {
-	port, err := freePort()
+	s, err := launch(ctx, bin, as, dir, data)
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &server{dir: dir, port: port, exited: make(chan struct{}), output: &tail{}}
+	return s, nil
+}
+
+// launch starts the server on data. It listens only on a Unix socket in
+// dir, not on TCP: no port to find, so no race with other processes for
+// one, and servers of tests running side by side cannot meet.
+func launch(ctx context.Context, bin string, as *account, dir, data string) (*server, error) {
+	s := &server{dir: dir, exited: make(chan struct{}), output: &tail{}}
 	// Speed over durability: the data is thrown away.
 	s.cmd = command(context.Background(), as, dir, filepath.Join(bin, "postgres"),
-		"-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1",
+		"-D", data, "-k", dir,
+		"-c", "listen_addresses=",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB",
 		"-c", "autovacuum=off", "-c", "log_min_messages=warning")
@@ -256,6 +258,7 @@ func launch(ctx context.Context, bin string, as *account, dir, data string) (*se
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("starting postgres: %w", err)
 	}
+	var err error
 	s.admin, err = sql.Open("pgx", s.dsn("postgres"))
 	if err == nil {
 		err = s.waitReady(ctx)
@@ -321,15 +324,6 @@ func command(ctx context.Context, as *account, dir, name string, args ...string)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "HOME=" + dir, "TZ=UTC"}
 	cmd.SysProcAttr = sysProcAttr(as)
 	return cmd
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tail keeps the last 16 KiB written to it: the server's log, for errors.

@@ -27,7 +27,9 @@ func main() {
 	addr := flag.String("pprof", "127.0.0.1:6060", "listen address of /debug/pprof/")
 	config := flag.String("config", "", "manifest whose gateway: key configures the routes (as shoal gateway --config)")
 	mux := http.NewServeMux()
-	svc := shoal.Setup(shoal.Config{Name: "gateway"}, mux)
+	cfg := shoal.Config{Name: "gateway", Engine: gateway.NewEngine()}
+	cfg.Client.Base = gateway.NewUpstream()
+	svc := shoal.Setup(cfg, mux)
 	gw := gateway.New(svc, svc.Transport())
 	metrics, err := telemetry.NewRouteMetrics(svc.Metrics().Registry())
 	if err != nil {

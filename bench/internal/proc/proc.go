@@ -9,7 +9,6 @@ package proc
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // Proc is a child process in its own process group.
@@ -34,8 +35,14 @@ var running struct {
 }
 
 // Start runs bin with args, and env added to ours; its output goes to
-// logFile. It dies with this process (parent-death signal).
-func Start(name, logFile, bin string, args, env []string) (*Proc, error) {
+// logFile. It dies with this process (parent-death signal). sock, if not
+// nil, is the address it serves on (see Reserve): it is handed over (a
+// Shoal program serves on it; another binds the address itself, which its
+// SO_REUSEADDR allows). Start closes sock.
+func Start(name, logFile, bin string, args, env []string, sock *handoff.Port) (*Proc, error) {
+	if sock != nil {
+		defer sock.Close() // the child has its own copy
+	}
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
@@ -45,6 +52,9 @@ func Start(name, logFile, bin string, args, env []string) (*Proc, error) {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if sock != nil {
+		sock.Pass(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -107,39 +117,15 @@ func KillAll() {
 	}
 }
 
-// FreeAddrs returns n loopback host:port addresses, each free for both TCP
-// and UDP (gossip binds both), found by listening on :0 and closing. Another
-// process could take one before it is used; on loopback, during a
-// benchmark, none does. (Tests must not do this: there, other tests'
-// servers do take such ports.)
-func FreeAddrs(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	for tries := 0; len(addrs) < n; tries++ {
-		if tries == 20*n {
-			return nil, fmt.Errorf("no port free for both TCP and UDP after %d tries", tries)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		addr := ln.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			addrs = append(addrs, addr)
-		}
-	}
-	return addrs, nil
-}
-
-// FreeAddr returns one address as FreeAddrs does.
-func FreeAddr() (string, error) {
-	addrs, err := FreeAddrs(1)
+// Reserve reserves a loopback address for a child to serve on: the port
+// is bound (not listening) until Start hands it over, so nothing else can
+// take it in between.
+func Reserve() (*handoff.Port, string, error) {
+	p, err := handoff.Reserve("127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return addrs[0], nil
+	return p, p.Addr().String(), nil
 }
 
 // Poll calls cond every 10 ms until it returns nil or ctx ends; the error

@@ -18,7 +18,7 @@ import (
 func TestProc(t *testing.T) {
 	dir := t.TempDir()
 	p, err := Start("sleeper", filepath.Join(dir, "sleeper.log"), "/bin/sh",
-		[]string{"-c", `echo "one $GREETING"; echo two; trap 'echo got TERM' TERM; while :; do sleep 0.01; done`}, []string{"GREETING=hello"})
+		[]string{"-c", `echo "one $GREETING"; echo two; trap 'echo got TERM' TERM; while :; do sleep 0.01; done`}, []string{"GREETING=hello"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestProc(t *testing.T) {
 	if c := p.CPU(); c.User < 0 || c.Sys < 0 {
 		t.Errorf("CPU %+v", c)
 	}
-	q, err := Start("other", filepath.Join(dir, "other.log"), "/bin/sleep", []string{"60"}, nil)
+	q, err := Start("other", filepath.Join(dir, "other.log"), "/bin/sleep", []string{"60"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,22 +60,29 @@ func TestProc(t *testing.T) {
 }
 
 func TestStartFails(t *testing.T) {
-	if _, err := Start("nothing", filepath.Join(t.TempDir(), "log"), "/no/such/binary", nil, nil); err == nil {
+	if _, err := Start("nothing", filepath.Join(t.TempDir(), "log"), "/no/such/binary", nil, nil, nil); err == nil {
 		t.Fatal("no error")
 	}
 }
 
-func TestFreeAddrs(t *testing.T) {
-	addrs, err := FreeAddrs(3)
-	if err != nil {
-		t.Fatal(err)
-	}
+// A reserved address is bound but refuses connections until a child
+// serves on it, and no two reservations share a port.
+func TestReserve(t *testing.T) {
 	seen := map[string]bool{}
-	for _, a := range addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil || seen[a] || !strings.HasPrefix(a, "127.0.0.1:") {
-			t.Errorf("address %q (%v), seen %v", a, err, seen)
+	for range 3 {
+		sock, addr, err := Reserve()
+		if err != nil {
+			t.Fatal(err)
 		}
-		seen[a] = true
+		defer sock.Close()
+		if !strings.HasPrefix(addr, "127.0.0.1:") || seen[addr] {
+			t.Fatalf("address %q, seen %v", addr, seen)
+		}
+		seen[addr] = true
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("%s accepted a connection before any child served on it", addr)
+		}
 	}
 }
 

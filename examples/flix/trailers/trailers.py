@@ -9,10 +9,11 @@ of gossip; the supervisor starts it (a `command:` service), health-checks it on
     GET /readyz          200 {"status": "ready"}, 503 while shutting down
     GET /trailers/{id}   200 {"title": id, "url": "https://cdn.example/trailers/<id>.mp4"}
 
-It listens on 127.0.0.1:$PORT, serves each request on its own thread, logs one
-line per request to stdout (passing health and readiness checks excepted), and
-on SIGTERM (or SIGINT) stops accepting, lets the requests in flight finish, and
-exits 0.
+It serves on the socket the supervisor opened for it (the file descriptor
+named by SHOAL_LISTEN_FD), or else listens on 127.0.0.1:$PORT; it serves each
+request on its own thread, logs one line per request to stdout (passing
+health and readiness checks excepted), and on SIGTERM (or SIGINT) stops
+accepting, lets the requests in flight finish, and exits 0.
 """
 
 import json
@@ -100,7 +101,8 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = False  # server_close waits for requests in flight
     block_on_close = True
-    allow_reuse_address = True
+    allow_reuse_address = True  # PORT may be reserved by the supervisor's socket
+    request_queue_size = 128  # listen(2) backlog; socketserver's 5 drops bursts
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,9 +126,23 @@ class Server(ThreadingHTTPServer):
                 pass
 
 
+def new_server():
+    """The server on the inherited socket (SHOAL_LISTEN_FD: bound by the
+    supervisor to the address it announces, so no other program can take it
+    before this one listens), else on 127.0.0.1:$PORT."""
+    fd = os.environ.pop("SHOAL_LISTEN_FD", "")
+    if not fd:
+        return Server(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler)
+    sock = socket.socket(fileno=int(fd))
+    httpd = Server(sock.getsockname(), Handler, bind_and_activate=False)
+    httpd.socket.close()
+    httpd.socket, httpd.server_address = sock, sock.getsockname()
+    httpd.server_activate()  # listen(2); harmless if a predecessor already listens
+    return httpd
+
+
 def main():
-    port = int(os.environ.get("PORT", "8000"))
-    httpd = Server(("127.0.0.1", port), Handler)
+    httpd = new_server()
 
     def stop(signum, _frame):
         if draining.is_set():

@@ -15,18 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+	"github.com/shoal-dev/shoal/handoff/handofftest"
+)
 
 // lines collects a process's output lines as they come.
 type lines struct {
@@ -49,16 +40,31 @@ func (l *lines) String() string {
 	return strings.Join(l.all, "\n")
 }
 
+// TestTrailersPy runs trailers.py as shoal up does, on the socket it is
+// given, and as a platform that only sets PORT would (the port reserved by
+// the test: trailers.py binds it with SO_REUSEADDR).
 func TestTrailersPy(t *testing.T) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skipf("python3 is not installed (%v): trailers.py is not tested", err)
 	}
-	port := freePort(t)
+	for _, inherit := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inherit=%v", inherit), func(t *testing.T) { testTrailersPy(t, python, inherit) })
+	}
+}
+
+func testTrailersPy(t *testing.T, python string, inherit bool) {
+	p := handofftest.Port(t)
+	port := p.Addr().Port
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "trailers.py")
 	cmd.Env = append(cmd.Environ(), fmt.Sprint("PORT=", port))
+	if inherit {
+		// No usable PORT: only the socket can make it serve.
+		cmd.Env = append(cmd.Env, "PORT=unusable")
+		p.Pass(cmd)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

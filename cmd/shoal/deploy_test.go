@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDeployCommandsHelp(t *testing.T) {
+	for _, args := range [][]string{{"image"}, {"export", "kubernetes"}, {"agent"}} {
+		code, out, errOut := runCLI(t, append(args, "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+strings.Join(args, " ")) {
+			t.Errorf("%v --help: status %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	_, out, _ := runCLI(t, "--help")
+	for _, cmd := range []string{"image", "export", "agent"} {
+		if !strings.Contains(out, "\n  "+cmd+" ") {
+			t.Errorf("shoal --help does not list %s:\n%s", cmd, out)
+		}
+	}
+}
+
+func TestDeployUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"image"}, "shoal: image: give the output folder with -o DIR"},
+		{[]string{"image", "-o", "x", "--base", "trailers"}, `shoal: image: --base "trailers": want SERVICE=PATH`},
+		{[]string{"export", "kubernetes"}, "shoal: export kubernetes: give the output folder with -o DIR"},
+		{[]string{"export"}, "shoal: export: name the platform: shoal export kubernetes -o DIR"},
+		{[]string{"agent"}, "shoal: agent: give the program to run after --"},
+	} {
+		code, _, errOut := runCLI(t, tt.args...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: status %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+// shoal export kubernetes writes the objects of the reference system.
+func TestExportKubernetes(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, "-f", filepath.Join("..", "..", "shoal.yaml"), "export", "kubernetes", "-o", dir, "--tag", "v9", "-n", "flix")
+	if code != 0 {
+		t.Fatalf("status %d\n%s%s", code, out, errOut)
+	}
+	for _, f := range []string{"gateway.yaml", "catalog.yaml", "gossip.yaml", "config.yaml", "Kustomization", "secrets.sh", "00-namespace.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "catalog.yaml"))
+	if !strings.Contains(string(b), "image: flix-catalog:v9") {
+		t.Errorf("catalog.yaml does not name the image flix-catalog:v9:\n%s", b)
+	}
+}

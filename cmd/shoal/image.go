@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/deploy"
+	"github.com/shoal-dev/shoal/manifest"
+)
+
+func newImage(e env, file *string) *cobra.Command {
+	var (
+		out, platform, registry, tag string
+		tarballs                     bool
+		bases                        []string
+	)
+	c := &cobra.Command{
+		Use:   "image [SERVICE...] -o DIR",
+		Short: "Build an OCI image per service, without a container daemon",
+		Long: `image builds a container image for each service of the manifest (or each
+SERVICE named), without Docker: every build: package is compiled statically
+(CGO off, the release flags shoal up uses) for --platform and laid on a
+base that holds only a non-root user (65532), CA certificates and a few
+folders: no shell. Labels carry the version, the source revision and a
+fixed time (SOURCE_DATE_EPOCH, else the commit's), so the same sources
+build the same image digests.
+
+A command: service (a program in another language) runs under 'shoal
+agent', which announces it in discovery once its health check passes: its
+image is a base image you give with --base SERVICE=PATH that holds the
+program's runtime (an OCI layout folder or a docker-archive file, e.g. from
+'crane pull python:3.13-slim python.tar'), plus the program's files under
+/app and the shoal binary.
+
+Each image is written to DIR/SERVICE as an OCI image layout, and with
+--tarball also to DIR/SERVICE.tar for docker load or podman load. Images
+are named [REGISTRY/]SYSTEM-SERVICE:TAG, the names 'shoal export
+kubernetes' puts in the pods. Push one with
+  crane push DIR/SERVICE REF      or
+  skopeo copy oci:DIR/SERVICE docker://REF`,
+		Example: `  shoal image -o images --registry ghcr.io/acme gateway catalog
+  shoal image -o images --base trailers=python.tar --tarball
+  crane push images/catalog ghcr.io/acme/flix-catalog:v1.4.0`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("image: give the output folder with -o DIR")
+			}
+			baseOf := map[string]string{}
+			for _, b := range bases {
+				name, path, ok := strings.Cut(b, "=")
+				if !ok || !manifest.ValidServiceName(name) || path == "" {
+					return usagef("image: --base %q: want SERVICE=PATH, e.g. --base trailers=python.tar", b)
+				}
+				baseOf[name] = path
+			}
+			m, err := manifest.Load(manifestFile(*file))
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("image: %w; give the manifest's path with -f FILE", err)
+			}
+			if err != nil {
+				return err
+			}
+			rel, err := release(c, e, m, tag)
+			if err != nil {
+				return err
+			}
+			imgs, err := deploy.BuildImages(c.Context(), m, deploy.ImageOptions{
+				Services: args, Platform: platform, Registry: registry, Release: rel,
+				Bases: baseOf, Progress: e.stdout,
+			})
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERVICE\tIMAGE\tDIGEST\tWRITTEN TO")
+			for _, im := range imgs {
+				dir := filepath.Join(out, im.Service)
+				if err := im.WriteLayout(dir); err != nil {
+					return err
+				}
+				where := dir
+				if tarballs {
+					if err := im.WriteTarball(dir + ".tar"); err != nil {
+						return err
+					}
+					where += ", " + dir + ".tar"
+				}
+				d, err := im.Image.Digest()
+				if err != nil {
+					return fmt.Errorf("image: %s: %w", im.Service, err)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", im.Service, im.Ref, d, where)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "\npush each with: crane push %s REF (or skopeo copy oci:%s docker://REF)\n",
+				filepath.Join(out, imgs[0].Service), filepath.Join(out, imgs[0].Service))
+			return nil
+		},
+	}
+	addFileFlag(c, file, true)
+	c.Flags().StringVarP(&out, "output", "o", "", "folder to write the images to, one OCI layout per service (required)")
+	c.Flags().StringVar(&platform, "platform", deploy.DefaultPlatform, "OS/ARCH of the images")
+	addImageFlags(c, &registry, &tag)
+	c.Flags().BoolVar(&tarballs, "tarball", false, "also write DIR/SERVICE.tar, a docker-archive for docker load or podman load")
+	c.Flags().StringArrayVar(&bases, "base", nil, "`SERVICE=PATH`: the base image of a command: service (OCI layout folder or docker-archive file); repeat per service")
+	return c
+}
+
+// addImageFlags adds the flags that name images, shared by image and
+// export kubernetes so that both name them alike.
+func addImageFlags(c *cobra.Command, registry, tag *string) {
+	c.Flags().StringVar(registry, "registry", "", "registry and path the images are pushed to, e.g. ghcr.io/acme (images are REGISTRY/SYSTEM-SERVICE:TAG)")
+	c.Flags().StringVar(tag, "tag", "", "image tag and instance version (default: git describe --tags --always --dirty of the manifest's folder)")
+}
+
+// release describes the sources of m, with tag as the version if given.
+func release(c *cobra.Command, e env, m *manifest.Manifest, tag string) (deploy.Release, error) {
+	rel, err := deploy.ReadRelease(c.Context(), m.Dir, e.getenv)
+	if err != nil {
+		return rel, err
+	}
+	if tag != "" {
+		rel.Version = tag
+	}
+	return rel, rel.Check()
+}
