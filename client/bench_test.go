@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal/discovery"
 )
 
@@ -52,15 +55,25 @@ func BenchmarkCall(b *testing.B) {
 // trip. With 3 instances every policy is in play: calls are hedge-eligible,
 // so each also reads the hedge delay and arms (and stops) the hedge timer.
 //
+// The trace= variants add tracing through an OpenTelemetry SDK provider
+// whose batch processor exports to nowhere: every call sampled (a span
+// recorded, the context sent on), or none (the context sent on only).
+// Compare them with the trace=off rows of the same run:
+//
 //	go test -run '^$' -bench BenchmarkOverhead -count 10 ./client | benchstat -col /stack -
 func BenchmarkOverhead(b *testing.B) {
+	sampled, unsampled := benchProvider(b, sdktrace.AlwaysSample()), benchProvider(b, sdktrace.NeverSample())
 	for _, bc := range []struct {
 		name string
 		rt   http.RoundTripper
 	}{
 		{"stack=fake", fakeRoundTripper{}},
-		{"stack=shoal+fake", fakeShoal(b, 1)},
-		{"stack=shoal3+fake", fakeShoal(b, 3)},
+		{"stack=shoal+fake/trace=off", fakeShoal(b, 1, nil)},
+		{"stack=shoal+fake/trace=sampled", fakeShoal(b, 1, sampled)},
+		{"stack=shoal+fake/trace=unsampled", fakeShoal(b, 1, unsampled)},
+		{"stack=shoal3+fake/trace=off", fakeShoal(b, 3, nil)},
+		{"stack=shoal3+fake/trace=sampled", fakeShoal(b, 3, sampled)},
+		{"stack=shoal3+fake/trace=unsampled", fakeShoal(b, 3, unsampled)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			benchGet(b, bc.rt, "http://svc/x")
@@ -68,14 +81,29 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
+// benchProvider is a tracer provider sampling with sampler (parent-based,
+// as by default) that exports, in batches, to nowhere; shut down when b
+// ends.
+func benchProvider(b *testing.B, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sampler)),
+		sdktrace.WithBatcher(discardExporter{}))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp
+}
+
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
 // fakeShoal is a Transport over n instances answered by fakeRoundTripper,
-// its hedge delay already known.
-func fakeShoal(b *testing.B, n int) *Transport {
+// its hedge delay already known, tracing with tp if not nil.
+func fakeShoal(b *testing.B, n int, tp trace.TracerProvider) *Transport {
 	list := make([]discovery.Instance, n)
 	for i := range list {
 		list[i] = discovery.Instance{ID: fmt.Sprintf("svc-%d", i), Service: "svc", Addr: fmt.Sprintf("127.0.0.1:%d", i+1), State: discovery.StateServing}
 	}
-	tr, err := New(resolverFunc(func(string) []discovery.Instance { return list }), Config{})
+	tr, err := New(resolverFunc(func(string) []discovery.Instance { return list }), Config{TracerProvider: tp})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,17 +55,43 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 // inject sets on h, the header of an outgoing attempt, what the callee
 // needs to continue the caller's trace and logs: the trace context of ctx
 // (replacing any the request had, whose parent would be wrong now) and its
-// baggage, and the request ID of ctx if h has none.
-func inject(ctx context.Context, h http.Header) {
+// baggage, and the request ID of ctx if h has none. With sc, storage of the
+// call's, the traceparent value is kept there, which saves the first
+// attempt an allocation.
+func inject(ctx context.Context, h http.Header, sc *slotCarrier) {
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		delete(h, traceparentHeader)
 		delete(h, tracestateHeader)
 	}
-	propagator.Inject(ctx, headerCarrier(h))
+	if sc == nil {
+		propagator.Inject(ctx, headerCarrier(h))
+	} else {
+		sc.h = h
+		propagator.Inject(ctx, sc)
+		sc.h = nil
+	}
 	if _, ok := h[RequestIDHeader]; !ok {
 		if id := RequestID(ctx); id != "" {
 			h[RequestIDHeader] = []string{id}
 		}
+	}
+}
+
+// slotCarrier is headerCarrier keeping the traceparent value in slot.
+type slotCarrier struct {
+	h    http.Header
+	slot [1]string
+}
+
+func (c *slotCarrier) Get(key string) string { return headerCarrier(c.h).Get(key) }
+func (c *slotCarrier) Keys() []string        { return headerCarrier(c.h).Keys() }
+
+func (c *slotCarrier) Set(key, value string) {
+	if k := canonical(key); k == traceparentHeader {
+		c.slot[0] = value
+		c.h[k] = c.slot[:]
+	} else {
+		c.h[k] = []string{value}
 	}
 }
 

@@ -98,14 +98,15 @@ type call struct {
 	maxAttempts   int           // the service's, or the caller's CallPolicy
 	perTry        time.Duration // explicit per-try timeout; 0: none
 
-	url    url.URL   // first attempt's URL, with the instance's address
-	hdrVal [1]string // first attempt's TimeoutHeader value
-	tried  [maxAttempts]string
-	n      int // attempts made: tried[:n]
-	failed []Attempt
-	hedge  hedge
-	watch  watch // the first attempt's
-	trace  callTrace
+	url     url.URL     // first attempt's URL, with the instance's address
+	hdrVal  [1]string   // first attempt's TimeoutHeader value
+	carrier slotCarrier // first attempt's, for its traceparent value
+	tried   [maxAttempts]string
+	n       int // attempts made: tried[:n]
+	failed  []Attempt
+	hedge   hedge
+	watch   watch // the first attempt's
+	trace   callTrace
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -393,7 +394,8 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 		out.Host = req.URL.Host // the service name, for the callee's logs
 	}
 	hv[0] = FormatTimeout(wait)
-	hdr := make(http.Header, len(req.Header)+1)
+	// Room for the timeout, the trace context and the request ID.
+	hdr := make(http.Header, len(req.Header)+3)
 	for k, v := range req.Header {
 		hdr[k] = v
 	}
@@ -402,7 +404,11 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 		// only the wait for its headers, here.
 		hdr[TimeoutHeader] = hv
 	}
-	inject(ctx, hdr)
+	var sc *slotCarrier
+	if n == 0 {
+		sc = &c.carrier
+	}
+	inject(ctx, hdr, sc)
 	out.Header = hdr
 	return out
 }
