@@ -26,14 +26,18 @@ import (
 //
 // Attributes, all set as the span ends, and only when it is recorded:
 //
-//   - service.peer.name: the service called; http.request.method, url.path;
-//     http.response.status_code of the answer used;
+//   - service.peer.name: the service called; http.request.method on the
+//     call's span; http.response.status_code of the answer used;
 //   - shoal.attempt (1 for the first), shoal.attempt.reason ("first",
 //     "retry: <why the previous attempt failed>", "hedge"), shoal.instance
-//     and server.address (the instance tried), shoal.outcome (see
-//     outcomeOf), shoal.breaker (the instance's breaker after the attempt:
-//     closed, open or half_open), http.request.resend_count for the others;
+//     (the instance tried), shoal.outcome (see outcomeOf), shoal.breaker
+//     (the instance's breaker after the attempt: closed, open or
+//     half_open), http.request.resend_count for the others;
 //   - shoal.attempts on a call that made more than one.
+//
+// No more than 8 on a span of one attempt: the SDK de-duplicates a span's
+// attributes as it ends, with a map that costs three allocations beyond 8.
+// The path and the instance's address are the callee's to record.
 //
 // A span's status is Error for a call without an answer, a 5xx answer, or
 // a failed attempt (a 4xx is an answer, and the caller's business).
@@ -49,7 +53,7 @@ const (
 	reasonHedge   = "hedge"
 	reasonRetry   = "retry: "
 	tracerScope   = "github.com/shoal-dev/shoal/client"
-	maxCallAttrs  = 12 // what a call span sets at most
+	maxCallAttrs  = 9 // what a call span sets at most
 	maxCauseBytes = 160
 )
 
@@ -64,17 +68,17 @@ var attrPool = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, ma
 // callTrace is the tracing state of a call: nil span when the call is not
 // recorded (the Transport does not trace, or the trace is not sampled).
 type callTrace struct {
-	span         trace.Span
-	method, path string
-	first        attemptNote // the first attempt's, carried by the call's span
-	cause        string      // outcome of the last failed attempt: why the next is a retry
-	status       int         // of the answer used; 0 if none
-	err          error       // why the call ended without an answer
+	span   trace.Span
+	method string
+	first  attemptNote // the first attempt's, carried by the call's span
+	cause  string      // outcome of the last failed attempt: why the next is a retry
+	status int         // of the answer used; 0 if none
+	err    error       // why the call ended without an answer
 }
 
 // attemptNote is what a span says about one attempt.
 type attemptNote struct {
-	instance, addr, outcome, breaker string
+	instance, outcome, breaker string
 }
 
 // startSpan starts the span of call c, if t traces, and returns ctx with
@@ -86,7 +90,7 @@ func (t *Transport) startSpan(ctx context.Context, c *call, req *http.Request) c
 	}
 	ctx, span := t.tracer.Start(ctx, c.dep.spanName(req.Method), clientSpan...)
 	if span.IsRecording() {
-		c.trace.span, c.trace.method, c.trace.path = span, req.Method, req.URL.Path
+		c.trace.span, c.trace.method = span, req.Method
 	}
 	return ctx
 }
@@ -102,10 +106,10 @@ func (c *call) endSpan(service string) {
 	tr.span = nil
 	p := attrPool.Get().(*[]attribute.KeyValue)
 	attrs := append((*p)[:0],
-		semconv.ServicePeerName(service), semconv.HTTPRequestMethodKey.String(tr.method), semconv.URLPath(tr.path))
+		semconv.ServicePeerName(service), semconv.HTTPRequestMethodKey.String(tr.method))
 	if f := &tr.first; f.instance != "" {
 		attrs = append(attrs, attrAttempt.Int(1), attrReason.String(reasonFirst), attrInstance.String(f.instance),
-			semconv.ServerAddress(f.addr), attrOutcome.String(f.outcome), attrBreaker.String(f.breaker))
+			attrOutcome.String(f.outcome), attrBreaker.String(f.breaker))
 	}
 	if c.n > 1 {
 		attrs = append(attrs, attrAttempts.Int(c.n))
@@ -155,8 +159,8 @@ func (t *Transport) startAttempt(actx context.Context, dep *dependency, method s
 // call's goroutine runs the first attempt), on span, which it ends, for
 // the others. reason is reasonHedge for a hedge, which runs on a goroutine
 // of its own and so reads nothing else of c; "" for a retry.
-func (c *call) endAttempt(span trace.Span, n int, reason string, h *balance.Host, a *Attempt, f failure, resp *http.Response) {
-	note := attemptNote{instance: a.Instance, addr: a.Addr, outcome: outcomeOf(f, a.Err, resp), breaker: h.Breaker()}
+func (c *call) endAttempt(span trace.Span, service string, n int, reason string, h *balance.Host, a *Attempt, f failure, resp *http.Response) {
+	note := attemptNote{instance: a.Instance, outcome: outcomeOf(f, a.Err, resp), breaker: h.Breaker()}
 	if n == 0 {
 		c.trace.first = note
 		return
@@ -165,8 +169,8 @@ func (c *call) endAttempt(span trace.Span, n int, reason string, h *balance.Host
 		reason = reasonRetry + c.trace.cause
 	}
 	p := attrPool.Get().(*[]attribute.KeyValue)
-	attrs := append((*p)[:0], attrAttempt.Int(n+1), attrReason.String(reason), attrInstance.String(note.instance),
-		semconv.ServerAddress(note.addr), attrOutcome.String(note.outcome), attrBreaker.String(note.breaker),
+	attrs := append((*p)[:0], semconv.ServicePeerName(service), attrAttempt.Int(n+1), attrReason.String(reason),
+		attrInstance.String(note.instance), attrOutcome.String(note.outcome), attrBreaker.String(note.breaker),
 		semconv.HTTPRequestResendCount(n))
 	if resp != nil {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode))

@@ -369,7 +369,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		dep.hedger.Observe(start, a.Duration)
 	}
 	if traced {
-		c.endAttempt(span, n, reason, h, &a, f, resp)
+		c.endAttempt(span, dep.name, n, reason, h, &a, f, resp)
 	}
 	return resp, f, a
 }
