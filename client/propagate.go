@@ -28,20 +28,38 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // traceparent, tracestate and baggage.
 func Propagator() propagation.TextMapPropagator { return propagator }
 
-type requestIDKey struct{}
-
 // WithRequestID returns a context whose calls through a Transport carry id
 // in RequestIDHeader (unless the request sets one itself). The SDK's
 // server puts the ID of the request it serves there, so that the calls a
 // handler makes with its request's context carry it on.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return &requestIDCtx{Context: ctx, id: id}
 }
 
 // RequestID returns the request ID of ctx; "" if none.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDCtx); ok {
+		return c.id
+	}
+	return ""
+}
+
+type requestIDKey struct{}
+
+// requestIDCtx is context.WithValue(ctx, requestIDKey{}, id) in one
+// allocation rather than two (the value context, and the string boxed in
+// an interface): every request served takes one. Its value is itself, so
+// that reading the ID boxes nothing either.
+type requestIDCtx struct {
+	context.Context
+	id string
+}
+
+func (c *requestIDCtx) Value(key any) any {
+	if _, ok := key.(requestIDKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // Extract returns ctx with the W3C trace context and baggage that the
