@@ -59,7 +59,7 @@ func recorder(sampler sdktrace.Sampler) (*sdktrace.TracerProvider, *tracetest.Sp
 func attrsOf(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
 	m := map[attribute.Key]string{}
 	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value.Emit()
+		m[kv.Key] = kv.Value.String()
 	}
 	return m
 }
