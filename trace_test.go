@@ -1,69 +1,34 @@
 package shoal
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shoal-dev/shoal/telemetry/telemetrytest"
 )
-
-// jsonLines is a concurrency-safe sink of JSON log lines.
-type jsonLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (j *jsonLines) Write(p []byte) (int, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.buf.Write(p)
-}
-
-// withMessage returns the line logged with msg, decoded; nil if none.
-func (j *jsonLines) withMessage(msg string) map[string]any {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for line := range strings.SplitSeq(j.buf.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			return m
-		}
-	}
-	return nil
-}
 
 // TestTraceAcrossServices: a request to alpha, which calls beta, is one
 // trace: the caller's span → alpha's server span → alpha's client span of
 // the call → beta's server span; the request ID and baggage reach beta;
-// and every line either logs with its request's context names the trace,
-// its own span and the request ID.
+// and the line each logs with its request's context names the trace, its
+// own server span and the request ID.
 func TestTraceAcrossServices(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	provider := func(service string) *sdktrace.TracerProvider {
-		return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
-			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))))
-	}
-	var logs jsonLines
-	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	spans := telemetrytest.NewSpans()
+	logs := newLogRecorder()
 
 	var betaSaw struct {
 		sync.Mutex
 		baggage, requestID string
 	}
 	var beta *Service
-	beta, _, _ = start(t, Config{Name: "beta", TracerProvider: provider("beta"), Logger: logger},
+	beta, _, _ = start(t, Config{Name: "beta", TracerProvider: spans.Provider("beta"), Logger: logs.logger()},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			betaSaw.Lock()
 			betaSaw.baggage = baggage.FromContext(r.Context()).Member("tenant").Value()
@@ -73,7 +38,7 @@ func TestTraceAcrossServices(t *testing.T) {
 			io.WriteString(w, "from beta")
 		}))
 	var alpha *Service
-	alpha, _, _ = start(t, Config{Name: "alpha", TracerProvider: provider("alpha"), Logger: logger,
+	alpha, _, _ = start(t, Config{Name: "alpha", TracerProvider: spans.Provider("alpha"), Logger: logs.logger(),
 		Seeds: []string{beta.member.Load().GossipAddr()}},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			alpha.Logger().InfoContext(r.Context(), "alpha calls beta")
@@ -109,16 +74,8 @@ func TestTraceAcrossServices(t *testing.T) {
 	}
 	beta.Logger().InfoContext(req.Context(), "outside any request")
 
-	// alpha's server span ends after its response is written: wait for it.
-	var spans []sdktrace.ReadOnlySpan
-	for deadline := time.Now().Add(5 * time.Second); len(spans) < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		spans = rec.Ended()
-	}
-	byName := map[string]sdktrace.ReadOnlySpan{}
-	for _, s := range spans {
-		byName[s.Resource().Set().Encoded(attribute.DefaultEncoder())+" "+s.Name()] = s
-	}
-	alphaServer, alphaCall, betaServer := byName["service.name=alpha GET /a"], byName["service.name=alpha GET beta"], byName["service.name=beta GET /b"]
+	byName := spans.Wait(t, 3)
+	alphaServer, alphaCall, betaServer := byName["alpha GET /a"], byName["alpha GET beta"], byName["beta GET /b"]
 	if alphaServer == nil || alphaCall == nil || betaServer == nil {
 		t.Fatalf("spans %v, want alpha's server and client spans and beta's server span", byName)
 	}
@@ -147,18 +104,29 @@ func TestTraceAcrossServices(t *testing.T) {
 	}
 	betaSaw.Unlock()
 
-	line := logs.withMessage("alpha calls beta")
-	if line == nil {
-		t.Fatal("alpha's line not logged")
+	text := logs.text()
+	for _, want := range []struct{ msg, span string }{
+		{"alpha calls beta", alphaServer.SpanContext().SpanID().String()},
+		{"beta answers", betaServer.SpanContext().SpanID().String()},
+	} {
+		line := lineWith(text, want.msg)
+		for _, attr := range []string{"trace_id=" + callerTrace, "span_id=" + want.span, "request_id=req-77"} {
+			if !strings.Contains(line, " "+attr) {
+				t.Errorf("line %q lacks %s", line, attr)
+			}
+		}
 	}
-	if line["trace_id"] != callerTrace || line["span_id"] != alphaServer.SpanContext().SpanID().String() || line["request_id"] != "req-77" {
-		t.Errorf("alpha's line %v: want trace %s, span %s, request req-77", line, callerTrace, alphaServer.SpanContext().SpanID())
+	if line := lineWith(text, "outside any request"); line == "" || strings.Contains(line, "_id=") {
+		t.Errorf("a line without a request's context: %q", line)
 	}
-	line = logs.withMessage("beta answers")
-	if line == nil || line["trace_id"] != callerTrace || line["span_id"] != betaServer.SpanContext().SpanID().String() || line["request_id"] != "req-77" {
-		t.Errorf("beta's line %v: want trace %s, span %s, request req-77", line, callerTrace, betaServer.SpanContext().SpanID())
+}
+
+// lineWith returns the line of text that logs msg; "" if none.
+func lineWith(text, msg string) string {
+	for line := range strings.SplitSeq(text, "\n") {
+		if strings.HasPrefix(line, "INFO "+msg+" ") || line == "INFO "+msg {
+			return line
+		}
 	}
-	if line := logs.withMessage("outside any request"); line == nil || line["trace_id"] != nil || line["request_id"] != nil {
-		t.Errorf("a line without a request's context: %v", line)
-	}
+	return ""
 }

@@ -7,15 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/telemetry"
+	"github.com/shoal-dev/shoal/telemetry/telemetrytest"
 )
 
 // TestTraceThroughGateway: on either server, a request through the
@@ -31,17 +28,13 @@ func TestTraceThroughGateway(t *testing.T) {
 				name = srv.name + "/caller's trace"
 			}
 			t.Run(name, func(t *testing.T) {
-				rec := tracetest.NewSpanRecorder()
-				provider := func(service string) *sdktrace.TracerProvider {
-					return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
-						sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))))
-				}
-				e := startEdgeWith(t, shoal.Config{TracerProvider: provider("gateway")}, 10*time.Second, srv.engine)
+				spans := telemetrytest.NewSpans()
+				e := startEdgeWith(t, shoal.Config{TracerProvider: spans.Provider("gateway")}, 10*time.Second, srv.engine)
 				var saw struct {
 					sync.Mutex
 					tenant, requestID string
 				}
-				e.backend(t, "api", telemetry.TracingWith(provider("api")).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				e.backend(t, "api", telemetry.TracingWith(spans.Provider("api")).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					saw.Lock()
 					saw.tenant = baggage.FromContext(r.Context()).Member("tenant").Value()
 					saw.requestID = r.Header.Get(shoal.RequestIDHeader)
@@ -65,16 +58,8 @@ func TestTraceThroughGateway(t *testing.T) {
 					t.Fatalf("%s, request ID %q", resp.Status, resp.Header.Get(shoal.RequestIDHeader))
 				}
 
-				// The gateway's server span may end after the answer is out.
-				var spans []sdktrace.ReadOnlySpan
-				for deadline := time.Now().Add(5 * time.Second); len(spans) < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-					spans = rec.Ended()
-				}
-				byName := map[string]sdktrace.ReadOnlySpan{}
-				for _, s := range spans {
-					byName[s.Resource().Set().Encoded(attribute.DefaultEncoder())+" "+s.Name()] = s
-				}
-				server, call, api := byName["service.name=gateway GET /api/titles/7"], byName["service.name=gateway GET api"], byName["service.name=api GET /titles/7"]
+				byName := spans.Wait(t, 3)
+				server, call, api := byName["gateway GET /api/titles/7"], byName["gateway GET api"], byName["api GET /titles/7"]
 				if server == nil || call == nil || api == nil {
 					t.Fatalf("spans %v, want the gateway's server and client spans and the service's", byName)
 				}
