@@ -81,11 +81,28 @@ type attemptNote struct {
 	instance, outcome, breaker string
 }
 
-// startSpan starts the span of call c, if t traces, and returns ctx with
-// it: the first attempt carries its context. A span that is not recorded
-// (not sampled) is left in ctx for its trace context, and c keeps none.
-func (t *Transport) startSpan(ctx context.Context, c *call, req *http.Request) context.Context {
+// traces reports whether a call with ctx may be recorded: t traces, and
+// ctx's span, if any, is sampled. A call under a span that is not sampled
+// starts no span of its own, and its attempts carry that span's context
+// as it is: with parent-based sampling (the default, and every
+// parentbased_* OTEL_TRACES_SAMPLER) the call's span would not be sampled
+// either, and with a trace-ID ratio it would get the same answer as its
+// parent; asking the SDK only to make an unrecorded span would cost the
+// unsampled call two allocations and most of its tracing time.
+func (t *Transport) traces(ctx context.Context) bool {
 	if t.tracer == nil {
+		return false
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	return !sc.IsValid() || sc.IsSampled()
+}
+
+// startSpan starts the span of call c, if t traces (see traces), and
+// returns ctx with it: the first attempt carries its context. A new root
+// span that is not sampled is left in ctx for its trace context, and c
+// keeps none.
+func (t *Transport) startSpan(ctx context.Context, c *call, req *http.Request) context.Context {
+	if !t.traces(ctx) {
 		return ctx
 	}
 	ctx, span := t.tracer.Start(ctx, c.dep.spanName(req.Method), clientSpan...)
@@ -133,7 +150,7 @@ func (c *call) endSpan(service string) {
 // admitted: no instance known, caller already gone, throttled, bulkhead
 // full.
 func (t *Transport) failedSpan(ctx context.Context, service string, req *http.Request, err error) {
-	if t.tracer == nil {
+	if !t.traces(ctx) {
 		return
 	}
 	_, span := t.tracer.Start(ctx, req.Method+" "+service, clientSpan...)

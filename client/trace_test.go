@@ -88,7 +88,7 @@ func TestTraceContextPropagates(t *testing.T) {
 		{name: "sampled", sampler: sdktrace.AlwaysSample(), ctx: remoteParent(callerTraceparent), spans: true, sampled: true},
 		{name: "new trace", sampler: sdktrace.AlwaysSample(), ctx: context.Background(), newTrace: true, spans: true, sampled: true},
 		{name: "unsampled", sampler: sdktrace.NeverSample(), ctx: context.Background(), newTrace: true},
-		{name: "caller unsampled", sampler: sdktrace.AlwaysSample(), ctx: remoteParent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")},
+		{name: "caller unsampled", sampler: sdktrace.AlwaysSample(), ctx: remoteParent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"), parent: "b7ad6b7169203331"},
 		{name: "not tracing, remote parent", ctx: remoteParent(callerTraceparent), sampled: true, parent: "b7ad6b7169203331"},
 		{name: "not tracing, request's own traceparent", ctx: context.Background(), header: callerTraceparent, sampled: true, parent: "b7ad6b7169203331"},
 	} {
