@@ -61,7 +61,8 @@
 // failed>", hedge), how it ended (shoal.outcome) and the instance's breaker
 // after it (shoal.breaker); a fallback used is a span with shoal.fallback.
 // A call not sampled makes no span and sends its (unsampled) trace context
-// on all the same. Folding the first attempt into the call's span keeps
+// on all the same; a call under a span that is not sampled does not even ask
+// the SDK for one (see trace.go). Folding the first attempt into the call's span keeps
 // the common call at one span: tracing stays within a few microseconds and
 // allocations per call (docs/BENCHMARKS.md).
 package client
