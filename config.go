@@ -15,8 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/resilience"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // Config describes one instance of a service. The zero value plus a Name is
@@ -87,8 +90,17 @@ type Config struct {
 	// resilience.DefaultLimiterConfig. Requests over the limit get 503 with
 	// Retry-After, fast, so that callers fail over to another instance.
 	Admission resilience.LimiterConfig `json:"admission" yaml:"admission"`
-	// Logger receives the SDK's logs; default JSON to stderr.
+	// Logger receives the SDK's logs; default JSON to stderr. Lines logged
+	// with a request's context carry its trace_id, span_id and request_id
+	// (telemetry.NewLogHandler).
 	Logger *slog.Logger `json:"-" yaml:"-"`
+	// TracerProvider records the service's spans: a server span per
+	// request, a client span per call (see the client package). Nil means
+	// the standard OTEL_* environment's (telemetry.NewTracing: none unless
+	// it names an OTLP endpoint, as shoal up does), which the Service
+	// starts and flushes as it drains; a provider set here is the
+	// caller's to flush and shut down.
+	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
 	// Engine, if set, serves the plain-HTTP listener in place of the
 	// net/http server, which it is given to hand over what it does not
 	// serve itself (the gateway's HTTP/1.1 engine, gateway.Engine). Not
@@ -278,6 +290,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = defaultLogger()
 	}
+	c.Logger = slog.New(telemetry.NewLogHandler(c.Logger.Handler()))
 	return c
 }
 

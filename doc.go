@@ -7,6 +7,12 @@
 //     instance, version, uptime, peers seen), outside the user's routes;
 //   - the caller's deadline, from the client's Shoal-Timeout-Ms header, as the
 //     handler's context deadline, and an X-Request-Id on every request;
+//   - OpenTelemetry tracing configured by the standard OTEL_* environment
+//     (OTLP/HTTP export, parent-based sampling; see telemetry.NewTracing,
+//     Config.TracerProvider): a server span per request, continuing the
+//     caller's W3C traceparent, and a client span per call the handler
+//     makes with its request's context; log lines written with that context
+//     (Logger().InfoContext...) carry trace_id, span_id and request_id;
 //   - a client (Service.Client) that calls other services by name through
 //     discovery, balancing and failover;
 //   - background workers (Service.Go) that live as long as the service, with

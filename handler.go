@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,7 +25,7 @@ const (
 )
 
 // RequestIDHeader carries the request's ID from caller to callee and back.
-const RequestIDHeader = "X-Request-Id"
+const RequestIDHeader = client.RequestIDHeader
 
 // newServer returns the HTTP server with timeouts that make slow or idle
 // clients harmless. There is no WriteTimeout: handlers are bounded by the
@@ -88,19 +87,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve is the path of every request but the admin ones, inside the RED
-// metrics.
+// metrics and the request's ID and trace (see New).
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		// Ask the caller not to reuse this connection: it moves to another
 		// instance before this one closes its listener.
 		w.Header().Set("Connection", "close")
 	}
-	id := r.Header.Get(RequestIDHeader)
-	if id == "" {
-		id = newRequestID()
-		r.Header.Set(RequestIDHeader, id)
-	}
-	w.Header().Set(RequestIDHeader, id)
 	if v := r.Header.Get(client.TimeoutHeader); v != "" {
 		// Before admission: a request waits for a slot only while its
 		// deadline allows.
@@ -202,18 +195,4 @@ func (s *Service) Info() Info {
 		}
 	}
 	return in
-}
-
-// newRequestID returns 16 hex digits. A request ID correlates logs: it must
-// be unique in practice, not unpredictable, so math/rand/v2 serves, without
-// the system call crypto/rand may make on every request.
-func newRequestID() string {
-	const digits = "0123456789abcdef"
-	var b [16]byte
-	v := rand.Uint64()
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i] = digits[v&15]
-		v >>= 4
-	}
-	return string(b[:])
 }

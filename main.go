@@ -9,6 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/shoal-dev/shoal/client"
 )
 
 // Setup is New for a program's main: cfg is overridden by SHOAL_* environment
@@ -16,7 +20,10 @@ import (
 // bad configuration exits the process with status 2 and a message naming the
 // offending value. Register your own flags before calling it. The service's
 // logger (Service.Logger) becomes slog's default, so that the program's own
-// logs read like the SDK's.
+// logs read like the SDK's; its tracer provider, the W3C propagator and a
+// handler that logs OpenTelemetry's errors there become OpenTelemetry's
+// globals, so that spans the program makes with otel.Tracer join the
+// service's traces.
 func Setup(cfg Config, h http.Handler) *Service {
 	if err := cfg.FromEnv(os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)
@@ -30,6 +37,11 @@ func Setup(cfg Config, h http.Handler) *Service {
 		os.Exit(2)
 	}
 	slog.SetDefault(svc.log)
+	if tp := svc.tracing.Provider(); tp != nil {
+		otel.SetTracerProvider(tp)
+	}
+	otel.SetTextMapPropagator(client.Propagator())
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { svc.log.Warn("opentelemetry", "err", err) }))
 	return svc
 }
 

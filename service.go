@@ -32,7 +32,9 @@ type Service struct {
 	client  *client.Transport
 	admit   *resilience.Limiter // admission control before the user's handler
 	metrics *telemetry.Metrics
-	// public serves every non-admin request: serve, inside the RED metrics.
+	tracing *telemetry.Tracing // nil: no spans
+	// public serves every non-admin request: serve, inside the request's
+	// ID and trace, inside the RED metrics.
 	public         http.Handler
 	metricsHandler http.Handler
 
@@ -66,6 +68,15 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shoal: config: %w", err)
 	}
+	tracing := telemetry.TracingWith(cfg.TracerProvider)
+	if cfg.TracerProvider == nil {
+		if tracing, err = telemetry.NewTracing(cfg.Name, cfg.ID, cfg.Version); err != nil {
+			return nil, fmt.Errorf("shoal: config: %w", err)
+		}
+	}
+	if cfg.Client.TracerProvider == nil {
+		cfg.Client.TracerProvider = tracing.Provider()
+	}
 	s := &Service{
 		cfg:     cfg,
 		handler: h,
@@ -75,6 +86,7 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		ready:   make(chan struct{}),
 		started: time.Now(),
 		deps:    dependencies(cfg),
+		tracing: tracing,
 	}
 	s.workers.log = s.log
 	tr, err := client.New(s, cfg.Client)
@@ -86,7 +98,7 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	s.metrics.AddDependencies(tr)
 	s.metrics.AddLimiter(s)
 	s.metrics.Registry().MustRegister(s.workers.collectors()...)
-	s.public = s.metrics.Middleware(http.HandlerFunc(s.serve))
+	s.public = s.metrics.Middleware(tracing.Middleware(http.HandlerFunc(s.serve)))
 	s.metricsHandler = s.metrics.Handler()
 	return s, nil
 }
@@ -134,6 +146,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("shoal: Service.Run called twice")
 	}
+	s.tracing.Start()
+	// The drain flushes the spans within its own time; this is for the
+	// ways out before it, where nothing waits.
+	defer func() { s.flushSpans(time.Now().Add(time.Second)) }()
 	if err := s.prepare(ctx); err != nil || ctx.Err() != nil {
 		return err // nil if stopped while preparing
 	}
@@ -254,6 +270,7 @@ func (s *Service) drain(srv stopper, member *discovery.Member, stopGossip contex
 	// No request needs the workers any more; their last calls still reach
 	// peers, as gossip is left after them.
 	s.workers.stop(begin.Add(d - leaveSlice(d)))
+	s.flushSpans(begin.Add(d - leaveSlice(d)))
 	stopGossip()
 	select {
 	case <-gossipDone:
@@ -263,6 +280,16 @@ func (s *Service) drain(srv stopper, member *discovery.Member, stopGossip contex
 	s.log.Info("stopped", "callers_warned_in", warned.Round(time.Millisecond).String(),
 		"drained_in", time.Since(begin).Round(time.Millisecond).String())
 	return drainErr
+}
+
+// flushSpans exports the spans not yet exported, by deadline at the
+// latest, and stops exporting. Calls after the first do nothing.
+func (s *Service) flushSpans(deadline time.Time) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := s.tracing.Shutdown(ctx); err != nil {
+		s.log.Warn("spans lost", "err", err)
+	}
 }
 
 // leaveSlice is the part of drain timeout d kept for leaving gossip.

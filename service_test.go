@@ -14,10 +14,13 @@ import (
 	"github.com/shoal-dev/shoal/client"
 )
 
-// start runs a service until the test ends and waits for it to serve.
+// start runs a service until the test ends and waits for it to serve. Its
+// logs are discarded unless cfg has a Logger.
 func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFunc, <-chan error) {
 	t.Helper()
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	svc, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)

@@ -370,6 +370,11 @@ func (h *Host) Unpick() {
 	h.probe.CompareAndSwap(probeOut, halfOpen)
 }
 
+// Breaker returns the host's breaker state now: BreakerClosed,
+// BreakerOpen (ejected) or BreakerHalfOpen. Tracing notes it on each
+// attempt, after Finish, so a span shows the attempt that ejected a host.
+func (h *Host) Breaker() string { return h.breaker(h.b.nanotime()) }
+
 // breaker is the host's breaker state at now.
 func (h *Host) breaker(now int64) string {
 	switch {

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal/discovery"
 )
 
@@ -40,7 +43,7 @@ func BenchmarkCall(b *testing.B) {
 		{"stack=shoal", shoal, "http://svc/x"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			benchGet(b, bc.rt, bc.url)
+			benchGet(b, context.Background(), bc.rt, bc.url)
 		})
 	}
 }
@@ -52,30 +55,69 @@ func BenchmarkCall(b *testing.B) {
 // trip. With 3 instances every policy is in play: calls are hedge-eligible,
 // so each also reads the hedge delay and arms (and stops) the hedge timer.
 //
+// The trace= variants add tracing through an OpenTelemetry SDK provider
+// (parent-based sampling, as by default) whose batch processor exports to
+// nowhere, for a call made while serving a request whose span was sampled
+// (the call's span recorded, its context sent on) or not (the caller's
+// context sent on only); trace=root-unsampled is a call outside any
+// request whose new trace is not sampled. Compare them with the trace=off
+// rows of the same run (no tracing, no trace context):
+//
 //	go test -run '^$' -bench BenchmarkOverhead -count 10 ./client | benchstat -col /stack -
 func BenchmarkOverhead(b *testing.B) {
+	sampled, unsampled := benchProvider(b, sdktrace.AlwaysSample()), benchProvider(b, sdktrace.NeverSample())
 	for _, bc := range []struct {
-		name string
-		rt   http.RoundTripper
+		name   string
+		rt     http.RoundTripper
+		parent trace.TraceFlags // of the span of the request served; none if 0
 	}{
-		{"stack=fake", fakeRoundTripper{}},
-		{"stack=shoal+fake", fakeShoal(b, 1)},
-		{"stack=shoal3+fake", fakeShoal(b, 3)},
+		{"stack=fake", fakeRoundTripper{}, 0},
+		{"stack=shoal+fake/trace=off", fakeShoal(b, 1, nil), 0},
+		{"stack=shoal+fake/trace=sampled", fakeShoal(b, 1, sampled), trace.FlagsSampled},
+		{"stack=shoal+fake/trace=unsampled", fakeShoal(b, 1, unsampled), notSampled},
+		{"stack=shoal+fake/trace=root-unsampled", fakeShoal(b, 1, unsampled), 0},
+		{"stack=shoal3+fake/trace=off", fakeShoal(b, 3, nil), 0},
+		{"stack=shoal3+fake/trace=sampled", fakeShoal(b, 3, sampled), trace.FlagsSampled},
+		{"stack=shoal3+fake/trace=unsampled", fakeShoal(b, 3, unsampled), notSampled},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			benchGet(b, bc.rt, "http://svc/x")
+			ctx := context.Background()
+			if bc.parent != 0 {
+				ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+					TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: bc.parent &^ notSampled,
+				}))
+			}
+			benchGet(b, ctx, bc.rt, "http://svc/x")
 		})
 	}
 }
 
+// notSampled marks a parent span that is not sampled, whose flags are 0.
+const notSampled trace.TraceFlags = 0x80
+
+// benchProvider is a tracer provider sampling with sampler (parent-based,
+// as by default) that exports, in batches, to nowhere; shut down when b
+// ends.
+func benchProvider(b *testing.B, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sampler)),
+		sdktrace.WithBatcher(discardExporter{}))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp
+}
+
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
 // fakeShoal is a Transport over n instances answered by fakeRoundTripper,
-// its hedge delay already known.
-func fakeShoal(b *testing.B, n int) *Transport {
+// its hedge delay already known, tracing with tp if not nil.
+func fakeShoal(b *testing.B, n int, tp trace.TracerProvider) *Transport {
 	list := make([]discovery.Instance, n)
 	for i := range list {
 		list[i] = discovery.Instance{ID: fmt.Sprintf("svc-%d", i), Service: "svc", Addr: fmt.Sprintf("127.0.0.1:%d", i+1), State: discovery.StateServing}
 	}
-	tr, err := New(resolverFunc(func(string) []discovery.Instance { return list }), Config{})
+	tr, err := New(resolverFunc(func(string) []discovery.Instance { return list }), Config{TracerProvider: tp})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,8 +129,8 @@ func fakeShoal(b *testing.B, n int) *Transport {
 	return tr
 }
 
-func benchGet(b *testing.B, rt http.RoundTripper, url string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+func benchGet(b *testing.B, ctx context.Context, rt http.RoundTripper, url string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {

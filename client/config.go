@@ -6,6 +6,8 @@ import (
 	"sort"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/resilience"
 )
@@ -46,6 +48,11 @@ type Config struct {
 
 	// Observer, if set, is told of every attempt.
 	Observer Observer `json:"-" yaml:"-"`
+	// TracerProvider, if set, records a span per call and per further
+	// attempt (see the package doc); nil records none. Either way a call
+	// carries the W3C trace context and baggage of its context, and its
+	// request ID (WithRequestID), to the callee.
+	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
 	// Base, if set, sends each attempt (one request to one instance's
 	// address, http://host:port/...) instead of the default *http.Transport:
 	// the gateway's HTTP/1.1 engine sets its own. It serves every service

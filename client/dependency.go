@@ -20,6 +20,9 @@ type dependency struct {
 	hedger   *resilience.Hedger
 	throttle *resilience.Throttle
 	bulkhead bulkhead.Bulkhead[any] // nil: no cap
+	// spanNames are the names of the spans of its calls, by method (see
+	// spanName), made once rather than per call.
+	spanNames [4]string
 
 	inFlight                                          atomic.Int64
 	calls, failures, retries, budgetOut, bulkheadFull atomic.Uint64
@@ -31,12 +34,13 @@ func (t *Transport) dependency(service string) *dependency {
 	}
 	cfg := t.cfg.forService(service)
 	d := &dependency{
-		name:     service,
-		cfg:      cfg,
-		bal:      balance.New(cfg.Balance),
-		budget:   resilience.NewBudget(cfg.Budget),
-		hedger:   resilience.NewHedger(cfg.Hedge),
-		throttle: resilience.NewThrottle(cfg.Throttle),
+		name:      service,
+		cfg:       cfg,
+		bal:       balance.New(cfg.Balance),
+		budget:    resilience.NewBudget(cfg.Budget),
+		hedger:    resilience.NewHedger(cfg.Hedge),
+		throttle:  resilience.NewThrottle(cfg.Throttle),
+		spanNames: newSpanNames(service),
 	}
 	if cfg.MaxInFlight > 0 {
 		d.bulkhead = bulkhead.New[any](uint(cfg.MaxInFlight))

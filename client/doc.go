@@ -45,4 +45,24 @@
 //
 // Fallback and Async give a call a budget and an answer to use instead when
 // it fails or runs out of time.
+//
+// # Tracing
+//
+// Every attempt carries, from the request's context, the W3C traceparent,
+// tracestate and baggage (Propagator), and the request ID (WithRequestID;
+// X-Request-Id), so that the callee continues the caller's trace and logs
+// whether or not either records spans. With Config.TracerProvider (the SDK
+// service sets its own), a call is a client span "<METHOD> <service>"
+// carrying its first attempt, and each further attempt — a retry or a
+// hedge — a client span under it; the callee's server span is the child of
+// the span whose attempt reached it. The attributes (see trace.go) name the
+// instance (shoal.instance), the attempt (shoal.attempt, from 1), why it
+// exists (shoal.attempt.reason: first, "retry: <how the previous one
+// failed>", hedge), how it ended (shoal.outcome) and the instance's breaker
+// after it (shoal.breaker); a fallback used is a span with shoal.fallback.
+// A call not sampled makes no span and sends its (unsampled) trace context
+// on all the same; a call under a span that is not sampled does not even ask
+// the SDK for one (see trace.go). Folding the first attempt into the call's span keeps
+// the common call at one span: tracing stays within a few microseconds and
+// allocations per call (docs/BENCHMARKS.md).
 package client

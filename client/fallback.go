@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Fallback calls fn with ctx bounded by budget and returns its result. If
@@ -20,12 +22,24 @@ import (
 // The budget is cut so that the fallback's answer still reaches the caller
 // before ctx's own deadline: a tenth of what is left of it, at least 5 ms,
 // stays for that.
+//
+// When ctx's span is recorded, a fallback used is a span of its own
+// under it, named "fallback", from the start of fn to the fallback, with
+// its cause in the shoal.fallback attribute (the service called and why
+// the call failed, when fn's error is a call's).
 func Fallback[T any](ctx context.Context, budget time.Duration, fn func(context.Context) (T, error), fallback func(error) T) (v T, degraded bool) {
-	ctx, cancel := context.WithTimeout(ctx, leaveRoom(ctx, budget))
+	var began time.Time
+	if trace.SpanFromContext(ctx).IsRecording() {
+		began = time.Now()
+	}
+	fctx, cancel := context.WithTimeout(ctx, leaveRoom(ctx, budget))
 	defer cancel()
-	v, err := fn(ctx)
+	v, err := fn(fctx)
 	if err == nil {
 		return v, false
+	}
+	if !began.IsZero() {
+		fellBack(ctx, began, err)
 	}
 	var zero T
 	if fallback == nil {
@@ -100,6 +114,17 @@ func asyncPanicked(p any) *PanicError {
 	e := &PanicError{Value: p, Stack: debug.Stack()}
 	slog.Error("client: Async recovered a panic", "panic", fmt.Sprint(p), "stack", string(e.Stack))
 	return e
+}
+
+// fellBack records, under ctx's span, a fallback used after fn, begun at
+// began, failed with err.
+func fellBack(ctx context.Context, began time.Time, err error) {
+	parent := trace.SpanFromContext(ctx)
+	_, span := parent.TracerProvider().Tracer(tracerScope).Start(ctx, "fallback", trace.WithTimestamp(began))
+	// Not an error: the failed call's span is one already, and the
+	// fallback is the caller coping with it.
+	span.SetAttributes(attrFallback.String(fallbackCause(err)))
+	span.End()
 }
 
 // leaveRoom shortens d so that an answer without what it bounds still

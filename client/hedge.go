@@ -37,6 +37,7 @@ type hedge struct {
 	deadline  time.Time
 	instances []discovery.Instance
 	first     [1]string // the first attempt's instance, for Pick
+	traced    bool      // the call is recorded: the hedge gets a span
 
 	mu           sync.Mutex
 	done         sync.Cond // signalled when result is set; L is &mu
@@ -157,6 +158,7 @@ func (t *Transport) hedged(ctx context.Context, c *call, req *http.Request, h *b
 	hg.delay = delay
 	hg.done.L = &hg.mu
 	hg.t, hg.c, hg.dep, hg.ctx, hg.req, hg.deadline, hg.instances = t, c, c.dep, ctx, req, deadline, instances
+	hg.traced = c.trace.span != nil
 	resp, f, a := t.attempt(ctx, c, c.dep, req, h, deadline, false, nil)
 	t.observe(c.dep, a)
 	hg.delay = 0 // later attempts are not hedged

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/discovery"
 )
@@ -32,6 +34,7 @@ type Transport struct {
 	cfg      Config
 	base     http.RoundTripper // Config.Base, or an *http.Transport
 	services sync.Map          // service name → *dependency
+	tracer   trace.Tracer      // nil: no spans (see trace.go)
 	// lag is the process's recent scheduling lag (processLag.Lag; a fake
 	// in tests), read before a hedge is sent: see saturation.go.
 	lag func(now time.Time) time.Duration
@@ -50,7 +53,11 @@ func New(r Resolver, cfg Config) (*Transport, error) {
 	if base == nil {
 		base = newBaseTransport()
 	}
-	return &Transport{resolver: r, cfg: cfg.withDefaults(), base: base, lag: processLag.Lag}, nil
+	t := &Transport{resolver: r, cfg: cfg.withDefaults(), base: base, lag: processLag.Lag}
+	if cfg.TracerProvider != nil {
+		t.tracer = cfg.TracerProvider.Tracer(tracerScope)
+	}
+	return t, nil
 }
 
 func newBaseTransport() *http.Transport {
@@ -91,13 +98,15 @@ type call struct {
 	maxAttempts   int           // the service's, or the caller's CallPolicy
 	perTry        time.Duration // explicit per-try timeout; 0: none
 
-	url    url.URL   // first attempt's URL, with the instance's address
-	hdrVal [1]string // first attempt's TimeoutHeader value
-	tried  [maxAttempts]string
-	n      int // attempts made: tried[:n]
-	failed []Attempt
-	hedge  hedge
-	watch  watch // the first attempt's
+	url     url.URL     // first attempt's URL, with the instance's address
+	hdrVal  [1]string   // first attempt's TimeoutHeader value
+	carrier slotCarrier // first attempt's, for its traceparent value
+	tried   [maxAttempts]string
+	n       int // attempts made: tried[:n]
+	failed  []Attempt
+	hedge   hedge
+	watch   watch // the first attempt's
+	trace   callTrace
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -105,21 +114,19 @@ type call struct {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	service := req.URL.Hostname()
 	instances := t.resolver.Instances(service)
-	if len(instances) == 0 {
-		closeBody(req)
-		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: ErrNoInstances}
-	}
 	ctx := req.Context()
+	if len(instances) == 0 {
+		return t.refuse(ctx, req, service, ErrNoInstances)
+	}
 	if ctx.Err() != nil {
-		closeBody(req)
-		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: context.Cause(ctx)}
+		return t.refuse(ctx, req, service, context.Cause(ctx))
 	}
 	dep := t.dependency(service)
 	if err := dep.admit(); err != nil {
-		closeBody(req)
-		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: err}
+		return t.refuse(ctx, req, service, err)
 	}
 	c := &call{dep: dep, stream: wantsStream(req)}
+	ctx = t.startSpan(ctx, c, req)
 	cfg := &dep.cfg
 	var hedgeOK bool
 	c.maxAttempts, c.perTry, hedgeOK = callPolicy(ctx, cfg.MaxAttempts, cfg.PerTryTimeout)
@@ -133,9 +140,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	h, err := dep.bal.Pick(instances, nil)
 	if err != nil {
+		cerr := &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: fmt.Errorf("%w: %w", ErrNoInstances, err)}
+		c.trace.err = cerr
 		c.release()
 		closeBody(req)
-		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: fmt.Errorf("%w: %w", ErrNoInstances, err)}
+		return nil, cerr
 	}
 	dep.budget.Request()
 	// An upgrade is never retried or hedged once sent: the instance may
@@ -165,6 +174,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		aerr := a.Err
 		c.failed = append(c.failed, a)
+		c.failedAttempt(f, &a, resp)
 
 		// Another attempt only if the rule, the attempt count, the body, an
 		// untried instance and the budget all allow it, in that order.
@@ -211,9 +221,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// The instance answered; the caller sees its answer as is.
 				return c.wrap(resp), nil
 			}
+			cerr := &Error{Service: service, Method: req.Method, URL: req.URL.String(), Attempts: c.failed, Err: stop}
+			c.trace.err = cerr
 			c.release()
 			closeBody(req)
-			return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Attempts: c.failed, Err: stop}
+			return nil, cerr
 		}
 		if resp != nil {
 			drain(resp.Body)
@@ -222,6 +234,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		dep.retries.Add(1)
 		h = next
 	}
+}
+
+// refuse ends a call that is not made: no instance known, the caller gone,
+// throttled, bulkhead full.
+func (t *Transport) refuse(ctx context.Context, req *http.Request, service string, err error) (*http.Response, error) {
+	closeBody(req)
+	cerr := &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: err}
+	t.failedSpan(ctx, service, req, cerr)
+	return nil, cerr
 }
 
 // observe tells the Observer, if any, of an attempt.
@@ -247,10 +268,15 @@ func (t *Transport) observe(dep *dependency, a Attempt) {
 // only they pay for the trace.
 func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *http.Request, h *balance.Host, deadline time.Time, watchWrite bool, hg *hedgeAttempt) (*http.Response, failure, Attempt) {
 	inst := h.Instance()
-	n := c.n
+	var n int
+	var traced bool
+	reason := ""
 	if hg != nil {
-		n = hg.n
+		// On the hedge's goroutine: c's mutable fields are the call's;
+		// c.hedge.traced was set before the hedge was armed.
+		n, traced, reason = hg.n, c.hedge.traced, reasonHedge
 	} else {
+		n, traced = c.n, c.trace.span != nil
 		c.tried[n] = inst.ID
 		c.n++
 	}
@@ -283,6 +309,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		wrote = new(atomic.Bool)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	}
+	actx, span := t.startAttempt(actx, dep, req.Method, n, traced)
 	out := c.outgoing(actx, req, inst.Addr, wait, n)
 
 	resp, err := t.base.RoundTrip(out)
@@ -341,13 +368,17 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	if f == noFailure {
 		dep.hedger.Observe(start, a.Duration)
 	}
+	if traced {
+		c.endAttempt(span, dep.name, n, reason, h, &a, f, resp)
+	}
 	return resp, f, a
 }
 
 // outgoing builds the request for attempt n: same request, the instance's
 // address, the attempt's context and, in TimeoutHeader, how long the caller
 // waits for it: the call's remaining deadline, or the explicit per-try
-// timeout if that is shorter. The first
+// timeout if that is shorter; the trace context, baggage and request ID of
+// the attempt's context (see inject). The first
 // attempt uses storage in c; later ones allocate, since the transport may
 // still be reading an abandoned attempt's request.
 func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wait time.Duration, n int) *http.Request {
@@ -363,7 +394,9 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 		out.Host = req.URL.Host // the service name, for the callee's logs
 	}
 	hv[0] = FormatTimeout(wait)
-	hdr := make(http.Header, len(req.Header)+1)
+	// Room for the timeout and traceparent. Not more: a hint above 8 costs
+	// two more allocations than one of 8 (a table instead of one group).
+	hdr := make(http.Header, len(req.Header)+2)
 	for k, v := range req.Header {
 		hdr[k] = v
 	}
@@ -372,6 +405,11 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 		// only the wait for its headers, here.
 		hdr[TimeoutHeader] = hv
 	}
+	var sc *slotCarrier
+	if n == 0 {
+		sc = &c.carrier
+	}
+	inject(ctx, hdr, sc)
 	out.Header = hdr
 	return out
 }
@@ -384,6 +422,7 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 // bounds only the wait for its headers. A deadline of the caller's own still
 // bounds all of it.
 func (c *call) wrap(resp *http.Response) *http.Response {
+	c.trace.status = resp.StatusCode
 	if c.timeout != nil && streaming(resp) {
 		c.timeout.Stop()
 	}
@@ -411,8 +450,8 @@ func (c *call) Close() error {
 // expire ends a call that ran out of Config.Timeout.
 func (c *call) expire() { c.cancelCall(context.DeadlineExceeded) }
 
-// release cancels the call's contexts and gives its place in the bulkhead
-// back, once.
+// release cancels the call's contexts, gives its place in the bulkhead
+// back and ends its span, once.
 func (c *call) release() {
 	if c.cancelAttempt != nil {
 		c.cancelAttempt(nil)
@@ -424,6 +463,7 @@ func (c *call) release() {
 		c.cancelCall(nil)
 	}
 	if c.dep != nil {
+		c.endSpan(c.dep.name)
 		c.dep.release()
 		c.dep = nil
 	}

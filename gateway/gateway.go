@@ -42,8 +42,12 @@
 // forged.
 //
 // Every request leaves with an X-Request-Id (the caller's if sane, else a
-// new one, also returned on the response) and a W3C traceparent (the
-// caller's if valid, else a new trace). Optionally the gateway writes a
+// new one, also returned on the response) and a W3C traceparent: the
+// caller's trace if its traceparent is valid, else a new one (sampled). The
+// gateway is a hop of the trace, on either server: the SDK service it runs
+// in records a server span per request, and the client transport a client
+// span per proxied call and per further attempt, whose context the service
+// continues. Optionally the gateway writes a
 // JSON access log line per request, and it records per-route RED metrics
 // (telemetry.RouteMetrics).
 //

@@ -1,13 +1,17 @@
 package gateway
 
-// Headers the gateway sets on every request: the verified identity, the
-// request ID and the trace context.
+// Headers the gateway sets on every request: the verified identity and,
+// for a request without one, a trace.
 
 import (
+	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // setIdentity tells the service who the caller is.
@@ -30,102 +34,20 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// requestID returns the request's X-Request-Id, setting a new one when it
-// has none or one that is not sane (at most 128 printable ASCII
-// characters): the ID ends up in logs and headers.
-func requestID(r *http.Request) string {
-	if ids := r.Header[requestIDKey]; len(ids) == 1 && saneID(ids[0]) {
-		return ids[0]
-	}
-	id := hexID(1)
-	r.Header[requestIDKey] = []string{id}
-	return id
-}
-
-func saneID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// traceContext keeps a valid W3C traceparent and starts a new trace
-// otherwise (sampled, so that services which trace record it).
-func traceContext(h http.Header) {
-	if vs := h["Traceparent"]; len(vs) == 1 && validTraceparent(vs[0]) {
-		return
-	}
-	delete(h, "Tracestate") // it belongs to the trace being replaced
-	h["Traceparent"] = []string{newTraceparent()}
-}
-
-// validTraceparent checks version-traceid-parentid-flags: lowercase hex,
-// ids not all zero, version ff invalid; a version above 00 may append
-// fields.
-func validTraceparent(s string) bool {
-	if len(s) < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
-		return false
-	}
-	ver := s[:2]
-	if !lowerHex(ver) || ver == "ff" || len(s) > 55 && (ver == "00" || s[55] != '-') {
-		return false
-	}
-	id, parent := s[3:35], s[36:52]
-	return lowerHex(id) && lowerHex(parent) && lowerHex(s[53:55]) &&
-		strings.Trim(id, "0") != "" && strings.Trim(parent, "0") != ""
-}
-
-func lowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// newTraceparent starts a trace: version 00, a random trace and parent ID,
-// sampled.
-func newTraceparent() string {
-	var b [55]byte
-	copy(b[:], "00-")
-	putHex(b[3:19])
-	putHex(b[19:35])
-	b[35] = '-'
-	putHex(b[36:52])
-	copy(b[52:], "-01")
-	return string(b[:])
-}
-
-// putHex fills b (16 bytes) with random hex digits.
-func putHex(b []byte) {
-	const digits = "0123456789abcdef"
-	v := rand.Uint64()
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i] = digits[v&15]
-		v >>= 4
-	}
-}
-
-// hexID returns 16×n random hex digits. IDs correlate logs and traces:
-// they must be unique in practice, not unpredictable, so math/rand/v2
-// serves (as for the SDK's request IDs).
-func hexID(n int) string {
-	const digits = "0123456789abcdef"
-	b := make([]byte, 16*n)
-	for j := range n {
-		v := rand.Uint64()
-		for i := 16*j + 15; i >= 16*j; i-- {
-			b[i] = digits[v&15]
-			v >>= 4
-		}
-	}
-	return string(b)
+// newTrace returns ctx in a new trace, sampled, so that services which
+// trace record it: a request that enters without a trace gets one, even
+// when the gateway records no spans, so that the log lines of every
+// service it reaches share a trace ID. IDs must be unique in practice, not
+// unpredictable, so math/rand/v2 serves.
+func newTrace(ctx context.Context) context.Context {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(tid[8:], rand.Uint64()|1) // never all zero
+	binary.BigEndian.PutUint64(sid[:], rand.Uint64()|1)
+	return trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+	}))
 }
 
 // wantsStream reports whether the request asks for a response that lasts

@@ -23,9 +23,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/manifest"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // request is what the gateway knows about one request, from routing to
@@ -54,6 +57,16 @@ const requestIDKey = "X-Request-Id" // shoal.RequestIDHeader, canonical
 
 // ServeHTTP routes r, or answers with a JSON error when it cannot.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if client.RequestID(r.Context()) == "" {
+		// No SDK service took the request in (a server of the caller's):
+		// take its ID and trace context in as one would.
+		r = r.WithContext(telemetry.Incoming(w, r))
+	}
+	if !trace.SpanContextFromContext(r.Context()).IsValid() {
+		// No trace, and none started here (tracing off): the services
+		// behind still get one, to trace and to tie their logs together.
+		r = r.WithContext(newTrace(r.Context()))
+	}
 	t := g.table.Load() // kept for the whole request, whatever reloads meanwhile
 	st := &request{label: "none"}
 	orig := w
@@ -73,10 +86,9 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, t *table, st *re
 	// Only the gateway says who the caller is.
 	delete(r.Header, SubjectHeader)
 	delete(r.Header, AuthHeader)
-	st.id = requestID(r)
+	st.id = client.RequestID(r.Context())
 	st.idv[0] = st.id
 	w.Header()[requestIDKey] = st.idv[:]
-	traceContext(r.Header)
 
 	p := cleanPath(r.URL.Path)
 	method := r.Method
@@ -278,15 +290,10 @@ func (g *Gateway) outgoingHeaders(h http.Header, r *http.Request, st *request) {
 	delete(h, AuthHeader)
 	setIdentity(h, st.ident)
 	h[requestIDKey] = st.idv[:]
-	if h["Traceparent"] == nil {
-		// The caller named it in Connection: the trace goes on anyway.
-		if tp := r.Header["Traceparent"]; len(tp) > 0 {
-			h["Traceparent"] = tp
-			if ts := r.Header["Tracestate"]; len(ts) > 0 {
-				h["Tracestate"] = ts
-			}
-		}
-	}
+	// The trace context and baggage are the client transport's to set,
+	// per attempt, from the context: the service's parent span is the
+	// gateway's, not the caller's, and a caller naming traceparent in
+	// Connection does not stop the trace.
 }
 
 // parseRoute splits the request path into the service and the rest (as

@@ -52,7 +52,7 @@ func startEdge(t *testing.T, cfg shoal.Config, timeout time.Duration) *edge {
 func startEdgeWith(t *testing.T, cfg shoal.Config, timeout time.Duration, engine bool) *edge {
 	t.Helper()
 	e := &edge{cat: discovery.NewCatalog()}
-	ccfg := client.Config{}
+	ccfg := client.Config{TracerProvider: cfg.TracerProvider} // as the SDK's own transport
 	if engine {
 		ccfg.Base = gateway.NewUpstream()
 		cfg.Engine = gateway.NewEngine()

@@ -1,7 +1,21 @@
 // Package telemetry exports the metrics of a Shoal service in the
 // Prometheus format: the state of every resilience policy, the RED
 // metrics (rate, errors, duration) of the service's own handler, and the
-// Go runtime and process metrics.
+// Go runtime and process metrics. It also traces requests with
+// OpenTelemetry and ties log lines to them.
+//
+// # Traces and logs
+//
+// [NewTracing] reads the standard OTEL_* environment (the one shoal up
+// gives every instance): spans go over OTLP/HTTP to
+// OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, sampled parent-based with a ratio
+// (OTEL_TRACES_SAMPLER, _ARG; all by default); no endpoint, no tracing.
+// [Tracing.Middleware] gives every request an ID (X-Request-Id), takes in
+// the caller's W3C trace context and baggage, and records a server span;
+// the client package sends all three on with every call made with the
+// request's context. [NewLogHandler] adds trace_id, span_id and
+// request_id to every line logged with such a context, so that shoal logs
+// and the dashboard find a trace's lines across services.
 //
 // The policies keep their own counters and state; telemetry reads them at
 // scrape time through small interfaces the policies' owners implement —

@@ -91,9 +91,11 @@ to join a running system. Flags override the environment.`,
 				return err
 			}
 			gw := gateway.New(svc, svc.Transport())
-			gw.Logger = cfg.Logger
+			// The service's loggers: a line logged with a request's context
+			// carries its trace_id, span_id and request_id.
+			gw.Logger = svc.Logger()
 			gw.AccessLog = accessLog
-			gw.AccessLogger = logger
+			gw.AccessLogger = slog.New(telemetry.NewLogHandler(logger.Handler()))
 			if gw.Metrics, err = telemetry.NewRouteMetrics(svc.Metrics().Registry()); err != nil {
 				return err
 			}
