@@ -1,6 +1,8 @@
 package client
 
 import (
+	"net/http"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -20,6 +22,11 @@ type dependency struct {
 	hedger   *resilience.Hedger
 	throttle *resilience.Throttle
 	bulkhead bulkhead.Bulkhead[any] // nil: no cap
+	// rt sends the attempts, to URLs of scheme (empty: the request's own):
+	// the Transport's base, or with an identity the service's own mutual
+	// TLS transport, whose pool holds only connections verified for it.
+	rt     http.RoundTripper
+	scheme string
 
 	inFlight                                          atomic.Int64
 	calls, failures, retries, budgetOut, bulkheadFull atomic.Uint64
@@ -37,11 +44,20 @@ func (t *Transport) dependency(service string) *dependency {
 		budget:   resilience.NewBudget(cfg.Budget),
 		hedger:   resilience.NewHedger(cfg.Hedge),
 		throttle: resilience.NewThrottle(cfg.Throttle),
+		rt:       t.base,
 	}
 	if cfg.MaxInFlight > 0 {
 		d.bulkhead = bulkhead.New[any](uint(cfg.MaxInFlight))
 	}
-	v, _ := t.services.LoadOrStore(service, d)
+	if t.cfg.TLS != nil && !slices.Contains(t.cfg.Plaintext, service) {
+		tr := newBaseTransport()
+		tr.DialTLSContext = t.cfg.TLS.ForService(service)
+		d.rt, d.scheme = tr, "https"
+	}
+	v, loaded := t.services.LoadOrStore(service, d)
+	if loaded && d.rt != t.base {
+		d.rt.(*http.Transport).CloseIdleConnections() // never used: a racing call stored its own
+	}
 	return v.(*dependency)
 }
 
