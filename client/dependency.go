@@ -51,7 +51,7 @@ func (t *Transport) dependency(service string) *dependency {
 	}
 	if t.cfg.TLS != nil && !slices.Contains(t.cfg.Plaintext, service) {
 		tr := newBaseTransport()
-		tr.DialTLSContext = t.cfg.TLS.ForService(service)
+		tr.DialTLSContext = limitDials(maxHandshakes, t.cfg.TLS.ForService(service)).DialContext
 		d.rt, d.scheme = tr, "https"
 	}
 	v, loaded := t.services.LoadOrStore(service, d)
