@@ -14,9 +14,15 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // caller is the test process's own gossip member and resilient client.
+// The hello instances it calls have no identity: they serve plain HTTP.
+// (This test process is built with the race detector, which makes a TLS
+// handshake ten times dearer than in the services' own builds; mutual TLS
+// under load is tested through the gateways of shoal up, in up_test.go and
+// flix_chaos_test.go.)
 type caller struct {
 	member *discovery.Member
 	tr     *client.Transport
@@ -112,14 +118,21 @@ func (c *caller) lastAttemptOn(id string) time.Time {
 func (c *caller) startHello(t *testing.T, i int) *proc {
 	t.Helper()
 	id := fmt.Sprintf("hello-%d", i)
-	p := startProc(t, "hello", id, helloEnv(c, id)...)
+	p := c.startHelloAs(t, id)
 	waitFor(t, 10*time.Second, id+" in the caller's catalog", func() bool { return c.has(id) })
 	return p
 }
 
-func helloEnv(c *caller, id string) []string {
-	return []string{"SHOAL_NAME=hello", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=127.0.0.1:0",
+// startHelloAs starts a hello instance with ID id, seeded with the caller,
+// with its admin listener on a reserved port (proc.admin).
+func (c *caller) startHelloAs(t *testing.T, id string) *proc {
+	t.Helper()
+	admin := handofftest.Port(t).Addr().String()
+	env := []string{"SHOAL_NAME=hello", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=127.0.0.1:0", "SHOAL_ADMIN_ADDR=" + admin,
 		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_SEEDS=" + c.member.GossipAddr(), "SHOAL_DRAIN_TIMEOUT=5s"}
+	p := startProc(t, "hello", id, env...)
+	p.admin = admin
+	return p
 }
 
 func (c *caller) has(id string) bool {
