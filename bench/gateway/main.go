@@ -113,6 +113,8 @@ type bench struct {
 	profileBin string
 	pprofAddr  string
 	replicas   []string // HTTP addresses
+	// replicaAdmins are their admin listeners' addresses (/infoz).
+	replicaAdmins []string
 	gossip     []string // their gossip addresses
 }
 
