@@ -85,6 +85,9 @@ const (
 	envIdentityCert   = identity.EnvCert
 	envIdentityKey    = identity.EnvKey
 	envIdentityBundle = identity.EnvBundle
+	// envPolicy is the manifest's authorization:, which every SDK
+	// instance (and agent) enforces.
+	envPolicy = shoal.EnvPolicy
 	// envPodIP and envPodName come from the downward API; the others refer
 	// to them as $(POD_IP) and $(POD_NAME).
 	envPodIP   = "POD_IP"
