@@ -115,7 +115,7 @@ type bench struct {
 	replicas   []string // HTTP addresses
 	// replicaAdmins are their admin listeners' addresses (/infoz).
 	replicaAdmins []string
-	gossip     []string // their gossip addresses
+	gossip        []string // their gossip addresses
 }
 
 func main() {

@@ -33,10 +33,10 @@ type fault struct {
 type replica struct {
 	id                          string
 	addr, gossip, contrl, admin string
-	reserved             []*handoff.Port
-	args, env            []string
-	p                    *proc.Proc
-	carried              uint64 // requests counted by earlier, killed incarnations
+	reserved                    []*handoff.Port
+	args, env                   []string
+	p                           *proc.Proc
+	carried                     uint64 // requests counted by earlier, killed incarnations
 }
 
 // cluster is the replicas of one service.
