@@ -35,13 +35,28 @@ func newCaller(t *testing.T) *caller {
 	t.Helper()
 	cfg := discovery.LocalConfig()
 	cfg.BindAddr = "127.0.0.1:0"
-	m, err := discovery.New(cfg, discovery.Instance{ID: "e2e-caller", Service: "e2e-caller", Addr: "127.0.0.1:9", State: discovery.StateServing})
+	m := runMember(t, cfg, discovery.Instance{ID: "e2e-caller", Service: "e2e-caller", Addr: "127.0.0.1:9", State: discovery.StateServing})
+	c := &caller{member: m}
+	tr, err := client.New(m.Catalog(), client.Config{Observer: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tr = tr
+	t.Cleanup(c.tr.CloseIdleConnections)
+	return c
+}
+
+// runMember runs a gossip member in this process until the test ends, and
+// returns it once it is ready (joining its seeds may still go on).
+func runMember(t *testing.T, cfg discovery.Config, self discovery.Instance) *discovery.Member {
+	t.Helper()
+	m, err := discovery.New(cfg, self)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	go func() { done <- m.Run(ctx) }() // owned by the test: ends at its cleanup
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -49,15 +64,10 @@ func newCaller(t *testing.T) *caller {
 	select {
 	case <-m.Ready():
 	case err := <-done:
+		done <- err // for the cleanup
 		t.Fatal(err)
 	}
-	c := &caller{member: m}
-	c.tr, err = client.New(m.Catalog(), client.Config{Observer: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.tr.CloseIdleConnections)
-	return c
+	return m
 }
 
 func (c *caller) ObserveAttempt(_ string, a client.Attempt) {

@@ -85,18 +85,7 @@ func startImpostor(t *testing.T, seed, service string, keys [][]byte) *impostor 
 	cfg.Keys = keys
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	id := fmt.Sprintf("%s-impostor-%d", service, len(keys))
-	m, err := discovery.New(cfg, discovery.Instance{ID: id, Service: service, Addr: srv.Listener.Addr().String(), State: discovery.StateServing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	imp.member = m
+	imp.member = runMember(t, cfg, discovery.Instance{ID: id, Service: service, Addr: srv.Listener.Addr().String(), State: discovery.StateServing})
 	return imp
 }
 
