@@ -135,9 +135,10 @@ func TestAdmissionRejectsOverLimit(t *testing.T) {
 		}
 	}
 
-	// Saturated, the instance still answers its admin paths.
+	// Saturated, the instance still answers its admin paths, on their
+	// own listener.
 	for _, path := range []string{PathHealth, PathReady, PathInfo} {
-		resp, err := hc.Get(base + path)
+		resp, err := hc.Get("http://" + svc.AdminAddr() + path)
 		if err != nil {
 			t.Fatal(err)
 		}

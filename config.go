@@ -36,6 +36,12 @@ type Config struct {
 	// AdvertiseAddr is the address peers call; default the listen address,
 	// or the gossip address's host when listening on all interfaces.
 	AdvertiseAddr string `json:"advertise_addr" yaml:"advertise_addr"`
+	// AdminAddr is where the admin endpoints listen: /healthz, /readyz,
+	// /infoz, /metrics and /debug/pprof/, which the service's own listener
+	// never serves. Default 127.0.0.1:0. It is plain HTTP and asks for no
+	// credentials, so keep it on loopback, or on a network only operators
+	// and the platform's probes reach (a pod's, say).
+	AdminAddr string `json:"admin_addr" yaml:"admin_addr"`
 	// GossipAddr is the gossip bind address; default 127.0.0.1:0.
 	GossipAddr string `json:"gossip_addr" yaml:"gossip_addr"`
 	// Seeds are gossip addresses of any members already running.
@@ -49,14 +55,21 @@ type Config struct {
 	// serves (opening a database, loading a dataset); default 30s.
 	PrepareTimeout time.Duration `json:"prepare_timeout" yaml:"prepare_timeout"`
 
+	// Identity is who the instance is and who may call it: with its
+	// certificate files set (shoal up sets them), the listener serves
+	// mutual TLS only, every request must come from a service of the
+	// system the policy allows or carry a valid user token, and every call
+	// the client makes is mutual TLS. See Identity.
+	Identity Identity `json:"identity" yaml:"identity"`
+
 	// TLSCertFile and TLSKeyFile, both or neither, name a PEM certificate
 	// (chain) and its private key: the listener then serves HTTPS only, with
 	// HTTP/1.1 and HTTP/2 (ALPN), admin endpoints included. They are read
 	// once, by New; a renewed certificate takes a (rolling) restart.
 	//
-	// TLS is for the edge: the gateway, which browsers and the outside call.
-	// Peers, and the supervisor's health checks, call the advertised address
-	// with http://, so a service that others call by name must not set it.
+	// TLS is for the edge: the gateway, which browsers and the outside call
+	// (Identity.Edge). Peers call a service by name with its identity
+	// instead, so a service that others call must not set it.
 	TLSCertFile string `json:"tls_cert_file" yaml:"tls_cert_file"`
 	TLSKeyFile  string `json:"tls_key_file" yaml:"tls_key_file"`
 	// H2C also serves HTTP/2 without TLS (prior knowledge, as gRPC clients
@@ -128,6 +141,7 @@ const (
 	EnvPort          = "PORT"
 	EnvAdvertiseAddr = "SHOAL_ADVERTISE_ADDR"
 	EnvGossipAddr    = "SHOAL_GOSSIP_ADDR"
+	EnvAdminAddr     = "SHOAL_ADMIN_ADDR"
 	EnvSeeds         = "SHOAL_SEEDS"
 	EnvGossipProfile = "SHOAL_GOSSIP_PROFILE"
 	EnvDrainTimeout  = "SHOAL_DRAIN_TIMEOUT"
@@ -176,6 +190,10 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	str(EnvAddr, &c.Addr) // explicit beats PORT
 	str(EnvAdvertiseAddr, &c.AdvertiseAddr)
 	str(EnvGossipAddr, &c.GossipAddr)
+	str(EnvAdminAddr, &c.AdminAddr)
+	if err := c.Identity.fromEnv(getenv); err != nil {
+		return err
+	}
 	str(EnvGossipProfile, &c.GossipProfile)
 	if v := getenv(EnvSeeds); v != "" {
 		c.Seeds = splitList(v)
@@ -238,6 +256,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (env "+EnvAddr+" or "+EnvPort+")")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "address peers call (env "+EnvAdvertiseAddr+")")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip bind address (env "+EnvGossipAddr+")")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "listen address of the admin endpoints: health, readiness, metrics, pprof (env "+EnvAdminAddr+"; default 127.0.0.1:0)")
 	fs.Func("seeds", "comma-separated gossip addresses of running members (env "+EnvSeeds+")", func(v string) error {
 		c.Seeds = splitList(v)
 		return nil
@@ -260,6 +279,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GossipAddr == "" {
 		c.GossipAddr = "127.0.0.1:0"
+	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = "127.0.0.1:0"
 	}
 	if c.GossipProfile == "" {
 		c.GossipProfile = "lan"
@@ -304,7 +326,7 @@ func (c Config) Validate() error {
 	} else if !validName(c.Name) {
 		errs = append(errs, fmt.Errorf("name %q: use lowercase letters, digits and '-', starting with a letter (it is a host name in URLs)", c.Name))
 	}
-	for field, addr := range map[string]string{"addr": c.Addr, "gossip_addr": c.GossipAddr} {
+	for field, addr := range map[string]string{"addr": c.Addr, "gossip_addr": c.GossipAddr, "admin_addr": c.AdminAddr} {
 		if addr == "" {
 			continue
 		}
@@ -338,6 +360,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_header_bytes %d must not be negative", c.MaxHeaderBytes))
 	}
 	if _, err := c.keyPair(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Identity.validate(c.TLSCertFile != ""); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Admission.Validate(); err != nil {

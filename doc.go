@@ -2,9 +2,17 @@
 // a Shoal system. Run serves the handler, joins gossip discovery so that
 // callers find the instance within seconds, and adds what every service needs:
 //
-//   - /healthz (alive), /readyz (ready: serving, not draining, and every
-//     service it calls seen in discovery, see Config.Calls) and /infoz (name,
-//     instance, version, uptime, peers seen), outside the user's routes;
+//   - an admin listener of its own (Config.AdminAddr, loopback by default),
+//     never the service's: /healthz (alive), /readyz (ready: serving, not
+//     draining, and every service it calls seen in discovery, see
+//     Config.Calls), /infoz (name, instance, version, uptime, peers seen),
+//     /metrics and /debug/pprof/;
+//   - with an identity (Config.Identity; shoal up gives every instance
+//     one), mutual TLS on the service's listener and on every call it makes,
+//     and a Guard that lets a request reach the handler only from a service
+//     the manifest's policy allows, or with a valid user token
+//     (identity.CallerFrom and identity.UserFrom say which); without one it
+//     serves plain HTTP to anyone, and logs so;
 //   - the caller's deadline, from the client's Shoal-Timeout-Ms header, as the
 //     handler's context deadline, and an X-Request-Id on every request;
 //   - OpenTelemetry tracing configured by the standard OTEL_* environment

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/resilience"
 )
 
-// Admin paths, served before the user's handler sees a request.
+// Admin paths, served on the admin listener (Config.AdminAddr), never on
+// the service's own.
 const (
 	PathHealth = "/healthz"
 	PathReady  = "/readyz"
@@ -49,40 +51,31 @@ func (s *Service) newServer() *http.Server {
 	}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(s.cfg.H2C)
-	if s.cert != nil {
+	switch {
+	case s.id.guard != nil:
+		// Mutual TLS between services: HTTP/1.1 (see identity.ServerConfig).
+		srv.TLSConfig = identity.ServerConfig(s.id.src)
+	case s.cert != nil:
 		srv.Protocols.SetHTTP2(true)
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.cert}, MinVersion: tls.VersionTLS12}
 	}
 	return srv
 }
 
-// scheme is the URL scheme clients use to reach the instance.
+// scheme is the URL scheme clients use to reach the instance: https with
+// an identity (mutual TLS; the edge's only with its own certificate).
 func (s *Service) scheme() string {
-	if s.cert != nil {
+	if s.cert != nil || s.id.guard != nil {
 		return "https"
 	}
 	return "http"
 }
 
-// ServeHTTP answers the admin paths and hands everything else, if admission
-// control lets it in, to the user's handler with the caller's deadline on its
-// context.
+// ServeHTTP serves the instance's listener: through the Guard, if the
+// instance has an identity, and, if admission control lets it in, to the
+// user's handler with the caller's deadline on its context. The admin
+// paths are not here: they are the admin listener's (see Config.AdminAddr).
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case PathHealth:
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
-		return
-	case PathReady:
-		status, rd := s.readiness()
-		WriteJSON(w, status, rd)
-		return
-	case PathInfo:
-		WriteJSON(w, http.StatusOK, s.Info())
-		return
-	case PathMetrics:
-		s.metricsHandler.ServeHTTP(w, r)
-		return
-	}
 	s.public.ServeHTTP(w, r)
 }
 
@@ -157,7 +150,9 @@ type Info struct {
 	Instance string         `json:"instance"`
 	Version  string         `json:"version,omitempty"`
 	Addr     string         `json:"addr"`
-	Scheme   string         `json:"scheme"` // https with a TLS certificate, else http
+	Scheme   string         `json:"scheme"`             // https with an identity or a TLS certificate, else http
+	Identity string         `json:"identity,omitempty"` // spiffe://<system>/<service>; empty without one
+	Admin    string         `json:"admin"`              // the admin listener's address
 	Gossip   string         `json:"gossip"`
 	State    string         `json:"state"`
 	Started  time.Time      `json:"started"`
@@ -177,10 +172,13 @@ type Info struct {
 // Info describes this instance and what it sees of the system.
 func (s *Service) Info() Info {
 	in := Info{
-		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(), Scheme: s.scheme(),
+		Name: s.cfg.Name, Instance: s.cfg.ID, Version: s.cfg.Version, Addr: s.Addr(), Scheme: s.scheme(), Admin: s.AdminAddr(),
 		State: "serving", Started: s.started, Uptime: time.Since(s.started).Round(time.Second).String(),
 		Requests: s.requests.Load(), Admission: s.admit.Stats(), Workers: s.workers.stats(),
 		Services: map[string]int{}, Calls: s.deps,
+	}
+	if s.id.src != nil {
+		in.Identity = s.id.src.Credentials().ID.String()
 	}
 	_, ready := s.readiness()
 	in.State, in.Missing = ready.Status, ready.Missing

@@ -48,13 +48,13 @@ func TestRunServesOnInheritedSocket(t *testing.T) {
 	if svc.Addr() != addr {
 		t.Errorf("Addr() = %s, want the inherited socket's %s", svc.Addr(), addr)
 	}
-	resp, err := http.Get("http://" + addr + PathReady)
+	resp, err := http.Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET %s = %d", PathReady, resp.StatusCode)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET / = %d, want the handler's 404", resp.StatusCode)
 	}
 }
 

@@ -28,7 +28,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		resp.Body.Close()
 	}
 	scrape := func(s *Service) string {
-		resp, err := http.Get("http://" + s.Addr() + PathMetrics)
+		resp, err := http.Get("http://" + s.AdminAddr() + PathMetrics)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,7 +98,7 @@ func TestAwaitDependencies(t *testing.T) {
 func readyz(t *testing.T, svc *Service) (int, Readiness) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	svc.ServeHTTP(w, httptest.NewRequest("GET", PathReady, nil))
+	svc.admin.ServeHTTP(w, httptest.NewRequest("GET", PathReady, nil))
 	var rd Readiness
 	if err := json.Unmarshal(w.Body.Bytes(), &rd); err != nil {
 		t.Fatalf("GET /readyz: %d %s: %v", w.Code, w.Body, err)

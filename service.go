@@ -17,6 +17,7 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/resilience"
 	"github.com/shoal-dev/shoal/telemetry"
 )
@@ -28,6 +29,7 @@ type Service struct {
 	cfg     Config
 	handler http.Handler
 	cert    *tls.Certificate // serve HTTPS with it; nil for plain HTTP
+	id      serviceIdentity  // zero without an identity
 	log     *slog.Logger
 	client  *client.Transport
 	admit   *resilience.Limiter // admission control before the user's handler
@@ -37,9 +39,11 @@ type Service struct {
 	// ID and trace, inside the RED metrics.
 	public         http.Handler
 	metricsHandler http.Handler
+	admin          http.Handler // the admin listener's
 
 	member   atomic.Pointer[discovery.Member] // set while Run has joined gossip
 	addr     atomic.Pointer[string]           // advertised HTTP address, once listening
+	adminAt  atomic.Pointer[string]           // admin listener's address, once listening
 	ready    chan struct{}                    // closed once serving
 	draining atomic.Bool
 	requests atomic.Uint64 // handled by the user's handler
@@ -54,8 +58,9 @@ type Service struct {
 }
 
 // New checks cfg and returns a Service that will serve h. It does no I/O
-// but reading the TLS certificate and key, if cfg names them: a bad pair is
-// a configuration error, reported before anything starts.
+// but reading the TLS certificate and key and the identity files, if cfg
+// names them: a bad pair is a configuration error, reported before
+// anything starts.
 func New(cfg Config, h http.Handler) (*Service, error) {
 	if h == nil {
 		return nil, errors.New("shoal: nil handler")
@@ -89,6 +94,13 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 		tracing: tracing,
 	}
 	s.workers.log = s.log
+	if s.id, err = loadIdentity(cfg); err != nil {
+		return nil, fmt.Errorf("shoal: %w", err)
+	}
+	if s.id.src != nil {
+		cfg.Client.TLS = identity.NewDialer(s.id.src, nil)
+		cfg.Client.Plaintext = cfg.Identity.Plaintext
+	}
 	tr, err := client.New(s, cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("shoal: %w", err)
@@ -98,8 +110,14 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	s.metrics.AddDependencies(tr)
 	s.metrics.AddLimiter(s)
 	s.metrics.Registry().MustRegister(s.workers.collectors()...)
-	s.public = s.metrics.Middleware(tracing.Middleware(http.HandlerFunc(s.serve)))
+	var serve http.Handler = http.HandlerFunc(s.serve)
+	if s.id.guard != nil {
+		// Before admission: a request that may not be here takes no slot.
+		serve = s.id.guard.Wrap(serve)
+	}
+	s.public = s.metrics.Middleware(tracing.Middleware(serve))
 	s.metricsHandler = s.metrics.Handler()
+	s.admin = s.adminHandler()
 	return s, nil
 }
 
@@ -118,6 +136,15 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // Addr returns the advertised HTTP address; "" before Ready.
 func (s *Service) Addr() string {
 	if p := s.addr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// AdminAddr returns the address the admin endpoints listen on; "" until
+// Run has bound it.
+func (s *Service) AdminAddr() string {
+	if p := s.adminAt.Load(); p != nil {
 		return *p
 	}
 	return ""
@@ -158,6 +185,28 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer ln.Close()
+	// The admin listener answers from now until Run returns: probes see
+	// "starting", then "ready", then "draining" until the very end.
+	stopAdmin, err := s.serveAdmin()
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+	if s.id.src != nil {
+		// Renewed certificates and a rotated CA are picked up while the
+		// instance serves, the drain included.
+		sctx, stopSource := context.WithCancel(context.WithoutCancel(ctx))
+		sourceDone := make(chan struct{})
+		go func() { // owned by Run: ends with stopSource
+			defer close(sourceDone)
+			_ = s.id.src.Run(sctx)
+		}()
+		defer func() {
+			stopSource()
+			<-sourceDone
+		}()
+	}
+	s.warnPlaintext()
 
 	gossip, err := s.gossipConfig()
 	if err != nil {
@@ -188,12 +237,12 @@ func (s *Service) Run(ctx context.Context) error {
 	srv.ConnState = ln.track
 	serveDone := make(chan error, 1)
 	var engine Engine // serves the listener with srv as its fallback
-	if s.cert == nil {
+	if s.scheme() == "http" {
 		engine = s.cfg.Engine
 	}
 	go func() {
 		switch {
-		case s.cert != nil:
+		case s.scheme() == "https":
 			serveDone <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
 		case engine != nil:
 			serveDone <- engine.Serve(ln, srv)
@@ -205,7 +254,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stopBackground()
 	s.startBackground(bgCtx, member.Catalog())
 	close(s.ready)
-	s.log.Info("serving", "addr", self.Addr, "scheme", s.scheme(), "gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
+	s.log.Info("serving", "addr", self.Addr, "scheme", s.scheme(), "identity", s.describeIdentity(), "admin", s.AdminAddr(),
+		"gossip", member.GossipAddr(), "seeds", s.cfg.Seeds,
 		"ready_in", time.Since(s.started).Round(time.Microsecond).String())
 
 	var runErr error

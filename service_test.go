@@ -52,18 +52,31 @@ func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFu
 
 func TestAdminEndpoints(t *testing.T) {
 	svc, _, _ := start(t, Config{Name: "admin", Version: "v1"}, http.NotFoundHandler())
-	base := "http://" + svc.Addr()
-	for path, want := range map[string]int{PathHealth: 200, PathReady: 200, PathInfo: 200, "/other": 404} {
-		resp, err := http.Get(base + path)
+	admin := "http://" + svc.AdminAddr()
+	if svc.AdminAddr() == "" || svc.AdminAddr() == svc.Addr() {
+		t.Fatalf("admin address %q, want a listener of its own (service on %s)", svc.AdminAddr(), svc.Addr())
+	}
+	for _, tt := range []struct {
+		base, path string
+		want       int
+	}{
+		{admin, PathHealth, 200}, {admin, PathReady, 200}, {admin, PathInfo, 200}, {admin, PathMetrics, 200},
+		{admin, PathPprof, 200}, {admin, PathPprof + "goroutine?debug=1", 200}, {admin, "/other", 404},
+		// The service's listener serves the handler only: never an admin
+		// path (this handler answers 404 to everything).
+		{"http://" + svc.Addr(), PathHealth, 404}, {"http://" + svc.Addr(), PathMetrics, 404},
+		{"http://" + svc.Addr(), PathPprof, 404},
+	} {
+		resp, err := http.Get(tt.base + tt.path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET %s%s = %d, want %d", tt.base, tt.path, resp.StatusCode, tt.want)
 		}
 	}
-	resp, err := http.Get(base + PathInfo)
+	resp, err := http.Get(admin + PathInfo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,18 +85,18 @@ func TestAdminEndpoints(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "admin" || info.Version != "v1" || info.Addr != svc.Addr() || info.Members != 1 || info.Services["admin"] != 1 || info.State != "serving" || info.Requests != 1 {
+	if info.Name != "admin" || info.Version != "v1" || info.Addr != svc.Addr() || info.Admin != svc.AdminAddr() || info.Members != 1 || info.Services["admin"] != 1 || info.State != "serving" || info.Requests != 3 {
 		t.Fatalf("info = %+v", info)
 	}
 
 	svc.draining.Store(true) // as during drain, before the listener closes
 	rec := httptest.NewRecorder()
-	svc.ServeHTTP(rec, httptest.NewRequest("GET", PathReady, nil))
+	svc.admin.ServeHTTP(rec, httptest.NewRequest("GET", PathReady, nil))
 	if rec.Code != 503 {
 		t.Fatalf("readyz while draining = %d, want 503", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	svc.ServeHTTP(rec, httptest.NewRequest("GET", PathHealth, nil))
+	svc.admin.ServeHTTP(rec, httptest.NewRequest("GET", PathHealth, nil))
 	if rec.Code != 200 {
 		t.Fatalf("healthz while draining = %d, want 200", rec.Code)
 	}

@@ -111,18 +111,22 @@ func TestTLSServesHTTP2AndHTTP1(t *testing.T) {
 			if want := "HTTP/" + map[int]string{1: "1.1", 2: "2.0"}[tt.major]; body != want {
 				t.Errorf("handler saw %s, want %s", body, want)
 			}
-			// The admin endpoints share the listener, and say how to call it.
-			resp, body = get(t, c, "https://"+svc.Addr()+PathInfo)
-			var info Info
-			if err := json.Unmarshal([]byte(body), &info); err != nil || resp.StatusCode != 200 || info.Scheme != "https" {
-				t.Errorf("infoz over TLS: %d %s (%v), want 200 and scheme https", resp.StatusCode, body, err)
+			// The admin paths are not on the public listener: the
+			// handler answers them.
+			if _, got := get(t, c, "https://"+svc.Addr()+PathInfo); got != body {
+				t.Errorf("GET %s over TLS answered %q, want the handler's %q: admin paths belong to the admin listener", PathInfo, got, body)
 			}
 		})
 	}
 
-	// The limitation TLS comes with: plain HTTP, as peers and the
-	// supervisor speak it, is refused.
-	resp, err := http.Get("http://" + svc.Addr() + PathHealth)
+	// The admin listener, in plain HTTP, says how to call the instance.
+	resp, body := get(t, http.DefaultClient, "http://"+svc.AdminAddr()+PathInfo)
+	var info Info
+	if err := json.Unmarshal([]byte(body), &info); err != nil || resp.StatusCode != 200 || info.Scheme != "https" {
+		t.Errorf("infoz: %d %s (%v), want 200 and scheme https", resp.StatusCode, body, err)
+	}
+	// Plain HTTP to the TLS listener is refused.
+	resp, err := http.Get("http://" + svc.Addr() + "/proto")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func TestWorkerPanicAndError(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("after the panic GET /ok = %d", resp.StatusCode)
 	}
-	resp, err = http.Get("http://" + svc.Addr() + PathMetrics)
+	resp, err = http.Get("http://" + svc.AdminAddr() + PathMetrics)
 	if err != nil {
 		t.Fatal(err)
 	}

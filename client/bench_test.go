@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,26 +14,51 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // BenchmarkCall compares one GET through the full client stack with the
-// same GET through a plain http.Transport, to the same loopback server.
-// The difference between the two is what Shoal adds per call:
+// same GET through a plain http.Transport, to the same loopback server, and
+// the client stack over plain HTTP with the same over mutual TLS (what every
+// call between services with an identity pays). The difference between
+// the first two is what Shoal adds per call; between shoal and shoal+mtls,
+// what mutual TLS adds on a kept-alive connection. The reconnect arms close
+// the connection after every response, so each call pays a connection:
+// TCP, plus a resumed TLS session with mTLS (the first call's full
+// handshake is amortised):
 //
 //	go test -run '^$' -bench BenchmarkCall -count 10 ./client | benchstat -col /stack -
 func BenchmarkCall(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	}))
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
-	plain := newBaseTransport()
-	defer plain.CloseIdleConnections()
-	shoal, err := New(oneInstance(addr), Config{})
+	ca, err := identity.NewCA("bench", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer shoal.CloseIdleConnections()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	closing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "ok")
+	})
+	plainSrv, plainClosing := httptest.NewServer(ok), httptest.NewServer(closing)
+	mtlsSrv, mtlsClosing := mtlsServer(b, ca, "svc", ok), mtlsServer(b, ca, "svc", closing)
+	for _, s := range []*httptest.Server{plainSrv, plainClosing} {
+		defer s.Close()
+	}
+	addr := plainSrv.Listener.Addr().String()
+	plain := newBaseTransport()
+	defer plain.CloseIdleConnections()
+	dialer := identity.NewDialer(identity.NewSource(credentials(b, ca, "caller")), nil)
+	stack := func(srv *httptest.Server, tls bool) http.RoundTripper {
+		cfg := Config{}
+		if tls {
+			cfg.TLS = dialer
+		}
+		tr, err := New(oneInstance(srv.Listener.Addr().String()), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(tr.CloseIdleConnections)
+		return tr
+	}
 
 	for _, bc := range []struct {
 		name string
@@ -40,7 +66,10 @@ func BenchmarkCall(b *testing.B) {
 		url  string
 	}{
 		{"stack=plain", plain, "http://" + addr + "/x"},
-		{"stack=shoal", shoal, "http://svc/x"},
+		{"stack=shoal", stack(plainSrv, false), "http://svc/x"},
+		{"stack=shoal+mtls", stack(mtlsSrv, true), "http://svc/x"},
+		{"stack=shoal/reconnect", stack(plainClosing, false), "http://svc/x"},
+		{"stack=shoal+mtls/reconnect", stack(mtlsClosing, true), "http://svc/x"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			benchGet(b, context.Background(), bc.rt, bc.url)
@@ -137,6 +166,10 @@ func benchGet(b *testing.B, ctx context.Context, rt http.RoundTripper, url strin
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	// Process CPU per call, both ends (client and server share the
+	// process): on a shared machine, wall time mostly measures waiting.
+	cpu := processCPU()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
 	for b.Loop() {
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
@@ -167,4 +200,13 @@ func (fakeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = http.NoBody
 	resp.Request = req
 	return &resp, nil
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

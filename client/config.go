@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/balance"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/resilience"
 )
 
@@ -56,8 +57,18 @@ type Config struct {
 	// Base, if set, sends each attempt (one request to one instance's
 	// address, http://host:port/...) instead of the default *http.Transport:
 	// the gateway's HTTP/1.1 engine sets its own. It serves every service
-	// (a dependencies entry's Base is ignored).
+	// called over plain HTTP (a dependencies entry's Base is ignored).
 	Base http.RoundTripper `json:"-" yaml:"-"`
+	// TLS, if set, makes every call mutual TLS with this process's
+	// identity: each attempt goes to https://<instance address>/... through
+	// an http.Transport of the service's own whose handshake succeeds only
+	// with an instance proving it is that service (identity.Dialer), and
+	// carries the user token of the request being served, if any
+	// (identity.ForwardUser). The SDK sets it from the instance's identity.
+	TLS *identity.Dialer `json:"-" yaml:"-"`
+	// Plaintext names services called over plain HTTP (through Base) even
+	// with TLS set: programs a manifest marks plaintext: true.
+	Plaintext []string `json:"-" yaml:"-"`
 }
 
 // Observer learns of every attempt a Transport makes, failed or not. It is

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"net/http"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -23,6 +25,11 @@ type dependency struct {
 	// spanNames are the names of the spans of its calls, by method (see
 	// spanName), made once rather than per call.
 	spanNames [4]string
+	// rt sends the attempts, to URLs of scheme (empty: the request's own):
+	// the Transport's base, or with an identity the service's own mutual
+	// TLS transport, whose pool holds only connections verified for it.
+	rt     http.RoundTripper
+	scheme string
 
 	inFlight                                          atomic.Int64
 	calls, failures, retries, budgetOut, bulkheadFull atomic.Uint64
@@ -41,11 +48,20 @@ func (t *Transport) dependency(service string) *dependency {
 		hedger:    resilience.NewHedger(cfg.Hedge),
 		throttle:  resilience.NewThrottle(cfg.Throttle),
 		spanNames: newSpanNames(service),
+		rt:        t.base,
 	}
 	if cfg.MaxInFlight > 0 {
 		d.bulkhead = bulkhead.New[any](uint(cfg.MaxInFlight))
 	}
-	v, _ := t.services.LoadOrStore(service, d)
+	if t.cfg.TLS != nil && !slices.Contains(t.cfg.Plaintext, service) {
+		tr := newBaseTransport()
+		tr.DialTLSContext = limitDials(maxHandshakes, t.cfg.TLS.ForService(service)).DialContext
+		d.rt, d.scheme = tr, "https"
+	}
+	v, loaded := t.services.LoadOrStore(service, d)
+	if loaded && d.rt != t.base {
+		d.rt.(*http.Transport).CloseIdleConnections() // never used: a racing call stored its own
+	}
 	return v.(*dependency)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // Resolver lists the instances of a service. Instances is called on every
@@ -79,7 +80,17 @@ func (t *Transport) Client() *http.Client { return &http.Client{Transport: t} }
 
 // CloseIdleConnections closes idle connections to every instance.
 func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+	closeIdle(t.base)
+	t.services.Range(func(_, v any) bool {
+		if d := v.(*dependency); d.rt != t.base {
+			closeIdle(d.rt)
+		}
+		return true
+	})
+}
+
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 }
@@ -301,7 +312,11 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 			hg.cancel = cancel
 		}
 	}
-	w.t, w.host, w.scheme, w.cancel = t, h, req.URL.Scheme, cancel
+	scheme := req.URL.Scheme
+	if dep.scheme != "" {
+		scheme = dep.scheme
+	}
+	w.rt, w.host, w.scheme, w.cancel = dep.rt, h, scheme, cancel
 	w.start(start, c.perTry, c.failOver && n+1 < c.maxAttempts)
 	var wrote *atomic.Bool
 	if watchWrite {
@@ -310,9 +325,9 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	}
 	actx, span := t.startAttempt(actx, dep, req.Method, n, traced)
-	out := c.outgoing(actx, req, inst.Addr, wait, n)
+	out := c.outgoing(actx, req, inst.Addr, scheme, wait, n)
 
-	resp, err := t.base.RoundTrip(out)
+	resp, err := dep.rt.RoundTrip(out)
 	ended := w.end() // why the watch ended the attempt, if it did
 	var f failure
 	outcome := balance.Success
@@ -375,20 +390,22 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 }
 
 // outgoing builds the request for attempt n: same request, the instance's
-// address, the attempt's context and, in TimeoutHeader, how long the caller
-// waits for it: the call's remaining deadline, or the explicit per-try
-// timeout if that is shorter; the trace context, baggage and request ID of
-// the attempt's context (see inject). The first
-// attempt uses storage in c; later ones allocate, since the transport may
-// still be reading an abandoned attempt's request.
-func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wait time.Duration, n int) *http.Request {
+// address and the scheme to reach it with, the attempt's context and, in
+// TimeoutHeader, how long the caller waits for it: the call's remaining
+// deadline, or the explicit per-try timeout if that is shorter; the trace
+// context, baggage and request ID of the attempt's context (see inject);
+// the user token of the request being served (identity.ForwardUser) unless
+// the caller set one. The first attempt uses storage in c; later ones
+// allocate, since the transport may still be reading an abandoned
+// attempt's request.
+func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme string, wait time.Duration, n int) *http.Request {
 	out := req.WithContext(ctx)
 	u, hv := &c.url, c.hdrVal[:]
 	if n > 0 {
 		u, hv = new(url.URL), make([]string, 1)
 	}
 	*u = *req.URL
-	u.Host = addr
+	u.Host, u.Scheme = addr, scheme
 	out.URL = u
 	if out.Host == "" {
 		out.Host = req.URL.Host // the service name, for the callee's logs
@@ -399,6 +416,9 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 	hdr := make(http.Header, len(req.Header)+2)
 	for k, v := range req.Header {
 		hdr[k] = v
+	}
+	if hdr[identity.UserTokenHeader] == nil {
+		identity.ForwardUser(ctx, hdr)
 	}
 	if !c.stream {
 		// A stream's callee gets no deadline: the call's timeout bounds

@@ -49,7 +49,7 @@ const (
 // per-try timeout (Config.PerTryTimeout). It covers the wait for response
 // headers only: end stops it as the attempt gets its answer.
 type watch struct {
-	t      *Transport
+	rt     http.RoundTripper // the attempt's, for the liveness check
 	host   *balance.Host
 	scheme string
 	cancel context.CancelCauseFunc
@@ -184,7 +184,7 @@ func (w *watch) fire() {
 
 // check asks the quiet instance whether it is alive and acts on the answer.
 func (w *watch) check() {
-	alive := w.t.alive(w.scheme, w.host.Instance().Addr)
+	alive := alive(w.rt, w.scheme, w.host.Instance().Addr)
 	w.host.CheckDone(alive)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -201,12 +201,12 @@ func (w *watch) check() {
 	w.rearm(now)
 }
 
-// alive reports whether the server at addr answers OPTIONS * within
-// checkTimeout. Go's net/http server answers it itself (neither the handler
+// alive reports whether the server at addr answers OPTIONS *, sent through
+// rt, within checkTimeout. Go's net/http server answers it itself (neither the handler
 // nor admission control sees it), and any HTTP answer, an error status
 // included, proves a live process; a frozen one accepts the connection (the
 // kernel does) and answers nothing.
-func (t *Transport) alive(scheme, addr string) bool {
+func alive(rt http.RoundTripper, scheme, addr string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	req := (&http.Request{
@@ -215,7 +215,7 @@ func (t *Transport) alive(scheme, addr string) bool {
 		Host:   addr,
 		Header: http.Header{},
 	}).WithContext(ctx)
-	resp, err := t.base.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return false
 	}

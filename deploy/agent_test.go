@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/discovery/discoverytest"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // envFakeProgram and envFakeSick configure fakeProgram (see TestMain).
@@ -96,6 +97,7 @@ type agentFixture struct {
 	watcher *discovery.Member
 	out     *syncBuffer
 	sick    string // touch it to make the program's health check fail
+	admin   string // the agent's admin listener
 	cancel  context.CancelFunc
 	done    chan error // Run's result
 }
@@ -111,10 +113,11 @@ func startAgent(t *testing.T, edit func(*agentFixture)) *agentFixture {
 	// The program's address: a random loopback address on ProgramPort,
 	// as in a pod, where nothing else listens. No port is probed.
 	host := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(256), 1+rand.IntN(250))
-	f := &agentFixture{watcher: watcher, out: &syncBuffer{}, sick: t.TempDir() + "/sick", done: make(chan error, 1)}
+	f := &agentFixture{watcher: watcher, out: &syncBuffer{}, sick: t.TempDir() + "/sick", done: make(chan error, 1),
+		admin: handofftest.Port(t).Addr().String()}
 	f.agent = &Agent{
 		Config: shoal.Config{
-			Name: "trailers", Addr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+			Name: "trailers", Addr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", AdminAddr: f.admin,
 			Seeds: []string{watcher.GossipAddr()}, DrainTimeout: 3 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		},
@@ -191,8 +194,8 @@ func TestAgentServesProgram(t *testing.T) {
 	if want := fmt.Sprintf(`hello host=%s gossip_key="" port=%d`, inst.Addr, ProgramPort); resp.StatusCode != 200 || string(body) != want {
 		t.Fatalf("GET /hello: %s %q, want 200 %q", resp.Status, body, want)
 	}
-	// The SDK's admin paths are the agent's: readiness is the instance's.
-	if resp, err := http.Get("http://" + inst.Addr + shoal.PathReady); err != nil || resp.StatusCode != 200 {
+	// The SDK's admin listener is the agent's: readiness is the instance's.
+	if resp, err := http.Get("http://" + f.admin + shoal.PathReady); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET /readyz: %v %v", resp, err)
 	} else {
 		resp.Body.Close()

@@ -61,7 +61,7 @@ type Image struct {
 // ImageRef is the reference of service's image: [registry/]system-service:version.
 // shoal export kubernetes writes the same references into the pods.
 func ImageRef(registry, system, service, version string) string {
-	ref := systemName(system) + "-" + service + ":" + version
+	ref := manifest.SystemName(system) + "-" + service + ":" + version
 	if registry != "" {
 		ref = strings.TrimSuffix(registry, "/") + "/" + ref
 	}
@@ -336,7 +336,7 @@ func (b *builder) configure(cf *v1.ConfigFile, s *manifest.Service, entry, args 
 // imageLabels are the OCI annotations of an image's config.
 func imageLabels(m *manifest.Manifest, s *manifest.Service, r Release) map[string]string {
 	l := map[string]string{
-		"org.opencontainers.image.title":   systemName(m.Name) + "-" + s.Name,
+		"org.opencontainers.image.title":   manifest.SystemName(m.Name) + "-" + s.Name,
 		"org.opencontainers.image.version": r.Version,
 		"org.opencontainers.image.created": r.Created.UTC().Format("2006-01-02T15:04:05Z"),
 	}

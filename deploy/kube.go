@@ -143,7 +143,7 @@ type kube struct {
 }
 
 func newKube(m *manifest.Manifest, opts KubeOptions) (*kube, error) {
-	k := &kube{m: m, opts: opts, system: systemName(m.Name), manifest: filepath.Base(m.Path),
+	k := &kube{m: m, opts: opts, system: manifest.SystemName(m.Name), manifest: filepath.Base(m.Path),
 		files: map[string][]string{}, config: map[string]bool{}, fileKeys: map[string]string{}}
 	var problems []string
 	check := func(what, name string, errs []string) {

@@ -548,11 +548,3 @@ func TestExportRefusesBadNames(t *testing.T) {
 		t.Fatalf("error %v, want the namespace and the long name", err)
 	}
 }
-
-func TestSystemName(t *testing.T) {
-	for in, want := range map[string]string{"flix": "flix", "My Shop!": "my-shop", "9lives": "shoal-9lives", "__": "shoal", "a--b": "a-b"} {
-		if got := systemName(in); got != want {
-			t.Errorf("systemName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -1,10 +1,9 @@
 package deploy
 
 import (
-	"strings"
-
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // The names that images, pods and secrets.sh share: ports, paths,
@@ -20,7 +19,7 @@ const (
 	// POD_IP:HTTPPort, the address each instance advertises in gossip.
 	HTTPPort = 8080
 	// AdminPort serves /healthz, /readyz and /metrics in plain HTTP
-	// (SHOAL_ADMIN_ADDR). The service port will require mTLS, which
+	// (SHOAL_ADMIN_ADDR). The service port requires mTLS, which
 	// kubelet's probes and most Prometheus set-ups cannot present, so
 	// probes and scrapes go here.
 	AdminPort = 9090
@@ -78,14 +77,17 @@ const (
 	// envDatabaseURL is store.EnvDatabaseURL (a test keeps them equal):
 	// importing store would link SQLite and pgx into the shoal command.
 	envDatabaseURL = "SHOAL_DATABASE_URL"
-	// envAdminAddr is assumed: the SDK's separate plaintext listener for
-	// the admin paths (issue 13).
-	envAdminAddr = "SHOAL_ADMIN_ADDR"
-	// envIdentity* are assumed from the identity work (issue 13): the
-	// paths of the instance's certificate, its key and the CA bundle.
-	envIdentityCert   = "SHOAL_IDENTITY_CERT"
-	envIdentityKey    = "SHOAL_IDENTITY_KEY"
-	envIdentityBundle = "SHOAL_IDENTITY_BUNDLE"
+	// envAdminAddr is the SDK's separate plaintext listener for the admin
+	// paths.
+	envAdminAddr = shoal.EnvAdminAddr
+	// envIdentity* are the paths of the instance's certificate, its key
+	// and the CA bundle.
+	envIdentityCert   = identity.EnvCert
+	envIdentityKey    = identity.EnvKey
+	envIdentityBundle = identity.EnvBundle
+	// envPolicy is the manifest's authorization:, which every SDK
+	// instance (and agent) enforces.
+	envPolicy = shoal.EnvPolicy
 	// envPodIP and envPodName come from the downward API; the others refer
 	// to them as $(POD_IP) and $(POD_NAME).
 	envPodIP   = "POD_IP"
@@ -122,24 +124,3 @@ const (
 	secretPostgres = "postgres"
 	keyPassword    = "password"
 )
-
-// systemName is the manifest's name as a DNS label, the prefix of every
-// object and image name (flix-catalog): lowercase letters, digits and '-',
-// starting with a letter. Export checks that the names it makes are short
-// enough.
-func systemName(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
-			b.WriteByte('-')
-		}
-	}
-	s := strings.Trim(b.String(), "-")
-	if s == "" || s[0] < 'a' {
-		s = strings.TrimSuffix("shoal-"+s, "-")
-	}
-	return s
-}

@@ -209,6 +209,10 @@ func (k *kube) env(s *manifest.Service) []corev1.EnvVar {
 		val(envIdentityKey, path.Join(IdentityDir, corev1.TLSPrivateKeyKey)),
 		val(envIdentityBundle, path.Join(IdentityDir, keyCA)),
 	)
+	if p := k.m.Authorization.Policy(); p != nil {
+		b, _ := json.Marshal(p) // a map of string lists
+		env = append(env, val(envPolicy, string(b)))
+	}
 	if s.Store {
 		env = append(env, secret(envDatabaseURL, k.name(secretDatabase), keyDatabaseURL))
 	}

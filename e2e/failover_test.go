@@ -51,10 +51,10 @@ func TestKillOneInstance(t *testing.T) {
 	dropped := make(chan time.Duration, 1)
 	rs := load(c.tr.Client(), rate, runFor, deadline, false, event{faultAt, func() {
 		victim = ps[c.busiest()]
-		var live []string // HTTP addresses of the instances that stay up
-		for _, in := range c.member.Catalog().Instances("hello") {
-			if in.ID != victim.id {
-				live = append(live, in.Addr)
+		var live []string // admin addresses of the instances that stay up
+		for _, p := range ps {
+			if p != victim {
+				live = append(live, p.admin)
 			}
 		}
 		killedAt = time.Now()
@@ -80,7 +80,8 @@ func TestKillOneInstance(t *testing.T) {
 }
 
 // untilEveryViewDrops polls the caller's catalog and every live instance's
-// /infoz until none lists id, and returns how long after since that was.
+// /infoz (at its admin address) until none lists id, and returns how long
+// after since that was.
 func untilEveryViewDrops(c *caller, live []string, id string, since time.Time) time.Duration {
 	for time.Since(since) < 15*time.Second {
 		gone := !c.has(id)
@@ -95,8 +96,9 @@ func untilEveryViewDrops(c *caller, live []string, id string, since time.Time) t
 	return time.Since(since)
 }
 
-// seesAllThree asks the instance at addr, through /infoz, whether it still
-// counts 3 hello instances, that is, the dead one too.
+// seesAllThree asks the instance whose admin listener is at addr, through
+// /infoz, whether it still counts 3 hello instances, that is, the dead one
+// too.
 func seesAllThree(addr string) bool {
 	resp, err := http.Get("http://" + addr + "/infoz")
 	if err != nil {
@@ -142,7 +144,7 @@ func TestAddInstance(t *testing.T) {
 	c, _ := fleet(t)
 	var added *proc
 	rs := load(c.tr.Client(), rate, runFor, deadline, false, event{faultAt, func() {
-		added = startProc(t, "hello", "hello-3", helloEnv(c, "hello-3")...)
+		added = c.startHelloAs(t, "hello-3")
 	}})
 	s := checkNoFailures(t, rs)
 	var first time.Time

@@ -14,9 +14,15 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // caller is the test process's own gossip member and resilient client.
+// The hello instances it calls have no identity: they serve plain HTTP.
+// (This test process is built with the race detector, which makes a TLS
+// handshake ten times dearer than in the services' own builds; mutual TLS
+// under load is tested through the gateways of shoal up, in up_test.go and
+// flix_chaos_test.go.)
 type caller struct {
 	member *discovery.Member
 	tr     *client.Transport
@@ -29,13 +35,28 @@ func newCaller(t *testing.T) *caller {
 	t.Helper()
 	cfg := discovery.LocalConfig()
 	cfg.BindAddr = "127.0.0.1:0"
-	m, err := discovery.New(cfg, discovery.Instance{ID: "e2e-caller", Service: "e2e-caller", Addr: "127.0.0.1:9", State: discovery.StateServing})
+	m := runMember(t, cfg, discovery.Instance{ID: "e2e-caller", Service: "e2e-caller", Addr: "127.0.0.1:9", State: discovery.StateServing})
+	c := &caller{member: m}
+	tr, err := client.New(m.Catalog(), client.Config{Observer: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tr = tr
+	t.Cleanup(c.tr.CloseIdleConnections)
+	return c
+}
+
+// runMember runs a gossip member in this process until the test ends, and
+// returns it once it is ready (joining its seeds may still go on).
+func runMember(t *testing.T, cfg discovery.Config, self discovery.Instance) *discovery.Member {
+	t.Helper()
+	m, err := discovery.New(cfg, self)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	go func() { done <- m.Run(ctx) }() // owned by the test: ends at its cleanup
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -43,15 +64,10 @@ func newCaller(t *testing.T) *caller {
 	select {
 	case <-m.Ready():
 	case err := <-done:
+		done <- err // for the cleanup
 		t.Fatal(err)
 	}
-	c := &caller{member: m}
-	c.tr, err = client.New(m.Catalog(), client.Config{Observer: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.tr.CloseIdleConnections)
-	return c
+	return m
 }
 
 func (c *caller) ObserveAttempt(_ string, a client.Attempt) {
@@ -112,14 +128,21 @@ func (c *caller) lastAttemptOn(id string) time.Time {
 func (c *caller) startHello(t *testing.T, i int) *proc {
 	t.Helper()
 	id := fmt.Sprintf("hello-%d", i)
-	p := startProc(t, "hello", id, helloEnv(c, id)...)
+	p := c.startHelloAs(t, id)
 	waitFor(t, 10*time.Second, id+" in the caller's catalog", func() bool { return c.has(id) })
 	return p
 }
 
-func helloEnv(c *caller, id string) []string {
-	return []string{"SHOAL_NAME=hello", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=127.0.0.1:0",
+// startHelloAs starts a hello instance with ID id, seeded with the caller,
+// with its admin listener on a reserved port (proc.admin).
+func (c *caller) startHelloAs(t *testing.T, id string) *proc {
+	t.Helper()
+	admin := handofftest.Port(t).Addr().String()
+	env := []string{"SHOAL_NAME=hello", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=127.0.0.1:0", "SHOAL_ADMIN_ADDR=" + admin,
 		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_SEEDS=" + c.member.GossipAddr(), "SHOAL_DRAIN_TIMEOUT=5s"}
+	p := startProc(t, "hello", id, env...)
+	p.admin = admin
+	return p
 }
 
 func (c *caller) has(id string) bool {

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 // proc is a service instance running as a child process.
 type proc struct {
 	id      string
+	admin   string // an SDK program's admin listener, if the test gave it one
 	cmd     *exec.Cmd
 	started time.Time
 	out     *syncBuffer

@@ -79,7 +79,7 @@ func TestUpReadyMeansReady(t *testing.T) {
 			Calls   []string `json:"calls"`
 			Missing []string `json:"missing"`
 		}
-		resp, err := http.Get("http://" + in.Addr + "/infoz")
+		resp, err := http.Get("http://" + in.Admin + "/infoz")
 		if err != nil {
 			t.Fatalf("%s/%d /infoz: %v", in.Service, in.Index, err)
 		}

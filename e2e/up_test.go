@@ -134,6 +134,7 @@ type psEntry struct {
 	Service  string `json:"service"`
 	Index    int    `json:"index"`
 	Addr     string `json:"addr"`
+	Admin    string `json:"admin"`
 	PID      int    `json:"pid"`
 	State    string `json:"state"`
 	Restarts int    `json:"restarts"`
@@ -225,7 +226,7 @@ func TestUpReferenceSystem(t *testing.T) {
 		var apis []string
 		for _, e := range sys.ps(t) {
 			if e.Service == "api" {
-				apis = append(apis, e.Addr)
+				apis = append(apis, e.Admin)
 			}
 		}
 		want := []string{`shoal_client_max_in_flight{service="ratings"} 128`, `shoal_client_max_in_flight{service="catalog"} 1024`}
@@ -395,7 +396,7 @@ func untilNewInstancesServe(sys *system, wait func() (string, time.Time, error),
 	var addrs []string
 	for _, e := range list {
 		if e.Service == "catalog" && e.Index > 3 {
-			addrs = append(addrs, e.Addr)
+			addrs = append(addrs, e.Admin)
 		}
 	}
 	for time.Since(issued) < time.Minute {

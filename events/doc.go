@@ -41,6 +41,20 @@
 // retry a delivery on another instance of the subscriber; the Inbox
 // deduplicates by itself, so mount it outside idempotency middleware.
 //
+// # Who may deliver
+//
+// An inbox is an ordinary endpoint of its service, so an SDK service with
+// an identity (every instance under shoal up) serves it behind the same
+// identity.Guard as the rest: a delivery must come over mutual TLS with the
+// publisher's certificate, from a service the manifest's authorization:
+// lets call the subscriber; anonymous posts are refused (401) before the
+// inbox runs. The inbox itself also refuses (403) a request that passed
+// the Guard on an end user's token alone: a user is not a publisher. The
+// outbox delivers through the service's own client, so it presents the
+// producer's certificate with no code of its own. A service without an
+// identity (plain HTTP, tests) accepts deliveries from anyone who reaches
+// it.
+//
 // # Guarantees
 //
 //   - Atomic publication: an event exists if and only if the producer's

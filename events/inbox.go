@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -78,12 +79,22 @@ func (in *Inbox) Handle(topic string, h Handler) {
 // answered 204 without running the handler. A handler error rolls back
 // and answers 500, so the producer delivers again later. Missing or
 // invalid headers or body answer 400, a topic with no handler 404, other
-// methods 405. Errors are JSON: {"error": {"code": …, "message": …}}.
+// methods 405, a delivery that came on a user token without a publisher's
+// certificate 403 (see "Who may deliver" in the package doc). Errors are
+// JSON: {"error": {"code": …, "message": …}}.
 func (in *Inbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "events are POSTed")
 		return
+	}
+	if _, service := identity.CallerFrom(r.Context()); !service {
+		if _, user := identity.UserFrom(r.Context()); user {
+			// Past a Guard with a user token alone (a route of the gateway
+			// that reaches /_events): a user is not a publisher.
+			writeError(w, http.StatusForbidden, "forbidden", "events are delivered by services, with their certificates, not on a user's behalf")
+			return
+		}
 	}
 	ev := Event{ID: r.Header.Get(HeaderID), Topic: r.Header.Get(HeaderTopic)}
 	if !validID(ev.ID) || !validTopic(ev.Topic) {

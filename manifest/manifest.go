@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // Limits and defaults of the manifest.
@@ -38,6 +40,10 @@ type Manifest struct {
 	// Gateway is the front door's configuration: routes, auth, limits,
 	// CORS. nil without a gateway: key (default routes only).
 	Gateway *Gateway `yaml:"gateway" example:"{routes: [{path: /v1/titles/, service: catalog}]}"`
+	// Authorization says which services may call which. nil without an
+	// authorization: key: any service of the system may call any other
+	// (each still only with a certificate of the system).
+	Authorization *Authorization `yaml:"authorization" example:"{allow: {ratings: [gateway, api]}}"`
 
 	// Path is the manifest file, absolute; Dir its folder, against which
 	// build paths and the .shoal state folder are resolved.
@@ -97,6 +103,53 @@ type Service struct {
 	// throttle, max_in_flight...). It reaches SDK programs as
 	// SHOAL_DEPENDENCIES and overrides what their code sets, field by field.
 	Dependencies map[string]client.Config `yaml:"dependencies" example:"{ratings: {timeout: 300ms}}"`
+	// Plaintext: the program gets no certificate and serves plain HTTP,
+	// and the others call it so. Only for a program that cannot serve TLS:
+	// anyone who reaches its port may call it, it sees no caller's
+	// identity, and it cannot call services that have one.
+	Plaintext bool `yaml:"plaintext" example:"true"`
+}
+
+// Authorization is a manifest's authorization: section. shoal up gives
+// every instance its policy (SHOAL_POLICY), and the SDK refuses, with 403,
+// a call from a service the policy does not allow; event deliveries are
+// calls from their publisher to the subscriber.
+type Authorization struct {
+	// Allow maps a service to the services that may call it. "*" as a
+	// caller means any service of the system; as a key, every service. A
+	// service it does not name may be called by no one ("*" aside).
+	Allow map[string][]string `yaml:"allow" example:"{ratings: [gateway, api], search: [\"*\"]}"`
+}
+
+// Policy returns the section as the identity package's Policy; nil for a
+// nil Authorization.
+func (a *Authorization) Policy() *identity.Policy {
+	if a == nil {
+		return nil
+	}
+	return &identity.Policy{Allow: a.Allow}
+}
+
+// SystemName returns a system's name (Manifest.Name) as a DNS label:
+// lowercase letters, digits and '-', starting with a letter ("shoal-" is
+// put before a name that would not). It is the trust domain of the
+// system's identities (spiffe://<system>/<service>) and the prefix of its
+// Kubernetes objects and images (flix-catalog).
+func SystemName(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if s == "" || s[0] < 'a' {
+		s = strings.TrimSuffix("shoal-"+s, "-")
+	}
+	return s
 }
 
 // Ports are a service's fixed ports. In YAML a list of port numbers, or

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/shoal-dev/shoal/client"
 )
 
 func TestParseValid(t *testing.T) {
@@ -87,6 +89,30 @@ services:
 			}},
 		},
 		{
+			name: "authorization and a plaintext program",
+			yaml: `services:
+  gateway: {build: ./cmd/shoal, args: [gateway]}
+  web: {build: ./web, dependencies: {db: {timeout: 1s}}}
+  db: {build: ./db}
+  py: {command: [python3, app.py], plaintext: true}
+gateway:
+  routes: [{path: /x, service: web}, {path: /py, service: py}]
+authorization:
+  allow:
+    web: [gateway]
+    db: [web, "*"]
+`,
+			want: &Manifest{Name: filepath.Base(dir), DrainTimeout: 10 * time.Second, Services: Services{
+				{Name: "gateway", Build: "./cmd/shoal", Args: []string{"gateway"}, Instances: 1, Register: RegisterSDK, Health: "/readyz"},
+				{Name: "web", Build: "./web", Instances: 1, Register: RegisterSDK, Health: "/readyz",
+					Dependencies: map[string]client.Config{"db": {Timeout: time.Second}}},
+				{Name: "db", Build: "./db", Instances: 1, Register: RegisterSDK, Health: "/readyz"},
+				{Name: "py", Command: []string{"python3", "app.py"}, Instances: 1, Register: RegisterSupervisor, Health: "/", Plaintext: true},
+			},
+				Gateway:       &Gateway{Routes: []Route{{Path: "/x", Service: "web"}, {Path: "/py", Service: "py"}}},
+				Authorization: &Authorization{Allow: map[string][]string{"web": {"gateway"}, "db": {"web", "*"}}}},
+		},
+		{
 			name: "comments and document marker",
 			yaml: "---\n# the system\nservices: # all of them\n  web:\n    build: ./web # here\n",
 			want: &Manifest{Name: filepath.Base(dir), DrainTimeout: 10 * time.Second, Services: Services{
@@ -101,7 +127,7 @@ services:
 				t.Fatalf("Parse: %v", err)
 			}
 			tt.want.Path, tt.want.Dir = abs, dir
-			if diff := cmp.Diff(tt.want, m, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.want, m, cmpopts.EquateEmpty(), cmpopts.IgnoreUnexported(Gateway{})); diff != "" {
 				t.Errorf("manifest (-want +got):\n%s", diff)
 			}
 			checkInvariants(t, m)
@@ -329,9 +355,27 @@ func TestParseErrors(t *testing.T) {
 			[]string{
 				"m.yaml:5:25: services.api.dependencies.x.dependencies: alias *d refers to a value that contains it; write the value out",
 			}},
+		{"authorization names what is not there, and forbids what the manifest does",
+			`services:
+  gateway: {build: ./cmd/shoal}
+  web: {build: ./web, dependencies: {db: {timeout: 1s}}}
+  db: {build: ./db}
+gateway:
+  routes: [{path: /x, service: web}, {path: /y, service: db}]
+authorization:
+  allow:
+    web: [gateway, wbe]
+    dbb: [web]
+`,
+			[]string{
+				"m.yaml:3:38: services.web.dependencies.db: web calls db, but authorization.allow.db does not list web; add it: db: [web, ...]",
+				"m.yaml:6:58: gateway.routes[1].service: the gateway routes to db, but authorization.allow.db does not list gateway; add it: db: [gateway, ...]",
+				"m.yaml:9:20: authorization.allow.web[1]: \"wbe\" is not a service of this manifest; did you mean web?",
+				"m.yaml:10:5: authorization.allow.dbb: \"dbb\" is not a service of this manifest; did you mean db?",
+			}},
 		{"anchors in an unknown key", "x-common: &common\n  instances: 3\nservices:\n  a:\n    <<: *common\n    build: ./a\n",
 			[]string{
-				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway",
+				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway, authorization",
 			}},
 	}
 	for _, tt := range tests {
@@ -558,4 +602,12 @@ func FuzzParseManifest(f *testing.F) {
 			t.Errorf("ParseGateway refused what Parse accepted: %v", err)
 		}
 	})
+}
+
+func TestSystemName(t *testing.T) {
+	for in, want := range map[string]string{"flix": "flix", "My Shop!": "my-shop", "9lives": "shoal-9lives", "__": "shoal", "a--b": "a-b"} {
+		if got := SystemName(in); got != want {
+			t.Errorf("SystemName(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

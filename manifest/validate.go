@@ -61,6 +61,7 @@ func (c *checker) manifest(m *Manifest, needServices bool) {
 		m.Gateway.src = c.src
 		c.gateway("gateway", m.Gateway)
 	}
+	c.authorization(m)
 }
 
 // service checks one service and fills in its defaults.

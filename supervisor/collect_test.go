@@ -26,7 +26,7 @@ func TestCollect(t *testing.T) {
 	web := fmt.Sprintf(`echo '{"msg":"handled","trace_id":"%s"}'; echo 'unrelated line'; exec python3 %s`, traceID, filepath.Join(wd, "testdata", "web.py"))
 	m := &Manifest{Name: "collect", Services: []*ServiceSpec{
 		{Name: "hello", Command: []string{helloBin}, Register: RegisterSDK, Instances: 2},
-		{Name: "web", Command: []string{"sh", "-c", web}, Instances: 1},
+		{Name: "web", Command: []string{"sh", "-c", web}, Instances: 1, Plaintext: true},
 	}}
 	r := startSupervisor(t, m)
 	ctx := context.Background()
@@ -90,7 +90,7 @@ func TestCollect(t *testing.T) {
 				}
 				got = append(got, g.Labels["shoal_instance"]+"@"+g.Targets[0])
 			}
-			want := []string{"hello/1@" + hello[0].Addr, "hello/2@" + hello[1].Addr}
+			want := []string{"hello/1@" + hello[0].Admin, "hello/2@" + hello[1].Admin}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				return fmt.Errorf("targets %v, want %v", got, want)
 			}

@@ -13,7 +13,15 @@
 //
 //   - writes <dir>/.shoal/state.json (pid, control API address, gossip
 //     seed, a secret token), refusing to start if a live supervisor owns it;
-//   - starts its own gossip member, the seed every instance is given;
+//   - opens the system's keys, creating them on the first run (keys.go):
+//     the CA in <dir>/.shoal/identity (package identity; its name is the
+//     manifest's, as manifest.SystemName makes it a DNS label) and the
+//     gossip keyring in <dir>/.shoal/gossip.key (0600; SHOAL_GOSSIP_KEY in
+//     shoal up's environment wins); every minute it keeps the CA current
+//     (identity.Authority.Maintain) and renews the certificates of running
+//     processes that are due;
+//   - starts its own gossip member, the seed every instance is given, with
+//     the keyring: a process without it can neither join nor be heard;
 //   - builds each distinct build: package once into <dir>/.shoal/bin;
 //   - binds each process's TCP socket itself (its fixed port, or one the
 //     kernel picks) and hands it over as an inherited descriptor
@@ -22,13 +30,22 @@
 //     the descriptor may bind PORT itself if it sets SO_REUSEADDR;
 //   - starts every instance with SHOAL_LISTEN_FD, PORT, SHOAL_ADDR,
 //     SHOAL_NAME, SHOAL_INSTANCE, SHOAL_SEEDS, SHOAL_GOSSIP_ADDR,
-//     SHOAL_DRAIN_TIMEOUT and SHOAL_DATA_DIR in its environment, and the
-//     OpenTelemetry variables of the collector below, in its own process
-//     group and with a parent-death signal, so no instance outlives a
-//     killed supervisor;
+//     SHOAL_GOSSIP_KEY, SHOAL_DRAIN_TIMEOUT and SHOAL_DATA_DIR in its
+//     environment; a certificate of its service issued for the process
+//     (SHOAL_IDENTITY_CERT, _KEY, _BUNDLE; removed when the process ends),
+//     unless the manifest marks the service plaintext: true; the
+//     manifest's authorization: as SHOAL_POLICY and the plaintext services
+//     as SHOAL_PLAINTEXT_SERVICES; for an SDK program, SHOAL_ADMIN_ADDR, a
+//     loopback port reserved for the process's admin listener; and the
+//     OpenTelemetry variables of the collector below. Each runs in its own
+//     process group and with a parent-death signal, so no instance
+//     outlives a killed supervisor;
 //   - polls each instance's health path until it answers 200 (only then is
-//     it serving), prints a status table, and streams the instances' output
-//     prefixed "service/index | ";
+//     it serving): an SDK program's on its admin listener, another
+//     program's on its own port, over mutual TLS with the supervisor's own
+//     certificate (service shoal-supervisor) unless it is plaintext; then
+//     prints a status table, and streams the instances' output prefixed
+//     "service/index | ";
 //   - restarts an instance that exits unasked after 100 ms, doubling to
 //     10 s (reset once it has served 30 s); 5 exits within a minute is
 //     reported as a crash loop and retried every 10 s;
@@ -77,7 +94,8 @@
 //     failed ones of the last 10 minutes, at most 2,000 spans per trace and
 //     64 MiB in all; spans beyond that are dropped and counted (the
 //     exporter is told, in the OTLP partial-success answer).
-//   - metrics: every 2 s it scrapes each SDK instance's /metrics
+//   - metrics: every 2 s it scrapes each SDK instance's /metrics (on its
+//     admin listener)
 //     (protobuf, decoding only the families it shows) into rolling
 //     windows: rates, error ratios and p50/p99 from the histograms over the
 //     last 10 s, per instance, per service and per caller→dependency, and 5

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/handoff"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // Instance states, as ps shows them.
@@ -65,17 +66,16 @@ type instance struct {
 	index int
 	fixed bool          // port is from the manifest's port list
 	next  *handoff.Port // socket of the next process to start, if already bound; used by run only
-	// shared: next was handed over by the instance this one replaces, which
-	// still accepts from it, so a health probe may be answered by either.
-	shared bool
 
 	stop     chan struct{} // closed by requestStop
 	stopOnce sync.Once
 	done     chan struct{} // closed when run returns
 
-	mu       sync.Mutex    // guards the fields below
-	port     int           // of the current (or last) process's socket; written by run only
-	sock     *handoff.Port // fixed port: the supervisor's copy of the running process's socket
+	mu       sync.Mutex     // guards the fields below
+	port     int            // of the current (or last) process's socket; written by run only
+	admin    string         // the current (or last) SDK process's admin listener; written by run only
+	files    identity.Files // the running process's identity; zero when none runs
+	sock     *handoff.Port  // fixed port: the supervisor's copy of the running process's socket
 	id       string
 	proc     *os.Process
 	state    string
@@ -97,7 +97,7 @@ func (in *instance) status() InstanceStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	st := InstanceStatus{
-		Service: in.svc.name, Index: in.index, ID: in.id, Addr: "127.0.0.1:" + strconv.Itoa(in.port),
+		Service: in.svc.name, Index: in.index, ID: in.id, Addr: "127.0.0.1:" + strconv.Itoa(in.port), Admin: in.admin,
 		State: in.state, Restarts: in.restarts, LastExit: in.lastExit,
 	}
 	if in.proc != nil {
@@ -190,8 +190,8 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	}
 	s, svc := in.sup, in.svc
 	id := fmt.Sprintf("%s-%d-%s", svc.name, in.index, randomHex(2))
-	sock, shared := in.next, in.shared
-	in.next, in.shared = nil, false
+	sock := in.next
+	in.next = nil
 	if sock == nil {
 		var err error
 		if sock, err = in.reserve(); err != nil {
@@ -199,10 +199,34 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 		}
 	}
 	port := sock.Addr().Port
-	in.set(func() { in.port = port })
+	files, err := s.keys.instanceFiles(svc, id)
+	if err != nil {
+		sock.Close()
+		return 0, err.Error(), false
+	}
+	defer func() { // the process has ended: its certificate goes with it
+		in.mu.Lock()
+		in.files = identity.Files{}
+		in.mu.Unlock()
+		removeFiles(files)
+	}()
+	// An SDK program's admin listener: on a port reserved, like its own,
+	// until the process ends, so that the probes reach this process and no
+	// other, also while a replacement shares the service's socket.
+	target, admin := "127.0.0.1:"+strconv.Itoa(port), ""
+	if svc.register == RegisterSDK {
+		adm, err := handoff.Reserve("127.0.0.1:0")
+		if err != nil {
+			sock.Close()
+			return 0, err.Error(), false
+		}
+		defer adm.Close()
+		target, admin = adm.Addr().String(), adm.Addr().String()
+	}
+	in.set(func() { in.port, in.admin, in.files = port, admin, files })
 	cmd := exec.Command(svc.path, svc.args...)
 	cmd.Dir = s.m.Dir
-	cmd.Env = s.env(svc, port, id)
+	cmd.Env = s.env(svc, port, id, files, admin)
 	sock.Pass(cmd)
 	out := &lineWriter{emit: func(text string) { s.logLine(svc, in.index, text) }}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -236,16 +260,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	in.set(func() { in.id, in.proc, in.state, in.started = id, cmd.Process, StateStarting, time.Now() })
 	s.log.Debug("started", "instance", in.name(), "id", id, "pid", pid, "port", port)
 
-	ready := func() bool { return in.probe(port) }
-	if shared {
-		// The probe may reach the old process: the new one is ready once it
-		// is also in discovery (an SDK program joins just before serving).
-		ready = func() bool {
-			inst, ok := s.seed.Catalog().Snapshot().Lookup(id)
-			return ok && inst.State == discovery.StateServing && in.probe(port)
-		}
-	}
-	switch in.waitReady(exited, ready) {
+	switch in.waitReady(exited, func() bool { return in.probe(target) }) {
 	case readyStop:
 		in.terminate(pid, exited, nil)
 		return 0, "", true
@@ -268,7 +283,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	}
 	readyAt := time.Now()
 	in.set(func() { in.state, in.looping = StateServing, false })
-	in.watchHealth(exited, ag, port)
+	in.watchHealth(exited, ag, target)
 	select {
 	case <-exited:
 		in.set(func() { in.state = StateCrashed }) // not serving while the agent leaves
@@ -286,7 +301,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 // agent, if any, between serving and draining in discovery). A check runs
 // on its own goroutine so that an exit or a stop is acted on at once; the
 // last one may outlive watchHealth by up to healthTimeout.
-func (in *instance) watchHealth(exited <-chan struct{}, ag *agent, port int) {
+func (in *instance) watchHealth(exited <-chan struct{}, ag *agent, target string) {
 	tick := time.NewTicker(healthEvery)
 	defer tick.Stop()
 	results := make(chan bool, 1)
@@ -300,7 +315,7 @@ func (in *instance) watchHealth(exited <-chan struct{}, ag *agent, port int) {
 		case <-tick.C:
 			if !probing {
 				probing = true
-				go func() { results <- in.probe(port) }()
+				go func() { results <- in.probe(target) }()
 			}
 		case ok := <-results:
 			probing = false
@@ -324,13 +339,14 @@ func (in *instance) watchHealth(exited <-chan struct{}, ag *agent, port int) {
 	}
 }
 
-// probe reports whether the health path on port answers 200 within
+// probe reports whether the health path at target (an SDK program's admin
+// listener, another program's own address) answers 200 within
 // healthTimeout.
-func (in *instance) probe(port int) bool {
+func (in *instance) probe(target string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.svc.scheme+"://127.0.0.1:"+strconv.Itoa(port)+in.svc.health, nil)
-	resp, err := in.sup.health.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.svc.probeVia+"://"+target+in.svc.health, nil)
+	resp, err := in.svc.probe.Do(req)
 	if err != nil {
 		return false
 	}
@@ -461,11 +477,7 @@ type agent struct {
 }
 
 func startAgent(s *Supervisor, self discovery.Instance) (*agent, error) {
-	cfg, err := s.gossipConfig([]string{s.seed.GossipAddr()})
-	if err != nil {
-		return nil, err
-	}
-	m, err := discovery.New(cfg, self)
+	m, err := discovery.New(s.gossipConfig([]string{s.seed.GossipAddr()}), self)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery/discoverytest"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // helloBin is examples/hello, an SDK service, built once by TestMain.
@@ -127,6 +129,20 @@ func startSupervisor(t *testing.T, m *Manifest) *running {
 	return r
 }
 
+// caller returns a client that calls instances of service by address as a
+// service of the system would: mutual TLS with a certificate of the
+// system's CA (for "tester"), to an instance that proves it is service,
+// one new connection per request.
+func (r *running) caller(t *testing.T, service string) *http.Client {
+	t.Helper()
+	creds, err := r.sup.keys.auth.Credentials("tester", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DisableKeepAlives: true, DialTLSContext: identity.NewDialer(identity.NewSource(creds), nil).ForService(service)}
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+}
+
 // eventually polls f every 20ms until it returns nil, failing the test with
 // f's last error after timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
@@ -189,7 +205,7 @@ func testManifest(dir, hello string) *Manifest {
 	wd, _ := os.Getwd()
 	return &Manifest{Name: "test", Dir: dir, DrainTimeout: 2 * time.Second, Services: []*ServiceSpec{
 		{Name: "hello", Command: []string{hello}, Register: RegisterSDK, Instances: 2},
-		{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}, Instances: 1},
+		{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}, Instances: 1, Plaintext: true},
 	}}
 }
 

@@ -11,6 +11,8 @@ type (
 	ServiceSpec = manifest.Service
 	// Register says who announces an instance in gossip discovery.
 	Register = manifest.Register
+	// Authorization says which services may call which.
+	Authorization = manifest.Authorization
 )
 
 // Who registers an instance in gossip discovery.

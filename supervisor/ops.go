@@ -27,7 +27,8 @@ type InstanceStatus struct {
 	ID       string        `json:"id"`    // SHOAL_INSTANCE of the current (or last) process
 	PID      int           `json:"pid"`   // 0 while no process runs
 	Addr     string        `json:"addr"`
-	State    string        `json:"state"` // starting, serving, draining, crashed, stopped
+	Admin    string        `json:"admin,omitempty"` // an SDK program's admin listener: health, metrics, pprof
+	State    string        `json:"state"`           // starting, serving, draining, crashed, stopped
 	Restarts int           `json:"restarts"`
 	Uptime   time.Duration `json:"uptime"` // of the current process, in nanoseconds in JSON
 	LastExit string        `json:"last_exit,omitempty"`
@@ -36,13 +37,16 @@ type InstanceStatus struct {
 // WriteTable writes statuses as the aligned table shown by shoal up and ps.
 func WriteTable(w io.Writer, st []InstanceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tINDEX\tINSTANCE\tPID\tADDRESS\tSTATE\tRESTARTS\tUPTIME\tLAST EXIT")
+	fmt.Fprintln(tw, "SERVICE\tINDEX\tINSTANCE\tPID\tADDRESS\tADMIN\tSTATE\tRESTARTS\tUPTIME\tLAST EXIT")
 	for _, s := range st {
-		pid, up := "-", "-"
+		pid, up, admin := "-", "-", "-"
 		if s.PID > 0 {
 			pid, up = strconv.Itoa(s.PID), s.Uptime.Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Service, s.Index, s.ID, pid, s.Addr, s.State, s.Restarts, up, s.LastExit)
+		if s.Admin != "" {
+			admin = s.Admin
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Service, s.Index, s.ID, pid, s.Addr, admin, s.State, s.Restarts, up, s.LastExit)
 	}
 	return tw.Flush()
 }

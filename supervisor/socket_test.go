@@ -19,10 +19,10 @@ import (
 	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
-// hammer sends GET url, one new connection per request, until stop; it
-// returns how many requests succeeded and the failures.
-func hammer(url string) (stop func() (ok int, failed []error)) {
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+// hammer sends GET url through c, one new connection per request (c's
+// transport keeps none), until stop; it returns how many requests
+// succeeded and the failures.
+func hammer(c *http.Client, url string) (stop func() (ok int, failed []error)) {
 	var done atomic.Bool
 	var wg sync.WaitGroup
 	var n int
@@ -64,7 +64,7 @@ func TestFixedPortRollingRestart(t *testing.T) {
 		// that takes the socket but never gets ready.
 		{Name: "hello", Command: []string{"sh", "-c", `[ -f broken ] && exec sleep 60; exec "$0"`, helloBin},
 			Register: RegisterSDK, Port: []int{helloPort}},
-		{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}, Port: []int{webPort}},
+		{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}, Port: []int{webPort}, Plaintext: true},
 	}}
 	r := startSupervisor(t, m)
 	ctx := context.Background()
@@ -76,7 +76,7 @@ func TestFixedPortRollingRestart(t *testing.T) {
 
 	t.Run("sdk overlaps", func(t *testing.T) {
 		// The load shows that no connection was refused or reset.
-		stopLoad := hammer("http://" + hello.Addr + "/hello")
+		stopLoad := hammer(r.caller(t, "hello"), "https://"+hello.Addr+"/hello")
 		err := r.remote.Restart(ctx, "hello")
 		ok, failed := stopLoad()
 		if err != nil {
@@ -110,7 +110,7 @@ func TestFixedPortRollingRestart(t *testing.T) {
 		before := waitServing(t, r.remote, "hello", 1)[0]
 		writeFile(t, filepath.Join(m.Dir, "broken"), "")
 		defer os.Remove(filepath.Join(m.Dir, "broken"))
-		stopLoad := hammer("http://" + before.Addr + "/hello")
+		stopLoad := hammer(r.caller(t, "hello"), "https://"+before.Addr+"/hello")
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err := r.remote.Restart(rctx, "hello")
 		cancel()
@@ -135,7 +135,7 @@ func TestFixedPortRollingRestart(t *testing.T) {
 		if now.PID == web.PID || now.Addr != web.Addr {
 			t.Errorf("after restart: %+v, want a new process at %s", now, web.Addr)
 		}
-		if err := getJSON("http://"+now.Addr+"/", new(any)); err != nil {
+		if err := getJSON(http.DefaultClient, "http://"+now.Addr+"/", new(any)); err != nil {
 			t.Error(err)
 		}
 	})
@@ -171,7 +171,7 @@ func TestCrashedInstanceRefuses(t *testing.T) {
 		}
 		return nil
 	})
-	if err := getJSON("http://"+after.Addr+"/hello", new(any)); err != nil {
+	if err := getJSON(r.caller(t, "hello"), "https://"+after.Addr+"/hello", new(any)); err != nil {
 		t.Errorf("restarted hello/1: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/handoff"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // Options configures a Supervisor. The zero value works (output discarded).
@@ -60,9 +60,9 @@ type Supervisor struct {
 	order  []*service
 	byName map[string]*service
 	logs   *logHub
-	health *http.Client // readiness probes
-	token  string       // control API secret, also in the state file
-	col    *collector   // spans, metrics, events (collect.go)
+	keys   *keys      // the system's CA and gossip keyring; set by Run before any instance starts
+	token  string     // control API secret, also in the state file
+	col    *collector // spans, metrics, events (collect.go)
 	ran    atomic.Bool
 
 	seed      *discovery.Member // set before any instance starts
@@ -86,9 +86,11 @@ type service struct {
 	args     []string // its arguments
 	register Register
 	health   string
-	scheme   string      // of its health checks and gateway URLs: https when it serves TLS
-	op       sync.Mutex  // serializes scale and restart of this service
-	insts    []*instance // by index; during a restart two may share one; guarded by Supervisor.mu
+	scheme   string       // of its gateway URLs: https when it serves TLS to the outside
+	probe    *http.Client // its health checks (keys.prober); set by Run
+	probeVia string       // their scheme
+	op       sync.Mutex   // serializes scale and restart of this service
+	insts    []*instance  // by index; during a restart two may share one; guarded by Supervisor.mu
 }
 
 // New checks m and returns a supervisor for it. It does no I/O.
@@ -108,14 +110,9 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		m: m, opts: opts, log: log,
-		drain:  m.DrainTimeout,
-		byName: map[string]*service{},
-		logs:   newLogHub(),
-		// Probes of an instance that serves TLS skip certificate checks:
-		// they ask a process this supervisor started, on loopback, whether
-		// it is ready, not who it is.
-		health: &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
-			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+		drain:   m.DrainTimeout,
+		byName:  map[string]*service{},
+		logs:    newLogHub(),
 		token:   randomHex(16),
 		col:     newCollector(m.Dir),
 		down:    make(chan struct{}),
@@ -230,16 +227,27 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return fmt.Errorf("supervisor: shoal up is already running for %s: stop it with `shoal down` first", dir)
 	}
 
+	if s.keys, err = openKeys(s.m, os.Getenv); err != nil {
+		return err
+	}
+	for _, svc := range s.order {
+		svc.probe, svc.probeVia = s.keys.prober(svc)
+	}
+	stopMaintenance, maintenanceDone := make(chan struct{}), make(chan struct{})
+	go func() { // owned by Run: ends once stopMaintenance is closed
+		defer close(maintenanceDone)
+		s.runMaintenance(stopMaintenance)
+	}()
+	defer func() {
+		close(stopMaintenance)
+		<-maintenanceDone
+	}()
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("supervisor: control API: %w", err)
 	}
-	gossip, err := s.gossipConfig(nil)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	seed, err := discovery.New(gossip, discovery.Instance{ID: SupervisorService + "-" + randomHex(4), Service: SupervisorService, Addr: ln.Addr().String()})
+	seed, err := discovery.New(s.gossipConfig(nil), discovery.Instance{ID: SupervisorService + "-" + randomHex(4), Service: SupervisorService, Addr: ln.Addr().String()})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("supervisor: %w", err)
@@ -477,7 +485,7 @@ func (s *Supervisor) addInstance(svc *service, index int) error {
 // bound now, so that its address is known (and a fixed port found taken)
 // before it starts. newInstance owns handed from the call on.
 func (s *Supervisor) newInstance(svc *service, index int, handed *handoff.Port) (*instance, error) {
-	in := &instance{sup: s, svc: svc, index: index, fixed: index <= len(svc.spec.Port), next: handed, shared: handed != nil,
+	in := &instance{sup: s, svc: svc, index: index, fixed: index <= len(svc.spec.Port), next: handed,
 		state: StateStarting, stop: make(chan struct{}), done: make(chan struct{})}
 	if in.next == nil {
 		sock, err := in.reserve()
@@ -536,8 +544,10 @@ func (s *Supervisor) waitFor(ctx context.Context, cond func() bool) error {
 	}
 }
 
-// env is the environment of one instance process.
-func (s *Supervisor) env(svc *service, port int, id string) []string {
+// env is the environment of one instance process: files are its identity
+// (zero for a plaintext program), admin its admin listener's address (""
+// for a program that is not an SDK one).
+func (s *Supervisor) env(svc *service, port int, id string, files identity.Files, admin string) []string {
 	env := os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(svc.spec.Env)) {
 		env = append(env, k+"="+svc.spec.Env[k])
@@ -548,6 +558,10 @@ func (s *Supervisor) env(svc *service, port int, id string) []string {
 		env = append(env, "SHOAL_DEPENDENCIES="+string(b))
 	}
 	env = append(env, s.otelEnv(svc, id)...)
+	env = append(env, s.keys.env(files)...)
+	if admin != "" {
+		env = append(env, "SHOAL_ADMIN_ADDR="+admin)
+	}
 	p := strconv.Itoa(port)
 	return append(env,
 		"PORT="+p,
@@ -561,17 +575,14 @@ func (s *Supervisor) env(svc *service, port int, id string) []string {
 	)
 }
 
-// gossipConfig is the loopback preset used by the supervisor's members.
-func (s *Supervisor) gossipConfig(seeds []string) (discovery.Config, error) {
+// gossipConfig is the loopback preset used by the supervisor's members,
+// with the system's keyring.
+func (s *Supervisor) gossipConfig(seeds []string) discovery.Config {
 	cfg := discovery.LocalConfig()
 	cfg.Seeds = seeds
 	cfg.Logger = s.log
-	keys, err := discovery.KeysFromEnv(os.Getenv)
-	if err != nil {
-		return cfg, fmt.Errorf("supervisor: %w", err)
-	}
-	cfg.Keys = keys
-	return cfg, nil
+	cfg.Keys = s.keys.gossip
+	return cfg
 }
 
 // logLine records one line of an instance and shows it on Out.

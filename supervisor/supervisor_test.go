@@ -67,7 +67,7 @@ func TestSystem(t *testing.T) {
 	})
 
 	t.Run("non-SDK program is registered in discovery", func(t *testing.T) {
-		obs := observer(t, ctx, rem.Gossip)
+		obs := observer(t, ctx, r)
 		eventually(t, 15*time.Second, "web and hello in the catalog", func() error {
 			ws := obs.Catalog().Instances("web")
 			if len(ws) != 1 || ws[0].Addr != web[0].Addr || ws[0].ID != web[0].ID {
@@ -83,7 +83,7 @@ func TestSystem(t *testing.T) {
 			var info struct {
 				Services map[string]int `json:"services"`
 			}
-			if err := getJSON("http://"+hello[0].Addr+"/infoz", &info); err != nil {
+			if err := getJSON(http.DefaultClient, "http://"+hello[0].Admin+"/infoz", &info); err != nil {
 				return err
 			}
 			if info.Services["web"] != 1 {
@@ -121,13 +121,13 @@ func TestSystem(t *testing.T) {
 		if _, err := rem.Kill(ctx, "web", st.Index, "cont"); err != nil {
 			t.Fatal(err)
 		}
-		if err := getJSON("http://"+st.Addr+"/", new(any)); err != nil {
+		if err := getJSON(http.DefaultClient, "http://"+st.Addr+"/", new(any)); err != nil {
 			t.Fatalf("web after CONT: %v", err)
 		}
 	})
 
 	t.Run("a frozen program turns unhealthy and draining, then back", func(t *testing.T) {
-		obs := observer(t, ctx, rem.Gossip)
+		obs := observer(t, ctx, r)
 		st, err := rem.Kill(ctx, "web", 1, "STOP")
 		if err != nil {
 			t.Fatal(err)
@@ -316,7 +316,7 @@ func TestUpRightAfterDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// A peer makes the first supervisor's gossip leave take a moment.
-	observer(t, ctx, first.remote.Gossip)
+	observer(t, ctx, first)
 	eventually(t, 10*time.Second, "observer joined", func() error {
 		if n := len(first.sup.seed.Catalog().Instances("observer")); n != 1 {
 			return fmt.Errorf("%d observers in the catalog", n)
@@ -391,7 +391,7 @@ func TestUnhealthyAtStart(t *testing.T) {
 	m := &Manifest{Services: []*ServiceSpec{
 		{Name: "hello", Command: []string{helloBin}, Register: RegisterSDK},
 		// Ready only once the test creates the file "go".
-		{Name: "slow", Command: []string{"sh", "-c", `while [ ! -f go ]; do sleep 0.05; done; exec python3 "$1"`, "sh", filepath.Join(wd, "testdata", "web.py")}},
+		{Name: "slow", Command: []string{"sh", "-c", `while [ ! -f go ]; do sleep 0.05; done; exec python3 "$1"`, "sh", filepath.Join(wd, "testdata", "web.py")}, Plaintext: true},
 	}}
 	r := startSupervisor(t, m)
 	ctx := context.Background()
@@ -446,9 +446,10 @@ func TestCrashLoop(t *testing.T) {
 func TestBuild(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, "testdata/buildok", dir)
+	// app is no SDK program: plain HTTP, registered by the supervisor.
 	m := &Manifest{Dir: dir, Services: []*ServiceSpec{
-		{Name: "app", Build: "./app", Args: []string{"hi"}, Instances: 2},
-		{Name: "app2", Build: "./app", Register: RegisterSupervisor},
+		{Name: "app", Build: "./app", Args: []string{"hi"}, Instances: 2, Register: RegisterSupervisor, Plaintext: true},
+		{Name: "app2", Build: "./app", Register: RegisterSupervisor, Plaintext: true},
 	}}
 	r := startSupervisor(t, m)
 	st := waitServing(t, r.remote, "app", 2)
@@ -545,8 +546,8 @@ func psOf(t *testing.T, r *Remote, service string) []InstanceStatus {
 	return slices.DeleteFunc(psOrFail(t, r), func(s InstanceStatus) bool { return s.Service != service })
 }
 
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
+func getJSON(c *http.Client, url string, v any) error {
+	resp, err := c.Get(url)
 	if err != nil {
 		return err
 	}
@@ -636,12 +637,14 @@ func TestKilledSupervisorLeavesNoProcess(t *testing.T) {
 	}
 }
 
-// observer joins the supervisor's gossip as a bystander for the rest of the
-// test and returns its member, whose catalog shows what callers would see.
-func observer(t *testing.T, ctx context.Context, seed string) *discovery.Member {
+// observer joins the supervisor's gossip, with the system's key, as a
+// bystander for the rest of the test and returns its member, whose catalog
+// shows what callers would see.
+func observer(t *testing.T, ctx context.Context, r *running) *discovery.Member {
 	t.Helper()
 	cfg := discovery.LocalConfig()
-	cfg.Seeds = []string{seed}
+	cfg.Seeds = []string{r.remote.Gossip}
+	cfg.Keys = r.sup.keys.gossip
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	obs, err := discovery.New(cfg, discovery.Instance{ID: "observer-" + randomHex(3), Service: "observer", Addr: "127.0.0.1:1"})
 	if err != nil {
@@ -658,10 +661,10 @@ func observer(t *testing.T, ctx context.Context, seed string) *discovery.Member 
 // its pid as serving, even while its gossip agent is still leaving.
 func TestExitedProcessLeavesPS(t *testing.T) {
 	wd, _ := os.Getwd()
-	m := &Manifest{Services: []*ServiceSpec{{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}}}}
+	m := &Manifest{Services: []*ServiceSpec{{Name: "web", Command: []string{"python3", filepath.Join(wd, "testdata", "web.py")}, Plaintext: true}}}
 	r := startSupervisor(t, m)
 	ctx := context.Background()
-	obs := observer(t, ctx, r.remote.Gossip) // a peer makes the agent's leave take a moment
+	obs := observer(t, ctx, r) // a peer makes the agent's leave take a moment
 	st := waitServing(t, r.remote, "web", 1)[0]
 	eventually(t, 15*time.Second, "the observer sees web/1", func() error {
 		if _, ok := obs.Catalog().Snapshot().Lookup(st.ID); !ok {

@@ -11,14 +11,15 @@ import (
 
 // metricsTarget says where an instance's metrics are: scheme, host:port
 // and path. It is the one place that knows, for the scraper and for the
-// Prometheus targets file alike; ok is false for a program that serves
-// none (one the supervisor registers in discovery, not an SDK service).
+// Prometheus targets file alike: an SDK program's admin listener, in plain
+// HTTP; ok is false for a program that serves none (one the supervisor
+// registers in discovery).
 func (s *Supervisor) metricsTarget(st InstanceStatus) (scheme, hostport, path string, ok bool) {
 	svc := s.byName[st.Service]
-	if svc == nil || svc.register != RegisterSDK {
+	if svc == nil || svc.register != RegisterSDK || st.Admin == "" {
 		return "", "", "", false
 	}
-	return svc.scheme, st.Addr, "/metrics", true
+	return "http", st.Admin, "/metrics", true
 }
 
 // TargetsFile is where shoal up writes the Prometheus file-SD targets of

@@ -113,7 +113,9 @@ type bench struct {
 	profileBin string
 	pprofAddr  string
 	replicas   []string // HTTP addresses
-	gossip     []string // their gossip addresses
+	// replicaAdmins are their admin listeners' addresses (/infoz).
+	replicaAdmins []string
+	gossip        []string // their gossip addresses
 }
 
 func main() {

@@ -20,9 +20,15 @@ func (b *bench) startReplicas(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The admin listener's port, reserved until the replica binds it.
+		adminSock, admin, err := proc.Reserve()
+		if err != nil {
+			return err
+		}
+		defer adminSock.Close()
 		id := fmt.Sprintf("echo-%d", i+1)
-		env := []string{"SHOAL_NAME=echo", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=" + addr, "SHOAL_GOSSIP_ADDR=127.0.0.1:0",
-			"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}
+		env := []string{"SHOAL_NAME=echo", "SHOAL_INSTANCE=" + id, "SHOAL_ADDR=" + addr, "SHOAL_ADMIN_ADDR=" + admin,
+			"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}
 		if i > 0 {
 			env = append(env, "SHOAL_SEEDS="+b.gossip[0])
 		}
@@ -31,12 +37,13 @@ func (b *bench) startReplicas(ctx context.Context) error {
 			return err
 		}
 		b.replicas = append(b.replicas, addr)
+		b.replicaAdmins = append(b.replicaAdmins, admin)
 		// Ready once /infoz answers; it names the gossip address the
 		// replica bound, the seed of the next ones and of the gateways.
 		var gossip string
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err = proc.Poll(wctx, id+" ready", func() error {
-			resp, err := proc.Probe.Get("http://" + addr + "/infoz")
+			resp, err := proc.Probe.Get("http://" + admin + "/infoz")
 			if err != nil {
 				return err
 			}
@@ -65,7 +72,7 @@ func (b *bench) startReplicas(ctx context.Context) error {
 // hedges and retries show up as more than one.
 func (b *bench) replicaRequests() (uint64, error) {
 	var total uint64
-	for _, r := range b.replicas {
+	for _, r := range b.replicaAdmins {
 		resp, err := proc.Probe.Get("http://" + r + "/infoz")
 		if err != nil {
 			return 0, err

@@ -31,12 +31,12 @@ type fault struct {
 // too, at the same port number, which a TCP reservation cannot hold: that
 // half stays exposed, on loopback during a benchmark.
 type replica struct {
-	id                   string
-	addr, gossip, contrl string
-	reserved             []*handoff.Port
-	args, env            []string
-	p                    *proc.Proc
-	carried              uint64 // requests counted by earlier, killed incarnations
+	id                          string
+	addr, gossip, contrl, admin string
+	reserved                    []*handoff.Port
+	args, env                   []string
+	p                           *proc.Proc
+	carried                     uint64 // requests counted by earlier, killed incarnations
 }
 
 // cluster is the replicas of one service.
@@ -46,13 +46,14 @@ type cluster struct {
 }
 
 // startCluster starts n replicas of service, seeded with seed's gossip
-// address when it is not empty, and waits until each answers /readyz.
+// address when it is not empty, and waits until each answers /readyz (on
+// its admin listener).
 func (b *bench) startCluster(ctx context.Context, service string, n int, seed string, args ...string) (*cluster, error) {
 	c := &cluster{service: service}
 	for i := range n {
 		r := &replica{id: fmt.Sprintf("%s-%d", service, i+1)}
 		c.replicas = append(c.replicas, r)
-		for _, addr := range []*string{&r.addr, &r.gossip, &r.contrl} {
+		for _, addr := range []*string{&r.addr, &r.gossip, &r.contrl, &r.admin} {
 			p, err := handoff.Reserve("127.0.0.1:0")
 			if err != nil {
 				c.close()
@@ -66,7 +67,7 @@ func (b *bench) startCluster(ctx context.Context, service string, n int, seed st
 			r.args = append(r.args, "-log-admission", "500ms")
 		}
 		r.env = []string{"SHOAL_NAME=" + service, "SHOAL_INSTANCE=" + r.id, "SHOAL_ADDR=" + r.addr,
-			"SHOAL_GOSSIP_ADDR=" + r.gossip, "SHOAL_DRAIN_TIMEOUT=1s"}
+			"SHOAL_GOSSIP_ADDR=" + r.gossip, "SHOAL_ADMIN_ADDR=" + r.admin, "SHOAL_DRAIN_TIMEOUT=1s"}
 		if seed != "" {
 			r.env = append(r.env, "SHOAL_SEEDS="+seed)
 		}
@@ -101,7 +102,7 @@ func (b *bench) startReplica(r *replica) error {
 func (c *cluster) waitReady(ctx context.Context, r *replica) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := proc.PollReady(ctx, "http://"+r.addr+"/readyz"); err != nil {
+	if err := proc.PollReady(ctx, "http://"+r.admin+"/readyz"); err != nil {
 		return fmt.Errorf("%s (log %s): %w", r.id, r.p.Log, err)
 	}
 	return proc.PollReady(ctx, "http://"+r.contrl+"/count")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +54,9 @@ func ensureNginx() (string, error) {
 
 // startNginx runs nginx in the foreground in front of upstreams on a
 // reserved loopback port (nginx binds it with SO_REUSEADDR), and waits
-// until it proxies /readyz. It returns the process and its address.
+// until it proxies a request to a replica (which answers /ready 404: its
+// readiness is on its admin listener, which nginx does not reach). It
+// returns the process and its address.
 func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc.Proc, string, error) {
 	sock, err := handoff.Reserve("127.0.0.1:0")
 	if err != nil {
@@ -82,7 +85,18 @@ func (b *bench) startNginx(ctx context.Context, upstreams []string) (*proc.Proc,
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := proc.PollReady(wctx, "http://"+listen+"/readyz"); err != nil {
+	err = proc.Poll(wctx, "nginx to proxy", func() error {
+		resp, err := proc.Probe.Get("http://" + listen + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Request-Id") == "" {
+			return fmt.Errorf("%s, want the replica's 404", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
 		p.Kill()
 		return nil, "", fmt.Errorf("nginx (logs in %s): %w", prefix, err)
 	}

@@ -27,10 +27,14 @@ func admissionCounts(sys *system) map[string]admissionStats {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	out := map[string]admissionStats{}
 	for _, in := range list {
-		if in.Addr == "" {
+		addr := in.Admin // /infoz is on the admin listener; a tree from before it has none
+		if addr == "" {
+			addr = in.Addr
+		}
+		if addr == "" {
 			continue
 		}
-		resp, err := hc.Get("http://" + in.Addr + "/infoz")
+		resp, err := hc.Get("http://" + addr + "/infoz")
 		if err != nil {
 			continue
 		}

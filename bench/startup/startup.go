@@ -113,14 +113,20 @@ func goBuild(dir, bin, pkg string, env []string) error {
 
 // startOnce starts argv as one instance of svc, from the manifest's folder
 // with the environment and the socket the supervisor gives (no gossip
-// seeds: it is alone), polls its health path every 200 µs, and reads the
-// RSS of its process group after a second of idling.
+// seeds: it is alone; no identity: plain HTTP), polls its health path every
+// 200 µs (an SDK program's on its admin listener), and reads the RSS of its
+// process group after a second of idling.
 func startOnce(m *supervisor.Manifest, svc *supervisor.ServiceSpec, argv []string, health, dataDir string) (time.Duration, int, error) {
 	sock, err := handoff.Reserve("127.0.0.1:0")
 	if err != nil {
 		return 0, 0, err
 	}
 	defer sock.Close() // at once after the start, like the supervisor: the process holds its copy
+	adminSock, err := handoff.Reserve("127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer adminSock.Close() // the process binds the address itself
 	port := sock.Addr().Port
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = m.Dir
@@ -131,11 +137,14 @@ func startOnce(m *supervisor.Manifest, svc *supervisor.ServiceSpec, argv []strin
 	p := strconv.Itoa(port)
 	// Alone, the services it calls never appear in its discovery view:
 	// readiness is measured without waiting for them.
-	cmd.Env = append(cmd.Env, "SHOAL_NAME="+svc.Name, "SHOAL_ADDR=127.0.0.1:"+p, "PORT="+p,
+	cmd.Env = append(cmd.Env, "SHOAL_NAME="+svc.Name, "SHOAL_ADDR=127.0.0.1:"+p, "PORT="+p, "SHOAL_ADMIN_ADDR="+adminSock.Addr().String(),
 		"SHOAL_GOSSIP_ADDR=127.0.0.1:0", "SHOAL_DATA_DIR="+dataDir, "SHOAL_DEPENDENCY_WAIT=1ns")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	sock.Pass(cmd)
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, health)
+	if svc.Register == supervisor.RegisterSDK {
+		url = "http://" + adminSock.Addr().String() + health
+	}
 	c := &http.Client{Timeout: time.Second}
 	begin := time.Now()
 	err = cmd.Start()

@@ -29,7 +29,10 @@ func newGateway(e env) *cobra.Command {
 	// and answer with 503s to the outside; each service protects itself, and
 	// the client's throttle and bulkhead protect the services from the
 	// gateway. SHOAL_ADMISSION=on brings it back.
-	cfg := shoal.Config{Name: "gateway"}
+	// The front door serves the outside: no client certificates, no Guard
+	// (it authenticates end users itself); its identity, when shoal up
+	// gives it one, makes its calls to services mutual TLS.
+	cfg := shoal.Config{Name: "gateway", Identity: shoal.Identity{Edge: true}}
 	cfg.Admission.Disabled = true
 	// SHOAL_* variables (set by the supervisor) are defaults the flags
 	// override; a bad one is reported only when the gateway runs.

@@ -80,13 +80,13 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 	}
 	// Reserved for the test: the gateway binds it (with SO_REUSEADDR), no
 	// other socket can take it meanwhile.
-	addr := handofftest.Port(t).Addr().String()
+	addr, admin := handofftest.Port(t).Addr().String(), handofftest.Port(t).Addr().String()
 	var errOut lockedBuffer
 	e := env{stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }, isTerminal: func() bool { return false }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, e, []string{"gateway", "--config", path, "--access-log", "--addr", addr, "--gossip-addr", "127.0.0.1:0"})
+		done <- run(ctx, e, []string{"gateway", "--config", path, "--access-log", "--addr", addr, "--admin-addr", admin, "--gossip-addr", "127.0.0.1:0"})
 	}()
 	defer func() {
 		cancel()
@@ -100,8 +100,8 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 		}
 	}()
 
-	get := func(p string) (int, string) {
-		resp, err := http.Get("http://" + addr + p)
+	get := func(hostport, p string) (int, string) {
+		resp, err := http.Get("http://" + hostport + p)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -112,7 +112,7 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		// The route's service has no instance: 503 from the route.
-		code, body := get("/v1/titles/1")
+		code, body := get(addr, "/v1/titles/1")
 		if code == http.StatusServiceUnavailable && strings.Contains(body, `service \"catalog\" has no instance`) {
 			break
 		}
@@ -121,7 +121,11 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, metrics := get("/metrics")
+	// Metrics are the admin listener's, never the public one's.
+	if code, _ := get(addr, "/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the gateway's public address: %d, want 404", code)
+	}
+	_, metrics := get(admin, "/metrics")
 	want := `shoal_gateway_requests_total{code="503",route="/v1/",service="catalog"}`
 	if !strings.Contains(metrics, want) || !strings.Contains(metrics, `shoal_gateway_request_duration_seconds_count{route="/v1/",service="catalog"}`) {
 		t.Errorf("/metrics lacks %s:\n%s", want, metrics)

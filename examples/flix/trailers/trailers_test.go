@@ -3,6 +3,8 @@ package trailers_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/handoff/handofftest"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // lines collects a process's output lines as they come.
@@ -180,5 +184,140 @@ func testTrailersPy(t *testing.T, python string, inherit bool) {
 	}
 	if n := strings.Count(log, `"GET /trailers/7" 200`); n != 1 {
 		t.Errorf("%d log lines for GET /trailers/7, want 1:\n%s", n, log)
+	}
+}
+
+// TestTrailersPyIdentity runs trailers.py with the identity shoal up gives
+// it: mutual TLS only, the policy applied to the caller in the client
+// certificate (health checks aside), and a renewed certificate used from
+// the next connection on.
+func TestTrailersPyIdentity(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skipf("python3 is not installed (%v): trailers.py is not tested", err)
+	}
+	dir := t.TempDir()
+	auth, err := identity.OpenAuthority(filepath.Join(dir, "identity"), "flix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := auth.IssueFiles("trailers", filepath.Join(dir, "trailers-1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := handofftest.Port(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "trailers.py")
+	cmd.Env = append(append(cmd.Environ(), files.Env()...), "SHOAL_NAME=trailers", `SHOAL_POLICY={"allow":{"trailers":["gateway"]}}`)
+	p.Pass(cmd)
+	var output strings.Builder
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	addr := p.Addr().String()
+	// as calls trailers as service, one new connection per request.
+	as := func(service string) *http.Client {
+		creds, err := auth.Credentials(service, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			DialTLSContext: identity.NewDialer(identity.NewSource(creds), nil).ForService("trailers")}}
+	}
+	get := func(c *http.Client, path string) (*http.Response, error) {
+		resp, err := c.Get("https://" + addr + path)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := get(as("shoal-supervisor"), "/healthz")
+		if err == nil && resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving over mutual TLS after 10s: %v %v\noutput:\n%s", resp, err, &output)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	for _, tt := range []struct {
+		caller, path string
+		want         int
+	}{
+		{"gateway", "/trailers/7", 200},
+		{"ratings", "/trailers/7", 403},
+		{"ratings", "/readyz", 200}, // any service of the system may ask
+		{"shoal-supervisor", "/trailers/7", 403},
+	} {
+		resp, err := get(as(tt.caller), tt.path)
+		if err != nil || resp.StatusCode != tt.want {
+			t.Errorf("%s: GET %s: %v %v, want %d", tt.caller, tt.path, resp, err, tt.want)
+		}
+	}
+
+	// Nothing without a certificate of the system.
+	if resp, err := http.Get("http://" + addr + "/trailers/7"); err == nil {
+		resp.Body.Close()
+		t.Errorf("plain HTTP answered %s", resp.Status)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(auth.CA().Cert)
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "trailers"}}}
+	if resp, err := get(noCert, "/healthz"); err == nil {
+		t.Errorf("TLS without a client certificate answered %s", resp.Status)
+	}
+	other, err := identity.OpenAuthority(filepath.Join(dir, "other"), "flix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := other.Credentials("gateway", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+		DialTLSContext: identity.NewDialer(identity.NewSource(creds), nil).ForService("trailers")}}
+	if resp, err := get(foreign, "/healthz"); err == nil {
+		t.Errorf("a certificate of another CA answered %s", resp.Status)
+	}
+
+	// Renewed in place: the next connection gets the new certificate.
+	renewed, err := auth.Issue("trailers", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := renewed.WriteFiles(files.Cert, files.Key); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := get(as("gateway"), "/trailers/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.TLS.PeerCertificates[0].SerialNumber; got.Cmp(renewed.Leaf.SerialNumber) != 0 {
+		t.Errorf("after the renewal, trailers presents serial %v, want the new %v", got, renewed.Leaf.SerialNumber)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	exited = true
+	if err != nil {
+		t.Fatalf("after SIGTERM: %v (want exit 0)\noutput:\n%s", err, &output)
+	}
+	if out := output.String(); !strings.Contains(out, "mutual TLS") || !strings.Contains(out, `"GET /trailers/7" 403`) {
+		t.Errorf("output lacks the TLS start line or the 403:\n%s", out)
 	}
 }

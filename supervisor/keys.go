@@ -1,0 +1,237 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/manifest"
+)
+
+// The system's keys, which shoal up creates on its first run and keeps in
+// the manifest's .shoal folder (see docs/ARCHITECTURE.md, "Security
+// model"):
+//
+//   - the CA (.shoal/identity, identity.Authority): every instance gets a
+//     certificate of its service for each process, in
+//     .shoal/identity/instances/<instance ID>/ (removed when the process
+//     ends), renewed while it runs; programs marked plaintext: get none;
+//   - the gossip keyring (.shoal/gossip.key, 0600, what SHOAL_GOSSIP_KEY
+//     holds), which every instance and the supervisor's own members
+//     gossip with. SHOAL_GOSSIP_KEY in shoal up's environment wins over
+//     the file (a keyring being rotated, say).
+const (
+	identityDir  = "identity"
+	instancesDir = "instances"
+	// GossipKeyFile is where shoal up keeps the system's gossip keyring,
+	// relative to the manifest's folder.
+	GossipKeyFile = ".shoal/gossip.key"
+	// maintainEvery is how often the supervisor renews due certificates
+	// and keeps the CA current: certificates are renewed a third of their
+	// lifetime (8 h) before they expire, so a minute is plenty.
+	maintainEvery = time.Minute
+)
+
+// keys are the system's secrets while the supervisor runs.
+type keys struct {
+	auth      *identity.Authority
+	gossip    [][]byte         // the keyring, primary first
+	self      *identity.Source // the supervisor's own certificate (SupervisorService)
+	policy    string           // SHOAL_POLICY's value; "" without authorization:
+	plaintext string           // SHOAL_PLAINTEXT_SERVICES's value
+}
+
+// openKeys opens (or creates) the CA and the gossip keyring of the system
+// in dir, the manifest's folder.
+func openKeys(m *Manifest, getenv func(string) string) (*keys, error) {
+	auth, err := identity.OpenAuthority(filepath.Join(m.Dir, ".shoal", identityDir), manifest.SystemName(m.Name))
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	if err := auth.Maintain(identity.DefaultCertTTL); err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	k := &keys{auth: auth}
+	if k.gossip, err = gossipKeys(filepath.Join(m.Dir, filepath.FromSlash(GossipKeyFile)), getenv); err != nil {
+		return nil, err
+	}
+	creds, err := auth.Credentials(SupervisorService, 0)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	k.self = identity.NewSource(creds)
+	if p := m.Authorization.Policy(); p != nil {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: authorization: %w", err)
+		}
+		k.policy = string(b)
+	}
+	var plain []string
+	for _, s := range m.Services {
+		if s.Plaintext {
+			plain = append(plain, s.Name)
+		}
+	}
+	k.plaintext = strings.Join(plain, ",")
+	return k, nil
+}
+
+// gossipKeys returns the keyring: SHOAL_GOSSIP_KEY if set, else the file
+// at path, created with a new key if there is none. A file others may read
+// is refused: anyone holding the key can join the system's gossip.
+func gossipKeys(path string, getenv func(string) string) ([][]byte, error) {
+	if ks, err := discovery.KeysFromEnv(getenv); err != nil || ks != nil {
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
+		}
+		return ks, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err := discovery.NewKey()
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
+		}
+		b = []byte(discovery.EncodeKeys(key) + "\n")
+		// O_EXCL: of two shoal up racing on a new folder, one writes the
+		// key and the other reads it (the lock is taken after this).
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return gossipKeys(path, getenv)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: gossip key: %w", err)
+		}
+		_, werr := f.Write(b)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("supervisor: gossip key: %w", werr)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("supervisor: gossip key: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("supervisor: %s is readable by others (mode %04o): whoever can read it can join the system's gossip; chmod 600 it", path, fi.Mode().Perm())
+	}
+	ks, err := discovery.KeysFromEnv(func(string) string { return string(bytes.TrimSpace(b)) })
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %s: %w", path, err)
+	}
+	if ks == nil {
+		return nil, fmt.Errorf("supervisor: %s is empty: remove it to have a new key made, or write a keyring as %s takes it", path, discovery.EnvGossipKey)
+	}
+	return ks, nil
+}
+
+// instanceFiles issues a certificate for a process of svc and returns the
+// files; zero Files for a plaintext service.
+func (k *keys) instanceFiles(svc *service, id string) (identity.Files, error) {
+	if svc.spec.Plaintext {
+		return identity.Files{}, nil
+	}
+	return k.auth.IssueFiles(svc.name, filepath.Join(k.auth.Dir(), instancesDir, id), 0)
+}
+
+// removeFiles deletes a process's certificate and key once it has ended.
+func removeFiles(f identity.Files) {
+	if !f.IsZero() {
+		os.RemoveAll(filepath.Dir(f.Cert))
+	}
+}
+
+// env is what every instance process gets of the system's keys and rules.
+func (k *keys) env(f identity.Files) []string {
+	env := []string{discovery.EnvGossipKey + "=" + discovery.EncodeKeys(k.gossip...)}
+	if !f.IsZero() {
+		env = append(env, f.Env()...)
+	}
+	if k.policy != "" {
+		env = append(env, "SHOAL_POLICY="+k.policy)
+	}
+	if k.plaintext != "" {
+		env = append(env, "SHOAL_PLAINTEXT_SERVICES="+k.plaintext)
+	}
+	return env
+}
+
+// maintain keeps the CA current, renews the certificates of running
+// processes that are due, and the supervisor's own. Problems are logged
+// and tried again at the next round: a certificate has a third of its
+// lifetime left when it is first due.
+func (s *Supervisor) maintain() {
+	k := s.keys
+	if err := k.auth.Maintain(identity.DefaultCertTTL); err != nil {
+		s.say(fmt.Sprintf("keeping the system's CA current failed: %v", err))
+	}
+	s.mu.Lock()
+	type due struct {
+		svc   string
+		files identity.Files
+	}
+	var running []due
+	for _, svc := range s.order {
+		for _, in := range svc.insts {
+			in.mu.Lock()
+			if !in.files.IsZero() {
+				running = append(running, due{svc.name, in.files})
+			}
+			in.mu.Unlock()
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range running {
+		if _, err := k.auth.Renew(d.files, d.svc, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("renewing a certificate failed", "service", d.svc, "cert", d.files.Cert, "err", err)
+		}
+	}
+	c := k.self.Credentials()
+	if time.Now().After(identity.RenewAt(c.Cert.Leaf)) || c.Bundle != k.auth.Bundle() {
+		if creds, err := k.auth.Credentials(SupervisorService, 0); err == nil {
+			k.self.Set(creds)
+		} else {
+			s.log.Warn("renewing the supervisor's certificate failed", "err", err)
+		}
+	}
+}
+
+// runMaintenance calls maintain every maintainEvery until stop is closed.
+// Its goroutine is owned by Run.
+func (s *Supervisor) runMaintenance(stop <-chan struct{}) {
+	t := time.NewTicker(maintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.maintain()
+		}
+	}
+}
+
+// prober returns the client of svc's health checks and the scheme they
+// use. SDK programs are probed on their admin listener, in plain HTTP; a
+// program the supervisor registers, on its own port, over mutual TLS with
+// the supervisor's certificate to an instance that proves it is svc,
+// unless the manifest marks it plaintext.
+func (k *keys) prober(svc *service) (*http.Client, string) {
+	tr := &http.Transport{DisableKeepAlives: true}
+	if svc.register == RegisterSDK || svc.spec.Plaintext {
+		return &http.Client{Transport: tr}, "http"
+	}
+	tr.DialTLSContext = identity.NewDialer(k.self, nil).ForService(svc.name)
+	return &http.Client{Transport: tr}, "https"
+}
