@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/telemetry"
 )
 
@@ -94,6 +95,22 @@ to join a running system. Flags override the environment.`,
 			gw.Logger = cfg.Logger
 			gw.AccessLog = accessLog
 			gw.AccessLogger = logger
+			gw.AllowDev = shoal.DevAllowed(e.getenv)
+			ids, err := identity.FilesFromEnv(e.getenv)
+			if err != nil {
+				return err
+			}
+			var idSource *identity.Source // renewed certificates, read by its Run below
+			if !ids.IsZero() {
+				// The gateway vouches for the users it verified with
+				// tokens signed by its own service certificate.
+				if idSource, err = identity.LoadSource(ids, cfg.Logger); err != nil {
+					return err
+				}
+				if gw.Tokens, err = identity.NewTokenIssuer(idSource, 0); err != nil {
+					return err
+				}
+			}
 			if gw.Metrics, err = telemetry.NewRouteMetrics(svc.Metrics().Registry()); err != nil {
 				return err
 			}
@@ -105,21 +122,27 @@ to join a running system. Flags override the environment.`,
 				}
 			}
 			mux.Handle("/", gw)
-			if reloader == nil {
-				ctx, stop := signalContext(c.Context())
-				defer stop()
-				return svc.Run(ctx)
-			}
-			// SIGHUP reloads the routes here rather than stopping.
+			var ctx context.Context
+			var stop context.CancelFunc
 			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			if reloader == nil {
+				ctx, stop = signalContext(c.Context())
+			} else {
+				// SIGHUP reloads the routes here rather than stopping.
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+				ctx, stop = signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			}
 			defer stop()
 			var wg sync.WaitGroup
-			defer wg.Wait() // after stop: both goroutines end with ctx
-			wg.Go(func() { _ = reloader.Run(ctx) })
-			wg.Go(func() { reloadOn(ctx, hup, reloader) })
+			defer wg.Wait() // after stop: every goroutine ends with ctx
+			if reloader != nil {
+				wg.Go(func() { _ = reloader.Run(ctx) })
+				wg.Go(func() { reloadOn(ctx, hup, reloader) })
+			}
+			if idSource != nil {
+				wg.Go(func() { _ = idSource.Run(ctx) })
+			}
 			err = svc.Run(ctx)
 			stop()
 			return err
