@@ -4,14 +4,15 @@
 //
 //	POST /signin         {"email", "password", "profile"} → {"token", "expires_at", "profile"}
 //	GET  /profiles/{id}  Profile{id, account, name, maturity, may_watch}
-//	GET  /me             the signed-in profile (from the gateway's Shoal-Subject header)
+//	GET  /me             the signed-in profile
 //	GET  /openapi.json   this API, as OpenAPI 3.1
 //
 // A token is an ES256 JWT (iss "flix-profiles", aud "flix", sub the
 // profile id, iat, exp one hour later, header kid "flix-dev") signed with
 // the PEM key at $FLIX_JWT_KEY (default examples/flix/keys/jwt-dev.key,
 // relative to the working directory); the gateway verifies it with the
-// public half and passes the profile on as Shoal-Subject. A wrong email, a
+// public half and vouches for the profile to the services with a user
+// token of its own (Shoal-User-Token). A wrong email, a
 // wrong password and a profile of another account get the same 401, after
 // the same password check.
 //

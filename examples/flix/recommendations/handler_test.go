@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // catalogTitle is a title as the catalog serves it.
@@ -127,11 +128,17 @@ type answer struct {
 	Error    struct{ Code, Message string }
 }
 
-func recommendations(t *testing.T, url, id, subject string) (int, answer) {
+// recommendations GETs the profile id's recommendations, signed in as
+// the profile as ("" for id itself, "none" for no one).
+func recommendations(t *testing.T, url, id, as string) (int, answer) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url+"/recommendations/"+id, nil)
-	if subject != "" {
-		req.Header.Set(profile.SubjectHeader, subject)
+	switch as {
+	case "none":
+	case "":
+		req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, id))
+	default:
+		req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, as))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -214,6 +221,7 @@ func TestRecommendations(t *testing.T) {
 		code             string
 	}{
 		{"p0001", "p0002", 403, "forbidden"},
+		{"p0001", "none", 401, "unauthenticated"},
 		{"x404", "", 404, "not_found"},
 		{"a%20b", "", 400, "invalid_argument"},
 	} {
@@ -221,7 +229,9 @@ func TestRecommendations(t *testing.T) {
 			t.Errorf("%s as %q: %d %+v", tt.profile, tt.subject, code, a.Error)
 		}
 	}
-	resp, err := http.Get(srv.URL + "/recommendations/p0001?limit=51")
+	req, _ := http.NewRequest("GET", srv.URL+"/recommendations/p0001?limit=51", nil)
+	req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, "p0001"))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
