@@ -238,3 +238,23 @@ func BenchmarkContinue(b *testing.B) {
 		}
 	}
 }
+
+// FuzzProgressPayload: whatever a "progress" delivery carries, history
+// consumes it (or refuses what is not JSON), and keeps serving.
+func FuzzProgressPayload(f *testing.F) {
+	srv := newTestServer(f, flixtest.Dialects[0])
+	flixtest.FuzzInbox(f, srv.URL, "progress", []string{
+		`{"profile":"p0001","title":7,"session":"s1","position_s":100,"duration_s":1000,"at":1000}`,
+		`{"profile":"p0001","title":7,"session":"s1","position_s":2000,"duration_s":1000,"at":2000}`,
+		`{"profile":"p0001","title":"seven"}`,
+		`{"profile":"p 1","title":1,"session":"s","position_s":1,"duration_s":2,"at":1}`,
+		`{"profile":"p0001","title":9223372036854775807,"session":"s","position_s":1e308,"duration_s":1e308,"at":9223372036854775807}`,
+		`{"profile":"p0001","title":1,"session":"s","position_s":1e309,"duration_s":2,"at":1}`,
+		`{"profile":"p0001","title":1,"session":"` + strings.Repeat("s", 10000) + `","position_s":1,"duration_s":2,"at":1}`,
+		`null`, `[]`, `"progress"`, `{}`, `{`,
+	}, func(t *testing.T) {
+		if r := get(t, srv, "/history/p0001", flixtest.As(t, "p0001")...); r.Status != 200 {
+			t.Fatalf("history after the delivery: %d %s", r.Status, r.Body)
+		}
+	})
+}

@@ -83,14 +83,14 @@ var (
 // newClient returns a client that reaches the fakes by service name
 // through the SDK's transport, as svc.Client() does; a service without a
 // fake has no instance.
-func newClient(t *testing.T, fakes map[string]http.Handler) *http.Client {
+func newClient(t testing.TB, fakes map[string]http.Handler) *http.Client {
 	t.Helper()
 	return flixtest.Client(t, client.Config{}, fakes)
 }
 
 // newService returns a recommendations instance over a new database,
 // calling the given fakes.
-func newService(t *testing.T, fakes map[string]http.Handler) (*recommender, *httptest.Server) {
+func newService(t testing.TB, fakes map[string]http.Handler) (*recommender, *httptest.Server) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	c := newClient(t, fakes)
@@ -325,4 +325,32 @@ func TestOpenAPI(t *testing.T) {
 	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.Contains(string(b), `"openapi": "3.1.0"`) {
 		t.Fatalf("GET /openapi.json: %d %s", resp.StatusCode, b)
 	}
+}
+
+// FuzzProgressPayload: whatever a "progress" delivery carries,
+// recommendations consumes it (or refuses what is not JSON), and keeps
+// serving.
+func FuzzProgressPayload(f *testing.F) {
+	_, srv := newService(f, map[string]http.Handler{
+		"catalog": fakeCatalog(testTitles()), "ratings": fakeRatings(nil, nil), "profiles": flixtest.Profiles,
+	})
+	flixtest.FuzzInbox(f, srv.URL, topicProgress, []string{
+		`{"profile":"p0001","title":1,"session":"s1","position_s":600,"duration_s":3600,"at":1}`,
+		`{"profile":"p0001","title":5}`,
+		`{"profile":"p0001","title":-1}`,
+		`{"profile":"../p","title":1}`,
+		`{"profile":"p0001","title":9223372036854775807,"position_s":1e308,"at":-9223372036854775808}`,
+		`null`, `[]`, `{}`, `1`, `{`,
+	}, func(t *testing.T) {
+		req, _ := http.NewRequest("GET", srv.URL+"/recommendations/p0001", nil)
+		req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, "p0001"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("recommendations after the delivery: %d", resp.StatusCode)
+		}
+	})
 }

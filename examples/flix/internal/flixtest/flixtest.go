@@ -8,12 +8,14 @@ package flixtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,6 +136,12 @@ func Deliver(url, topic, id string, payload any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return DeliverRaw(url, topic, id, body)
+}
+
+// DeliverRaw is Deliver with the payload as it goes on the wire, JSON or
+// not.
+func DeliverRaw(url, topic, id string, body []byte) (int, error) {
 	req, err := http.NewRequest(http.MethodPost, url+events.Path, strings.NewReader(string(body)))
 	if err != nil {
 		return 0, err
@@ -218,5 +226,37 @@ func Verify(tb testing.TB, h http.Handler) http.Handler {
 			return
 		}
 		h.ServeHTTP(w, r)
+	})
+}
+
+// FuzzInbox checks a service's handling of a topic's payloads, as an
+// outbox delivers them, against the contract every flix subscriber keeps:
+// a payload that is not JSON is refused (400), and any JSON payload is
+// consumed (204: applied, or dropped if it is no event of the topic),
+// never answered 500, which would have the outbox deliver it again and
+// again. After each delivery, check (if not nil) says whether the service
+// still works. The seeds are the topic's real payloads and their
+// neighbours; go test runs them, go test -fuzz explores.
+func FuzzInbox(f *testing.F, url, topic string, seeds []string, check func(t *testing.T)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	var seq atomic.Int64
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		id := fmt.Sprintf("fuzz-%d-%d", time.Now().UnixNano(), seq.Add(1))
+		code, err := DeliverRaw(url, topic, id, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown := payload[:min(len(payload), 200)]
+		switch {
+		case !json.Valid(payload) && code != http.StatusBadRequest:
+			t.Fatalf("payload %q (%d bytes) is not JSON: %d, want 400", shown, len(payload), code)
+		case json.Valid(payload) && len(payload) <= events.MaxPayload && code != http.StatusNoContent:
+			t.Fatalf("payload %q (%d bytes): %d, want 204 (applied, or dropped)", shown, len(payload), code)
+		}
+		if check != nil {
+			check(t)
+		}
 	})
 }
