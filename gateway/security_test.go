@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
-	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/identity/identitytest"
@@ -194,42 +192,20 @@ func TestOnlyWebSocketUpgradesForwarded(t *testing.T) {
 // the public side they are refused in every spelling, never routed to a
 // service that happens to be called metrics or infoz.
 func TestGatewayAdminPathsNotRouted(t *testing.T) {
-	cat := discovery.NewCatalog()
-	var hits atomic.Int64
-	for _, svc := range []string{"metrics", "infoz"} {
-		cat.Upsert(discovery.Instance{ID: svc + "-1", Service: svc, Addr: serve(t, echoAs(svc, &hits)), State: discovery.StateServing})
-	}
-	tr, err := client.New(cat, client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	gw := gateway.New(cat, tr)
-	gw.Logger = slog.New(slog.DiscardHandler)
-	front := httptest.NewServer(gw)
-	t.Cleanup(front.Close)
+	f := newRouted(t, nil)
+	hits := func() int64 { return f.hits["metrics"].Load() + f.hits["infoz"].Load() }
 	for _, p := range []string{"/metrics", "/infoz", "/METRICS", "/metrics/", "//metrics", "/x/../metrics", "/%6detrics", "/Infoz/", "/./infoz"} {
-		resp, err := http.Get(front.URL + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := f.do(t, call{path: p})
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "admin endpoint of the gateway") {
 			t.Errorf("GET %s: %d %s; want 404", p, resp.StatusCode, body)
 		}
 	}
-	if n := hits.Load(); n != 0 {
+	if n := hits(); n != 0 {
 		t.Errorf("%d requests reached the services", n)
 	}
 	// Below them, a service's paths are routed as ever.
-	resp, err := http.Get(front.URL + "/metrics/series")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || hits.Load() != 1 {
-		t.Errorf("GET /metrics/series: %d, %d hits; want 200 from service metrics", resp.StatusCode, hits.Load())
+	if resp, body := f.do(t, call{path: "/metrics/series"}); resp.StatusCode != 200 || hits() != 1 {
+		t.Errorf("GET /metrics/series: %d %s, %d hits; want 200 from service metrics", resp.StatusCode, body, hits())
 	}
 }
 
