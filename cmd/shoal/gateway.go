@@ -96,20 +96,9 @@ to join a running system. Flags override the environment.`,
 			gw.AccessLog = accessLog
 			gw.AccessLogger = logger
 			gw.AllowDev = shoal.DevAllowed(e.getenv)
-			ids, err := identity.FilesFromEnv(e.getenv)
-			if err != nil {
-				return err
-			}
 			var idSource *identity.Source // renewed certificates, read by its Run below
-			if !ids.IsZero() {
-				// The gateway vouches for the users it verified with
-				// tokens signed by its own service certificate.
-				if idSource, err = identity.LoadSource(ids, cfg.Logger); err != nil {
-					return err
-				}
-				if gw.Tokens, err = identity.NewTokenIssuer(idSource, 0); err != nil {
-					return err
-				}
+			if gw.Tokens, idSource, err = tokenIssuer(e.getenv, cfg.Logger); err != nil {
+				return err
 			}
 			if gw.Metrics, err = telemetry.NewRouteMetrics(svc.Metrics().Registry()); err != nil {
 				return err
@@ -153,6 +142,27 @@ to join a running system. Flags override the environment.`,
 	c.Flags().BoolVar(&engine, "engine", engine, "serve HTTP/1.1 (and call services) with the gateway's own engine; false: net/http alone")
 	c.Flags().BoolVar(&accessLog, "access-log", false, "write a JSON access log line per request to stderr (also gateway: access_log: true)")
 	return c
+}
+
+// tokenIssuer returns the issuer of the user tokens with which the gateway
+// vouches for the users it verified, signing with the instance's service
+// certificate (SHOAL_IDENTITY_*, which shoal up sets), and the Source whose
+// Run keeps that certificate fresh; nil and nil for an instance without
+// an identity, whose services then get no user token.
+func tokenIssuer(getenv func(string) string, log *slog.Logger) (*identity.TokenIssuer, *identity.Source, error) {
+	files, err := identity.FilesFromEnv(getenv)
+	if err != nil || files.IsZero() {
+		return nil, nil, err
+	}
+	src, err := identity.LoadSource(files, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	tokens, err := identity.NewTokenIssuer(src, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tokens, src, nil
 }
 
 // reloadOn reloads the gateway's configuration on every signal from hup
