@@ -53,7 +53,7 @@ func (g *Gateway) finish(rec *recorder, r *http.Request, st *request) {
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 			slog.String("request_id", st.id),
 			slog.String("subject", st.subject),
-			slog.String("client_ip", clientIP(r)),
+			slog.String("client_ip", st.client),
 		}
 		if p != nil {
 			attrs = append(attrs, slog.Bool("aborted", true))

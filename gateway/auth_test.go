@@ -137,7 +137,7 @@ func claims(mod func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
 	return c
 }
 
-func sign(t *testing.T, m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
+func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
 	if kid != "" {

@@ -82,8 +82,13 @@ func corsOrigin(c *CORS, origin string) (string, bool) {
 		return "", false
 	}
 	for _, o := range c.AllowOrigins {
-		if o == "*" && !c.AllowCredentials { // with credentials Validate rejects "*"; fail closed if skipped
-			return "*", true
+		if o == "*" {
+			if !c.AllowCredentials {
+				return "*", true
+			}
+			// With credentials Validate rejects "*"; fail closed if it was
+			// skipped, also for a request whose Origin is "*" itself.
+			continue
 		}
 		if strings.EqualFold(o, origin) {
 			return origin, true

@@ -267,6 +267,11 @@ func (w *response) flushOut() {
 	w.out = w.out[:0]
 }
 
+// SetWriteDeadline bounds the writes to the connection from now on, for
+// http.ResponseController. As with net/http, the deadline stays on the
+// connection until it is set again.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+
 // sendContinue answers Expect: 100-continue, when the body is first read;
 // false if the final response has begun (the client then decides).
 func (w *response) sendContinue() bool {

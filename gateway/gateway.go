@@ -34,12 +34,18 @@
 // requests (max_attempts, hedge, per_try_timeout), its body limit (max_body; 413
 // beyond it, 10 MiB by default), its credentials (auth: jwt, api_key or
 // any; 401 without them), a token-bucket rate limit per route or per
-// client (429 with RateLimit headers) and CORS (preflights answered at the
+// client (429 with RateLimit headers; the client is the connection's peer,
+// or what trusted_proxies say) and CORS (preflights answered at the
 // gateway). Each request goes through, in order: identity headers stripped,
 // CORS, authentication, rate limit, body limit, rewrite, proxy. The
-// verified identity reaches the service in Shoal-Subject and Shoal-Auth,
-// which the gateway always strips from incoming requests, so they cannot be
-// forged.
+// verified identity reaches the service as a user token (Shoal-User-Token,
+// when the gateway has a service identity: Gateway.Tokens), which services
+// verify, and for information in Shoal-Subject and Shoal-Auth. A service
+// never gets the caller's credentials (Authorization, X-API-Key) nor any
+// Shoal-Subject, Shoal-Auth or Shoal-User-Token the caller sent, however
+// spelled (Shoal_Subject, any case), and only WebSocket upgrades pass.
+// Development credentials (dev: true in the configuration) are refused
+// unless AllowDev is set.
 //
 // Every request leaves with an X-Request-Id (the caller's if sane, else a
 // new one, also returned on the response) and a W3C traceparent: the
@@ -74,7 +80,13 @@
 // Retry-After) or 504 when no instance of the service gave an answer.
 // A service's admin endpoints (/healthz, /readyz, /infoz, /metrics) are
 // never reachable through the gateway, whatever a route rewrites to; they
-// are for the supervisor and operators.
+// are for the supervisor and operators. Nor are the gateway's own /metrics
+// and /infoz, which belong on its admin listener: the gateway answers them
+// 404 rather than route them.
+//
+// A response that is not a stream must be written within the request's
+// time: a caller that stops reading is cut off then, so that it cannot
+// hold the call (and its place in the service's bulkhead) any longer.
 package gateway
 
 import (
@@ -87,7 +99,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // DefaultTimeout bounds a proxied request when neither its route, the
@@ -133,6 +148,18 @@ type Gateway struct {
 	AccessLogger *slog.Logger
 	// Metrics, if set, is told of every request.
 	Metrics RouteObserver
+	// Tokens, if set, vouches for the users the gateway verified: a
+	// request that passed a route's auth goes on with a user token
+	// (identity.UserTokenHeader) for its subject, which services verify
+	// against the system's CA. shoal gateway sets it from the instance's
+	// service certificate (SHOAL_IDENTITY_*). Credentials the caller sent
+	// never reach a service, with or without it.
+	Tokens *identity.TokenIssuer
+	// AllowDev accepts credentials the configuration marks dev (keys
+	// published with the code), with a warning at every load; without
+	// it SetConfig refuses them. shoal gateway sets it from SHOAL_DEV=1
+	// (shoal.EnvDev).
+	AllowDev bool
 
 	resolver  client.Resolver
 	transport http.RoundTripper
@@ -164,6 +191,18 @@ func (g *Gateway) SetConfig(cfg *Config, baseDir string) error {
 	t, err := compile(cfg, baseDir)
 	if err != nil {
 		return err
+	}
+	if len(t.devKeys) > 0 {
+		if !g.AllowDev {
+			errs := make([]error, len(t.devKeys))
+			for i, p := range t.devKeys {
+				errs[i] = cfg.Errorf(p, "is a development credential, published with the code: anyone can sign in with it; "+
+					"use keys of your own, or set %s=1 where that is what you want (development only)", shoal.EnvDev)
+			}
+			return manifest.Join(errs...)
+		}
+		g.logger().Warn("gateway: DEVELOPMENT CREDENTIALS IN USE: anyone can sign in with them; never expose this gateway",
+			"credentials", t.devKeys, "because", shoal.EnvDev+"=1")
 	}
 	t.keepLimiters(g.table.Load())
 	g.table.Store(t)

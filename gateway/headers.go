@@ -51,10 +51,11 @@ func newTrace(ctx context.Context) context.Context {
 }
 
 // wantsStream reports whether the request asks for a response that lasts
-// as long as the caller wants: an upgrade (WebSocket), or server-sent
-// events (EventSource sends Accept: text/event-stream).
+// as long as the caller wants: a WebSocket upgrade (the only one
+// forwarded), or server-sent events (EventSource sends Accept:
+// text/event-stream).
 func wantsStream(h http.Header) bool {
-	return h["Upgrade"] != nil || strings.Contains(headerValue(h, "Accept"), "text/event-stream")
+	return h["Upgrade"] != nil && forwardedUpgrade(h) != "" || strings.Contains(headerValue(h, "Accept"), "text/event-stream")
 }
 
 // streaming reports whether resp is a stream: switched protocols or

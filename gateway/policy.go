@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/telemetry"
 )
@@ -41,8 +41,12 @@ type request struct {
 	id        string // X-Request-Id
 	idv       [1]string
 	forwarded [3]string // X-Forwarded-For, -Host, -Proto values
+	client    string    // the client's address (clientAddr)
 	subject   string
-	ident     Identity       // verified identity, anonymous for AuthNone routes
+	ident     Identity  // verified identity, anonymous for AuthNone routes
+	token     [1]string // the user token vouching for ident; "" without one
+	timeout   time.Duration
+	trailer   http.Header    // the caller's trailers, forwarded: stripped as they arrive
 	route     *compiledRoute // nil for default routes
 	limit     int64          // on the body
 	// tooLarge is set when the body passed its limit while being read;
@@ -89,8 +93,14 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, t *table, st *re
 	st.id = client.RequestID(r.Context())
 	st.idv[0] = st.id
 	w.Header()[requestIDKey] = st.idv[:]
+	st.client = clientAddr(r, t.proxies)
 
 	p := cleanPath(r.URL.Path)
+	if gatewayAdminPath(p) {
+		shoal.WriteError(w, http.StatusNotFound, "not_found",
+			fmt.Sprintf("%s is an admin endpoint of the gateway, not served on its public listener", strings.ToLower(strings.TrimSuffix(p, "/"))))
+		return false
+	}
 	method := r.Method
 	preflight := method == http.MethodOptions && headerValue(r.Header, "Origin") != "" &&
 		headerValue(r.Header, "Access-Control-Request-Method") != ""
@@ -139,12 +149,24 @@ func (g *Gateway) admitRoute(w http.ResponseWriter, r *http.Request, t *table, r
 		key := "route"
 		if !rt.perRoute {
 			if key = id.Key; key == "" {
-				key = "ip:" + clientIP(r)
+				key = "ip:" + st.client
 			}
 		}
 		if !rt.limiter.allow(w, key) {
 			return false // the limiter answered 429
 		}
+	}
+	if g.Tokens != nil && id.Subject != "" {
+		tok, err := g.Tokens.Token(id.Subject, id.authHeader())
+		if err != nil {
+			// The user is who they say, but the gateway cannot vouch for
+			// it (its certificate expired, say): no service would accept
+			// the request.
+			g.logger().Error("gateway: minting a user token", "subject", id.Subject, "err", err)
+			shoal.WriteError(w, http.StatusInternalServerError, "internal", "the gateway cannot vouch for the user right now")
+			return false
+		}
+		st.token[0] = tok
 	}
 	raw := ""
 	if p == r.URL.Path {
@@ -223,12 +245,13 @@ func (g *Gateway) send(w http.ResponseWriter, r *http.Request, orig http.Respons
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	st.limit = limit
+	st.limit, st.timeout = limit, timeout
 	if r.ContentLength > limit {
 		writeTooLarge(w, limit)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
+		st.trailer = r.Trailer
 		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(orig, r.Body, limit), st: st}
 	}
 	if err := bufferBody(r); err != nil {
@@ -264,7 +287,8 @@ func (g *Gateway) send(w http.ResponseWriter, r *http.Request, orig http.Respons
 // over the caller's end-to-end headers in h (hop-by-hop ones, including any
 // the caller named in Connection, are gone by now: Connection:
 // Shoal-Subject cannot drop the gateway's own). The forwarding headers say
-// who called, from the connection, never from what the caller claims.
+// who called, from the connection (or the proxies the configuration
+// trusts), never from what the caller claims.
 func (g *Gateway) outgoingHeaders(h http.Header, r *http.Request, st *request) {
 	delete(h, "Forwarded")
 	delete(h, "X-Forwarded-For")
@@ -273,8 +297,8 @@ func (g *Gateway) outgoingHeaders(h http.Header, r *http.Request, st *request) {
 	// The values live in st: one allocation for the request, not one per
 	// field; each slice has capacity 1, so that Add copies.
 	f := &st.forwarded
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		f[0] = ip
+	if st.client != "" {
+		f[0] = st.client
 		h["X-Forwarded-For"] = f[0:1:1]
 	}
 	f[1], f[2] = r.Host, "http"
@@ -286,14 +310,77 @@ func (g *Gateway) outgoingHeaders(h http.Header, r *http.Request, st *request) {
 	if _, ok := r.Header["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // none: not Go's default
 	}
-	delete(h, SubjectHeader)
-	delete(h, AuthHeader)
+	stripFields(h)
+	stripFields(r.Trailer) // the names announced; limitedBody strips what arrives
 	setIdentity(h, st.ident)
+	if st.token[0] != "" {
+		h[identity.UserTokenHeader] = st.token[:]
+	}
 	h[requestIDKey] = st.idv[:]
 	// The trace context and baggage are the client transport's to set,
 	// per attempt, from the context: the service's parent span is the
 	// gateway's, not the caller's, and a caller naming traceparent in
 	// Connection does not stop the trace.
+}
+
+// strippedFields are the fields a service never gets from the caller, in
+// lower case: the credentials the gateway verifies (a service learns who
+// the user is from the gateway's user token, and a credential it never
+// holds cannot leak from it), the identity the gateway vouches for, and
+// HTTP2-Settings, which belongs to an h2c upgrade, never forwarded.
+var strippedFields = [...]string{"authorization", "x-api-key", "shoal-subject", "shoal-auth", "shoal-user-token", "http2-settings"}
+
+// stripFields deletes h's fields named in strippedFields, however they are
+// spelled: in any case, and with '_' for '-', since CGI, WSGI and Rack
+// servers, and nginx with underscores_in_headers, read Shoal_Subject as
+// Shoal-Subject. It does not allocate.
+func stripFields(h http.Header) {
+	for k := range h {
+		for _, name := range &strippedFields {
+			if len(k) == len(name) && sameFieldName(k, name) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// sameFieldName reports whether the field name k is lower (lower case,
+// '-' separated, of k's length) read case-insensitively with '_' as '-'.
+func sameFieldName(k, lower string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardedUpgrade is the protocol upgrade the gateway passes on for a
+// request: WebSocket only. Any other (h2c above all, which would turn the
+// connection into an HTTP/2 tunnel to the service that no policy sees
+// into) is dropped, and the service answers the request as it stands.
+func forwardedUpgrade(h http.Header) string {
+	if up := upgradeType(h); strings.EqualFold(up, "websocket") {
+		return up
+	}
+	return ""
+}
+
+// gatewayAdminPath reports whether p (cleaned) is one of the gateway's own
+// admin endpoints that tell outsiders how it runs, in any case, with or
+// without a trailing slash. They are served on the admin listener, never
+// routed: GET /metrics must not reach a service named "metrics".
+func gatewayAdminPath(p string) bool {
+	p = strings.TrimSuffix(p, "/")
+	return strings.EqualFold(p, shoal.PathMetrics) || strings.EqualFold(p, shoal.PathInfo)
 }
 
 // parseRoute splits the request path into the service and the rest (as
@@ -357,7 +444,12 @@ type limitedBody struct {
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	switch {
-	case err == nil, err == io.EOF:
+	case err == nil:
+	case err == io.EOF:
+		// The server has read the caller's trailers into the map the
+		// outgoing request carries, and the transport writes them after
+		// this read.
+		stripFields(b.st.trailer)
 	case tooLarge(err):
 		b.st.tooLarge.Store(true)
 	default:

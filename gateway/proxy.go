@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -87,6 +88,17 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return
 	}
 	defer resp.Body.Close()
+	if !streaming(resp) {
+		// The caller must take the answer within the request's time: a
+		// reader that stalls would otherwise hold the call, and its place
+		// in the service's bulkhead, for as long as it likes. Cleared
+		// after, as neither server resets it for the connection's next
+		// request.
+		rc := http.NewResponseController(w)
+		if rc.SetWriteDeadline(writeDeadline(ctx, st)) == nil {
+			defer rc.SetWriteDeadline(time.Time{})
+		}
+	}
 	h := w.Header()
 	copyEndToEnd(h, resp.Header)
 	// The gateway has set its own request ID (the same, unless the
@@ -116,6 +128,16 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 }
 
+// writeDeadline is when a response that is not a stream must be written
+// by: the request's deadline, which its call to the service had as well;
+// the timeout from now when a request that asked for a stream got none.
+func writeDeadline(ctx context.Context, st *request) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(st.timeout)
+}
+
 // outgoing builds the request to the service: the caller's end-to-end
 // headers, then the policy's header rules, the service's URL, and the body
 // (replayable when buffered).
@@ -125,7 +147,7 @@ func (g *Gateway) outgoing(ctx context.Context, w http.ResponseWriter, r *http.R
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
-	if up := upgradeType(r.Header); up != "" {
+	if up := forwardedUpgrade(r.Header); up != "" {
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = []string{up}
 	}

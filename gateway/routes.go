@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -22,6 +23,8 @@ type table struct {
 	maxBody       int64
 	accessLog     bool
 	auth          *authenticator // nil when no credentials are configured
+	proxies       []netip.Prefix // trusted to say who the client is
+	devKeys       []string       // credentials marked dev (manifest.Gateway.DevCredentials)
 	// guarded are the services some route requires credentials for:
 	// default routes do not reach them, which would bypass the check.
 	guarded map[string]bool
@@ -71,6 +74,8 @@ func compile(cfg *Config, baseDir string) (*table, error) {
 	if t.maxBody == 0 {
 		t.maxBody = DefaultMaxBody
 	}
+	t.proxies, _ = cfg.ProxyPrefixes() // Validate checked them
+	t.devKeys = cfg.DevCredentials()
 	if cfg.Auth.JWT != nil || len(cfg.Auth.APIKeys) > 0 {
 		a, err := newAuthenticator(cfg.Auth, baseDir)
 		if err != nil {

@@ -49,8 +49,8 @@ type routed struct {
 	obs   *fakeObserver
 }
 
-// newRouted runs services a, b (echo), stuck (never answers) and flaky
-// (two instances answering 503), and a gateway with cfg.
+// newRouted runs services a, b, metrics and infoz (echo), stuck (never
+// answers) and flaky (two instances answering 503), and a gateway with cfg.
 func newRouted(t *testing.T, cfg *gateway.Config) *routed {
 	t.Helper()
 	f := &routed{hits: map[string]*atomic.Int64{}, obs: &fakeObserver{}}
@@ -59,11 +59,13 @@ func newRouted(t *testing.T, cfg *gateway.Config) *routed {
 		n := len(cat.Instances(service)) + 1
 		cat.Upsert(discovery.Instance{ID: service + "-" + string(rune('0'+n)), Service: service, Addr: serve(t, h), State: discovery.StateServing})
 	}
-	for _, s := range []string{"a", "b", "flaky", "stuck"} {
+	for _, s := range []string{"a", "b", "flaky", "stuck", "metrics", "infoz"} {
 		f.hits[s] = new(atomic.Int64)
 	}
-	add("a", echoAs("a", f.hits["a"]))
-	add("b", echoAs("b", f.hits["b"]))
+	// metrics and infoz are named like the gateway's own admin paths.
+	for _, s := range []string{"a", "b", "metrics", "infoz"} {
+		add(s, echoAs(s, f.hits[s]))
+	}
 	for range 2 {
 		add("flaky", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.hits["flaky"].Add(1)

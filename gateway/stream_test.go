@@ -51,8 +51,14 @@ func startEdge(t *testing.T, cfg shoal.Config, timeout time.Duration) *edge {
 // startEdgeWith is startEdge, served by the engine or by net/http alone.
 func startEdgeWith(t *testing.T, cfg shoal.Config, timeout time.Duration, engine bool) *edge {
 	t.Helper()
+	return startEdgeClient(t, cfg, client.Config{}, timeout, engine)
+}
+
+// startEdgeClient is startEdgeWith with the client policy ccfg.
+func startEdgeClient(t *testing.T, cfg shoal.Config, ccfg client.Config, timeout time.Duration, engine bool) *edge {
+	t.Helper()
 	e := &edge{cat: discovery.NewCatalog()}
-	ccfg := client.Config{TracerProvider: cfg.TracerProvider} // as the SDK's own transport
+	ccfg.TracerProvider = cfg.TracerProvider // as the SDK's own transport
 	if engine {
 		ccfg.Base = gateway.NewUpstream()
 		cfg.Engine = gateway.NewEngine()

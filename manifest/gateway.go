@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"fmt"
+	"net/netip"
 	"path"
 	"strings"
 	"time"
@@ -25,10 +27,75 @@ type Gateway struct {
 	Auth Auth `yaml:"auth" example:"{api_keys: [{name: ops, sha256: <hex>}]}"`
 	// Routes, matched by longest path prefix, then host, then method.
 	Routes []Route `yaml:"routes" example:"[{path: /v1/titles/, service: catalog}]"`
+	// TrustedProxies are the proxies in front of the gateway (load
+	// balancers, CDNs) whose X-Forwarded-For it believes, as IP addresses
+	// or CIDR prefixes. For a request from one of them, the client is the
+	// nearest address in X-Forwarded-For that is not itself a trusted
+	// proxy; per-client rate limits, the access log and the services'
+	// X-Forwarded-For use it. Empty: the client is the connection's peer,
+	// whatever the request says.
+	TrustedProxies []string `yaml:"trusted_proxies" example:"[10.0.0.0/8, 192.0.2.7]"`
 
 	// src places the settings in the file they were read from; nil when
 	// built in code.
 	src *source
+}
+
+// ProxyPrefixes returns TrustedProxies as prefixes (an address is a
+// prefix of its full length), or the first entry that is neither an IP
+// address nor a CIDR prefix.
+func (g *Gateway) ProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range g.TrustedProxies {
+		p, err := proxyPrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// proxyPrefix parses a TrustedProxies entry. IPv4 addresses written as
+// IPv6 (::ffff:10.0.0.1) are unmapped, as the gateway reads peers.
+func proxyPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: an address with a zone cannot be matched", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR prefix (e.g. 10.0.0.0/8)", s)
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set past its prefix length; write %s", s, p.Masked())
+	}
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix shorter than /96", s)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p, nil
+}
+
+// DevCredentials returns the key paths under gateway: of the credentials
+// marked dev ("auth.jwt", "auth.api_keys[1]"), for Errorf; nil when there
+// are none.
+func (g *Gateway) DevCredentials() []string {
+	var out []string
+	if g.Auth.JWT != nil && g.Auth.JWT.Dev {
+		out = append(out, "auth.jwt")
+	}
+	for i, k := range g.Auth.APIKeys {
+		if k.Dev {
+			out = append(out, item("auth.api_keys", i))
+		}
+	}
+	return out
 }
 
 // DefaultRouting reports whether /<service>/<path> routing is on.
@@ -137,6 +204,11 @@ type JWT struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means the
 	// gateway's default (30s).
 	Leeway time.Duration `yaml:"leeway" example:"30s"`
+	// Dev marks the key as a development key, published with the code
+	// (anyone can sign tokens with its private half): the gateway refuses
+	// it unless SHOAL_DEV=1 is set in its environment, and warns whenever
+	// it loads it.
+	Dev bool `yaml:"dev" example:"true"`
 }
 
 // APIKey is one accepted API key. The key itself never appears in the
@@ -154,6 +226,10 @@ type APIKey struct {
 	Name string `yaml:"name" example:"ops"`
 	// SHA256 is the hex SHA-256 of the key (64 hex digits).
 	SHA256 string `yaml:"sha256" example:"2c0798bbed78e283bb7ba707831a2e7160753cd511f3bc9f96b0568da6430779"`
+	// Dev marks a development key, published with the code: the gateway
+	// refuses it unless SHOAL_DEV=1 is set in its environment, and warns
+	// whenever it loads it.
+	Dev bool `yaml:"dev" example:"true"`
 }
 
 // AuthMode is what a route requires of its callers.

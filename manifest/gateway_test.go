@@ -129,6 +129,10 @@ func TestParseGatewayErrors(t *testing.T) {
 				`shoal.yaml:6:24: gateway.auth.jwt.algorithms[0]: "none" would accept unsigned tokens`,
 				`shoal.yaml:7:34: gateway.auth.api_keys[0].sha256: must be 64 hex digits (printf %s "$KEY" | sha256sum), the key's hash, never the key`}},
 		{"syntax", "  routes: [\n", []string{"shoal.yaml:5:11: invalid YAML: sequence end token ']' not found"}},
+		{"trusted proxies", "  trusted_proxies: [10.0.0.0/8, 192.0.2.7, \"::ffff:10.0.0.0/104\", proxy.example, 10.0.0.1/8, \"fe80::1%eth0\"]\n",
+			[]string{`shoal.yaml:5:67: gateway.trusted_proxies[3]: "proxy.example" is neither an IP address nor a CIDR prefix (e.g. 10.0.0.0/8)`,
+				`shoal.yaml:5:82: gateway.trusted_proxies[4]: "10.0.0.1/8" has bits set past its prefix length; write 10.0.0.0/8`,
+				`shoal.yaml:5:94: gateway.trusted_proxies[5]: "fe80::1%eth0": an address with a zone cannot be matched`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +141,37 @@ func TestParseGatewayErrors(t *testing.T) {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TrustedProxies are prefixes (an address its own full-length one, IPv4
+// in IPv6 unmapped, as peers are read), and DevCredentials names what the
+// file marks dev, where Errorf can place it.
+func TestGatewayProxiesAndDevCredentials(t *testing.T) {
+	cfg, err := ParseGateway("shoal.yaml", []byte(`gateway:
+  trusted_proxies: [10.0.0.0/8, 192.0.2.7, "::ffff:172.16.0.0/108", "2001:db8::/32"]
+  auth:
+    jwt: {algorithms: [ES256], key_file: k.pub, audience: flix, dev: true}
+    api_keys:
+      - {name: ops, sha256: 2c0798bbed78e283bb7ba707831a2e7160753cd511f3bc9f96b0568da6430779}
+      - {name: dev-admin, sha256: 1c0798bbed78e283bb7ba707831a2e7160753cd511f3bc9f96b0568da6430779, dev: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := cfg.ProxyPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ps); got != "[10.0.0.0/8 192.0.2.7/32 172.16.0.0/12 2001:db8::/32]" {
+		t.Errorf("prefixes %s", got)
+	}
+	dev := cfg.DevCredentials()
+	if fmt.Sprint(dev) != "[auth.jwt auth.api_keys[1]]" {
+		t.Fatalf("dev credentials %q", dev)
+	}
+	if e := cfg.Errorf(dev[1], "x"); e.Error() != "shoal.yaml:7:9: gateway.auth.api_keys[1]: x" {
+		t.Errorf("Errorf: %v", e)
 	}
 }
 

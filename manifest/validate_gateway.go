@@ -80,6 +80,11 @@ func (c *checker) gateway(gp string, g *Gateway) {
 		c.errorf(gp+".max_body", "%d must not be negative", g.MaxBody)
 	}
 	c.auth(gp+".auth", &g.Auth)
+	for i, s := range g.TrustedProxies {
+		if _, err := proxyPrefix(s); err != nil {
+			c.errorf(item(gp+".trusted_proxies", i), "%v", err)
+		}
+	}
 	rp := gp + ".routes"
 	for i := range g.Routes {
 		c.route(item(rp, i), &g.Routes[i], &g.Auth)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/telemetry"
 )
 
@@ -99,6 +100,11 @@ to join a running system. Flags override the environment.`,
 			gw.Logger = svc.Logger()
 			gw.AccessLog = accessLog
 			gw.AccessLogger = slog.New(telemetry.NewLogHandler(logger.Handler()))
+			gw.AllowDev = shoal.DevAllowed(e.getenv)
+			var idSource *identity.Source // renewed certificates, read by its Run below
+			if gw.Tokens, idSource, err = tokenIssuer(e.getenv, cfg.Logger); err != nil {
+				return err
+			}
 			if gw.Metrics, err = telemetry.NewRouteMetrics(svc.Metrics().Registry()); err != nil {
 				return err
 			}
@@ -110,21 +116,27 @@ to join a running system. Flags override the environment.`,
 				}
 			}
 			mux.Handle("/", gw)
-			if reloader == nil {
-				ctx, stop := signalContext(c.Context())
-				defer stop()
-				return svc.Run(ctx)
-			}
-			// SIGHUP reloads the routes here rather than stopping.
+			var ctx context.Context
+			var stop context.CancelFunc
 			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			if reloader == nil {
+				ctx, stop = signalContext(c.Context())
+			} else {
+				// SIGHUP reloads the routes here rather than stopping.
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+				ctx, stop = signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			}
 			defer stop()
 			var wg sync.WaitGroup
-			defer wg.Wait() // after stop: both goroutines end with ctx
-			wg.Go(func() { _ = reloader.Run(ctx) })
-			wg.Go(func() { reloadOn(ctx, hup, reloader) })
+			defer wg.Wait() // after stop: every goroutine ends with ctx
+			if reloader != nil {
+				wg.Go(func() { _ = reloader.Run(ctx) })
+				wg.Go(func() { reloadOn(ctx, hup, reloader) })
+			}
+			if idSource != nil {
+				wg.Go(func() { _ = idSource.Run(ctx) })
+			}
 			err = svc.Run(ctx)
 			stop()
 			return err
@@ -135,6 +147,27 @@ to join a running system. Flags override the environment.`,
 	c.Flags().BoolVar(&engine, "engine", engine, "serve HTTP/1.1 (and call services) with the gateway's own engine; false: net/http alone")
 	c.Flags().BoolVar(&accessLog, "access-log", false, "write a JSON access log line per request to stderr (also gateway: access_log: true)")
 	return c
+}
+
+// tokenIssuer returns the issuer of the user tokens with which the gateway
+// vouches for the users it verified, signing with the instance's service
+// certificate (SHOAL_IDENTITY_*, which shoal up sets), and the Source whose
+// Run keeps that certificate fresh; nil and nil for an instance without
+// an identity, whose services then get no user token.
+func tokenIssuer(getenv func(string) string, log *slog.Logger) (*identity.TokenIssuer, *identity.Source, error) {
+	files, err := identity.FilesFromEnv(getenv)
+	if err != nil || files.IsZero() {
+		return nil, nil, err
+	}
+	src, err := identity.LoadSource(files, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	tokens, err := identity.NewTokenIssuer(src, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tokens, src, nil
 }
 
 // reloadOn reloads the gateway's configuration on every signal from hup

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/handoff/handofftest"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 const badGatewayManifest = `services:
@@ -133,5 +135,49 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 	if log := errOut.String(); !strings.Contains(log, `"msg":"access"`) || !strings.Contains(log, `"route":"/v1/"`) ||
 		!strings.Contains(log, `"msg":"gateway config loaded"`) {
 		t.Errorf("stderr lacks the config and access log lines:\n%s", log)
+	}
+}
+
+// With the instance's identity files (shoal up sets them), the gateway
+// signs user tokens with its certificate, which services verify with the
+// system's bundle; without them it signs none; with only some, it does not
+// start.
+func TestGatewayTokenIssuer(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := identity.OpenAuthority(filepath.Join(dir, "identity"), "flix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ca.IssueFiles("gateway", filepath.Join(dir, "gateway-1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range files.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	discard := slog.New(slog.DiscardHandler)
+	tokens, src, err := tokenIssuer(func(k string) string { return env[k] }, discard)
+	if err != nil || tokens == nil || src == nil {
+		t.Fatalf("with identity files: %v, %v, %v", tokens, src, err)
+	}
+	tok, err := tokens.Token("p0001", "jwt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := identity.NewTokenVerifier(src, "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := verifier.Verify(tok); err != nil || u.Subject != "p0001" || u.Auth != "jwt" || u.Issuer.String() != "spiffe://flix/gateway" {
+		t.Errorf("token verified as %+v, %v", u, err)
+	}
+	if tokens, src, err := tokenIssuer(func(string) string { return "" }, discard); tokens != nil || src != nil || err != nil {
+		t.Errorf("without identity files: %v, %v, %v", tokens, src, err)
+	}
+	delete(env, identity.EnvKey)
+	if _, _, err := tokenIssuer(func(k string) string { return env[k] }, discard); err == nil || !strings.Contains(err.Error(), identity.EnvKey) {
+		t.Errorf("without the key file: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // homeTitles: titles 1..100, rated all, teen, adult in turn, title i
@@ -122,15 +123,19 @@ type homeAnswer struct {
 	Error struct{ Code, Message string }
 }
 
-// getHome GETs path from h as subject (none if empty) and returns the
-// status, the answer and how long it took.
-func getHome(t *testing.T, h http.Handler, path, subject string) (int, homeAnswer, time.Duration) {
+// getHome GETs path from h, served as a flix service verifies users,
+// signed in as the profile as ("" for the path's profile, none for /home)
+// and returns the status, the answer and how long it took.
+func getHome(t *testing.T, h http.Handler, path, as string) (int, homeAnswer, time.Duration) {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(flixtest.Verify(t, h))
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+path, nil)
-	if subject != "" {
-		req.Header.Set(profile.SubjectHeader, subject)
+	if p, ok := strings.CutPrefix(path, "/home/"); ok && as == "" {
+		as, _ = url.PathUnescape(p)
+	}
+	if as != "" {
+		req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, as))
 	}
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
@@ -202,9 +207,9 @@ func TestHome(t *testing.T) {
 	}
 
 	for _, tt := range []struct {
-		path, subject string
-		want          int
-		code          string
+		path, as string
+		want     int
+		code     string
 	}{
 		{"/home", "p0003", 200, ""},
 		{"/home", "", 401, "unauthenticated"},
@@ -212,9 +217,9 @@ func TestHome(t *testing.T) {
 		{"/home/x404", "", 404, "not_found"},
 		{"/home/a%20b", "", 400, "invalid_argument"},
 	} {
-		code, a, _ := getHome(t, h, tt.path, tt.subject)
-		if code != tt.want || a.Error.Code != tt.code || tt.want == 200 && a.Profile != tt.subject {
-			t.Errorf("%s as %q: %d %+v", tt.path, tt.subject, code, a)
+		code, a, _ := getHome(t, h, tt.path, tt.as)
+		if code != tt.want || a.Error.Code != tt.code || tt.want == 200 && a.Profile != tt.as {
+			t.Errorf("%s as %q: %d %+v", tt.path, tt.as, code, a)
 		}
 	}
 }
@@ -337,15 +342,22 @@ func TestHomeWithinIncomingDeadline(t *testing.T) {
 	var idsCalls atomic.Int64
 	fakes := healthy(&idsCalls)
 	fakes["recommendations"] = hang
-	_, h := newAPIWith(t, fakes) // default deadline and budgets
+	_, api := newAPIWith(t, fakes) // default deadline and budgets
+	h := flixtest.Verify(t, api)
+	signed := func(id string) *http.Request {
+		r := httptest.NewRequest("GET", "/home/"+id, nil)
+		r.Header.Set(identity.UserTokenHeader, flixtest.Token(t, id))
+		return r
+	}
 	// Connections and caches warm, then less time than the row budget.
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/home/p0002", nil))
+	h.ServeHTTP(httptest.NewRecorder(), signed("p0002"))
+	req := signed("p0001")
 	const left = 150 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), left)
 	defer cancel()
 	rec := httptest.NewRecorder()
 	start := time.Now()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/home/p0001", nil).WithContext(ctx))
+	h.ServeHTTP(rec, req.WithContext(ctx))
 	if took := time.Since(start); took >= left+slack {
 		t.Errorf("answered after %v with %v left: too late for the caller", took, left)
 	}

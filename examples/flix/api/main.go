@@ -1,7 +1,7 @@
 // Command api is the flix edge API, the one clients call (through the
 // gateway). It composes the single-purpose services:
 //
-//	GET /home            the signed-in profile's home page (profile from the gateway's Shoal-Subject; 401 without)
+//	GET /home            the signed-in profile's home page (401 without one)
 //	GET /home/{profile}  a profile's home page: {"profile", "rows": {...}, "degraded": [...]}
 //	GET /titles/{id}     the catalog's title with its average rating
 //	GET /openapi.json    this API, as OpenAPI 3.1
@@ -23,9 +23,11 @@
 // answer within it the title comes back without a rating, marked
 // "degraded": ["ratings"] — a fallback, not an error.
 //
-// Profile routes follow the flix rule: a request whose Shoal-Subject (the
-// profile the gateway verified) names another profile is refused (403);
-// one without it comes from inside the system and is allowed.
+// Profile routes follow the flix rule: they answer only the profile
+// signed in for the request, as its user token says (Shoal-User-Token,
+// minted by the gateway and verified by the SDK's identity.Guard; see
+// package profile): 401 without one, 403 for another profile. No header
+// names a profile, and a call made for no one reads no profile's data.
 package main
 
 import (

@@ -13,7 +13,7 @@ import (
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
 
@@ -51,10 +51,13 @@ func get(tb testing.TB, srv *httptest.Server, path string, header ...string) fli
 	return flixtest.Do(tb, srv, http.MethodGet, path, "", header...)
 }
 
-// history GETs a profile's list (or its continue row) and decodes it.
+// history GETs a profile's list (or its continue row), signed in as the
+// profile of the path, and decodes it.
 func history(tb testing.TB, srv *httptest.Server, path string) []Item {
 	tb.Helper()
-	r := get(tb, srv, path)
+	who, _, _ := strings.Cut(strings.TrimPrefix(path, "/history/"), "/")
+	who, _, _ = strings.Cut(who, "?")
+	r := get(tb, srv, path, flixtest.As(tb, who)...)
 	var h History
 	if err := json.Unmarshal([]byte(r.Body), &h); err != nil || r.Status != 200 {
 		tb.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
@@ -168,12 +171,15 @@ func TestValidation(t *testing.T) {
 		wantStatus         int
 		wantCode           string
 	}{
-		{"another's history", "GET", "/history/p0001", []string{profile.SubjectHeader, "p0002"}, 403, "forbidden"},
-		{"another's continue", "GET", "/history/p0001/continue", []string{profile.SubjectHeader, "p0002"}, 403, "forbidden"},
+		{"another's history", "GET", "/history/p0001", flixtest.As(t, "p0002"), 403, "forbidden"},
+		{"another's continue", "GET", "/history/p0001/continue", flixtest.As(t, "p0002"), 403, "forbidden"},
+		{"for no one", "GET", "/history/p0001", nil, 401, "unauthenticated"},
+		{"a header is no sign-in", "GET", "/history/p0001", []string{"Shoal-Subject", "p0001"}, 401, "unauthenticated"},
+		{"a forged token", "GET", "/history/p0001", []string{identity.UserTokenHeader, "forged"}, 401, "unauthenticated"},
 		{"bad profile", "GET", "/history/p%201", nil, 400, "invalid_argument"},
-		{"limit zero", "GET", "/history/p0001?limit=0", nil, 400, "invalid_argument"},
-		{"limit too big", "GET", "/history/p0001?limit=201", nil, 400, "invalid_argument"},
-		{"limit not a number", "GET", "/history/p0001?limit=x", nil, 400, "invalid_argument"},
+		{"limit zero", "GET", "/history/p0001?limit=0", flixtest.As(t, "p0001"), 400, "invalid_argument"},
+		{"limit too big", "GET", "/history/p0001?limit=201", flixtest.As(t, "p0001"), 400, "invalid_argument"},
+		{"limit not a number", "GET", "/history/p0001?limit=x", flixtest.As(t, "p0001"), 400, "invalid_argument"},
 		{"POST history", "POST", "/history/p0001", nil, 405, "method_not_allowed"},
 		{"GET events", "GET", events.Path, nil, 405, "method_not_allowed"},
 		{"unknown route", "GET", "/profiles/p0001", nil, 404, "not_found"},
@@ -190,12 +196,9 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
-	// The signed-in profile reads its own history; calls from inside the
-	// system (no subject) read anyone's.
-	for _, h := range [][]string{{profile.SubjectHeader, "p0001"}, nil} {
-		if r := get(t, srv, "/history/p0001/continue", h...); r.Status != 200 || !strings.Contains(r.Body, `"items":[]`) {
-			t.Errorf("GET with %v: %d %s", h, r.Status, r.Body)
-		}
+	// The signed-in profile reads its own history.
+	if r := get(t, srv, "/history/p0001/continue", flixtest.As(t, "p0001")...); r.Status != 200 || !strings.Contains(r.Body, `"items":[]`) {
+		t.Errorf("GET own history: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -230,8 +233,28 @@ func BenchmarkContinue(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := get(b, srv, "/history/p0001/continue"); r.Status != 200 {
+		if r := get(b, srv, "/history/p0001/continue", flixtest.As(b, "p0001")...); r.Status != 200 {
 			b.Fatal(r.Status)
 		}
 	}
+}
+
+// FuzzProgressPayload: whatever a "progress" delivery carries, history
+// consumes it (or refuses what is not JSON), and keeps serving.
+func FuzzProgressPayload(f *testing.F) {
+	srv := newTestServer(f, flixtest.Dialects[0])
+	flixtest.FuzzInbox(f, srv.URL, "progress", []string{
+		`{"profile":"p0001","title":7,"session":"s1","position_s":100,"duration_s":1000,"at":1000}`,
+		`{"profile":"p0001","title":7,"session":"s1","position_s":2000,"duration_s":1000,"at":2000}`,
+		`{"profile":"p0001","title":"seven"}`,
+		`{"profile":"p 1","title":1,"session":"s","position_s":1,"duration_s":2,"at":1}`,
+		`{"profile":"p0001","title":9223372036854775807,"session":"s","position_s":1e308,"duration_s":1e308,"at":9223372036854775807}`,
+		`{"profile":"p0001","title":1,"session":"s","position_s":1e309,"duration_s":2,"at":1}`,
+		`{"profile":"p0001","title":1,"session":"` + strings.Repeat("s", 10000) + `","position_s":1,"duration_s":2,"at":1}`,
+		`null`, `[]`, `"progress"`, `{}`, `{`,
+	}, func(t *testing.T) {
+		if r := get(t, srv, "/history/p0001", flixtest.As(t, "p0001")...); r.Status != 200 {
+			t.Fatalf("history after the delivery: %d %s", r.Status, r.Body)
+		}
+	})
 }

@@ -18,9 +18,11 @@
 // later report (by its "at"); and a session's many reports count as one
 // watch.
 //
-// Profile-scoped routes follow the flix rule: a request whose
-// Shoal-Subject names another profile is refused (403 forbidden); one
-// without it comes from inside the system and is allowed.
+// Profile routes follow the flix rule: they answer only the profile
+// signed in for the request, as its user token says (Shoal-User-Token,
+// minted by the gateway and verified by the SDK's identity.Guard; see
+// package profile): 401 without one, 403 for another profile. No header
+// names a profile, and a call made for no one reads no profile's data.
 package main
 
 import (

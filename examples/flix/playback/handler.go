@@ -66,15 +66,15 @@ func (p *playback) start(w http.ResponseWriter, r *http.Request) {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
-	sub := r.Header.Get(profile.SubjectHeader)
+	sub, ok := profile.Signed(r)
 	switch {
-	case in.Profile == "" && sub == "":
+	case !ok:
 		claim.Forget()
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", `profile is required: want {"profile": ..., "title": ...}`)
+		profile.Unauthenticated(w)
 		return
 	case in.Profile == "":
 		in.Profile = sub
-	case sub != "" && sub != in.Profile:
+	case sub != in.Profile:
 		claim.Forget()
 		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", in.Profile))
 		return
@@ -126,6 +126,11 @@ func (p *playback) progress(w http.ResponseWriter, r *http.Request) {
 	if err := checkSession(id); err != nil {
 		claim.Forget()
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	if _, ok := profile.Signed(r); !ok {
+		claim.Forget()
+		profile.Unauthenticated(w)
 		return
 	}
 	if claim == nil {
@@ -198,6 +203,12 @@ func (p *playback) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := checkSession(id); err != nil {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	if _, ok := profile.Signed(r); !ok {
+		// Before the lookup: whether a session exists is the signed-in
+		// profile's business.
+		profile.Unauthenticated(w)
 		return
 	}
 	sess, ok, err := p.sessions.get(r.Context(), id)

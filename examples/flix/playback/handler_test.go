@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 func TestStartSession(t *testing.T) {
@@ -21,35 +21,37 @@ func TestStartSession(t *testing.T) {
 	tests := []struct {
 		name        string
 		body        string
-		subject     string
+		as          string   // the signed-in profile
+		header      []string // instead, when as is ""
 		wantStatus  int
 		wantCode    string // of an error
 		wantProfile string // of a session
 	}{
-		{"adult, adult title", `{"profile":"p0001","title":1}`, "", 201, "", "p0001"},
-		{"adult, title of no maturity", `{"profile":"p0001","title":4}`, "", 403, "not_allowed", ""},
-		{"kids, all", `{"profile":"p0010","title":2}`, "", 201, "", "p0010"},
-		{"kids, adult title", `{"profile":"p0010","title":1}`, "", 403, "not_allowed", ""},
-		{"kids, teen title", `{"profile":"p0010","title":3}`, "", 403, "not_allowed", ""},
-		{"kids, title of no maturity", `{"profile":"p0010","title":4}`, "", 403, "not_allowed", ""},
-		{"teen, teen title", `{"profile":"p0020","title":3}`, "", 201, "", "p0020"},
-		{"teen, adult title", `{"profile":"p0020","title":1}`, "", 403, "not_allowed", ""},
-		{"profile from the subject", `{"title":2}`, "p0010", 201, "", "p0010"},
-		{"subject is the profile", `{"profile":"p0010","title":2}`, "p0010", 201, "", "p0010"},
-		{"subject is another profile", `{"profile":"p0001","title":2}`, "p0010", 403, "forbidden", ""},
-		{"unknown title", `{"profile":"p0001","title":99}`, "", 404, "not_found", ""},
-		{"unknown profile", `{"profile":"p9999","title":1}`, "", 404, "not_found", ""},
-		{"no profile", `{"title":1}`, "", 400, "invalid_argument", ""},
-		{"no title", `{"profile":"p0001"}`, "", 400, "invalid_argument", ""},
-		{"title as a string", `{"profile":"p0001","title":"1"}`, "", 400, "invalid_argument", ""},
-		{"unknown field", `{"profile":"p0001","title":1,"quality":"4k"}`, "", 400, "invalid_argument", ""},
-		{"bad profile", `{"profile":"../p1","title":1}`, "", 400, "invalid_argument", ""},
+		{"adult, adult title", `{"profile":"p0001","title":1}`, "p0001", nil, 201, "", "p0001"},
+		{"adult, title of no maturity", `{"profile":"p0001","title":4}`, "p0001", nil, 403, "not_allowed", ""},
+		{"kids, all", `{"profile":"p0010","title":2}`, "p0010", nil, 201, "", "p0010"},
+		{"kids, adult title", `{"profile":"p0010","title":1}`, "p0010", nil, 403, "not_allowed", ""},
+		{"kids, teen title", `{"profile":"p0010","title":3}`, "p0010", nil, 403, "not_allowed", ""},
+		{"kids, title of no maturity", `{"profile":"p0010","title":4}`, "p0010", nil, 403, "not_allowed", ""},
+		{"teen, teen title", `{"profile":"p0020","title":3}`, "p0020", nil, 201, "", "p0020"},
+		{"teen, adult title", `{"profile":"p0020","title":1}`, "p0020", nil, 403, "not_allowed", ""},
+		{"profile from the signed-in one", `{"title":2}`, "p0010", nil, 201, "", "p0010"},
+		{"another profile", `{"profile":"p0001","title":2}`, "p0010", nil, 403, "forbidden", ""},
+		{"no one signed in", `{"profile":"p0001","title":1}`, "", nil, 401, "unauthenticated", ""},
+		{"a header is no sign-in", `{"profile":"p0001","title":1}`, "", []string{"Shoal-Subject", "p0001"}, 401, "unauthenticated", ""},
+		{"a forged token", `{"profile":"p0001","title":1}`, "", []string{identity.UserTokenHeader, "forged"}, 401, "unauthenticated", ""},
+		{"unknown title", `{"profile":"p0001","title":99}`, "p0001", nil, 404, "not_found", ""},
+		{"unknown profile", `{"profile":"p9999","title":1}`, "p9999", nil, 404, "not_found", ""},
+		{"no title", `{"profile":"p0001"}`, "p0001", nil, 400, "invalid_argument", ""},
+		{"title as a string", `{"profile":"p0001","title":"1"}`, "p0001", nil, 400, "invalid_argument", ""},
+		{"unknown field", `{"profile":"p0001","title":1,"quality":"4k"}`, "p0001", nil, 400, "invalid_argument", ""},
+		{"bad profile", `{"profile":"../p1","title":1}`, "../p1", nil, 400, "invalid_argument", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h []string
-			if tt.subject != "" {
-				h = []string{profile.SubjectHeader, tt.subject}
+			h := tt.header
+			if tt.as != "" {
+				h = flixtest.As(t, tt.as)
 			}
 			r := flixtest.Do(t, p.srv, "POST", "/sessions", tt.body, h...)
 			if r.Status != tt.wantStatus {
@@ -70,7 +72,7 @@ func TestStartSession(t *testing.T) {
 				t.Errorf("session %+v; want profile %s, manifest %s", s, tt.wantProfile, want)
 			}
 			// GET gives it back.
-			got := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "")
+			got := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "", flixtest.As(t, s.Profile)...)
 			var again Session
 			if err := json.Unmarshal([]byte(got.Body), &again); err != nil || again != s {
 				t.Errorf("GET: %d %s; want %+v", got.Status, got.Body, s)
@@ -96,7 +98,7 @@ func TestStartSessionDependencies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestPlayback(t, flixtest.Dialects[0], tt.deps)
-			r := flixtest.Do(t, p.srv, "POST", "/sessions", `{"profile":"p0001","title":1}`)
+			r := flixtest.Do(t, p.srv, "POST", "/sessions", `{"profile":"p0001","title":1}`, flixtest.As(t, "p0001")...)
 			if r.Status != tt.wantStatus || flixtest.ErrorCode(t, r.Body) != tt.wantCode {
 				t.Fatalf("%d %s, want %d %s", r.Status, r.Body, tt.wantStatus, tt.wantCode)
 			}
@@ -112,16 +114,16 @@ func TestStartSessionDependencies(t *testing.T) {
 func TestStartSessionIdempotent(t *testing.T) {
 	p := newTestPlayback(t, flixtest.Dialects[0], map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
 	body := `{"profile":"p0001","title":2}`
-	first := flixtest.Do(t, p.srv, "POST", "/sessions", body, key("start-1")...)
-	again := flixtest.Do(t, p.srv, "POST", "/sessions", body, key("start-1")...)
+	first := flixtest.Do(t, p.srv, "POST", "/sessions", body, as(t, "p0001", key("start-1"))...)
+	again := flixtest.Do(t, p.srv, "POST", "/sessions", body, as(t, "p0001", key("start-1"))...)
 	if first.Status != 201 || again.Status != 201 || again.Body != first.Body || again.Header.Get(idempotency.ReplayedHeader) != "true" {
 		t.Fatalf("first %d %s; again %d %s %v", first.Status, first.Body, again.Status, again.Body, again.Header)
 	}
 	// A refused start leaves the key free for the fixed request.
-	if r := flixtest.Do(t, p.srv, "POST", "/sessions", `{"profile":"p0010","title":1}`, key("start-2")...); r.Status != 403 {
+	if r := flixtest.Do(t, p.srv, "POST", "/sessions", `{"profile":"p0010","title":1}`, as(t, "p0010", key("start-2"))...); r.Status != 403 {
 		t.Fatalf("kids on an adult title: %d %s", r.Status, r.Body)
 	}
-	if r := flixtest.Do(t, p.srv, "POST", "/sessions", `{"profile":"p0010","title":2}`, key("start-2")...); r.Status != 201 || r.Header.Get(idempotency.ReplayedHeader) != "" {
+	if r := flixtest.Do(t, p.srv, "POST", "/sessions", `{"profile":"p0010","title":2}`, as(t, "p0010", key("start-2"))...); r.Status != 201 || r.Header.Get(idempotency.ReplayedHeader) != "" {
 		t.Fatalf("fixed start with the key: %d %s", r.Status, r.Body)
 	}
 	var n int
@@ -153,7 +155,7 @@ func TestProgressOncePerKey(t *testing.T) {
 			s := start(t, p.srv, "p0001", 1)
 			path := "/sessions/" + s.ID + "/progress"
 
-			first := flixtest.Do(t, p.srv, "POST", path, `{"position_s":60}`, key("k1")...)
+			first := flixtest.Do(t, p.srv, "POST", path, `{"position_s":60}`, as(t, "p0001", key("k1"))...)
 			if first.Status != 200 || first.Header.Get(idempotency.ReplayedHeader) != "" {
 				t.Fatalf("first report: %d %s", first.Status, first.Body)
 			}
@@ -168,7 +170,7 @@ func TestProgressOncePerKey(t *testing.T) {
 			if n := p.events(t); n != 1 {
 				t.Fatalf("%d events after one report, want 1", n)
 			}
-			replay := flixtest.Do(t, p.srv, "POST", path, `{"position_s":60}`, key("k1")...)
+			replay := flixtest.Do(t, p.srv, "POST", path, `{"position_s":60}`, as(t, "p0001", key("k1"))...)
 			if replay.Status != 200 || replay.Body != first.Body || replay.Header.Get(idempotency.ReplayedHeader) != "true" {
 				t.Errorf("replay: %d %s %v", replay.Status, replay.Body, replay.Header)
 			}
@@ -180,7 +182,7 @@ func TestProgressOncePerKey(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 6 {
 				wg.Go(func() {
-					if r := flixtest.Do(t, p.srv, "POST", path, `{"position_s":120,"duration_s":5000}`, key("k2")...); r.Status != 200 {
+					if r := flixtest.Do(t, p.srv, "POST", path, `{"position_s":120,"duration_s":5000}`, as(t, "p0001", key("k2"))...); r.Status != 200 {
 						t.Errorf("concurrent k2: %d %s", r.Status, r.Body)
 					}
 				})
@@ -198,7 +200,7 @@ func TestProgressOncePerKey(t *testing.T) {
 			if err := json.Unmarshal([]byte(payload), &ev); err != nil || ev.Session != s.ID || ev.PositionS != 120 || ev.DurationS != 5000 || ev.Profile != "p0001" || ev.Title != 1 || ev.At == 0 {
 				t.Errorf("payload %s (%v)", payload, err)
 			}
-			got := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "")
+			got := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "", flixtest.As(t, "p0001")...)
 			var sess Session
 			if err := json.Unmarshal([]byte(got.Body), &sess); err != nil || sess.PositionS != 120 || sess.DurationS != 5000 || sess.UpdatedAt != ev.At {
 				t.Errorf("session after reports: %s", got.Body)
@@ -229,18 +231,21 @@ func TestProgressValidation(t *testing.T) {
 		wantStatus       int
 		wantCode         string
 	}{
-		{"no key", path, `{"position_s":1}`, nil, 400, "invalid_argument"},
-		{"no position", path, `{"duration_s":100}`, key("v1"), 400, "invalid_argument"},
-		{"negative position", path, `{"position_s":-1}`, key("v2"), 400, "invalid_argument"},
-		{"zero duration", path, `{"position_s":1,"duration_s":0}`, key("v3"), 400, "invalid_argument"},
-		{"position as a string", path, `{"position_s":"1"}`, key("v4"), 400, "invalid_argument"},
-		{"unknown field", path, `{"position_s":1,"speed":2}`, key("v5"), 400, "invalid_argument"},
-		{"no duration anywhere", "/sessions/" + noDuration.ID + "/progress", `{"position_s":1}`, key("v6"), 400, "invalid_argument"},
-		{"unknown session", "/sessions/nope/progress", `{"position_s":1}`, key("v7"), 404, "not_found"},
-		{"another's session", path, `{"position_s":1}`, append(key("v8"), profile.SubjectHeader, "p0010"), 403, "forbidden"},
+		{"no key", path, `{"position_s":1}`, flixtest.As(t, "p0001"), 400, "invalid_argument"},
+		{"no position", path, `{"duration_s":100}`, as(t, "p0001", key("v1")), 400, "invalid_argument"},
+		{"negative position", path, `{"position_s":-1}`, as(t, "p0001", key("v2")), 400, "invalid_argument"},
+		{"zero duration", path, `{"position_s":1,"duration_s":0}`, as(t, "p0001", key("v3")), 400, "invalid_argument"},
+		{"position as a string", path, `{"position_s":"1"}`, as(t, "p0001", key("v4")), 400, "invalid_argument"},
+		{"unknown field", path, `{"position_s":1,"speed":2}`, as(t, "p0001", key("v5")), 400, "invalid_argument"},
+		{"no duration anywhere", "/sessions/" + noDuration.ID + "/progress", `{"position_s":1}`, as(t, "p0001", key("v6")), 400, "invalid_argument"},
+		{"unknown session", "/sessions/nope/progress", `{"position_s":1}`, as(t, "p0001", key("v7")), 404, "not_found"},
+		{"another's session", path, `{"position_s":1}`, as(t, "p0010", key("v8")), 403, "forbidden"},
+		{"for no one", path, `{"position_s":1}`, key("v9"), 401, "unauthenticated"},
+		{"a header is no sign-in", path, `{"position_s":1}`, append(key("v10"), "Shoal-Subject", "p0001"), 401, "unauthenticated"},
 		{"GET progress", path, ``, nil, 405, "method_not_allowed"},
 		{"DELETE session", "/sessions/" + s.ID, ``, nil, 405, "method_not_allowed"},
-		{"GET unknown session", "/sessions/nope", ``, nil, 404, "not_found"},
+		{"GET unknown session", "/sessions/nope", ``, flixtest.As(t, "p0001"), 404, "not_found"},
+		{"GET a session for no one", "/sessions/" + s.ID, ``, nil, 401, "unauthenticated"},
 		{"unknown route", "/titles/1", ``, nil, 404, "not_found"},
 	}
 	for _, tt := range tests {
@@ -262,14 +267,14 @@ func TestProgressValidation(t *testing.T) {
 		t.Errorf("%d events published by refused reports", n)
 	}
 	// Refusals left their keys free: the fixed report goes through.
-	if r := flixtest.Do(t, p.srv, "POST", path, `{"position_s":99999}`, key("v2")...); r.Status != 200 || !strings.Contains(r.Body, `"position_s":5400`) {
+	if r := flixtest.Do(t, p.srv, "POST", path, `{"position_s":99999}`, as(t, "p0001", key("v2"))...); r.Status != 200 || !strings.Contains(r.Body, `"position_s":5400`) {
 		t.Errorf("report past the end with a refused report's key: %d %s; want 200, position clamped to 5400", r.Status, r.Body)
 	}
 	// The signed-in profile reads its session; others may not.
-	if r := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "", profile.SubjectHeader, "p0010"); r.Status != 403 {
+	if r := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "", flixtest.As(t, "p0010")...); r.Status != 403 {
 		t.Errorf("GET another's session: %d %s", r.Status, r.Body)
 	}
-	if r := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "", profile.SubjectHeader, "p0001"); r.Status != 200 {
+	if r := flixtest.Do(t, p.srv, "GET", "/sessions/"+s.ID, "", flixtest.As(t, "p0001")...); r.Status != 200 {
 		t.Errorf("GET own session: %d %s", r.Status, r.Body)
 	}
 }
@@ -289,6 +294,7 @@ func BenchmarkProgress(b *testing.B) {
 	p := newTestPlayback(b, flixtest.Dialects[0], map[string]http.Handler{"profiles": testProfiles, "catalog": testCatalog})
 	s := start(b, p.srv, "p0001", 1)
 	path := p.srv.URL + "/sessions/" + s.ID + "/progress"
+	token := flixtest.Token(b, "p0001")
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
@@ -298,6 +304,7 @@ func BenchmarkProgress(b *testing.B) {
 			b.Fatal(err)
 		}
 		req.Header.Set(idempotency.KeyHeader, fmt.Sprint("bench-", n))
+		req.Header.Set(identity.UserTokenHeader, token)
 		resp, err := p.srv.Client().Do(req)
 		if err != nil {
 			b.Fatal(err)

@@ -87,10 +87,10 @@ func newTestPlayback(tb testing.TB, dialect flixtest.Dialect, services map[strin
 	return &testPlayback{srv: srv, db: db, outbox: outbox}
 }
 
-// start starts a session and returns it.
+// start starts a session, signed in as profile, and returns it.
 func start(tb testing.TB, srv *httptest.Server, profile string, title int) Session {
 	tb.Helper()
-	r := flixtest.Do(tb, srv, "POST", "/sessions", fmt.Sprintf(`{"profile":%q,"title":%d}`, profile, title))
+	r := flixtest.Do(tb, srv, "POST", "/sessions", fmt.Sprintf(`{"profile":%q,"title":%d}`, profile, title), flixtest.As(tb, profile)...)
 	var s Session
 	if err := json.Unmarshal([]byte(r.Body), &s); err != nil || r.Status != http.StatusCreated {
 		tb.Fatalf("starting a session of %s on %d: %d %s", profile, title, r.Status, r.Body)
@@ -99,3 +99,8 @@ func start(tb testing.TB, srv *httptest.Server, profile string, title int) Sessi
 }
 
 func key(k string) []string { return []string{idempotency.KeyHeader, k} }
+
+// as is the headers of a request signed in as profile, plus header.
+func as(tb testing.TB, profile string, header []string) []string {
+	return append(flixtest.As(tb, profile), header...)
+}

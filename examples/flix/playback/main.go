@@ -7,13 +7,12 @@
 //	POST /sessions/{id}/progress   {"position_s", "duration_s"}, Idempotency-Key required → 200 Progress
 //	GET  /openapi.json             this API, as OpenAPI 3.1
 //
-// POST /sessions takes the profile from the gateway's Shoal-Subject header
-// when the body names none, and checks that it may watch the title: it
-// asks profiles (GET http://profiles/profiles/{p}) and catalog
-// (GET http://catalog/titles/{t}) at once, and checks the title's maturity
-// against the ones the profiles service says the profile may watch (403
-// not_allowed otherwise, also for a title without a rating; 404 for an
-// unknown profile or title).
+// POST /sessions takes the signed-in profile when the body names none, and
+// checks that it may watch the title: it asks profiles (GET
+// http://profiles/profiles/{p}) and catalog (GET http://catalog/titles/{t})
+// at once, and checks the title's maturity against the ones the profiles
+// service says the profile may watch (403 not_allowed otherwise, also for
+// a title without a rating; 404 for an unknown profile or title).
 //
 // A progress report is recorded, published (topic "progress", payload
 // {"profile", "title", "session", "position_s", "duration_s", "at"}) and
@@ -23,9 +22,11 @@
 // Every instance runs the outbox's delivery loop, which POSTs each event
 // to the subscribers' /_events, retrying until they take it.
 //
-// Profile-scoped requests follow the flix rule: a Shoal-Subject naming
-// another profile than the session's gets 403 forbidden; requests without
-// it come from inside the system and are allowed.
+// Profile routes follow the flix rule: they answer only the profile
+// signed in (a session: its profile's) for the request, as its user token says (Shoal-User-Token,
+// minted by the gateway and verified by the SDK's identity.Guard; see
+// package profile): 401 without one, 403 for another profile. No header
+// names a profile, and a call made for no one reads no profile's data.
 package main
 
 import (

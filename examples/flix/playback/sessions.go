@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 )
@@ -86,7 +87,7 @@ func openSessions(ctx context.Context, db *store.DB) (*sessions, error) {
 	if err := db.Migrate(ctx, "playback", migrations); err != nil {
 		return nil, fmt.Errorf("migrating: %w", err)
 	}
-	keys, err := idempotency.New(db, idempotency.Config{})
+	keys, err := idempotency.New(db, idempotency.Config{Principal: profile.Principal})
 	if err != nil {
 		return nil, err
 	}

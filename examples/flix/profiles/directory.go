@@ -31,6 +31,14 @@ var migrations = []store.Migration{
 		name       TEXT   NOT NULL PRIMARY KEY,
 		created_at BIGINT NOT NULL
 	)`},
+	// Failed sign-ins in a row per email (backoff.go).
+	{SQL: `CREATE TABLE signin_failures (
+		email    TEXT   NOT NULL PRIMARY KEY,
+		failures BIGINT NOT NULL,
+		last_ms  BIGINT NOT NULL,
+		until_ms BIGINT NOT NULL
+	)`},
+	{SQL: `CREATE INDEX signin_failures_by_last ON signin_failures (last_ms)`},
 }
 
 // directory is the accounts and profiles database, shared by every
@@ -42,6 +50,9 @@ type directory struct {
 	// The statements of the hot paths, prepared once.
 	signinStmt  *sql.Stmt
 	profileStmt *sql.Stmt
+	backoffStmt *sql.Stmt
+
+	now func() time.Time // time.Now unless a test says otherwise
 }
 
 // openDirectory migrates db, generates the dataset if no instance did
@@ -51,7 +62,7 @@ func openDirectory(ctx context.Context, db *store.DB) (*directory, error) {
 	if err := db.Migrate(ctx, "profiles", migrations); err != nil {
 		return nil, fmt.Errorf("migrating: %w", err)
 	}
-	d := &directory{db: db}
+	d := &directory{db: db, now: time.Now}
 	var err error
 	if d.generated, err = d.generate(ctx); err != nil {
 		return nil, fmt.Errorf("generating the dataset: %w", err)
@@ -70,12 +81,18 @@ func openDirectory(ctx context.Context, db *store.DB) (*directory, error) {
 		d.signinStmt.Close()
 		return nil, err
 	}
+	d.backoffStmt, err = db.PrepareContext(ctx, `SELECT failures, until_ms FROM signin_failures WHERE email = $1`)
+	if err != nil {
+		d.signinStmt.Close()
+		d.profileStmt.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
 // Close releases the prepared statements; the caller closes the database.
 func (d *directory) Close() error {
-	return errors.Join(d.signinStmt.Close(), d.profileStmt.Close())
+	return errors.Join(d.signinStmt.Close(), d.profileStmt.Close(), d.backoffStmt.Close())
 }
 
 // generate writes the dataset in one transaction, unless its marker row

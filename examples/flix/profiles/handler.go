@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
@@ -90,7 +92,18 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := strings.ToLower(strings.TrimSpace(in.Email))
-	c, err := h.dir.credentials(r.Context(), email, in.Profile)
+	ctx := r.Context()
+	now := h.dir.now()
+	bo, err := h.dir.backoff(ctx, email)
+	if err != nil {
+		shoal.WriteUnavailable(w, r, "the profiles store", err)
+		return
+	}
+	if now.Before(bo.until) {
+		tooManyFailures(w, bo.until.Sub(now))
+		return
+	}
+	c, err := h.dir.credentials(ctx, email, in.Profile)
 	if err != nil {
 		shoal.WriteUnavailable(w, r, "the profiles store", err)
 		return
@@ -106,8 +119,22 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok || c.hash == "" || !c.found {
+		until, err := h.dir.failed(ctx, email, now)
+		if err != nil {
+			slog.Warn("profiles: counting a failed sign-in", "email", email, "err", err)
+		}
+		if now.Before(until) {
+			// This failure starts a wait: say so now, not at the next try.
+			tooManyFailures(w, until.Sub(now))
+			return
+		}
 		shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated", errSignin)
 		return
+	}
+	if bo.failures > 0 {
+		if err := h.dir.succeeded(ctx, email); err != nil {
+			slog.Warn("profiles: clearing failed sign-ins", "email", email, "err", err)
+		}
 	}
 	token, exp, err := h.tokens.issue(c.profile.ID)
 	if err != nil {
@@ -117,6 +144,15 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	shoal.WriteJSON(w, http.StatusOK, Signin{Token: token, ExpiresAt: exp.UnixMilli(), Profile: c.profile})
+}
+
+// tooManyFailures answers a sign-in for an account that must wait (see
+// backoff.go): 429 with Retry-After in whole seconds.
+func tooManyFailures(w http.ResponseWriter, wait time.Duration) {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	shoal.WriteError(w, http.StatusTooManyRequests, "too_many_failures",
+		fmt.Sprintf("too many failed sign-ins for this email: retry in %d s", secs))
 }
 
 // profile answers GET /profiles/{id}, and GET /me for the signed-in

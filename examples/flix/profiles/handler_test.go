@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
 func signinBody(email, password, profile string) string {
@@ -151,10 +150,13 @@ func TestValidation(t *testing.T) {
 		{"too big", "POST", "/signin", `{"email":"` + strings.Repeat("a", 5000) + `"}`, nil, 400, "invalid_argument"},
 		{"GET signin", "GET", "/signin", ``, nil, 405, "method_not_allowed"},
 		{"bad profile id", "GET", "/profiles/p%201", ``, nil, 400, "invalid_argument"},
-		{"unknown profile", "GET", "/profiles/p9999", ``, nil, 404, "not_found"},
-		{"another's profile", "GET", "/profiles/p0001", ``, []string{profile.SubjectHeader, "p0002"}, 403, "forbidden"},
-		{"me without subject", "GET", "/me", ``, nil, 401, "unauthenticated"},
-		{"me unknown", "GET", "/me", ``, []string{profile.SubjectHeader, "p9999"}, 404, "not_found"},
+		{"unknown profile", "GET", "/profiles/p9999", ``, flixtest.As(t, "p9999"), 404, "not_found"},
+		{"another's profile", "GET", "/profiles/p0001", ``, flixtest.As(t, "p0002"), 403, "forbidden"},
+		{"a profile for no one", "GET", "/profiles/p0001", ``, nil, 401, "unauthenticated"},
+		{"a header is no sign-in", "GET", "/profiles/p0001", ``, []string{"Shoal-Subject", "p0001"}, 401, "unauthenticated"},
+		{"me for no one", "GET", "/me", ``, nil, 401, "unauthenticated"},
+		{"me for a header", "GET", "/me", ``, []string{"Shoal-Subject", "p0001"}, 401, "unauthenticated"},
+		{"me unknown", "GET", "/me", ``, flixtest.As(t, "p9999"), 404, "not_found"},
 		{"DELETE profile", "DELETE", "/profiles/p0001", ``, nil, 405, "method_not_allowed"},
 		{"unknown route", "GET", "/accounts", ``, nil, 404, "not_found"},
 	}
@@ -177,22 +179,18 @@ func TestValidation(t *testing.T) {
 func TestProfiles(t *testing.T) {
 	srv, _ := newTestServer(t)
 	tests := []struct {
-		path    string
-		subject string
-		want    Profile
+		path string
+		as   string // the signed-in profile
+		want Profile
 	}{
-		{"/profiles/p0001", "", Profile{ID: "p0001", Account: 1, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
+		{"/profiles/p0001", "p0001", Profile{ID: "p0001", Account: 1, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
 		{"/profiles/p0010", "p0010", Profile{ID: "p0010", Account: 5, Maturity: MaturityKids, MayWatch: []string{"all"}}},
-		{"/profiles/p0500", "", Profile{ID: "p0500", Account: 250, Maturity: MaturityKids, MayWatch: []string{"all"}}},
-		{"/profiles/p0499", "", Profile{ID: "p0499", Account: 250, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
+		{"/profiles/p0500", "p0500", Profile{ID: "p0500", Account: 250, Maturity: MaturityKids, MayWatch: []string{"all"}}},
+		{"/profiles/p0499", "p0499", Profile{ID: "p0499", Account: 250, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
 		{"/me", "p0042", Profile{ID: "p0042", Account: 21, Maturity: MaturityAdult, MayWatch: []string{"all", "teen", "adult"}}},
 	}
 	for _, tt := range tests {
-		var h []string
-		if tt.subject != "" {
-			h = []string{profile.SubjectHeader, tt.subject}
-		}
-		r := flixtest.Do(t, srv, "GET", tt.path, "", h...)
+		r := flixtest.Do(t, srv, "GET", tt.path, "", flixtest.As(t, tt.as)...)
 		var got Profile
 		if err := json.Unmarshal([]byte(r.Body), &got); r.Status != 200 || err != nil {
 			t.Fatalf("GET %s: %d %s", tt.path, r.Status, r.Body)

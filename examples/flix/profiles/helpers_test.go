@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 
@@ -34,14 +35,20 @@ func openTestDirectory(tb testing.TB, db *store.DB) *directory {
 func newTestServer(tb testing.TB) (*httptest.Server, *directory) {
 	tb.Helper()
 	d := openTestDirectory(tb, flixtest.SQLite(tb, "profiles"))
-	tokens, err := loadIssuer(testKey)
+	return serveDirectory(tb, d), d
+}
+
+// serveDirectory serves the profiles API over d, signing with the
+// development key.
+func serveDirectory(tb testing.TB, d *directory) *httptest.Server {
+	tb.Helper()
+	tokens, err := loadIssuer(testKey, true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := flixtest.Serve(tb, func(rt *shoal.Router) {
+	return flixtest.Serve(tb, func(rt *shoal.Router) {
 		if err := routes(rt, d, tokens); err != nil {
 			tb.Fatal(err)
 		}
 	})
-	return srv, d
 }

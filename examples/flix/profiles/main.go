@@ -4,20 +4,30 @@
 //
 //	POST /signin         {"email", "password", "profile"} → {"token", "expires_at", "profile"}
 //	GET  /profiles/{id}  Profile{id, account, name, maturity, may_watch}
-//	GET  /me             the signed-in profile (from the gateway's Shoal-Subject header)
+//	GET  /me             the signed-in profile
 //	GET  /openapi.json   this API, as OpenAPI 3.1
 //
 // A token is an ES256 JWT (iss "flix-profiles", aud "flix", sub the
 // profile id, iat, exp one hour later, header kid "flix-dev") signed with
 // the PEM key at $FLIX_JWT_KEY (default examples/flix/keys/jwt-dev.key,
 // relative to the working directory); the gateway verifies it with the
-// public half and passes the profile on as Shoal-Subject. A wrong email, a
-// wrong password and a profile of another account get the same 401, after
-// the same password check.
+// public half and vouches for the profile to the services with a user
+// token of its own (Shoal-User-Token). The key pair in examples/flix/keys
+// is published with the code: the service refuses to start with it unless
+// SHOAL_DEV=1 (which the repository's shoal.yaml sets), and warns when it
+// does.
 //
-// Profile-scoped routes follow the flix rule: a request whose Shoal-Subject
-// names another profile is refused (403 forbidden); one without it comes
-// from inside the system and is allowed.
+// A wrong email, a wrong password and a profile of another account get the
+// same 401, after the same password check. After five failures in a row
+// for an email (counted in the database, across instances), it waits a
+// second, twice as long after each further failure up to 15 minutes, and
+// sign-ins for it get 429 with Retry-After meanwhile (backoff.go).
+//
+// Profile routes follow the flix rule: they answer only the profile
+// signed in for the request, as its user token says (Shoal-User-Token,
+// minted by the gateway and verified by the SDK's identity.Guard; see
+// package profile): 401 without one, 403 for another profile. No header
+// names a profile, and a call made for no one reads no profile's data.
 //
 // Data lives in the service's own database (store.Open: SQLite under
 // $SHOAL_DATA_DIR, or PostgreSQL at $SHOAL_DATABASE_URL), shared by all
@@ -42,7 +52,7 @@ func main() {
 	var rt shoal.Router
 	svc := shoal.Setup(shoal.Config{Name: "profiles"}, &rt)
 	svc.Prepare(func(ctx context.Context) error {
-		tokens, err := loadIssuer(cmp.Or(os.Getenv(envJWTKey), defaultJWTKey))
+		tokens, err := loadIssuer(cmp.Or(os.Getenv(envJWTKey), defaultJWTKey), shoal.DevAllowed(os.Getenv), svc.Logger())
 		if err != nil {
 			return err
 		}

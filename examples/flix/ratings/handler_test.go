@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,8 +14,8 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 func newTestServer(t *testing.T) *httptest.Server {
@@ -22,12 +23,19 @@ func newTestServer(t *testing.T) *httptest.Server {
 	return flixtest.Serve(t, openTestStore(t, filepath.Join(t.TempDir(), "ratings.db")).routes)
 }
 
-// do sends a request, with an Idempotency-Key if key is not empty.
+// do sends a request, with an Idempotency-Key if key is not empty, signed
+// in as the profile of a /ratings/{profile} path.
 func do(t *testing.T, srv *httptest.Server, method, path, key, body string) flixtest.Response {
 	t.Helper()
 	var h []string
 	if key != "" {
 		h = []string{idempotency.KeyHeader, key}
+	}
+	if rest, ok := strings.CutPrefix(path, "/ratings/"); ok {
+		who, _, _ := strings.Cut(rest, "/")
+		if u, err := url.PathUnescape(who); err == nil {
+			h = append(h, flixtest.As(t, u)...)
+		}
 	}
 	return flixtest.Do(t, srv, method, path, body, h...)
 }
@@ -199,31 +207,44 @@ func TestProfileRatings(t *testing.T) {
 	}
 }
 
-// Profile routes follow the flix rule: another signed-in profile is
-// refused; the same one, or none (a call from inside the system), is not.
+// Profile routes follow the flix rule: only the signed-in profile, as
+// the request's user token says, is answered; another one is refused
+// (403), and so is a request for no one, or whose only claim is a header
+// (401: finding 2 of issue 13, where such a request read anyone's
+// ratings).
 func TestSubject(t *testing.T) {
 	srv := newTestServer(t)
 	tests := []struct {
-		method, path, subject, key, body string
-		want                             int
+		method, path, as, key, body string
+		header                      []string // when as is ""
+		want                        int
 	}{
-		{"PUT", "/ratings/ann/7", "bob", "k1", `{"score":3}`, 403},
-		{"PUT", "/ratings/ann/7", "ann", "k2", `{"score":3}`, 200},
+		{"PUT", "/ratings/ann/7", "bob", "k1", `{"score":3}`, nil, 403},
+		{"PUT", "/ratings/ann/7", "ann", "k2", `{"score":3}`, nil, 200},
 		// ann's key and request, sent by bob: refused, not ann's answer
 		// replayed (keys are per subject).
-		{"PUT", "/ratings/ann/7", "bob", "k2", `{"score":3}`, 403},
-		{"GET", "/ratings/ann/7", "bob", "", "", 403},
-		{"GET", "/ratings/ann/7", "ann", "", "", 200},
-		{"GET", "/ratings/ann/7", "", "", "", 200},
-		{"GET", "/ratings/ann", "bob", "", "", 403},
-		{"GET", "/ratings/ann", "ann", "", "", 200},
-		{"GET", "/titles/7/average", "bob", "", "", 200},
-		{"GET", "/top", "bob", "", "", 200},
+		{"PUT", "/ratings/ann/7", "bob", "k2", `{"score":3}`, nil, 403},
+		{"PUT", "/ratings/ann/7", "", "k3", `{"score":1}`, nil, 401},
+		{"GET", "/ratings/ann/7", "bob", "", "", nil, 403},
+		{"GET", "/ratings/ann/7", "ann", "", "", nil, 200},
+		{"GET", "/ratings/ann/7", "", "", "", nil, 401},
+		{"GET", "/ratings/ann/7", "", "", "", []string{"Shoal-Subject", "ann"}, 401},
+		{"GET", "/ratings/ann/7", "", "", "", []string{identity.UserTokenHeader, "forged"}, 401},
+		{"GET", "/ratings/ann", "bob", "", "", nil, 403},
+		{"GET", "/ratings/ann", "ann", "", "", nil, 200},
+		{"GET", "/ratings/ann", "", "", "", nil, 401},
+		{"GET", "/titles/7/average", "bob", "", "", nil, 200},
+		{"GET", "/titles/7/average", "", "", "", nil, 200},
+		{"GET", "/top", "bob", "", "", nil, 200},
 	}
 	for _, tt := range tests {
 		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
-		if tt.subject != "" {
-			req.Header.Set(profile.SubjectHeader, tt.subject)
+		h := tt.header
+		if tt.as != "" {
+			h = flixtest.As(t, tt.as)
+		}
+		for i := 0; i+1 < len(h); i += 2 {
+			req.Header.Set(h[i], h[i+1])
 		}
 		if tt.key != "" {
 			req.Header.Set(idempotency.KeyHeader, tt.key)
@@ -235,7 +256,7 @@ func TestSubject(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tt.want || tt.want == 403 && !strings.Contains(string(b), `"forbidden"`) {
-			t.Errorf("%s %s as %q: %d %s; want %d", tt.method, tt.path, tt.subject, resp.StatusCode, b, tt.want)
+			t.Errorf("%s %s as %q %q: %d %s; want %d", tt.method, tt.path, tt.as, tt.header, resp.StatusCode, b, tt.want)
 		}
 	}
 }

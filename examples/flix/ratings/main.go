@@ -11,9 +11,11 @@
 //	GET /top?limit=20                {"titles": [{"title", "average", "count"}]}, most popular first
 //	GET /openapi.json                this API, as OpenAPI 3.1
 //
-// Profile routes follow the flix rule: a request whose Shoal-Subject (the
-// profile the gateway verified) names another profile is refused (403);
-// one without it comes from inside the system and is allowed.
+// Profile routes follow the flix rule: they answer only the profile
+// signed in for the request, as its user token says (Shoal-User-Token,
+// minted by the gateway and verified by the SDK's identity.Guard; see
+// package profile): 401 without one, 403 for another profile. No header
+// names a profile, and a call made for no one reads no profile's data.
 //
 // A write applies once per Idempotency-Key, through the SDK's idempotency
 // package: the key and its answer are stored in the same transaction as the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/idempotency"
+	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -198,6 +199,10 @@ func TestConcurrentWritersTwoHandles(t *testing.T) {
 		body     string
 		from     int
 	}
+	tokens := make([]string, writers) // writer w writes for profile p<w>
+	for w := range tokens {
+		tokens[w] = flixtest.Token(t, fmt.Sprintf("p%d", w))
+	}
 	results := make(chan outcome, 2*writers*perWriter)
 	var wg sync.WaitGroup
 	for h, url := range urls {
@@ -217,6 +222,7 @@ func TestConcurrentWritersTwoHandles(t *testing.T) {
 						return
 					}
 					req.Header.Set(idempotency.KeyHeader, key)
+					req.Header.Set(identity.UserTokenHeader, tokens[w])
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {
 						t.Error(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/identity"
 )
 
 // catalogTitle is a title as the catalog serves it.
@@ -82,14 +83,14 @@ var (
 // newClient returns a client that reaches the fakes by service name
 // through the SDK's transport, as svc.Client() does; a service without a
 // fake has no instance.
-func newClient(t *testing.T, fakes map[string]http.Handler) *http.Client {
+func newClient(t testing.TB, fakes map[string]http.Handler) *http.Client {
 	t.Helper()
 	return flixtest.Client(t, client.Config{}, fakes)
 }
 
 // newService returns a recommendations instance over a new database,
 // calling the given fakes.
-func newService(t *testing.T, fakes map[string]http.Handler) (*recommender, *httptest.Server) {
+func newService(t testing.TB, fakes map[string]http.Handler) (*recommender, *httptest.Server) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	c := newClient(t, fakes)
@@ -127,11 +128,17 @@ type answer struct {
 	Error    struct{ Code, Message string }
 }
 
-func recommendations(t *testing.T, url, id, subject string) (int, answer) {
+// recommendations GETs the profile id's recommendations, signed in as
+// the profile as ("" for id itself, "none" for no one).
+func recommendations(t *testing.T, url, id, as string) (int, answer) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url+"/recommendations/"+id, nil)
-	if subject != "" {
-		req.Header.Set(profile.SubjectHeader, subject)
+	switch as {
+	case "none":
+	case "":
+		req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, id))
+	default:
+		req.Header.Set(identity.UserTokenHeader, flixtest.Token(t, as))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -214,20 +221,14 @@ func TestRecommendations(t *testing.T) {
 		code             string
 	}{
 		{"p0001", "p0002", 403, "forbidden"},
+		{"p0001", "none", 401, "unauthenticated"},
 		{"x404", "", 404, "not_found"},
 		{"a%20b", "", 400, "invalid_argument"},
+		{"p0001?limit=51", "p0001", 400, "invalid_argument"},
 	} {
 		if code, a := recommendations(t, srv.URL, tt.profile, tt.subject); code != tt.want || a.Error.Code != tt.code {
 			t.Errorf("%s as %q: %d %+v", tt.profile, tt.subject, code, a.Error)
 		}
-	}
-	resp, err := http.Get(srv.URL + "/recommendations/p0001?limit=51")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Errorf("limit=51: %d", resp.StatusCode)
 	}
 }
 
@@ -315,4 +316,25 @@ func TestOpenAPI(t *testing.T) {
 	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.Contains(string(b), `"openapi": "3.1.0"`) {
 		t.Fatalf("GET /openapi.json: %d %s", resp.StatusCode, b)
 	}
+}
+
+// FuzzProgressPayload: whatever a "progress" delivery carries,
+// recommendations consumes it (or refuses what is not JSON), and keeps
+// serving.
+func FuzzProgressPayload(f *testing.F) {
+	_, srv := newService(f, map[string]http.Handler{
+		"catalog": fakeCatalog(testTitles()), "ratings": fakeRatings(nil, nil), "profiles": flixtest.Profiles,
+	})
+	flixtest.FuzzInbox(f, srv.URL, topicProgress, []string{
+		`{"profile":"p0001","title":1,"session":"s1","position_s":600,"duration_s":3600,"at":1}`,
+		`{"profile":"p0001","title":5}`,
+		`{"profile":"p0001","title":-1}`,
+		`{"profile":"../p","title":1}`,
+		`{"profile":"p0001","title":9223372036854775807,"position_s":1e308,"at":-9223372036854775808}`,
+		`null`, `[]`, `{}`, `1`, `{`,
+	}, func(t *testing.T) {
+		if code, a := recommendations(t, srv.URL, "p0001", ""); code != 200 {
+			t.Fatalf("recommendations after the delivery: %d %+v", code, a.Error)
+		}
+	})
 }

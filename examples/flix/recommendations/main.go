@@ -22,9 +22,11 @@
 // With nothing to go on (a new profile), or its dependencies failing, it
 // answers popular titles, or else the newest, with "fallback": true.
 //
-// Profile routes follow the flix rule: a request whose Shoal-Subject (the
-// profile the gateway verified) names another profile is refused (403);
-// one without it comes from inside the system and is allowed.
+// Profile routes follow the flix rule: they answer only the profile
+// signed in for the request, as its user token says (Shoal-User-Token,
+// minted by the gateway and verified by the SDK's identity.Guard; see
+// package profile): 401 without one, 403 for another profile. No header
+// names a profile, and a call made for no one reads no profile's data.
 package main
 
 import (

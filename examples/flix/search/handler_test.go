@@ -18,7 +18,7 @@ import (
 
 // newTestServer returns a search instance over a new database in a temp
 // folder, its events inbox mounted as in main.
-func newTestServer(t *testing.T) (*index, *httptest.Server) {
+func newTestServer(t testing.TB) (*index, *httptest.Server) {
 	t.Helper()
 	var ix *index
 	var inbox *events.Inbox
@@ -185,4 +185,32 @@ func TestPrefixEnd(t *testing.T) {
 			t.Errorf("prefixEnd(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// FuzzTitlePayload: whatever a "titles" delivery carries, search consumes
+// it (or refuses what is not JSON), and keeps answering.
+func FuzzTitlePayload(f *testing.F) {
+	_, srv := newTestServer(f)
+	var many strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&many, "w%d ", i)
+	}
+	flixtest.FuzzInbox(f, srv.URL, topicTitles, []string{
+		`{"id":1,"name":"The Harbor","year":2020,"genres":["drama"]}`,
+		`{"id":1,"name":"","year":0,"genres":[]}`,
+		`{"id":0,"name":"zero"}`,
+		`{"id":2,"name":"` + strings.Repeat("é", 3000) + `"}`,
+		`{"id":3,"name":"` + many.String() + `"}`, // more terms than one statement may bind
+		`{"id":4,"genres":["` + strings.Repeat("a,", 5000) + `"]}`,
+		`{"id":"1"}`, `null`, `[]`, `{}`, `{`,
+	}, func(t *testing.T) {
+		resp, err := http.Get(srv.URL + "/search?q=harbor")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("search after the delivery: %d", resp.StatusCode)
+		}
+	})
 }

@@ -119,22 +119,30 @@ func (ix *index) put(ctx context.Context, tx *sql.Tx, t Title) error {
 		return err
 	}
 	terms := termsOf(t)
-	if len(terms) == 0 {
-		return nil
-	}
-	var q strings.Builder
-	q.WriteString(`INSERT INTO search_terms (term, title, weight) VALUES `)
-	args := []any{t.ID}
-	for i, term := range slices.Sorted(maps.Keys(terms)) {
-		if i > 0 {
-			q.WriteByte(',')
+	// A few statements of termsPerInsert rows each: one statement for a
+	// title of tens of thousands of words would pass the engine's limit
+	// on parameters, and the event would fail at every delivery.
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(terms)), termsPerInsert) {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO search_terms (term, title, weight) VALUES `)
+		args := []any{t.ID}
+		for i, term := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			args = append(args, term, terms[term])
+			fmt.Fprintf(&q, "($%d,$1,$%d)", len(args)-1, len(args))
 		}
-		args = append(args, term, terms[term])
-		fmt.Fprintf(&q, "($%d,$1,$%d)", len(args)-1, len(args))
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
-	return err
+	return nil
 }
+
+// termsPerInsert bounds the rows of one INSERT of terms: 2 parameters a
+// row, far below SQLite's 32,766 and PostgreSQL's 65,535.
+const termsPerInsert = 1000
 
 // termsOf returns the terms of t, each with its highest weight.
 func termsOf(t Title) map[string]int {

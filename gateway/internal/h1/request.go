@@ -52,6 +52,9 @@ func ParseRequest(head string) (*http.Request, error) {
 		return nil, ErrMalformed
 	}
 	r.Host = r.URL.Host
+	if r.Host != "" && !httpguts.ValidHostHeader(r.Host) {
+		return nil, ErrMalformed // an absolute-form or CONNECT target's authority is the Host
+	}
 	if r.Host == "" && len(hosts) == 1 {
 		r.Host = hosts[0]
 	} else if !httpguts.ValidHostHeader(r.Host) {

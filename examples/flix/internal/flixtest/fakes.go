@@ -95,8 +95,7 @@ func dropping(tb testing.TB) string {
 
 // Profiles fakes the profiles service's GET /profiles/{id}, as the dataset
 // has them: p0001, p0002 and p0003 are adults, p0010 a kids profile, p0020
-// a teen; other ids do not exist (404). Calls from inside the system carry
-// no Shoal-Subject: one that does is answered 400.
+// a teen; other ids do not exist (404).
 var Profiles http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	adult := []string{"all", "teen", "adult"}
 	rights := map[string]profile.Rights{
@@ -107,8 +106,6 @@ var Profiles http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http
 	id, found := strings.CutPrefix(r.URL.Path, "/profiles/")
 	rt, known := rights[id]
 	switch {
-	case r.Header.Get(profile.SubjectHeader) != "":
-		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", "an internal call carried "+profile.SubjectHeader)
 	case r.Method != http.MethodGet || !found || !known:
 		shoal.WriteError(w, http.StatusNotFound, "not_found", "no profile "+id)
 	default:

@@ -3,6 +3,11 @@
 // a request carries, and what a profile may watch, as the profiles service
 // states it.
 //
+// Who the signed-in profile is comes only from the request's user token,
+// which the gateway mints after verifying the sign-in token and the
+// service's identity.Guard verifies: never from a header a caller could
+// set. A request without one is answered 401 by every profile route.
+//
 // The maturity rule (which title ratings a kids, teen or adult profile may
 // watch) lives in the profiles service alone: it sends every profile with
 // the list of title maturities it may watch (Rights.MayWatch), and callers
@@ -15,12 +20,14 @@ import (
 	"net/http"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/idempotency"
+	"github.com/shoal-dev/shoal/identity"
 )
 
-// SubjectHeader carries the profile id the gateway verified in the caller's
-// token; the gateway strips copies sent by clients. Requests from other
-// services inside the system come without it.
-const SubjectHeader = "Shoal-Subject"
+// SignIn is how the gateway says it verified a profile: the sign-in token
+// profiles issued (the user token's auth, as identity.User.Auth has it). A
+// user the gateway let in with an API key is not a profile.
+const SignIn = "jwt"
 
 // MaxIDLen is the longest profile id.
 const MaxIDLen = 64
@@ -45,41 +52,64 @@ func ValidID(s string, maxLen int) bool {
 	return ok
 }
 
+// Signed returns the profile signed in for r: the user of its user token,
+// which the service's identity.Guard verified (identity.UserFrom), if the
+// gateway verified a sign-in for it. A request for no one (a call from
+// another service made on its own behalf) has none, and neither has one
+// whose only claim is a header: profile routes refuse both.
+func Signed(r *http.Request) (string, bool) {
+	u, ok := identity.UserFrom(r.Context())
+	if !ok || u.Auth != SignIn {
+		return "", false
+	}
+	return u.Subject, true
+}
+
 // FromPath reads the profile id of path wildcard name. It answers 400 and
-// returns false if the id is malformed, 403 if the request comes from a
-// signed-in profile (SubjectHeader) that is another one.
+// returns false if the id is malformed, 401 if no profile is signed in,
+// and 403 if another one is.
 func FromPath(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	id := r.PathValue(name)
 	if err := CheckID(id); err != nil {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return "", false
 	}
-	if !Permits(r, id) {
+	sub, ok := Signed(r)
+	switch {
+	case !ok:
+		Unauthenticated(w)
+		return "", false
+	case sub != id:
 		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", id))
 		return "", false
 	}
 	return id, true
 }
 
-// Permits reports whether r may act for profile id: it comes from inside
-// the system (no SubjectHeader), or from that profile signed in.
+// Permits reports whether r may act for profile id: that profile is
+// signed in.
 func Permits(r *http.Request, id string) bool {
-	sub := r.Header.Get(SubjectHeader)
-	return sub == "" || sub == id
+	sub, ok := Signed(r)
+	return ok && sub == id
+}
+
+// Unauthenticated answers a request that needs a signed-in profile and
+// has none: 401.
+func Unauthenticated(w http.ResponseWriter) {
+	shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated",
+		"no signed-in profile: call through the gateway with a token from POST /signin")
 }
 
 // Of returns the profile a request is about: the path's wildcard name, as
 // FromPath reads it, or on a route without that wildcard the signed-in
-// profile, the request's SubjectHeader (401 without one, 400 if
-// malformed). Answered, it returns false.
+// profile (401 without one). Answered, it returns false.
 func Of(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	if r.PathValue(name) != "" {
 		return FromPath(w, r, name)
 	}
-	sub := r.Header.Get(SubjectHeader)
-	if sub == "" {
-		shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated",
-			"no signed-in profile: call through the gateway with a token from POST /signin")
+	sub, ok := Signed(r)
+	if !ok {
+		Unauthenticated(w)
 		return "", false
 	}
 	if err := CheckID(sub); err != nil {
@@ -87,4 +117,19 @@ func Of(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 		return "", false
 	}
 	return sub, true
+}
+
+// Principal is whom a write's Idempotency-Key belongs to
+// (idempotency.Config.Principal): the calling service and the user, as the
+// service's identity.Guard verified them, never as headers say. A key is
+// then replayed only to the user (or service) that used it.
+func Principal(r *http.Request) idempotency.Principal {
+	var p idempotency.Principal
+	if c, ok := identity.CallerFrom(r.Context()); ok {
+		p.Caller = c.Service
+	}
+	if u, ok := identity.UserFrom(r.Context()); ok {
+		p.Subject = u.Subject
+	}
+	return p
 }

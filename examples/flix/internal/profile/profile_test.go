@@ -10,6 +10,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/identity/identitytest"
 )
 
 func TestCheckID(t *testing.T) {
@@ -24,8 +27,14 @@ func TestCheckID(t *testing.T) {
 }
 
 // The profile a request is about, by route: the path's, checked against
-// the signed-in one, or the signed-in one.
+// the signed-in one, or the signed-in one; the signed-in one is the user
+// of the request's verified user token, and nothing else (finding 2 of
+// issue 13: no header, and no call without a user, stands for one).
 func TestOf(t *testing.T) {
+	users, err := identitytest.NewUsers("flix", "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	serve := func(w http.ResponseWriter, r *http.Request) {
 		if id, ok := Of(w, r, "profile"); ok {
@@ -34,28 +43,47 @@ func TestOf(t *testing.T) {
 	}
 	mux.HandleFunc("GET /home/{profile}", serve)
 	mux.HandleFunc("GET /home", serve)
+	guarded := users.Guard("api").Wrap(mux)
+	token := func(sub, auth string) string {
+		tok, err := users.Token(sub, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
 	tests := []struct {
-		path, subject string
-		want          int
-		wantBody      string
+		name, path string
+		header     http.Header
+		want       int
+		wantBody   string
 	}{
-		{"/home/p0001", "", 200, "p0001"},          // from inside the system
-		{"/home/p0001", "p0001", 200, "p0001"},     // the signed-in profile
-		{"/home/p0001", "p0002", 403, "forbidden"}, // another one
-		{"/home/p%201", "", 400, "invalid_argument"},
-		{"/home", "p0002", 200, "p0002"},
-		{"/home", "", 401, "unauthenticated"},
-		{"/home", "p 2", 400, "invalid_argument"},
+		{"signed in", "/home/p0001", http.Header{identity.UserTokenHeader: {token("p0001", SignIn)}}, 200, "p0001"},
+		{"another one", "/home/p0001", http.Header{identity.UserTokenHeader: {token("p0002", SignIn)}}, 403, "forbidden"},
+		{"no user", "/home/p0001", nil, 401, "unauthenticated"},
+		{"a header is no sign-in", "/home/p0001", http.Header{"Shoal-Subject": {"p0001"}}, 401, "unauthenticated"},
+		{"an API key is no profile", "/home/p0001", http.Header{identity.UserTokenHeader: {token("p0001", "api_key:p0001")}}, 401, "unauthenticated"},
+		{"bad id", "/home/p%201", http.Header{identity.UserTokenHeader: {token("p0001", SignIn)}}, 400, "invalid_argument"},
+		{"own home", "/home", http.Header{identity.UserTokenHeader: {token("p0002", SignIn)}}, 200, "p0002"},
+		{"home for no one", "/home", nil, 401, "unauthenticated"},
+		{"home for a header", "/home", http.Header{"Shoal-Subject": {"p0002"}}, 401, "unauthenticated"},
+		{"malformed signed-in id", "/home", http.Header{identity.UserTokenHeader: {token("p 2", SignIn)}}, 400, "invalid_argument"},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", tt.path, nil)
-		if tt.subject != "" {
-			r.Header.Set(SubjectHeader, tt.subject)
+		r.Header = tt.header
+		if r.Header == nil {
+			r.Header = http.Header{}
 		}
 		w := httptest.NewRecorder()
-		mux.ServeHTTP(w, r)
+		guarded := guarded
+		if r.Header[identity.UserTokenHeader] == nil {
+			// What a Guard passes on from a service calling with its
+			// certificate and no user token.
+			guarded = mux
+		}
+		guarded.ServeHTTP(w, r)
 		if w.Code != tt.want || !strings.Contains(w.Body.String(), tt.wantBody) {
-			t.Errorf("GET %s as %q = %d %s, want %d %s", tt.path, tt.subject, w.Code, w.Body, tt.want, tt.wantBody)
+			t.Errorf("%s: GET %s = %d %s, want %d %s", tt.name, tt.path, w.Code, w.Body, tt.want, tt.wantBody)
 		}
 	}
 }
