@@ -31,6 +31,7 @@ type Service struct {
 	log     *slog.Logger
 	client  *client.Transport
 	admit   *resilience.Limiter // admission control before the user's handler
+	faults  *faultHop           // request-scoped faults, before admission
 	metrics *telemetry.Metrics
 	// public serves every non-admin request: serve, inside the RED metrics.
 	public         http.Handler
@@ -86,6 +87,9 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	s.metrics.AddDependencies(tr)
 	s.metrics.AddLimiter(s)
 	s.metrics.Registry().MustRegister(s.workers.collectors()...)
+	if s.faults, err = newFaultHop(cfg, s.metrics.Registry(), s.log); err != nil {
+		return nil, fmt.Errorf("shoal: config: fault_key: %w", err)
+	}
 	s.public = s.metrics.Middleware(http.HandlerFunc(s.serve))
 	s.metricsHandler = s.metrics.Handler()
 	return s, nil

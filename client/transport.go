@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/balance"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/discovery"
 )
 
@@ -97,7 +98,8 @@ type call struct {
 	n      int // attempts made: tried[:n]
 	failed []Attempt
 	hedge  hedge
-	watch  watch // the first attempt's
+	watch  watch      // the first attempt's
+	fault  *chaos.Set // the request-scoped faults the call carries; nil mostly
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -119,7 +121,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &Error{Service: service, Method: req.Method, URL: req.URL.String(), Err: err}
 	}
-	c := &call{dep: dep, stream: wantsStream(req)}
+	c := &call{dep: dep, stream: wantsStream(req), fault: chaos.FromContext(ctx)}
 	cfg := &dep.cfg
 	var hedgeOK bool
 	c.maxAttempts, c.perTry, hedgeOK = callPolicy(ctx, cfg.MaxAttempts, cfg.PerTryTimeout)
@@ -285,7 +287,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	}
 	out := c.outgoing(actx, req, inst.Addr, wait, n)
 
-	resp, err := t.base.RoundTrip(out)
+	resp, err := c.send(t.base, out, dep.name)
 	ended := w.end() // why the watch ended the attempt, if it did
 	var f failure
 	outcome := balance.Success
@@ -372,6 +374,7 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr string, wai
 		// only the wait for its headers, here.
 		hdr[TimeoutHeader] = hv
 	}
+	c.faultHeader(hdr)
 	out.Header = hdr
 	return out
 }
