@@ -83,6 +83,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/client"
 )
 
@@ -129,11 +130,21 @@ type Gateway struct {
 	AccessLogger *slog.Logger
 	// Metrics, if set, is told of every request.
 	Metrics RouteObserver
+	// Chaos, if set, verifies the operator's experiment tokens: with it,
+	// PUT and DELETE on ExperimentPath start and stop a live-traffic
+	// experiment (see fault.go). The service's own verifier (the
+	// operator's public key, for the gateway's service name) serves.
+	Chaos *chaos.Verifier
+	// CohortMetrics, if set, is told of every request of an experiment's
+	// cohorts.
+	CohortMetrics CohortObserver
 
 	resolver  client.Resolver
 	transport http.RoundTripper
 	table     atomic.Pointer[table]
 	seen      sync.Map // service names that have had instances: empty now means unavailable, not unknown
+	// experiment is the live-traffic experiment running; nil mostly.
+	experiment atomic.Pointer[chaos.Experiment]
 }
 
 // New returns a Gateway with default routes only, that checks service

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/manifest"
 )
@@ -48,12 +49,18 @@ type request struct {
 	bodyErr  atomic.Pointer[error]
 	// headerTimer bounds a stream's wait for its response headers only.
 	headerTimer *time.Timer
+	// cohort and experiment: the live-traffic experiment's cohort the
+	// request is in (fault.go); "" mostly.
+	cohort, experiment string
 }
 
 const requestIDKey = "X-Request-Id" // shoal.RequestIDHeader, canonical
 
 // ServeHTTP routes r, or answers with a JSON error when it cannot.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.serveExperiment(w, r) {
+		return
+	}
 	t := g.table.Load() // kept for the whole request, whatever reloads meanwhile
 	st := &request{label: "none"}
 	orig := w
@@ -73,6 +80,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, t *table, st *re
 	// Only the gateway says who the caller is.
 	delete(r.Header, SubjectHeader)
 	delete(r.Header, AuthHeader)
+	delete(r.Header, chaos.Header) // only a verified token, from the context, goes on
 	st.id = requestID(r)
 	st.idv[0] = st.id
 	w.Header()[requestIDKey] = st.idv[:]
@@ -245,6 +253,7 @@ func (g *Gateway) send(w http.ResponseWriter, r *http.Request, orig http.Respons
 	if rt != nil && rt.hasPolicy {
 		ctx = client.WithPolicy(ctx, rt.policy)
 	}
+	ctx = g.assignCohort(ctx, st)
 	g.forward(ctx, w, r, st)
 }
 
