@@ -38,6 +38,9 @@ type Manifest struct {
 	// Gateway is the front door's configuration: routes, auth, limits,
 	// CORS. nil without a gateway: key (default routes only).
 	Gateway *Gateway `yaml:"gateway" example:"{routes: [{path: /v1/titles/, service: catalog}]}"`
+	// Chaos is failure rehearsal: the chaos monkey's settings. nil without
+	// a chaos: key.
+	Chaos *Chaos `yaml:"chaos" example:"{monkey: {every: 2s}}"`
 
 	// Path is the manifest file, absolute; Dir its folder, against which
 	// build paths and the .shoal state folder are resolved.

@@ -331,7 +331,7 @@ func TestParseErrors(t *testing.T) {
 			}},
 		{"anchors in an unknown key", "x-common: &common\n  instances: 3\nservices:\n  a:\n    <<: *common\n    build: ./a\n",
 			[]string{
-				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway",
+				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway, chaos",
 			}},
 	}
 	for _, tt := range tests {
