@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // Chaos actions on instances: what the monkey and experiments do (package
@@ -25,13 +26,13 @@ import (
 // the instance stops, whatever happens to whoever asked: a frozen instance
 // must not outlive a monkey that was killed.
 
-// Chaos actions.
+// Chaos actions, as the manifest's monkey names them.
 const (
-	ActionKill = "kill" // SIGKILL: a crash; the supervisor restarts it
-	ActionStop = "stop" // SIGSTOP for a while, then SIGCONT: a frozen process
+	ActionKill = manifest.MonkeyKill // SIGKILL: a crash; the supervisor restarts it
+	ActionStop = manifest.MonkeyStop // SIGSTOP for a while, then SIGCONT: a frozen process
 	// ActionSlow freezes the process for a share of every 100 ms for a
 	// while (SIGSTOP, SIGCONT): a slow machine, not a dead one.
-	ActionSlow = "slow"
+	ActionSlow = manifest.MonkeySlow
 )
 
 // Defaults of the timed actions.
