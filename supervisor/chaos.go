@@ -103,6 +103,13 @@ func (s *Supervisor) Chaos(_ context.Context, a ChaosAction) (ChaosResult, error
 	if err := s.checkLaunched(); err != nil {
 		return ChaosResult{}, err
 	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		// Instances are draining: a kill now would lose their requests.
+		return ChaosResult{}, &opError{http.StatusServiceUnavailable, "stopping", "shoal up is stopping every instance"}
+	}
 	in, err := s.chaosTarget(svc, a)
 	if err != nil {
 		return ChaosResult{}, err
