@@ -65,13 +65,15 @@ type (
 	}
 	matcher struct {
 		label, op, value string
-		re            *regexp.Regexp // =~ and !~, anchored
+		re               *regexp.Regexp // =~ and !~, anchored
 	}
 )
 
 func (n numberNode) String() string { return strconv.FormatFloat(n.v, 'g', -1, 64) }
 func (n unaryNode) String() string  { return "-" + n.x.String() }
-func (n binaryNode) String() string { return "(" + n.l.String() + " " + string(n.op) + " " + n.r.String() + ")" }
+func (n binaryNode) String() string {
+	return "(" + n.l.String() + " " + string(n.op) + " " + n.r.String() + ")"
+}
 func (n aggNode) String() string {
 	return n.op + " by (" + strings.Join(n.by, ", ") + ") (" + n.x.String() + ")"
 }

@@ -29,8 +29,8 @@ type Report struct {
 	// Reason says why it failed or was aborted.
 	Reason string `json:"reason,omitempty"`
 	// Fault is what was done: the request-scoped fault, or the monkey.
-	Fault   string `json:"fault"`
-	Traffic string `json:"traffic"` // the populations
+	Fault   string    `json:"fault"`
+	Traffic string    `json:"traffic"` // the populations
 	Started time.Time `json:"started"`
 	FaultAt time.Time `json:"fault_at"` // when the fault began
 	Ended   time.Time `json:"ended"`    // when it was removed
