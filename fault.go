@@ -2,9 +2,12 @@ package shoal
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -78,9 +81,7 @@ func (h *faultHop) apply(w http.ResponseWriter, r *http.Request) *http.Request {
 		h.applied.WithLabelValues(string(f.Action)).Inc()
 	}
 	w.Header().Set(chaos.InjectedHeader, chaos.Format(p.Applied))
-	// A delay the caller gave up on leaves the handler an expired
-	// context: what a real delay does too.
-	_ = chaos.Wait(ctx, p.Delay)
+	delay(ctx, p.Delay)
 	if p.End == nil {
 		return r
 	}
@@ -95,4 +96,23 @@ func (h *faultHop) apply(w http.ResponseWriter, r *http.Request) *http.Request {
 		_ = chaos.Wait(ctx, cmp.Or(f.Delay, chaos.MaxDelay))
 	}
 	panic(http.ErrAbortHandler) // Abort, or a Stall that is over
+}
+
+// delay waits d, all of it, as a slow network or disk would, even past
+// the request's deadline (the handler then has none left, and a caller
+// that gave up has its answer later than it waited: never in time). Only a
+// caller that went away ends it sooner.
+func delay(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			<-t.C
+		}
+	}
 }

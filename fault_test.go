@@ -145,6 +145,24 @@ func TestFaultsTravelWithTheRequest(t *testing.T) {
 	}
 }
 
+// A delay lasts its whole length, past the request's deadline: a caller
+// whose budget is the delay never gets its answer in time.
+func TestFaultDelayOutlastsTheDeadline(t *testing.T) {
+	fs := newFaultSystem(t, "signer")
+	req, _ := http.NewRequest("GET", "http://"+fs.api.Addr()+"/", nil)
+	req.Header.Set(chaos.Header, fs.token(t, "api:delay=300ms"))
+	req.Header.Set("Shoal-Timeout-Ms", "100")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if took := time.Since(start); took < 300*time.Millisecond || resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("answered %d after %v; want the handler's failure (no time left) after the whole 300ms", resp.StatusCode, took)
+	}
+}
+
 // Only the operator's signature makes a fault: a description from anyone
 // else, or a token of another key, is dropped and counted, and the request
 // is served as if it had none.
