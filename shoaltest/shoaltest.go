@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -106,26 +107,47 @@ func Start(t testing.TB, path string, opts ...Option) *System {
 	for _, svc := range m.Services {
 		want += max(svc.Instances, 1)
 	}
-	deadline := time.Now().Add(o.ready)
+	if err := s.waitServing(ctx, want, o.ready, done); err != nil {
+		t.Fatalf("shoaltest: %v\n%s", err, s.out.tail(50))
+	}
+	return s
+}
+
+// WaitServing waits until every instance of the system serves (after a
+// monkey, say: killed instances restart), for at most within.
+func (s *System) WaitServing(t testing.TB, within time.Duration) {
+	t.Helper()
+	if err := s.waitServing(t.Context(), 0, within, nil); err != nil {
+		t.Fatalf("shoaltest: %v", err)
+	}
+}
+
+// waitServing polls the instances until want of them (0: all listed)
+// serve, within, or until stopped reports the system's end.
+func (s *System) waitServing(ctx context.Context, want int, within time.Duration, stopped chan error) error {
+	deadline := time.Now().Add(within)
 	for {
 		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("shoaltest: the system stopped while starting: %v\n%s", err, s.out.tail(50))
+		case err := <-stopped:
+			stopped <- err
+			return fmt.Errorf("the system stopped while starting: %v", err)
 		default:
 		}
-		st, _ := sup.PS(ctx)
-		serving := 0
+		st, err := s.Target.PS(ctx)
+		serving, all := 0, len(st)
 		for _, in := range st {
 			if in.State == supervisor.StateServing {
 				serving++
 			}
 		}
-		if serving == want {
-			return s
+		if want > 0 {
+			all = want
+		}
+		if err == nil && serving == all {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("shoaltest: %d of %d instances serving after %v\n%s", serving, want, o.ready, s.out.tail(50))
+			return fmt.Errorf("%d of %d instances serving after %v (%v)", serving, all, within, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the instances' states
 	}
