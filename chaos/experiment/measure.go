@@ -28,6 +28,9 @@ type measurer struct {
 	store *store // nil without expressions or live traffic
 	// bodies are the texts of the match checks, in load.bodies order.
 	bodies []string
+	// scrapes, if set, says why the last scrape round failed (the
+	// targets file unreadable), nil if it did not.
+	scrapes func() error
 }
 
 // measure returns a check's value on one side, and how many requests it
@@ -145,7 +148,6 @@ type judgement struct {
 	control, experiment float64
 	rule                string // the tolerance, as a rule
 	held                bool
-	note                string
 }
 
 // judge compares the experiment's value with the control's as c says.

@@ -70,6 +70,7 @@ func (r *Runner) Run(ctx context.Context, e *Experiment) (*Report, error) {
 		checks = append(checks, &e.Abort[i])
 	}
 	var names []string
+	var scrapes *scraper
 	for _, c := range checks {
 		switch {
 		case c.Match != nil && !slices.Contains(m.bodies, c.Match.Body):
@@ -90,9 +91,9 @@ func (r *Runner) Run(ctx context.Context, e *Experiment) (*Report, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if len(names) > 0 {
-		s := newScraper(filepath.Join(r.Dir, filepath.FromSlash(supervisor.TargetsFile)), names)
-		m.store = s.store
-		wg.Go(func() { s.run(run) }) // owned by Run: ends with run
+		scrapes = newScraper(filepath.Join(r.Dir, filepath.FromSlash(supervisor.TargetsFile)), names)
+		m.store, m.scrapes = scrapes.store, scrapes.err
+		wg.Go(func() { scrapes.run(run) }) // owned by Run: ends with run
 	}
 	rep.Started = time.Now()
 	stopLoad := func() {}
@@ -164,6 +165,11 @@ phase:
 	stopLoad()
 	cancel()
 	wg.Wait()
+	if scrapes != nil {
+		// The metrics as the fault phase ends, not up to a second
+		// before: what came since the last round is the phase's too.
+		scrapes.round(ctx, fault.to)
+	}
 
 	for _, c := range e.Hypothesis {
 		rep.Checks = append(rep.Checks, m.result(&c, requestFault, baseline, fault))
@@ -254,6 +260,11 @@ func (m *measurer) result(c *Check, requestFault bool, baseline, fault window) C
 		if err != nil && !j.held {
 			res.Note = err.Error()
 			break
+		}
+	}
+	if res.Note != "" && c.Expr != nil && m.scrapes != nil {
+		if err := m.scrapes(); err != nil {
+			res.Note += ": " + err.Error()
 		}
 	}
 	return res

@@ -163,7 +163,7 @@ func check(t *testing.T, rep *Report, name string) CheckResult {
 
 const synthetic = `
 warmup: 0s
-baseline: 1s
+baseline: 2s
 traffic:
   synthetic:
     rate: 25
@@ -331,7 +331,7 @@ func TestRunLive(t *testing.T) {
 	})
 	e, err := Parse("live.yaml", []byte(`
 warmup: 0s
-baseline: 1s
+baseline: 2s
 duration: 3s
 traffic:
   live: {share: 0.25, by: request}
@@ -362,15 +362,23 @@ hypothesis:
 	if rep.Requests["control"] < 20 || rep.Requests["experiment"] < 20 {
 		t.Errorf("requests %v: want about 45 a cohort (a quarter of 180)", rep.Requests)
 	}
-	// The experiment is over at the gateway.
-	resp, err := http.Get(front.URL + "/svc/titles/1")
-	if err != nil {
-		t.Fatal(err)
+	// The report counts what the gateway counted, and the experiment is
+	// over at the gateway: no request joins a cohort any more.
+	stop()
+	wg.Wait()
+	counted := liveTotal(t, metricsSrv.URL)
+	if reported := rep.Requests["control"] + rep.Requests["experiment"]; reported != counted {
+		t.Errorf("the report says %d requests in the cohorts, the gateway counted %d", reported, counted)
 	}
-	resp.Body.Close()
-	before := rep.Requests["control"] + rep.Requests["experiment"]
-	if got := liveTotal(t, metricsSrv.URL); got > before+1 {
-		t.Errorf("the gateway still assigns cohorts after the run: %d requests counted, %d in the report", got, before)
+	for range 20 {
+		resp, err := http.Get(front.URL + "/svc/titles/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if after := liveTotal(t, metricsSrv.URL); after != counted {
+		t.Errorf("the gateway still assigns cohorts after the run: %d requests counted, then %d", counted, after)
 	}
 }
 

@@ -98,7 +98,13 @@ func (s *store) add(t time.Time, name string, ls labels, v float64) {
 		sr = &series{labels: ls}
 		m[k] = sr
 	}
-	sr.points = append(sr.points, point{t, v})
+	// In time order: the last round of a run is dated the end of the
+	// fault phase, and may come after a round that began later.
+	i := len(sr.points)
+	for i > 0 && sr.points[i-1].t.After(t) {
+		i--
+	}
+	sr.points = slices.Insert(sr.points, i, point{t, v})
 }
 
 // scraper fills a store from the targets file every scrapeEvery.
@@ -135,7 +141,7 @@ func (s *scraper) run(ctx context.Context) {
 	t := time.NewTicker(scrapeEvery)
 	defer t.Stop()
 	for {
-		s.round(ctx)
+		s.round(ctx, time.Now())
 		select {
 		case <-ctx.Done():
 			return
@@ -150,8 +156,8 @@ type target struct {
 	Labels  map[string]string `json:"labels"`
 }
 
-// round scrapes every target once, in parallel.
-func (s *scraper) round(ctx context.Context) {
+// round scrapes every target once, in parallel, as of now.
+func (s *scraper) round(ctx context.Context, now time.Time) {
 	b, err := os.ReadFile(s.targetsFile)
 	var groups []target
 	if err == nil {
@@ -161,7 +167,6 @@ func (s *scraper) round(ctx context.Context) {
 		s.setErr(fmt.Errorf("reading shoal up's targets: %w", err))
 		return
 	}
-	now := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for _, g := range groups {
