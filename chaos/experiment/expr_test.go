@@ -127,7 +127,7 @@ func TestEval(t *testing.T) {
 	s.add(t0.Add(4500*time.Millisecond), "late", nil, 7)
 	s.add(t0.Add(4*time.Second), "late", nil, 5)
 	s.add(t0.Add(3*time.Second), "late", nil, 1)
-	if got, err := s.evalNumber(&rangeFunc{"increase", &selectorNode{name: "late"}}, all); err != nil || got != 6 {
+	if got, err := s.evalNumber(rangeFunc{"increase", &selectorNode{name: "late"}}, all); err != nil || got != 6 {
 		t.Errorf("increase of points added out of order = %v, %v; want 6", got, err)
 	}
 	if _, err := s.evalNumber(&selectorNode{name: "nothing"}, all); !errors.Is(err, ErrNoData) {
