@@ -106,12 +106,12 @@ func (r *Runner) Run(ctx context.Context, e *Experiment) (*Report, error) {
 		defer stopLoad()
 	}
 	r.logf("%s: warming up for %v", e.Name, e.Warmup)
-	if err := sleep(ctx, e.Warmup); err != nil {
+	if err := chaos.Wait(ctx, e.Warmup); err != nil {
 		return nil, err
 	}
 	r.logf("%s: measuring the baseline for %v", e.Name, e.Baseline)
 	baseline := window{from: time.Now()}
-	if err := sleep(ctx, e.Baseline); err != nil {
+	if err := chaos.Wait(ctx, e.Baseline); err != nil {
 		return nil, err
 	}
 	baseline.to = time.Now()
@@ -368,18 +368,6 @@ func experimentRequest(ctx context.Context, method, base, rule string) error {
 func (r *Runner) logf(format string, args ...any) {
 	if r.Log != nil {
 		fmt.Fprintf(r.Log, time.Now().Format("15:04:05.000")+" "+format+"\n", args...)
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
 	}
 }
 
