@@ -14,10 +14,10 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal"
@@ -66,13 +66,9 @@ func (g *Gateway) serveExperiment(w http.ResponseWriter, r *http.Request) bool {
 		shoal.WriteError(w, http.StatusBadRequest, "bad_request", "reading the experiment token: "+err.Error())
 		return true
 	}
-	e, err := g.Chaos.VerifyExperiment(string(body))
+	e, err := g.Chaos.VerifyExperiment(strings.TrimSpace(string(body)))
 	if err != nil {
-		status := http.StatusForbidden
-		if errors.Is(err, chaos.ErrNoKey) {
-			status = http.StatusNotFound
-		}
-		shoal.WriteError(w, status, "forbidden", "not an experiment token signed by the operator's key: "+err.Error())
+		shoal.WriteError(w, http.StatusForbidden, "forbidden", "not an experiment token signed by the operator's key: "+err.Error())
 		return true
 	}
 	cur := g.experiment.Load()

@@ -58,6 +58,10 @@ var ErrNothingToPick = errors.New("monkey: no instance to pick")
 // turns in a row: it has gone.
 const maxPSFailures = 3
 
+// maxResults bounds the results Run keeps: a monkey shoal up runs for
+// days must not grow without end.
+const maxResults = 10_000
+
 // Monkey acts on Target as Config says. Set its fields, then call Run.
 type Monkey struct {
 	Config Config
@@ -71,7 +75,8 @@ type Monkey struct {
 }
 
 // Run acts every interval until Config.For has passed or ctx ends (then
-// it returns nil), and returns every turn's result. It fails at once on a
+// it returns nil), and returns every turn's result (the last 10,000 at
+// most). It fails at once on a
 // Config that does not validate, and when the target stops answering.
 func (m *Monkey) Run(ctx context.Context) ([]Result, error) {
 	cfg := m.Config
@@ -125,6 +130,9 @@ func (m *Monkey) Run(ctx context.Context) ([]Result, error) {
 		}
 		if ctx.Err() != nil {
 			return results, nil
+		}
+		if len(results) == maxResults {
+			results = slices.Delete(results, 0, maxResults/10)
 		}
 		results = append(results, r)
 		if m.Report != nil {
