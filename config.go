@@ -17,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/resilience"
 	"github.com/shoal-dev/shoal/telemetry"
@@ -96,6 +97,12 @@ type Config struct {
 	// every caller from starting.
 	DependencyWait time.Duration `json:"dependency_wait" yaml:"dependency_wait"`
 
+	// FaultKey is the operator's public key (base64 Ed25519, as shoal up
+	// sets SHOAL_FAULT_KEY): requests carrying a Shoal-Fault token it
+	// verifies get that token's faults (see package chaos). Empty, the
+	// default, honours no fault.
+	FaultKey string `json:"fault_key" yaml:"fault_key"`
+
 	// Client is the policy of Service.Client; zero means client.DefaultConfig.
 	Client client.Config `json:"client" yaml:"client"`
 	// Admission is the adaptive concurrency limit on requests to the user's
@@ -149,6 +156,7 @@ const (
 	EnvTLSCertFile   = "SHOAL_TLS_CERT_FILE"
 	EnvTLSKeyFile    = "SHOAL_TLS_KEY_FILE"
 	EnvH2C           = "SHOAL_H2C" // "on" serves HTTP/2 without TLS too, "off" does not
+	EnvFaultKey      = chaos.EnvKey
 
 	EnvReadHeaderTimeout = "SHOAL_READ_HEADER_TIMEOUT"
 	EnvMaxHeaderBytes    = "SHOAL_MAX_HEADER_BYTES"
@@ -212,6 +220,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	}
 	str(EnvTLSCertFile, &c.TLSCertFile)
 	str(EnvTLSKeyFile, &c.TLSKeyFile)
+	str(EnvFaultKey, &c.FaultKey)
 	switch v := getenv(EnvH2C); v {
 	case "":
 	case "on":
@@ -364,6 +373,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Identity.validate(c.TLSCertFile != ""); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := chaos.NewVerifier(c.FaultKey, c.Name); err != nil {
+		errs = append(errs, fmt.Errorf("fault_key: %w", err))
 	}
 	if err := c.Admission.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("admission: %w", err))

@@ -94,6 +94,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
+	if r = s.faults.apply(w, r); r == nil {
+		return // a fault answered
+	}
 	permit, ok := s.admit.Acquire(r.Context())
 	if !ok {
 		s.reject(w)

@@ -33,6 +33,7 @@ type Service struct {
 	log     *slog.Logger
 	client  *client.Transport
 	admit   *resilience.Limiter // admission control before the user's handler
+	faults  *faultHop           // request-scoped faults, before admission
 	metrics *telemetry.Metrics
 	tracing *telemetry.Tracing // nil: no spans
 	// public serves every non-admin request: serve, inside the request's
@@ -110,6 +111,9 @@ func New(cfg Config, h http.Handler) (*Service, error) {
 	s.metrics.AddDependencies(tr)
 	s.metrics.AddLimiter(s)
 	s.metrics.Registry().MustRegister(s.workers.collectors()...)
+	if s.faults, err = newFaultHop(cfg, s.metrics.Registry(), s.log); err != nil {
+		return nil, fmt.Errorf("shoal: config: fault_key: %w", err)
+	}
 	var serve http.Handler = http.HandlerFunc(s.serve)
 	if s.id.guard != nil {
 		// Before admission: a request that may not be here takes no slot.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/balance"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/identity"
 )
@@ -118,6 +119,7 @@ type call struct {
 	hedge   hedge
 	watch   watch // the first attempt's
 	trace   callTrace
+	fault   *chaos.Set // the request-scoped faults the call carries; nil mostly
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -136,7 +138,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := dep.admit(); err != nil {
 		return t.refuse(ctx, req, service, err)
 	}
-	c := &call{dep: dep, stream: wantsStream(req)}
+	c := &call{dep: dep, stream: wantsStream(req), fault: chaos.FromContext(ctx)}
 	ctx = t.startSpan(ctx, c, req)
 	cfg := &dep.cfg
 	var hedgeOK bool
@@ -327,7 +329,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	actx, span := t.startAttempt(actx, dep, req.Method, n, traced)
 	out := c.outgoing(actx, req, inst.Addr, scheme, wait, n)
 
-	resp, err := dep.rt.RoundTrip(out)
+	resp, err := c.send(dep.rt, out, dep.name)
 	ended := w.end() // why the watch ended the attempt, if it did
 	var f failure
 	outcome := balance.Success
@@ -430,6 +432,7 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme str
 		sc = &c.carrier
 	}
 	inject(ctx, hdr, sc)
+	c.faultHeader(hdr)
 	out.Header = hdr
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,28 +66,35 @@ const (
 	chaosKillEach = 2 * time.Second
 )
 
-// chaos runs journeys while instances are killed, then checks that nothing
-// was lost: no read failed, every acknowledged write is stored exactly once,
-// and every event reached every subscriber exactly once. The journeys come
-// from a process of their own (e2e/journeys, built without the race
-// detector), so that the load offered does not depend on this test binary's
-// instrumentation.
+// chaos runs journeys while the chaos monkey (shoal chaos monkey, a
+// process of its own like the journeys) kills a random instance every 2 s,
+// then checks that nothing was lost: no read failed, every acknowledged
+// write is stored exactly once, and every event reached every subscriber
+// exactly once. (A write without an Idempotency-Key, such as a sign-in,
+// that an instance was SIGKILLed in the middle of cannot be sent again:
+// those are counted, not failed on. The steady read load of
+// steadyUnderMonkey must lose nothing.) The
+// journeys come from a process of their own (e2e/journeys, built without
+// the race detector), so that the load offered does not depend on this
+// test binary's instrumentation.
 func chaos(t *testing.T, sys *system, gateways []string) {
 	out := filepath.Join(t.TempDir(), "report.json")
 	driver := startProcArgs(t, "journeys", "journeys", []string{"-gateways", strings.Join(gateways, ","),
 		"-rate", fmt.Sprint(chaosRate), "-duration", chaosFor.String(), "-out", out})
+	monkey := startProcArgs(t, "shoal", "chaos monkey", []string{"-f", sys.manifest, "chaos", "monkey",
+		"--every", chaosKillEach.String(), "--for", chaosFor.String()}, "NO_COLOR=1")
+	<-driver.exited
+	if _, ok := monkey.waitExit(30*time.Second, time.Now()); !ok {
+		t.Errorf("shoal chaos monkey --for %v still runs after the journeys", chaosFor)
+	}
 	var kills []string
-	tick := time.NewTicker(chaosKillEach)
-	defer tick.Stop()
-	for done := false; !done; {
-		select {
-		case <-driver.exited:
-			done = true
-		case <-tick.C:
-			if k := killRandom(sys); k != "" {
-				kills = append(kills, k)
-			}
+	for line := range strings.SplitSeq(monkey.out.String(), "\n") {
+		if _, k, ok := strings.Cut(line, "monkey killed "); ok {
+			kills = append(kills, strings.Fields(k)[0])
 		}
+	}
+	if code := monkey.cmd.ProcessState.ExitCode(); code != 0 || len(kills) < int(chaosFor/chaosKillEach)/2 {
+		t.Errorf("shoal chaos monkey: status %d, %d kills in %v at one every %v:\n%s", code, len(kills), chaosFor, chaosKillEach, monkey.out.String())
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -101,7 +107,7 @@ func chaos(t *testing.T, sys *system, gateways []string) {
 	// Rates over the time journeys were being started: the offered rate,
 	// and the rate at which whole journeys succeeded.
 	completed := float64(r.Completed) / r.Launched.Seconds()
-	t.Logf("chaos: %d journeys started over %v (%.1f/s), %.1f/s completed every step (p50 %v, p99 %v), %d instances killed: %s",
+	t.Logf("chaos: %d journeys started over %v (%.1f/s), %.1f/s completed every step (p50 %v, p99 %v), %d instances killed by the monkey: %s",
 		r.Started, r.Launched.Round(time.Second), float64(r.Started)/r.Launched.Seconds(), completed,
 		r.Latency.P50.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), len(kills), strings.Join(kills, " "))
 	t.Logf("chaos: failed reads %d, failed sign-ins %d, failed session starts %d, unacknowledged writes %d; acknowledged: %d progress, %d ratings; requests sent again to the other gateway: %d",
@@ -117,37 +123,6 @@ func chaos(t *testing.T, sys *system, gateways []string) {
 	}
 	data := filepath.Join(filepath.Dir(sys.manifest), ".shoal", "data")
 	checkNothingLost(t, data, r)
-}
-
-// killRandom SIGKILLs a random serving instance of a random service and
-// returns its name, or "" if it could not.
-func killRandom(sys *system) string {
-	out, err := sys.shoalQuiet("ps", "-o", "json")
-	var list []psEntry
-	if err != nil || json.Unmarshal([]byte(out), &list) != nil {
-		return ""
-	}
-	bySvc := map[string][]psEntry{}
-	var names []string
-	for _, e := range list {
-		if e.State != "serving" {
-			continue
-		}
-		if _, ok := bySvc[e.Service]; !ok {
-			names = append(names, e.Service)
-		}
-		bySvc[e.Service] = append(bySvc[e.Service], e)
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	svc := names[rand.IntN(len(names))]
-	e := bySvc[svc][rand.IntN(len(bySvc[svc]))]
-	name := fmt.Sprintf("%s/%d", e.Service, e.Index)
-	if _, err := sys.shoalQuiet("kill", name, "--signal", "KILL"); err != nil {
-		return ""
-	}
-	return name
 }
 
 // checkNothingLost reads the services' stores once every outbox is empty.

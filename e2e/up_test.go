@@ -363,6 +363,7 @@ func TestUpReferenceSystem(t *testing.T) {
 	// The flix journeys (flix_test.go), through both gateways.
 	t.Run("journey", func(t *testing.T) { journey(t, fl) })
 	t.Run("recommendations down", func(t *testing.T) { recommendationsDown(t, sys, fl) })
+	t.Run("rehearsing failure", func(t *testing.T) { rehearse(t, sys, fl) })
 	t.Run("nothing lost under chaos", func(t *testing.T) { chaos(t, sys, gateways) })
 
 	t.Run("down leaves no process", func(t *testing.T) {

@@ -23,7 +23,7 @@ type recorder struct {
 // nothing needs it.
 func (g *Gateway) recorder(w http.ResponseWriter, t *table) *recorder {
 	logIt := g.AccessLog || t.accessLog
-	if g.Metrics == nil && !logIt {
+	if g.Metrics == nil && !logIt && g.CohortMetrics == nil {
 		return nil
 	}
 	return &recorder{ResponseWriter: w, start: time.Now(), log: logIt}
@@ -42,6 +42,7 @@ func (g *Gateway) finish(rec *recorder, r *http.Request, st *request) {
 	if g.Metrics != nil {
 		g.Metrics.ObserveRoute(st.label, st.service, code, d)
 	}
+	g.observeCohort(st, code, d)
 	if rec.log {
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),

@@ -100,6 +100,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/manifest"
@@ -160,11 +161,21 @@ type Gateway struct {
 	// it SetConfig refuses them. shoal gateway sets it from SHOAL_DEV=1
 	// (shoal.EnvDev).
 	AllowDev bool
+	// Chaos, if set, verifies the operator's experiment tokens: with it,
+	// PUT and DELETE on ExperimentPath start and stop a live-traffic
+	// experiment (see fault.go). The service's own verifier (the
+	// operator's public key, for the gateway's service name) serves.
+	Chaos *chaos.Verifier
+	// CohortMetrics, if set, is told of every request of an experiment's
+	// cohorts.
+	CohortMetrics CohortObserver
 
 	resolver  client.Resolver
 	transport http.RoundTripper
 	table     atomic.Pointer[table]
 	seen      sync.Map // service names that have had instances: empty now means unavailable, not unknown
+	// experiment is the live-traffic experiment running; nil mostly.
+	experiment atomic.Pointer[chaos.Experiment]
 }
 
 // New returns a Gateway with default routes only, that checks service

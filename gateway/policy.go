@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/manifest"
@@ -55,6 +56,9 @@ type request struct {
 	bodyErr  atomic.Pointer[error]
 	// headerTimer bounds a stream's wait for its response headers only.
 	headerTimer *time.Timer
+	// cohort and experiment: the live-traffic experiment's cohort the
+	// request is in (fault.go); "" mostly.
+	cohort, experiment string
 }
 
 const requestIDKey = "X-Request-Id" // shoal.RequestIDHeader, canonical
@@ -70,6 +74,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// No trace, and none started here (tracing off): the services
 		// behind still get one, to trace and to tie their logs together.
 		r = r.WithContext(newTrace(r.Context()))
+	}
+	if g.serveExperiment(w, r) {
+		return
 	}
 	t := g.table.Load() // kept for the whole request, whatever reloads meanwhile
 	st := &request{label: "none"}
@@ -90,6 +97,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, t *table, st *re
 	// Only the gateway says who the caller is.
 	delete(r.Header, SubjectHeader)
 	delete(r.Header, AuthHeader)
+	delete(r.Header, chaos.Header) // only a verified token, from the context, goes on
 	st.id = client.RequestID(r.Context())
 	st.idv[0] = st.id
 	w.Header()[requestIDKey] = st.idv[:]
@@ -280,6 +288,7 @@ func (g *Gateway) send(w http.ResponseWriter, r *http.Request, orig http.Respons
 	if rt != nil && rt.hasPolicy {
 		ctx = client.WithPolicy(ctx, rt.policy)
 	}
+	ctx = g.assignCohort(ctx, st)
 	g.forward(ctx, w, r, st)
 }
 

@@ -81,17 +81,22 @@ var (
 	unmarshalerType = reflect.TypeFor[unmarshaler]()
 )
 
-// decode decodes the document body into m. The syntax tree comes from
-// third-party code fed with user input: should a shape of it the decoder
-// does not expect make it panic, that is an error, not a crash of shoal up
-// or of a gateway reloading its file.
-func (d *decoder) decode(body ast.Node, m *Manifest) (err error) {
+// decode decodes the document body into m.
+func (d *decoder) decode(body ast.Node, m *Manifest) error {
+	return d.decodeValue(body, reflect.ValueOf(m).Elem())
+}
+
+// decodeValue decodes a document body into the struct v. The syntax tree
+// comes from third-party code fed with user input: should a shape of it
+// the decoder does not expect make it panic, that is an error, not a crash
+// of shoal up or of a gateway reloading its file.
+func (d *decoder) decodeValue(body ast.Node, v reflect.Value) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &Error{File: d.file, Msg: fmt.Sprintf("the YAML decoder failed (%v); check the file's syntax", r)}
 		}
 	}()
-	d.value(body, reflect.ValueOf(m).Elem(), "", field{}, pos{})
+	d.value(body, v, "", field{}, pos{})
 	return nil
 }
 

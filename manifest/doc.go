@@ -1,7 +1,8 @@
 // Package manifest owns shoal.yaml, the file that describes a Shoal system:
 // its schema, as the tagged Go structs of this package (Manifest, Service,
-// Gateway and the client.Config of each dependency), one strict decode of
-// the file into them, and one validator. shoal up (through the supervisor)
+// Gateway, Chaos and the client.Config of each dependency), one strict
+// decode of the file into them, and one validator. The same decode reads
+// Shoal's other YAML files (experiments) through DecodeDocument. shoal up (through the supervisor)
 // runs what Load returns; every gateway reads its routes with ParseGateway
 // from the same file, again whenever it changes.
 //

@@ -44,6 +44,9 @@ type Manifest struct {
 	// authorization: key: any service of the system may call any other
 	// (each still only with a certificate of the system).
 	Authorization *Authorization `yaml:"authorization" example:"{allow: {ratings: [gateway, api]}}"`
+	// Chaos is failure rehearsal: the chaos monkey's settings. nil without
+	// a chaos: key.
+	Chaos *Chaos `yaml:"chaos" example:"{monkey: {every: 2s}}"`
 
 	// Path is the manifest file, absolute; Dir its folder, against which
 	// build paths and the .shoal state folder are resolved.

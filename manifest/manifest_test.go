@@ -375,7 +375,7 @@ authorization:
 			}},
 		{"anchors in an unknown key", "x-common: &common\n  instances: 3\nservices:\n  a:\n    <<: *common\n    build: ./a\n",
 			[]string{
-				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway, authorization",
+				"m.yaml:1:1: x-common: unknown key; known keys are name, services, drain_timeout, gateway, authorization, chaos",
 			}},
 	}
 	for _, tt := range tests {

@@ -62,6 +62,13 @@ func (c *checker) manifest(m *Manifest, needServices bool) {
 		c.gateway("gateway", m.Gateway)
 	}
 	c.authorization(m)
+	if m.Chaos != nil {
+		names := make([]string, len(m.Services))
+		for i, s := range m.Services {
+			names[i] = s.Name
+		}
+		c.chaos("chaos", m.Chaos, names)
+	}
 }
 
 // service checks one service and fills in its defaults.

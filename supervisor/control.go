@@ -21,6 +21,7 @@ const (
 	pathKill    = "/v1/kill"
 	pathLogs    = "/v1/logs"
 	pathDown    = "/v1/down"
+	pathChaos   = "/v1/chaos"
 )
 
 // tokenHeader carries the secret from the state file: only someone who can
@@ -81,6 +82,7 @@ func (s *Supervisor) controlHandler() http.Handler {
 		}
 		shoal.WriteJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("POST "+pathChaos, s.serveChaos)
 	mux.HandleFunc("GET "+pathLogs, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		service := q.Get("service")

@@ -107,7 +107,18 @@
 //   - an event feed (the last 1,000): instances ready, exited, unhealthy,
 //     healthy again, stopped; signals, scale and rolling restarts; callers'
 //     breakers opening and closing and ejections refused (from the scraped
-//     client metrics); gateway route reloads (from the gateways' logs).
+//     client metrics); gateway route reloads (from the gateways' logs);
+//     chaos actions.
+//
+// # Chaos
+//
+// [Supervisor.Chaos] and [Remote.Chaos] act on an instance for the chaos
+// monkey and experiments (packages chaos/monkey, chaos/experiment): kill,
+// stop for a while, slow for a while, or a dry run of one, each an event
+// naming who asked. The supervisor undoes stops and slows itself when
+// their time is up or the instance is asked to stop. It also keeps the
+// operator's fault key (package chaos) in <dir>/.shoal/chaos.key and gives
+// every instance its public half in SHOAL_FAULT_KEY.
 //
 // Logs can be filtered by trace ID ([LogFilter]; `shoal logs --trace`): a
 // JSON line whose trace_id field is the ID, or any other line that

@@ -18,6 +18,7 @@ const (
 	EventBreaker   = "breaker"   // callers' breakers opened or closed for an instance
 	EventEjection  = "ejection"  // callers refused to eject an instance (cap reached)
 	EventReload    = "reload"    // a gateway loaded (or refused) its routes
+	EventChaos     = "chaos"     // the monkey or an experiment acted on an instance (chaos.go)
 )
 
 // Event is one entry of the event feed.

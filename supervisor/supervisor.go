@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/handoff"
 	"github.com/shoal-dev/shoal/identity"
@@ -64,6 +65,10 @@ type Supervisor struct {
 	token  string     // control API secret, also in the state file
 	col    *collector // spans, metrics, events (collect.go)
 	ran    atomic.Bool
+	// faultKey is the operator's public key every instance gets
+	// (SHOAL_FAULT_KEY); chaos the stops and slows under way (chaos.go).
+	faultKey string
+	chaos    chaosState
 
 	seed      *discovery.Member // set before any instance starts
 	launched  atomic.Bool       // builds done and every instance started: scale and restart may run
@@ -197,6 +202,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("supervisor: %w", err)
 		}
+	}
+	if err := s.loadFaultKey(); err != nil {
+		return err
 	}
 	// The lock closes the race between two shoal up started at once; the
 	// kernel releases it when this process dies, however it dies.
@@ -561,6 +569,9 @@ func (s *Supervisor) env(svc *service, port int, id string, files identity.Files
 	env = append(env, s.keys.env(files)...)
 	if admin != "" {
 		env = append(env, "SHOAL_ADMIN_ADDR="+admin)
+	}
+	if _, set := svc.spec.Env[chaos.EnvKey]; !set {
+		env = append(env, chaos.EnvKey+"="+s.faultKey)
 	}
 	p := strconv.Itoa(port)
 	return append(env,

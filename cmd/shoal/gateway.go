@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/telemetry"
@@ -106,6 +107,14 @@ to join a running system. Flags override the environment.`,
 				return err
 			}
 			if gw.Metrics, err = telemetry.NewRouteMetrics(svc.Metrics().Registry()); err != nil {
+				return err
+			}
+			// Live-traffic experiments, with the operator's key shoal up
+			// hands over (SHOAL_FAULT_KEY): see package chaos.
+			if gw.Chaos, err = chaos.NewVerifier(cfg.FaultKey, cfg.Name); err != nil {
+				return err
+			}
+			if gw.CohortMetrics, err = telemetry.NewCohortMetrics(svc.Metrics().Registry()); err != nil {
 				return err
 			}
 			var reloader *gateway.Reloader

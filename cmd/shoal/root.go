@@ -73,15 +73,21 @@ while it keeps serving.
   shoal kill catalog/1     SIGKILL one instance; the supervisor restarts it
   shoal dashboard          print the URL of the running system's dashboard
 
+Rehearsing failure:
+
+  shoal chaos monkey       kill, freeze or slow random instances, over and over
+  shoal chaos token F      sign a fault (F) for chosen requests
+  shoal experiment run X   run experiment X: control vs experiment, a verdict
+
 Beyond one machine (docs/DEPLOY.md):
 
   shoal image -o DIR       build an OCI image per service, without Docker
   shoal export kubernetes -o DIR
                            write the Kubernetes objects of the system
 
-ps, scale, restart, kill, logs and down find the running 'shoal up' through
-.shoal/state.json in the manifest's folder: run them from that folder, or
-point -f at the manifest.`,
+ps, scale, restart, kill, logs, down, chaos and experiment find the running
+'shoal up' through .shoal/state.json in the manifest's folder: run them from
+that folder, or point -f at the manifest.`,
 		Example: `  go run ./cmd/shoal up
   shoal -f ~/src/shop/shoal.yaml ps
   shoal scale catalog=5
@@ -105,6 +111,8 @@ point -f at the manifest.`,
 		newLogs(e, &file),
 		newDown(e, &file),
 		newDashboard(e, &file),
+		newChaos(e, &file),
+		newExperiment(e, &file),
 		newGateway(e),
 		newImage(e, &file),
 		newExport(e, &file),

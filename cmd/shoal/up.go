@@ -35,6 +35,9 @@ collects them: instances get OTEL_EXPORTER_OTLP_ENDPOINT pointing at it,
 it scrapes every instance's /metrics every 2 s, and it writes
 .shoal/prometheus/targets.json for a Prometheus of your own (file_sd_configs).
 
+With chaos.monkey.enabled: true in the manifest, it also runs the chaos
+monkey (see 'shoal chaos monkey') for as long as the system runs.
+
 Ctrl-C, closing the terminal (SIGHUP), SIGTERM or 'shoal down' from another
 terminal stops everything gracefully: SIGTERM, drain, then SIGKILL after the
 drain timeout. A second Ctrl-C stops at once. Instances die with shoal up even if it is killed.`,
@@ -77,7 +80,7 @@ drain timeout. A second Ctrl-C stops at once. Instances die with shoal up even i
 			}
 			ctx, stop := signalContext(c.Context())
 			defer stop()
-			return sup.Run(ctx)
+			return runMonkey(ctx, m, sup, sup.Run)
 		},
 	}
 	addFileFlag(c, file, true)

@@ -72,6 +72,7 @@ var exampleTypes = []reflect.Type{
 	reflect.TypeFor[manifest.Manifest](), reflect.TypeFor[manifest.Service](), reflect.TypeFor[manifest.Gateway](),
 	reflect.TypeFor[manifest.Route](), reflect.TypeFor[manifest.Auth](), reflect.TypeFor[manifest.JWT](),
 	reflect.TypeFor[manifest.APIKey](), reflect.TypeFor[manifest.RateLimit](), reflect.TypeFor[manifest.CORS](),
+	reflect.TypeFor[manifest.Chaos](), reflect.TypeFor[manifest.Monkey](),
 }
 
 // generate returns the schema, indented, with a final newline.

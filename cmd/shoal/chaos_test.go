@@ -1,0 +1,97 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/chaos/monkey"
+)
+
+func TestChaosHelp(t *testing.T) {
+	for _, cmd := range [][]string{{"chaos"}, {"chaos", "monkey"}, {"chaos", "token"}, {"experiment"}, {"experiment", "run"}} {
+		code, out, errOut := runCLI(t, append(cmd, "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+strings.Join(cmd, " ")) {
+			t.Errorf("%s --help: status %d, stderr %s\n%s", cmd, code, errOut, out)
+		}
+	}
+	_, out, _ := runCLI(t, "--help")
+	for _, cmd := range []string{"chaos", "experiment"} {
+		if !strings.Contains(out, "\n  "+cmd+" ") {
+			t.Errorf("shoal --help does not list %s", cmd)
+		}
+	}
+}
+
+func TestChaosUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	if err := os.WriteFile(file, []byte("services:\n  web:\n    command: [./web]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"chaos", "token", "ratings:explode"}, `shoal: chaos token: chaos: fault "ratings:explode": unknown action "explode"`},
+		{[]string{"chaos", "token"}, "shoal: token: want FAULTS"},
+		{[]string{"chaos", "monkey", "-f", file, "--every", "1s", "--rate", "2"}, "shoal: chaos monkey: chaos.monkey: has both every: and rate:"},
+		{[]string{"chaos", "monkey", "-f", file, "--action", "explode"}, `shoal: chaos monkey: chaos.monkey.actions[0]: "explode" is not an action`},
+		{[]string{"chaos", "monkey", "-f", file, "--service", "api"}, `shoal: chaos monkey: chaos.monkey.services[0]: "api" is not a service of this manifest; services: web`},
+		{[]string{"experiment", "run", "x.yaml", "-o", "xml"}, `shoal: experiment run: -o "xml": use table or json`},
+		{[]string{"experiment"}, "shoal: experiment: want a subcommand: run"},
+	} {
+		code, _, errOut := runCLI(t, tt.args...)
+		if code != 2 || !strings.HasPrefix(errOut, tt.want) {
+			t.Errorf("shoal %s: status %d, stderr:\n%s\nwant status 2 and:\n%s", strings.Join(tt.args, " "), code, errOut, tt.want)
+		}
+	}
+	// Not running: said as for every control command.
+	code, _, errOut := runCLI(t, "chaos", "monkey", "-f", file)
+	if code != 1 || !strings.Contains(errOut, "no shoal up is running") {
+		t.Errorf("chaos monkey without shoal up: %d %s", code, errOut)
+	}
+}
+
+func TestChaosToken(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || !strings.Contains(errOut, "shoal up makes the key") {
+		t.Errorf("no key: %d %s", code, errOut)
+	}
+	key, err := chaos.LoadOrCreateKey(chaos.KeyFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "chaos", "token", "ratings:delay=300ms;api>ratings:reset", "-f", file, "--for", "1h")
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, errOut)
+	}
+	v, _ := chaos.NewVerifier(chaos.PublicKey(key), "api")
+	set, err := v.Verify(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := chaos.Format(set.Faults()); got != "ratings:delay=300ms;api>ratings:reset" || time.Until(set.Expires()) < 59*time.Minute {
+		t.Errorf("token for %q until %v", got, set.Expires())
+	}
+}
+
+func TestDescribeMonkey(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  monkey.Config
+		want string
+	}{
+		{monkey.Config{}, "kill a random instance every 10s, never the last serving one"},
+		{monkey.Config{Actions: []string{"kill", "stop"}, Services: []string{"catalog"}, Rate: 0.5, For: time.Minute, AllowLast: true, DryRun: true},
+			"kill or stop an instance of catalog 0.5 times a second on average for 1m0s, dry run"},
+		{monkey.Config{Every: 2 * time.Second, Exclude: []string{"gateway"}}, "kill a random instance (not gateway) every 2s, never the last serving one"},
+	} {
+		if got := describeMonkey(tt.cfg); got != tt.want {
+			t.Errorf("describeMonkey(%+v) = %q, want %q", tt.cfg, got, tt.want)
+		}
+	}
+}
