@@ -27,8 +27,8 @@ tidy:
 # the seed of a package whose tests fail); the default picks a new one.
 SHUFFLE ?= on
 test:
-	$(GO) test -race -shuffle=$(SHUFFLE) $$($(GO) list ./... | grep -v '/e2e$$')
-	$(GO) test -race -shuffle=$(SHUFFLE) ./e2e
+	$(GO) test -race -timeout 20m -shuffle=$(SHUFFLE) $$($(GO) list ./... | grep -v '/e2e$$')
+	$(GO) test -race -timeout 20m -shuffle=$(SHUFFLE) ./e2e
 
 # Benchmarks are not timed tests: CI runs each once to keep them compiling.
 bench-compile:

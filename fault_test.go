@@ -178,7 +178,7 @@ func TestFaultsNeedTheOperatorsSignature(t *testing.T) {
 	if n := fs.leaked.Load(); n > 0 {
 		t.Errorf("handlers saw the Shoal-Fault header %d times", n)
 	}
-	resp, err := http.Get("http://" + fs.api.Addr() + PathMetrics)
+	resp, err := http.Get("http://" + fs.api.AdminAddr() + PathMetrics)
 	if err != nil {
 		t.Fatal(err)
 	}
