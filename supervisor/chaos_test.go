@@ -60,9 +60,9 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest("GET", "http://"+hello[0].Addr+"/hello", nil)
+		req, _ := http.NewRequest("GET", "https://"+hello[0].Addr+"/hello", nil)
 		req.Header.Set(chaos.Header, tok)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := r.caller(t, "hello").Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
