@@ -72,6 +72,7 @@ while it keeps serving.
   shoal ps                 list every instance and its state
   shoal kill catalog/1     SIGKILL one instance; the supervisor restarts it
   shoal dashboard          print the URL of the running system's dashboard
+  shoal profile catalog    CPU profile of every catalog instance, merged
 
 Rehearsing failure:
 
@@ -85,7 +86,7 @@ Beyond one machine (docs/DEPLOY.md):
   shoal export kubernetes -o DIR
                            write the Kubernetes objects of the system
 
-ps, scale, restart, kill, logs, down, chaos and experiment find the running
+ps, scale, restart, kill, logs, down, profile, chaos and experiment find the running
 'shoal up' through .shoal/state.json in the manifest's folder: run them from
 that folder, or point -f at the manifest.`,
 		Example: `  go run ./cmd/shoal up
@@ -111,6 +112,7 @@ that folder, or point -f at the manifest.`,
 		newLogs(e, &file),
 		newDown(e, &file),
 		newDashboard(e, &file),
+		newProfile(e, &file),
 		newChaos(e, &file),
 		newExperiment(e, &file),
 		newGateway(e),

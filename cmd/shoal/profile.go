@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/supervisor"
+)
+
+// profileKinds are the profiles profile fetches: the CPU profile over a
+// window, the others as net/http/pprof serves them at once (a delta over
+// the window for the ones that accumulate, allocs/block/mutex).
+var profileKinds = []string{"cpu", "heap", "allocs", "goroutine", "block", "mutex"}
+
+// profileTarget is one instance to profile and the file its profile goes to.
+type profileTarget struct {
+	st   supervisor.InstanceStatus
+	file string
+}
+
+func newProfile(e env, file *string) *cobra.Command {
+	var (
+		seconds int
+		kind    string
+		out     string
+	)
+	c := &cobra.Command{
+		Use:   "profile [SERVICE[/INDEX]...] [--seconds N] [--kind cpu|heap|allocs|goroutine|block|mutex] [-o DIR]",
+		Short: "Profile running instances (pprof) to see where the CPU or memory goes",
+		Long: `profile takes a pprof profile of running SDK instances through their admin
+listener (the ADMIN column of shoal ps, /debug/pprof/), all over the same
+window, and writes one file per service into DIR: the profiles of that
+service's instances merged, so the file answers "where does this service's
+CPU go" across every instance. Without arguments it profiles every service;
+SERVICE/INDEX takes one instance only.
+
+--kind cpu (the default) samples the CPU for --seconds; heap and goroutine
+are taken at the end of the window; allocs, block and mutex are what
+accumulated during the window. Programs that do not use the SDK (command:
+services without an admin listener) are skipped with a note.
+
+Read the files with go tool pprof, e.g. -top for the hottest functions or
+-http=:0 for a browser view.`,
+		Example: `  shoal profile                      # every service, 30 s of CPU, into ./profiles
+  shoal profile catalog ratings --seconds 10
+  shoal profile api/1 --kind heap -o /tmp/prof
+  go tool pprof -top profiles/catalog.cpu.pb.gz`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if !slices.Contains(profileKinds, kind) {
+				return usagef("profile: --kind %q: use one of %s", kind, strings.Join(profileKinds, ", "))
+			}
+			if seconds < 1 || seconds > 600 {
+				return usagef("profile: --seconds %d: want 1 to 600", seconds)
+			}
+			type want struct {
+				service string
+				index   int
+			}
+			var wants []want
+			for _, a := range args {
+				s, i, err := parseTarget("profile", a)
+				if err != nil {
+					return err
+				}
+				wants = append(wants, want{s, i})
+			}
+			r, err := remote("profile", *file)
+			if err != nil {
+				return err
+			}
+			st, err := r.PS(c.Context())
+			if err != nil {
+				return controlError("profile", *file, err)
+			}
+			var chosen []supervisor.InstanceStatus
+			for _, w := range wants {
+				n := len(chosen)
+				for _, s := range st {
+					if s.Service == w.service && (w.index < 0 || s.Index == w.index) {
+						chosen = append(chosen, s)
+					}
+				}
+				if len(chosen) == n {
+					return fmt.Errorf("profile: %s: no such instance in the running system (see shoal ps)", targetName(w.service, w.index))
+				}
+			}
+			if len(wants) == 0 {
+				chosen = st
+			}
+			ctx, stop := signalContext(c.Context())
+			defer stop()
+			return profileInstances(ctx, e.stdout, chosen, kind, time.Duration(seconds)*time.Second, out)
+		},
+	}
+	addFileFlag(c, file, true)
+	c.Flags().IntVar(&seconds, "seconds", 30, "length of the profiling window in `N` seconds")
+	c.Flags().StringVar(&kind, "kind", "cpu", "`KIND` of profile: "+strings.Join(profileKinds, ", "))
+	c.Flags().StringVarP(&out, "output", "o", "profiles", "`DIR` to write SERVICE.KIND.pb.gz into")
+	return c
+}
+
+// targetName is SERVICE or SERVICE/INDEX (index -1: none).
+func targetName(service string, index int) string {
+	if index < 0 {
+		return service
+	}
+	return service + "/" + strconv.Itoa(index)
+}
+
+// profileInstances profiles every instance of st with an admin listener over
+// the same window and writes, per service, the merge of its instances'
+// profiles to dir/SERVICE.KIND.pb.gz, reporting each file (and each
+// instance skipped or failed) on w. It fails only if no profile was taken.
+func profileInstances(ctx context.Context, w io.Writer, st []supervisor.InstanceStatus, kind string, window time.Duration, dir string) error {
+	var targets []supervisor.InstanceStatus
+	for _, s := range st {
+		switch {
+		case s.Admin == "":
+			fmt.Fprintf(w, "%s/%d: skipped: no admin listener (not an SDK program)\n", s.Service, s.Index)
+		case s.State != "serving":
+			fmt.Fprintf(w, "%s/%d: skipped: %s\n", s.Service, s.Index, s.State)
+		default:
+			targets = append(targets, s)
+		}
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("profile: no serving SDK instance to profile")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	fmt.Fprintf(w, "profiling %d instance(s) for %v (%s)...\n", len(targets), window, kind)
+	profs := make([]*profile.Profile, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, s := range targets {
+		wg.Go(func() { profs[i], errs[i] = fetchProfile(ctx, s.Admin, kind, window) })
+	}
+	wg.Wait()
+	byService := map[string][]*profile.Profile{}
+	var services []string
+	for i, s := range targets {
+		if errs[i] != nil {
+			fmt.Fprintf(w, "%s/%d: %v\n", s.Service, s.Index, errs[i])
+			continue
+		}
+		if byService[s.Service] == nil {
+			services = append(services, s.Service)
+		}
+		byService[s.Service] = append(byService[s.Service], profs[i])
+	}
+	if len(services) == 0 {
+		return fmt.Errorf("profile: every instance failed (see above)")
+	}
+	for _, svc := range services {
+		p, err := profile.Merge(byService[svc])
+		if err != nil {
+			return fmt.Errorf("profile: merging %s's profiles: %w", svc, err)
+		}
+		path := filepath.Join(dir, svc+"."+kind+".pb.gz")
+		if err := writeProfile(path, p); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		fmt.Fprintf(w, "%s: %d instance(s) -> %s\n", svc, len(byService[svc]), path)
+	}
+	fmt.Fprintf(w, "read one with: go tool pprof -top %s\n", filepath.Join(dir, services[0]+"."+kind+".pb.gz"))
+	return nil
+}
+
+// fetchProfile takes one profile of kind from the admin listener at admin.
+func fetchProfile(ctx context.Context, admin, kind string, window time.Duration) (*profile.Profile, error) {
+	secs := strconv.Itoa(int(window / time.Second))
+	url := "http://" + admin + "/debug/pprof/"
+	switch kind {
+	case "cpu":
+		url += "profile?seconds=" + secs
+	case "heap", "goroutine":
+		// A snapshot at the end of the window, like the others' deltas.
+		t := time.NewTimer(window)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		url += kind
+	default:
+		url += kind + "?seconds=" + secs
+	}
+	// The window plus a margin for a loaded instance to write its answer.
+	ctx, cancel := context.WithTimeout(ctx, window+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
+	}
+	p, err := profile.Parse(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: not a profile: %w", url, err)
+	}
+	return p, nil
+}
+
+// writeProfile writes p to path through a temporary file, so an
+// interrupted run leaves no half-written profile.
+func writeProfile(path string, p *profile.Profile) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".profile-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := p.Write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

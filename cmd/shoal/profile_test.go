@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/shoal-dev/shoal/supervisor"
+)
+
+// adminStandIn serves net/http/pprof as an instance's admin listener does.
+func adminStandIn(t *testing.T) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// cpuStandIn serves a small CPU profile of one sample in main.serve, as a
+// second instance would: one process can run only one CPU profile at a
+// time, so two real ones cannot come from this test's process.
+func cpuStandIn(t *testing.T) string {
+	fn := &profile.Function{ID: 1, Name: "main.serve"}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10_000_000,
+		Sample:     []*profile.Sample{{Location: []*profile.Location{loc}, Value: []int64{1, 10_000_000}}},
+		Location:   []*profile.Location{loc},
+		Function:   []*profile.Function{fn},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { p.Write(w) }))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+func TestProfileInstances(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no profiling here", http.StatusInternalServerError)
+	}))
+	defer broken.Close()
+	st := []supervisor.InstanceStatus{
+		{Service: "catalog", Index: 1, State: "serving", Admin: adminStandIn(t)},
+		{Service: "catalog", Index: 2, State: "serving", Admin: adminStandIn(t)},
+		{Service: "ratings", Index: 1, State: "serving", Admin: broken.Listener.Addr().String()},
+		{Service: "trailers", Index: 1, State: "serving"},
+		{Service: "search", Index: 1, State: "crashed", Admin: "127.0.0.1:1"},
+	}
+	second := st[1].Admin
+	for _, kind := range []string{"cpu", "heap", "allocs", "goroutine"} {
+		t.Run(kind, func(t *testing.T) {
+			st[1].Admin = second
+			if kind == "cpu" {
+				st[1].Admin = cpuStandIn(t)
+			}
+			dir := filepath.Join(t.TempDir(), "out")
+			var out bytes.Buffer
+			if err := profileInstances(context.Background(), &out, st, kind, time.Second, dir); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			for _, want := range []string{
+				"trailers/1: skipped: no admin listener",
+				"search/1: skipped: crashed",
+				"ratings/1: GET http://" + st[2].Admin,
+				"500 Internal Server Error: no profiling here",
+				"catalog: 2 instance(s) -> " + filepath.Join(dir, "catalog."+kind+".pb.gz"),
+			} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+			f, err := os.Open(filepath.Join(dir, "catalog."+kind+".pb.gz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			p, err := profile.Parse(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.SampleType) == 0 || len(p.Sample) == 0 {
+				t.Errorf("profile: %d sample types, %d samples", len(p.SampleType), len(p.Sample))
+			}
+			if kind == "cpu" && !hasFunction(p, "main.serve") {
+				t.Error("the merged CPU profile lacks the second instance's main.serve")
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("%d files in %s, want catalog's only (ratings failed)", len(entries), dir)
+			}
+		})
+	}
+}
+
+func TestProfileNothingToProfile(t *testing.T) {
+	var out bytes.Buffer
+	st := []supervisor.InstanceStatus{{Service: "trailers", Index: 1, State: "serving"}}
+	err := profileInstances(context.Background(), &out, st, "cpu", time.Second, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "no serving SDK instance") {
+		t.Errorf("err %v", err)
+	}
+}
+
+func TestProfileUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"profile", "--kind", "wall"}, `shoal: profile: --kind "wall": use one of cpu, heap`},
+		{[]string{"profile", "--seconds", "0"}, "shoal: profile: --seconds 0: want 1 to 600"},
+		{[]string{"profile", "Catalog"}, `shoal: profile: "Catalog": "Catalog" is not a service name`},
+	} {
+		code, _, errOut := runCLI(t, tt.args...)
+		if code != 2 || !strings.HasPrefix(errOut, tt.want) {
+			t.Errorf("shoal %s: status %d, stderr %q, want 2 and %q", strings.Join(tt.args, " "), code, errOut, tt.want)
+		}
+	}
+}
+
+func hasFunction(p *profile.Profile, name string) bool {
+	for _, f := range p.Function {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
