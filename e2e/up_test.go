@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/shoal-dev/shoal/e2e/flixedge"
 	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
@@ -263,6 +265,25 @@ func TestUpReferenceSystem(t *testing.T) {
 		})
 		if !strings.Contains(body, "trailers/7.mp4") {
 			t.Fatalf("trailers answered %q", body)
+		}
+	})
+
+	t.Run("shoal profile catalog", func(t *testing.T) {
+		dir := t.TempDir()
+		out, err := sys.shoal(t, "profile", "catalog", "--seconds", "1", "-o", dir)
+		if err != nil {
+			t.Fatalf("shoal profile: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "catalog: 3 instance(s) -> ") {
+			t.Errorf("shoal profile did not merge the 3 catalog instances:\n%s", out)
+		}
+		f, err := os.Open(filepath.Join(dir, "catalog.cpu.pb.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if p, err := profile.Parse(f); err != nil || p.DurationNanos < int64(time.Second) {
+			t.Errorf("catalog.cpu.pb.gz: %v (%v long)", err, p)
 		}
 	})
 
