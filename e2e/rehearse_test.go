@@ -156,8 +156,9 @@ func outsideFaults(t *testing.T, sys *system) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin := sys.gatewayAdmin(t)
 	refused := func() int {
-		resp, err := http.Get(sys.gateway + "/metrics")
+		resp, err := http.Get("http://" + admin + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

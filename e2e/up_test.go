@@ -155,6 +155,22 @@ func (s *system) ps(t *testing.T) []psEntry {
 	return list
 }
 
+// gatewayAdmin is the admin address (metrics, health) of the gateway
+// instance at s.gateway: the gateway serves its metrics there, not on its
+// public listener.
+func (s *system) gatewayAdmin(t *testing.T) string {
+	t.Helper()
+	_, port, _ := strings.Cut(strings.TrimPrefix(s.gateway, "http://"), ":")
+	list := s.ps(t)
+	for _, e := range list {
+		if e.Service == "gateway" && strings.HasSuffix(e.Addr, ":"+port) && e.Admin != "" {
+			return e.Admin
+		}
+	}
+	t.Fatalf("no gateway instance with an admin address serves %s in shoal ps: %+v", s.gateway, list)
+	return ""
+}
+
 func serving(list []psEntry, service string) int {
 	n := 0
 	for _, e := range list {
