@@ -54,7 +54,8 @@ func (s *Supervisor) controlHandler() http.Handler {
 		shoal.WriteJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
 	})
 	mux.HandleFunc("GET "+pathPS, func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteJSON(w, http.StatusOK, map[string]any{"instances": s.ps()})
+		all, failed := s.psAll(r.Context())
+		shoal.WriteJSON(w, http.StatusOK, HostsStatus{Instances: all, Unreachable: failed})
 	})
 	mux.HandleFunc("POST "+pathScale, func(w http.ResponseWriter, r *http.Request) {
 		var req scaleRequest
