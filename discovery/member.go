@@ -98,8 +98,8 @@ func (m *Member) Run(ctx context.Context) error {
 	mc := m.cfg.memberlistConfig(m.Self().ID)
 	mc.Delegate = (*metaDelegate)(m)
 	rule := newAddrRule(m.cfg)
-	lost := &lostMembers{}
-	mc.Events = &catalogEvents{catalog: m.catalog, log: m.log, rule: rule, lost: lost}
+	events := &catalogEvents{catalog: m.catalog, log: m.log, rule: rule}
+	mc.Events = events
 	ml, err := memberlist.Create(mc) // binds, and reports this node to Events
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", m.cfg.BindAddr, err)
@@ -123,7 +123,7 @@ func (m *Member) Run(ctx context.Context) error {
 	joinDone, reconnectDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(reconnectDone)
-		lost.reconnect(joinCtx, m.cfg.ReconnectInterval, ml.Join, m.log)
+		events.lost.reconnect(joinCtx, m.cfg.ReconnectInterval, ml.Join, m.log)
 	}()
 	go func() {
 		defer close(joinDone)
@@ -331,7 +331,7 @@ type catalogEvents struct {
 	catalog *Catalog
 	log     *slog.Logger
 	rule    addrRule
-	lost    *lostMembers
+	lost    lostMembers // members declared dead, to reach back to
 }
 
 func (e *catalogEvents) NotifyJoin(n *memberlist.Node) {
