@@ -30,8 +30,8 @@ import (
 // answer. Its gossip record's address is that endpoint, so `shoal ps` on
 // any host asks every supervisor in its catalog for its instances.
 
-// Options of a supervisor that is part of a system on several hosts. Zero
-// values: one machine, on loopback.
+// HostOptions place a supervisor in a system on several hosts. The zero
+// value: the whole system on this machine, on loopback.
 type HostOptions struct {
 	// Bind is the IP instances listen on and gossip binds to; default
 	// 127.0.0.1. 0.0.0.0 (or ::) needs Advertise.
