@@ -54,6 +54,10 @@ func (s *Supervisor) controlHandler() http.Handler {
 		shoal.WriteJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
 	})
 	mux.HandleFunc("GET "+pathPS, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("hosts") != "all" {
+			shoal.WriteJSON(w, http.StatusOK, HostsStatus{Instances: s.ps()})
+			return
+		}
 		all, failed := s.psAll(r.Context())
 		shoal.WriteJSON(w, http.StatusOK, HostsStatus{Instances: all, Unreachable: failed})
 	})

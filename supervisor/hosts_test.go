@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -161,9 +162,28 @@ func TestPSAcrossSupervisors(t *testing.T) {
 		}
 	}
 	b := startSupervisorOn(t, manifest(t.TempDir()), HostOptions{Only: []string{"hola"}, Join: []string{a.sup.seed.GossipAddr()}, Secrets: secrets})
+	waitServing(t, b.remote, "hola", 1)
 	for _, r := range []*running{a, b} {
-		waitServing(t, r.remote, "hello", 1)
-		waitServing(t, r.remote, "hola", 1)
+		eventually(t, 30*time.Second, "ps of every host lists hello and hola", func() error {
+			h, err := r.remote.PSHosts(context.Background())
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, st := range h.Instances {
+				if st.State == StateServing {
+					names = append(names, st.Service)
+				}
+			}
+			if slices.Sort(names); !slices.Equal(names, []string{"hello", "hola"}) || len(h.Unreachable) > 0 {
+				return fmt.Errorf("serving %v, unreachable %v", names, h.Unreachable)
+			}
+			return nil
+		})
+	}
+	// PS stays this host's: what kill, chaos and profile act on.
+	if st := psOrFail(t, a.remote); len(st) != 1 || st[0].Service != "hello" {
+		t.Errorf("PS of the first supervisor = %+v, want its hello only", st)
 	}
 
 	// The peer API answers the system's supervisors only.
