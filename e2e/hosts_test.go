@@ -201,6 +201,7 @@ func nsClient(t *testing.T, ns string) *http.Client {
 type node struct {
 	name, ip, dir string
 	only          []string
+	everyIface    bool // --bind 0.0.0.0 --advertise ip rather than --bind ip
 	up            *proc
 	admin         *http.Client // reaches its loopback admin listeners
 }
@@ -210,7 +211,11 @@ func (n *node) ns() string { return nsName(n.name) }
 // start runs shoal up for n in its namespace.
 func (n *node) start(t *testing.T, args ...string) {
 	t.Helper()
-	all := append([]string{"netns", "exec", n.ns(), filepath.Join(binDir, "shoal"), "up", "-f", n.dir, "--bind", n.ip}, args...)
+	all := []string{"netns", "exec", n.ns(), filepath.Join(binDir, "shoal"), "up", "-f", n.dir, "--bind", n.ip}
+	if n.everyIface {
+		all = append(all[:len(all)-1], "0.0.0.0", "--advertise", n.ip)
+	}
+	all = append(all, args...)
 	if len(n.only) > 0 {
 		all = append(all, "--only", strings.Join(n.only, ","))
 	}
@@ -314,6 +319,7 @@ func TestHosts(t *testing.T) {
 		}
 	}
 	h[1].only = append([]string{"gateway"}, titles...)
+	h[1].everyIface = true
 	h[2].only = titles
 	clientIP := f.addHost("client", 100)
 	intruderIP := f.addHost("intruder", 4)
