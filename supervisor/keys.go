@@ -192,11 +192,13 @@ func (k *keys) env(f identity.Files) []string {
 // lifetime left when it is first due.
 func (s *Supervisor) maintain() {
 	k := s.keys
-	if k.join {
-		// Rotating a copy would give this host a CA the others do not
-		// trust: the first host rotates, and its folder is copied again.
-	} else if err := k.auth.Maintain(identity.DefaultCertTTL); err != nil {
-		s.say(fmt.Sprintf("keeping the system's CA current failed: %v", err))
+	// A joined host's CA is a copy: rotating it would give this host a CA
+	// the others do not trust. The first host rotates; its folder is
+	// copied again.
+	if !k.join {
+		if err := k.auth.Maintain(identity.DefaultCertTTL); err != nil {
+			s.say(fmt.Sprintf("keeping the system's CA current failed: %v", err))
+		}
 	}
 	s.mu.Lock()
 	type due struct {
