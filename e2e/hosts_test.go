@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -250,30 +251,38 @@ func (n *node) ps() ([]hostRow, error) {
 	return rows, nil
 }
 
-// catalogs reads /infoz of every SDK instance in rows of hosts: what each
-// instance's catalog holds, per service. Instances that do not answer are
-// left out.
+// catalogs reads /infoz of every SDK instance in rows of hosts, all at
+// once: what each instance's catalog holds, per service. Instances that do
+// not answer are left out.
 func catalogs(hosts map[string]*node, rows []hostRow) map[string]map[string]int {
 	out := map[string]map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, r := range rows {
 		h := hosts[r.Host]
 		if r.Admin == "" || h == nil || r.State != "serving" {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+r.Admin+"/infoz", nil)
-		resp, err := h.admin.Do(req)
-		if err == nil {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+r.Admin+"/infoz", nil)
+			resp, err := h.admin.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
 			var info struct {
 				Services map[string]int `json:"services"`
 			}
 			if json.NewDecoder(resp.Body).Decode(&info) == nil {
+				mu.Lock()
 				out[r.Host+" "+r.Service] = info.Services
+				mu.Unlock()
 			}
-			resp.Body.Close()
-		}
-		cancel()
+		})
 	}
+	wg.Wait()
 	return out
 }
 
