@@ -436,21 +436,25 @@ func TestHosts(t *testing.T) {
 	})
 
 	t.Run("cut h3 off for 10s", func(t *testing.T) {
-		var cutAt, healAt time.Time
+		var cutAt time.Time
+		var conv <-chan convergence
 		s := drive(cutFor+8*time.Second,
 			event{3 * time.Second, func() { cutAt = time.Now(); f.setLink("h3", "down") }},
-			event{3*time.Second + cutFor, func() { healAt = time.Now(); f.setLink("h3", "up") }})
+			event{3*time.Second + cutFor, func() {
+				f.setLink("h3", "up")
+				conv = converge(hosts, rows, full, sdk, 60*time.Second)
+			}})
 		t.Logf("load at the gateways of h1 and h2: %v", s)
 		if s.failed > 0 {
 			t.Errorf("%d of %d requests failed at the majority side's gateways", s.failed, s.total)
 		}
-		waitFor(t, 60*time.Second, "every catalog, h3's included, to hold every host's instances again", func() bool {
-			ok, _ := agree(catalogs(hosts, rows), full, sdk)
-			return ok
-		})
-		converged := time.Since(healAt)
-		t.Logf("cut at %v for %v; catalogs converged %v after the heal (%s)", cutAt.Format(time.TimeOnly), cutFor, converged.Round(10*time.Millisecond), cmd)
-		t.Logf("BENCH hosts partition: failed %d/%d, converged %.1fs after heal", s.failed, s.total, converged.Seconds())
+		c := <-conv
+		if c.took < 0 {
+			t.Fatalf("catalogs not converged 60s after the heal: %s", c.why)
+		}
+		t.Logf("cut at %v for %v; every catalog, h3's included, held every host's instances again %v after the heal (%s)",
+			cutAt.Format(time.TimeOnly), cutFor, c.took.Round(10*time.Millisecond), cmd)
+		t.Logf("BENCH hosts partition: failed %d/%d, converged %.1fs after heal", s.failed, s.total, c.took.Seconds())
 		if all, err := h[0].ps(); err != nil || len(all) != total {
 			t.Errorf("after the heal, h1's shoal ps lists %d instances, want %d (%v)", len(all), total, err)
 		}
@@ -471,35 +475,51 @@ func TestHosts(t *testing.T) {
 			}
 		}
 		bound := discovery.RemovalBound(discovery.ProfileLAN, len(rows)+3)
-		var killedAt time.Time
-		removed := make(chan time.Duration, 1)
+		var conv <-chan convergence
 		s := drive(15*time.Second, event{3 * time.Second, func() {
-			killedAt = time.Now()
 			t.Logf("killed %d processes on h3", f.killAll(h[2].ns()))
-			go func() { // owned by this subtest: ends within bound + 10 s
-				for time.Since(killedAt) < bound+10*time.Second {
-					if ok, _ := agree(catalogs(hosts, survivors), want, n); ok {
-						removed <- time.Since(killedAt)
-						return
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-				removed <- -1
-			}()
+			conv = converge(hosts, survivors, want, n, bound+10*time.Second)
 		}})
 		t.Logf("load at the gateways of h1 and h2: %v", s)
 		if s.failed > 0 {
 			t.Errorf("%d of %d requests failed", s.failed, s.total)
 		}
-		d := <-removed
-		if d < 0 || d > bound {
-			_, why := agree(catalogs(hosts, survivors), want, n)
-			t.Fatalf("h3's instances still in a catalog %v after the kill (LAN bound %v): %s", bound+10*time.Second, bound, why)
+		c := <-conv
+		if c.took < 0 || c.took > bound {
+			t.Fatalf("h3's instances still in a catalog %v after the kill (LAN bound %v): %s", c.took, bound, c.why)
 		}
-		t.Logf("h3's instances gone from every catalog %v after the kill; LAN bound for %d members %v (%s)", d.Round(10*time.Millisecond), len(rows)+3, bound, cmd)
-		t.Logf("BENCH hosts kill: failed %d/%d, removed in %.1fs (bound %.1fs)", s.failed, s.total, d.Seconds(), bound.Seconds())
+		t.Logf("h3's instances gone from every catalog %v after the kill; LAN bound for %d members %v (%s)", c.took.Round(10*time.Millisecond), len(rows)+3, bound, cmd)
+		t.Logf("BENCH hosts kill: failed %d/%d, removed in %.1fs (bound %.1fs)", s.failed, s.total, c.took.Seconds(), bound.Seconds())
 		<-h[2].up.exited
 	})
+}
+
+// convergence is how long the catalogs took to agree, or -1 and the last
+// disagreement.
+type convergence struct {
+	took time.Duration
+	why  string
+}
+
+// converge polls, in the background, the catalogs of the SDK instances in
+// rows until they all hold want (n of them answering), and reports how
+// long that took from now; -1 after within. The goroutine ends by within.
+func converge(hosts map[string]*node, rows []hostRow, want map[string]int, n int, within time.Duration) <-chan convergence {
+	start := time.Now()
+	out := make(chan convergence, 1)
+	go func() {
+		var why string
+		for time.Since(start) < within {
+			var ok bool
+			if ok, why = agree(catalogs(hosts, rows), want, n); ok {
+				out <- convergence{took: time.Since(start)}
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval
+		}
+		out <- convergence{took: -1, why: why}
+	}()
+	return out
 }
 
 // copyKeys copies the system's keys from a .shoal folder to dst, as an
