@@ -45,6 +45,13 @@ type Config struct {
 	AdminAddr string `json:"admin_addr" yaml:"admin_addr"`
 	// GossipAddr is the gossip bind address; default 127.0.0.1:0.
 	GossipAddr string `json:"gossip_addr" yaml:"gossip_addr"`
+	// GossipAdvertiseAddr is the gossip address other members reach this
+	// one at, when it differs from GossipAddr (bound to 0.0.0.0, NAT); port
+	// 0 means the bound port. Default: POD_IP's value (Kubernetes) if set,
+	// else the bound address (memberlist picks a private interface's IP
+	// when bound to 0.0.0.0). Its host is also AdvertiseAddr's default host
+	// when the HTTP listener is on every interface.
+	GossipAdvertiseAddr string `json:"gossip_advertise_addr" yaml:"gossip_advertise_addr"`
 	// Seeds are gossip addresses of any members already running.
 	Seeds []string `json:"seeds" yaml:"seeds"`
 	// GossipProfile is "local", "lan" or "wan"; default local when gossip
@@ -148,6 +155,11 @@ const (
 	EnvPort          = "PORT"
 	EnvAdvertiseAddr = "SHOAL_ADVERTISE_ADDR"
 	EnvGossipAddr    = "SHOAL_GOSSIP_ADDR"
+	// EnvGossipAdvertiseAddr sets Config.GossipAdvertiseAddr.
+	EnvGossipAdvertiseAddr = "SHOAL_GOSSIP_ADVERTISE_ADDR"
+	// EnvPodIP is the pod's IP on Kubernetes (the downward API's
+	// status.podIP): the address advertised when no other is set.
+	EnvPodIP         = "POD_IP"
 	EnvAdminAddr     = "SHOAL_ADMIN_ADDR"
 	EnvSeeds         = "SHOAL_SEEDS"
 	EnvGossipProfile = "SHOAL_GOSSIP_PROFILE"
@@ -198,6 +210,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	str(EnvAddr, &c.Addr) // explicit beats PORT
 	str(EnvAdvertiseAddr, &c.AdvertiseAddr)
 	str(EnvGossipAddr, &c.GossipAddr)
+	if ip := getenv(EnvPodIP); ip != "" && c.GossipAdvertiseAddr == "" {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%s=%q: want the pod's IP address", EnvPodIP, ip)
+		}
+		c.GossipAdvertiseAddr = net.JoinHostPort(ip, "0")
+	}
+	str(EnvGossipAdvertiseAddr, &c.GossipAdvertiseAddr) // explicit beats POD_IP
 	str(EnvAdminAddr, &c.AdminAddr)
 	if err := c.Identity.fromEnv(getenv); err != nil {
 		return err
@@ -265,6 +284,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (env "+EnvAddr+" or "+EnvPort+")")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "address peers call (env "+EnvAdvertiseAddr+")")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip bind address (env "+EnvGossipAddr+")")
+	fs.StringVar(&c.GossipAdvertiseAddr, "gossip-advertise-addr", c.GossipAdvertiseAddr, "gossip address other members reach, port 0 for the bound one (env "+EnvGossipAdvertiseAddr+"; default "+EnvPodIP+":0 if set, else the bound address)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "listen address of the admin endpoints: health, readiness, metrics, pprof (env "+EnvAdminAddr+"; default 127.0.0.1:0)")
 	fs.Func("seeds", "comma-separated gossip addresses of running members (env "+EnvSeeds+")", func(v string) error {
 		c.Seeds = splitList(v)
@@ -346,6 +366,11 @@ func (c Config) Validate() error {
 	if c.AdvertiseAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
 			errs = append(errs, fmt.Errorf("advertise_addr %q: want host:port (%v)", c.AdvertiseAddr, err))
+		}
+	}
+	if c.GossipAdvertiseAddr != "" {
+		if host, _, err := net.SplitHostPort(c.GossipAdvertiseAddr); err != nil || net.ParseIP(host) == nil {
+			errs = append(errs, fmt.Errorf("gossip_advertise_addr %q: want ip:port, port 0 for the bound one", c.GossipAdvertiseAddr))
 		}
 	}
 	if c.DrainTimeout < 0 {

@@ -29,6 +29,9 @@ func TestConfigFromEnv(t *testing.T) {
 			GossipProfile: "lan", DrainTimeout: 3 * time.Second, DependencyWait: 4 * time.Second, PrepareTimeout: 5 * time.Second}, ""},
 		{"PORT", map[string]string{EnvPort: "8080"}, Config{Name: "base", Addr: ":8080"}, ""},
 		{"SHOAL_ADDR beats PORT", map[string]string{EnvPort: "8080", EnvAddr: "127.0.0.1:1"}, Config{Name: "base", Addr: "127.0.0.1:1"}, ""},
+		{"POD_IP", map[string]string{EnvPodIP: "10.4.0.7", EnvAddr: "0.0.0.0:8080"}, Config{Name: "base", Addr: "0.0.0.0:8080", GossipAdvertiseAddr: "10.4.0.7:0"}, ""},
+		{"gossip advertise beats POD_IP", map[string]string{EnvPodIP: "10.4.0.7", EnvGossipAdvertiseAddr: "192.0.2.1:7946"}, Config{Name: "base", GossipAdvertiseAddr: "192.0.2.1:7946"}, ""},
+		{"bad POD_IP", map[string]string{EnvPodIP: "pod-7"}, Config{}, `POD_IP="pod-7"`},
 		{"bad PORT", map[string]string{EnvPort: "http"}, Config{}, `PORT="http"`},
 		{"bad drain", map[string]string{EnvDrainTimeout: "ten"}, Config{}, `SHOAL_DRAIN_TIMEOUT="ten"`},
 	}
@@ -82,6 +85,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative dependency wait", Config{Name: "a", DependencyWait: -time.Second}, []string{"dependency_wait -1s"}},
 		{"negative prepare timeout", Config{Name: "a", PrepareTimeout: -time.Second}, []string{"prepare_timeout -1s"}},
 		{"bad gossip", Config{Name: "a", GossipAddr: "nope"}, []string{`gossip_addr "nope"`}},
+		{"gossip advertise host name", Config{Name: "a", GossipAdvertiseAddr: "pod.example:7946"}, []string{`gossip_advertise_addr "pod.example:7946"`}},
 		{"negative drain", Config{Name: "a", DrainTimeout: -time.Second}, []string{"drain_timeout -1s"}},
 		{"two problems", Config{Name: "A", Addr: "x"}, []string{`name "A"`, `addr "x"`}},
 	}
@@ -122,6 +126,8 @@ func TestAdvertise(t *testing.T) {
 		{"10.0.0.5:80", "0.0.0.0:8080", "", "10.0.0.5:80"},
 		{"", "0.0.0.0:8080", "10.1.2.3:7946", "10.1.2.3:8080"},
 		{"", "[::]:8080", "0.0.0.0:7946", "127.0.0.1:8080"},
+		{"", "0.0.0.0:8080", "10.4.0.7:0", "10.4.0.7:8080"}, // POD_IP, as the gossip advertise address
+
 	}
 	for _, tt := range tests {
 		if got := advertise(tt.configured, tt.listen, tt.gossip); got != tt.want {

@@ -1,6 +1,7 @@
 package shoal
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -218,7 +219,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	self := discovery.Instance{
 		ID: s.cfg.ID, Service: s.cfg.Name, Version: s.cfg.Version, State: discovery.StateServing,
-		Addr: advertise(s.cfg.AdvertiseAddr, ln.Addr().String(), gossip.BindAddr),
+		Addr: advertise(s.cfg.AdvertiseAddr, ln.Addr().String(), cmp.Or(gossip.AdvertiseAddr, gossip.BindAddr)),
 	}
 	member, err := discovery.New(gossip, self)
 	if err != nil {
@@ -356,6 +357,7 @@ func (s *Service) gossipConfig() (discovery.Config, error) {
 	}
 	g.Profile = s.cfg.GossipProfile
 	g.BindAddr = s.cfg.GossipAddr
+	g.AdvertiseAddr = s.cfg.GossipAdvertiseAddr
 	g.Seeds = s.cfg.Seeds
 	g.LeaveTimeout = min(g.LeaveTimeout, leaveSlice(s.cfg.DrainTimeout))
 	g.Logger = s.cfg.Logger.With("service", s.cfg.Name) // discovery adds the instance
@@ -371,7 +373,8 @@ func (s *Service) gossipConfig() (discovery.Config, error) {
 }
 
 // advertise picks the address peers should call: the configured one, else
-// the listen address, with an unspecified host replaced by gossip's host.
+// the listen address, with an unspecified host replaced by gossip's
+// (advertised, else bound) host.
 func advertise(configured, listen, gossip string) string {
 	if configured != "" {
 		return configured

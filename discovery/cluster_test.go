@@ -180,6 +180,20 @@ func TestJoinRetry(t *testing.T) {
 	t.Logf("join retry: joined %v after the seed started (%v after that)", time.Since(start), d)
 }
 
+// TestSeedHostName: a seed given as a host name joins the address behind
+// it. memberlist resolves a name to every A and AAAA record at each join
+// attempt, so a member that rejoins after a partition sees the current
+// ones.
+func TestSeedHostName(t *testing.T) {
+	c := discoverytest.NewCluster(t, 0)
+	seed := c.Start(t, discovery.LocalConfig(), c.NextInstance())
+	_, port, _ := net.SplitHostPort(seed.GossipAddr())
+	cfg := discovery.LocalConfig()
+	cfg.Seeds = []string{"localhost:" + port}
+	m := c.Start(t, cfg, c.NextInstance())
+	c.WaitFor(t, patience, "a member seeded with localhost joined", discoverytest.Exactly(seed.Self().ID, m.Self().ID))
+}
+
 // TestEncryption: members with the cluster's key join; a different key or
 // none cannot.
 func TestEncryption(t *testing.T) {

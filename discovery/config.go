@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -86,6 +87,12 @@ type Config struct {
 	// has lost every peer tries its seeds again.
 	JoinRetryMax time.Duration `json:"join_retry_max,omitempty" yaml:"join_retry_max,omitempty"`
 
+	// ReconnectInterval is how often a member tries to reach one member
+	// it lost to a failure (not a leave), for 30 minutes after the loss:
+	// what merges the two sides of a healed network partition, which
+	// otherwise each think the other dead.
+	ReconnectInterval time.Duration `json:"reconnect_interval,omitempty" yaml:"reconnect_interval,omitempty"`
+
 	// LeaveTimeout bounds how long shutdown waits for the leave message to
 	// be broadcast before closing the gossip sockets anyway.
 	LeaveTimeout time.Duration `json:"leave_timeout,omitempty" yaml:"leave_timeout,omitempty"`
@@ -99,11 +106,12 @@ type Config struct {
 // member per host (or per pod IP): memberlist's LAN timings on port 7946.
 func DefaultConfig() Config {
 	return Config{
-		BindAddr:     "0.0.0.0:7946",
-		Profile:      ProfileLAN,
-		JoinRetry:    time.Second,
-		JoinRetryMax: 30 * time.Second,
-		LeaveTimeout: 5 * time.Second,
+		BindAddr:          "0.0.0.0:7946",
+		Profile:           ProfileLAN,
+		JoinRetry:         time.Second,
+		JoinRetryMax:      30 * time.Second,
+		ReconnectInterval: 2 * time.Second,
+		LeaveTimeout:      5 * time.Second,
 	}
 }
 
@@ -116,22 +124,24 @@ func DefaultConfig() Config {
 // refute, and a crash is detected in about 2–3.6 s.
 func LocalConfig() Config {
 	return Config{
-		BindAddr:     "127.0.0.1:0",
-		Profile:      ProfileLocal,
-		JoinRetry:    50 * time.Millisecond,
-		JoinRetryMax: time.Second,
-		LeaveTimeout: 2 * time.Second,
+		BindAddr:          "127.0.0.1:0",
+		Profile:           ProfileLocal,
+		JoinRetry:         50 * time.Millisecond,
+		JoinRetryMax:      time.Second,
+		ReconnectInterval: time.Second,
+		LeaveTimeout:      2 * time.Second,
 	}
 }
 
 // WANConfig returns the preset for members across high-latency links.
 func WANConfig() Config {
 	return Config{
-		BindAddr:     "0.0.0.0:7946",
-		Profile:      ProfileWAN,
-		JoinRetry:    2 * time.Second,
-		JoinRetryMax: 60 * time.Second,
-		LeaveTimeout: 10 * time.Second,
+		BindAddr:          "0.0.0.0:7946",
+		Profile:           ProfileWAN,
+		JoinRetry:         2 * time.Second,
+		JoinRetryMax:      60 * time.Second,
+		ReconnectInterval: 10 * time.Second,
+		LeaveTimeout:      10 * time.Second,
 	}
 }
 
@@ -190,7 +200,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"JoinRetry", c.JoinRetry}, {"JoinRetryMax", c.JoinRetryMax}, {"LeaveTimeout", c.LeaveTimeout}} {
+	}{{"JoinRetry", c.JoinRetry}, {"JoinRetryMax", c.JoinRetryMax}, {"ReconnectInterval", c.ReconnectInterval}, {"LeaveTimeout", c.LeaveTimeout}} {
 		if d.v < 0 {
 			bad("%s %v must not be negative", d.name, d.v)
 		}
@@ -281,6 +291,9 @@ func (c Config) withDefaults() Config {
 	c.JoinRetryMax = max(c.JoinRetryMax, c.JoinRetry)
 	if c.LeaveTimeout == 0 {
 		c.LeaveTimeout = p.LeaveTimeout
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = p.ReconnectInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -433,4 +446,21 @@ func localMemberlist() *memberlist.Config {
 	mc.TCPTimeout = 2 * time.Second
 	mc.EnableCompression = false // saves CPU on a busy machine; loopback has bandwidth to spare
 	return mc
+}
+
+// RemovalBound is the longest a crashed member (or a host cut off) stays in
+// the catalogs of a cluster of n members with profile's timings, without
+// packet loss among the survivors: a survivor probes it within a probe
+// interval, the probe fails within another, the suspicion runs for
+// Lifeguard's longest timeout (SuspicionMaxTimeoutMult × SuspicionMult ×
+// max(1, log10 n) × ProbeInterval; confirmations from other members, the
+// common case, shorten it to its minimum, a sixth of that with the LAN
+// preset), and the dead message spreads in a few gossip rounds (counted as
+// five). For "lan" and 20 members: 2 × 1 s + 6 × 5.2 s + 5 × 200 ms ≈ 34 s
+// at worst; typically 7–9 s.
+func RemovalBound(profile string, n int) time.Duration {
+	mc := Config{Profile: profile, Logger: slog.New(slog.DiscardHandler)}.withDefaults().memberlistConfig("bound")
+	scale := math.Max(1, math.Log10(math.Max(1, float64(n))))
+	minSuspicion := time.Duration(float64(mc.SuspicionMult) * scale * float64(mc.ProbeInterval))
+	return 2*mc.ProbeInterval + time.Duration(mc.SuspicionMaxTimeoutMult)*minSuspicion + 5*mc.GossipInterval
 }

@@ -303,3 +303,20 @@ func TestLogWriter(t *testing.T) {
 		t.Errorf("debug line logged at info level: %q", buf.String())
 	}
 }
+
+func TestRemovalBound(t *testing.T) {
+	for _, c := range []struct {
+		profile string
+		n       int
+		lo, hi  time.Duration
+	}{
+		{ProfileLocal, 10, 3 * time.Second, 4 * time.Second}, // 0.8 + 2.4 + 0.5
+		{ProfileLAN, 20, 33 * time.Second, 35 * time.Second}, // 2 + 31.2 + 1
+		{ProfileLAN, 5, 26 * time.Second, 27 * time.Second},  // 2 + 24 + 1
+		{ProfileWAN, 5, 60 * time.Second, 200 * time.Second}, // slow links: a minute or more
+	} {
+		if got := RemovalBound(c.profile, c.n); got < c.lo || got > c.hi {
+			t.Errorf("RemovalBound(%q, %d) = %v, want %v to %v", c.profile, c.n, got, c.lo, c.hi)
+		}
+	}
+}

@@ -14,9 +14,12 @@
 //
 //   - [New] checks the configuration and the instance record; it does no I/O.
 //   - [Member.Run] binds the gossip port, joins the seeds (retrying in the
-//     background while none answers, so a service may start before its seeds),
-//     keeps the catalog in sync with membership, and when its context ends
-//     leaves gracefully and shuts down.
+//     background while none answers, so a service may start before its seeds,
+//     and again whenever it is left alone; a seed's host name is resolved to
+//     every address behind it at each attempt), keeps the catalog in sync
+//     with membership, reaches back to members lost to a failure so that the
+//     two sides of a healed partition merge ([Config.ReconnectInterval]),
+//     and when its context ends leaves gracefully and shuts down.
 //   - [Member.SetState] advertises draining before a planned shutdown and
 //     blocks until the change has been broadcast, so peers stop sending new
 //     requests before the server stops.
@@ -24,7 +27,9 @@
 // A member that crashes is removed from every peer's catalog by failure
 // detection; one that leaves gracefully is removed as soon as its leave
 // message spreads. [LocalConfig] tunes the timings for many members on one
-// machine; see its comments for the numbers and why.
+// machine; see its comments for the numbers and why. [RemovalBound] states
+// how long a crashed member may stay in the catalogs with a profile's
+// timings.
 //
 // # Security
 //

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // TestRejoinerBackoff checks the retry schedule in a synctest bubble, where
@@ -97,4 +100,24 @@ func TestRejoinerRejoinsWhenAlone(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+func TestLostMembers(t *testing.T) {
+	var l lostMembers
+	if _, ok := l.pick(time.Now()); ok {
+		t.Fatal("picked from an empty set")
+	}
+	l.failed(&memberlist.Node{Name: "left", Addr: net.IPv4(10, 0, 0, 1), Port: 1, State: memberlist.StateLeft})
+	l.failed(&memberlist.Node{Name: "dead", Addr: net.IPv4(10, 0, 0, 2), Port: 2, State: memberlist.StateDead})
+	if a, ok := l.pick(time.Now()); !ok || a != "10.0.0.2:2" {
+		t.Errorf("pick = %q, %v; want the dead member only (one that left is not reached back)", a, ok)
+	}
+	if _, ok := l.pick(time.Now().Add(reconnectFor + time.Second)); ok {
+		t.Error("a member lost longer than reconnectFor is still tried")
+	}
+	l.failed(&memberlist.Node{Name: "dead", Addr: net.IPv4(10, 0, 0, 2), Port: 2, State: memberlist.StateDead})
+	l.back("dead")
+	if _, ok := l.pick(time.Now()); ok {
+		t.Error("a member that is back is still tried")
+	}
 }

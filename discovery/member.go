@@ -98,7 +98,8 @@ func (m *Member) Run(ctx context.Context) error {
 	mc := m.cfg.memberlistConfig(m.Self().ID)
 	mc.Delegate = (*metaDelegate)(m)
 	rule := newAddrRule(m.cfg)
-	mc.Events = &catalogEvents{catalog: m.catalog, log: m.log, rule: rule}
+	events := &catalogEvents{catalog: m.catalog, log: m.log, rule: rule}
+	mc.Events = events
 	ml, err := memberlist.Create(mc) // binds, and reports this node to Events
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", m.cfg.BindAddr, err)
@@ -115,10 +116,15 @@ func (m *Member) Run(ctx context.Context) error {
 	m.log.Debug("discovery: gossip bound", "gossip_addr", addr, "profile", m.cfg.Profile)
 	close(m.ready)
 
-	// The rejoiner goroutine is owned by Run: it exits when joinCtx ends,
-	// and Run waits for it before leaving so no join races the leave.
+	// The rejoiner and reconnect goroutines are owned by Run: they exit
+	// when joinCtx ends, and Run waits for them before leaving so no join
+	// races the leave.
 	joinCtx, stopJoin := context.WithCancel(ctx)
-	joinDone := make(chan struct{})
+	joinDone, reconnectDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(reconnectDone)
+		events.lost.reconnect(joinCtx, m.cfg.ReconnectInterval, ml.Join, m.log)
+	}()
 	go func() {
 		defer close(joinDone)
 		seeds := m.seedsOtherThan(addr)
@@ -144,6 +150,7 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	stopJoin()
 	<-joinDone
+	<-reconnectDone
 	m.ml.Store(nil)
 	if !crashed {
 		if err := ml.Leave(m.cfg.LeaveTimeout); err != nil {
@@ -324,11 +331,18 @@ type catalogEvents struct {
 	catalog *Catalog
 	log     *slog.Logger
 	rule    addrRule
+	lost    lostMembers // members declared dead, to reach back to
 }
 
-func (e *catalogEvents) NotifyJoin(n *memberlist.Node)   { e.apply(n, "join") }
+func (e *catalogEvents) NotifyJoin(n *memberlist.Node) {
+	e.lost.back(n.Name)
+	e.apply(n, "join")
+}
 func (e *catalogEvents) NotifyUpdate(n *memberlist.Node) { e.apply(n, "update") }
-func (e *catalogEvents) NotifyLeave(n *memberlist.Node)  { e.catalog.Remove(n.Name) }
+func (e *catalogEvents) NotifyLeave(n *memberlist.Node) {
+	e.lost.failed(n)
+	e.catalog.Remove(n.Name)
+}
 
 func (e *catalogEvents) apply(n *memberlist.Node, event string) {
 	inst, err := decodeRecord(n.Meta)

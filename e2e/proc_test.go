@@ -65,8 +65,13 @@ func startProc(t *testing.T, name, id string, env ...string) *proc {
 // startProcArgs is startProc with command-line arguments.
 func startProcArgs(t *testing.T, name, id string, args []string, env ...string) *proc {
 	t.Helper()
-	p := &proc{id: id, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	return startCmd(t, id, exec.Command(filepath.Join(binDir, name), args...), env...)
+}
+
+// startCmd starts cmd as startProc does.
+func startCmd(t *testing.T, id string, cmd *exec.Cmd, env ...string) *proc {
+	t.Helper()
+	p := &proc{id: id, out: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

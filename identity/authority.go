@@ -115,6 +115,13 @@ func OpenAuthority(dir, system string) (*Authority, error) {
 	return a, nil
 }
 
+// HasAuthority reports whether dir holds a CA that [OpenAuthority] would
+// open rather than create.
+func HasAuthority(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, caCertFile))
+	return err == nil
+}
+
 // Dir returns the authority's directory.
 func (a *Authority) Dir() string { return a.dir }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -76,8 +77,14 @@ type chaosState struct {
 
 // loadFaultKey reads (or makes) the operator's key in the state folder;
 // its public half goes to every instance (SHOAL_FAULT_KEY).
-func (s *Supervisor) loadFaultKey() error {
-	key, err := chaos.LoadOrCreateKey(chaos.KeyFile(s.m.Dir))
+func (s *Supervisor) loadFaultKey(secrets string) error {
+	path := filepath.Join(secrets, filepath.Base(chaos.KeyFile("")))
+	if len(s.host.join) > 0 {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("supervisor: joining a running system needs its chaos key, so that fault tokens verify on every host: copy the first host's .shoal/chaos.key to %s (%v)", path, err)
+		}
+	}
+	key, err := chaos.LoadOrCreateKey(path)
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}

@@ -54,7 +54,12 @@ func (s *Supervisor) controlHandler() http.Handler {
 		shoal.WriteJSON(w, http.StatusOK, pingResponse{PID: os.Getpid()})
 	})
 	mux.HandleFunc("GET "+pathPS, func(w http.ResponseWriter, r *http.Request) {
-		shoal.WriteJSON(w, http.StatusOK, map[string]any{"instances": s.ps()})
+		if r.URL.Query().Get("hosts") != "all" {
+			shoal.WriteJSON(w, http.StatusOK, HostsStatus{Instances: s.ps()})
+			return
+		}
+		all, failed := s.psAll(r.Context())
+		shoal.WriteJSON(w, http.StatusOK, HostsStatus{Instances: all, Unreachable: failed})
 	})
 	mux.HandleFunc("POST "+pathScale, func(w http.ResponseWriter, r *http.Request) {
 		var req scaleRequest

@@ -120,6 +120,17 @@
 // operator's fault key (package chaos) in <dir>/.shoal/chaos.key and gives
 // every instance its public half in SHOAL_FAULT_KEY.
 //
+// # Several hosts
+//
+// [Options.Host] ([HostOptions]) makes the supervisor one of several, one
+// per host, of a system that spans them (`shoal up --bind IP --join
+// HOST:PORT --only SERVICES`): instances listen and gossip on the host's
+// address and advertise it, the supervisor's gossip member joins the other
+// hosts', it runs only the services named, and it opens the system's keys
+// from a copy (never making its own when it joins). It serves a peer API
+// over mutual TLS, to the system's supervisors only, through which ps
+// lists every host's instances with a HOST column ([Remote.PSHosts]).
+//
 // Logs can be filtered by trace ID ([LogFilter]; `shoal logs --trace`): a
 // JSON line whose trace_id field is the ID, or any other line that
 // contains it.

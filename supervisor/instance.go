@@ -97,7 +97,7 @@ func (in *instance) status() InstanceStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	st := InstanceStatus{
-		Service: in.svc.name, Index: in.index, ID: in.id, Addr: "127.0.0.1:" + strconv.Itoa(in.port), Admin: in.admin,
+		Host: in.sup.host.hostName(), Service: in.svc.name, Index: in.index, ID: in.id, Addr: in.sup.host.addr(in.port), Admin: in.admin,
 		State: in.state, Restarts: in.restarts, LastExit: in.lastExit,
 	}
 	if in.proc != nil {
@@ -213,7 +213,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	// An SDK program's admin listener: on a port reserved, like its own,
 	// until the process ends, so that the probes reach this process and no
 	// other, also while a replacement shares the service's socket.
-	target, admin := "127.0.0.1:"+strconv.Itoa(port), ""
+	target, admin := s.host.local(port), ""
 	if svc.register == RegisterSDK {
 		adm, err := handoff.Reserve("127.0.0.1:0")
 		if err != nil {
@@ -276,7 +276,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	var ag *agent
 	if svc.register == RegisterSupervisor {
 		var err error
-		ag, err = startAgent(s, discovery.Instance{ID: id, Service: svc.name, Addr: "127.0.0.1:" + strconv.Itoa(port)})
+		ag, err = startAgent(s, discovery.Instance{ID: id, Service: svc.name, Addr: s.host.addr(port)})
 		if err != nil {
 			s.say(fmt.Sprintf("%s: cannot register in discovery: %v", in.name(), err))
 		}
@@ -413,9 +413,9 @@ func (in *instance) terminate(pid int, exited <-chan struct{}, ag *agent) {
 // reserve binds the socket for the slot's next process: its fixed port, or
 // one the kernel picks.
 func (in *instance) reserve() (*handoff.Port, error) {
-	addr := "127.0.0.1:0"
+	addr := in.sup.host.listen(0)
 	if in.fixed {
-		addr = "127.0.0.1:" + strconv.Itoa(in.svc.spec.Port[in.index-1])
+		addr = in.sup.host.listen(in.svc.spec.Port[in.index-1])
 	}
 	p, err := handoff.Reserve(addr)
 	if err != nil {

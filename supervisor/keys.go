@@ -48,20 +48,39 @@ type keys struct {
 	self      *identity.Source // the supervisor's own certificate (SupervisorService)
 	policy    string           // SHOAL_POLICY's value; "" without authorization:
 	plaintext string           // SHOAL_PLAINTEXT_SERVICES's value
+	join      bool             // a copy of another host's CA: that host keeps it current
 }
 
 // openKeys opens (or creates) the CA and the gossip keyring of the system
-// in dir, the manifest's folder.
-func openKeys(m *Manifest, getenv func(string) string) (*keys, error) {
-	auth, err := identity.OpenAuthority(filepath.Join(m.Dir, ".shoal", identityDir), manifest.SystemName(m.Name))
+// in secrets (<manifest folder>/.shoal by default). A supervisor that joins
+// a running system (join) never creates them: a CA of its own would split
+// the system's trust, a gossip key of its own its cluster. It opens the
+// copies of the first host's and leaves keeping the CA current (rotation)
+// to that host.
+func openKeys(m *Manifest, secrets string, join bool, getenv func(string) string) (*keys, error) {
+	idDir := filepath.Join(secrets, identityDir)
+	keyFile := filepath.Join(secrets, filepath.Base(GossipKeyFile))
+	if join {
+		if !identity.HasAuthority(idDir) {
+			return nil, fmt.Errorf("supervisor: joining a running system needs its CA, and %s holds none: copy the first host's .shoal/identity there (or point the secrets folder at a copy); a new CA would not be trusted by the other hosts", idDir)
+		}
+		if getenv(discovery.EnvGossipKey) == "" {
+			if _, err := os.Stat(keyFile); err != nil {
+				return nil, fmt.Errorf("supervisor: joining a running system needs its gossip key: copy the first host's .shoal/gossip.key to %s (mode 0600) or set %s (%v)", keyFile, discovery.EnvGossipKey, err)
+			}
+		}
+	}
+	auth, err := identity.OpenAuthority(idDir, manifest.SystemName(m.Name))
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	if err := auth.Maintain(identity.DefaultCertTTL); err != nil {
-		return nil, fmt.Errorf("supervisor: %w", err)
+	if !join {
+		if err := auth.Maintain(identity.DefaultCertTTL); err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
+		}
 	}
-	k := &keys{auth: auth}
-	if k.gossip, err = gossipKeys(filepath.Join(m.Dir, filepath.FromSlash(GossipKeyFile)), getenv); err != nil {
+	k := &keys{auth: auth, join: join}
+	if k.gossip, err = gossipKeys(keyFile, getenv); err != nil {
 		return nil, err
 	}
 	creds, err := auth.Credentials(SupervisorService, 0)
@@ -173,8 +192,13 @@ func (k *keys) env(f identity.Files) []string {
 // lifetime left when it is first due.
 func (s *Supervisor) maintain() {
 	k := s.keys
-	if err := k.auth.Maintain(identity.DefaultCertTTL); err != nil {
-		s.say(fmt.Sprintf("keeping the system's CA current failed: %v", err))
+	// A joined host's CA is a copy: rotating it would give this host a CA
+	// the others do not trust. The first host rotates; its folder is
+	// copied again.
+	if !k.join {
+		if err := k.auth.Maintain(identity.DefaultCertTTL); err != nil {
+			s.say(fmt.Sprintf("keeping the system's CA current failed: %v", err))
+		}
 	}
 	s.mu.Lock()
 	type due struct {

@@ -88,6 +88,12 @@ type running struct {
 // once the control API answers. Cleanup stops it.
 func startSupervisor(t *testing.T, m *Manifest) *running {
 	t.Helper()
+	return startSupervisorOn(t, m, HostOptions{})
+}
+
+// startSupervisorOn is startSupervisor with host options.
+func startSupervisorOn(t *testing.T, m *Manifest, host HostOptions) *running {
+	t.Helper()
 	if m.Dir == "" {
 		m.Dir = t.TempDir()
 	}
@@ -96,7 +102,7 @@ func startSupervisor(t *testing.T, m *Manifest) *running {
 		m.DrainTimeout = 2 * time.Second
 	}
 	out := &syncBuffer{}
-	sup, err := New(m, Options{Out: out})
+	sup, err := New(m, Options{Out: out, Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ import (
 
 // InstanceStatus is one row of ps.
 type InstanceStatus struct {
+	// Host is the address of the host the instance runs on when the
+	// system spans several hosts; "" on one machine.
+	Host     string        `json:"host,omitempty"`
 	Service  string        `json:"service"`
 	Index    int           `json:"index"` // from 1
 	ID       string        `json:"id"`    // SHOAL_INSTANCE of the current (or last) process
@@ -34,9 +38,14 @@ type InstanceStatus struct {
 	LastExit string        `json:"last_exit,omitempty"`
 }
 
-// WriteTable writes statuses as the aligned table shown by shoal up and ps.
+// WriteTable writes statuses as the aligned table shown by shoal up and ps,
+// with a HOST column when they come from several hosts.
 func WriteTable(w io.Writer, st []InstanceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	hosts := slices.ContainsFunc(st, func(s InstanceStatus) bool { return s.Host != "" })
+	if hosts {
+		fmt.Fprint(tw, "HOST\t")
+	}
 	fmt.Fprintln(tw, "SERVICE\tINDEX\tINSTANCE\tPID\tADDRESS\tADMIN\tSTATE\tRESTARTS\tUPTIME\tLAST EXIT")
 	for _, s := range st {
 		pid, up, admin := "-", "-", "-"
@@ -45,6 +54,9 @@ func WriteTable(w io.Writer, st []InstanceStatus) error {
 		}
 		if s.Admin != "" {
 			admin = s.Admin
+		}
+		if hosts {
+			fmt.Fprintf(tw, "%s\t", cmp.Or(s.Host, "-"))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Service, s.Index, s.ID, pid, s.Addr, admin, s.State, s.Restarts, up, s.LastExit)
 	}
@@ -68,6 +80,10 @@ func badRequest(format string, args ...any) error {
 func (s *Supervisor) lookup(name string) (*service, error) {
 	if svc := s.byName[name]; svc != nil {
 		return svc, nil
+	}
+	if slices.ContainsFunc(s.m.Services, func(spec *ServiceSpec) bool { return spec.Name == name }) {
+		return nil, &opError{http.StatusNotFound, "unknown_service",
+			fmt.Sprintf("service %q runs on other hosts, not on this one (shoal up --only): run the command there", name)}
 	}
 	names := make([]string, len(s.order))
 	for i, svc := range s.order {

@@ -243,15 +243,32 @@ func (r *Remote) do(ctx context.Context, method, path string, in any) (*http.Res
 	return resp, nil
 }
 
-// PS lists every instance.
+// PS lists every instance of this host (of the whole system on one
+// machine).
 func (r *Remote) PS(ctx context.Context) ([]InstanceStatus, error) {
-	var out struct {
-		Instances []InstanceStatus `json:"instances"`
-	}
+	var out HostsStatus
 	err := r.bounded(ctx, callTimeout, func(ctx context.Context) error {
 		return r.call(ctx, http.MethodGet, pathPS, nil, &out)
 	})
 	return out.Instances, err
+}
+
+// HostsStatus is ps of a system on several hosts: every instance of every
+// host that answered, and the hosts that did not.
+type HostsStatus struct {
+	Instances   []InstanceStatus `json:"instances"`
+	Unreachable []PeerError      `json:"unreachable,omitempty"`
+}
+
+// PSHosts lists the instances of every host of the system, as the
+// supervisor's peers in gossip report them (`shoal ps`). PS lists this
+// host's only: what its kill, chaos and profile act on.
+func (r *Remote) PSHosts(ctx context.Context) (HostsStatus, error) {
+	var out HostsStatus
+	err := r.bounded(ctx, callTimeout, func(ctx context.Context) error {
+		return r.call(ctx, http.MethodGet, pathPS+"?hosts=all", nil, &out)
+	})
+	return out, err
 }
 
 // Scale sets the number of instances of service; it returns once the new

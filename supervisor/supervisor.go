@@ -41,6 +41,9 @@ type Options struct {
 	// Dashboard, if set, is served on a loopback port of its own; its URL
 	// is printed with the status table and kept in the state file.
 	Dashboard DashboardFunc
+	// Host places this supervisor in a system that spans several hosts;
+	// zero: the whole system on this machine, on loopback (hosts.go).
+	Host HostOptions
 }
 
 // DefaultDrainTimeout is given to instances when the manifest sets none.
@@ -55,6 +58,7 @@ const SupervisorService = "shoal-supervisor"
 type Supervisor struct {
 	m      *Manifest
 	opts   Options
+	host   host
 	log    *slog.Logger
 	con    *console
 	drain  time.Duration
@@ -126,6 +130,10 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 	if s.drain <= 0 {
 		s.drain = DefaultDrainTimeout
 	}
+	var err error
+	if s.host, err = newHost(opts.Host, m); err != nil {
+		return nil, err
+	}
 	width := len("shoal")
 	for i, spec := range m.Services {
 		if spec == nil || spec.Name == "" {
@@ -136,6 +144,9 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 		}
 		if (spec.Build == "") == (len(spec.Command) == 0) {
 			return nil, fmt.Errorf("supervisor: service %q: set exactly one of build and command", spec.Name)
+		}
+		if !runs(opts.Host.Only, spec.Name) {
+			continue // another host runs it
 		}
 		svc := &service{spec: spec, name: spec.Name, color: i, register: spec.Register, health: spec.Health, scheme: schemeOf(spec)}
 		if spec.Build != "" {
@@ -203,7 +214,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return fmt.Errorf("supervisor: %w", err)
 		}
 	}
-	if err := s.loadFaultKey(); err != nil {
+	if err := s.loadFaultKey(s.secrets()); err != nil {
 		return err
 	}
 	// The lock closes the race between two shoal up started at once; the
@@ -235,7 +246,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return fmt.Errorf("supervisor: shoal up is already running for %s: stop it with `shoal down` first", dir)
 	}
 
-	if s.keys, err = openKeys(s.m, os.Getenv); err != nil {
+	if s.keys, err = openKeys(s.m, s.secrets(), len(s.host.join) > 0, os.Getenv); err != nil {
 		return err
 	}
 	for _, svc := range s.order {
@@ -255,7 +266,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("supervisor: control API: %w", err)
 	}
-	seed, err := discovery.New(s.gossipConfig(nil), discovery.Instance{ID: SupervisorService + "-" + randomHex(4), Service: SupervisorService, Addr: ln.Addr().String()})
+	// The peer API (hosts.go) is what the supervisor's gossip record
+	// points at: other hosts' supervisors ask it for this host's instances.
+	peerLn, err := net.Listen("tcp", s.host.listen(0))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("supervisor: peer API: %w", err)
+	}
+	stopPeer := s.servePeer(peerLn)
+	defer stopPeer()
+	gcfg := s.host.gossip(s.host.gossipPort)
+	gcfg.Seeds, gcfg.Logger, gcfg.Keys = s.host.join, s.log, s.keys.gossip
+	seed, err := discovery.New(gcfg, discovery.Instance{ID: SupervisorService + "-" + randomHex(4), Service: SupervisorService,
+		Addr: s.host.addr(peerLn.Addr().(*net.TCPAddr).Port)})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("supervisor: %w", err)
@@ -372,6 +395,10 @@ func (s *Supervisor) start(ctx context.Context) error {
 	}
 	if s.col.dashURL != "" {
 		s.con.printf("\ndashboard: %s", s.col.dashURL)
+	}
+	if s.host.multi() {
+		g := s.seed.GossipAddr()
+		s.con.printf("\ngossip: %s (another host joins with: shoal up --join %s --only SERVICES)", g, g)
 	}
 	s.con.printf("\n\n")
 	s.streaming.Store(true)
@@ -573,23 +600,21 @@ func (s *Supervisor) env(svc *service, port int, id string, files identity.Files
 	if _, set := svc.spec.Env[chaos.EnvKey]; !set {
 		env = append(env, chaos.EnvKey+"="+s.faultKey)
 	}
-	p := strconv.Itoa(port)
+	env = append(env, s.host.instanceEnv(port, s.seed.GossipAddr())...)
 	return append(env,
-		"PORT="+p,
-		"SHOAL_ADDR=127.0.0.1:"+p,
+		"PORT="+strconv.Itoa(port),
 		"SHOAL_NAME="+svc.name,
 		"SHOAL_INSTANCE="+id,
-		"SHOAL_SEEDS="+s.seed.GossipAddr(),
-		"SHOAL_GOSSIP_ADDR=127.0.0.1:0",
 		"SHOAL_DRAIN_TIMEOUT="+s.drain.String(),
 		"SHOAL_DATA_DIR="+dataDir(s.m.Dir),
 	)
 }
 
-// gossipConfig is the loopback preset used by the supervisor's members,
-// with the system's keyring.
+// gossipConfig is the preset of the members the supervisor runs for
+// programs it registers (this host's, see host.gossip), with the system's
+// keyring.
 func (s *Supervisor) gossipConfig(seeds []string) discovery.Config {
-	cfg := discovery.LocalConfig()
+	cfg := s.host.gossip(0)
 	cfg.Seeds = seeds
 	cfg.Logger = s.log
 	cfg.Keys = s.keys.gossip
@@ -619,6 +644,14 @@ func (s *Supervisor) showLast(in *instance, n int) {
 func (s *Supervisor) say(msg string) {
 	s.log.Info(msg)
 	s.con.line("shoal", -1, msg)
+}
+
+// secrets is the folder of the system's keys.
+func (s *Supervisor) secrets() string {
+	if s.opts.Host.Secrets != "" {
+		return s.opts.Host.Secrets
+	}
+	return filepath.Join(s.m.Dir, ".shoal")
 }
 
 func binDir(dir string) string  { return filepath.Join(dir, ".shoal", "bin") }

@@ -43,11 +43,42 @@ func TestHelp(t *testing.T) {
 			t.Errorf("shoal --help does not list %s:\n%s", cmd, out)
 		}
 	}
+	_, out, _ = runCLI(t, "up", "--help")
+	for _, flag := range []string{"--bind IP", "--advertise IP", "--join HOST:PORT", "--only SERVICES", "--secrets DIR", "--gossip-port PORT"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("up --help lacks %s:\n%s", flag, out)
+		}
+	}
 	_, out, _ = runCLI(t, "gateway", "--help")
 	for _, flag := range []string{"--addr", "--seeds", "--name"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("gateway --help lacks the SDK flag %s:\n%s", flag, out)
 		}
+	}
+}
+
+// TestUpHostMistakes: a wrong --only or --join stops up before it starts
+// anything, naming the value.
+func TestUpHostMistakes(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "shoal.yaml"), []byte("name: x\nservices:\n  a:\n    command: [\"true\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--only", "a,b"}, `only: no service "b"`},
+		{[]string{"--join", "10.0.0.1"}, `join address "10.0.0.1": want host:port`},
+		{[]string{"--bind", "0.0.0.0"}, "give the address the other hosts reach"},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"up", "-f", dir}, tc.args...)...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("up %v: status %d, stderr %q; want 1 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".shoal")); err == nil {
+		t.Error("up made its state folder before refusing the options")
 	}
 }
 

@@ -47,10 +47,13 @@ func newPS(e env, file *string) *cobra.Command {
 		Short: "List every instance: state, pid, address, restarts, uptime",
 		Long: `ps lists every instance of the running system: service, index (from 1),
 instance ID, pid, address, state (starting, serving, draining, crashed,
-stopped), restarts, uptime and how the last process ended.
+stopped), restarts, uptime and how the last process ended. A system on
+several hosts (shoal up --join) is listed whole, from any of them, with a
+HOST column; a host whose supervisor does not answer is named on stderr.
 
 -o json prints an array of objects with the keys service, index, id, pid,
-addr, state, restarts, uptime (nanoseconds) and last_exit, for scripts.`,
+addr, state, restarts, uptime (nanoseconds) and last_exit (and host on
+several hosts), for scripts.`,
 		Example: `  shoal ps
   shoal ps -o json | jq -r '.[] | select(.state != "serving") | .id'`,
 		Args: exactArgs(0, "no arguments"),
@@ -63,11 +66,14 @@ addr, state, restarts, uptime (nanoseconds) and last_exit, for scripts.`,
 			if err != nil {
 				return err
 			}
-			st, err := r.PS(c.Context())
+			h, err := r.PSHosts(c.Context())
 			if err != nil {
 				return controlError("ps", *file, err)
 			}
-			return writePS(e, format, st)
+			for _, u := range h.Unreachable {
+				fmt.Fprintf(e.stderr, "shoal: ps: the supervisor on %s did not answer; its instances are not listed: %s\n", u.Host, u.Error)
+			}
+			return writePS(e, format, h.Instances)
 		},
 	}
 	addFileFlag(c, file, true)

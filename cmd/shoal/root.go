@@ -82,6 +82,9 @@ Rehearsing failure:
 
 Beyond one machine (docs/DEPLOY.md):
 
+  shoal up --bind IP --join HOST:7946 --only S1,S2
+                           run part of the system on this host, joined to
+                           the others (copy .shoal's keys first)
   shoal image -o DIR       build an OCI image per service, without Docker
   shoal export kubernetes -o DIR
                            write the Kubernetes objects of the system
