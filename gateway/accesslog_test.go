@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // The access log and the metrics see the final status of streams too: 101
@@ -45,7 +46,7 @@ func TestAccessLogSeesStreams(t *testing.T) {
 	t.Cleanup(tr.CloseIdleConnections)
 	gw := gateway.New(cat, tr)
 	gw.Logger = slog.New(slog.DiscardHandler)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	gw.AccessLog = true
 	gw.AccessLogger = slog.New(slog.NewJSONHandler(&logs, nil))
 	obs := &fakeObserver{}
