@@ -13,7 +13,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/shoal-dev/shoal/store"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
 
@@ -144,11 +143,7 @@ func TestDeadLetterMaxAge(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		db, err := store.OpenSQLite(ctx, dir+"/producer.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := storetest.SQLite.MustOpen(t, dir+"/producer.db")
 		var attempts atomic.Int64
 		down := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			attempts.Add(1)

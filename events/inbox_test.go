@@ -15,7 +15,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/shoal-dev/shoal/store"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
 
@@ -188,14 +187,10 @@ func TestInboxPurge(t *testing.T) {
 func TestInboxPurgeKeepsUp(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		db, err := store.OpenSQLite(context.Background(), dir+"/subscriber.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := storetest.SQLite.MustOpen(t, dir+"/subscriber.db")
 		sub := newSubscriber(t, db, "progress")
 		const backlog = 3*purgeBatch + 17
-		err = db.Tx(t.Context(), func(tx *sql.Tx) error {
+		err := db.Tx(t.Context(), func(tx *sql.Tx) error {
 			for i := range backlog {
 				if _, err := tx.Exec(`INSERT INTO `+inboxTable+` (id, topic, received_at) VALUES ($1, 'progress', $2)`,
 					fmt.Sprint("old-", i), time.Now().UnixMilli()); err != nil {

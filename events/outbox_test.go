@@ -123,13 +123,9 @@ func TestPublishDelivers(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	db, err := store.OpenSQLite(t.Context(), t.TempDir()+"/p.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.SQLite.NewDB(t)
 	o := newOutbox(t, db, OutboxConfig{Subscribers: map[string][]string{"a": {"svc"}}})
-	err = db.Tx(t.Context(), func(tx *sql.Tx) error {
+	err := db.Tx(t.Context(), func(tx *sql.Tx) error {
 		_, err := o.Publish(t.Context(), tx, "b", 1)
 		return err
 	})
@@ -198,16 +194,8 @@ func TestRetryBackoff(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		pdb, err := store.OpenSQLite(ctx, dir+"/producer.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pdb.Close()
-		sdb, err := store.OpenSQLite(ctx, dir+"/subscriber.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sdb.Close()
+		pdb := storetest.SQLite.MustOpen(t, dir+"/producer.db")
+		sdb := storetest.SQLite.MustOpen(t, dir+"/subscriber.db")
 		sub := newSubscriber(t, sdb, "progress")
 		var mu sync.Mutex
 		var attempts []time.Time
