@@ -14,7 +14,6 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
-	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
@@ -39,13 +38,7 @@ func TestAccessLogSeesStreams(t *testing.T) {
 	})
 	cat.Upsert(discovery.Instance{ID: "ws-1", Service: "ws", Addr: serve(t, upgrade), State: discovery.StateServing})
 	cat.Upsert(discovery.Instance{ID: "sse-1", Service: "sse", Addr: serve(t, events), State: discovery.StateServing})
-	tr, err := client.New(cat, client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	gw := gateway.New(cat, tr)
-	gw.Logger = slog.New(slog.DiscardHandler)
+	gw := newGateway(t, cat, client.Config{})
 	var logs syncbuf.Buffer
 	gw.AccessLog = true
 	gw.AccessLogger = slog.New(slog.NewJSONHandler(&logs, nil))

@@ -77,13 +77,7 @@ func newRouted(t *testing.T, cfg *gateway.Config) *routed {
 		f.hits["stuck"].Add(1)
 		<-r.Context().Done()
 	}))
-	tr, err := client.New(cat, client.Config{Hedge: hedgeOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	f.gw = gateway.New(cat, tr)
-	f.gw.Logger = slog.New(slog.DiscardHandler)
+	f.gw = newGateway(t, cat, client.Config{Hedge: hedgeOff})
 	f.gw.Metrics = f.obs
 	if cfg != nil {
 		if err := f.gw.SetConfig(cfg, t.TempDir()); err != nil {
