@@ -1,70 +1,18 @@
 package shoal
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/shoal-dev/shoal/internal/testcert"
 )
-
-// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
-// returns their paths and the certificate, for the client's trust pool.
-func selfSigned(t *testing.T, dir, prefix string) (certFile, keyFile string, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "shoal test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		IsCA:         true,
-
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err = x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = filepath.Join(dir, prefix+"cert.pem")
-	keyFile = filepath.Join(dir, prefix+"key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	return certFile, keyFile, cert
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // protoHandler answers with the protocol the request came in on.
 var protoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +34,7 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 }
 
 func TestTLSServesHTTP2AndHTTP1(t *testing.T) {
-	certFile, keyFile, cert := selfSigned(t, t.TempDir(), "")
+	certFile, keyFile, cert := testcert.SelfSigned(t, t.TempDir(), "")
 	svc, _, _ := start(t, Config{Name: "edge", TLSCertFile: certFile, TLSKeyFile: keyFile}, protoHandler)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
@@ -161,8 +109,8 @@ func TestH2C(t *testing.T) {
 
 func TestTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	cert, key, _ := selfSigned(t, dir, "a-")
-	_, otherKey, _ := selfSigned(t, dir, "b-")
+	cert, key, _ := testcert.SelfSigned(t, dir, "a-")
+	_, otherKey, _ := testcert.SelfSigned(t, dir, "b-")
 	garbage := filepath.Join(dir, "garbage.pem")
 	if err := os.WriteFile(garbage, []byte("not PEM"), 0o600); err != nil {
 		t.Fatal(err)

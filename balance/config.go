@@ -1,6 +1,7 @@
 package balance
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -108,34 +109,18 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Decay == 0 {
-		c.Decay = d.Decay
-	}
-	if c.FailurePenalty == 0 {
-		c.FailurePenalty = d.FailurePenalty
-	}
+	c.Decay = cmp.Or(c.Decay, d.Decay)
+	c.FailurePenalty = cmp.Or(c.FailurePenalty, d.FailurePenalty)
 	e := &c.Ejection
-	if e.ConsecutiveFailures == 0 {
-		e.ConsecutiveFailures = d.Ejection.ConsecutiveFailures
-	}
-	if e.BaseTime == 0 {
-		e.BaseTime = d.Ejection.BaseTime
-	}
+	e.ConsecutiveFailures = cmp.Or(e.ConsecutiveFailures, d.Ejection.ConsecutiveFailures)
+	e.BaseTime = cmp.Or(e.BaseTime, d.Ejection.BaseTime)
 	if e.MaxTime == 0 {
 		e.MaxTime = max(d.Ejection.MaxTime, e.BaseTime)
 	}
-	if e.MaxFraction == 0 {
-		e.MaxFraction = d.Ejection.MaxFraction
-	}
-	if e.FailureRate == 0 {
-		e.FailureRate = d.Ejection.FailureRate
-	}
-	if e.MinRequests == 0 {
-		e.MinRequests = d.Ejection.MinRequests
-	}
-	if e.RateWindow == 0 {
-		e.RateWindow = d.Ejection.RateWindow
-	}
+	e.MaxFraction = cmp.Or(e.MaxFraction, d.Ejection.MaxFraction)
+	e.FailureRate = cmp.Or(e.FailureRate, d.Ejection.FailureRate)
+	e.MinRequests = cmp.Or(e.MinRequests, d.Ejection.MinRequests)
+	e.RateWindow = cmp.Or(e.RateWindow, d.Ejection.RateWindow)
 	return c
 }
 

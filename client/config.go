@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"sort"
@@ -101,18 +102,10 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	def := DefaultConfig()
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = def.MaxAttempts
-	}
-	if c.Timeout == 0 {
-		c.Timeout = def.Timeout
-	}
-	if c.Budget == (resilience.BudgetConfig{}) {
-		c.Budget = def.Budget
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = def.MaxInFlight
-	}
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, def.MaxAttempts)
+	c.Timeout = cmp.Or(c.Timeout, def.Timeout)
+	c.Budget = cmp.Or(c.Budget, def.Budget)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, def.MaxInFlight)
 	return c
 }
 

@@ -66,13 +66,9 @@ func TestTLSPerService(t *testing.T) {
 	}))
 	t.Cleanup(plain.Close)
 	addrs := map[string]string{"alpha": alpha.Listener.Addr().String(), "beta": alpha.Listener.Addr().String(), "plain": plain.Listener.Addr().String()}
-	tr, err := New(resolverFunc(func(s string) []discovery.Instance {
+	tr := newTransport(t, resolverFunc(func(s string) []discovery.Instance {
 		return []discovery.Instance{{ID: s + "-0", Service: s, Addr: addrs[s], State: discovery.StateServing}}
 	}), Config{TLS: identity.NewDialer(identity.NewSource(credentials(t, ca, "caller")), nil), Plaintext: []string{"plain"}, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
 	c := tr.Client()
 
 	for _, tt := range []struct {

@@ -63,11 +63,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 	f := newFleet(t, upgradeEcho(t))
 	// Time enough for the 101 on a loaded machine: its attempt gets a third.
 	const timeout = time.Second
-	tr, err := New(f, Config{Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+	tr := newTransport(t, f, Config{Timeout: timeout})
 	resp, err := tr.RoundTrip(upgradeRequest(t))
 	if err != nil {
 		t.Fatal(err)
@@ -129,11 +125,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 // hedged; one that never left (connection refused) fails over as usual.
 func TestUpgradeNotRetriedOnceSent(t *testing.T) {
 	f := newFleet(t, status(http.StatusServiceUnavailable), status(http.StatusServiceUnavailable))
-	tr, err := New(f, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+	tr := newTransport(t, f, Config{})
 	resp, err := tr.RoundTrip(upgradeRequest(t))
 	if err != nil {
 		t.Fatal(err)
@@ -147,11 +139,7 @@ func TestUpgradeNotRetriedOnceSent(t *testing.T) {
 	}
 
 	f = newFleet(t, nil, upgradeEcho(t)) // the first refuses connections
-	tr, err = New(f, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+	tr = newTransport(t, f, Config{})
 	for range 4 { // whichever instance the balancer picks first
 		resp, err := tr.RoundTrip(upgradeRequest(t))
 		if err != nil {
@@ -185,11 +173,7 @@ func TestEventStreamOutlivesTimeout(t *testing.T) {
 	})
 	// Time enough for the headers on a loaded machine.
 	const timeout = time.Second
-	tr, err := New(f, Config{Timeout: timeout, PerTryTimeout: timeout / 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+	tr := newTransport(t, f, Config{Timeout: timeout, PerTryTimeout: timeout / 2})
 	req, err := http.NewRequest(http.MethodGet, "http://svc/events", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -230,11 +214,7 @@ func TestTimeoutStillBoundsBodies(t *testing.T) {
 	})
 	// One attempt, so that it has the whole Timeout for the headers: a
 	// loaded machine may take more than a third of it.
-	tr, err := New(f, Config{Timeout: time.Second, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
+	tr := newTransport(t, f, Config{Timeout: time.Second, MaxAttempts: 1})
 	req, err := http.NewRequest(http.MethodGet, "http://svc/slow", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/discovery/discoverytest"
 	"github.com/shoal-dev/shoal/handoff/handofftest"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // envFakeProgram and envFakeSick configure fakeProgram (see TestMain).
@@ -72,30 +71,12 @@ func fakeProgram(host string) int {
 	return 0
 }
 
-// syncBuffer collects a program's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // agentFixture is an agent running the fake program, joined to a gossip
 // cluster whose first member watches the catalog.
 type agentFixture struct {
 	agent   *Agent
 	watcher *discovery.Member
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	sick    string // touch it to make the program's health check fail
 	admin   string // the agent's admin listener
 	cancel  context.CancelFunc
@@ -113,7 +94,7 @@ func startAgent(t *testing.T, edit func(*agentFixture)) *agentFixture {
 	// The program's address: a random loopback address on ProgramPort,
 	// as in a pod, where nothing else listens. No port is probed.
 	host := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(256), 1+rand.IntN(250))
-	f := &agentFixture{watcher: watcher, out: &syncBuffer{}, sick: t.TempDir() + "/sick", done: make(chan error, 1),
+	f := &agentFixture{watcher: watcher, out: &syncbuf.Buffer{}, sick: t.TempDir() + "/sick", done: make(chan error, 1),
 		admin: handofftest.Port(t).Addr().String()}
 	f.agent = &Agent{
 		Config: shoal.Config{

@@ -13,7 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // fakeMetrics records what an Outbox reports.
@@ -65,13 +65,13 @@ func (f *failing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // other subscriber is not held up. Once fixed, Redeliver brings them back
 // and they are delivered.
 func TestDeadLetters(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		history := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
-		recs := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		history := newSubscriber(t, e.NewDB(t), "progress")
+		recs := newSubscriber(t, e.NewDB(t), "progress")
 		broken := &failing{next: history.inbox}
 		var logs bytes.Buffer // read once Run has returned
 		metrics := newFakeMetrics()
-		o := newOutbox(t, mustOpen(t, e, e.place(t)), OutboxConfig{
+		o := newOutbox(t, e.NewDB(t), OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history", "recommendations"}},
 			Client:      serve(t, map[string]http.Handler{"history": broken, "recommendations": recs.inbox}),
 			Poll:        10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
@@ -143,11 +143,7 @@ func TestDeadLetterMaxAge(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		db, err := store.OpenSQLite(ctx, dir+"/producer.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := storetest.SQLite.MustOpen(t, dir+"/producer.db")
 		var attempts atomic.Int64
 		down := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			attempts.Add(1)
@@ -199,7 +195,7 @@ func TestDeadLetterMaxAge(t *testing.T) {
 // transport) is recovered, logged with its stack and counted, and the
 // delivery is retried, or dead-lettered at its bound: never lost.
 func TestDeliveryPanics(t *testing.T) {
-	sub := newSubscriber(t, mustOpen(t, engines[0], engines[0].place(t)), "progress")
+	sub := newSubscriber(t, storetest.SQLite.NewDB(t), "progress")
 	var panics atomic.Int64
 	transport := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.URL.Hostname() == "history" && panics.Add(1) <= 2 {
@@ -209,7 +205,7 @@ func TestDeliveryPanics(t *testing.T) {
 	})
 	var logs bytes.Buffer // read once Run has returned
 	metrics := newFakeMetrics()
-	o := newOutbox(t, mustOpen(t, engines[0], engines[0].place(t)), OutboxConfig{
+	o := newOutbox(t, storetest.SQLite.NewDB(t), OutboxConfig{
 		Subscribers: map[string][]string{"progress": {"history"}},
 		Client:      &http.Client{Transport: transport},
 		Poll:        10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
@@ -233,7 +229,7 @@ func TestDeliveryPanics(t *testing.T) {
 	}
 
 	// Panicking every time: dead-lettered after MaxAttempts, not lost.
-	always := newOutbox(t, mustOpen(t, engines[0], engines[0].place(t)), OutboxConfig{
+	always := newOutbox(t, storetest.SQLite.NewDB(t), OutboxConfig{
 		Subscribers: map[string][]string{"progress": {"history"}},
 		Client: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
 			panic("always")
@@ -253,8 +249,8 @@ func TestDeliveryPanics(t *testing.T) {
 // TestPurgeDeadLetters: dead letters go after DeadLetterRetention, and
 // their events with them; until then the events stay.
 func TestPurgeDeadLetters(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		o := newOutbox(t, mustOpen(t, e, e.place(t)), OutboxConfig{
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		o := newOutbox(t, e.NewDB(t), OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}},
 			Client:      serve(t, map[string]http.Handler{"history": &failing{}}),
 			Poll:        10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
@@ -288,8 +284,8 @@ func TestPurgeDeadLetters(t *testing.T) {
 // TestMigrateOutboxV1: deliveries pending in a database of the first
 // schema count their age from their event's creation.
 func TestMigrateOutboxV1(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		db := mustOpen(t, e, e.place(t))
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		db := e.NewDB(t)
 		if err := db.Migrate(t.Context(), outboxMigrations, outboxSchema[:1]); err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,35 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }
-
-// engine makes databases of one dialect: place a new empty one, open it
-// (again: each call a separate pool, as another process would have).
-type engine struct {
-	name  string
-	place func(t *testing.T) string
-	open  func(ctx context.Context, where string) (*store.DB, error)
-}
-
-var engines = []engine{
-	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "test.db") }, store.OpenSQLite},
-	{"postgres", func(t *testing.T) string { return storetest.Postgres(t) }, store.OpenPostgres},
-}
-
-func forEach(t *testing.T, f func(t *testing.T, e engine)) {
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) { f(t, e) })
-	}
-}
-
-func mustOpen(t *testing.T, e engine, where string) *store.DB {
-	t.Helper()
-	db, err := e.open(context.Background(), where)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // hosts is a Transport that sends http://<service>/… to the address of
 // that service's test server: discovery, for tests.

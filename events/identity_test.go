@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // An inbox behind an identity.Guard, as an SDK service with an identity
@@ -20,8 +21,8 @@ import (
 // one from a service the policy does not name, and one on a user's token
 // alone are refused before anything is recorded.
 func TestInboxPublishers(t *testing.T) {
-	e := engines[0] // SQLite: the rule is the same on both
-	sub := newSubscriber(t, mustOpen(t, e, e.place(t)), "titles")
+	e := storetest.SQLite // SQLite: the rule is the same on both
+	sub := newSubscriber(t, e.NewDB(t), "titles")
 	ca, err := identity.NewCA("sys", 0)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // post sends an event to url as an Outbox would.
@@ -45,8 +45,8 @@ func post(t *testing.T, url, id, topic, body string) (int, string) {
 // TestInboxConcurrentDuplicates: the same event POSTed by 8 goroutines at
 // once is applied once, and every POST is answered 204.
 func TestInboxConcurrentDuplicates(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		sub := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		sub := newSubscriber(t, e.NewDB(t), "progress")
 		srv := httptest.NewServer(sub.inbox)
 		defer srv.Close()
 		for round := range 5 {
@@ -74,7 +74,7 @@ func TestInboxConcurrentDuplicates(t *testing.T) {
 }
 
 func TestInboxAnswers(t *testing.T) {
-	db := mustOpen(t, engines[0], engines[0].place(t))
+	db := storetest.SQLite.NewDB(t)
 	sub := newSubscriber(t, db, "progress")
 	var failing bool
 	var got Event
@@ -162,7 +162,7 @@ func deliver(t *testing.T, in *Inbox, id, topic, body string) {
 // TestInboxPurge: IDs older than the retention are forgotten, at most
 // once a minute.
 func TestInboxPurge(t *testing.T) {
-	db := mustOpen(t, engines[0], engines[0].place(t))
+	db := storetest.SQLite.NewDB(t)
 	sub := newSubscriber(t, db, "progress")
 	deliver(t, sub.inbox, "old", "progress", `1`)
 	if _, err := db.Exec(`UPDATE `+inboxTable+` SET received_at = $1`, time.Now().Add(-InboxRetention-time.Hour).UnixMilli()); err != nil {
@@ -187,14 +187,10 @@ func TestInboxPurge(t *testing.T) {
 func TestInboxPurgeKeepsUp(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		db, err := store.OpenSQLite(context.Background(), dir+"/subscriber.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := storetest.SQLite.MustOpen(t, dir+"/subscriber.db")
 		sub := newSubscriber(t, db, "progress")
 		const backlog = 3*purgeBatch + 17
-		err = db.Tx(t.Context(), func(tx *sql.Tx) error {
+		err := db.Tx(t.Context(), func(tx *sql.Tx) error {
 			for i := range backlog {
 				if _, err := tx.Exec(`INSERT INTO `+inboxTable+` (id, topic, received_at) VALUES ($1, 'progress', $2)`,
 					fmt.Sprint("old-", i), time.Now().UnixMilli()); err != nil {

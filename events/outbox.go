@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -151,25 +152,16 @@ func (c OutboxConfig) Validate() error {
 }
 
 func (c OutboxConfig) withDefaults() OutboxConfig {
-	set := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.Batch == 0 {
-		c.Batch = DefaultBatch
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	set(&c.Poll, DefaultPoll)
-	set(&c.Lease, DefaultLease)
-	set(&c.MinBackoff, DefaultMinBackoff)
-	set(&c.MaxBackoff, DefaultMaxBackoff)
-	set(&c.Timeout, DefaultTimeout)
-	set(&c.Retention, DefaultRetention)
-	set(&c.MaxAge, DefaultMaxAge)
-	set(&c.DeadLetterRetention, DefaultDeadLetterRetention)
+	c.Batch = cmp.Or(c.Batch, DefaultBatch)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.Poll = cmp.Or(c.Poll, DefaultPoll)
+	c.Lease = cmp.Or(c.Lease, DefaultLease)
+	c.MinBackoff = cmp.Or(c.MinBackoff, DefaultMinBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.Retention = cmp.Or(c.Retention, DefaultRetention)
+	c.MaxAge = cmp.Or(c.MaxAge, DefaultMaxAge)
+	c.DeadLetterRetention = cmp.Or(c.DeadLetterRetention, DefaultDeadLetterRetention)
 	if c.Metrics == nil {
 		c.Metrics = noMetrics{}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/store"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 type progress struct {
@@ -29,12 +30,12 @@ type progress struct {
 // TestPublishDelivers: events published in committed transactions reach
 // every subscriber once; a rolled-back transaction publishes nothing.
 func TestPublishDelivers(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		ctx := t.Context()
-		history := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
-		recs := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress", "rating")
+		history := newSubscriber(t, e.NewDB(t), "progress")
+		recs := newSubscriber(t, e.NewDB(t), "progress", "rating")
 		client := serve(t, map[string]http.Handler{"history": history.inbox, "recommendations": recs.inbox})
-		db := mustOpen(t, e, e.place(t))
+		db := e.NewDB(t)
 		if err := db.Migrate(ctx, "playback", []store.Migration{{SQL: `CREATE TABLE positions (profile TEXT PRIMARY KEY, seconds INTEGER NOT NULL)`}}); err != nil {
 			t.Fatal(err)
 		}
@@ -122,13 +123,9 @@ func TestPublishDelivers(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	db, err := store.OpenSQLite(t.Context(), t.TempDir()+"/p.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.SQLite.NewDB(t)
 	o := newOutbox(t, db, OutboxConfig{Subscribers: map[string][]string{"a": {"svc"}}})
-	err = db.Tx(t.Context(), func(tx *sql.Tx) error {
+	err := db.Tx(t.Context(), func(tx *sql.Tx) error {
 		_, err := o.Publish(t.Context(), tx, "b", 1)
 		return err
 	})
@@ -197,16 +194,8 @@ func TestRetryBackoff(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		pdb, err := store.OpenSQLite(ctx, dir+"/producer.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pdb.Close()
-		sdb, err := store.OpenSQLite(ctx, dir+"/subscriber.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sdb.Close()
+		pdb := storetest.SQLite.MustOpen(t, dir+"/producer.db")
+		sdb := storetest.SQLite.MustOpen(t, dir+"/subscriber.db")
 		sub := newSubscriber(t, sdb, "progress")
 		var mu sync.Mutex
 		var attempts []time.Time
@@ -267,9 +256,9 @@ func TestRetryBackoff(t *testing.T) {
 // database) share the deliveries; acknowledgements lost on the way back
 // make the producers deliver again; each event applies exactly once.
 func TestTwoOutboxes(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		history := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
-		recs := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		history := newSubscriber(t, e.NewDB(t), "progress")
+		recs := newSubscriber(t, e.NewDB(t), "progress")
 		var posts, lost atomic.Int64
 		lossy := func(in *Inbox) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,14 +275,14 @@ func TestTwoOutboxes(t *testing.T) {
 			})
 		}
 		client := serve(t, map[string]http.Handler{"history": lossy(history.inbox), "recommendations": lossy(recs.inbox)})
-		where := e.place(t)
+		where := e.Place(t)
 		cfg := OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history", "recommendations"}},
 			Client:      client, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Poll: 20 * time.Millisecond,
 			Batch: 16, Concurrency: 8,
 		}
-		a := newOutbox(t, mustOpen(t, e, where), cfg)
-		b := newOutbox(t, mustOpen(t, e, where), cfg)
+		a := newOutbox(t, e.MustOpen(t, where), cfg)
+		b := newOutbox(t, e.MustOpen(t, where), cfg)
 		run(t, a)
 		run(t, b)
 		const each = 50
@@ -328,15 +317,15 @@ func TestTwoOutboxes(t *testing.T) {
 // TestKilledOutbox: an instance that claimed deliveries and died holds
 // them for its lease; another instance delivers them once it has passed.
 func TestKilledOutbox(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		sub := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		sub := newSubscriber(t, e.NewDB(t), "progress")
 		client := serve(t, map[string]http.Handler{"history": sub.inbox})
-		where := e.place(t)
+		where := e.Place(t)
 		cfg := OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}},
 			Client:      client, Lease: time.Second, Timeout: 500 * time.Millisecond, Poll: 20 * time.Millisecond,
 		}
-		dead := newOutbox(t, mustOpen(t, e, where), cfg)
+		dead := newOutbox(t, e.MustOpen(t, where), cfg)
 		for i := range 5 {
 			publish(t, dead, "progress", progress{Seconds: i})
 		}
@@ -345,7 +334,7 @@ func TestKilledOutbox(t *testing.T) {
 			t.Fatalf("claimed %d (%v), want 5", len(claimed), err)
 		}
 		leaseEnd := claimed[0].lease
-		other := newOutbox(t, mustOpen(t, e, where), cfg)
+		other := newOutbox(t, e.MustOpen(t, where), cfg)
 		run(t, other)
 		for time.Now().UnixMilli() < leaseEnd-200 {
 			asked := time.Now().UnixMilli()
@@ -371,27 +360,27 @@ func TestKilledOutbox(t *testing.T) {
 // TestStopReleases: an instance stopped (its ctx ended) while delivering
 // releases its claims: another delivers them at once, not after the lease.
 func TestStopReleases(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		sub := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		sub := newSubscriber(t, e.NewDB(t), "progress")
 		arrived := make(chan struct{}, 10)
 		hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body) // then the server watches the connection
 			arrived <- struct{}{}
 			<-r.Context().Done() // until the producer gives up
 		})
-		where := e.place(t)
+		where := e.Place(t)
 		cfg := OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}},
 			Lease:       time.Minute, Timeout: 30 * time.Second, Poll: 20 * time.Millisecond,
 		}
 		cfg.Client = serve(t, map[string]http.Handler{"history": hang})
-		first := newOutbox(t, mustOpen(t, e, where), cfg)
+		first := newOutbox(t, e.MustOpen(t, where), cfg)
 		publish(t, first, "progress", progress{Seconds: 1})
 		stop := run(t, first)
 		<-arrived
 		stop()
 		cfg.Client = serve(t, map[string]http.Handler{"history": sub.inbox})
-		second := newOutbox(t, mustOpen(t, e, where), cfg)
+		second := newOutbox(t, e.MustOpen(t, where), cfg)
 		run(t, second)
 		st := waitDelivered(t, second, 1, 5*time.Second)
 		if st.Retrying != 0 {
@@ -403,9 +392,9 @@ func TestStopReleases(t *testing.T) {
 // TestPurge: delivered rows and finished events go after Retention;
 // pending ones stay.
 func TestPurge(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		sub := newSubscriber(t, mustOpen(t, e, e.place(t)), "progress")
-		o := newOutbox(t, mustOpen(t, e, e.place(t)), OutboxConfig{
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		sub := newSubscriber(t, e.NewDB(t), "progress")
+		o := newOutbox(t, e.NewDB(t), OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}, "other": {"nobody"}},
 			Client:      serve(t, map[string]http.Handler{"history": sub.inbox}),
 			Poll:        20 * time.Millisecond,

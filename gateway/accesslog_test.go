@@ -14,7 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
-	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // The access log and the metrics see the final status of streams too: 101
@@ -38,14 +38,8 @@ func TestAccessLogSeesStreams(t *testing.T) {
 	})
 	cat.Upsert(discovery.Instance{ID: "ws-1", Service: "ws", Addr: serve(t, upgrade), State: discovery.StateServing})
 	cat.Upsert(discovery.Instance{ID: "sse-1", Service: "sse", Addr: serve(t, events), State: discovery.StateServing})
-	tr, err := client.New(cat, client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	gw := gateway.New(cat, tr)
-	gw.Logger = slog.New(slog.DiscardHandler)
-	var logs syncBuffer
+	gw := newGateway(t, cat, client.Config{})
+	var logs syncbuf.Buffer
 	gw.AccessLog = true
 	gw.AccessLogger = slog.New(slog.NewJSONHandler(&logs, nil))
 	obs := &fakeObserver{}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,13 +63,7 @@ func newFaultFixture(t *testing.T, verify bool) *faultFixture {
 			f.mu.Unlock()
 			io.WriteString(w, "{}")
 		}))})
-	tr, err := client.New(cat, client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	f.gw = gateway.New(cat, tr)
-	f.gw.Logger = slog.New(slog.DiscardHandler)
+	f.gw = newGateway(t, cat, client.Config{})
 	f.gw.CohortMetrics = f.obs
 	if verify {
 		if f.gw.Chaos, err = chaos.NewVerifier(f.signer.PublicKey(), "gateway"); err != nil {

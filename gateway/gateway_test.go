@@ -62,6 +62,20 @@ type fixture struct {
 	stuckEnded *atomic.Int64 // stuck requests whose context ended
 }
 
+// newGateway returns a gateway over r that logs nothing and calls backends
+// through a client.Transport with cfg, closed when the test ends.
+func newGateway(t *testing.T, r client.Resolver, cfg client.Config) *gateway.Gateway {
+	t.Helper()
+	tr, err := client.New(r, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	gw := gateway.New(r, tr)
+	gw.Logger = slog.New(slog.DiscardHandler)
+	return gw
+}
+
 // newFixture runs a gateway in front of real backends:
 //
 //	catalog: two echo instances
@@ -280,12 +294,7 @@ func TestZeroTimeoutMeansDefault(t *testing.T) {
 		Addr: serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got.Store(r.Header.Get(client.TimeoutHeader))
 		}))})
-	tr, err := client.New(cat, client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.CloseIdleConnections()
-	gw := gateway.New(cat, tr)
+	gw := newGateway(t, cat, client.Config{})
 	rec := httptest.NewRecorder()
 	gw.ServeHTTP(rec, httptest.NewRequest("GET", "/a/x", nil))
 	if rec.Code != 200 {
@@ -303,12 +312,7 @@ func TestEmptiedServiceIsUnavailableNotUnknown(t *testing.T) {
 	cat := discovery.NewCatalog()
 	inst := discovery.Instance{ID: "a-1", Service: "a", State: discovery.StateServing, Addr: serve(t, echo(nil))}
 	cat.Upsert(inst)
-	tr, err := client.New(cat, client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.CloseIdleConnections()
-	gw := gateway.New(cat, tr)
+	gw := newGateway(t, cat, client.Config{})
 	status := func() (int, string) {
 		rec := httptest.NewRecorder()
 		gw.ServeHTTP(rec, httptest.NewRequest("GET", "/a/x", nil))

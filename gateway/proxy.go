@@ -260,8 +260,8 @@ func (g *Gateway) switchProtocols(w http.ResponseWriter, r, out *http.Request, r
 	defer conn.Close()
 	stop := context.AfterFunc(r.Context(), closeBack)
 	defer stop()
-	if rec, ok := w.(*recorder); ok && rec.code == 0 {
-		rec.code = http.StatusSwitchingProtocols
+	if rec, ok := w.(*recorder); ok && rec.Code == 0 {
+		rec.Code = http.StatusSwitchingProtocols
 	}
 	h := make(http.Header, len(resp.Header))
 	copyEndToEnd(h, resp.Header)

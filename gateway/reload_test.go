@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // Swapping the route table while requests flow fails none of them: each
@@ -130,7 +131,7 @@ func TestReloaderWatchesFile(t *testing.T) {
 	f := newRouted(t, nil)
 	path := filepath.Join(t.TempDir(), "shoal.yaml")
 	writeFile(t, path, manifestA)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	rl := gateway.NewReloader(path, f.gw, slog.New(slog.NewJSONHandler(&logs, nil)))
 	rl.Interval = 5 * time.Millisecond
 	if err := rl.Reload(); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/identity/identitytest"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // forgedFields are fields a caller sends that must never reach a service:
@@ -322,7 +323,7 @@ func TestDevCredentialsNeedOptIn(t *testing.T) {
 		Routes: []gateway.Route{{Path: "/ops/", Service: "a", Auth: gateway.AuthAPIKey}},
 	}
 	f := newRouted(t, nil)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	f.gw.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	err := f.gw.SetConfig(cfg, t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "auth.api_keys[1]") || !strings.Contains(err.Error(), shoal.EnvDev+"=1") {

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 	"github.com/shoal-dev/shoal/resilience"
 )
 
@@ -76,13 +77,7 @@ func newRouted(t *testing.T, cfg *gateway.Config) *routed {
 		f.hits["stuck"].Add(1)
 		<-r.Context().Done()
 	}))
-	tr, err := client.New(cat, client.Config{Hedge: hedgeOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	f.gw = gateway.New(cat, tr)
-	f.gw.Logger = slog.New(slog.DiscardHandler)
+	f.gw = newGateway(t, cat, client.Config{Hedge: hedgeOff})
 	f.gw.Metrics = f.obs
 	if cfg != nil {
 		if err := f.gw.SetConfig(cfg, t.TempDir()); err != nil {
@@ -335,7 +330,7 @@ func TestRequestHeaders(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	f := newRouted(t, &gateway.Config{AccessLog: true, Routes: []gateway.Route{{Path: "/v1/", Service: "a", Strip: true}}})
 	f.gw.AccessLogger = slog.New(slog.NewJSONHandler(&buf, nil))
 	f.do(t, call{path: "/v1/x?q=1", header: map[string]string{"X-Request-Id": "log-1"}})
@@ -361,24 +356,6 @@ func TestAccessLog(t *testing.T) {
 	if !strings.Contains(lines[1], `"route":"default","service":"","status":404`) {
 		t.Errorf("second line %s", lines[1])
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A bad configuration is refused and the table in use stays.

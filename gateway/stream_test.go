@@ -63,14 +63,8 @@ func startEdgeClient(t *testing.T, cfg shoal.Config, ccfg client.Config, timeout
 		ccfg.Base = gateway.NewUpstream()
 		cfg.Engine = gateway.NewEngine()
 	}
-	tr, err := client.New(e.cat, ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	e.gw = gateway.New(e.cat, tr)
+	e.gw = newGateway(t, e.cat, ccfg)
 	e.gw.Timeout = timeout
-	e.gw.Logger = slog.New(slog.DiscardHandler)
 	cfg.Name = "gateway"
 	e.svc = runService(t, cfg, e.gw)
 	e.addr = e.svc.Addr()
@@ -228,15 +222,7 @@ func TestSSEThroughGateway(t *testing.T) {
 				if v := r.Header.Get(client.TimeoutHeader); v != "" {
 					t.Errorf("event stream reached the backend with %s: %s; a stream must get no deadline", client.TimeoutHeader, v)
 				}
-				w.Header().Set("Content-Type", "text/event-stream")
-				io.WriteString(w, "data: first\n\n")
-				http.NewResponseController(w).Flush()
-				select {
-				case <-release:
-				case <-r.Context().Done():
-					return
-				}
-				io.WriteString(w, "data: second\n\n")
+				twoEvents(w, r, release)
 			}))
 
 			req, err := http.NewRequest(http.MethodGet, "http://"+e.addr+"/news/events", nil)
@@ -309,4 +295,18 @@ func (r eventReader) next(t *testing.T) string {
 		t.Fatal("no event within 5s: the gateway holds it back")
 		return ""
 	}
+}
+
+// twoEvents answers an event stream: "first" at once, then "second" once
+// release is closed, unless the request ends before.
+func twoEvents(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	io.WriteString(w, "data: first\n\n")
+	http.NewResponseController(w).Flush()
+	select {
+	case <-release:
+	case <-r.Context().Done():
+		return
+	}
+	io.WriteString(w, "data: second\n\n")
 }

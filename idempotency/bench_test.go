@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // The cost the middleware adds to a keyed write on SQLite: a claim and a
 // record (new key), or one read (replay).
 func BenchmarkMiddleware(b *testing.B) {
-	db := openDB(b, filepath.Join(b.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(b, filepath.Join(b.TempDir(), "svc.db"))
 	var runs atomic.Int64
 	h := newStore(b, db, Config{}).Middleware(testHandler(&runs))
 	b.Run("new key", func(b *testing.B) {

@@ -1,6 +1,7 @@
 package idempotency
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,18 +72,12 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.TTL == 0 {
-		c.TTL = d.TTL
-	}
+	c.TTL = cmp.Or(c.TTL, d.TTL)
 	if c.Lease == 0 {
 		c.Lease = min(d.Lease, max(c.TTL, 0))
 	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if c.PurgeInterval == 0 {
-		c.PurgeInterval = d.PurgeInterval
-	}
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, d.MaxBodyBytes)
+	c.PurgeInterval = cmp.Or(c.PurgeInterval, d.PurgeInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

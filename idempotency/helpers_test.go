@@ -11,19 +11,6 @@ import (
 	"github.com/shoal-dev/shoal/store"
 )
 
-// openDB opens the SQLite file at path as a service would (store.Open):
-// WAL, a busy timeout so that two handles on one file wait for each other,
-// and IMMEDIATE transactions.
-func openDB(t testing.TB, path string) *store.DB {
-	t.Helper()
-	db, err := store.OpenSQLite(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // newStore opens a Store over db and migrates it.
 func newStore(t testing.TB, db *store.DB, cfg Config) *Store {
 	t.Helper()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // testHandler answers by path, and counts its runs.
@@ -159,7 +161,7 @@ func TestMiddleware(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+			db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 			s := newStore(t, db, Config{MaxBodyBytes: 64})
 			var runs atomic.Int64
 			h := s.Middleware(testHandler(&runs))
@@ -194,7 +196,7 @@ func TestMiddleware(t *testing.T) {
 
 // Replays carry what the first answer carried.
 func TestReplaySameAnswer(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 	var runs atomic.Int64
 	h := newStore(t, db, Config{}).Middleware(testHandler(&runs))
 	for _, path := range []string{"/ok", "/created", "/bad"} {

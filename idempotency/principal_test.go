@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
 // Config.Principal decides the namespace: here the caller comes from a
 // header a (test) transport would have verified.
 func TestConfigPrincipal(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 	s := newStore(t, db, Config{Principal: func(r *http.Request) Principal {
 		return Principal{Caller: r.Header.Get("Test-Caller"), Subject: r.Header.Get(SubjectHeader)}
 	}})
@@ -50,7 +51,7 @@ func TestConfigPrincipal(t *testing.T) {
 // Guarded asks its authorization before the key: a refused request gets
 // the refusal, never the stored answer, and claims nothing.
 func TestGuarded(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 	s := newStore(t, db, Config{})
 	var runs atomic.Int64
 	revoked := map[string]bool{}
@@ -108,7 +109,7 @@ func TestGuarded(t *testing.T) {
 // A database of an earlier build has the key table without principals,
 // created outside the migration list: Migrate replaces it.
 func TestMigrateReplacesUnnamespacedTable(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 	if _, err := db.Exec(`CREATE TABLE ` + Table + ` (
 		idem_key TEXT NOT NULL PRIMARY KEY, fingerprint TEXT NOT NULL, token TEXT NOT NULL, status INTEGER NOT NULL,
 		lease_until BIGINT NOT NULL, expires_at BIGINT NOT NULL, content_type TEXT NOT NULL, body BLOB);

@@ -67,7 +67,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	for _, inTx := range []bool{true, false} {
 		t.Run(fmt.Sprintf("complete in tx %v", inTx), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "svc.db")
-			dbs := []*store.DB{openDB(t, path), openDB(t, path)}
+			dbs := []*store.DB{storetest.SQLite.MustOpen(t, path), storetest.SQLite.MustOpen(t, path)}
 			createTransfers(t, dbs[0])
 			var runs atomic.Int64
 			var urls []string
@@ -142,7 +142,7 @@ func TestLeaseTakeover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "svc.db")
 			synctest.Test(t, func(t *testing.T) {
-				db := openDB(t, path)
+				db := storetest.SQLite.MustOpen(t, path)
 				createTransfers(t, db)
 				s := newStore(t, db, Config{Lease: 30 * time.Second})
 				var runs atomic.Int64
@@ -190,7 +190,7 @@ func TestLeaseTakeover(t *testing.T) {
 func TestWaiterReplays(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "svc.db")
 	synctest.Test(t, func(t *testing.T) {
-		db := openDB(t, path)
+		db := storetest.SQLite.MustOpen(t, path)
 		s := newStore(t, db, Config{})
 		release := make(chan struct{})
 		var runs atomic.Int64
@@ -231,7 +231,7 @@ func TestCompleteInTx(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+			db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 			createTransfers(t, db)
 			s := newStore(t, db, Config{})
 			var runs atomic.Int64
@@ -304,7 +304,7 @@ func TestCompleteInTx(t *testing.T) {
 }
 
 func TestCompleteRejects(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 	s := newStore(t, db, Config{})
 	c := &Claim{s: s, ref: keyRef{key: "k"}, token: "t"}
 	tx, err := db.Begin()
@@ -329,7 +329,7 @@ func TestCompleteRejects(t *testing.T) {
 func TestTTL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "svc.db")
 	synctest.Test(t, func(t *testing.T) {
-		db := openDB(t, path)
+		db := storetest.SQLite.MustOpen(t, path)
 		s := newStore(t, db, Config{TTL: time.Hour, PurgeInterval: 10 * time.Minute})
 		var runs atomic.Int64
 		h := s.Middleware(testHandler(&runs))
@@ -380,7 +380,7 @@ func TestTTL(t *testing.T) {
 }
 
 func TestPurgeBatches(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
 	s := newStore(t, db, Config{})
 	past := time.Now().Add(-time.Minute).UnixMilli()
 	err := db.Tx(t.Context(), func(tx *sql.Tx) error {
@@ -409,13 +409,13 @@ func TestPurgeBatches(t *testing.T) {
 // Several instances migrate one file at once.
 func TestMigrateConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "svc.db")
-	if err := openDB(t, path).Ping(); err != nil {
+	if err := storetest.SQLite.MustOpen(t, path).Ping(); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
-		db := openDB(t, path)
+		db := storetest.SQLite.MustOpen(t, path)
 		wg.Go(func() {
 			s, err := New(db, Config{})
 			if err == nil {
@@ -485,7 +485,7 @@ func TestBusy(t *testing.T) {
 		}
 		defer sqldb.Close()
 		db := &store.DB{DB: sqldb, Dialect: store.SQLite}
-		other := openDB(t, path)
+		other := storetest.SQLite.MustOpen(t, path)
 		newStore(t, other, Config{})  // migrated
 		blocker, err := other.Begin() // IMMEDIATE: holds the write lock
 		if err != nil {
@@ -509,7 +509,7 @@ func TestBusy(t *testing.T) {
 		}
 	})
 	// Not busy: a table missing (not migrated) fails at once.
-	s, err := New(openDB(t, filepath.Join(t.TempDir(), "new.db")), Config{Logger: slog.New(slog.DiscardHandler)})
+	s, err := New(storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "new.db")), Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

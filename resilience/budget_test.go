@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -22,15 +21,7 @@ func TestBudgetConfigValidate(t *testing.T) {
 		{"default window", BudgetConfig{Ratio: 0.1}, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("Validate() = %v, want nil", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Fatalf("Validate() = %v, want error containing %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkValidate(t, tt.cfg.Validate(), tt.want) })
 	}
 }
 

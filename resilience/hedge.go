@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/bits"
@@ -40,21 +41,11 @@ func DefaultHedgeConfig() HedgeConfig {
 
 func (c HedgeConfig) withDefaults() HedgeConfig {
 	d := DefaultHedgeConfig()
-	if c.Percentile == 0 {
-		c.Percentile = d.Percentile
-	}
-	if c.MinDelay == 0 {
-		c.MinDelay = d.MinDelay
-	}
-	if c.MaxExtra == 0 {
-		c.MaxExtra = d.MaxExtra
-	}
-	if c.MinSamples == 0 {
-		c.MinSamples = d.MinSamples
-	}
-	if c.Window == 0 {
-		c.Window = d.Window
-	}
+	c.Percentile = cmp.Or(c.Percentile, d.Percentile)
+	c.MinDelay = cmp.Or(c.MinDelay, d.MinDelay)
+	c.MaxExtra = cmp.Or(c.MaxExtra, d.MaxExtra)
+	c.MinSamples = cmp.Or(c.MinSamples, d.MinSamples)
+	c.Window = cmp.Or(c.Window, d.Window)
 	return c
 }
 

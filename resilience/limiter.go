@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -76,9 +77,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	if c.InitialLimit == 0 {
 		c.InitialLimit = min(max(d.InitialLimit, c.MinLimit), c.MaxLimit)
 	}
-	if c.MaxWait == 0 {
-		c.MaxWait = d.MaxWait
-	}
+	c.MaxWait = cmp.Or(c.MaxWait, d.MaxWait)
 	return c
 }
 

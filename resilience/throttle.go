@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -43,18 +44,10 @@ func DefaultThrottleConfig() ThrottleConfig {
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	d := DefaultThrottleConfig()
-	if c.K == 0 {
-		c.K = d.K
-	}
-	if c.Window == 0 {
-		c.Window = d.Window
-	}
-	if c.MinRequests == 0 {
-		c.MinRequests = d.MinRequests
-	}
-	if c.MaxRejection == 0 {
-		c.MaxRejection = d.MaxRejection
-	}
+	c.K = cmp.Or(c.K, d.K)
+	c.Window = cmp.Or(c.Window, d.Window)
+	c.MinRequests = cmp.Or(c.MinRequests, d.MinRequests)
+	c.MaxRejection = cmp.Or(c.MaxRejection, d.MaxRejection)
 	return c
 }
 

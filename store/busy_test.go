@@ -69,47 +69,17 @@ func TestTxRetriesBusy(t *testing.T) {
 // returns ctx's error (with the last busy error if ctx ended between
 // attempts; the driver reports ctx's error alone if it ended during one).
 func TestTxGivesUp(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "busy.db")
-	db, err := openSQLite(t.Context(), path, DefaultConfig(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	other, err := OpenSQLite(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	hold, err := other.BeginTx(t.Context(), nil) // IMMEDIATE: the write lock
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hold.Rollback()
+	db := lockedDB(t, 10*time.Millisecond)
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
 	defer cancel()
-	err = db.Tx(ctx, func(tx *sql.Tx) error { return nil })
+	err := db.Tx(ctx, func(tx *sql.Tx) error { return nil })
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Tx = %v, want the deadline", err)
 	}
 }
 
 func TestRetryable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "busy.db")
-	db, err := openSQLite(t.Context(), path, DefaultConfig(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	other, err := OpenSQLite(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	hold, err := other.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hold.Rollback()
+	db := lockedDB(t, 0)
 	_, busy := db.Exec(`CREATE TABLE x (id INTEGER)`)
 	_, syntax := db.Exec(`SELEKT 1`)
 	for _, c := range []struct {
@@ -126,4 +96,28 @@ func TestRetryable(t *testing.T) {
 			t.Errorf("Retryable(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
+}
+
+// lockedDB opens a SQLite database with the given busy timeout, whose
+// write lock another handle (as another process would) holds until the
+// test ends.
+func lockedDB(t *testing.T, busyTimeout time.Duration) *DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	db, err := openSQLite(t.Context(), path, DefaultConfig(), busyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	other, err := OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	hold, err := other.BeginTx(t.Context(), nil) // IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Rollback() })
+	return db
 }

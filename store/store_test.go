@@ -19,45 +19,6 @@ import (
 
 func TestMain(m *testing.M) { storetest.Main(m) }
 
-// engine opens databases of one dialect: place makes a new empty
-// database and says where it is; open opens it (again: each call is a
-// separate pool, as another process would have).
-type engine struct {
-	name  string
-	place func(t *testing.T) string
-	open  func(ctx context.Context, where string) (*store.DB, error)
-}
-
-var engines = []engine{
-	{
-		name:  "sqlite",
-		place: func(t *testing.T) string { return filepath.Join(t.TempDir(), "test.db") },
-		open:  store.OpenSQLite,
-	},
-	{
-		name:  "postgres",
-		place: func(t *testing.T) string { return storetest.Postgres(t) },
-		open:  store.OpenPostgres,
-	},
-}
-
-// forEach runs f as a subtest per engine.
-func forEach(t *testing.T, f func(t *testing.T, e engine)) {
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) { f(t, e) })
-	}
-}
-
-func mustOpen(t *testing.T, e engine, where string) *store.DB {
-	t.Helper()
-	db, err := e.open(t.Context(), where)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 func TestOpenFromEnvironment(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
@@ -187,14 +148,14 @@ func TestSynchronous(t *testing.T) {
 // TestTxNoSync: TxNoSync's commits do not wait for the disk, Tx's do;
 // both write the same database.
 func TestTxNoSync(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		where := e.place(t)
-		db := mustOpen(t, e, where)
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		where := e.Place(t)
+		db := e.MustOpen(t, where)
 		if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
 			t.Fatal(err)
 		}
 		query, syncs, nosync := `PRAGMA synchronous`, "2", "1" // FULL, NORMAL
-		if e.name == "postgres" {
+		if e.Name == "postgres" {
 			query, syncs, nosync = `SHOW synchronous_commit`, "on", "off"
 			// The test server commits without waiting (storetest): make
 			// the database's sessions wait, as a real server's do.
@@ -205,7 +166,7 @@ func TestTxNoSync(t *testing.T) {
 			if _, err := db.Exec(`ALTER DATABASE "` + name + `" SET synchronous_commit = on`); err != nil {
 				t.Fatal(err)
 			}
-			db = mustOpen(t, e, where) // new sessions
+			db = e.MustOpen(t, where) // new sessions
 		}
 		for _, tt := range []struct {
 			name string
@@ -238,9 +199,9 @@ func TestTxNoSync(t *testing.T) {
 // increasing order of first appearance and reused, bind the same way on
 // both engines; SQLite also binds them out of order, by number.
 func TestPlaceholders(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		ctx := t.Context()
-		db := mustOpen(t, e, e.place(t))
+		db := e.NewDB(t)
 		if _, err := db.ExecContext(ctx, `CREATE TABLE p (a TEXT, b BIGINT, c TEXT)`); err != nil {
 			t.Fatal(err)
 		}
@@ -283,9 +244,9 @@ func TestMigrate(t *testing.T) {
 		{SQL: `INSERT INTO a (id, v) VALUES (1, 'sqlite')`, Postgres: `INSERT INTO a (id, v) VALUES (1, 'postgres')`},
 		{}, // a retired step
 	}
-	forEach(t, func(t *testing.T, e engine) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		ctx := t.Context()
-		db := mustOpen(t, e, e.place(t))
+		db := e.NewDB(t)
 		if err := db.Migrate(ctx, "test", ms[:1]); err != nil {
 			t.Fatal(err)
 		}
@@ -301,8 +262,8 @@ func TestMigrate(t *testing.T) {
 		if err := db.QueryRowContext(ctx, `SELECT v FROM a WHERE id = 1`).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		if v != e.name {
-			t.Errorf("the %s variant did not run: v = %q", e.name, v)
+		if v != e.Name {
+			t.Errorf("the %s variant did not run: v = %q", e.Name, v)
 		}
 		var version int
 		if err := db.QueryRowContext(ctx, `SELECT version FROM shoal_migrations WHERE name = $1`, "test").Scan(&version); err != nil {
@@ -334,8 +295,8 @@ func TestMigrate(t *testing.T) {
 // pool (on SQLite, as separate processes would), and checks that each
 // migration ran once.
 func TestMigrateConcurrent(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
-		where := e.place(t)
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		where := e.Place(t)
 		ms := []store.Migration{
 			{SQL: `CREATE TABLE log (step INTEGER NOT NULL)`}, // fails if run twice
 			{SQL: `INSERT INTO log (step) VALUES (1)`},
@@ -346,7 +307,7 @@ func TestMigrateConcurrent(t *testing.T) {
 		errs := make([]error, 8)
 		for i := range errs {
 			wg.Go(func() {
-				db, err := e.open(t.Context(), where)
+				db, err := e.Open(t.Context(), where)
 				if err != nil {
 					errs[i] = err
 					return
@@ -359,7 +320,7 @@ func TestMigrateConcurrent(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)
 		}
-		db := mustOpen(t, e, where)
+		db := e.MustOpen(t, where)
 		var n, distinct int
 		if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT step) FROM log`).Scan(&n, &distinct); err != nil {
 			t.Fatal(err)
@@ -373,10 +334,10 @@ func TestMigrateConcurrent(t *testing.T) {
 // TestTxConcurrentWriters runs read-modify-write transactions from
 // several pools at once: none fails, none is lost.
 func TestTxConcurrentWriters(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		ctx := t.Context()
-		where := e.place(t)
-		db := mustOpen(t, e, where)
+		where := e.Place(t)
+		db := e.MustOpen(t, where)
 		if _, err := db.ExecContext(ctx, `CREATE TABLE counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
 			t.Fatal(err)
 		}
@@ -384,14 +345,14 @@ func TestTxConcurrentWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 		read := `SELECT n FROM counter WHERE id = 1`
-		if e.name == "postgres" {
+		if e.Name == "postgres" {
 			read += ` FOR UPDATE` // READ COMMITTED: lock what we will write
 		}
 		const writers, each = 6, 25
 		var wg sync.WaitGroup
 		var failed atomic.Int64
 		for range writers {
-			db := mustOpen(t, e, where) // "another process"
+			db := e.MustOpen(t, where) // "another process"
 			wg.Go(func() {
 				for range each {
 					err := db.Tx(ctx, func(tx *sql.Tx) error {
@@ -423,9 +384,9 @@ func TestTxConcurrentWriters(t *testing.T) {
 // TestTxRollback: fn's error rolls back and is returned as is; a panic
 // rolls back and goes on.
 func TestTxRollback(t *testing.T) {
-	forEach(t, func(t *testing.T, e engine) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		ctx := t.Context()
-		db := mustOpen(t, e, e.place(t))
+		db := e.NewDB(t)
 		if _, err := db.ExecContext(ctx, `CREATE TABLE r (id INTEGER)`); err != nil {
 			t.Fatal(err)
 		}
@@ -466,10 +427,10 @@ func TestTxRollback(t *testing.T) {
 // opposite orders: PostgreSQL aborts one (40P01), Tx runs it again (as
 // often as it deadlocks), both commit.
 func TestPostgresDeadlockRetried(t *testing.T) {
-	e := engines[1]
+	e := storetest.PostgreSQL
 	ctx := t.Context()
-	where := e.place(t)
-	db := mustOpen(t, e, where)
+	where := e.Place(t)
+	db := e.MustOpen(t, where)
 	if _, err := db.ExecContext(ctx, `CREATE TABLE d (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO d VALUES (1, 0), (2, 0)`); err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +439,7 @@ func TestPostgresDeadlockRetried(t *testing.T) {
 	var runs atomic.Int64
 	var wg sync.WaitGroup
 	for _, order := range [][2]int{{1, 2}, {2, 1}} {
-		db := mustOpen(t, e, where)
+		db := e.MustOpen(t, where)
 		wg.Go(func() {
 			first := true
 			err := db.Tx(ctx, func(tx *sql.Tx) error {

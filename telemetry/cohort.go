@@ -38,10 +38,8 @@ func NewCohortMetrics(reg prometheus.Registerer) (*CohortMetrics, error) {
 			Buckets: durationBuckets,
 		}, []string{"experiment", "cohort", "route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.requests, m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

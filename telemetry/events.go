@@ -43,10 +43,8 @@ func NewEventMetrics(reg prometheus.Registerer) (*EventMetrics, error) {
 			Help: "Dead letters in the service's database, as its outbox last counted them; redeliver them once the subscriber is fixed.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.deadLettered, m.deadLetters} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.deliveries, m.deadLettered, m.deadLetters); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -116,3 +116,13 @@ func (m *Metrics) Handler() http.Handler {
 		Registry:      m.reg,
 	})
 }
+
+// register registers each of cs in reg, stopping at the first it refuses.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

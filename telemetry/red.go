@@ -1,15 +1,14 @@
 package telemetry
 
 import (
-	"bufio"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 )
 
 // durationBuckets suit services that answer in milliseconds: 1-2-5 steps
@@ -149,10 +148,10 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	r := m.red
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statuswriter.Writer{ResponseWriter: w}
 		finished := false
 		defer func() {
-			code := sw.status()
+			code := sw.Status()
 			if !finished {
 				code = http.StatusInternalServerError
 			}
@@ -164,64 +163,3 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		finished = true
 	})
 }
-
-// statusWriter records the status code of the response.
-type statusWriter struct {
-	http.ResponseWriter
-	code int // the final status sent; 0 until then
-}
-
-// status returns the status sent, 200 if the handler sent nothing (what
-// net/http sends for it).
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	// 1xx responses other than 101 are informational (103 Early Hints):
-	// the final status comes later.
-	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// ReadFrom keeps the underlying writer's io.ReaderFrom (sendfile).
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return io.Copy(w.ResponseWriter, r)
-}
-
-// Flush flushes if the underlying writer can; handlers that stream
-// (server-sent events) check for http.Flusher.
-func (w *statusWriter) Flush() {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Hijack hijacks the connection if the underlying writer can (HTTP/1.x),
-// else returns an error matching http.ErrNotSupported.
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.code == 0 {
-		w.code = http.StatusSwitchingProtocols
-	}
-	return conn, rw, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -59,10 +59,8 @@ func NewRouteMetrics(reg prometheus.Registerer) (*RouteMetrics, error) {
 		}, []string{"route", "service"}),
 		series: map[routeLabels]*routeSeries{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.requests, m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

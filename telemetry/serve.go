@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 )
 
 // serverSpan starts server spans; shared so that starting one allocates no
@@ -54,14 +55,14 @@ func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	span.SetName(r.Method + " " + r.URL.Path)
-	sw, ok := w.(*statusWriter)
+	sw, ok := w.(*statuswriter.Writer)
 	if !ok {
-		sw = &statusWriter{ResponseWriter: w}
+		sw = &statuswriter.Writer{ResponseWriter: w}
 		w = sw
 	}
 	finished := false
 	defer func() {
-		code := sw.status()
+		code := sw.Status()
 		if !finished {
 			code = http.StatusInternalServerError // the handler panicked
 		}

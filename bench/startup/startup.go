@@ -60,35 +60,37 @@ func measureService(m *supervisor.Manifest, svc *supervisor.ServiceSpec, tmp str
 			health = "/"
 		}
 	}
+	// starts starts svc n times, the i-th on the data folder dataOf(i),
+	// and returns the medians of its time to ready and of its RSS.
+	starts := func(n int, dataOf func(i int) string) (time.Duration, int, error) {
+		var ready []time.Duration
+		var rss []int
+		for i := range n {
+			d, kb, err := startOnce(m, svc, argv, health, dataOf(i))
+			if err != nil {
+				return 0, 0, err
+			}
+			ready, rss = append(ready, d), append(rss, kb)
+		}
+		return median(ready), median(rss), nil
+	}
+	firstData := func(i int) string { return filepath.Join(tmp, fmt.Sprintf("data-%s-%d", svc.Name, i)) }
 	var data string
-	var ready []time.Duration
-	var rss []int
-	for i := range first {
-		data = filepath.Join(tmp, fmt.Sprintf("data-%s-%d", svc.Name, i))
-		d, kb, err := startOnce(m, svc, argv, health, data)
-		if err != nil {
+	if first > 0 {
+		if r.firstReady, r.firstRSS, err = starts(first, firstData); err != nil {
 			return r, fmt.Errorf("first start: %w", err)
 		}
-		ready, rss = append(ready, d), append(rss, kb)
-	}
-	if first > 0 {
-		r.firstReady, r.firstRSS = median(ready), median(rss)
+		data = firstData(first - 1)
 	} else {
 		data = filepath.Join(tmp, "data-"+svc.Name)
 		if _, _, err := startOnce(m, svc, argv, health, data); err != nil {
 			return r, fmt.Errorf("first start: %w", err)
 		}
 	}
-	ready, rss = nil, nil
-	for range runs {
-		d, kb, err := startOnce(m, svc, argv, health, data)
-		if err != nil {
+	if runs > 0 {
+		if r.restartReady, r.restartRSS, err = starts(runs, func(int) string { return data }); err != nil {
 			return r, fmt.Errorf("restart: %w", err)
 		}
-		ready, rss = append(ready, d), append(rss, kb)
-	}
-	if runs > 0 {
-		r.restartReady, r.restartRSS = median(ready), median(rss)
 	}
 	return r, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 	"github.com/shoal-dev/shoal/supervisor"
 	"github.com/shoal-dev/shoal/telemetry"
 )
@@ -124,8 +125,8 @@ func (s *testSystem) run(t *testing.T, yaml string) (*Report, time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log strings.Builder
-	r := &Runner{System: s, Dir: s.dir, Log: &syncWriter{w: &log}}
+	var log syncbuf.Buffer
+	r := &Runner{System: s, Dir: s.dir, Log: &log}
 	start := time.Now()
 	rep, err := r.Run(context.Background(), e)
 	if err != nil {
@@ -137,17 +138,6 @@ func (s *testSystem) run(t *testing.T, yaml string) (*Report, time.Duration) {
 	}
 	t.Logf("log:\n%s\n%s", log.String(), table.String())
 	return rep, time.Since(start)
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
 
 func check(t *testing.T, rep *Report, name string) CheckResult {

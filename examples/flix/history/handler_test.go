@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
@@ -91,7 +92,7 @@ func TestProgressEvents(t *testing.T) {
 			srv := newTestServer(t, d)
 			ev := func(id, session string, title int64, pos, dur float64, at int64) {
 				t.Helper()
-				p := Progress{Profile: "p0001", Title: title, Session: session, PositionS: pos, DurationS: dur, At: at}
+				p := progress.Report{Profile: "p0001", Title: title, Session: session, PositionS: pos, DurationS: dur, At: at}
 				if s := deliver(t, srv, id, "progress", p); s != http.StatusNoContent {
 					t.Fatalf("delivering %s: %d", id, s)
 				}
@@ -145,11 +146,11 @@ func TestBadEvents(t *testing.T) {
 	srv := newTestServer(t, flixtest.Dialects[0])
 	for i, payload := range []any{
 		map[string]any{"profile": "p0001", "title": "seven"},
-		Progress{Profile: "p0001", Title: 0, Session: "s", PositionS: 1, DurationS: 2, At: 1},
-		Progress{Profile: "p 1", Title: 1, Session: "s", PositionS: 1, DurationS: 2, At: 1},
-		Progress{Profile: "p0001", Title: 1, Session: "", PositionS: 1, DurationS: 2, At: 1},
-		Progress{Profile: "p0001", Title: 1, Session: "s", PositionS: -1, DurationS: 2, At: 1},
-		Progress{Profile: "p0001", Title: 1, Session: "s", PositionS: 1, DurationS: 2, At: 0},
+		progress.Report{Profile: "p0001", Title: 0, Session: "s", PositionS: 1, DurationS: 2, At: 1},
+		progress.Report{Profile: "p 1", Title: 1, Session: "s", PositionS: 1, DurationS: 2, At: 1},
+		progress.Report{Profile: "p0001", Title: 1, Session: "", PositionS: 1, DurationS: 2, At: 1},
+		progress.Report{Profile: "p0001", Title: 1, Session: "s", PositionS: -1, DurationS: 2, At: 1},
+		progress.Report{Profile: "p0001", Title: 1, Session: "s", PositionS: 1, DurationS: 2, At: 0},
 	} {
 		if s := deliver(t, srv, fmt.Sprint("bad-", i), "progress", payload); s/100 != 2 {
 			t.Errorf("malformed event %d: %d, want 2xx (dropped)", i, s)
@@ -218,7 +219,7 @@ func BenchmarkProgressEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n++
-		p := Progress{Profile: fmt.Sprintf("p%04d", n%500+1), Title: int64(n%2400 + 1), Session: fmt.Sprint("s", n/4), PositionS: float64(n), DurationS: 1e6, At: int64(n)}
+		p := progress.Report{Profile: fmt.Sprintf("p%04d", n%500+1), Title: int64(n%2400 + 1), Session: fmt.Sprint("s", n/4), PositionS: float64(n), DurationS: 1e6, At: int64(n)}
 		if s := deliver(b, srv, fmt.Sprint("e", n), "progress", p); s != http.StatusNoContent {
 			b.Fatal(s)
 		}
@@ -228,7 +229,7 @@ func BenchmarkProgressEvent(b *testing.B) {
 func BenchmarkContinue(b *testing.B) {
 	srv := newTestServer(b, flixtest.Dialects[0])
 	for n := range 200 {
-		p := Progress{Profile: "p0001", Title: int64(n + 1), Session: fmt.Sprint("s", n), PositionS: 10, DurationS: 100, At: int64(n + 1)}
+		p := progress.Report{Profile: "p0001", Title: int64(n + 1), Session: fmt.Sprint("s", n), PositionS: 10, DurationS: 100, At: int64(n + 1)}
 		deliver(b, srv, fmt.Sprint("e", n), "progress", p)
 	}
 	b.ReportAllocs()

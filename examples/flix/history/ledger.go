@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -40,16 +41,6 @@ var migrations = []store.Migration{
 		profile TEXT   NOT NULL,
 		title   BIGINT NOT NULL
 	)`},
-}
-
-// Progress is the payload of a "progress" event, as playback publishes it.
-type Progress struct {
-	Profile   string  `json:"profile"`
-	Title     int64   `json:"title"`
-	Session   string  `json:"session"`
-	PositionS float64 `json:"position_s"`
-	DurationS float64 `json:"duration_s"`
-	At        int64   `json:"at"` // Unix milliseconds
 }
 
 // Item is one title of a profile's history. UpdatedAt is the time of the
@@ -104,19 +95,19 @@ func (l *ledger) Close() error {
 // per event id, inside the Inbox's transaction. A malformed event is
 // logged and dropped: delivering it again would not mend it.
 func (l *ledger) applyProgress(ctx context.Context, tx *sql.Tx, ev events.Event) error {
-	var p Progress
+	var p progress.Report
 	if err := json.Unmarshal(ev.Payload, &p); err != nil {
 		slog.Warn("history: dropping a malformed progress event", "event", ev.ID, "err", err)
 		return nil
 	}
-	if err := p.check(); err != nil {
+	if err := checkProgress(p); err != nil {
 		slog.Warn("history: dropping an invalid progress event", "event", ev.ID, "err", err)
 		return nil
 	}
 	return l.record(ctx, tx, p)
 }
 
-func (p Progress) check() error {
+func checkProgress(p progress.Report) error {
 	switch {
 	case profile.CheckID(p.Profile) != nil:
 		return fmt.Errorf("profile %q", p.Profile)
@@ -137,7 +128,7 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 // record applies p in tx: the position moves only if p is newer than what
 // is stored (events may arrive out of order), and the watch count grows
 // once per session.
-func (l *ledger) record(ctx context.Context, tx *sql.Tx, p Progress) error {
+func (l *ledger) record(ctx context.Context, tx *sql.Tx, p progress.Report) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO history_sessions (session, profile, title) VALUES ($1, $2, $3)
 		ON CONFLICT (session) DO NOTHING`, p.Session, p.Profile, p.Title)
 	if err != nil {

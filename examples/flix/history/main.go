@@ -30,6 +30,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/store"
 )
 
@@ -61,6 +62,6 @@ func newInbox(ctx context.Context, db *store.DB, l *ledger) (*events.Inbox, erro
 	if err := inbox.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	inbox.Handle("progress", l.applyProgress)
+	inbox.Handle(progress.Topic, l.applyProgress)
 	return inbox, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/idempotency"
 )
 
@@ -175,21 +176,21 @@ func (p *playback) progress(w http.ResponseWriter, r *http.Request) {
 
 // resolve checks the report against its session and returns what to
 // record. A position past the end is taken as the end: players overshoot.
-func (in ProgressRequest) resolve(sess Session) (Progress, error) {
+func (in ProgressRequest) resolve(sess Session) (progress.Report, error) {
 	if in.PositionS == nil {
-		return Progress{}, errors.New(`position_s is required: want {"position_s": seconds, "duration_s": seconds}`)
+		return progress.Report{}, errors.New(`position_s is required: want {"position_s": seconds, "duration_s": seconds}`)
 	}
 	pos, dur := *in.PositionS, sess.DurationS
 	if in.DurationS != nil {
 		dur = *in.DurationS
 	}
 	if !(pos >= 0 && pos <= maxSeconds) { // NaN cannot come from JSON, but fails here too
-		return Progress{}, fmt.Errorf("position_s %v: want seconds from 0 to %d", pos, maxSeconds)
+		return progress.Report{}, fmt.Errorf("position_s %v: want seconds from 0 to %d", pos, maxSeconds)
 	}
 	if !(dur > 0 && dur <= maxSeconds) {
-		return Progress{}, fmt.Errorf("duration_s %v: want seconds above 0 (the catalog gave none for this title: send duration_s)", dur)
+		return progress.Report{}, fmt.Errorf("duration_s %v: want seconds above 0 (the catalog gave none for this title: send duration_s)", dur)
 	}
-	return Progress{
+	return progress.Report{
 		Profile:   sess.Profile,
 		Title:     sess.Title,
 		Session:   sess.ID,

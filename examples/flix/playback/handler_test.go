@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/identity"
 )
@@ -159,11 +160,11 @@ func TestProgressOncePerKey(t *testing.T) {
 			if first.Status != 200 || first.Header.Get(idempotency.ReplayedHeader) != "" {
 				t.Fatalf("first report: %d %s", first.Status, first.Body)
 			}
-			var pr Progress
+			var pr progress.Report
 			if err := json.Unmarshal([]byte(first.Body), &pr); err != nil {
 				t.Fatal(err)
 			}
-			want := Progress{Profile: "p0001", Title: 1, Session: s.ID, PositionS: 60, DurationS: 5400, At: pr.At}
+			want := progress.Report{Profile: "p0001", Title: 1, Session: s.ID, PositionS: 60, DurationS: 5400, At: pr.At}
 			if pr != want || pr.At < s.StartedAt {
 				t.Errorf("report %+v, want %+v (the catalog's duration)", pr, want)
 			}
@@ -196,7 +197,7 @@ func TestProgressOncePerKey(t *testing.T) {
 			if err := p.db.QueryRow(`SELECT payload FROM shoal_outbox_events ORDER BY created_at DESC, id DESC LIMIT 1`).Scan(&payload); err != nil {
 				t.Fatal(err)
 			}
-			var ev Progress
+			var ev progress.Report
 			if err := json.Unmarshal([]byte(payload), &ev); err != nil || ev.Session != s.ID || ev.PositionS != 120 || ev.DurationS != 5000 || ev.Profile != "p0001" || ev.Title != 1 || ev.At == 0 {
 				t.Errorf("payload %s (%v)", payload, err)
 			}

@@ -4,7 +4,7 @@
 //
 //	POST /sessions                 {"profile", "title"} → 201 Session{id, profile, title, manifest_url, started_at, ...}
 //	GET  /sessions/{id}            the session and its last reported position
-//	POST /sessions/{id}/progress   {"position_s", "duration_s"}, Idempotency-Key required → 200 Progress
+//	POST /sessions/{id}/progress   {"position_s", "duration_s"}, Idempotency-Key required → 200 progress.Report
 //	GET  /openapi.json             this API, as OpenAPI 3.1
 //
 // POST /sessions takes the signed-in profile when the body names none, and
@@ -35,12 +35,13 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/store"
 	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // subscribers receive playback's events.
-var subscribers = map[string][]string{TopicProgress: {"history", "recommendations"}}
+var subscribers = map[string][]string{progress.Topic: {"history", "recommendations"}}
 
 func main() {
 	var rt shoal.Router

@@ -12,13 +12,10 @@ import (
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 )
-
-// TopicProgress is the topic of the events POST /sessions/{id}/progress
-// publishes; its payload is a Progress.
-const TopicProgress = "progress"
 
 // migrations is the playback schema, in SQL both SQLite and PostgreSQL
 // accept. The idempotency keys' table is the SDK's (idempotency.Store
@@ -50,16 +47,6 @@ type Session struct {
 	PositionS   float64 `json:"position_s"`
 	DurationS   float64 `json:"duration_s"`
 	UpdatedAt   int64   `json:"updated_at"`
-}
-
-// Progress is a progress report, as recorded, answered and published.
-type Progress struct {
-	Profile   string  `json:"profile"`
-	Title     int64   `json:"title"`
-	Session   string  `json:"session"`
-	PositionS float64 `json:"position_s"`
-	DurationS float64 `json:"duration_s"`
-	At        int64   `json:"at"` // Unix milliseconds
 }
 
 // manifestURL is where the player fetches the session's stream.
@@ -149,7 +136,7 @@ func (s *sessions) get(ctx context.Context, id string) (sess Session, ok bool, e
 // progress records p on its session, publishes it with pub, and records
 // the answer (p as JSON) under claim's key, all in one transaction: the
 // report, its event and its answer exist together or not at all.
-func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub publisher, p Progress) ([]byte, error) {
+func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub publisher, p progress.Report) ([]byte, error) {
 	body, err := shoal.EncodeJSON(p)
 	if err != nil {
 		return nil, err
@@ -163,7 +150,7 @@ func (s *sessions) progress(ctx context.Context, claim *idempotency.Claim, pub p
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return errors.Join(err, fmt.Errorf("session %s: %d rows updated", p.Session, n))
 		}
-		if _, err := pub.Publish(ctx, tx, TopicProgress, p); err != nil {
+		if _, err := pub.Publish(ctx, tx, progress.Topic, p); err != nil {
 			return fmt.Errorf("publishing: %w", err)
 		}
 		if claim != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/identity"
 )
 
@@ -114,9 +115,9 @@ func newService(t testing.TB, fakes map[string]http.Handler) (*recommender, *htt
 var eventSeq atomic.Int64
 
 // progress delivers a "progress" event as playback's outbox does.
-func progress(t *testing.T, url string, p Progress) {
+func deliverProgress(t *testing.T, url string, p progress.Report) {
 	t.Helper()
-	if code := flixtest.MustDeliver(t, url, topicProgress, fmt.Sprint("ev-", eventSeq.Add(1)), p); code != 204 {
+	if code := flixtest.MustDeliver(t, url, progress.Topic, fmt.Sprint("ev-", eventSeq.Add(1)), p); code != 204 {
 		t.Fatalf("delivering %+v: %d", p, code)
 	}
 }
@@ -164,7 +165,7 @@ func TestRecommendations(t *testing.T) {
 
 	// Watching title 1 (a drama) makes it the first seed, at once.
 	now := time.Now().UnixMilli()
-	progress(t, srv.URL, Progress{Profile: "p0001", Title: 1, Session: "s1", PositionS: 600, DurationS: 3600, At: now})
+	deliverProgress(t, srv.URL, progress.Report{Profile: "p0001", Title: 1, Session: "s1", PositionS: 600, DurationS: 3600, At: now})
 	code, a := recommendations(t, srv.URL, "p0001", "p0001")
 	if code != 200 || a.Profile != "p0001" || a.Fallback || len(a.Picks) != defaultLimit {
 		t.Fatalf("%d %+v", code, a)
@@ -190,15 +191,15 @@ func TestRecommendations(t *testing.T) {
 
 	// A later progress on title 5 (a family title) leads; an older event
 	// for title 1 changes nothing.
-	progress(t, srv.URL, Progress{Profile: "p0001", Title: 5, At: now + 1000})
-	progress(t, srv.URL, Progress{Profile: "p0001", Title: 1, At: now - 1000})
+	deliverProgress(t, srv.URL, progress.Report{Profile: "p0001", Title: 5, At: now + 1000})
+	deliverProgress(t, srv.URL, progress.Report{Profile: "p0001", Title: 1, At: now - 1000})
 	_, a = recommendations(t, srv.URL, "p0001", "")
 	if a.Picks[0].Reason != "because you watched Title 5" || a.Picks[3].Reason != "because you watched Title 1" {
 		t.Errorf("picks %+v; want title 5's first, then title 1's", a.Picks)
 	}
 
 	// A kids profile (p0010) is offered "all" titles only.
-	progress(t, srv.URL, Progress{Profile: "p0010", Title: 4, At: now})
+	deliverProgress(t, srv.URL, progress.Report{Profile: "p0010", Title: 4, At: now})
 	_, a = recommendations(t, srv.URL, "p0010", "")
 	for _, p := range a.Picks {
 		if titles[p.Title-1].Maturity != "all" {
@@ -251,7 +252,7 @@ func TestDependenciesFail(t *testing.T) {
 				fakes["ratings"], fakes["profiles"] = tt.ratings, tt.profiles
 			}
 			_, srv := newService(t, fakes)
-			progress(t, srv.URL, Progress{Profile: "p0001", Title: 1, At: 1})
+			deliverProgress(t, srv.URL, progress.Report{Profile: "p0001", Title: 1, At: 1})
 			start := time.Now()
 			code, a := recommendations(t, srv.URL, "p0001", "")
 			if took := time.Since(start); took > time.Second {
@@ -325,7 +326,7 @@ func FuzzProgressPayload(f *testing.F) {
 	_, srv := newService(f, map[string]http.Handler{
 		"catalog": fakeCatalog(testTitles()), "ratings": fakeRatings(nil, nil), "profiles": flixtest.Profiles,
 	})
-	flixtest.FuzzInbox(f, srv.URL, topicProgress, []string{
+	flixtest.FuzzInbox(f, srv.URL, progress.Topic, []string{
 		`{"profile":"p0001","title":1,"session":"s1","position_s":600,"duration_s":3600,"at":1}`,
 		`{"profile":"p0001","title":5}`,
 		`{"profile":"p0001","title":-1}`,

@@ -8,11 +8,9 @@ import (
 
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
+	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/store"
 )
-
-// topicProgress is playback's topic: one event per progress report.
-const topicProgress = "progress"
 
 // migrations is the schema's history (store.DB.Migrate).
 var migrations = []store.Migration{{
@@ -27,16 +25,6 @@ var migrations = []store.Migration{{
 		CREATE INDEX watched_by_profile_at ON watched (profile, at)`,
 }}
 
-// Progress is the payload of a "progress" event.
-type Progress struct {
-	Profile   string  `json:"profile"`
-	Title     int     `json:"title"`
-	Session   string  `json:"session"`
-	PositionS float64 `json:"position_s"`
-	DurationS float64 `json:"duration_s"`
-	At        int64   `json:"at"` // Unix ms
-}
-
 // watchedStore keeps, per profile, the titles it watched (from playback's
 // progress events) and when it last did: the seeds of its
 // recommendations.
@@ -49,7 +37,7 @@ type watchedStore struct {
 func openWatched(ctx context.Context, db *store.DB) (*watchedStore, *events.Inbox, error) {
 	ws := &watchedStore{db: db}
 	inbox := events.NewInbox(db)
-	inbox.Handle(topicProgress, ws.handleProgress)
+	inbox.Handle(progress.Topic, ws.handleProgress)
 	if err := db.Migrate(ctx, "recommendations", migrations); err != nil {
 		return nil, nil, err
 	}
@@ -65,7 +53,7 @@ const maxWatched = 500
 // progress report is logged and dropped: delivering it again would not
 // make it one.
 func (ws *watchedStore) handleProgress(ctx context.Context, tx *sql.Tx, ev events.Event) error {
-	var p Progress
+	var p progress.Report
 	if err := json.Unmarshal(ev.Payload, &p); err != nil || profile.CheckID(p.Profile) != nil || p.Title < 1 {
 		slog.Warn("recommendations: dropping a progress event that is not a progress report", "event", ev.ID,
 			"payload", string(ev.Payload[:min(len(ev.Payload), 200)]), "err", err)
