@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 	"github.com/shoal-dev/shoal/resilience"
 )
 
@@ -110,7 +111,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	// Deferred after cancel, so it runs first and sees why the request
 	// ended.
 	defer endPermit(r.Context(), &permit)
-	s.handler.ServeHTTP(w, r)
+	sw, ok := w.(*statuswriter.Writer) // the metrics middleware's, normally
+	if !ok {
+		sw = &statuswriter.Writer{ResponseWriter: w}
+	}
+	s.handler.ServeHTTP(sw, r)
+	if sw.Code == 0 && errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		// The handler gave up on the caller's deadline without a word:
+		// net/http would send an empty 200, which a caller whose own
+		// timer has not fired yet would take for the answer.
+		WriteError(sw, http.StatusGatewayTimeout, "timeout", "the request's deadline passed before the handler answered")
+	}
 }
 
 // wantsStream reports whether r asks for a response that lasts as long as the

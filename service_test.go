@@ -136,6 +136,32 @@ func TestDeadlineHeaderBecomesContextDeadline(t *testing.T) {
 	}
 }
 
+// A handler that gives up when its caller's deadline passes and answers
+// nothing must not look like a success: the SDK answers 504 for it, so a
+// caller whose own timer has not fired yet does not take net/http's empty
+// 200 for the answer. A handler that answered keeps its answer.
+func TestSilentHandlerPastItsDeadlineIs504(t *testing.T) {
+	svc, _, _ := start(t, Config{Name: "silent"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		if r.URL.Path == "/answers" {
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	for path, want := range map[string]int{"/silent": http.StatusGatewayTimeout, "/answers": http.StatusAccepted} {
+		req, _ := http.NewRequest("GET", "http://"+svc.Addr()+path, nil)
+		req.Header.Set(client.TimeoutHeader, "50")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d %s, want %d", path, resp.StatusCode, b, want)
+		}
+	}
+}
+
 func TestDrainFinishesInFlightRequests(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
