@@ -88,6 +88,7 @@ func (g *Gateway) serveExperiment(w http.ResponseWriter, r *http.Request) bool {
 		if cur != nil && cur.Name == e.Name && g.experiment.CompareAndSwap(cur, nil) {
 			g.logger().Warn("experiment stopped", "experiment", e.Name)
 		}
+		g.awaitCohorts(r.Context())
 		shoal.WriteJSON(w, http.StatusOK, experimentStatus(g.experiment.Load()))
 	}
 	return true
@@ -123,6 +124,9 @@ func (g *Gateway) assignCohort(ctx context.Context, st *request) context.Context
 		ctx = chaos.NewContext(ctx, e.Faults)
 	}
 	st.experiment = e.Name
+	if g.CohortMetrics != nil {
+		g.cohortFlight.Add(1) // until observeCohort, which finish runs
+	}
 	return ctx
 }
 
@@ -130,5 +134,33 @@ func (g *Gateway) assignCohort(ctx context.Context, st *request) context.Context
 func (g *Gateway) observeCohort(st *request, code int, d time.Duration) {
 	if st.cohort != "" && g.CohortMetrics != nil {
 		g.CohortMetrics.ObserveCohort(st.experiment, st.cohort, st.label, code, d)
+		g.cohortFlight.Add(-1)
 	}
 }
+
+// cohortPoll is how often awaitCohorts looks whether the cohorts' requests
+// in flight have ended.
+const cohortPoll = 5 * time.Millisecond
+
+// awaitCohorts waits, once an experiment stopped, until the requests its
+// cohorts still had in flight are observed, so that the metrics read after
+// the DELETE that stopped it count every request of the experiment. It
+// gives up with ctx (the DELETE's caller gone, or the longest a gateway
+// request may last, maxCohortWait).
+func (g *Gateway) awaitCohorts(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, maxCohortWait)
+	defer cancel()
+	tick := time.NewTicker(cohortPoll)
+	defer tick.Stop()
+	for g.cohortFlight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// maxCohortWait bounds awaitCohorts: a request still in flight after it
+// (a stream) is not waited for.
+const maxCohortWait = 30 * time.Second

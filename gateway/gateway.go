@@ -176,6 +176,9 @@ type Gateway struct {
 	seen      sync.Map // service names that have had instances: empty now means unavailable, not unknown
 	// experiment is the live-traffic experiment running; nil mostly.
 	experiment atomic.Pointer[chaos.Experiment]
+	// cohortFlight counts the requests of a cohort not yet observed, so
+	// that stopping an experiment can wait for them (fault.go).
+	cohortFlight atomic.Int64
 }
 
 // New returns a Gateway with default routes only, that checks service

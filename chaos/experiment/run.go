@@ -337,9 +337,10 @@ func (r *Runner) startLive(ctx context.Context, gateways []string, rule string) 
 }
 
 // stopLive ends the experiment at every gateway instance (it would end
-// with its token anyway).
+// with its token anyway). A gateway answers once its cohorts' requests in
+// flight have ended (at most 30 s), so the metrics read next count them.
 func (r *Runner) stopLive(gateways []string, rule string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
 	for _, g := range gateways {
 		if err := experimentRequest(ctx, http.MethodDelete, g, rule); err != nil {
