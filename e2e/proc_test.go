@@ -1,17 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery/discoverytest"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // binDir holds the binaries TestMain builds once for every test.
@@ -49,7 +48,7 @@ type proc struct {
 	admin   string // an SDK program's admin listener, if the test gave it one
 	cmd     *exec.Cmd
 	started time.Time
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	exited  chan struct{} // closed when the process has been waited for
 	exitAt  time.Time     // valid after exited is closed
 }
@@ -71,7 +70,7 @@ func startProcArgs(t *testing.T, name, id string, args []string, env ...string) 
 // startCmd starts cmd as startProc does.
 func startCmd(t *testing.T, id string, cmd *exec.Cmd, env ...string) *proc {
 	t.Helper()
-	p := &proc{id: id, out: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
+	p := &proc{id: id, out: &syncbuf.Buffer{}, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -112,22 +111,4 @@ func (p *proc) waitExit(d time.Duration, since time.Time) (time.Duration, bool) 
 	case <-time.After(d):
 		return 0, false
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

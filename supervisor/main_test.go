@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery/discoverytest"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // helloBin is examples/hello, an SDK service, built once by TestMain.
@@ -57,29 +56,11 @@ func checkLeaks() int {
 	return 0
 }
 
-// syncBuffer is an io.Writer safe for the supervisor's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // running is a supervisor started by startSupervisor.
 type running struct {
 	sup    *Supervisor
 	remote *Remote
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error // Run's result
 }
@@ -101,7 +82,7 @@ func startSupervisorOn(t *testing.T, m *Manifest, host HostOptions) *running {
 	if m.DrainTimeout == 0 {
 		m.DrainTimeout = 2 * time.Second
 	}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	sup, err := New(m, Options{Out: out, Host: host})
 	if err != nil {
 		t.Fatal(err)

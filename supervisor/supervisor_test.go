@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // TestSystem drives one supervisor through the CLI's whole repertoire, in
@@ -601,7 +602,7 @@ func TestKilledSupervisorLeavesNoProcess(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envUpHelper+"="+dir, "SUPERVISOR_TEST_HELLO="+helloBin)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

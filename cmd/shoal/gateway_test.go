@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/handoff/handofftest"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 const badGatewayManifest = `services:
@@ -54,24 +54,6 @@ func TestGatewayRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the gateway's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The gateway runs with its routes, writes the access log and exports
 // the per-route metrics on its /metrics.
 func TestGatewayServesRoutesAndMetrics(t *testing.T) {
@@ -83,7 +65,7 @@ func TestGatewayServesRoutesAndMetrics(t *testing.T) {
 	// Reserved for the test: the gateway binds it (with SO_REUSEADDR), no
 	// other socket can take it meanwhile.
 	addr, admin := handofftest.Port(t).Addr().String(), handofftest.Port(t).Addr().String()
-	var errOut lockedBuffer
+	var errOut syncbuf.Buffer
 	e := env{stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }, isTerminal: func() bool { return false }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
