@@ -24,12 +24,6 @@ import (
 // the window for the ones that accumulate, allocs/block/mutex).
 var profileKinds = []string{"cpu", "heap", "allocs", "goroutine", "block", "mutex"}
 
-// profileTarget is one instance to profile and the file its profile goes to.
-type profileTarget struct {
-	st   supervisor.InstanceStatus
-	file string
-}
-
 func newProfile(e env, file *string) *cobra.Command {
 	var (
 		seconds int
