@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shoal-dev/shoal"
@@ -96,15 +97,33 @@ func rawBackend(tb testing.TB, size int) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { ln.Close() })
+	// The connections are closed with the listener: the proxy keeps idle
+	// ones open, and their goroutines would outlive the benchmark.
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n" + strings.Repeat("x", size))
-	go func() { // ends when the listener closes
+	wg.Go(func() { // ends when the listener closes
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() { // ends when the connection does
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { // ends when the connection does
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
@@ -121,8 +140,8 @@ func rawBackend(tb testing.TB, size int) string {
 						return
 					}
 				}
-			}()
+			})
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
