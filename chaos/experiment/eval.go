@@ -223,49 +223,65 @@ func apply(l, r value, op byte) (value, error) {
 	return value{vector: true, vec: out}, nil
 }
 
+// group is the samples of one label set: items taken from them, in the
+// order they came.
+type group[T any] struct {
+	labels labels
+	items  []T
+}
+
+// groupSamples puts each sample of in into the group of the labels f gives
+// it, with the item f takes from it (f's ok false leaves it out). Groups
+// come in the order their first sample did.
+func groupSamples[T any](in []sample, f func(sample) (labels, T, bool)) []*group[T] {
+	byKey := map[string]*group[T]{}
+	var out []*group[T]
+	for _, s := range in {
+		ls, item, ok := f(s)
+		if !ok {
+			continue
+		}
+		k := ls.key()
+		g := byKey[k]
+		if g == nil {
+			g = &group[T]{labels: ls}
+			byKey[k] = g
+			out = append(out, g)
+		}
+		g.items = append(g.items, item)
+	}
+	return out
+}
+
 // aggregate groups samples by the labels in by (every other label is
 // dropped) and reduces each group.
 func aggregate(op string, by []string, in []sample) []sample {
-	type group struct {
-		labels labels
-		vals   []float64
-	}
-	groups := map[string]*group{}
-	var order []string
-	for _, s := range in {
+	groups := groupSamples(in, func(s sample) (labels, float64, bool) {
 		var ls labels
 		for _, l := range s.labels {
 			if slices.Contains(by, l.name) {
 				ls = append(ls, l)
 			}
 		}
-		k := ls.key()
-		g := groups[k]
-		if g == nil {
-			g = &group{labels: ls}
-			groups[k] = g
-			order = append(order, k)
-		}
-		g.vals = append(g.vals, s.v)
-	}
-	out := make([]sample, 0, len(order))
-	for _, k := range order {
-		g := groups[k]
+		return ls, s.v, true
+	})
+	out := make([]sample, 0, len(groups))
+	for _, g := range groups {
 		var v float64
 		switch op {
 		case "sum", "avg":
-			for _, x := range g.vals {
+			for _, x := range g.items {
 				v += x
 			}
 			if op == "avg" {
-				v /= float64(len(g.vals))
+				v /= float64(len(g.items))
 			}
 		case "min":
-			v = slices.Min(g.vals)
+			v = slices.Min(g.items)
 		case "max":
-			v = slices.Max(g.vals)
+			v = slices.Max(g.items)
 		case "count":
-			v = float64(len(g.vals))
+			v = float64(len(g.items))
 		}
 		out = append(out, sample{g.labels, v})
 	}
@@ -279,32 +295,18 @@ func aggregate(op string, by []string, in []sample) []sample {
 // +Inf bucket; NaN without observations.
 func quantiles(q float64, in []sample) []sample {
 	type bucket struct{ le, count float64 }
-	type hist struct {
-		labels  labels
-		buckets []bucket
-	}
-	hs := map[string]*hist{}
-	var order []string
-	for _, s := range in {
+	hists := groupSamples(in, func(s sample) (labels, bucket, bool) {
 		leText := s.labels.get("le")
 		le, err := strconv.ParseFloat(leText, 64)
 		if leText == "" || err != nil {
-			continue
+			return nil, bucket{}, false
 		}
 		ls := slices.DeleteFunc(slices.Clone(s.labels), func(l label) bool { return l.name == "le" })
-		k := ls.key()
-		h := hs[k]
-		if h == nil {
-			h = &hist{labels: ls}
-			hs[k] = h
-			order = append(order, k)
-		}
-		h.buckets = append(h.buckets, bucket{le, s.v})
-	}
+		return ls, bucket{le, s.v}, true
+	})
 	var out []sample
-	for _, k := range order {
-		h := hs[k]
-		bs := h.buckets
+	for _, h := range hists {
+		bs := h.items
 		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 		v := math.NaN()
 		if n := len(bs); n >= 2 && math.IsInf(bs[n-1].le, 1) && bs[n-1].count > 0 {
