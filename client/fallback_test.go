@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -133,5 +137,46 @@ func TestGetJSON(t *testing.T) {
 	var se *StatusError
 	if err := GetJSON(context.Background(), c, "http://svc/missing", 1<<10, &v); !errors.As(err, &se) || se.Code != 404 {
 		t.Fatalf("missing: err = %v", err)
+	}
+}
+
+// TestGetJSONReusesConnection: GetJSON reads each answer to its end, so
+// that calls in turn share one connection, whether the answer is chunked
+// (the decoder stops before the last chunk) or an error status (its body
+// is not decoded at all).
+func TestGetJSONReusesConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.Error(w, strings.Repeat("no such thing ", 100), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"n": 7}`)
+		w.(http.Flusher).Flush() // chunked from here: no Content-Length
+		io.WriteString(w, "\n")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	for i := range 3 {
+		var v struct{ N int }
+		if err := GetJSON(context.Background(), c, srv.URL+"/x", 1<<10, &v); err != nil || v.N != 7 {
+			t.Fatalf("call %d: GetJSON = %v, %+v", i, err, v)
+		}
+		var se *StatusError
+		if err := GetJSON(context.Background(), c, srv.URL+"/missing", 1<<10, &v); !errors.As(err, &se) || se.Code != 404 {
+			t.Fatalf("call %d: missing: err = %v", i, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("6 calls in turn opened %d connections, want 1", n)
 	}
 }
