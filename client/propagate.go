@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
+	"unsafe"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -73,20 +76,27 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 // inject sets on h, the header of an outgoing attempt, what the callee
 // needs to continue the caller's trace and logs: the trace context of ctx
 // (replacing any the request had, whose parent would be wrong now) and its
-// baggage, and the request ID of ctx if h has none. With sc, storage of the
-// call's, the traceparent value is kept there, which saves the first
-// attempt an allocation.
-func inject(ctx context.Context, h http.Header, sc *slotCarrier) {
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		delete(h, traceparentHeader)
+// baggage, and the request ID of ctx if h has none. With slot, storage of
+// the call's, the traceparent value is made there, which saves the first
+// attempt its allocations.
+//
+// It writes what propagator.Inject writes (TestInjectIsThePropagators),
+// without its detours: every call pays for it, sampled or not, and the
+// propagators' carrier interface, string builder and four context lookups
+// were most of an unsampled call's tracing time.
+func inject(ctx context.Context, h http.Header, slot *traceparentSlot) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		delete(h, tracestateHeader)
+		if ts := sc.TraceState().String(); ts != "" {
+			h[tracestateHeader] = []string{ts}
+		}
+		if slot == nil {
+			slot = new(traceparentSlot)
+		}
+		h[traceparentHeader] = slot.set(sc)
 	}
-	if sc == nil {
-		propagator.Inject(ctx, headerCarrier(h))
-	} else {
-		sc.h = h
-		propagator.Inject(ctx, sc)
-		sc.h = nil
+	if b := baggage.FromContext(ctx); b.Len() > 0 {
+		h[baggageHeader] = []string{b.String()}
 	}
 	if _, ok := h[RequestIDHeader]; !ok {
 		if id := RequestID(ctx); id != "" {
@@ -95,22 +105,29 @@ func inject(ctx context.Context, h http.Header, sc *slotCarrier) {
 	}
 }
 
-// slotCarrier is headerCarrier keeping the traceparent value in slot.
-type slotCarrier struct {
-	h    http.Header
-	slot [1]string
+// traceparentSlot holds a traceparent header value and the bytes it is
+// made of. It is set once: the string shares its bytes.
+type traceparentSlot struct {
+	val [1]string
+	buf [55]byte // 00-<32 hex trace ID>-<16 hex span ID>-<2 hex flags>
 }
 
-func (c *slotCarrier) Get(key string) string { return headerCarrier(c.h).Get(key) }
-func (c *slotCarrier) Keys() []string        { return headerCarrier(c.h).Keys() }
-
-func (c *slotCarrier) Set(key, value string) {
-	if k := canonical(key); k == traceparentHeader {
-		c.slot[0] = value
-		c.h[k] = c.slot[:]
-	} else {
-		c.h[k] = []string{value}
-	}
+// set formats sc into s as a W3C traceparent value, version 00, with the
+// flags the specification defines (sampled, random), and returns it as a
+// header value. Called once per slot.
+func (s *traceparentSlot) set(sc trace.SpanContext) []string {
+	const digits = "0123456789abcdef"
+	b := &s.buf
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	hex.Encode(b[3:35], tid[:])
+	hex.Encode(b[36:52], sid[:])
+	f := sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom)
+	b[53], b[54] = digits[f>>4], digits[f&0xf]
+	// The bytes are not written again: the slot is set once, and lives as
+	// long as the string does (the string points into it).
+	s.val[0] = unsafe.String(&b[0], len(b))
+	return s.val[:]
 }
 
 // headerCarrier is propagation.HeaderCarrier for headers that are

@@ -110,16 +110,16 @@ type call struct {
 	maxAttempts   int           // the service's, or the caller's CallPolicy
 	perTry        time.Duration // explicit per-try timeout; 0: none
 
-	url     url.URL     // first attempt's URL, with the instance's address
-	hdrVal  [1]string   // first attempt's TimeoutHeader value
-	carrier slotCarrier // first attempt's, for its traceparent value
-	tried   [maxAttempts]string
-	n       int // attempts made: tried[:n]
-	failed  []Attempt
-	hedge   hedge
-	watch   watch // the first attempt's
-	trace   callTrace
-	fault   *chaos.Set // the request-scoped faults the call carries; nil mostly
+	url    url.URL         // first attempt's URL, with the instance's address
+	hdrVal [1]string       // first attempt's TimeoutHeader value
+	tp     traceparentSlot // first attempt's
+	tried  [maxAttempts]string
+	n      int // attempts made: tried[:n]
+	failed []Attempt
+	hedge  hedge
+	watch  watch // the first attempt's
+	trace  callTrace
+	fault  *chaos.Set // the request-scoped faults the call carries; nil mostly
 }
 
 // RoundTrip sends req to one instance of the service named by req.URL's host,
@@ -427,11 +427,11 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme str
 		// only the wait for its headers, here.
 		hdr[TimeoutHeader] = hv
 	}
-	var sc *slotCarrier
+	var tp *traceparentSlot
 	if n == 0 {
-		sc = &c.carrier
+		tp = &c.tp
 	}
-	inject(ctx, hdr, sc)
+	inject(ctx, hdr, tp)
 	c.faultHeader(hdr)
 	out.Header = hdr
 	return out
