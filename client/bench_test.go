@@ -89,7 +89,9 @@ func BenchmarkCall(b *testing.B) {
 // nowhere, for a call made while serving a request whose span was sampled
 // (the call's span recorded, its context sent on) or not (the caller's
 // context sent on only); trace=root-unsampled is a call outside any
-// request whose new trace is not sampled. Compare them with the trace=off
+// request whose new trace is not sampled, decided by the Transport (a
+// TracerProvider, as the SDK's services have) or by the SDK (-sdk: a
+// plain SDK provider). Compare them with the trace=off
 // rows of the same run (no tracing, no trace context):
 //
 //	go test -run '^$' -bench BenchmarkOverhead -count 10 ./client | benchstat -col /stack -
@@ -105,6 +107,7 @@ func BenchmarkOverhead(b *testing.B) {
 		{"stack=shoal+fake/trace=sampled", fakeShoal(b, 1, sampled), trace.FlagsSampled},
 		{"stack=shoal+fake/trace=unsampled", fakeShoal(b, 1, unsampled), notSampled},
 		{"stack=shoal+fake/trace=root-unsampled", fakeShoal(b, 1, unsampled), 0},
+		{"stack=shoal+fake/trace=root-unsampled-sdk", fakeShoal(b, 1, sdkBenchProvider(b, sdktrace.NeverSample())), 0},
 		{"stack=shoal3+fake/trace=off", fakeShoal(b, 3, nil), 0},
 		{"stack=shoal3+fake/trace=sampled", fakeShoal(b, 3, sampled), trace.FlagsSampled},
 		{"stack=shoal3+fake/trace=unsampled", fakeShoal(b, 3, unsampled), notSampled},
@@ -127,7 +130,15 @@ const notSampled trace.TraceFlags = 0x80
 // benchProvider is a tracer provider sampling with sampler (parent-based,
 // as by default) that exports, in batches, to nowhere; shut down when b
 // ends.
-func benchProvider(b *testing.B, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
+func benchProvider(b testing.TB, sampler sdktrace.Sampler) *TracerProvider {
+	tp := NewTracerProvider(sdktrace.ParentBased(sampler), sdktrace.WithBatcher(discardExporter{}))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp
+}
+
+// sdkBenchProvider is benchProvider with the SDK's own provider, whose
+// sampler a Transport does not know.
+func sdkBenchProvider(b testing.TB, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sampler)),
 		sdktrace.WithBatcher(discardExporter{}))
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
@@ -141,7 +152,7 @@ func (discardExporter) Shutdown(context.Context) error                          
 
 // fakeShoal is a Transport over n instances answered by fakeRoundTripper,
 // its hedge delay already known, tracing with tp if not nil.
-func fakeShoal(b *testing.B, n int, tp trace.TracerProvider) *Transport {
+func fakeShoal(b testing.TB, n int, tp trace.TracerProvider) *Transport {
 	list := make([]discovery.Instance, n)
 	for i := range list {
 		list[i] = discovery.Instance{ID: fmt.Sprintf("svc-%d", i), Service: "svc", Addr: fmt.Sprintf("127.0.0.1:%d", i+1), State: discovery.StateServing}

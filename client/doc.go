@@ -62,7 +62,9 @@
 // after it (shoal.breaker); a fallback used is a span with shoal.fallback.
 // A call not sampled makes no span and sends its (unsampled) trace context
 // on all the same; a call under a span that is not sampled does not even ask
-// the SDK for one (see trace.go). Folding the first attempt into the call's span keeps
+// the SDK for one (see trace.go), nor does a call that starts a trace when
+// the provider is a TracerProvider, whose sampler the Transport asks itself
+// (see root.go). Folding the first attempt into the call's span keeps
 // the common call at one span: tracing stays within a few microseconds and
 // allocations per call (docs/BENCHMARKS.md).
 package client

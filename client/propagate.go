@@ -78,14 +78,19 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 // (replacing any the request had, whose parent would be wrong now) and its
 // baggage, and the request ID of ctx if h has none. With slot, storage of
 // the call's, the traceparent value is made there, which saves the first
-// attempt its allocations.
+// attempt its allocations. root is the trace context to carry when ctx has
+// none: that of a trace the call started without a span (see startSpan).
 //
 // It writes what propagator.Inject writes (TestInjectIsThePropagators),
 // without its detours: every call pays for it, sampled or not, and the
 // propagators' carrier interface, string builder and four context lookups
 // were most of an unsampled call's tracing time.
-func inject(ctx context.Context, h http.Header, slot *traceparentSlot) {
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+func inject(ctx context.Context, h http.Header, slot *traceparentSlot, root trace.SpanContext) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		sc = root
+	}
+	if sc.IsValid() {
 		delete(h, tracestateHeader)
 		if ts := sc.TraceState().String(); ts != "" {
 			h[tracestateHeader] = []string{ts}

@@ -48,7 +48,7 @@ func TestInjectIsThePropagators(t *testing.T) {
 				propagator.Inject(ctx, headerCarrier(want))
 				for _, slot := range []*traceparentSlot{nil, new(traceparentSlot)} {
 					got := stale()
-					inject(ctx, got, slot)
+					inject(ctx, got, slot, trace.SpanContext{})
 					if !reflect.DeepEqual(got, want) {
 						t.Errorf("flags %02x, tracestate %q, baggage %v, slot %v:\n got %v\nwant %v", byte(flags), ts, withBag, slot != nil, got, want)
 					}
@@ -58,7 +58,7 @@ func TestInjectIsThePropagators(t *testing.T) {
 	}
 	// No span context: the request's own trace headers stay, no baggage is made up.
 	h := http.Header{traceparentHeader: {"00-own"}}
-	inject(context.Background(), h, nil)
+	inject(context.Background(), h, nil, trace.SpanContext{})
 	if want := (http.Header{traceparentHeader: {"00-own"}}); !reflect.DeepEqual(h, want) {
 		t.Errorf("without a span context: %v, want %v", h, want)
 	}

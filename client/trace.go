@@ -69,6 +69,7 @@ var attrPool = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, ma
 // recorded (the Transport does not trace, or the trace is not sampled).
 type callTrace struct {
 	span   trace.Span
+	root   trace.SpanContext // a trace the call started, not sampled (see startSpan)
 	method string
 	first  attemptNote // the first attempt's, carried by the call's span
 	cause  string      // outcome of the last failed attempt: why the next is a retry
@@ -98,14 +99,23 @@ func (t *Transport) traces(ctx context.Context) bool {
 }
 
 // startSpan starts the span of call c, if t traces (see traces), and
-// returns ctx with it: the first attempt carries its context. A new root
-// span that is not sampled is left in ctx for its trace context, and c
-// keeps none.
+// returns ctx with it: the first attempt carries its context. A call that
+// starts a trace which is not sampled makes no span when t knows the
+// sampler (see TracerProvider): c.trace.root holds the new trace's context
+// for its attempts to carry. Otherwise the unsampled span the SDK makes is
+// left in ctx for that, and c keeps none.
 func (t *Transport) startSpan(ctx context.Context, c *call, req *http.Request) context.Context {
 	if !t.traces(ctx) {
 		return ctx
 	}
-	ctx, span := t.tracer.Start(ctx, c.dep.spanName(req.Method), clientSpan...)
+	name := c.dep.spanName(req.Method)
+	if t.sampler != nil && !trace.SpanContextFromContext(ctx).IsValid() {
+		var sampled bool
+		if ctx, c.trace.root, sampled = decideRoot(ctx, t.sampler, name); !sampled {
+			return ctx
+		}
+	}
+	ctx, span := t.tracer.Start(ctx, name, clientSpan...)
 	if span.IsRecording() {
 		c.trace.span, c.trace.method = span, req.Method
 	}

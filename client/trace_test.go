@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -50,8 +51,16 @@ func (s *seen) all() []seenReq {
 }
 
 // recorder returns a provider that samples with sampler (parent-based)
-// and records the spans that end.
-func recorder(sampler sdktrace.Sampler) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
+// and records the spans that end: a TracerProvider, as the SDK's services
+// use.
+func recorder(sampler sdktrace.Sampler) (*TracerProvider, *tracetest.SpanRecorder) {
+	rec := tracetest.NewSpanRecorder()
+	return NewTracerProvider(sdktrace.ParentBased(sampler), sdktrace.WithSpanProcessor(rec)), rec
+}
+
+// sdkRecorder is recorder with the SDK's own provider, whose sampler a
+// Transport does not know.
+func sdkRecorder(sampler sdktrace.Sampler) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
 	return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sampler)), sdktrace.WithSpanProcessor(rec)), rec
 }
@@ -92,63 +101,67 @@ func TestTraceContextPropagates(t *testing.T) {
 		{name: "not tracing, remote parent", ctx: remoteParent(callerTraceparent), sampled: true, parent: "b7ad6b7169203331"},
 		{name: "not tracing, request's own traceparent", ctx: context.Background(), header: callerTraceparent, sampled: true, parent: "b7ad6b7169203331"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var s seen
-			f := newFleet(t, s.wrap(ok))
-			cfg := Config{}
-			var rec *tracetest.SpanRecorder
-			if tc.sampler != nil {
-				var tp *sdktrace.TracerProvider
-				tp, rec = recorder(tc.sampler)
-				cfg.TracerProvider = tp
-			}
-			tr := newTransport(t, f, cfg)
-			ctx := WithRequestID(baggage.ContextWithBaggage(tc.ctx, bag), "req-1")
-			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-			if tc.header != "" {
-				req.Header.Set("Traceparent", tc.header)
-			}
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+		for _, sdk := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sdk-provider=%v", tc.name, sdk), func(t *testing.T) {
+				var s seen
+				f := newFleet(t, s.wrap(ok))
+				cfg := Config{}
+				var rec *tracetest.SpanRecorder
+				switch {
+				case tc.sampler == nil:
+				case sdk:
+					cfg.TracerProvider, rec = sdkRecorder(tc.sampler)
+				default:
+					cfg.TracerProvider, rec = recorder(tc.sampler)
+				}
+				tr := newTransport(t, f, cfg)
+				ctx := WithRequestID(baggage.ContextWithBaggage(tc.ctx, bag), "req-1")
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+				if tc.header != "" {
+					req.Header.Set("Traceparent", tc.header)
+				}
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
 
-			got := s.all()
-			if len(got) != 1 {
-				t.Fatalf("%d requests, want 1", len(got))
-			}
-			in := got[0]
-			if in.baggage != "tenant=acme" || in.requestID != "req-1" {
-				t.Errorf("baggage %q, request ID %q; want tenant=acme, req-1", in.baggage, in.requestID)
-			}
-			if !in.sc.IsValid() {
-				t.Fatalf("the instance got no valid trace context")
-			}
-			if caller := "0af7651916cd43dd8448eb211c80319c"; (in.sc.TraceID().String() == caller) == tc.newTrace {
-				t.Errorf("trace ID %s, caller's %s, want a new trace: %v", in.sc.TraceID(), caller, tc.newTrace)
-			}
-			if in.sc.IsSampled() != tc.sampled {
-				t.Errorf("sampled %v, want %v", in.sc.IsSampled(), tc.sampled)
-			}
-			var spans []sdktrace.ReadOnlySpan
-			if rec != nil {
-				spans = rec.Ended()
-			}
-			switch {
-			case tc.spans:
-				if len(spans) != 1 {
-					t.Fatalf("%d spans, want 1", len(spans))
+				got := s.all()
+				if len(got) != 1 {
+					t.Fatalf("%d requests, want 1", len(got))
 				}
-				if in.sc.SpanID() != spans[0].SpanContext().SpanID() {
-					t.Errorf("the instance's parent is %s, not the call's span %s", in.sc.SpanID(), spans[0].SpanContext().SpanID())
+				in := got[0]
+				if in.baggage != "tenant=acme" || in.requestID != "req-1" {
+					t.Errorf("baggage %q, request ID %q; want tenant=acme, req-1", in.baggage, in.requestID)
 				}
-			case len(spans) != 0:
-				t.Errorf("%d spans recorded, want none", len(spans))
-			case tc.parent != "" && in.sc.SpanID().String() != tc.parent:
-				t.Errorf("parent %s, want the caller's %s passed on", in.sc.SpanID(), tc.parent)
-			}
-		})
+				if !in.sc.IsValid() {
+					t.Fatalf("the instance got no valid trace context")
+				}
+				if caller := "0af7651916cd43dd8448eb211c80319c"; (in.sc.TraceID().String() == caller) == tc.newTrace {
+					t.Errorf("trace ID %s, caller's %s, want a new trace: %v", in.sc.TraceID(), caller, tc.newTrace)
+				}
+				if in.sc.IsSampled() != tc.sampled {
+					t.Errorf("sampled %v, want %v", in.sc.IsSampled(), tc.sampled)
+				}
+				var spans []sdktrace.ReadOnlySpan
+				if rec != nil {
+					spans = rec.Ended()
+				}
+				switch {
+				case tc.spans:
+					if len(spans) != 1 {
+						t.Fatalf("%d spans, want 1", len(spans))
+					}
+					if in.sc.SpanID() != spans[0].SpanContext().SpanID() {
+						t.Errorf("the instance's parent is %s, not the call's span %s", in.sc.SpanID(), spans[0].SpanContext().SpanID())
+					}
+				case len(spans) != 0:
+					t.Errorf("%d spans recorded, want none", len(spans))
+				case tc.parent != "" && in.sc.SpanID().String() != tc.parent:
+					t.Errorf("parent %s, want the caller's %s passed on", in.sc.SpanID(), tc.parent)
+				}
+			})
+		}
 	}
 }
 

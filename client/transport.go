@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/balance"
@@ -37,6 +38,7 @@ type Transport struct {
 	base     http.RoundTripper // Config.Base, or an *http.Transport
 	services sync.Map          // service name → *dependency
 	tracer   trace.Tracer      // nil: no spans (see trace.go)
+	sampler  sdktrace.Sampler  // the tracer's, if known (see TracerProvider)
 	// lag is the process's recent scheduling lag (processLag.Lag; a fake
 	// in tests), read before a hedge is sent: see saturation.go.
 	lag func(now time.Time) time.Duration
@@ -58,6 +60,9 @@ func New(r Resolver, cfg Config) (*Transport, error) {
 	t := &Transport{resolver: r, cfg: cfg.withDefaults(), base: base, lag: processLag.Lag}
 	if cfg.TracerProvider != nil {
 		t.tracer = cfg.TracerProvider.Tracer(tracerScope)
+		if p, ok := cfg.TracerProvider.(*TracerProvider); ok {
+			t.sampler = p.sampler
+		}
 	}
 	return t, nil
 }
@@ -431,7 +436,7 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme str
 	if n == 0 {
 		tp = &c.tp
 	}
-	inject(ctx, hdr, tp)
+	inject(ctx, hdr, tp, c.trace.root)
 	c.faultHeader(hdr)
 	out.Header = hdr
 	return out

@@ -13,6 +13,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shoal-dev/shoal/client"
 )
 
 // Tracing is the OpenTelemetry tracing of one process: the tracer
@@ -33,8 +35,7 @@ type Tracing struct {
 }
 
 // Environment variables NewTracing reads, beside those the OpenTelemetry
-// SDK and its OTLP/HTTP exporter read themselves (OTEL_TRACES_SAMPLER,
-// OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+// SDK and its OTLP/HTTP exporter read themselves (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
 // _COMPRESSION, _CERTIFICATE, OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES,
 // OTEL_SERVICE_NAME).
 const (
@@ -64,8 +65,8 @@ const scope = "github.com/shoal-dev/shoal"
 // a service run by hand does not send spans to a collector nobody runs.
 // OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn it off too.
 //
-// Sampling is the SDK's: OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG,
-// by default parent-based with a ratio of 1 (a request whose caller
+// Sampling is what OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG say,
+// read as the SDK reads them, by default parent-based with a ratio of 1 (a request whose caller
 // sampled it is recorded; one that starts a trace always is). Settings the
 // SDK would only complain about (an unknown sampler or exporter, a ratio
 // out of [0, 1], the gRPC protocol) are errors here, so that a typo stops
@@ -91,8 +92,14 @@ func NewTracing(service, instance, version string) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res)) // the sampler comes from the environment
-	return &Tracing{provider: tp, tracer: tp.Tracer(scope), sdk: tp, exporter: exp}, nil
+	sampler, err := samplerFrom(os.Getenv(envSampler), os.Getenv(envSamplerArg)) // checked by tracingOn
+	if err != nil {
+		return nil, err
+	}
+	// A client.TracerProvider: the services' Transports then decide the
+	// traces they start themselves (see client.TracerProvider).
+	tp := client.NewTracerProvider(sampler, sdktrace.WithResource(res))
+	return &Tracing{provider: tp, tracer: tp.Tracer(scope), sdk: tp.TracerProvider, exporter: exp}, nil
 }
 
 // TracingWith returns the Tracing of a provider the caller owns (starts,
@@ -131,28 +138,46 @@ func tracingOn(getenv func(string) string) (bool, error) {
 			return false, fmt.Errorf("telemetry: %s=%q: Shoal exports OTLP over HTTP: want http/protobuf or http/json", k, v)
 		}
 	}
-	if err := checkSampler(getenv(envSampler), getenv(envSamplerArg)); err != nil {
+	if _, err := samplerFrom(getenv(envSampler), getenv(envSamplerArg)); err != nil {
 		return false, err
 	}
 	return getenv(envTracesEndpoint) != "" || getenv(envEndpoint) != "", nil
 }
 
-// checkSampler refuses the sampler settings the SDK would replace by its
-// default with no more than a log line.
-func checkSampler(name, arg string) error {
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "", "always_on", "always_off", "parentbased_always_on", "parentbased_always_off":
-		return nil
-	case "traceidratio", "parentbased_traceidratio":
+// samplerFrom returns the sampler OTEL_TRACES_SAMPLER (name) and
+// OTEL_TRACES_SAMPLER_ARG (arg) name, as the SDK reads them, except that
+// settings the SDK would replace by its default with no more than a log
+// line are errors.
+func samplerFrom(name, arg string) (sdktrace.Sampler, error) {
+	ratio := func() (sdktrace.Sampler, error) {
 		if arg = strings.TrimSpace(arg); arg == "" {
-			return nil // a ratio of 1
+			return sdktrace.AlwaysSample(), nil // a ratio of 1
 		}
-		if r, err := strconv.ParseFloat(arg, 64); err != nil || r < 0 || r > 1 {
-			return fmt.Errorf("telemetry: %s=%q: want a ratio from 0 to 1", envSamplerArg, arg)
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("telemetry: %s=%q: want a ratio from 0 to 1", envSamplerArg, arg)
 		}
-		return nil
+		return sdktrace.TraceIDRatioBased(r), nil
 	}
-	return fmt.Errorf("telemetry: %s=%q: want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio", envSampler, name)
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio":
+		return ratio()
+	case "parentbased_traceidratio":
+		root, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.ParentBased(root), nil
+	}
+	return nil, fmt.Errorf("telemetry: %s=%q: want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio", envSampler, name)
 }
 
 // Provider returns the tracer provider; nil when tracing is off.

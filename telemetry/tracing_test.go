@@ -129,3 +129,28 @@ func TestNewTracingOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSamplerFrom: the sampler read from the environment is the one the
+// SDK would build from it (NewTracing gives it to the provider itself, so
+// that the services' Transports know it).
+func TestSamplerFrom(t *testing.T) {
+	for _, tc := range []struct{ name, arg, want string }{
+		{"", "", "ParentBased{root:AlwaysOnSampler,remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"},
+		{"parentbased_always_on", "", "ParentBased{root:AlwaysOnSampler,remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"},
+		{"parentbased_always_off", "", "ParentBased{root:AlwaysOffSampler,remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"},
+		{"always_on", "", "AlwaysOnSampler"},
+		{" Always_Off ", "", "AlwaysOffSampler"},
+		{"traceidratio", "0.25", "TraceIDRatioBased{0.25}"},
+		{"traceidratio", "", "AlwaysOnSampler"},
+		{"parentbased_traceidratio", "0.5", "ParentBased{root:TraceIDRatioBased{0.5},remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"},
+	} {
+		s, err := samplerFrom(tc.name, tc.arg)
+		if err != nil {
+			t.Errorf("%q, %q: %v", tc.name, tc.arg, err)
+			continue
+		}
+		if got := s.Description(); got != tc.want {
+			t.Errorf("%q, %q: %s, want %s", tc.name, tc.arg, got, tc.want)
+		}
+	}
+}
