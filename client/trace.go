@@ -90,12 +90,13 @@ type attemptNote struct {
 // either, and with a trace-ID ratio it would get the same answer as its
 // parent; asking the SDK only to make an unrecorded span would cost the
 // unsampled call two allocations and most of its tracing time.
-func (t *Transport) traces(ctx context.Context) bool {
+// It also returns ctx's span context (the call's parent; not valid if none).
+func (t *Transport) traces(ctx context.Context) (trace.SpanContext, bool) {
 	if t.tracer == nil {
-		return false
+		return trace.SpanContext{}, false
 	}
 	sc := trace.SpanContextFromContext(ctx)
-	return !sc.IsValid() || sc.IsSampled()
+	return sc, !sc.IsValid() || sc.IsSampled()
 }
 
 // startSpan starts the span of call c, if t traces (see traces), and
@@ -105,11 +106,12 @@ func (t *Transport) traces(ctx context.Context) bool {
 // for its attempts to carry. Otherwise the unsampled span the SDK makes is
 // left in ctx for that, and c keeps none.
 func (t *Transport) startSpan(ctx context.Context, c *call, req *http.Request) context.Context {
-	if !t.traces(ctx) {
+	parent, ok := t.traces(ctx)
+	if !ok {
 		return ctx
 	}
 	name := c.dep.spanName(req.Method)
-	if t.sampler != nil && !trace.SpanContextFromContext(ctx).IsValid() {
+	if t.sampler != nil && !parent.IsValid() {
 		var sampled bool
 		if ctx, c.trace.root, sampled = decideRoot(ctx, t.sampler, name); !sampled {
 			return ctx
@@ -160,7 +162,7 @@ func (c *call) endSpan(service string) {
 // admitted: no instance known, caller already gone, throttled, bulkhead
 // full.
 func (t *Transport) failedSpan(ctx context.Context, service string, req *http.Request, err error) {
-	if !t.traces(ctx) {
+	if _, ok := t.traces(ctx); !ok {
 		return
 	}
 	_, span := t.tracer.Start(ctx, req.Method+" "+service, clientSpan...)
