@@ -232,7 +232,10 @@ hypothesis:
 	if rep.Verdict != Failed {
 		t.Fatalf("verdict %s, want failed", rep.Verdict)
 	}
-	if c := check(t, rep, "answers"); c.Held || c.Control != 1 || c.Experiment > 0.8 {
+	// Half the fault phase's requests fail, but its window's edges may hold
+	// requests sent before the fault was on or after it was off (22 of 27
+	// answered once on a loaded CI machine): only a clear drop is required.
+	if c := check(t, rep, "answers"); c.Held || c.Control != 1 || c.Experiment > 0.9 {
 		t.Errorf("answers %+v", c)
 	}
 	if c := check(t, rep, "nothing here"); c.Held || !strings.Contains(c.Note, "no data") {
