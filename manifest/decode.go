@@ -201,14 +201,23 @@ func writeEg(f field) string {
 	return ""
 }
 
-// structure decodes a mapping of settings into the struct v.
-func (d *decoder) structure(n ast.Node, v reflect.Value, p string, f field) {
+// isMapping reports whether n is a mapping to decode. Null is not (nothing
+// is set); any other node is reported: the setting at p must be what.
+func (d *decoder) isMapping(n ast.Node, p, what string, f field) bool {
 	switch n.(type) {
 	case *ast.MappingNode, *ast.MappingValueNode:
+		return true
 	case *ast.NullNode:
-		return // nothing set
+		return false
 	default:
-		d.failAt(p, "must be a mapping of settings%s", f.eg())
+		d.failAt(p, "must be %s%s", what, f.eg())
+		return false
+	}
+}
+
+// structure decodes a mapping of settings into the struct v.
+func (d *decoder) structure(n ast.Node, v reflect.Value, p string, f field) {
+	if !d.isMapping(n, p, "a mapping of settings", f) {
 		return
 	}
 	fs := fieldsOf(v.Type())
@@ -225,12 +234,7 @@ func (d *decoder) structure(n ast.Node, v reflect.Value, p string, f field) {
 
 // mapping decodes a mapping into the map v, keys taken as written.
 func (d *decoder) mapping(n ast.Node, v reflect.Value, p string, f field) {
-	switch n.(type) {
-	case *ast.MappingNode, *ast.MappingValueNode:
-	case *ast.NullNode:
-		return // nothing set
-	default:
-		d.failAt(p, "must be a mapping%s", f.eg())
+	if !d.isMapping(n, p, "a mapping", f) {
 		return
 	}
 	if v.Type().Key().Kind() != reflect.String {

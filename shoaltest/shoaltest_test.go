@@ -54,15 +54,19 @@ services:
 		t.Fatalf("gateways %v", gws)
 	}
 
-	t.Run("a slower hello holds", func(t *testing.T) {
-		rep := sys.Experiment(t, write(t, filepath.Join(dir, "slow.yaml"), `
+	// Both experiments' load: hello through the gateway, 10 requests a
+	// second, after a second of baseline.
+	const traffic = `
 warmup: 1s
 baseline: 1s
-duration: 3s
 traffic:
   synthetic:
     rate: 10
     requests: [{path: /hello/hello}]
+`
+	t.Run("a slower hello holds", func(t *testing.T) {
+		rep := sys.Experiment(t, write(t, filepath.Join(dir, "slow.yaml"), traffic+`
+duration: 3s
 fault: {request: 'hello:delay=50ms'}
 hypothesis:
   - {name: answers, route: /hello/, success: {tolerance: 0.01}}
@@ -77,14 +81,8 @@ hypothesis:
 	})
 
 	t.Run("a failing hello aborts", func(t *testing.T) {
-		rep := sys.Experiment(t, write(t, filepath.Join(dir, "down.yaml"), `
-warmup: 1s
-baseline: 1s
+		rep := sys.Experiment(t, write(t, filepath.Join(dir, "down.yaml"), traffic+`
 duration: 1m
-traffic:
-  synthetic:
-    rate: 10
-    requests: [{path: /hello/hello}]
 fault: {request: 'hello:error=503'}
 hypothesis:
   - {name: answers, route: /hello/, success: {tolerance: 0.01}}

@@ -32,7 +32,8 @@
 // deadlock); on SQLite its transactions take the write lock up front, so
 // writers queue instead of failing, and those of a process that queue
 // together commit together. DB.TxNoSync is Tx without waiting for the
-// disk at commit.
+// disk at commit. DB.Once runs a transaction once per database, behind a
+// marker row (a dataset written at first start).
 //
 // # Portable SQL
 //

@@ -381,6 +381,62 @@ func TestTxConcurrentWriters(t *testing.T) {
 	})
 }
 
+// TestOnce starts 8 "instances" at once, each with its own pool, that
+// each call Once: one fills, the others find its marker. A fill that
+// fails takes its marker with it.
+func TestOnce(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		ctx := t.Context()
+		where := e.Place(t)
+		db := e.MustOpen(t, where)
+		for _, table := range []string{`marks (name TEXT NOT NULL PRIMARY KEY, n BIGINT NOT NULL)`, `filled (instance INTEGER NOT NULL)`} {
+			if _, err := db.ExecContext(ctx, `CREATE TABLE `+table); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const marker = `INSERT INTO marks (name, n) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`
+		errBoom := errors.New("boom")
+		ran, err := db.Once(ctx, marker, []any{"dataset", 1}, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO filled (instance) VALUES (-1)`); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if ran || err != errBoom {
+			t.Fatalf("a failing fill: Once = %v, %v; want false, fill's error", ran, err)
+		}
+		var wg sync.WaitGroup
+		rans := make([]bool, 8)
+		for i := range rans {
+			db := e.MustOpen(t, where) // "another process"
+			wg.Go(func() {
+				ran, err := db.Once(ctx, marker, []any{"dataset", 1}, func(tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, `INSERT INTO filled (instance) VALUES ($1)`, i)
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+				}
+				rans[i] = ran
+			})
+		}
+		wg.Wait()
+		var n, by int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(instance), -1) FROM filled`).Scan(&n, &by); err != nil {
+			t.Fatal(err)
+		}
+		reported := 0
+		for _, ran := range rans {
+			if ran {
+				reported++
+			}
+		}
+		if n != 1 || by < 0 || !rans[by] || reported != 1 {
+			t.Errorf("%d fills (the first by %d), Once reported %v; want one, by the one that reported it", n, by, rans)
+		}
+	})
+}
+
 // TestTxRollback: fn's error rolls back and is returned as is; a panic
 // rolls back and goes on.
 func TestTxRollback(t *testing.T) {

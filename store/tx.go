@@ -66,6 +66,34 @@ func (db *DB) TxNoSync(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return retry(ctx, func() error { return db.txOnce(ctx, false, fn) })
 }
 
+// Once runs fill once per database: in a transaction (Tx) whose first
+// statement, marker, inserts a row that says fill has run (an INSERT …
+// ON CONFLICT DO NOTHING, with args). It reports whether fill ran: where
+// the row is there already, nothing is written. Of the processes that call
+// it at once, exactly one runs fill; the others' inserts wait for its
+// transaction (SQLite's write lock, PostgreSQL's lock on the row's key)
+// and then find the row. If fill fails, the marker goes with its
+// transaction, and a later call runs fill again. For what a database needs
+// once, such as the dataset an example service writes at its first start.
+func (db *DB) Once(ctx context.Context, marker string, args []any, fill func(tx *sql.Tx) error) (ran bool, err error) {
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		ran = false // an earlier attempt's, rolled back
+		res, err := tx.ExecContext(ctx, marker, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if err := fill(tx); err != nil {
+			return err
+		}
+		ran = true
+		return nil
+	})
+	return ran, err
+}
+
 func (db *DB) txOnce(ctx context.Context, sync bool, fn func(tx *sql.Tx) error) error {
 	if db.Dialect == SQLite {
 		return db.group(ctx, sync, fn)

@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 func TestLineWriter(t *testing.T) {
@@ -101,12 +102,12 @@ func TestConsolePrefixes(t *testing.T) {
 }
 
 // gateWriter blocks every Write until open is closed, like a terminal after
-// Ctrl-S or a pager nobody scrolls; entered is signalled on each Write.
+// Ctrl-S or a pager nobody scrolls; entered is signalled on each Write. Its
+// Buffer keeps what got through.
 type gateWriter struct {
 	entered chan struct{} // size 1
 	open    chan struct{}
-	mu      sync.Mutex
-	b       strings.Builder
+	syncbuf.Buffer
 }
 
 func newGateWriter() *gateWriter {
@@ -119,15 +120,7 @@ func (w *gateWriter) Write(p []byte) (int, error) {
 	default:
 	}
 	<-w.open
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *gateWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
+	return w.Buffer.Write(p)
 }
 
 func TestConsoleDropsInsteadOfBlocking(t *testing.T) {

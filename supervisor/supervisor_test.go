@@ -561,18 +561,15 @@ func getJSON(c *http.Client, url string, v any) error {
 
 // signalWriter closes found once want has been written.
 type signalWriter struct {
-	mu    sync.Mutex
-	b     strings.Builder
+	syncbuf.Buffer
 	want  string
 	found chan struct{}
 	once  sync.Once
 }
 
 func (w *signalWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b.Write(p)
-	if strings.Contains(w.b.String(), w.want) {
+	w.Buffer.Write(p)
+	if strings.Contains(w.String(), w.want) {
 		w.once.Do(func() { close(w.found) })
 	}
 	return len(p), nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -151,13 +152,7 @@ func (r *results) report(b *bench, command string, took time.Duration) string {
 		b.admission, gatewayEnvNote(b.gatewayEnv), b.rounds, took.Round(time.Second))
 
 	fmt.Fprintf(&w, "\n#### Peak throughput: `wrk -t2 -c%d -d%s --latency` (closed loop, keep-alive)\n\n", b.conns, wrkDuration(b.duration))
-	fmt.Fprintf(&w, "| arm | req/s | min–max | × nginx | × caddy | proxy CPU/req | upstream/req | failed | wrk p50 | wrk p99 |\n|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, a := range r.arms {
-		sm, ok := s[a.name]
-		if !ok {
-			fmt.Fprintf(&w, "| %s | unavailable: %s |||||||||\n", a.name, oneLine(a.unavailable))
-			continue
-		}
+	r.armTable(&w, s, []string{"arm", "req/s", "min–max", "× nginx", "× caddy", "proxy CPU/req", "upstream/req", "failed", "wrk p50", "wrk p99"}, func(sm summary) []string {
 		m := sm.m
 		up := "-"
 		if has(m, kUp) {
@@ -167,9 +162,9 @@ func (r *results) report(b *bench, command string, took time.Duration) string {
 		if has(m, kCPU) {
 			cpu = fmt.Sprintf("%.0f µs (%.0f kernel)", m[kCPU], m[kCPUSys])
 		}
-		fmt.Fprintf(&w, "| %s | %s | %s–%s | %s | %s | %s | %s | %.0f | %s | %s |\n", a.name, fRps(m[kRPS]), fRps(sm.minRPS), fRps(sm.maxRPS),
-			fX(m, kXNginx), fX(m, kXCaddy), cpu, up, m[kFailed], fUs(m[kWrkP50]), fUs(m[kWrkP99]))
-	}
+		return []string{fRps(m[kRPS]), fRps(sm.minRPS) + "–" + fRps(sm.maxRPS), fX(m, kXNginx), fX(m, kXCaddy), cpu, up,
+			fmt.Sprintf("%.0f", m[kFailed]), fUs(m[kWrkP50]), fUs(m[kWrkP99])}
+	})
 	fmt.Fprintf(&w, "\ndirect is wrk straight at one replica (wrk has a single target); the proxies spread over 3. "+
 		"proxy CPU/req is the CPU time (user + kernel, all of its processes, from /proc) the proxy used during the wrk run per request "+
 		"answered: the cost of a request, which other work on the machine disturbs far less than throughput. "+
@@ -177,17 +172,11 @@ func (r *results) report(b *bench, command string, took time.Duration) string {
 
 	fmt.Fprintf(&w, "\n#### Latency at %s requests/s (open loop, vegeta, %v per arm per round; added = arm − direct)\n\n",
 		fRps(float64(b.rate)), b.latDuration)
-	fmt.Fprintf(&w, "| arm | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | errors |\n|---|---|---|---|---|---|---|---|\n")
-	for _, a := range r.arms {
-		sm, ok := s[a.name]
-		if !ok {
-			fmt.Fprintf(&w, "| %s | unavailable: %s |||||||\n", a.name, oneLine(a.unavailable))
-			continue
-		}
+	r.armTable(&w, s, []string{"arm", "p50", "p99", "p99.9", "added p50", "added p99", "added p99.9", "errors"}, func(sm summary) []string {
 		m := sm.m
-		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s | %s | %.0f of %.0f |\n", a.name, fUs(m[kP50]), fUs(m[kP99]), fUs(m[kP999]),
-			fAdd(m, kAddP50), fAdd(m, kAddP99), fAdd(m, kAddP999), m[kErrors], m[kSent])
-	}
+		return []string{fUs(m[kP50]), fUs(m[kP99]), fUs(m[kP999]), fAdd(m, kAddP50), fAdd(m, kAddP99), fAdd(m, kAddP999),
+			fmt.Sprintf("%.0f of %.0f", m[kErrors], m[kSent])}
+	})
 	fmt.Fprintf(&w, "\ndirect spreads its load round robin over the 3 replicas, so each replica serves what it serves behind a proxy. "+
 		"Percentiles are over every request, answered or not; errors are requests not answered 2xx within vegeta's 5 s timeout "+
 		"(medians over rounds). A latency goal is met only with at most %.1f%% errors: a fast refusal is not a fast answer.\n", 100*maxFailed)
@@ -212,6 +201,21 @@ func (r *results) report(b *bench, command string, took time.Duration) string {
 		}
 	}
 	return w.String()
+}
+
+// armTable writes a Markdown table with the columns cols (the first names
+// the arm): a row per arm, its other cells from cells, or, for an arm with
+// no round measured, why it is unavailable.
+func (r *results) armTable(w io.Writer, s map[string]summary, cols []string, cells func(summary) []string) {
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+	for _, a := range r.arms {
+		sm, ok := s[a.name]
+		if !ok {
+			fmt.Fprintf(w, "| %s | unavailable: %s |%s\n", a.name, oneLine(a.unavailable), strings.Repeat("|", len(cols)-2))
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", a.name, strings.Join(cells(sm), " | "))
+	}
 }
 
 // oneLine fits a reason into a table cell.

@@ -179,57 +179,47 @@ func (p *exprParser) want(s string) error {
 	return nil
 }
 
+// expr parses a sum: terms joined by + and -.
 func (p *exprParser) expr(depth int) (node, error) {
 	if depth > maxDepth {
 		return nil, p.errorf("nested too deep")
 	}
-	l, err := p.term(depth)
+	return p.chain(depth, "+-", p.term)
+}
+
+// term parses a product: unary operands joined by * and /.
+func (p *exprParser) term(depth int) (node, error) {
+	return p.chain(depth, "*/", p.unary)
+}
+
+// chain parses operands joined by the one-byte operators ops, left to
+// right: a-b-c is (a-b)-c.
+func (p *exprParser) chain(depth int, ops string, operand func(depth int) (node, error)) (node, error) {
+	l, err := operand(depth)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		switch {
-		case p.eat("+"):
-			r, err := p.term(depth)
-			if err != nil {
-				return nil, err
-			}
-			l = binaryNode{'+', l, r}
-		case p.eat("-"):
-			r, err := p.term(depth)
-			if err != nil {
-				return nil, err
-			}
-			l = binaryNode{'-', l, r}
-		default:
+		op, ok := p.eatOne(ops)
+		if !ok {
 			return l, nil
 		}
+		r, err := operand(depth)
+		if err != nil {
+			return nil, err
+		}
+		l = binaryNode{op, l, r}
 	}
 }
 
-func (p *exprParser) term(depth int) (node, error) {
-	l, err := p.unary(depth)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		switch {
-		case p.eat("*"):
-			r, err := p.unary(depth)
-			if err != nil {
-				return nil, err
-			}
-			l = binaryNode{'*', l, r}
-		case p.eat("/"):
-			r, err := p.unary(depth)
-			if err != nil {
-				return nil, err
-			}
-			l = binaryNode{'/', l, r}
-		default:
-			return l, nil
+// eatOne eats the next token if it is one of the bytes ops, and returns it.
+func (p *exprParser) eatOne(ops string) (byte, bool) {
+	for i := range len(ops) {
+		if p.eat(ops[i : i+1]) {
+			return ops[i], true
 		}
 	}
+	return 0, false
 }
 
 func (p *exprParser) unary(depth int) (node, error) {

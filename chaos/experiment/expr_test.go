@@ -12,6 +12,9 @@ func TestParseExpr(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"1 + 2 * 3", "(1 + (2 * 3))"},
 		{"(1 + 2) * 3", "((1 + 2) * 3)"},
+		{"a - b + c", "((a - b) + c)"},
+		{"a / b * c / d", "(((a / b) * c) / d)"},
+		{"-a * -b - -c", "((-a * -b) - -c)"},
 		{"-x", "-x"},
 		{`rate(shoal_http_requests_total{code=~"5..", shoal_service='api'}[30s])`, `rate(shoal_http_requests_total{code=~"5..",shoal_service="api"}[30s])`},
 		{`sum by (code) (increase(x))`, `sum by (code) (increase(x))`},

@@ -148,9 +148,12 @@ func TestUpManifestError(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "none.pub") || !strings.Contains(errOut, "nothing was started") || out != "" {
 		t.Errorf("up with a missing key file: status %d, stdout %q, stderr:\n%s\nwant status 1 and stderr starting:\n%s", code, out, errOut, want)
 	}
-	code, _, errOut = runCLI(t, "up", "-f", filepath.Join(dir, "missing.yaml"))
-	if code != 1 || !strings.Contains(errOut, "missing.yaml") {
-		t.Errorf("up with no manifest: status %d, stderr %s", code, errOut)
+	// The commands that read a manifest say how to name one.
+	for _, args := range [][]string{{"up"}, {"image", "-o", dir}, {"export", "kubernetes", "-o", dir}} {
+		code, _, errOut = runCLI(t, append(args, "-f", filepath.Join(dir, "missing.yaml"))...)
+		if code != 1 || !strings.Contains(errOut, "missing.yaml") || !strings.Contains(errOut, "; give the manifest's path with -f FILE") {
+			t.Errorf("%s with no manifest: status %d, stderr %s", args[0], code, errOut)
+		}
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -11,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/deploy"
-	"github.com/shoal-dev/shoal/gateway"
-	"github.com/shoal-dev/shoal/manifest"
 )
 
 func newExport(e env, file *string) *cobra.Command {
@@ -65,18 +61,9 @@ docs/DEPLOY.md.`,
 			if out == "" {
 				return usagef("export kubernetes: give the output folder with -o DIR")
 			}
-			m, err := manifest.Load(manifestFile(*file))
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("export kubernetes: %w; give the manifest's path with -f FILE", err)
-			}
+			m, err := loadRunnable("export kubernetes", *file, "")
 			if err != nil {
 				return err
-			}
-			// The gateway's own checks, as its pods will run them.
-			if m.Gateway != nil {
-				if err := gateway.Check(m.Gateway, m.Dir); err != nil {
-					return err
-				}
 			}
 			if opts.Release, err = release(c, e, m, tag); err != nil {
 				return err

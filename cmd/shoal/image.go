@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -59,10 +57,7 @@ kubernetes' puts in the pods. Push one with
 				}
 				baseOf[name] = path
 			}
-			m, err := manifest.Load(manifestFile(*file))
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("image: %w; give the manifest's path with -f FILE", err)
-			}
+			m, err := loadManifest("image", *file, "")
 			if err != nil {
 				return err
 			}

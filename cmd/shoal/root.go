@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/manifest"
 )
 
@@ -144,6 +146,32 @@ func manifestFile(file string) string {
 		return filepath.Join(file, defaultManifest)
 	}
 	return file
+}
+
+// loadManifest loads the manifest -f names (file) for the command cmd. A
+// missing one is explained: how to name it, then hint.
+func loadManifest(cmd, file, hint string) (*manifest.Manifest, error) {
+	m, err := manifest.Load(manifestFile(file))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w; give the manifest's path with -f FILE%s", cmd, err, hint)
+	}
+	return m, err
+}
+
+// loadRunnable is loadManifest followed by the gateway's own checks (its
+// key files), as its instances will run them, so that a bad key stops the
+// command before it starts or writes anything.
+func loadRunnable(cmd, file, hint string) (*manifest.Manifest, error) {
+	m, err := loadManifest(cmd, file, hint)
+	if err != nil {
+		return nil, err
+	}
+	if m.Gateway != nil {
+		if err := gateway.Check(m.Gateway, m.Dir); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that shows the form.

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/dashboard"
-	"github.com/shoal-dev/shoal/gateway"
-	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
@@ -58,20 +53,9 @@ on any host lists every host's instances.`,
   shoal up --bind 10.0.0.2 --join 10.0.0.1:7946 --only api,catalog,ratings --secrets /etc/shoal/flix`,
 		Args: exactArgs(0, "no arguments (the manifest is -f FILE)"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			m, err := manifest.Load(manifestFile(*file))
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("up: %w; give the manifest's path with -f FILE, or write one (the Shoal repository's shoal.yaml is an example)", err)
-			}
+			m, err := loadRunnable("up", *file, ", or write one (the Shoal repository's shoal.yaml is an example)")
 			if err != nil {
 				return err
-			}
-			// The gateway's own checks (its key files), as its instances
-			// will run them, so that a bad key stops up before it starts
-			// anything.
-			if m.Gateway != nil {
-				if err := gateway.Check(m.Gateway, m.Dir); err != nil {
-					return err
-				}
 			}
 			// Progress already goes to stdout; stderr gets only what needs
 			// attention unless -v.

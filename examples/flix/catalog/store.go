@@ -97,22 +97,12 @@ func (c *catalog) open(ctx context.Context, dataset []Title) (generated bool, er
 }
 
 // ensureDataset writes titles, and one "titles" event per title, unless
-// the dataset is there already: all in one transaction whose first write
-// is the dataset's marker row, so that of instances starting at once
-// exactly one writes it (the others wait for its commit, on SQLite for the
-// write lock and on PostgreSQL for the row's unique index, and then find
-// the marker).
+// the dataset is there already: once per database, behind the dataset's
+// marker row (store.DB.Once), so that of instances starting at once
+// exactly one writes it.
 func (c *catalog) ensureDataset(ctx context.Context, titles []Title) (generated bool, err error) {
-	err = c.db.Tx(ctx, func(tx *sql.Tx) error {
-		generated = false
-		res, err := tx.ExecContext(ctx, `INSERT INTO catalog_dataset (name, titles, generated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO NOTHING`, "titles", len(titles), time.Now().UnixMilli())
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
+	return c.db.Once(ctx, `INSERT INTO catalog_dataset (name, titles, generated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO NOTHING`, []any{"titles", len(titles), time.Now().UnixMilli()}, func(tx *sql.Tx) error {
 		// One statement, prepared once. (Multi-row statements with many
 		// $n parameters are slower on modernc.org/sqlite, which binds
 		// them in time quadratic in their number.)
@@ -131,10 +121,8 @@ func (c *catalog) ensureDataset(ctx context.Context, titles []Title) (generated 
 				return err
 			}
 		}
-		generated = true
 		return nil
 	})
-	return generated, err
 }
 
 func titleArgs(t Title) []any {

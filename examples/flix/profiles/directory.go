@@ -96,10 +96,8 @@ func (d *directory) Close() error {
 }
 
 // generate writes the dataset in one transaction, unless its marker row
-// is there already, and reports whether it wrote it. Of several instances
-// starting at once, the one whose marker insert wins writes it; the
-// others' inserts wait for that transaction (SQLite's write lock,
-// PostgreSQL's row lock on the key) and then do nothing.
+// is there already (store.DB.Once: of several instances starting at once,
+// one writes it), and reports whether it wrote it.
 func (d *directory) generate(ctx context.Context) (bool, error) {
 	// Computed before the transaction, so as not to hold the write lock
 	// during it.
@@ -107,17 +105,8 @@ func (d *directory) generate(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var wrote bool
-	err = d.db.Tx(ctx, func(tx *sql.Tx) error {
-		wrote = false
-		now := time.Now().UnixMilli()
-		res, err := tx.ExecContext(ctx, `INSERT INTO datasets (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, datasetName, now)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
+	now := time.Now().UnixMilli()
+	return d.db.Once(ctx, `INSERT INTO datasets (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, []any{datasetName, now}, func(tx *sql.Tx) error {
 		acct, err := tx.PrepareContext(ctx, `INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)`)
 		if err != nil {
 			return err
@@ -138,10 +127,8 @@ func (d *directory) generate(ctx context.Context) (bool, error) {
 				}
 			}
 		}
-		wrote = true
 		return nil
 	})
-	return wrote, err
 }
 
 // credentials is what a sign-in checks: the account's password hash

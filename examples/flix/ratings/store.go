@@ -116,21 +116,13 @@ func openRatings(ctx context.Context, db *store.DB, keysCfg idempotency.Config) 
 	return &ratingsStore{db: db, keys: keys}, nil
 }
 
-// ensureDataset writes rs unless a dataset is there already, in one
-// transaction whose first write is the dataset's marker row: of instances
-// starting at once, exactly one writes it. A rating already there (a
-// profile's own, in a database of an older build) is kept.
+// ensureDataset writes rs unless a dataset is there already, behind the
+// dataset's marker row (store.DB.Once): of instances starting at once,
+// exactly one writes it. A rating already there (a profile's own, in a
+// database of an older build) is kept.
 func (s *ratingsStore) ensureDataset(ctx context.Context, rs []Rating) (generated bool, err error) {
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		generated = false
-		res, err := tx.ExecContext(ctx, `INSERT INTO ratings_dataset (name, ratings, generated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO NOTHING`, "ratings", len(rs), time.Now().UnixMilli())
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
+	return s.db.Once(ctx, `INSERT INTO ratings_dataset (name, ratings, generated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO NOTHING`, []any{"ratings", len(rs), time.Now().UnixMilli()}, func(tx *sql.Tx) error {
 		// One statement, prepared once, a row at a time: as fast as
 		// multi-row statements on modernc.org/sqlite (which binds $n
 		// parameters in time quadratic in their number), and with no
@@ -147,10 +139,8 @@ func (s *ratingsStore) ensureDataset(ctx context.Context, rs []Rating) (generate
 				return err
 			}
 		}
-		generated = true
 		return nil
 	})
-	return generated, err
 }
 
 // put sets profile's score of title and returns the answer (the rating as
