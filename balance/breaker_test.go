@@ -135,6 +135,40 @@ func TestOutrunDoublesTheLatencyCharged(t *testing.T) {
 	})
 }
 
+func TestRefusedDoublesTheEstimate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := balance.New(testConfig()) // FailurePenalty 500 ms
+		c := serving("a", "b", "c")
+		h := hostOf(t, b, c, "a")
+		record(h, 20*time.Millisecond, balance.Success)
+		// Refused at once, three times in a row: charged 2×, 4×, 8× the
+		// estimate of 20 ms.
+		for i, want := range []time.Duration{40, 160, 1280} {
+			record(h, 0, balance.Refused)
+			if got := stats(b)["a"].EWMA; got != min(want*time.Millisecond, 500*time.Millisecond) {
+				t.Fatalf("refusal %d: EWMA %v, want %v", i+1, got, min(want*time.Millisecond, 500*time.Millisecond))
+			}
+		}
+		for range 10 {
+			record(h, 0, balance.Refused)
+		}
+		s := stats(b)["a"]
+		if s.EWMA != 500*time.Millisecond || s.Ejected || s.ConsecutiveFailures != 0 {
+			t.Fatalf("after 13 refusals: %+v; want EWMA capped at the failure penalty, not ejected, no failures", s)
+		}
+		// A success ends the streak: the next refusal doubles the estimate
+		// once.
+		time.Sleep(time.Minute) // let the estimate decay
+		record(h, 20*time.Millisecond, balance.Success)
+		time.Sleep(time.Minute)
+		before := stats(b)["a"].EWMA
+		record(h, 0, balance.Refused)
+		if got := stats(b)["a"].EWMA; got != 2*before {
+			t.Errorf("refusal after a success: EWMA %v, want 2 × %v", got, before)
+		}
+	})
+}
+
 func TestBreakerUnpickedProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := balance.New(testConfig())

@@ -58,7 +58,7 @@ func TestOutcomeString(t *testing.T) {
 	for o, want := range map[balance.Outcome]string{
 		balance.Success: "success", balance.Failure: "failure",
 		balance.ConnectFailure: "connect_failure", balance.TimedOut: "timed_out", balance.Outrun: "outrun",
-		balance.Canceled: "canceled", 9: "unknown",
+		balance.Refused: "refused", balance.Canceled: "canceled", 9: "unknown",
 	} {
 		if got := o.String(); got != want {
 			t.Errorf("Outcome(%d).String() = %q, want %q", o, got, want)

@@ -8,7 +8,7 @@
 //	h, err := bal.Pick(instances, tried) // ErrNoInstance: nothing left
 //	start := h.Start()
 //	resp, err := send(h.Instance().Addr)
-//	h.Finish(start, outcome)             // Success, Failure, ConnectFailure, Canceled
+//	h.Finish(start, outcome)             // Success, Failure, Refused, ... (see Outcome)
 //
 // # Choice
 //
@@ -23,7 +23,9 @@
 // it at once; lower samples pull it down with time constant Config.Decay. An
 // idle host's estimate decays toward zero, so a host avoided for being slow
 // is tried again later. Failures count as at least Config.FailurePenalty of
-// latency, so a host that fails fast does not look fast.
+// latency, so a host that fails fast does not look fast; a refusal (the
+// instance is at its capacity) as twice the estimate, so a host that
+// refuses fast does not look idle.
 //
 // A new host has no estimate. Following Finagle, it costs zero while idle,
 // so it is picked as soon as P2C draws it and a new instance takes traffic

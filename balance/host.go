@@ -34,6 +34,17 @@ const (
 	// is avoided for longer each time, while an occasional straggler costs
 	// little.
 	Outrun
+	// Refused: the instance refused the request unprocessed because it is
+	// at its capacity (admission control's 503). Not a failure, and a sign
+	// of life, but no sign of speed either: its instant answer must not make
+	// the host look idle, or the balancer would send the most requests to
+	// the hosts that refuse them (the others queue the requests they accept
+	// and look slower). It is charged twice the host's estimate, doubled
+	// again for each Refused in a row, up to Config.FailurePenalty (an
+	// estimate already above it is charged as it is), so a host that keeps
+	// refusing costs more until it serves again, and under an overload of
+	// every host the requests spread as the refusals do.
+	Refused
 	// Canceled: the caller gave up for its own reasons. Neutral: no latency
 	// is recorded and the consecutive-failure count is left as it is.
 	Canceled
@@ -51,6 +62,8 @@ func (o Outcome) String() string {
 		return "timed_out"
 	case Outrun:
 		return "outrun"
+	case Refused:
+		return "refused"
 	case Canceled:
 		return "canceled"
 	}
@@ -88,6 +101,7 @@ type Host struct {
 
 	consecFail atomic.Int64
 	outrun     atomic.Int64 // Outrun outcomes in a row
+	refusals   atomic.Int64 // Refused outcomes in a row
 	// ejectedUntil is the end of the current ejection in nanoseconds since
 	// b.epoch, 0 if none. Set under b.mu; Pick clears it once it is past,
 	// so that the steady state reads no clock.
@@ -156,16 +170,23 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	}
 	b := h.b
 	now := int64(t.Sub(b.epoch))
-	if o == Success || o == Failure {
+	if o == Success || o == Failure || o == Refused {
 		h.answered.Store(now) // a sign of life, whatever the answer
 	}
 	rtt := max(float64(took), 0)
-	if o == Outrun {
+	switch o {
+	case Outrun:
 		h.probe.CompareAndSwap(probeOut, halfOpen) // proves nothing either way
-		n := min(h.outrun.Add(1), 20)
-		h.observe(now, min(rtt*float64(int64(1)<<(n-1)), max(rtt, float64(b.cfg.FailurePenalty))), b.tau, false, &b.cfg.Ejection)
+		h.refusals.Store(0)
+		h.streak(now, rtt, 1, &h.outrun)
+		return took
+	case Refused:
+		h.probe.CompareAndSwap(probeOut, halfOpen) // nor does a refusal
+		h.outrun.Store(0)
+		h.streak(now, max(h.estimate(now, b.tau), rtt), 2, &h.refusals)
 		return took
 	}
+	h.refusals.Store(0)
 	h.outrun.Store(0)
 	if o != Success {
 		rtt = max(rtt, float64(b.cfg.FailurePenalty))
@@ -187,6 +208,17 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	}
 	b.failed(h, now, tripped)
 	return took
+}
+
+// streak charges an Outrun or Refused outcome, the row-th of its kind in a
+// row: base × first, doubled for each one in a row before it, but never
+// more than Config.FailurePenalty or base, whichever is more. It is no
+// failure.
+func (h *Host) streak(now int64, base, first float64, row *atomic.Int64) {
+	b := h.b
+	n := min(row.Add(1), 20)
+	charge := min(base*first*float64(int64(1)<<(n-1)), max(base, float64(b.cfg.FailurePenalty)))
+	h.observe(now, charge, b.tau, false, &b.cfg.Ejection)
 }
 
 // observe folds one latency sample (ns) taken at now into the estimate, and

@@ -311,3 +311,53 @@ func TestPickZeroAllocs(t *testing.T) {
 		t.Errorf("Pick+Start+Finish allocates %v times, want 0", n)
 	}
 }
+
+// TestRefusedIsNoBlackHole: a host that refuses every request at once (an
+// instance at its capacity) would look idle, and so cheapest, if a refusal
+// were neutral (Canceled): it would get most of the picks and refuse them.
+// Charged as Refused, it gets a small share while the others serve.
+func TestRefusedIsNoBlackHole(t *testing.T) {
+	for _, tt := range []struct {
+		o         balance.Outcome
+		low, high float64 // bounds of the refusing host's share of picks
+	}{
+		{balance.Canceled, 0.5, 1}, // the black hole, as it was
+		{balance.Refused, 0, 0.1},
+	} {
+		t.Run(tt.o.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := balance.New(balance.DefaultConfig())
+				c := serving("full", "b", "c")
+				var mu sync.Mutex
+				picked := map[string]int{}
+				stop := time.Now().Add(10 * time.Second)
+				var wg sync.WaitGroup
+				for range 8 {
+					wg.Go(func() {
+						for time.Now().Before(stop) {
+							h, err := b.Pick(c, nil)
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							id := h.Instance().ID
+							if id == "full" {
+								record(h, time.Millisecond, tt.o)
+							} else {
+								record(h, 20*time.Millisecond, balance.Success)
+							}
+							mu.Lock()
+							picked[id]++
+							mu.Unlock()
+						}
+					})
+				}
+				wg.Wait()
+				share := float64(picked["full"]) / float64(picked["full"]+picked["b"]+picked["c"])
+				if share < tt.low || share > tt.high {
+					t.Errorf("refusing host's share of picks %.3f, want in [%v, %v] (picked %v)", share, tt.low, tt.high, picked)
+				}
+			})
+		})
+	}
+}

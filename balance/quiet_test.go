@@ -47,6 +47,7 @@ func TestQuietAndSilent(t *testing.T) {
 		{"an answer restarts it", []step{{0, start}, {0, start}, {100 * time.Millisecond, finish(balance.Success)}, {200 * time.Millisecond, nil}}, 200 * time.Millisecond, false},
 		{"a 5xx is an answer too", []step{{0, start}, {0, start}, {100 * time.Millisecond, finish(balance.Failure)}, {200 * time.Millisecond, nil}}, 200 * time.Millisecond, false},
 		{"a timeout is no answer", []step{{0, start}, {0, start}, {100 * time.Millisecond, finish(balance.TimedOut)}, {200 * time.Millisecond, nil}}, 300 * time.Millisecond, false},
+		{"a refusal is an answer", []step{{0, start}, {0, start}, {100 * time.Millisecond, finish(balance.Refused)}, {200 * time.Millisecond, nil}}, 200 * time.Millisecond, false},
 		{"a lost hedge race is no answer", []step{{0, start}, {0, start}, {100 * time.Millisecond, finish(balance.Outrun)}, {200 * time.Millisecond, nil}}, 300 * time.Millisecond, false},
 		{"idle again", []step{{0, start}, {100 * time.Millisecond, finish(balance.Canceled)}, {200 * time.Millisecond, nil}}, 0, false},
 		{"answered the check", []step{{0, start}, {300 * time.Millisecond, check(true)}, {50 * time.Millisecond, nil}}, 50 * time.Millisecond, false},

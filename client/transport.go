@@ -381,8 +381,8 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 				// elsewhere, and no sign of a broken instance. Counting it
 				// as a failure would eject busy instances under overload
 				// and waste their capacity; its instant answer must not
-				// make the instance look fast either. So it is neutral.
-				f, outcome = notSent, balance.Canceled
+				// make the instance look idle either (see balance.Refused).
+				f, outcome = notSent, balance.Refused
 			}
 		}
 	}
