@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // TimeoutHeader carries the caller's remaining time budget, in whole
@@ -35,8 +36,22 @@ func ParseTimeout(v string) (time.Duration, error) {
 
 // FormatTimeout formats d for TimeoutHeader, rounding down, never below 1 ms:
 // a request that is sent at all gets at least that.
-func FormatTimeout(d time.Duration) string {
-	return strconv.FormatInt(max(int64(d/time.Millisecond), 1), 10)
+func FormatTimeout(d time.Duration) string { return strconv.FormatInt(timeoutMs(d), 10) }
+
+func timeoutMs(d time.Duration) int64 { return max(int64(d/time.Millisecond), 1) }
+
+// timeoutSlot holds a TimeoutHeader value in storage of its own, so that
+// the first attempt of a call sends it without allocating.
+type timeoutSlot struct {
+	val [1]string
+	buf [20]byte // the digits of an int64
+}
+
+// set formats d as FormatTimeout does into s. Called once per slot: the
+// value's string points into s.buf.
+func (s *timeoutSlot) set(d time.Duration) {
+	b := strconv.AppendInt(s.buf[:0], timeoutMs(d), 10)
+	s.val[0] = unsafe.String(&b[0], len(b))
 }
 
 // WithTimeoutHeader returns ctx bounded by the TimeoutHeader value v, if v is

@@ -66,5 +66,7 @@
 // the provider is a TracerProvider, whose sampler the Transport asks itself
 // (see root.go). Folding the first attempt into the call's span keeps
 // the common call at one span: tracing stays within a few microseconds and
-// allocations per call (docs/BENCHMARKS.md).
+// allocations per call (docs/BENCHMARKS.md). An attempt that nothing can
+// end early (no hedge, no failover, no per-try timeout) runs in the call's
+// context: such a call adds 4 allocations to its round tripper's.
 package client

@@ -116,7 +116,7 @@ type call struct {
 	perTry        time.Duration // explicit per-try timeout; 0: none
 
 	url    url.URL         // first attempt's URL, with the instance's address
-	hdrVal [1]string       // first attempt's TimeoutHeader value
+	hdrVal timeoutSlot     // first attempt's TimeoutHeader value
 	tp     traceparentSlot // first attempt's
 	tried  [maxAttempts]string
 	n      int // attempts made: tried[:n]
@@ -248,7 +248,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp != nil {
 			drain(resp.Body)
 		}
-		c.cancelAttempt(nil)
+		if c.cancelAttempt != nil {
+			c.cancelAttempt(nil)
+		}
 		dep.retries.Add(1)
 		h = next
 	}
@@ -273,8 +275,9 @@ func (t *Transport) observe(dep *dependency, a Attempt) {
 // attempt makes the next try of the call on h. On failure it returns the
 // kind of failure, with the error in the Attempt; a response comes back with
 // a failure only for 502/503/504, its attempt context still live for the
-// body. The attempt's cancel func is left in c.cancelAttempt, except for a
-// hedge (hg != nil), which the hedge's own context bounds.
+// body. The attempt's cancel func, if it has a context of its own, is left
+// in c.cancelAttempt, except for a hedge (hg != nil), which the hedge's own
+// context bounds.
 //
 // The attempt may use the whole of the call's deadline: only an explicit
 // per-try timeout (c.perTry) or a silent instance (see watch) ends it
@@ -304,7 +307,17 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 	if c.perTry > 0 && c.perTry < wait {
 		wait = c.perTry
 	}
-	actx, cancel := context.WithCancelCause(ctx)
+	check := c.failOver && n+1 < c.maxAttempts
+	// An attempt needs a context of its own only if something may end it
+	// before its answer: the hedge race, or its watch (a per-try timeout,
+	// the silent-instance check, the first attempt's hedge delay).
+	// Otherwise it runs in the call's context, 2 allocations fewer: a call
+	// that cannot fail over (one instance, or a request that may not be
+	// sent twice).
+	actx, cancel := ctx, context.CancelCauseFunc(nil)
+	if hg != nil || c.perTry > 0 || check || (n == 0 && c.hedge.delay > 0) {
+		actx, cancel = context.WithCancelCause(ctx)
+	}
 	w := &c.watch
 	if hg == nil && n == 0 {
 		c.cancelAttempt = cancel
@@ -324,7 +337,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		scheme = dep.scheme
 	}
 	w.rt, w.host, w.scheme, w.cancel = dep.rt, h, scheme, cancel
-	w.start(start, c.perTry, c.failOver && n+1 < c.maxAttempts)
+	w.start(start, c.perTry, check)
 	var wrote *atomic.Bool
 	if watchWrite {
 		// Per attempt: an abandoned attempt's writer may still report late.
@@ -407,7 +420,7 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 // attempt's request.
 func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme string, wait time.Duration, n int) *http.Request {
 	out := req.WithContext(ctx)
-	u, hv := &c.url, c.hdrVal[:]
+	u, hv := &c.url, c.hdrVal.val[:]
 	if n > 0 {
 		u, hv = new(url.URL), make([]string, 1)
 	}
@@ -417,7 +430,11 @@ func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme str
 	if out.Host == "" {
 		out.Host = req.URL.Host // the service name, for the callee's logs
 	}
-	hv[0] = FormatTimeout(wait)
+	if n == 0 {
+		c.hdrVal.set(wait)
+	} else {
+		hv[0] = FormatTimeout(wait)
+	}
 	// Room for the timeout and traceparent. Not more: a hint above 8 costs
 	// two more allocations than one of 8 (a table instead of one group).
 	hdr := make(http.Header, len(req.Header)+2)
