@@ -47,11 +47,13 @@ type timeoutSlot struct {
 	buf [20]byte // the digits of an int64
 }
 
-// set formats d as FormatTimeout does into s. Called once per slot: the
-// value's string points into s.buf.
-func (s *timeoutSlot) set(d time.Duration) {
+// set formats d as FormatTimeout does into s and returns it as a header
+// value, as traceparentSlot.set does. Called once per slot: the value's
+// string points into s.buf.
+func (s *timeoutSlot) set(d time.Duration) []string {
 	b := strconv.AppendInt(s.buf[:0], timeoutMs(d), 10)
 	s.val[0] = unsafe.String(&b[0], len(b))
+	return s.val[:]
 }
 
 // WithTimeoutHeader returns ctx bounded by the TimeoutHeader value v, if v is

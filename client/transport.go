@@ -420,20 +420,18 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 // attempt's request.
 func (c *call) outgoing(ctx context.Context, req *http.Request, addr, scheme string, wait time.Duration, n int) *http.Request {
 	out := req.WithContext(ctx)
-	u, hv := &c.url, c.hdrVal.val[:]
-	if n > 0 {
-		u, hv = new(url.URL), make([]string, 1)
+	var u *url.URL
+	var hv []string
+	if n == 0 {
+		u, hv = &c.url, c.hdrVal.set(wait)
+	} else {
+		u, hv = new(url.URL), []string{FormatTimeout(wait)}
 	}
 	*u = *req.URL
 	u.Host, u.Scheme = addr, scheme
 	out.URL = u
 	if out.Host == "" {
 		out.Host = req.URL.Host // the service name, for the callee's logs
-	}
-	if n == 0 {
-		c.hdrVal.set(wait)
-	} else {
-		hv[0] = FormatTimeout(wait)
 	}
 	// Room for the timeout and traceparent. Not more: a hint above 8 costs
 	// two more allocations than one of 8 (a table instead of one group).
