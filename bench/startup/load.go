@@ -123,6 +123,8 @@ func (s *sampler) take() {
 			used[0] += d
 			if svc, ok := svcOf[p.pgid]; ok {
 				bySvc[svc] += d
+			} else {
+				bySvc[supervisorRow] += d
 			}
 		case p.pid == self:
 			used[1] += d

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -233,10 +234,10 @@ func (r *results) markdown() string {
 		for _, ph := range lr.phases {
 			phaseCPU[ph.conc] = serviceCPU(lr.samples, phaseName(ph.conc))
 		}
-		for _, s := range r.services {
-			p("| %s | %.2f |", s.name, idleCPU[s.name])
+		for _, name := range cpuRows(idleCPU, phaseCPU) {
+			p("| %s | %.2f |", name, idleCPU[name])
 			for _, ph := range lr.phases {
-				p(" %.2f |", phaseCPU[ph.conc][s.name])
+				p(" %.2f |", phaseCPU[ph.conc][name])
 			}
 			p("\n")
 		}
@@ -368,3 +369,35 @@ func gatewayCount(m *supervisor.Manifest) int {
 
 // startLoad is the 1-minute load average when the command started.
 var startLoad = loadAvg()
+
+// supervisorRow names shoal up's own process (and anything it starts outside
+// an instance's process group) in the CPU-by-service table.
+const supervisorRow = "(shoal up)"
+
+// cpuRows lists every service that used CPU in the idle phase or a load
+// phase, busiest first under the last phase, shoal up last.
+func cpuRows(idle map[string]float64, phases map[int]map[string]float64) []string {
+	seen := map[string]bool{}
+	for k := range idle {
+		seen[k] = true
+	}
+	var last map[string]float64
+	maxC := -1
+	for c, m := range phases {
+		for k := range m {
+			seen[k] = true
+		}
+		if c > maxC {
+			maxC, last = c, m
+		}
+	}
+	delete(seen, supervisorRow)
+	rows := make([]string, 0, len(seen)+1)
+	for k := range seen {
+		rows = append(rows, k)
+	}
+	slices.SortFunc(rows, func(a, b string) int {
+		return cmp.Or(cmp.Compare(last[b], last[a]), strings.Compare(a, b))
+	})
+	return append(rows, supervisorRow)
+}
