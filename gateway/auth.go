@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/internal/verified"
 )
 
 // SubjectHeader carries the verified subject (a token's sub claim, or an API
@@ -91,11 +92,19 @@ type authenticator struct {
 }
 
 // jwtVerifier holds a parser (safe for concurrent use: its options are set
-// once, in NewParser) and the keys.
+// once, in NewParser), the keys, and the tokens they verified: a client
+// sends the same token on every request, and a cached one costs a map
+// lookup instead of a signature check. A reload builds a new verifier, so
+// a token verified by a key since removed is not accepted from the cache.
 type jwtVerifier struct {
 	parser *jwt.Parser
 	keys   []verifyKey
+	leeway time.Duration
+	seen   *verified.Cache[Identity]
 }
+
+// verifiedTokens bounds a verifier's cache of tokens.
+const verifiedTokens = 8192
 
 // verifyKey is one key and the only signing method it may verify.
 type verifyKey struct {
@@ -176,7 +185,7 @@ func newJWTVerifier(c JWTConfig, baseDir string) (*jwtVerifier, error) {
 	if c.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(c.Issuer))
 	}
-	return &jwtVerifier{parser: jwt.NewParser(opts...), keys: keys}, nil
+	return &jwtVerifier{parser: jwt.NewParser(opts...), keys: keys, leeway: leeway, seen: verified.New[Identity](verifiedTokens)}, nil
 }
 
 func resolvePath(baseDir, p string) string {
@@ -358,6 +367,10 @@ func (v *jwtVerifier) verify(token string, mode AuthMode) (Identity, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return Identity{}, invalid(mode, "malformed token", nil)
 	}
+	now := time.Now()
+	if id, ok := v.seen.Get(token, now); ok {
+		return id, nil
+	}
 	var claims jwt.RegisteredClaims
 	if _, err := v.parser.ParseWithClaims(token, &claims, v.keyFor); err != nil {
 		return Identity{}, invalid(mode, jwtReason(err), err)
@@ -369,7 +382,10 @@ func (v *jwtVerifier) verify(token string, mode AuthMode) (Identity, error) {
 	case len(sub) > maxSubjectLen || !printable(sub):
 		return Identity{}, invalid(mode, "token subject is too long or not printable", nil)
 	}
-	return Identity{Subject: sub, Method: "jwt", Key: "jwt:" + sub}, nil
+	id := Identity{Subject: sub, Method: "jwt", Key: "jwt:" + sub}
+	// Expiry is required, and the other time claims, once met, stay met.
+	v.seen.Put(token, id, claims.ExpiresAt.Add(v.leeway))
+	return id, nil
 }
 
 // keyFor is the parser's Keyfunc. It offers only keys stored for the

@@ -578,3 +578,31 @@ func mustEC(t *testing.T) *ecdsa.PrivateKey {
 	}
 	return k
 }
+
+// A verified token is served from the cache until its expiry plus leeway,
+// and checked again after that; a failed one is never cached.
+func TestAuthJWTCache(t *testing.T) {
+	k := keys(t)
+	v := mustAuth(t, AuthConfig{JWT: jwtConfig("ES256", k.ecPEM)}).jwt
+	tok := sign(t, jwt.SigningMethodES256, k.ec, "", claims(nil))
+	bad := sign(t, jwt.SigningMethodES256, mustEC(t), "", claims(nil))
+	alice := Identity{Subject: "alice", Method: "jwt", Key: "jwt:alice"}
+	if id, err := v.verify(tok, AuthJWT); err != nil || id != alice {
+		t.Fatalf("first verify: %+v, %v", id, err)
+	}
+	if _, err := v.verify(bad, AuthJWT); err == nil {
+		t.Fatal("a token signed by another key verified")
+	}
+	// From here on every signature check fails: only the cache can answer.
+	v.parser = jwt.NewParser(jwt.WithValidMethods([]string{"none"}))
+	if id, err := v.verify(tok, AuthJWT); err != nil || id != alice {
+		t.Fatalf("verified token, again: %+v, %v; want a cache hit", id, err)
+	}
+	if _, err := v.verify(bad, AuthJWT); err == nil {
+		t.Fatal("a refused token was cached")
+	}
+	v.seen.Put(tok, alice, time.Now()) // as if its expiry (plus leeway) had passed
+	if _, err := v.verify(tok, AuthJWT); err == nil {
+		t.Fatal("an expired cache entry was used")
+	}
+}

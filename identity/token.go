@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/shoal-dev/shoal/internal/verified"
 )
 
 // UserTokenHeader carries a user token from the gateway to a service, and
@@ -145,8 +147,9 @@ type TokenVerifier struct {
 	src     *Source
 	issuers []string
 
+	tokens *verified.Cache[User]
+
 	mu      sync.RWMutex
-	tokens  map[string]User
 	signers map[string]signer // by x5c entry
 }
 
@@ -171,7 +174,7 @@ func NewTokenVerifier(src *Source, issuers ...string) (*TokenVerifier, error) {
 	return &TokenVerifier{
 		src:     src,
 		issuers: slices.Clone(issuers),
-		tokens:  make(map[string]User),
+		tokens:  verified.New[User](tokenCacheSize),
 		signers: make(map[string]signer),
 	}, nil
 }
@@ -186,10 +189,7 @@ func (v *TokenVerifier) Verify(token string) (User, error) {
 		return User{}, fmt.Errorf("%w: %d bytes", ErrInvalidToken, len(token))
 	}
 	now := time.Now()
-	v.mu.RLock()
-	u, ok := v.tokens[token]
-	v.mu.RUnlock()
-	if ok && now.Before(u.Expiry.Add(tokenLeeway)) {
+	if u, ok := v.tokens.Get(token, now); ok {
 		return u, nil
 	}
 
@@ -219,10 +219,8 @@ func (v *TokenVerifier) Verify(token string) (User, error) {
 	case claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > maxTokenTTL:
 		return User{}, fmt.Errorf("%w: lifetime over %v", ErrInvalidToken, maxTokenTTL)
 	}
-	u = User{Subject: claims.Subject, Auth: claims.Auth, Issuer: sg.id, Expiry: claims.ExpiresAt.Time, Token: token}
-	v.mu.Lock()
-	put(v.tokens, token, u, tokenCacheSize)
-	v.mu.Unlock()
+	u := User{Subject: claims.Subject, Auth: claims.Auth, Issuer: sg.id, Expiry: claims.ExpiresAt.Time, Token: token}
+	v.tokens.Put(token, u, u.Expiry.Add(tokenLeeway))
 	return u, nil
 }
 
