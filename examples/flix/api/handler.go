@@ -37,9 +37,12 @@ type api struct {
 	ratingsBudget time.Duration // zero means defaultRatingsBudget
 	homeDeadline  time.Duration // zero means defaultHomeDeadline
 	rowBudget     time.Duration // zero means defaultRowBudget
+	sharedFor     time.Duration // zero means defaultSharedFor
 	titles        titleCache
-	rights        *profile.Cache // what profiles may watch
-	log           *slog.Logger   // nil means slog.Default()
+	top           sharedRow[topPage]    // ratings' top rated, for every profile
+	news          sharedRow[titlesPage] // the newest titles, for every profile
+	rights        *profile.Cache        // what profiles may watch
+	log           *slog.Logger          // nil means slog.Default()
 
 	degraded     atomic.Int64 // degraded answers since the last log line
 	lastDegraded atomic.Int64 // unix nanos of that line

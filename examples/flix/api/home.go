@@ -180,8 +180,8 @@ func (a *api) serveHome(w http.ResponseWriter, r *http.Request, id string) {
 	recsRow := fetchRow[picksPage](ctx, a, rb, "http://recommendations/recommendations/"+p+"?limit="+strconv.Itoa(rowSize), rowRecommendations, id)
 	// All that ratings ranks: a kids profile may watch few of them, and
 	// the page names them once, then from its cache.
-	topRow := fetchRow[topPage](ctx, a, rb, "http://ratings/top?limit="+strconv.Itoa(maxTop), rowTopRated, id)
-	newRow := fetchRow[titlesPage](ctx, a, rb, "http://catalog/titles?order=new&limit="+strconv.Itoa(rowSize*overFetch), rowNew, id)
+	topRow := a.top.fetch(ctx, a, rb, "http://ratings/top?limit="+strconv.Itoa(maxTop), rowTopRated, id)
+	newRow := a.news.fetch(ctx, a, rb, "http://catalog/titles?order=new&limit="+strconv.Itoa(rowSize*overFetch), rowNew, id)
 
 	may, _ := rights() // rightsErr is set before it returns
 	if errors.Is(rightsErr, profile.ErrNotFound) {

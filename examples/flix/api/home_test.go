@@ -379,3 +379,53 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatalf("GET /openapi.json: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// The top rated and new rows are the same for every profile: a page
+// reuses the copy an earlier page fetched, even while ratings fails; a row
+// that did not come is not kept.
+func TestHomeSharedRows(t *testing.T) {
+	var idsCalls, topCalls, newCalls atomic.Int64
+	var ratingsDown atomic.Bool
+	fakes := healthy(&idsCalls)
+	fakes["ratings"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		topCalls.Add(1)
+		if ratingsDown.Load() {
+			fail500.ServeHTTP(w, r)
+			return
+		}
+		fakeTop.ServeHTTP(w, r)
+	})
+	catalog := fakes["catalog"]
+	fakes["catalog"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("order") == "new" {
+			newCalls.Add(1)
+		}
+		catalog.ServeHTTP(w, r)
+	})
+	a, h := newAPIWith(t, fakes)
+	a.homeDeadline, a.rowBudget, a.sharedFor = testHomeDeadline, testRowBudget, time.Hour
+
+	page := func(profile string, wantDegraded []string) homeAnswer {
+		t.Helper()
+		code, ans, _ := getHome(t, h, "/home/"+profile, "")
+		if code != 200 || !slices.Equal(ans.Degraded, wantDegraded) {
+			t.Fatalf("%s: status %d, degraded %q; want 200, %q", profile, code, ans.Degraded, wantDegraded)
+		}
+		return ans
+	}
+	ratingsDown.Store(true)
+	page("p0001", []string{rowTopRated})
+	ratingsDown.Store(false)
+	first := page("p0002", []string{})
+	ratingsDown.Store(true)
+	again := page("p0001", []string{})
+	if len(first.Rows.TopRated) == 0 || !slices.Equal(again.Rows.TopRated, first.Rows.TopRated) || !slices.Equal(again.Rows.New, first.Rows.New) {
+		t.Errorf("shared rows changed: top %v then %v, new %v then %v", first.Rows.TopRated, again.Rows.TopRated, first.Rows.New, again.Rows.New)
+	}
+	if n := topCalls.Load(); n != 2 {
+		t.Errorf("ratings' top asked %d times, want 2 (a failure is not kept, a success is)", n)
+	}
+	if n := newCalls.Load(); n != 1 {
+		t.Errorf("catalog's new titles asked %d times, want 1", n)
+	}
+}
