@@ -46,7 +46,6 @@ type catalogSnap struct {
 	titles []title       // by id
 	byID   map[int]int32 // id → index in titles
 	newest []int32       // indexes, newest first
-	bits   map[string]uint64
 }
 
 // catalogPage is the catalog's GET /titles page size, its maximum.
@@ -151,8 +150,14 @@ func (c *catalogCopy) refreshLocked(ctx context.Context) error {
 	if len(added) == 0 && old != nil {
 		return nil
 	}
-	all := append(slices.Clip(have), added...)
-	s := &catalogSnap{titles: all, byID: make(map[int]int32, len(all)), newest: make([]int32, len(all)), bits: make(map[string]uint64, len(c.bits))}
+	c.snap.Store(newCatalogSnap(append(slices.Clip(have), added...)))
+	return nil
+}
+
+// newCatalogSnap returns the snapshot of all: titles of distinct ids, by
+// id.
+func newCatalogSnap(all []title) *catalogSnap {
+	s := &catalogSnap{titles: all, byID: make(map[int]int32, len(all)), newest: make([]int32, len(all))}
 	for i, t := range all {
 		s.byID[t.ID] = int32(i)
 		s.newest[i] = int32(i)
@@ -160,11 +165,7 @@ func (c *catalogCopy) refreshLocked(ctx context.Context) error {
 	slices.SortFunc(s.newest, func(a, b int32) int {
 		return cmp.Or(cmp.Compare(all[b].AddedAt, all[a].AddedAt), cmp.Compare(all[b].ID, all[a].ID))
 	})
-	for g, b := range c.bits {
-		s.bits[g] = b
-	}
-	c.snap.Store(s)
-	return nil
+	return s
 }
 
 // mask returns the genre bits of gs, giving new genres the next bits (the
