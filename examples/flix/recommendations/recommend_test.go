@@ -17,6 +17,10 @@ import (
 // a candidate per title, all of them sorted. It is the oracle of
 // TestRecommendMatchesReference, and the "before" of BenchmarkRecommend.
 func referenceRecommend(cat *catalogSnap, watched []int, ratings []rated, popular []int, rights profile.Rights, limit int) []Pick {
+	type seed struct {
+		title
+		reason string
+	}
 	seen := make(map[int]bool, len(watched)+len(ratings))
 	var seeds []seed
 	for _, id := range watched {
