@@ -61,7 +61,7 @@ func (c *candidate) after(overlap, pop int32, addedAt int64, id int) bool {
 // scratch is the memory of one recommend call, reused by the next
 // (scratchPool).
 type scratch struct {
-	seen    []uint64 // bit i: the profile watched or rated the snapshot's title i
+	seen    titleSet // the titles the profile watched or rated
 	liked   []rated
 	seeds   []seed
 	allowed []bool // by index in the snapshot's maturities
@@ -71,16 +71,21 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
+// titleSet is a set of a snapshot's titles: bit i is title i.
+type titleSet []uint64
+
+func (ts titleSet) add(i int32)    { ts[i/64] |= 1 << (i % 64) }
+func (ts titleSet) has(i int) bool { return ts[i/64]&(1<<(i%64)) != 0 }
+
 // findSeeds returns recommend's seeds (in sc.seeds), and records in
 // sc.seen the titles the profile watched or rated.
 func (sc *scratch) findSeeds(cat *catalogSnap, watched []int, ratings []rated) []seed {
-	sc.seen = slices.Grow(sc.seen[:0], (len(cat.titles)+63)/64)[:(len(cat.titles)+63)/64]
-	clear(sc.seen)
-	see := func(i int32) { sc.seen[i/64] |= 1 << (i % 64) }
+	seen := slices.Grow(sc.seen[:0], (len(cat.titles)+63)/64)[:(len(cat.titles)+63)/64]
+	clear(seen)
 	seeds := sc.seeds[:0]
 	for _, id := range watched {
 		if i, ok := cat.byID[id]; ok {
-			see(i)
+			seen.add(i)
 			if len(seeds) < maxSeeds {
 				seeds = append(seeds, seed{i: i, genres: cat.titles[i].Genres})
 			}
@@ -96,8 +101,8 @@ func (sc *scratch) findSeeds(cat *catalogSnap, watched []int, ratings []rated) [
 	}
 	slices.SortStableFunc(liked, func(a, b rated) int { return cmp.Compare(b.Score, a.Score) })
 	for _, r := range liked {
-		if i, ok := cat.byID[r.Title]; ok && !sc.saw(int(i)) {
-			see(i)
+		if i, ok := cat.byID[r.Title]; ok && !seen.has(int(i)) {
+			seen.add(i)
 			if len(seeds) < maxSeeds {
 				seeds = append(seeds, seed{i: i, liked: true, genres: cat.titles[i].Genres})
 			}
@@ -105,15 +110,12 @@ func (sc *scratch) findSeeds(cat *catalogSnap, watched []int, ratings []rated) [
 	}
 	for _, r := range ratings {
 		if i, ok := cat.byID[r.Title]; ok && r.Score < likedScore {
-			see(i)
+			seen.add(i)
 		}
 	}
-	sc.liked, sc.seeds = liked, seeds
+	sc.seen, sc.liked, sc.seeds = seen, liked, seeds
 	return seeds
 }
-
-// saw reports whether the profile watched or rated the snapshot's title i.
-func (sc *scratch) saw(i int) bool { return sc.seen[i/64]&(1<<(i%64)) != 0 }
 
 // bestOf returns, for the seed at index s of sc.seeds (findSeeds), its
 // best candidates, best first: best[s*limit:s*limit+n[s]], at most limit
@@ -130,19 +132,20 @@ func (sc *scratch) bestOf(cat *catalogSnap, popular []int, rights profile.Rights
 		}
 		union |= sd.genres
 	}
-	sc.allowed = sc.allowed[:0]
+	allowed := sc.allowed[:0]
 	for _, m := range cat.maturities {
-		sc.allowed = append(sc.allowed, rights.Allows(m))
+		allowed = append(allowed, rights.Allows(m))
 	}
+	seen := sc.seen
 	best = slices.Grow(sc.best[:0], len(seeds)*limit)[:len(seeds)*limit]
 	n = slices.Grow(sc.n[:0], len(seeds))[:len(seeds)]
 	clear(n)
-	sc.best, sc.n = best, n
+	sc.allowed, sc.best, sc.n = allowed, best, n
 	rank := cat.popularity(popular)
 	for i := range cat.titles {
 		t := &cat.titles[i]
 		g := t.Genres & union
-		if g == 0 || !sc.allowed[t.mat] || sc.saw(i) {
+		if g == 0 || !allowed[t.mat] || seen.has(i) {
 			continue
 		}
 		s := first[bits.TrailingZeros64(g)]
