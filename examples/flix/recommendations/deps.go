@@ -218,8 +218,9 @@ type popRanks struct {
 const unpopular = math.MaxInt32
 
 // popularity returns the rank of s's titles in popular (by index in
-// s.titles, unpopular if not in it), computed once per list: popular must
-// not be modified afterwards, as popular.titles's are not.
+// s.titles, unpopular if not in it), computed once per list, which it
+// tells by its first element's address: popular must not be modified
+// afterwards (the lists popular.titles returns never are).
 func (s *catalogSnap) popularity(popular []int) []int32 {
 	if p := s.pop.Load(); p != nil && len(p.list) == len(popular) && (len(popular) == 0 || &p.list[0] == &popular[0]) {
 		return p.rank
