@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -25,6 +26,7 @@ type title struct {
 	Genres   uint64 // bit i: the i-th genre seen (catalogCopy.bits)
 	Maturity string
 	AddedAt  int64
+	mat      int32 // index of Maturity in its snapshot's maturities
 }
 
 // catalogCopy is a copy of the catalog's titles (they never change once
@@ -41,12 +43,16 @@ type catalogCopy struct {
 	bits map[string]uint64 // genre → its bit, stable across snapshots
 }
 
-// catalogSnap is the copy at one moment; never modified once built.
+// catalogSnap is the copy at one moment. Its titles are never modified
+// once built; it keeps the popularity of its titles by the latest list of
+// popular titles it was asked about (popularity).
 type catalogSnap struct {
-	titles []title       // by id
-	byID   map[int]int32 // id → index in titles
-	newest []int32       // indexes, newest first
-	bits   map[string]uint64
+	titles     []title       // by id
+	byID       map[int]int32 // id → index in titles
+	newest     []int32       // indexes, newest first
+	maturities []string      // those of titles, each once
+
+	pop atomic.Pointer[popRanks]
 }
 
 // catalogPage is the catalog's GET /titles page size, its maximum.
@@ -151,20 +157,30 @@ func (c *catalogCopy) refreshLocked(ctx context.Context) error {
 	if len(added) == 0 && old != nil {
 		return nil
 	}
-	all := append(slices.Clip(have), added...)
-	s := &catalogSnap{titles: all, byID: make(map[int]int32, len(all)), newest: make([]int32, len(all)), bits: make(map[string]uint64, len(c.bits))}
+	c.snap.Store(newCatalogSnap(append(slices.Clip(have), added...)))
+	return nil
+}
+
+// newCatalogSnap returns the snapshot of all, titles of distinct ids by
+// id, which becomes the snapshot's.
+func newCatalogSnap(all []title) *catalogSnap {
+	s := &catalogSnap{titles: all, byID: make(map[int]int32, len(all)), newest: make([]int32, len(all))}
+	mats := map[string]int32{}
 	for i, t := range all {
 		s.byID[t.ID] = int32(i)
 		s.newest[i] = int32(i)
+		m, ok := mats[t.Maturity]
+		if !ok {
+			m = int32(len(s.maturities))
+			mats[t.Maturity] = m
+			s.maturities = append(s.maturities, t.Maturity)
+		}
+		all[i].mat = m
 	}
 	slices.SortFunc(s.newest, func(a, b int32) int {
 		return cmp.Or(cmp.Compare(all[b].AddedAt, all[a].AddedAt), cmp.Compare(all[b].ID, all[a].ID))
 	})
-	for g, b := range c.bits {
-		s.bits[g] = b
-	}
-	c.snap.Store(s)
-	return nil
+	return s
 }
 
 // mask returns the genre bits of gs, giving new genres the next bits (the
@@ -189,6 +205,37 @@ func (s *catalogSnap) get(id int) (title, bool) {
 		return title{}, false
 	}
 	return s.titles[i], true
+}
+
+// popRanks is the popularity of a snapshot's titles by a list of popular
+// titles.
+type popRanks struct {
+	list []int   // the popular titles, best first
+	rank []int32 // by index in titles: the last index of its id in list, else unpopular
+}
+
+// unpopular is the rank of a title not in the popular list.
+const unpopular = math.MaxInt32
+
+// popularity returns the rank of s's titles in popular (by index in
+// s.titles, unpopular if not in it), computed once per list, which it
+// tells by its first element's address: popular must not be modified
+// afterwards (the lists popular.titles returns never are).
+func (s *catalogSnap) popularity(popular []int) []int32 {
+	if p := s.pop.Load(); p != nil && len(p.list) == len(popular) && (len(popular) == 0 || &p.list[0] == &popular[0]) {
+		return p.rank
+	}
+	rank := make([]int32, len(s.titles))
+	for i := range rank {
+		rank[i] = unpopular
+	}
+	for r, id := range popular {
+		if i, ok := s.byID[id]; ok {
+			rank[i] = int32(r)
+		}
+	}
+	s.pop.Store(&popRanks{popular, rank})
+	return rank
 }
 
 // popular is ratings' GET /top, cached for topTTL: popularity moves
@@ -219,10 +266,10 @@ var errFetching = errors.New("the popular titles are being fetched")
 // request's is under way, the last list is served; an error if there never
 // was one.
 func (p *popular) titles(ctx context.Context) ([]int, error) {
-	cur := p.list.Load()
-	if cur != nil && time.Since(time.Unix(0, p.at.Load())) < p.ttl {
-		return *cur, nil
+	if list, ok := p.fresh(); ok {
+		return list, nil
 	}
+	cur := p.list.Load()
 	if !p.mu.TryLock() { // another request is fetching it: do not queue
 		if cur != nil {
 			return *cur, nil
@@ -230,8 +277,8 @@ func (p *popular) titles(ctx context.Context) ([]int, error) {
 		return nil, errFetching
 	}
 	defer p.mu.Unlock()
-	if c := p.list.Load(); c != nil && time.Since(time.Unix(0, p.at.Load())) < p.ttl {
-		return *c, nil
+	if list, ok := p.fresh(); ok {
+		return list, nil
 	}
 	var top struct {
 		Titles []topEntry `json:"titles"`
@@ -249,4 +296,21 @@ func (p *popular) titles(ctx context.Context) ([]int, error) {
 	p.list.Store(&ids)
 	p.at.Store(time.Now().UnixNano())
 	return ids, nil
+}
+
+// fresh returns the cached list if it is younger than ttl.
+func (p *popular) fresh() ([]int, bool) {
+	if cur := p.list.Load(); cur != nil && time.Since(time.Unix(0, p.at.Load())) < p.ttl {
+		return *cur, true
+	}
+	return nil, false
+}
+
+// async is titles through client.Async, without its goroutine (and the
+// budget's timer) while the cached list is fresh, as it mostly is.
+func (p *popular) async(ctx context.Context, budget time.Duration, fallback func(error) []int) (wait func() ([]int, bool)) {
+	if list, ok := p.fresh(); ok {
+		return func() ([]int, bool) { return list, false }
+	}
+	return client.Async(ctx, budget, p.titles, fallback)
 }

@@ -92,7 +92,7 @@ func (rc *recommender) recommendations(w http.ResponseWriter, r *http.Request) {
 		err := client.GetJSON(ctx, rc.client, "http://ratings/ratings/"+url.PathEscape(id), maxUpstreamBody, &out)
 		return out.Ratings, err
 	}, failed(rc.log, "ratings", id, []rated(nil)))
-	popular := client.Async(ctx, ratingsBudget, rc.popular.titles, failed(rc.log, "ratings top", id, []int(nil)))
+	popular := rc.popular.async(ctx, ratingsBudget, failed(rc.log, "ratings top", id, []int(nil)))
 	var noProfile bool
 	rights := client.Async(ctx, cmp.Or(rc.profilesBudget, defaultProfilesBudget),
 		func(ctx context.Context) (profile.Rights, error) { return rc.rights.Rights(ctx, id) },

@@ -3,8 +3,9 @@ package main
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/shoal-dev/shoal/store/storetest"
 )
 
-// Every test must leave no goroutine behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Every test must leave no goroutine behind (storetest.Main checks), and
+// PostgreSQL, when a test uses it, is started once for all.
+func TestMain(m *testing.M) { storetest.Main(m) }

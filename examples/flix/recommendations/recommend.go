@@ -1,11 +1,6 @@
 package main
 
 import (
-	"cmp"
-	"math"
-	"math/bits"
-	"slices"
-
 	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 )
 
@@ -35,12 +30,6 @@ const (
 	reasonNew     = "new on flix"
 )
 
-// seed is a title a profile watched or liked, which its picks come from.
-type seed struct {
-	title
-	reason string
-}
-
 // recommend picks up to limit titles for a profile that watched watched
 // (the latest first) and rated ratings (the latest first), which the
 // profile may watch (rights, from the profiles service), and that it
@@ -53,75 +42,37 @@ type seed struct {
 // index in popular), then newest first. Each seed gives at most perSeed
 // picks until every seed has had its turn, so that the latest title
 // watched leads the list without filling it.
+//
+// As no seed gives more than limit picks, only the best limit candidates
+// of each seed are kept, as they come: the catalog is read once and
+// nothing is sorted. popular must not be modified afterwards (see
+// catalogSnap.popularity).
 func recommend(cat *catalogSnap, watched []int, ratings []rated, popular []int, rights profile.Rights, limit int) []Pick {
-	seen := make(map[int]bool, len(watched)+len(ratings))
-	var seeds []seed
-	for _, id := range watched {
-		seen[id] = true
-		if t, ok := cat.get(id); ok && len(seeds) < maxSeeds {
-			seeds = append(seeds, seed{t, "because you watched " + t.Name})
-		}
-	}
-	liked := slices.Clone(ratings)
-	slices.SortStableFunc(liked, func(a, b rated) int { return cmp.Compare(b.Score, a.Score) })
-	for _, r := range liked {
-		if seen[r.Title] {
-			continue
-		}
-		seen[r.Title] = true
-		if t, ok := cat.get(r.Title); ok && r.Score >= likedScore && len(seeds) < maxSeeds {
-			seeds = append(seeds, seed{t, "because you liked " + t.Name})
-		}
-	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	seeds := sc.findSeeds(cat, watched, ratings)
 	if len(seeds) == 0 {
 		return nil
 	}
-	rank := make(map[int]int, len(popular))
-	for i, id := range popular {
-		rank[id] = i
-	}
-	type candidate struct {
-		i       int32 // in cat.titles
-		seed    int
-		overlap int
-		pop     int
-	}
-	var cands []candidate
-	for i, t := range cat.titles {
-		if seen[t.ID] || !rights.Allows(t.Maturity) {
-			continue
-		}
-		for si, s := range seeds {
-			if common := t.Genres & s.Genres; common != 0 {
-				pop, ok := rank[t.ID]
-				if !ok {
-					pop = math.MaxInt
-				}
-				cands = append(cands, candidate{int32(i), si, bits.OnesCount64(common), pop})
-				break
-			}
-		}
-	}
-	slices.SortFunc(cands, func(a, b candidate) int {
-		ta, tb := &cat.titles[a.i], &cat.titles[b.i]
-		return cmp.Or(cmp.Compare(a.seed, b.seed), cmp.Compare(b.overlap, a.overlap), cmp.Compare(a.pop, b.pop),
-			cmp.Compare(tb.AddedAt, ta.AddedAt), cmp.Compare(ta.ID, tb.ID))
-	})
 	picks := make([]Pick, 0, limit)
-	taken := make([]bool, len(cands))
-	given := make([]int, len(seeds))
+	if limit == 0 {
+		return picks
+	}
+	best, n := sc.bestOf(cat, popular, rights, limit)
 	for pass := range 2 {
-		for ci, c := range cands {
-			if len(picks) == limit {
-				return picks
+		for s := range seeds {
+			cs := best[s*limit : s*limit+n[s]]
+			if pass == 0 {
+				cs = cs[:min(perSeed, len(cs))]
+			} else {
+				cs = cs[min(perSeed, len(cs)):]
 			}
-			if taken[ci] || pass == 0 && given[c.seed] == perSeed {
-				continue
+			for _, c := range cs {
+				if len(picks) == limit {
+					return picks
+				}
+				picks = append(picks, Pick{Title: c.id, Name: cat.titles[c.i].Name, Reason: seeds[s].why(cat)})
 			}
-			taken[ci] = true
-			given[c.seed]++
-			t := cat.titles[c.i]
-			picks = append(picks, Pick{Title: t.ID, Name: t.Name, Reason: seeds[c.seed].reason})
 		}
 	}
 	return picks

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 
 	"github.com/shoal-dev/shoal/events"
@@ -23,13 +24,19 @@ var migrations = []store.Migration{{
 			PRIMARY KEY (profile, title)
 		);
 		CREATE INDEX watched_by_profile_at ON watched (profile, at)`,
+}, {
+	// In latest's order, with the title: latest reads the index alone,
+	// and sorts nothing.
+	SQL: `DROP INDEX watched_by_profile_at;
+		CREATE INDEX watched_by_profile_latest ON watched (profile, at DESC, title)`,
 }}
 
 // watchedStore keeps, per profile, the titles it watched (from playback's
 // progress events) and when it last did: the seeds of its
 // recommendations.
 type watchedStore struct {
-	db *store.DB
+	db         *store.DB
+	latestStmt *sql.Stmt // latest's query, prepared once: compiling it cost as much as running it
 }
 
 // openWatched migrates what profiles watched in db, and returns it with
@@ -40,6 +47,10 @@ func openWatched(ctx context.Context, db *store.DB) (*watchedStore, *events.Inbo
 	inbox.Handle(progress.Topic, ws.handleProgress)
 	if err := db.Migrate(ctx, "recommendations", migrations); err != nil {
 		return nil, nil, err
+	}
+	var err error
+	if ws.latestStmt, err = db.PrepareContext(ctx, latestQuery); err != nil {
+		return nil, nil, fmt.Errorf("recommendations: preparing %q: %w", latestQuery, err)
 	}
 	return ws, inbox, inbox.Migrate(ctx)
 }
@@ -68,9 +79,13 @@ func (ws *watchedStore) handleProgress(ctx context.Context, tx *sql.Tx, ev event
 	return err
 }
 
+// latestQuery selects the titles a profile ($1) watched, the latest first,
+// at most $2.
+const latestQuery = `SELECT title FROM watched WHERE profile = $1 ORDER BY at DESC, title LIMIT $2`
+
 // latest returns the titles profile watched, the latest first.
 func (ws *watchedStore) latest(ctx context.Context, profile string) ([]int, error) {
-	rows, err := ws.db.QueryContext(ctx, `SELECT title FROM watched WHERE profile = $1 ORDER BY at DESC, title LIMIT $2`, profile, maxWatched)
+	rows, err := ws.latestStmt.QueryContext(ctx, profile, maxWatched)
 	if err != nil {
 		return nil, err
 	}
