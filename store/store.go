@@ -203,6 +203,7 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: creating the data folder: %w", err)
 	}
+	size := stmtCacheSize
 	pool := func(synchronous string, idle int) (*sql.DB, error) {
 		q := url.Values{}
 		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -211,10 +212,14 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 		// synchronous is a setting of the connection, not of the file.
 		q.Add("_pragma", "synchronous("+synchronous+")")
 		q.Set("_txlock", "immediate")
-		sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
+		base, err := sqlite.NewConnector(path + "?" + q.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("store: opening %s: %w", path, err)
 		}
+		if size > 0 {
+			base = connector{Connector: base, size: size}
+		}
+		sqldb := sql.OpenDB(base)
 		// Keep connections warm: opening one runs the pragmas above.
 		sqldb.SetMaxIdleConns(idle)
 		sqldb.SetConnMaxIdleTime(time.Minute)
