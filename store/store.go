@@ -188,7 +188,9 @@ func openService(ctx context.Context, rawURL, service string) (*DB, error) {
 // folder if needed, with WAL journaling, busy_timeout BusyTimeout, foreign
 // keys on, synchronous FULL (see Config.Synchronous; EnvSynchronous is not
 // read here), and transactions begun IMMEDIATE (so that a transaction never
-// fails when it first writes: it waits for the write lock up front).
+// fails when it first writes: it waits for the write lock up front). Its
+// connections keep the statements they run prepared (see the package
+// documentation).
 // Several processes may open the same file at once. path must not contain
 // '?'; ":memory:" is not supported (each connection would have its own
 // database): use a file in a temporary folder.
@@ -220,7 +222,8 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 			base = connector{Connector: base, size: size}
 		}
 		sqldb := sql.OpenDB(base)
-		// Keep connections warm: opening one runs the pragmas above.
+		// Keep connections warm: opening one runs the pragmas above,
+		// and each keeps its prepared statements.
 		sqldb.SetMaxIdleConns(idle)
 		sqldb.SetConnMaxIdleTime(time.Minute)
 		return sqldb, nil
