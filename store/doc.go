@@ -56,6 +56,17 @@
 //   - No SELECT … FOR UPDATE on SQLite (its transactions already hold the
 //     write lock): branch on DB.Dialect where PostgreSQL needs it.
 //
+// # Prepared statements
+//
+// On SQLite, each connection keeps the last 128 statements it ran
+// prepared, keyed by their text, and runs them again without parsing and
+// planning them anew (modernc.org/sqlite alone prepares every string query
+// at every call). Nothing changes for the caller: texts of several
+// statements, or with a ';' inside, run as before, uncached. Pass values
+// as parameters ($1, …) rather than pasting them into the text: each
+// distinct text takes a place in the cache. PostgreSQL's driver, pgx,
+// caches statements itself.
+//
 // # Limits
 //
 // SQLite allows one writer at a time per file: a write transaction of

@@ -188,7 +188,9 @@ func openService(ctx context.Context, rawURL, service string) (*DB, error) {
 // folder if needed, with WAL journaling, busy_timeout BusyTimeout, foreign
 // keys on, synchronous FULL (see Config.Synchronous; EnvSynchronous is not
 // read here), and transactions begun IMMEDIATE (so that a transaction never
-// fails when it first writes: it waits for the write lock up front).
+// fails when it first writes: it waits for the write lock up front). Its
+// connections keep the statements they run prepared (see the package
+// documentation).
 // Several processes may open the same file at once. path must not contain
 // '?'; ":memory:" is not supported (each connection would have its own
 // database): use a file in a temporary folder.
@@ -203,6 +205,7 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: creating the data folder: %w", err)
 	}
+	size := stmtCacheSize
 	pool := func(synchronous string, idle int) (*sql.DB, error) {
 		q := url.Values{}
 		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -211,11 +214,16 @@ func openSQLite(ctx context.Context, path string, cfg Config, busyTimeout time.D
 		// synchronous is a setting of the connection, not of the file.
 		q.Add("_pragma", "synchronous("+synchronous+")")
 		q.Set("_txlock", "immediate")
-		sqldb, err := sql.Open("sqlite", path+"?"+q.Encode())
+		base, err := sqlite.NewConnector(path + "?" + q.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("store: opening %s: %w", path, err)
 		}
-		// Keep connections warm: opening one runs the pragmas above.
+		if size > 0 {
+			base = connector{Connector: base, size: size}
+		}
+		sqldb := sql.OpenDB(base)
+		// Keep connections warm: opening one runs the pragmas above,
+		// and each keeps its prepared statements.
 		sqldb.SetMaxIdleConns(idle)
 		sqldb.SetConnMaxIdleTime(time.Minute)
 		return sqldb, nil
