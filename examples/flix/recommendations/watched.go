@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 
 	"github.com/shoal-dev/shoal/events"
@@ -35,8 +34,7 @@ var migrations = []store.Migration{{
 // progress events) and when it last did: the seeds of its
 // recommendations.
 type watchedStore struct {
-	db         *store.DB
-	latestStmt *sql.Stmt // latest's query, prepared once: compiling it cost as much as running it
+	db *store.DB
 }
 
 // openWatched migrates what profiles watched in db, and returns it with
@@ -47,10 +45,6 @@ func openWatched(ctx context.Context, db *store.DB) (*watchedStore, *events.Inbo
 	inbox.Handle(progress.Topic, ws.handleProgress)
 	if err := db.Migrate(ctx, "recommendations", migrations); err != nil {
 		return nil, nil, err
-	}
-	var err error
-	if ws.latestStmt, err = db.PrepareContext(ctx, latestQuery); err != nil {
-		return nil, nil, fmt.Errorf("recommendations: preparing %q: %w", latestQuery, err)
 	}
 	return ws, inbox, inbox.Migrate(ctx)
 }
@@ -79,13 +73,10 @@ func (ws *watchedStore) handleProgress(ctx context.Context, tx *sql.Tx, ev event
 	return err
 }
 
-// latestQuery selects the titles a profile ($1) watched, the latest first,
-// at most $2.
-const latestQuery = `SELECT title FROM watched WHERE profile = $1 ORDER BY at DESC, title LIMIT $2`
-
 // latest returns the titles profile watched, the latest first.
 func (ws *watchedStore) latest(ctx context.Context, profile string) ([]int, error) {
-	rows, err := ws.latestStmt.QueryContext(ctx, profile, maxWatched)
+	// Prepared once per connection by store's statement cache.
+	rows, err := ws.db.QueryContext(ctx, `SELECT title FROM watched WHERE profile = $1 ORDER BY at DESC, title LIMIT $2`, profile, maxWatched)
 	if err != nil {
 		return nil, err
 	}
