@@ -35,14 +35,17 @@ import (
 // The instance is overloaded once, over overloadEnterWindows windows in a
 // row, it was saturated in each, completed at least overloadFullRate of what
 // its drain rate predicted (a stalled instance, paused or starved of CPU,
-// grows its queue without any excess of arrivals) and the requests in the
-// system grew by at least overloadGrowth of the completions (arrivals at
-// 1.5× the completions). It
-// stays overloaded until, overloadExitWindows windows in a row, fewer than
-// 1+overloadExit requests arrive per completion (refused ones counted: its
-// queue is short on purpose then, so only arrivals say when the excess is
-// over). While overloaded, a request joins the queue only if nobody waits
-// ahead of it or its expected wait is under overloadTarget (Limiter.Acquire),
+// grows its queue without any excess of arrivals; before a drain rate is
+// measured, the limiter's throughput stands in for it) and the requests in
+// the system grew by at least overloadGrowth of the completions (arrivals
+// at 1.5× the completions), the newest window at the full rate and
+// growing too (an excess lasts; a closed loop's wave of callers, or a stall
+// just begun, does not). It stays overloaded until, overloadExitWindows
+// windows in a row, fewer than 1+overloadExit requests arrive per
+// completion (refused ones counted: its queue is short on purpose then, so
+// only arrivals say when the excess is over). While overloaded, a request
+// joins the queue only if nobody waits ahead of it or its expected wait is
+// under overloadTarget (Limiter.Acquire),
 // so the accepted requests are served fast and the excess is refused at
 // once. Of the requests queued before overload was seen, all but as many
 // as are in flight (those are served within about one service time) are
@@ -181,9 +184,11 @@ type window struct {
 }
 
 // tick closes the window if it is over at now, given the requests queued
-// and in flight now and the mean service time, and reports the window it
-// closed. Only one caller closes a window; the others go on at once.
-func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Duration) (window, bool) {
+// and in flight now, the mean service time and the limiter's recent
+// throughput (what the completions are checked against until a drain rate
+// is measured), and reports the window it closed. Only one caller closes a
+// window; the others go on at once.
+func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Duration, throughput float64) (window, bool) {
 	t := d.since(now)
 	if t < d.closeAt.Load() || !d.mu.TryLock() {
 		return window{}, false
@@ -197,7 +202,15 @@ func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Dur
 	a, c := arr-d.arrivals0, done-d.completes0
 	system := int64(queued) + inFlight
 	w := window{bound: d.bound.Swap(false)}
-	cur := span{completes: c, expected: d.rate() * dt, growth: system - d.system0, saturated: !d.idled.Swap(false) && c > 0}
+	rate := d.rate()
+	if rate <= 0 {
+		// An instance rarely saturated (one whose requests wait on a
+		// database shared with others) may never measure a drain rate;
+		// without a rate to fall short of, its stalls would pass for an
+		// excess of arrivals.
+		rate = throughput
+	}
+	cur := span{completes: c, expected: rate * dt, growth: system - d.system0, saturated: !d.idled.Swap(false) && c > 0}
 	if cur.saturated {
 		// A ratio of sums, not a mean of ratios: a window's rate is off by
 		// a completion either side of its ends.
@@ -237,7 +250,16 @@ func (d *drain) tick(now time.Time, queued int, inFlight int64, service time.Dur
 // growing reports whether the last overloadEnterWindows windows, taken
 // together, show an open-loop excess: each saturated and, over all of them,
 // the completions at overloadFullRate of what the drain rate predicted or
-// more, and the requests in the system grown by overloadGrowth of them.
+// more, and the requests in the system grown by overloadGrowth of them;
+// the newest window too must have completed at overloadFullRate and grown
+// by overloadGrowth of its own completions. An excess lasts, so its queue
+// grows in every window at the full rate; a closed loop's wave (its
+// callers arriving together after another step) grows the queue in one
+// window and stops once they all wait, and a stall that begins in the
+// newest window grows it with completions short. Both were seen at
+// playback under bench/startup at C = 128: growth of 8, 2 and 1 over three
+// windows of 17 completions, enough in sum, not in the last; and growth of
+// 2, 0 and 11 with 3 completions in the last window against 5.6 expected.
 // Caller holds d.mu.
 func (d *drain) growing() bool {
 	var c, expected float64
@@ -248,7 +270,10 @@ func (d *drain) growing() bool {
 		c += float64(w.completes)
 		expected += w.expected
 	}
-	return c >= overloadFullRate*expected && d.grew()
+	newest := d.last[0]
+	return c >= overloadFullRate*expected && d.grew() &&
+		float64(newest.completes) >= overloadFullRate*newest.expected &&
+		newest.growth > 0 && float64(newest.growth) >= overloadGrowth*float64(newest.completes)
 }
 
 // grew reports whether the requests in the system grew, over the last

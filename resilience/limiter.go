@@ -268,7 +268,7 @@ func (l *Limiter) Acquire(ctx context.Context) (p Permit, ok bool) {
 // passed at now. When overload begins, the requests queued before it was
 // seen are refused (see drain).
 func (l *Limiter) tick(now time.Time) {
-	w, ok := l.drain.tick(now, l.waiting.len(), l.inFlight.Load(), l.meanService())
+	w, ok := l.drain.tick(now, l.waiting.len(), l.inFlight.Load(), l.meanService(), l.throughput())
 	if !ok {
 		return
 	}
