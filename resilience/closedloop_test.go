@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// stallingPool is a workerPool whose work stops now and then (a database
-// checkpoint, a writer holding the file's lock): every period, for stall,
-// no request finishes. Completions then come in waves, as bench/startup saw
-// at playback (three instances writing one SQLite file).
+// stallingPool is a workerPool whose work slows now and then (a database
+// checkpoint, another writer holding the file's lock): every period, for
+// stall, each request it serves takes slow longer. Completions then come
+// in waves, as bench/startup saw at playback (three instances writing one
+// SQLite file).
 type stallingPool struct {
 	*workerPool
 	begin         time.Time
@@ -19,8 +20,7 @@ type stallingPool struct {
 	slow          time.Duration
 }
 
-// serve lets one request in every 8 through a stall (reads, while writes
-// wait), so the completions slow to a trickle rather than stop.
+// serve serves one admitted request, slow longer during a stall.
 func (s *stallingPool) serve(ctx context.Context) bool {
 	ok := s.workerPool.serve(ctx)
 	if into := time.Since(s.begin) % s.period; into < s.stall {

@@ -45,16 +45,15 @@ import (
 // completion (refused ones counted: its queue is short on purpose then, so
 // only arrivals say when the excess is over). While overloaded, a request
 // joins the queue only if nobody waits ahead of it or its expected wait is
-// under overloadTarget (Limiter.Acquire),
-// so the accepted requests are served fast and the excess is refused at
-// once. Of the requests queued before overload was seen, all but as many
-// as are in flight (those are served within about one service time) are
-// refused when it is (Limiter.tick): some 150 ms of an excess at 2× queue
-// that many requests, each served after all those ahead of it, so each
-// would be slower than overloadTarget allows and, first in line, they would
-// keep every request accepted after them waiting as long. They are the
-// price of telling an excess from a burst, refused once instead of served
-// late.
+// under overloadTarget (Limiter.Acquire), so the accepted requests are
+// served fast and the excess is refused at once. Of the requests queued
+// before overload was seen, all but as many as are in flight (those are
+// served within about one service time) are refused when it is
+// (Limiter.tick): some 150 ms of an excess at 2× queue that many requests,
+// each served after all those ahead of it, so each would be slower than
+// overloadTarget allows and, first in line, they would keep every request
+// accepted after them waiting as long. They are the price of telling an
+// excess from a burst, refused once instead of served late.
 //
 // Windows are closed lazily by the request that finds one over (tick); they
 // last overloadWindow, or one mean service time (requests admitted together
