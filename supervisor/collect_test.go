@@ -36,19 +36,22 @@ func TestCollect(t *testing.T) {
 		t.Fatal("the state file names no OTLP receiver")
 	}
 
-	t.Run("instances get the OTLP endpoint", func(t *testing.T) {
+	t.Run("instances get the OTLP endpoint and a share of the CPUs", func(t *testing.T) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", hello[0].PID))
 		if err != nil {
 			t.Skipf("cannot read the environment of a process: %v", err)
 		}
 		env := strings.Split(string(b), "\x00")
-		for _, want := range []string{
+		wants := []string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT=" + r.remote.OTLP,
 			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + r.remote.OTLP + "/v1/traces",
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 			"OTEL_SERVICE_NAME=hello",
 			"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=" + hello[0].ID,
-		} {
+		}
+		// 3 instances in all; nothing added if the test's own environment sets it.
+		wants = append(wants, maxProcsEnv(&service{spec: &ServiceSpec{}}, 3)...)
+		for _, want := range wants {
 			if !slices.Contains(env, want) {
 				t.Errorf("environment lacks %s", want)
 			}

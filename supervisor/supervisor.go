@@ -64,6 +64,7 @@ type Supervisor struct {
 	drain  time.Duration
 	order  []*service
 	byName map[string]*service
+	insts  int // instances the manifest has this supervisor run
 	logs   *logHub
 	keys   *keys      // the system's CA and gossip keyring; set by Run before any instance starts
 	token  string     // control API secret, also in the state file
@@ -168,6 +169,7 @@ func New(m *Manifest, opts Options) (*Supervisor, error) {
 		}
 		s.order = append(s.order, svc)
 		s.byName[spec.Name] = svc
+		s.insts += instancesOf(spec)
 		width = max(width, len(spec.Name)+1+len(strconv.Itoa(max(instancesOf(spec), 9))))
 	}
 	s.con = newConsole(opts.Out, opts.Color, width)
@@ -593,6 +595,7 @@ func (s *Supervisor) env(svc *service, port int, id string, files identity.Files
 		env = append(env, "SHOAL_DEPENDENCIES="+string(b))
 	}
 	env = append(env, s.otelEnv(svc, id)...)
+	env = append(env, maxProcsEnv(svc, s.insts)...)
 	env = append(env, s.keys.env(files)...)
 	if admin != "" {
 		env = append(env, "SHOAL_ADMIN_ADDR="+admin)
