@@ -11,8 +11,8 @@ import (
 // process all of the CPUs by default; a host running dozens of instances
 // then has dozens of schedulers spinning for work and waking each other
 // over the same few cores. Measured on flix (28 instances, 2 CPUs) under
-// bench/startup at C = 16: about 12% less CPU per journey with 1 than with
-// 2 (docs/BENCHMARKS.md, "GOMAXPROCS of the instances").
+// bench/startup at C = 16: 0.90× the CPU per journey with 1 than with 2
+// (docs/BENCHMARKS.md, "GOMAXPROCS of the instances, kept").
 const envMaxProcs = "GOMAXPROCS"
 
 // maxProcsShare is the GOMAXPROCS of each of n instances sharing cpus: an
