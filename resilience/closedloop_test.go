@@ -47,16 +47,7 @@ func TestLimiterClosedLoopThroughStalls(t *testing.T) {
 				think := 200*time.Millisecond + time.Duration(i)*3*time.Millisecond
 				for time.Now().Before(end) {
 					time.Sleep(think)
-					begin := time.Now()
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					p, ok := l.Acquire(ctx)
-					o := outcome{admitted: ok}
-					if ok {
-						o.served = srv.serve(ctx) && ctx.Err() == nil
-						p.Record()
-					}
-					cancel()
-					o.took = time.Since(begin)
+					o := request(l, srv, 5*time.Second)
 					mu.Lock()
 					out = append(out, o)
 					mu.Unlock()

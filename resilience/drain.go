@@ -174,6 +174,9 @@ func (d *drain) overloaded() bool { return d.on.Load() }
 // was first saturated.
 func (d *drain) rate() float64 { return math.Float64frombits(d.drainRate.Load()) }
 
+// due reports whether the window may close at now (see tick).
+func (d *drain) due(now time.Time) bool { return d.since(now) >= d.closeAt.Load() }
+
 // window is what the limiter learns of a closed window.
 type window struct {
 	bound      bool // a request found no free slot

@@ -268,6 +268,9 @@ func (l *Limiter) Acquire(ctx context.Context) (p Permit, ok bool) {
 // passed at now. When overload begins, the requests queued before it was
 // seen are refused (see drain).
 func (l *Limiter) tick(now time.Time) {
+	if !l.drain.due(now) {
+		return // the common case: no window to close, nothing to read
+	}
 	w, ok := l.drain.tick(now, l.waiting.len(), l.inFlight.Load(), l.meanService(), l.throughput())
 	if !ok {
 		return

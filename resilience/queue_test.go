@@ -76,8 +76,13 @@ func p99(ds []time.Duration) time.Duration {
 	return ds[min(len(ds)-1, len(ds)*99/100)]
 }
 
+// server serves one admitted request; false if it gave up when ctx ended.
+type server interface {
+	serve(ctx context.Context) bool
+}
+
 // request sends one request with deadline through l to srv.
-func request(l *Limiter, srv *workerPool, deadline time.Duration) outcome {
+func request(l *Limiter, srv server, deadline time.Duration) outcome {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
