@@ -104,7 +104,8 @@ func scenarios() []scenario {
 			name: "overload", title: "overload: offered = 2× measured capacity",
 			arms: threeArms,
 			cols: []column{{kGoodput, "goodput", fRps}, {kRejected, "rejected", fCount},
-				{kRejectP99, "rejected p99", fMs}, {kAcceptedP99, "accepted p99", fMs}},
+				{kRejectP99, "rejected p99", fMs}, {kAcceptedP99, "accepted p99", fMs},
+				{kAcceptLate, "accepted p99 after 1 s", fMs}},
 			goals: []goal{
 				{text: "goodput ≥ 90% of capacity", value: key(kGoodput), limit: times(0.9, kCapacity), atLeast: true, format: fRps},
 				{text: "rejections answered ≤ 5 ms (p99)", value: key(kRejectP99), limit: fixed(5), format: fMs},
@@ -362,6 +363,12 @@ func prepareOverload(ctx context.Context, b *bench, s *setup) error {
 	return nil
 }
 
+// onset is how long an overload runs before "accepted p99 after 1 s"
+// counts its requests: admission control needs a few windows (some 200 ms
+// here) to tell an excess from a burst, and the requests it queued
+// meanwhile dominate the accepted p99 of a 30 s run.
+const onset = time.Second
+
 func runOverload(ctx context.Context, b *bench, arm string, s *setup) (metrics, error) {
 	d, err := b.deploy(ctx, arm, workerArgs(b)...)
 	if err != nil {
@@ -387,6 +394,10 @@ func runOverload(ctx context.Context, b *bench, arm string, s *setup) (metrics, 
 	done := latencies(recs, func(r record) bool { return r.ok() && r.at+r.latency <= dur })
 	m[kGoodput] = float64(len(done)) / dur.Seconds()
 	m[kAcceptedP99] = ms(stats.Percentile(accepted, 0.99))
+	// The same, without the requests sent in the first second of the
+	// excess: what the instance gives once it has seen the overload,
+	// apart from the requests queued while it could not yet tell.
+	m[kAcceptLate] = ms(stats.Percentile(latencies(window(recs, onset, 0), record.ok), 0.99))
 	rejected := latencies(recs, func(r record) bool { return !r.ok() && !r.timedOut() })
 	m[kRejected] = float64(len(rejected))
 	m[kRejectP99] = ms(stats.Percentile(rejected, 0.99))

@@ -32,6 +32,7 @@ const (
 	kRejected    = "rejected"     // overload: failures answered before the deadline
 	kRejectP99   = "reject_p99"   // overload: their p99 latency
 	kAcceptedP99 = "accepted_p99" // overload: p99 latency of the 2xx
+	kAcceptLate  = "accept_later" // ... of those sent after the onset
 	kExtra       = "extra"        // stragglers: load_x - 1
 	kLoadC       = "load_c_rps"   // chain: requests that reached C, per second
 	kLoadCX      = "load_c_x"     // ... per request offered at A
