@@ -2,16 +2,14 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net/http"
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/testfault"
 	"github.com/shoal-dev/shoal/resilience"
 )
 
@@ -19,19 +17,8 @@ import (
 // the SDK's server of service "api" leaves them for its handler.
 func faultContext(t *testing.T, spec string) (context.Context, string) {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := chaos.NewSigner(key)
-	faults, err := chaos.Parse(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := s.Faults(faults, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := testfault.NewSigner(t)
+	tok := testfault.Token(t, s, spec)
 	v, err := chaos.NewVerifier(s.PublicKey(), "api")
 	if err != nil {
 		t.Fatal(err)
