@@ -159,14 +159,8 @@ func TestFaultsNeedTheOperatorsSignature(t *testing.T) {
 	if n := fs.leaked.Load(); n > 0 {
 		t.Errorf("handlers saw the Shoal-Fault header %d times", n)
 	}
-	resp, err := http.Get("http://" + fs.api.AdminAddr() + PathMetrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "shoal_chaos_tokens_refused_total 4") {
-		t.Errorf("api's metrics do not count the 4 refused tokens:\n%s", grepShoal(string(body)))
+	if body := metricsOf(t, fs.api); !strings.Contains(body, "shoal_chaos_tokens_refused_total 4") {
+		t.Errorf("api's metrics do not count the 4 refused tokens:\n%s", grepShoal(body))
 	}
 
 	// A service given no key honours no token, signed or not.

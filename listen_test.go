@@ -48,11 +48,7 @@ func TestRunServesOnInheritedSocket(t *testing.T) {
 	if svc.Addr() != addr {
 		t.Errorf("Addr() = %s, want the inherited socket's %s", svc.Addr(), addr)
 	}
-	resp, err := http.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := get(t, http.DefaultClient, "http://"+addr+"/")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET / = %d, want the handler's 404", resp.StatusCode)
 	}

@@ -27,18 +27,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	scrape := func(s *Service) string {
-		resp, err := http.Get("http://" + s.AdminAddr() + PathMetrics)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
 	// The callee counts its requests (RED) and shows its admission limit;
 	// the caller shows its policies' state for the dependency.
-	am, bm := scrape(a), scrape(b)
+	am, bm := metricsOf(t, a), metricsOf(t, b)
 	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET"} 3`, "shoal_server_concurrency_limit 20", "shoal_server_admitted_total 3"} {
 		if !strings.Contains(am, want) {
 			t.Errorf("alpha's metrics lack %q", want)
@@ -62,4 +53,11 @@ func grepShoal(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// metricsOf returns what svc's admin listener serves at PathMetrics.
+func metricsOf(t *testing.T, svc *Service) string {
+	t.Helper()
+	_, body := get(t, http.DefaultClient, "http://"+svc.AdminAddr()+PathMetrics)
+	return body
 }

@@ -67,11 +67,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{"http://" + svc.Addr(), PathHealth, 404}, {"http://" + svc.Addr(), PathMetrics, 404},
 		{"http://" + svc.Addr(), PathPprof, 404},
 	} {
-		resp, err := http.Get(tt.base + tt.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := get(t, http.DefaultClient, tt.base+tt.path)
 		if resp.StatusCode != tt.want {
 			t.Errorf("GET %s%s = %d, want %d", tt.base, tt.path, resp.StatusCode, tt.want)
 		}

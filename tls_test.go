@@ -73,11 +73,7 @@ func TestTLSServesHTTP2AndHTTP1(t *testing.T) {
 		t.Errorf("infoz: %d %s (%v), want 200 and scheme https", resp.StatusCode, body, err)
 	}
 	// Plain HTTP to the TLS listener is refused.
-	resp, err := http.Get("http://" + svc.Addr() + "/proto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ = get(t, http.DefaultClient, "http://"+svc.Addr()+"/proto")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to a TLS instance: %d, want 400", resp.StatusCode)
 	}

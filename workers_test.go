@@ -3,7 +3,6 @@ package shoal
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -112,22 +111,12 @@ func TestWorkerPanicAndError(t *testing.T) {
 	if st := svc.Info().Workers; st.Panicked != 1 || st.Failed != 1 {
 		t.Fatalf("worker stats %+v, want 1 panicked and 1 failed", st)
 	}
-	resp, err := http.Get("http://" + svc.Addr() + "/ok")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
+	if resp, _ := get(t, http.DefaultClient, "http://"+svc.Addr()+"/ok"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("after the panic GET /ok = %d", resp.StatusCode)
 	}
-	resp, err = http.Get("http://" + svc.AdminAddr() + PathMetrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	metrics := metricsOf(t, svc)
 	for _, want := range []string{"shoal_worker_panics_total 1", "shoal_worker_failures_total 1", "shoal_workers_running 0"} {
-		if !strings.Contains(string(metrics), want) {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
