@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/cpumeter"
 )
 
 // BenchmarkCall compares one GET through the full client stack with the
@@ -179,8 +179,8 @@ func benchGet(b *testing.B, ctx context.Context, rt http.RoundTripper, url strin
 	b.ReportAllocs()
 	// Process CPU per call, both ends (client and server share the
 	// process): on a shared machine, wall time mostly measures waiting.
-	cpu := processCPU()
-	defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
+	cpu := cpumeter.Start()
+	defer cpu.Report(b)
 	for b.Loop() {
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
@@ -211,13 +211,4 @@ func (fakeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = http.NoBody
 	resp.Request = req
 	return &resp, nil
-}
-
-// processCPU is the CPU time this process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
