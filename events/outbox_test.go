@@ -210,24 +210,16 @@ func TestRetryBackoff(t *testing.T) {
 			}
 			sub.inbox.ServeHTTP(w, r)
 		})
-		o := NewOutbox(pdb, OutboxConfig{
+		o := newOutbox(t, pdb, OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}},
 			Client:      &http.Client{Transport: inMemory{"history": flaky}},
 			MinBackoff:  time.Second, MaxBackoff: 3 * time.Second, Poll: 100 * time.Millisecond,
 		})
-		if err := o.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error)
-		go func() { done <- o.Run(rctx) }()
+		stop := run(t, o)
 		start := time.Now()
 		ev := publish(t, o, "progress", progress{Profile: "ann", Seconds: 1})
 		time.Sleep(time.Minute)
 		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
 		if len(attempts) != 4 || sub.applied(t)[ev.ID] != 1 {
 			t.Fatalf("%d attempts, applied %d times; want 4, 1", len(attempts), sub.applied(t)[ev.ID])
 		}
