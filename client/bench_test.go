@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/internal/cpumeter"
+	"github.com/shoal-dev/shoal/internal/testidentity"
 )
 
 // BenchmarkCall compares one GET through the full client stack with the
@@ -39,14 +40,15 @@ func BenchmarkCall(b *testing.B) {
 		io.WriteString(w, "ok")
 	})
 	plainSrv, plainClosing := httptest.NewServer(ok), httptest.NewServer(closing)
-	mtlsSrv, mtlsClosing := mtlsServer(b, ca, "svc", ok), mtlsServer(b, ca, "svc", closing)
+	svc := testidentity.Source(b, ca, "svc")
+	mtlsSrv, mtlsClosing := testidentity.Server(b, svc, ok), testidentity.Server(b, svc, closing)
 	for _, s := range []*httptest.Server{plainSrv, plainClosing} {
 		defer s.Close()
 	}
 	addr := plainSrv.Listener.Addr().String()
 	plain := newBaseTransport()
 	defer plain.CloseIdleConnections()
-	dialer := identity.NewDialer(identity.NewSource(credentials(b, ca, "caller")), nil)
+	dialer := identity.NewDialer(testidentity.Source(b, ca, "caller"), nil)
 	stack := func(srv *httptest.Server, tls bool) http.RoundTripper {
 		cfg := Config{}
 		if tls {
