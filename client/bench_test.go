@@ -30,10 +30,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkCall -count 10 ./client | benchstat -col /stack -
 func BenchmarkCall(b *testing.B) {
-	ca, err := identity.NewCA("bench", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ca := testidentity.CA(b, "bench")
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	closing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")

@@ -18,10 +18,7 @@ import (
 // gets no request: a record for beta pointing at alpha's address fails in
 // the handshake. Services named Plaintext are called over plain HTTP.
 func TestTLSPerService(t *testing.T) {
-	ca, err := identity.NewCA("sys", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testidentity.CA(t, "sys")
 	var alphaGot, plainGot atomic.Int32
 	alpha := testidentity.Server(t, testidentity.Source(t, ca, "alpha"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		alphaGot.Add(1)
@@ -59,7 +56,7 @@ func TestTLSPerService(t *testing.T) {
 		}
 	}
 	// The same connection pool must not carry beta's request to alpha.
-	_, err = c.Get("http://beta/x")
+	_, err := c.Get("http://beta/x")
 	var ce *Error
 	if !errors.As(err, &ce) || len(ce.Attempts) != 1 {
 		t.Fatalf("GET http://beta/x at alpha's address: %v, want a failed attempt", err)

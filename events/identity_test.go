@@ -23,10 +23,7 @@ import (
 func TestInboxPublishers(t *testing.T) {
 	e := storetest.SQLite // SQLite: the rule is the same on both
 	sub := newSubscriber(t, e.NewDB(t), "titles")
-	ca, err := identity.NewCA("sys", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testidentity.CA(t, "sys")
 	source := func(service string) *identity.Source { return testidentity.Source(t, ca, service) }
 	self := source("search")
 	tokens, err := identity.NewTokenVerifier(self, "gateway")

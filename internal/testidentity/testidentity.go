@@ -13,6 +13,17 @@ import (
 	"github.com/shoal-dev/shoal/identity"
 )
 
+// CA returns a new certificate authority of system, valid for the default
+// lifetime. It fails tb if it cannot make one.
+func CA(tb testing.TB, system string) *identity.CA {
+	tb.Helper()
+	ca, err := identity.NewCA(system, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ca
+}
+
 // Source returns the credentials of service, issued by ca for its default
 // lifetime, that trust ca's system. It fails tb if any step does.
 func Source(tb testing.TB, ca *identity.CA, service string) *identity.Source {

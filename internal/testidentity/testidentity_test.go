@@ -11,10 +11,7 @@ import (
 // A caller with credentials of the same system reaches the server, which
 // sees who it is; a caller of another system is refused in the handshake.
 func TestServer(t *testing.T) {
-	ca, err := identity.NewCA("sys", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := CA(t, "sys")
 	srv := Server(t, Source(t, ca, "svc"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := identity.PeerFromRequest(r)
 		if err != nil {
@@ -37,11 +34,7 @@ func TestServer(t *testing.T) {
 	if got, err := call(Source(t, ca, "caller")); err != nil || got != "caller" {
 		t.Errorf("a caller of the system: %q, %v; want it seen as caller", got, err)
 	}
-	other, err := identity.NewCA("other", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := call(Source(t, other, "caller")); err == nil {
+	if _, err := call(Source(t, CA(t, "other"), "caller")); err == nil {
 		t.Error("a caller of another system got an answer")
 	}
 }
