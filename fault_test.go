@@ -53,13 +53,7 @@ func newFaultSystem(t *testing.T, apiKey string) *faultSystem {
 			io.Copy(w, resp.Body)
 		}))
 	fs.api = api
-	deadline := time.Now().Add(5 * time.Second)
-	for len(api.Catalog().Instances("ratings")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("api never saw ratings")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "api to see ratings", func() bool { return len(api.Instances("ratings")) > 0 })
 	return fs
 }
 

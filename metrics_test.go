@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -13,13 +12,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		io.WriteString(w, "from alpha")
 	}))
 	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{a.member.Load().GossipAddr()}}, http.NotFoundHandler())
-	deadline := time.Now().Add(5 * time.Second)
-	for len(b.Catalog().Instances("alpha")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("beta never saw alpha")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "beta to see alpha", func() bool { return len(b.Instances("alpha")) > 0 })
 	for range 3 {
 		resp, err := b.Client().Get("http://alpha/x")
 		if err != nil {

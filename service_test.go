@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -181,18 +180,7 @@ func TestDrainFinishesInFlightRequests(t *testing.T) {
 	cancel() // SIGTERM, as far as Run is concerned
 	// The request stays in flight until the listener is closed: the drain
 	// must have gone all the way to Shutdown and still wait for it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", svc.Addr(), time.Second)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("listener still open 5s into the drain")
-		}
-		time.Sleep(5 * time.Millisecond) // poll: the drain runs on Run's goroutine
-	}
+	waitUntil(t, "the drain to close the listener", func() bool { return refuses(svc.Addr()) })
 	select {
 	case err := <-done:
 		t.Fatalf("Run returned (%v) with a request in flight", err)
@@ -243,13 +231,7 @@ func TestServicesFindEachOther(t *testing.T) {
 	}))
 	seed := a.member.Load().GossipAddr()
 	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{seed}}, http.NotFoundHandler())
-	deadline := time.Now().Add(5 * time.Second)
-	for len(b.Catalog().Instances("alpha")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("beta never saw alpha")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "beta to see alpha", func() bool { return len(b.Instances("alpha")) > 0 })
 	resp, err := b.Client().Get("http://alpha/x")
 	if err != nil {
 		t.Fatal(err)
