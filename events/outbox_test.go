@@ -394,20 +394,7 @@ func TestPurge(t *testing.T) {
 		stop := run(t, o)
 		publish(t, o, "progress", 1)
 		publish(t, o, "other", 2) // to a service that does not exist: stays pending
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			st, err := o.Stats(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Delivered == 1 && st.Retrying == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("stats %+v", st)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitStats(t, o, 5*time.Second, func(st OutboxStats) bool { return st.Delivered == 1 && st.Retrying == 1 })
 		stop()
 		if err := o.purge(t.Context(), time.Now().Add(DefaultRetention+time.Minute)); err != nil {
 			t.Fatal(err)
