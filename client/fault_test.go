@@ -40,11 +40,7 @@ func TestCallCarriesFaults(t *testing.T) {
 
 	ctx, tok := faultContext(t, "api>other:reset")
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	roundTrip(t, tr, req)
 	if got.Load() != tok {
 		t.Errorf("the callee got Shoal-Fault %q, want the call's token", got.Load())
 	}
@@ -52,7 +48,7 @@ func TestCallCarriesFaults(t *testing.T) {
 	ctx, _ = faultContext(t, "api>svc:reset")
 	req, _ = http.NewRequestWithContext(ctx, "POST", "http://svc/x", nil)
 	before := f.hits[0].Load() + f.hits[1].Load() + f.hits[2].Load()
-	_, err = tr.RoundTrip(req)
+	_, err := tr.RoundTrip(req)
 	var cerr *Error
 	if !errors.As(err, &cerr) || len(cerr.Attempts) != 3 || !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("a reset link: %v, want 3 attempts (a POST never sent fails over), each reset", err)
