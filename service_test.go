@@ -24,6 +24,14 @@ func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFu
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancel, done := run(t, svc)
+	return svc, cancel, done
+}
+
+// run runs svc until the test ends, and returns once it is ready: with
+// the cancel that begins its drain, and the channel Run's result comes on.
+func run(t *testing.T, svc *Service) (context.CancelFunc, <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	stopped := make(chan struct{})
@@ -46,7 +54,7 @@ func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFu
 	case <-time.After(10 * time.Second):
 		t.Fatal("service not ready after 10s")
 	}
-	return svc, cancel, done
+	return cancel, done
 }
 
 func TestAdminEndpoints(t *testing.T) {

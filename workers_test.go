@@ -41,10 +41,7 @@ func TestWorkersStopAfterRequestsInFlight(t *testing.T) {
 		note("worker stopped")
 		return ctx.Err() // its own context's end is not a failure
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	<-svc.Ready()
+	cancel, done := run(t, svc)
 	<-started // a worker given before Run starts once it serves
 	if n := svc.Info().Workers.Running; n != 1 {
 		t.Fatalf("%d workers running, want 1", n)
@@ -99,14 +96,7 @@ func TestWorkerPanicAndError(t *testing.T) {
 	}
 	svc.Go("bomb", func(context.Context) error { panic("boom") })
 	svc.Go("broken", func(context.Context) error { return errors.New("disk on fire") })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	<-svc.Ready()
+	run(t, svc)
 	waitUntil(t, "both workers to end", func() bool { return svc.Info().Workers.Running == 0 })
 	if st := svc.Info().Workers; st.Panicked != 1 || st.Failed != 1 {
 		t.Fatalf("worker stats %+v, want 1 panicked and 1 failed", st)
