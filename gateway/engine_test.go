@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -30,12 +29,7 @@ func TestEngineDrain(t *testing.T) {
 			}
 			io.WriteString(w, "done")
 		}))})
-	tr, err := client.New(cat, client.Config{Base: gateway.NewUpstream()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := gateway.New(cat, tr)
-	gw.Logger = slog.New(slog.DiscardHandler)
+	gw := newGateway(t, cat, client.Config{Base: gateway.NewUpstream()})
 	cfg := shoal.Config{Name: "gateway", Logger: gw.Logger, Engine: gateway.NewEngine(), DrainTimeout: 10 * time.Second}
 	svc, err := shoal.New(cfg, gw)
 	if err != nil {
