@@ -124,11 +124,7 @@ func TestStartedStreamsReleaseAdmission(t *testing.T) {
 				}
 			}()
 			<-started
-			plain, err := hc.Get("http://" + svc.Addr() + "/plain")
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain.Body.Close()
+			plain, _ := get(t, hc, "http://"+svc.Addr()+"/plain")
 			if plain.StatusCode != http.StatusOK {
 				t.Errorf("plain request with a stream open under a limit of 1: %d, want 200", plain.StatusCode)
 			}

@@ -91,22 +91,28 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.withDefaults().Validate()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Validate() = %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("Validate() = nil, want an error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Validate() = %q, missing %q", err, w)
-				}
-			}
+			checkErr(t, "Validate()", tt.cfg.withDefaults().Validate(), tt.want)
 		})
+	}
+}
+
+// checkErr fails t unless err is nil where want is, or else an error that
+// mentions every string of want; what names the call that returned err.
+func checkErr(t *testing.T, what string, err error, want []string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("%s = %v, want nil", what, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("%s = nil, want an error", what)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s = %q, missing %q", what, err, w)
+		}
 	}
 }
 

@@ -1,8 +1,6 @@
 package shoal
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/testfault"
 )
 
 // faultSystem is api calling ratings, both real services on loopback that
@@ -25,11 +24,7 @@ type faultSystem struct {
 
 func newFaultSystem(t *testing.T, apiKey string) *faultSystem {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := &faultSystem{signer: chaos.NewSigner(key)}
+	fs := &faultSystem{signer: testfault.NewSigner(t)}
 	if apiKey == "signer" {
 		apiKey = fs.signer.PublicKey()
 	}
@@ -58,27 +53,8 @@ func newFaultSystem(t *testing.T, apiKey string) *faultSystem {
 			io.Copy(w, resp.Body)
 		}))
 	fs.api = api
-	deadline := time.Now().Add(5 * time.Second)
-	for len(api.Catalog().Instances("ratings")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("api never saw ratings")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "api to see ratings", func() bool { return len(api.Instances("ratings")) > 0 })
 	return fs
-}
-
-func (fs *faultSystem) token(t *testing.T, spec string) string {
-	t.Helper()
-	faults, err := chaos.Parse(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := fs.signer.Faults(faults, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // get sends GET / to api with a Shoal-Fault header (none if "") and
@@ -125,7 +101,7 @@ func TestFaultsTravelWithTheRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := ""
 			if tt.spec != "" {
-				tok = fs.token(t, tt.spec)
+				tok = testfault.Token(t, fs.signer, tt.spec)
 			}
 			before := fs.reached.Load()
 			status, inj, rinj, took := fs.get(t, tok)
@@ -150,7 +126,7 @@ func TestFaultsTravelWithTheRequest(t *testing.T) {
 func TestFaultDelayOutlastsTheDeadline(t *testing.T) {
 	fs := newFaultSystem(t, "signer")
 	req, _ := http.NewRequest("GET", "http://"+fs.api.Addr()+"/", nil)
-	req.Header.Set(chaos.Header, fs.token(t, "api:delay=300ms"))
+	req.Header.Set(chaos.Header, testfault.Token(t, fs.signer, "api:delay=300ms"))
 	req.Header.Set("Shoal-Timeout-Ms", "100")
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
@@ -168,8 +144,7 @@ func TestFaultDelayOutlastsTheDeadline(t *testing.T) {
 // is served as if it had none.
 func TestFaultsNeedTheOperatorsSignature(t *testing.T) {
 	fs := newFaultSystem(t, "signer")
-	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	forged, _ := chaos.NewSigner(other).Faults([]chaos.Fault{{Service: "ratings", Action: chaos.Error, Status: 500, Fraction: 1}}, time.Minute)
+	forged := testfault.Token(t, testfault.NewSigner(t), "ratings:error=500")
 	for _, fault := range []string{"ratings:error=500", "api:abort", forged, "garbage"} {
 		if status, inj, rinj, _ := fs.get(t, fault); status != 200 || inj != "" || rinj != "" {
 			t.Errorf("%.30q: answer %d (injected %q, %q), want 200 untouched", fault, status, inj, rinj)
@@ -178,19 +153,13 @@ func TestFaultsNeedTheOperatorsSignature(t *testing.T) {
 	if n := fs.leaked.Load(); n > 0 {
 		t.Errorf("handlers saw the Shoal-Fault header %d times", n)
 	}
-	resp, err := http.Get("http://" + fs.api.AdminAddr() + PathMetrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "shoal_chaos_tokens_refused_total 4") {
-		t.Errorf("api's metrics do not count the 4 refused tokens:\n%s", grepShoal(string(body)))
+	if body := metricsOf(t, fs.api); !strings.Contains(body, "shoal_chaos_tokens_refused_total 4") {
+		t.Errorf("api's metrics do not count the 4 refused tokens:\n%s", grepShoal(body))
 	}
 
 	// A service given no key honours no token, signed or not.
 	none := newFaultSystem(t, "")
-	if status, _, _, _ := none.get(t, none.token(t, "api:error=503")); status != 200 {
+	if status, _, _, _ := none.get(t, testfault.Token(t, none.signer, "api:error=503")); status != 200 {
 		t.Errorf("a service without a key applied a fault: %d", status)
 	}
 }
@@ -206,8 +175,7 @@ func TestFaultKeyConfig(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "fault_key") {
 		t.Errorf("a bad fault key: %v", err)
 	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	c.FaultKey = chaos.PublicKey(key)
+	c.FaultKey = testfault.NewSigner(t).PublicKey()
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}

@@ -151,11 +151,7 @@ func TestIdentityBetweenServices(t *testing.T) {
 
 	// Without a certificate of the system: plain HTTP, TLS without a
 	// client certificate, a certificate of another system.
-	resp, err = http.Get("http://" + alpha.Addr() + "/who")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ = get(t, http.DefaultClient, "http://"+alpha.Addr()+"/who")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to alpha: %d, want 400 (the TLS listener's answer to HTTP)", resp.StatusCode)
 	}

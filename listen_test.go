@@ -48,11 +48,7 @@ func TestRunServesOnInheritedSocket(t *testing.T) {
 	if svc.Addr() != addr {
 		t.Errorf("Addr() = %s, want the inherited socket's %s", svc.Addr(), addr)
 	}
-	resp, err := http.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := get(t, http.DefaultClient, "http://"+addr+"/")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET / = %d, want the handler's 404", resp.StatusCode)
 	}
@@ -94,18 +90,7 @@ func TestDrainAnswersAcceptedConnections(t *testing.T) {
 	resp.Body.Close()
 
 	cancel()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", svc.Addr())
-		if err != nil {
-			break // no longer accepting: the drain has reached the server
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting connections 10s after the drain began")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	waitUntil(t, "the drain to reach the server", func() bool { return refuses(svc.Addr()) })
 	if _, err := io.WriteString(early, "Host: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +139,14 @@ func TestDrainClosesSpareConnections(t *testing.T) {
 	if n, err := spare.Read(make([]byte, 1)); err == nil {
 		t.Errorf("the spare connection is open after the drain (read %d bytes)", n)
 	}
+}
+
+// refuses reports whether nothing accepts connections at addr any more.
+func refuses(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return true
+	}
+	c.Close()
+	return false
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -13,13 +12,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		io.WriteString(w, "from alpha")
 	}))
 	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{a.member.Load().GossipAddr()}}, http.NotFoundHandler())
-	deadline := time.Now().Add(5 * time.Second)
-	for len(b.Catalog().Instances("alpha")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("beta never saw alpha")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "beta to see alpha", func() bool { return len(b.Instances("alpha")) > 0 })
 	for range 3 {
 		resp, err := b.Client().Get("http://alpha/x")
 		if err != nil {
@@ -27,18 +20,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	scrape := func(s *Service) string {
-		resp, err := http.Get("http://" + s.AdminAddr() + PathMetrics)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
 	// The callee counts its requests (RED) and shows its admission limit;
 	// the caller shows its policies' state for the dependency.
-	am, bm := scrape(a), scrape(b)
+	am, bm := metricsOf(t, a), metricsOf(t, b)
 	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET"} 3`, "shoal_server_concurrency_limit 20", "shoal_server_admitted_total 3"} {
 		if !strings.Contains(am, want) {
 			t.Errorf("alpha's metrics lack %q", want)
@@ -62,4 +46,11 @@ func grepShoal(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// metricsOf returns what svc's admin listener serves at PathMetrics.
+func metricsOf(t *testing.T, svc *Service) string {
+	t.Helper()
+	_, body := get(t, http.DefaultClient, "http://"+svc.AdminAddr()+PathMetrics)
+	return body
 }

@@ -32,10 +32,7 @@ func TestPrepare(t *testing.T) {
 		})
 		return nil
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	<-svc.Ready()
+	cancel, done := run(t, svc)
 	if got := send(svc, "GET", "/ping"); got.status != 200 || strings.Join(order, ",") != "open,routes" {
 		t.Errorf("GET /ping = %d %s after %v", got.status, got.body, order)
 	}

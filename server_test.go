@@ -151,11 +151,7 @@ func TestStreamsDoNotHoldAdmission(t *testing.T) {
 			t.Fatalf("first event %q, %v", line, err)
 		}
 	}
-	resp, err := hc.Get("http://" + svc.Addr() + "/plain")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := get(t, hc, "http://"+svc.Addr()+"/plain")
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("plain request with %d streams open under a limit of %d: %d, want 200", limit+1, limit, resp.StatusCode)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -25,6 +24,14 @@ func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFu
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancel, done := run(t, svc)
+	return svc, cancel, done
+}
+
+// run runs svc until the test ends, and returns once it is ready: with
+// the cancel that begins its drain, and the channel Run's result comes on.
+func run(t *testing.T, svc *Service) (context.CancelFunc, <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	stopped := make(chan struct{})
@@ -47,7 +54,7 @@ func start(t *testing.T, cfg Config, h http.Handler) (*Service, context.CancelFu
 	case <-time.After(10 * time.Second):
 		t.Fatal("service not ready after 10s")
 	}
-	return svc, cancel, done
+	return cancel, done
 }
 
 func TestAdminEndpoints(t *testing.T) {
@@ -67,11 +74,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{"http://" + svc.Addr(), PathHealth, 404}, {"http://" + svc.Addr(), PathMetrics, 404},
 		{"http://" + svc.Addr(), PathPprof, 404},
 	} {
-		resp, err := http.Get(tt.base + tt.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := get(t, http.DefaultClient, tt.base+tt.path)
 		if resp.StatusCode != tt.want {
 			t.Errorf("GET %s%s = %d, want %d", tt.base, tt.path, resp.StatusCode, tt.want)
 		}
@@ -185,18 +188,7 @@ func TestDrainFinishesInFlightRequests(t *testing.T) {
 	cancel() // SIGTERM, as far as Run is concerned
 	// The request stays in flight until the listener is closed: the drain
 	// must have gone all the way to Shutdown and still wait for it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", svc.Addr(), time.Second)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("listener still open 5s into the drain")
-		}
-		time.Sleep(5 * time.Millisecond) // poll: the drain runs on Run's goroutine
-	}
+	waitUntil(t, "the drain to close the listener", func() bool { return refuses(svc.Addr()) })
 	select {
 	case err := <-done:
 		t.Fatalf("Run returned (%v) with a request in flight", err)
@@ -247,13 +239,7 @@ func TestServicesFindEachOther(t *testing.T) {
 	}))
 	seed := a.member.Load().GossipAddr()
 	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{seed}}, http.NotFoundHandler())
-	deadline := time.Now().Add(5 * time.Second)
-	for len(b.Catalog().Instances("alpha")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("beta never saw alpha")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "beta to see alpha", func() bool { return len(b.Instances("alpha")) > 0 })
 	resp, err := b.Client().Get("http://alpha/x")
 	if err != nil {
 		t.Fatal(err)

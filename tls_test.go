@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/shoal-dev/shoal/internal/testcert"
@@ -74,11 +73,7 @@ func TestTLSServesHTTP2AndHTTP1(t *testing.T) {
 		t.Errorf("infoz: %d %s (%v), want 200 and scheme https", resp.StatusCode, body, err)
 	}
 	// Plain HTTP to the TLS listener is refused.
-	resp, err := http.Get("http://" + svc.Addr() + "/proto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ = get(t, http.DefaultClient, "http://"+svc.Addr()+"/proto")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to a TLS instance: %d, want 400", resp.StatusCode)
 	}
@@ -132,20 +127,7 @@ func TestTLSConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(Config{Name: "edge", TLSCertFile: tt.cert, TLSKeyFile: tt.key}, protoHandler)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("New succeeded, want an error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			checkErr(t, "New", err, tt.want)
 		})
 	}
 }

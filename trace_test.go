@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
@@ -51,13 +50,7 @@ func TestTraceAcrossServices(t *testing.T) {
 			defer resp.Body.Close()
 			io.Copy(w, resp.Body)
 		}))
-	deadline := time.Now().Add(10 * time.Second)
-	for len(alpha.Catalog().Instances("beta")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("alpha never saw beta")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "alpha to see beta", func() bool { return len(alpha.Instances("beta")) > 0 })
 	const callerTrace, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	req, _ := http.NewRequest("GET", "http://"+alpha.Addr()+"/a", nil)
 	req.Header.Set("Traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")

@@ -3,7 +3,6 @@ package shoal
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -42,10 +41,7 @@ func TestWorkersStopAfterRequestsInFlight(t *testing.T) {
 		note("worker stopped")
 		return ctx.Err() // its own context's end is not a failure
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	<-svc.Ready()
+	cancel, done := run(t, svc)
 	<-started // a worker given before Run starts once it serves
 	if n := svc.Info().Workers.Running; n != 1 {
 		t.Fatalf("%d workers running, want 1", n)
@@ -100,34 +96,17 @@ func TestWorkerPanicAndError(t *testing.T) {
 	}
 	svc.Go("bomb", func(context.Context) error { panic("boom") })
 	svc.Go("broken", func(context.Context) error { return errors.New("disk on fire") })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	<-svc.Ready()
+	run(t, svc)
 	waitUntil(t, "both workers to end", func() bool { return svc.Info().Workers.Running == 0 })
 	if st := svc.Info().Workers; st.Panicked != 1 || st.Failed != 1 {
 		t.Fatalf("worker stats %+v, want 1 panicked and 1 failed", st)
 	}
-	resp, err := http.Get("http://" + svc.Addr() + "/ok")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
+	if resp, _ := get(t, http.DefaultClient, "http://"+svc.Addr()+"/ok"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("after the panic GET /ok = %d", resp.StatusCode)
 	}
-	resp, err = http.Get("http://" + svc.AdminAddr() + PathMetrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	metrics := metricsOf(t, svc)
 	for _, want := range []string{"shoal_worker_panics_total 1", "shoal_worker_failures_total 1", "shoal_workers_running 0"} {
-		if !strings.Contains(string(metrics), want) {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/cpumeter"
+	"github.com/shoal-dev/shoal/internal/testidentity"
 )
 
 // BenchmarkCall compares one GET through the full client stack with the
@@ -29,24 +30,22 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkCall -count 10 ./client | benchstat -col /stack -
 func BenchmarkCall(b *testing.B) {
-	ca, err := identity.NewCA("bench", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ca := testidentity.CA(b, "bench")
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	closing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		io.WriteString(w, "ok")
 	})
 	plainSrv, plainClosing := httptest.NewServer(ok), httptest.NewServer(closing)
-	mtlsSrv, mtlsClosing := mtlsServer(b, ca, "svc", ok), mtlsServer(b, ca, "svc", closing)
+	svc := testidentity.Source(b, ca, "svc")
+	mtlsSrv, mtlsClosing := testidentity.Server(b, svc, ok), testidentity.Server(b, svc, closing)
 	for _, s := range []*httptest.Server{plainSrv, plainClosing} {
 		defer s.Close()
 	}
 	addr := plainSrv.Listener.Addr().String()
 	plain := newBaseTransport()
 	defer plain.CloseIdleConnections()
-	dialer := identity.NewDialer(identity.NewSource(credentials(b, ca, "caller")), nil)
+	dialer := identity.NewDialer(testidentity.Source(b, ca, "caller"), nil)
 	stack := func(srv *httptest.Server, tls bool) http.RoundTripper {
 		cfg := Config{}
 		if tls {
@@ -179,8 +178,8 @@ func benchGet(b *testing.B, ctx context.Context, rt http.RoundTripper, url strin
 	b.ReportAllocs()
 	// Process CPU per call, both ends (client and server share the
 	// process): on a shared machine, wall time mostly measures waiting.
-	cpu := processCPU()
-	defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
+	cpu := cpumeter.Start()
+	defer cpu.Report(b)
 	for b.Loop() {
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
@@ -211,13 +210,4 @@ func (fakeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = http.NoBody
 	resp.Request = req
 	return &resp, nil
-}
-
-// processCPU is the CPU time this process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

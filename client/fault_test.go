@@ -2,16 +2,14 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net/http"
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/testfault"
 	"github.com/shoal-dev/shoal/resilience"
 )
 
@@ -19,19 +17,8 @@ import (
 // the SDK's server of service "api" leaves them for its handler.
 func faultContext(t *testing.T, spec string) (context.Context, string) {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := chaos.NewSigner(key)
-	faults, err := chaos.Parse(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := s.Faults(faults, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := testfault.NewSigner(t)
+	tok := testfault.Token(t, s, spec)
 	v, err := chaos.NewVerifier(s.PublicKey(), "api")
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +40,7 @@ func TestCallCarriesFaults(t *testing.T) {
 
 	ctx, tok := faultContext(t, "api>other:reset")
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	roundTrip(t, tr, req)
 	if got.Load() != tok {
 		t.Errorf("the callee got Shoal-Fault %q, want the call's token", got.Load())
 	}
@@ -65,7 +48,7 @@ func TestCallCarriesFaults(t *testing.T) {
 	ctx, _ = faultContext(t, "api>svc:reset")
 	req, _ = http.NewRequestWithContext(ctx, "POST", "http://svc/x", nil)
 	before := f.hits[0].Load() + f.hits[1].Load() + f.hits[2].Load()
-	_, err = tr.RoundTrip(req)
+	_, err := tr.RoundTrip(req)
 	var cerr *Error
 	if !errors.As(err, &cerr) || len(cerr.Attempts) != 3 || !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("a reset link: %v, want 3 attempts (a POST never sent fails over), each reset", err)

@@ -76,11 +76,7 @@ func TestWithPolicyNoHedge(t *testing.T) {
 	slow.Store(true)
 	call := func(ctx context.Context) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		roundTrip(t, tr, req)
 	}
 	before := tr.Dependencies()[0].Hedges // a warm-up call may have been hedged
 	call(WithPolicy(context.Background(), CallPolicy{NoHedge: true}))

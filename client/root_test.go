@@ -22,11 +22,7 @@ func TestRootDecidedByTransport(t *testing.T) {
 	tr := newTransport(t, newFleet(t, s.wrap(ok)), Config{TracerProvider: tp})
 	for range calls {
 		req, _ := http.NewRequestWithContext(context.Background(), "GET", "http://svc/x", nil)
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		roundTrip(t, tr, req)
 	}
 	spans := map[trace.SpanID]trace.TraceID{}
 	for _, sp := range rec.Ended() {

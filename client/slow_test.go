@@ -198,11 +198,7 @@ func TestPerTryTimeoutIsAnExplicitPolicy(t *testing.T) {
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
 			start := time.Now()
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			roundTrip(t, tr, req)
 			as := log.all()
 			if len(as) != 2 || !errors.Is(as[0].Err, ErrAttemptTimeout) || n.Load() != 2 {
 				t.Fatalf("attempts %+v (%d requests), want a timed-out one then a success", as, n.Load())

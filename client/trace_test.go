@@ -120,11 +120,7 @@ func TestTraceContextPropagates(t *testing.T) {
 				if tc.header != "" {
 					req.Header.Set("Traceparent", tc.header)
 				}
-				resp, err := tr.RoundTrip(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				roundTrip(t, tr, req)
 
 				got := s.all()
 				if len(got) != 1 {
@@ -171,11 +167,7 @@ func TestRequestIDOfRequestWins(t *testing.T) {
 	tr := newTransport(t, newFleet(t, s.wrap(ok)), Config{})
 	req, _ := http.NewRequestWithContext(WithRequestID(context.Background(), "ctx-id"), "GET", "http://svc/x", nil)
 	req.Header.Set(RequestIDHeader, "own-id")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	roundTrip(t, tr, req)
 	if got := s.all()[0].requestID; got != "own-id" {
 		t.Fatalf("request ID %q, want own-id", got)
 	}

@@ -91,6 +91,17 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, string, erro
 	return resp, string(b), nil
 }
 
+// roundTrip sends req through rt, fails t if it gets no response, and
+// closes the response's body.
+func roundTrip(t *testing.T, rt http.RoundTripper, req *http.Request) {
+	t.Helper()
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
 func TestNoInstancesFailsFast(t *testing.T) {
 	tr := newTransport(t, resolverFunc(func(string) []discovery.Instance { return nil }), Config{})
 	start := time.Now()
@@ -234,11 +245,7 @@ func TestDeadlineHeaderCarriesRemainingBudget(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			roundTrip(t, tr, req)
 			d, err := ParseTimeout(<-got)
 			if err != nil {
 				t.Fatal(err)

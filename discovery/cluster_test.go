@@ -161,14 +161,14 @@ func TestJoinRetry(t *testing.T) {
 	c := discoverytest.NewCluster(t, 0)
 	seedAddr, relay := lateSeed(t)
 
-	logs := newLogWatch()
+	logs := discovery.NewLogWatch()
 	cfg := discovery.LocalConfig()
 	cfg.Seeds = []string{seedAddr}
 	cfg.Logger = slog.New(logs)
 	early := c.Start(t, cfg, c.NextInstance())
 
 	// Event-driven: wait until a join attempt has actually failed.
-	logs.waitFor(t, discovery.MsgJoinRetry, 2, patience)
+	logs.WaitFor(t, discovery.MsgJoinRetry, 2, patience)
 	if n := early.NumMembers(); n != 1 {
 		t.Fatalf("NumMembers() = %d before the seed exists, want 1", n)
 	}
@@ -214,11 +214,11 @@ func TestEncryption(t *testing.T) {
 	}
 	type started struct {
 		m    *discovery.Member
-		logs *logWatch
+		logs *discovery.LogWatch
 	}
 	var ms []started
 	for _, tt := range tests { // start all at once so the negative cases share one wait
-		logs := newLogWatch()
+		logs := discovery.NewLogWatch()
 		cfg := discovery.LocalConfig()
 		cfg.Seeds = []string{seed.GossipAddr()}
 		if tt.key != nil {
@@ -236,7 +236,7 @@ func TestEncryption(t *testing.T) {
 					discoverytest.Exactly(seed.Self().ID, id))
 				return
 			}
-			ms[i].logs.waitFor(t, discovery.MsgJoinRetry, 2, patience)
+			ms[i].logs.WaitFor(t, discovery.MsgJoinRetry, 2, patience)
 			if n := m.NumMembers(); n != 1 {
 				t.Errorf("NumMembers() = %d, want 1 (alone)", n)
 			}
@@ -274,14 +274,14 @@ func TestKeyRotation(t *testing.T) {
 	c := discoverytest.NewCluster(t, 0)
 	type started struct {
 		seed, joiner *discovery.Member
-		logs         *logWatch
+		logs         *discovery.LogWatch
 	}
 	var ms []started
 	for _, p := range pairs { // start all at once so the negative cases share one wait
 		seedCfg := discovery.LocalConfig()
 		seedCfg.Keys = p.seed
 		seed := c.Start(t, seedCfg, c.NextInstance())
-		logs := newLogWatch()
+		logs := discovery.NewLogWatch()
 		cfg := discovery.LocalConfig()
 		cfg.Keys = p.joiner
 		cfg.Seeds = []string{seed.GossipAddr()}
@@ -299,7 +299,7 @@ func TestKeyRotation(t *testing.T) {
 			// The seed may briefly list the joiner (it can read the joiner's
 			// push but not be understood back), until probes fail; the
 			// joiner never hears the seed.
-			ms[i].logs.waitFor(t, discovery.MsgJoinRetry, 2, 5*time.Second)
+			ms[i].logs.WaitFor(t, discovery.MsgJoinRetry, 2, 5*time.Second)
 			if _, ok := joiner.Catalog().Snapshot().Lookup(seed.Self().ID); ok || joiner.NumMembers() != 1 {
 				t.Errorf("the joiner lists the seed (%d members)", joiner.NumMembers())
 			}
@@ -344,48 +344,5 @@ func lateSeed(t *testing.T) (addr string, relay func(to string)) {
 				})
 			}
 		})
-	}
-}
-
-// logWatch is a slog.Handler that counts messages so a test can wait for an
-// event the code under test logs.
-type logWatch struct {
-	mu     sync.Mutex
-	counts map[string]int
-	change chan struct{} // closed and replaced on every record
-}
-
-func newLogWatch() *logWatch {
-	return &logWatch{counts: map[string]int{}, change: make(chan struct{})}
-}
-
-func (h *logWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *logWatch) WithGroup(string) slog.Handler            { return h }
-func (h *logWatch) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.counts[r.Message]++
-	close(h.change)
-	h.change = make(chan struct{})
-	return nil
-}
-
-// waitFor blocks until msg has been logged at least n times.
-func (h *logWatch) waitFor(t *testing.T, msg string, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		h.mu.Lock()
-		got, change := h.counts[msg], h.change
-		h.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-change:
-		case <-deadline:
-			t.Fatalf("%q logged %d times in %v, want %d", msg, got, timeout, n)
-		}
 	}
 }

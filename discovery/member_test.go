@@ -1,12 +1,10 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -212,7 +210,7 @@ func TestCatalogEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &countingHandler{}
+			logs := NewLogWatch()
 			e := &catalogEvents{catalog: NewCatalog(), log: slog.New(logs)}
 			for _, ev := range tt.events {
 				switch ev.kind {
@@ -228,32 +226,9 @@ func TestCatalogEvents(t *testing.T) {
 			if len(got) != len(tt.want) || (len(got) > 0 && got[0] != tt.want[0]) {
 				t.Errorf("catalog = %v, want %v", got, tt.want)
 			}
-			if logs.warns() != tt.wantWarn {
-				t.Errorf("%d warnings, want %d: %s", logs.warns(), tt.wantWarn, logs.text())
+			if logs.Warns() != tt.wantWarn {
+				t.Errorf("%d warnings, want %d: %s", logs.Warns(), tt.wantWarn, logs.Text())
 			}
 		})
 	}
 }
-
-// countingHandler records log lines; tests use it to see warnings and to
-// wait for a log event.
-type countingHandler struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	nwarn int
-}
-
-func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *countingHandler) WithGroup(string) slog.Handler            { return h }
-func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if r.Level >= slog.LevelWarn {
-		h.nwarn++
-	}
-	h.buf.WriteString(r.Message + "\n")
-	return nil
-}
-func (h *countingHandler) warns() int   { h.mu.Lock(); defer h.mu.Unlock(); return h.nwarn }
-func (h *countingHandler) text() string { h.mu.Lock(); defer h.mu.Unlock(); return h.buf.String() }

@@ -149,19 +149,14 @@ func TestDeadLetterMaxAge(t *testing.T) {
 			attempts.Add(1)
 			http.Error(w, "down", http.StatusServiceUnavailable)
 		})
-		o := NewOutbox(db, OutboxConfig{
+		o := newOutbox(t, db, OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}},
 			Client:      &http.Client{Transport: inMemory{"history": down}},
 			MaxBackoff:  4 * time.Hour,
 			Poll:        30 * time.Minute,
 			Logger:      slog.New(slog.DiscardHandler),
 		})
-		if err := o.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error)
-		go func() { done <- o.Run(rctx) }()
+		stop := run(t, o)
 		publish(t, o, "progress", progress{Profile: "ann"})
 		time.Sleep(23 * time.Hour)
 		st, err := o.Stats(ctx)
@@ -173,9 +168,6 @@ func TestDeadLetterMaxAge(t *testing.T) {
 		}
 		time.Sleep(6 * time.Hour) // the first failure after 24 h gives up
 		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
 		if st, err = o.Stats(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/testidentity"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
 
@@ -23,25 +23,8 @@ import (
 func TestInboxPublishers(t *testing.T) {
 	e := storetest.SQLite // SQLite: the rule is the same on both
 	sub := newSubscriber(t, e.NewDB(t), "titles")
-	ca, err := identity.NewCA("sys", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := identity.NewBundle(ca.Cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := func(service string) *identity.Source {
-		c, err := ca.Issue(service, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds, err := identity.NewCredentials(c.TLS(), bundle)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return identity.NewSource(creds)
-	}
+	ca := testidentity.CA(t, "sys")
+	source := func(service string) *identity.Source { return testidentity.Source(t, ca, service) }
 	self := source("search")
 	tokens, err := identity.NewTokenVerifier(self, "gateway")
 	if err != nil {
@@ -52,11 +35,7 @@ func TestInboxPublishers(t *testing.T) {
 
 	// The service's listener: mutual TLS. A second one without client
 	// certificates stands for a listener a user's token alone can reach.
-	mtls := httptest.NewUnstartedServer(guard.Wrap(sub.inbox))
-	mtls.Config.ErrorLog = log.New(io.Discard, "", 0)
-	mtls.TLS = identity.ServerConfig(self)
-	mtls.StartTLS()
-	t.Cleanup(mtls.Close)
+	mtls := testidentity.Server(t, self, guard.Wrap(sub.inbox))
 	open := httptest.NewServer(guard.Wrap(sub.inbox))
 	t.Cleanup(open.Close)
 

@@ -210,24 +210,16 @@ func TestRetryBackoff(t *testing.T) {
 			}
 			sub.inbox.ServeHTTP(w, r)
 		})
-		o := NewOutbox(pdb, OutboxConfig{
+		o := newOutbox(t, pdb, OutboxConfig{
 			Subscribers: map[string][]string{"progress": {"history"}},
 			Client:      &http.Client{Transport: inMemory{"history": flaky}},
 			MinBackoff:  time.Second, MaxBackoff: 3 * time.Second, Poll: 100 * time.Millisecond,
 		})
-		if err := o.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error)
-		go func() { done <- o.Run(rctx) }()
+		stop := run(t, o)
 		start := time.Now()
 		ev := publish(t, o, "progress", progress{Profile: "ann", Seconds: 1})
 		time.Sleep(time.Minute)
 		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
 		if len(attempts) != 4 || sub.applied(t)[ev.ID] != 1 {
 			t.Fatalf("%d attempts, applied %d times; want 4, 1", len(attempts), sub.applied(t)[ev.ID])
 		}
@@ -402,20 +394,7 @@ func TestPurge(t *testing.T) {
 		stop := run(t, o)
 		publish(t, o, "progress", 1)
 		publish(t, o, "other", 2) // to a service that does not exist: stays pending
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			st, err := o.Stats(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Delivered == 1 && st.Retrying == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("stats %+v", st)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitStats(t, o, 5*time.Second, func(st OutboxStats) bool { return st.Delivered == 1 && st.Retrying == 1 })
 		stop()
 		if err := o.purge(t.Context(), time.Now().Add(DefaultRetention+time.Minute)); err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -47,11 +46,7 @@ func TestAccessLogSeesStreams(t *testing.T) {
 	front := httptest.NewServer(gw)
 	t.Cleanup(front.Close)
 
-	conn, err := net.Dial("tcp", front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dial(t, front.Listener.Addr().String(), 10*time.Second)
 	io.WriteString(conn, "GET /ws/socket HTTP/1.1\r\nHost: edge\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)

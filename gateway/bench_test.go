@@ -41,13 +41,7 @@ func BenchmarkProxy(b *testing.B) {
 				ccfg.Base = gateway.NewUpstream()
 				cfg.Engine = gateway.NewEngine()
 			}
-			tr, err := client.New(cat, ccfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			gw := gateway.New(cat, tr)
-			gw.Logger = cfg.Logger
-			addr := runService(b, cfg, gw).Addr()
+			addr := runService(b, cfg, newGateway(b, cat, ccfg)).Addr()
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)

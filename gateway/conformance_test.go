@@ -115,16 +115,24 @@ func conformanceEdge(t *testing.T, engine bool, cfg shoal.Config) (*edge, *atomi
 	return e, hits
 }
 
-// exchange writes req on a new connection and reads n responses (1xx
-// ones included) with net/http's parser, then closes.
-func exchange(t *testing.T, addr, req string, n int) []*http.Response {
+// dial connects to addr over TCP with a deadline d from now on every read
+// and write, so that a test whose server hangs fails instead.
+func dial(t *testing.T, addr string, d time.Duration) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(d))
+	return conn
+}
+
+// exchange writes req on a new connection and reads n responses (1xx
+// ones included) with net/http's parser, then closes.
+func exchange(t *testing.T, addr, req string, n int) []*http.Response {
+	t.Helper()
+	conn := dial(t, addr, 10*time.Second)
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(conn, req); err != nil {
 		t.Fatal(err)
 	}
@@ -194,12 +202,8 @@ var conformanceCases = []struct {
 		}
 	}},
 	{"Expect: 100-continue", func(t *testing.T, addr string, _ *atomic.Int64) {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dial(t, addr, 10*time.Second)
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(conn, "POST /api/echo/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 		br := bufio.NewReader(conn)
 		cont, err := http.ReadResponse(br, nil)
@@ -233,12 +237,8 @@ var conformanceCases = []struct {
 		}
 	}},
 	{"HEAD has no body but the length GET would have", func(t *testing.T, addr string, _ *atomic.Int64) {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dial(t, addr, 10*time.Second)
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
 		// HEAD then GET on one connection: a body after the HEAD
 		// response would be read as the start of the next response.
 		io.WriteString(conn, "HEAD /api/sized HTTP/1.1\r\nHost: gw\r\n\r\n")
@@ -303,12 +303,8 @@ var conformanceCases = []struct {
 	}},
 	{"large upload streams through", func(t *testing.T, addr string, _ *atomic.Int64) {
 		const size = 8 << 20 // over the replay buffer, under the body limit
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dial(t, addr, 30*time.Second)
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(30 * time.Second))
 		go func() { // ends when the upload is written or the connection closes
 			io.WriteString(conn, "POST /api/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
 			io.Copy(conn, io.LimitReader(zeros{}, size))
@@ -389,12 +385,8 @@ func TestConformanceRefusals(t *testing.T) {
 						want = tt.netHTTP
 					}
 					before := hits.Load()
-					conn, err := net.Dial("tcp", e.addr)
-					if err != nil {
-						t.Fatal(err)
-					}
+					conn := dial(t, e.addr, 10*time.Second)
 					defer conn.Close()
-					conn.SetDeadline(time.Now().Add(10 * time.Second))
 					io.WriteString(conn, tt.req)
 					br := bufio.NewReader(conn)
 					resp, err := http.ReadResponse(br, nil)

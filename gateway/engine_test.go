@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -30,12 +29,7 @@ func TestEngineDrain(t *testing.T) {
 			}
 			io.WriteString(w, "done")
 		}))})
-	tr, err := client.New(cat, client.Config{Base: gateway.NewUpstream()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := gateway.New(cat, tr)
-	gw.Logger = slog.New(slog.DiscardHandler)
+	gw := newGateway(t, cat, client.Config{Base: gateway.NewUpstream()})
 	cfg := shoal.Config{Name: "gateway", Logger: gw.Logger, Engine: gateway.NewEngine(), DrainTimeout: 10 * time.Second}
 	svc, err := shoal.New(cfg, gw)
 	if err != nil {
@@ -47,23 +41,19 @@ func TestEngineDrain(t *testing.T) {
 	go func() { done <- svc.Run(ctx) }()
 	<-svc.Ready()
 
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", svc.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+	connect := func() (net.Conn, *bufio.Reader) {
+		c := dial(t, svc.Addr(), 20*time.Second)
 		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(20 * time.Second))
 		return c, bufio.NewReader(c)
 	}
-	idle, idleR := dial()
+	idle, idleR := connect()
 	io.WriteString(idle, "GET /api/fast HTTP/1.1\r\nHost: gw\r\n\r\n")
 	if resp, err := http.ReadResponse(idleR, nil); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("first request: %v", err)
 	} else {
 		io.ReadAll(resp.Body)
 	}
-	busy, busyR := dial()
+	busy, busyR := connect()
 	io.WriteString(busy, "GET /api/slow HTTP/1.1\r\nHost: gw\r\n\r\n")
 	<-started
 

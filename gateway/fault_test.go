@@ -1,8 +1,6 @@
 package gateway_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/internal/testfault"
 )
 
 // cohorts is a fake CohortObserver: requests per experiment/cohort/code.
@@ -50,11 +49,7 @@ type faultFixture struct {
 
 func newFaultFixture(t *testing.T, verify bool) *faultFixture {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &faultFixture{signer: chaos.NewSigner(key), obs: &cohorts{n: map[string]int{}}}
+	f := &faultFixture{signer: testfault.NewSigner(t), obs: &cohorts{n: map[string]int{}}}
 	cat := discovery.NewCatalog()
 	cat.Upsert(discovery.Instance{ID: "catalog-1", Service: "catalog", State: discovery.StateServing,
 		Addr: serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +61,7 @@ func newFaultFixture(t *testing.T, verify bool) *faultFixture {
 	f.gw = newGateway(t, cat, client.Config{})
 	f.gw.CohortMetrics = f.obs
 	if verify {
+		var err error
 		if f.gw.Chaos, err = chaos.NewVerifier(f.signer.PublicKey(), "gateway"); err != nil {
 			t.Fatal(err)
 		}
@@ -73,19 +69,6 @@ func newFaultFixture(t *testing.T, verify bool) *faultFixture {
 	f.front = httptest.NewServer(f.gw)
 	t.Cleanup(f.front.Close)
 	return f
-}
-
-func (f *faultFixture) faultToken(t *testing.T, spec string) string {
-	t.Helper()
-	faults, err := chaos.Parse(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := f.signer.Faults(faults, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 func (f *faultFixture) do(t *testing.T, method, path, body string, h map[string]string) (int, string) {
@@ -107,7 +90,7 @@ func (f *faultFixture) do(t *testing.T, method, path, body string, h map[string]
 // gateway lets on only what the SDK's server verified (in the context).
 func TestGatewayStripsFaults(t *testing.T) {
 	f := newFaultFixture(t, true)
-	for _, v := range []string{"catalog:error=503", f.faultToken(t, "catalog:error=503")} {
+	for _, v := range []string{"catalog:error=503", testfault.Token(t, f.signer, "catalog:error=503")} {
 		if status, _ := f.do(t, "GET", "/catalog/x", "", map[string]string{chaos.Header: v}); status != 200 {
 			t.Errorf("status %d", status)
 		}
@@ -121,7 +104,7 @@ func TestGatewayStripsFaults(t *testing.T) {
 
 func TestGatewayExperiment(t *testing.T) {
 	f := newFaultFixture(t, true)
-	ftok := f.faultToken(t, "catalog:delay=1ms;gateway>catalog:error=503,p=0.5")
+	ftok := testfault.Token(t, f.signer, "catalog:delay=1ms;gateway>catalog:error=503,p=0.5")
 	rule, err := f.signer.Experiment("exp1", chaos.ByRequest, 0.25, ftok, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -157,8 +140,7 @@ func TestGatewayExperiment(t *testing.T) {
 	}
 
 	// Older tokens do not replace a newer experiment; forged ones nothing.
-	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	forged, _ := chaos.NewSigner(other).Experiment("exp1", chaos.ByRequest, 0.5, ftok, time.Minute)
+	forged, _ := testfault.NewSigner(t).Experiment("exp1", chaos.ByRequest, 0.5, ftok, time.Minute)
 	if status, _ := f.do(t, "PUT", gateway.ExperimentPath, forged, nil); status != http.StatusForbidden {
 		t.Errorf("forged experiment: %d, want 403", status)
 	}

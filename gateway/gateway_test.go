@@ -64,7 +64,7 @@ type fixture struct {
 
 // newGateway returns a gateway over r that logs nothing and calls backends
 // through a client.Transport with cfg, closed when the test ends.
-func newGateway(t *testing.T, r client.Resolver, cfg client.Config) *gateway.Gateway {
+func newGateway(t testing.TB, r client.Resolver, cfg client.Config) *gateway.Gateway {
 	t.Helper()
 	tr, err := client.New(r, cfg)
 	if err != nil {

@@ -163,12 +163,8 @@ func TestWebSocketThroughGateway(t *testing.T) {
 			closed := make(chan struct{})
 			e.backend(t, "chat", wsEchoBackend(t, closed))
 
-			conn, err := net.Dial("tcp", e.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			conn := dial(t, e.addr, 10*time.Second)
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hung test fails instead
 			const key = "dGhlIHNhbXBsZSBub25jZQ=="
 			io.WriteString(conn, "GET /chat/socket HTTP/1.1\r\nHost: edge\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\n\r\n")

@@ -10,10 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/shoal-dev/shoal/internal/cpumeter"
 	"github.com/shoal-dev/shoal/internal/verified"
 )
 
@@ -76,13 +75,13 @@ func BenchmarkHandshake(b *testing.B) {
 				return conn.ConnectionState().DidResume
 			}
 			handshake() // a ticket to resume with
-			cpu := startCPU()
+			cpu := cpumeter.Start()
 			for b.Loop() {
 				if got := handshake(); got != resume {
 					b.Fatalf("DidResume = %v", got)
 				}
 			}
-			cpu.report(b)
+			cpu.Report(b)
 		})
 	}
 }
@@ -121,13 +120,13 @@ func BenchmarkTokenVerify(b *testing.B) {
 		if _, err := v.Verify(tokens[0]); err != nil {
 			b.Fatal(err)
 		}
-		cpu := startCPU()
+		cpu := cpumeter.Start()
 		for b.Loop() {
 			if _, err := v.Verify(tokens[0]); err != nil {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b)
+		cpu.Report(b)
 	})
 	b.Run("new-token", func(b *testing.B) {
 		b.ReportAllocs()
@@ -136,7 +135,7 @@ func BenchmarkTokenVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 		i := 0
-		cpu := startCPU()
+		cpu := cpumeter.Start()
 		for b.Loop() {
 			i++
 			if i%len(tokens) == 0 {
@@ -146,13 +145,13 @@ func BenchmarkTokenVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b)
+		cpu.Report(b)
 	})
 	b.Run("new-issuer-cert", func(b *testing.B) {
 		b.ReportAllocs()
 		v := verifier()
 		i := 0
-		cpu := startCPU()
+		cpu := cpumeter.Start()
 		for b.Loop() {
 			i++
 			v.tokens = verified.New[User](tokenCacheSize)
@@ -161,7 +160,7 @@ func BenchmarkTokenVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b)
+		cpu.Report(b)
 	})
 	b.Run("ecdsa-verify", func(b *testing.B) {
 		b.ReportAllocs()
@@ -171,13 +170,13 @@ func BenchmarkTokenVerify(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu := startCPU()
+		cpu := cpumeter.Start()
 		for b.Loop() {
 			if !ecdsa.VerifyASN1(&key.PublicKey, h[:], sig) {
 				b.Fatal("no")
 			}
 		}
-		cpu.report(b)
+		cpu.Report(b)
 	})
 }
 
@@ -192,24 +191,24 @@ func BenchmarkTokenIssue(b *testing.B) {
 	}
 	b.Run("cached", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu := startCPU()
+		cpu := cpumeter.Start()
 		for b.Loop() {
 			if _, err := iss.Token("p0001", "jwt"); err != nil {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b)
+		cpu.Report(b)
 	})
 	b.Run("sign", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu := startCPU()
+		cpu := cpumeter.Start()
 		for b.Loop() {
 			clear(iss.cache)
 			if _, err := iss.Token("p0001", "jwt"); err != nil {
 				b.Fatal(err)
 			}
 		}
-		cpu.report(b)
+		cpu.Report(b)
 	})
 }
 
@@ -241,7 +240,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			defer srv.Close()
 			defer tr.CloseIdleConnections()
 			url += srv.Listener.Addr().String() + "/"
-			cpu := startCPU()
+			cpu := cpumeter.Start()
 			for b.Loop() {
 				resp, err := tr.RoundTrip(must(http.NewRequest(http.MethodGet, url, nil)))
 				if err != nil {
@@ -250,28 +249,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			cpu.report(b)
+			cpu.Report(b)
 		})
 	}
-}
-
-// cpuMeter reports, next to the wall-clock ns/op, the CPU time the whole
-// process (both ends of a connection, the GC) spent per operation: on a
-// machine shared with other builds wall time mostly measures waiting.
-type cpuMeter struct{ start time.Duration }
-
-func startCPU() cpuMeter { return cpuMeter{processCPU()} }
-
-func (m cpuMeter) report(b *testing.B) {
-	b.ReportMetric(float64(processCPU()-m.start)/float64(b.N), "cpu-ns/op")
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func must[T any](v T, err error) T {

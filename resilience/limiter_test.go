@@ -70,14 +70,7 @@ func TestNewLimiterPanicsOnBadConfig(t *testing.T) {
 // request is refused, counted, and admitted again once a slot frees.
 func TestLimiterRejectsOverLimit(t *testing.T) {
 	l := NewLimiter(LimiterConfig{MinLimit: 3, MaxLimit: 3, InitialLimit: 3, NoQueue: true})
-	var permits []Permit
-	for range 3 {
-		p, ok := l.Acquire(context.Background())
-		if !ok {
-			t.Fatal("rejected under the limit")
-		}
-		permits = append(permits, p)
-	}
+	permits := acquireAll(t, l, 3)
 	if _, ok := l.Acquire(context.Background()); ok {
 		t.Fatal("admitted over the limit")
 	}
@@ -172,14 +165,7 @@ func TestLimiterMaxWait(t *testing.T) {
 
 func TestLimiterDisabledAdmitsAll(t *testing.T) {
 	l := NewLimiter(LimiterConfig{Disabled: true, MaxLimit: 1})
-	var permits []Permit
-	for range 1000 {
-		p, ok := l.Acquire(context.Background())
-		if !ok {
-			t.Fatal("disabled limiter rejected a request")
-		}
-		permits = append(permits, p)
-	}
+	permits := acquireAll(t, l, 1000)
 	if got, want := l.Stats(), (LimiterStats{Limit: 0, InFlight: 1000, Admitted: 1000}); got != want {
 		t.Fatalf("Stats() = %+v, want %+v", got, want)
 	}

@@ -30,15 +30,22 @@ func queued(t *testing.T, db *DB, n int) {
 	}
 }
 
-func openTest(t *testing.T) *DB {
+// groupTable is the table of the group commit tests.
+const groupTable = `CREATE TABLE t (name TEXT NOT NULL PRIMARY KEY)`
+
+// openTest opens a SQLite DB in t's temporary folder, closed when t ends,
+// and runs the statements of schema on it.
+func openTest(t *testing.T, schema ...string) *DB {
 	t.Helper()
-	db, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "group.db"))
+	db, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE TABLE t (name TEXT NOT NULL PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
+	for _, stmt := range schema {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return db
 }
@@ -47,7 +54,7 @@ func openTest(t *testing.T) *DB {
 // run in one transaction; each fn's failure, panic or ended context
 // touches its own writes only.
 func TestGroupCommit(t *testing.T) {
-	db := openTest(t)
+	db := openTest(t, groupTable)
 	hold := make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
@@ -143,7 +150,7 @@ func TestGroupCommit(t *testing.T) {
 // interrupted statement does in SQLite) makes the others run again in a
 // new one; none runs outside a transaction.
 func TestGroupLost(t *testing.T) {
-	db := openTest(t)
+	db := openTest(t, groupTable)
 	hold := make(chan struct{})
 	go db.Tx(t.Context(), func(*sql.Tx) error { <-hold; return nil })
 	for len(db.writerLock()) == 0 {

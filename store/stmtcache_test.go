@@ -28,14 +28,7 @@ func cacheSize(t testing.TB, n int) {
 // openCacheTest opens a SQLite DB whose table kv holds the rows 1..5.
 func openCacheTest(t *testing.T) *DB {
 	t.Helper()
-	db, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "cache.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	db := openTest(t, `CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT NOT NULL)`)
 	for i := 1; i <= 5; i++ {
 		if _, err := db.Exec(`INSERT INTO kv VALUES ($1, $2)`, i, "v"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
@@ -396,18 +389,26 @@ func (s closeSpy) Close() error {
 	return s.sqliteConn.Close()
 }
 
+// driverConn returns modernc.org/sqlite's connector to a database in t's
+// temporary folder, and a connection of the driver's from it.
+func driverConn(t *testing.T) (driver.Connector, driver.Conn) {
+	t.Helper()
+	base, err := sqlite.NewConnector(filepath.Join(t.TempDir(), "driver.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := base.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, c
+}
+
 // TestStmtCacheClose: closing a connection finalizes its statements
 // before it closes the driver's.
 func TestStmtCacheClose(t *testing.T) {
 	ctx := t.Context()
-	base, err := sqlite.NewConnector(filepath.Join(t.TempDir(), "close.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := base.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dc := driverConn(t)
 	atExit := -1
 	c := newCachingConn(closeSpy{dc.(sqliteConn), t, &atExit}, 8)
 	for i := range 5 {
@@ -435,14 +436,7 @@ func TestStmtCacheClose(t *testing.T) {
 // modernc.org/sqlite's functions see through them.
 func TestStmtCacheInterfaces(t *testing.T) {
 	ctx := t.Context()
-	base, err := sqlite.NewConnector(filepath.Join(t.TempDir(), "iface.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := base.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, raw := driverConn(t)
 	defer raw.Close()
 	wrapped, err := connector{Connector: base, size: 8}.Connect(ctx)
 	if err != nil {

@@ -19,22 +19,30 @@ import (
 
 func TestMain(m *testing.M) { storetest.Main(m) }
 
+// openWrites opens service's database as the environment says, until t
+// ends, checks its dialect and creates a table t in it.
+func openWrites(t *testing.T, service string, want store.Dialect) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if db.Dialect != want {
+		t.Errorf("dialect %v, want %v", db.Dialect, want)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestOpenFromEnvironment(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		t.Setenv(store.EnvDatabaseURL, "")
 		t.Setenv(store.EnvDataDir, dir)
-		db, err := store.Open(t.Context(), "my-service")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if db.Dialect != store.SQLite {
-			t.Errorf("dialect %v, want sqlite", db.Dialect)
-		}
-		if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
-			t.Fatal(err)
-		}
+		db := openWrites(t, "my-service", store.SQLite)
 		if _, err := os.Stat(filepath.Join(dir, "my-service.db")); err != nil {
 			t.Errorf("no database file: %v", err)
 		}
@@ -53,17 +61,7 @@ func TestOpenFromEnvironment(t *testing.T) {
 		t.Setenv(store.EnvDatabaseURL, storetest.Postgres(t))
 		// Two services on one database: a schema each.
 		for _, svc := range []string{"svc-a", "2nd.B"} {
-			db, err := store.Open(t.Context(), svc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if db.Dialect != store.Postgres {
-				t.Errorf("dialect %v, want postgres", db.Dialect)
-			}
-			if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
-				t.Fatal(err) // would fail for the second if they shared a schema
-			}
+			db := openWrites(t, svc, store.Postgres) // would fail for the second if they shared a schema
 			var schema string
 			if err := db.QueryRow(`SELECT current_schema()`).Scan(&schema); err != nil {
 				t.Fatal(err)

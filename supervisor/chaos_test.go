@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/testfault"
 )
 
 // procState is the state letter of pid in /proc (R, S, T for stopped...).
@@ -55,11 +56,7 @@ func TestChaos(t *testing.T) {
 		if fi, err := os.Stat(chaos.KeyFile(m.Dir)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("key file: %v %v", fi, err)
 		}
-		faults, _ := chaos.Parse("hello:error=418")
-		tok, err := chaos.NewSigner(key).Faults(faults, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := testfault.Token(t, chaos.NewSigner(key), "hello:error=418")
 		req, _ := http.NewRequest("GET", "https://"+hello[0].Addr+"/hello", nil)
 		req.Header.Set(chaos.Header, tok)
 		resp, err := r.caller(t, "hello").Do(req)

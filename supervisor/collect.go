@@ -164,10 +164,7 @@ func (s *Supervisor) collectRound(ctx context.Context) {
 		return
 	}
 	now := time.Now()
-	names := make([]string, len(s.order))
-	for i, svc := range s.order {
-		names[i] = svc.name
-	}
+	names := s.serviceNames()
 	calls := o.traces.callsSince(now.Add(-tracedCallsFor))
 	o.mu.Lock()
 	events := o.win.round(now, names, got, calls)

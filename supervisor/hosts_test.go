@@ -189,12 +189,7 @@ func TestPSAcrossSupervisors(t *testing.T) {
 	// The peer API answers the system's supervisors only.
 	peer := a.sup.seed.Self().Addr
 	c := b.caller(t, SupervisorService) // a certificate of the system, but of service "tester"
-	resp, err := c.Get("https://" + peer + peerPS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
+	if resp := get(t, c, "https://"+peer+peerPS); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("peer API to another service of the system: %s, want 403", resp.Status)
 	}
 	if resp, err := http.Get("http://" + peer + peerPS); err == nil {

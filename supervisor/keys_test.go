@@ -137,12 +137,7 @@ func TestInstanceIdentity(t *testing.T) {
 		if err := getJSON(r.caller(t, "hello"), "https://"+hello.Addr+"/hello", new(any)); err != nil {
 			t.Errorf("a caller the policy allows: %v", err)
 		}
-		resp, err := http.Get("http://" + hello.Addr + "/hello")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
+		if resp := get(t, http.DefaultClient, "http://"+hello.Addr+"/hello"); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("plain HTTP: %s, want 400 from the TLS listener", resp.Status)
 		}
 		creds, err := r.sup.keys.auth.Credentials("stranger", 0)
@@ -151,12 +146,7 @@ func TestInstanceIdentity(t *testing.T) {
 		}
 		stranger := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
 			DialTLSContext: identity.NewDialer(identity.NewSource(creds), nil).ForService("hello")}}
-		resp, err = stranger.Get("https://" + hello.Addr + "/hello")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
+		if resp := get(t, stranger, "https://"+hello.Addr+"/hello"); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("a service the policy does not name: %s, want 403", resp.Status)
 		}
 		if err := getJSON(http.DefaultClient, "http://"+hello.Admin+"/infoz", new(any)); err != nil {

@@ -85,10 +85,7 @@ func (s *Supervisor) lookup(name string) (*service, error) {
 		return nil, &opError{http.StatusNotFound, "unknown_service",
 			fmt.Sprintf("service %q runs on other hosts, not on this one (shoal up --only): run the command there", name)}
 	}
-	names := make([]string, len(s.order))
-	for i, svc := range s.order {
-		names[i] = svc.name
-	}
+	names := s.serviceNames()
 	return nil, &opError{http.StatusNotFound, "unknown_service",
 		fmt.Sprintf("no service %q in %s; services: %s", name, s.manifestName(), strings.Join(names, ", "))}
 }
@@ -103,10 +100,7 @@ func (s *Supervisor) manifestName() string {
 // ps lists every instance, services in manifest order, then by index.
 func (s *Supervisor) ps() []InstanceStatus {
 	s.mu.Lock()
-	var all []*instance
-	for _, svc := range s.order {
-		all = append(all, svc.insts...)
-	}
+	all := s.instances()
 	s.mu.Unlock()
 	out := make([]InstanceStatus, len(all))
 	for i, in := range all {

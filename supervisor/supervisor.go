@@ -482,14 +482,30 @@ func (s *Supervisor) build(ctx context.Context) error {
 	return nil
 }
 
-// shutdown stops every instance in parallel and waits for all of them.
-func (s *Supervisor) shutdown() {
-	s.mu.Lock()
-	s.closing = true
+// instances lists every instance, services in manifest order, then by
+// index. The caller holds s.mu.
+func (s *Supervisor) instances() []*instance {
 	var all []*instance
 	for _, svc := range s.order {
 		all = append(all, svc.insts...)
 	}
+	return all
+}
+
+// serviceNames lists the services this supervisor runs, in manifest order.
+func (s *Supervisor) serviceNames() []string {
+	names := make([]string, len(s.order))
+	for i, svc := range s.order {
+		names[i] = svc.name
+	}
+	return names
+}
+
+// shutdown stops every instance in parallel and waits for all of them.
+func (s *Supervisor) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	all := s.instances()
 	s.mu.Unlock()
 	s.streaming.Store(false) // the drain lines would bury the summary
 	if len(all) > 0 {

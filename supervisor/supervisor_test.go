@@ -547,6 +547,18 @@ func psOf(t *testing.T, r *Remote, service string) []InstanceStatus {
 	return slices.DeleteFunc(psOrFail(t, r), func(s InstanceStatus) bool { return s.Service != service })
 }
 
+// get sends GET url with c, fails t if no answer comes, and returns the
+// answer, its body closed.
+func get(t *testing.T, c *http.Client, url string) *http.Response {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 func getJSON(c *http.Client, url string, v any) error {
 	resp, err := c.Get(url)
 	if err != nil {

@@ -76,10 +76,7 @@ func (s *Supervisor) Overview() Overview {
 	}
 	insts := map[string][]inst{}
 	s.mu.Lock()
-	var all []*instance
-	for _, svc := range s.order {
-		all = append(all, svc.insts...)
-	}
+	all := s.instances()
 	s.mu.Unlock()
 	for _, in := range all {
 		st := in.status()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/bench/internal/proc"
+	"github.com/shoal-dev/shoal/handoff"
 )
 
 // Arms, in the order tables show them.
@@ -42,6 +43,19 @@ type arm struct {
 	// unavailable says why the arm was not measured (or stopped being):
 	// not installable, did not start, failed mid-run.
 	unavailable string
+}
+
+// serve starts bin with args and env as one of a's processes, its output
+// in logFile, serving on addr, whose socket sock holds (proc.Reserve); a's
+// load then goes to addr.
+func (a *arm) serve(addr string, sock *handoff.Port, logFile, bin string, args, env []string) error {
+	p, err := proc.Start(a.name, logFile, bin, args, env, sock)
+	if err != nil {
+		return err
+	}
+	a.procs = append(a.procs, p)
+	a.url = "http://" + addr + servicePath
+	return nil
 }
 
 func (a *arm) stop() {
@@ -141,14 +155,8 @@ func (b *bench) startGoProxy(a *arm) error {
 	if err != nil {
 		return err
 	}
-	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin,
-		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil, sock)
-	if err != nil {
-		return err
-	}
-	a.procs = append(a.procs, p)
-	a.url = "http://" + addr + servicePath
-	return nil
+	return a.serve(addr, sock, filepath.Join(b.tmp, a.name+".log"), bin,
+		[]string{"-addr", addr, "-upstreams", strings.Join(b.replicas, ",")}, nil)
 }
 
 // checkRefused verifies that a request without a's header is refused, so

@@ -106,13 +106,7 @@ func (b *bench) startPeer(ctx context.Context, a *arm) error {
 		args = []string{"run", "--adapter", "caddyfile", "--config", path}
 		env = []string{"XDG_DATA_HOME=" + prefix, "XDG_CONFIG_HOME=" + prefix, "HOME=" + prefix}
 	}
-	p, err := proc.Start(a.name, filepath.Join(prefix, "stderr.log"), bin, args, env, sock)
-	if err != nil {
-		return err
-	}
-	a.procs = append(a.procs, p)
-	a.url = "http://" + listen + servicePath
-	return nil
+	return a.serve(listen, sock, filepath.Join(prefix, "stderr.log"), bin, args, env)
 }
 
 // render fills a template under bench/peers/ (Go text/template).

@@ -52,13 +52,7 @@ func (b *bench) startShoal(a *arm, withAuth bool) error {
 	args = append(args, "--addr", addr, "--gossip-addr", "127.0.0.1:0", "--instance", a.name,
 		"--seeds", strings.Join(b.gossip, ","))
 	env := append([]string{"SHOAL_ADMISSION=" + b.admission, "SHOAL_DRAIN_TIMEOUT=1s"}, b.gatewayEnv...)
-	p, err := proc.Start(a.name, filepath.Join(b.tmp, a.name+".log"), bin, args, env, sock)
-	if err != nil {
-		return err
-	}
-	a.procs = append(a.procs, p)
-	a.url = "http://" + addr + servicePath
-	return nil
+	return a.serve(addr, sock, filepath.Join(b.tmp, a.name+".log"), bin, args, env)
 }
 
 // writeAuthConfig renders the shoal-auth arm's config with a fresh random

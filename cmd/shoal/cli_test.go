@@ -26,24 +26,29 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-func TestHelp(t *testing.T) {
-	// Every command's help shows its form and an example.
-	for _, cmd := range []string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"} {
-		code, out, errOut := runCLI(t, cmd, "--help")
-		if code != 0 {
-			t.Errorf("%s --help: status %d, stderr %s", cmd, code, errOut)
-		}
-		if !strings.Contains(out, "Usage:") || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+cmd) {
-			t.Errorf("%s --help lacks usage or examples:\n%s", cmd, out)
+// checkHelp checks that each command of cmds answers --help with its
+// form, its name and an example, and that shoal --help lists each command
+// of listed.
+func checkHelp(t *testing.T, cmds [][]string, listed []string) {
+	t.Helper()
+	for _, cmd := range cmds {
+		code, out, errOut := runCLI(t, append(cmd, "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Examples:") || !strings.Contains(out, "shoal "+strings.Join(cmd, " ")) {
+			t.Errorf("%s --help: status %d, stderr %s; want usage and examples:\n%s", cmd, code, errOut, out)
 		}
 	}
 	_, out, _ := runCLI(t, "--help")
-	for _, cmd := range []string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"} {
+	for _, cmd := range listed {
 		if !strings.Contains(out, "\n  "+cmd+" ") {
 			t.Errorf("shoal --help does not list %s:\n%s", cmd, out)
 		}
 	}
-	_, out, _ = runCLI(t, "up", "--help")
+}
+
+func TestHelp(t *testing.T) {
+	checkHelp(t, [][]string{{"up"}, {"ps"}, {"scale"}, {"restart"}, {"kill"}, {"logs"}, {"down"}, {"gateway"}},
+		[]string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"})
+	_, out, _ := runCLI(t, "up", "--help")
 	for _, flag := range []string{"--bind IP", "--advertise IP", "--join HOST:PORT", "--only SERVICES", "--secrets DIR", "--gossip-port PORT"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("up --help lacks %s:\n%s", flag, out)

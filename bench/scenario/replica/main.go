@@ -28,7 +28,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/bench/scenario/naive"
+	"github.com/shoal-dev/shoal/chaos"
 )
 
 // ReplicaHeader names the instance that served a response.
@@ -151,7 +151,7 @@ func (r *replica) serveWork(w http.ResponseWriter, req *http.Request) {
 	if f.StragglerFraction > 0 && rand.Float64() < f.StragglerFraction {
 		delay += time.Duration(f.StragglerDelayMs) * time.Millisecond
 	}
-	if delay > 0 && !sleep(req.Context(), delay) {
+	if chaos.Wait(req.Context(), delay) != nil {
 		return
 	}
 	if f.Status != 0 {
@@ -199,16 +199,4 @@ func sdkCounts(svc *shoal.Service) (admitted, rejected uint64) {
 	}
 	_ = json.Unmarshal(b, &in)
 	return in.Requests, in.Admission.Rejected
-}
-
-// sleep waits d unless ctx ends first; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

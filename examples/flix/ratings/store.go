@@ -32,6 +32,19 @@ type Average struct {
 	Count   int      `json:"count"`
 }
 
+// ratingsTable and ratingsIndex are the ratings table, the same in both
+// dialects (SQLite's is WITHOUT ROWID besides).
+const (
+	ratingsTable = `CREATE TABLE IF NOT EXISTS ratings (
+				profile    TEXT    NOT NULL,
+				title      BIGINT  NOT NULL,
+				score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+				updated_at BIGINT  NOT NULL,
+				PRIMARY KEY (profile, title)
+			)`
+	ratingsIndex = `CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score)`
+)
+
 // migrations is the ratings schema's history (store.DB.Migrate). The
 // first two also bring a ratings.db written by builds before the SDK's
 // store package (which kept their version in PRAGMA user_version, and
@@ -39,23 +52,11 @@ type Average struct {
 // EXISTS, and the second turns the old text times into Unix milliseconds.
 var migrations = []store.Migration{
 	{
-		SQL: `CREATE TABLE IF NOT EXISTS ratings (
-				profile    TEXT    NOT NULL,
-				title      BIGINT  NOT NULL,
-				score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
-				updated_at BIGINT  NOT NULL,
-				PRIMARY KEY (profile, title)
-			) WITHOUT ROWID;
-			CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score);
+		SQL: ratingsTable + ` WITHOUT ROWID;
+			` + ratingsIndex + `;
 			DROP TABLE IF EXISTS idempotency_keys`,
-		Postgres: `CREATE TABLE IF NOT EXISTS ratings (
-				profile    TEXT    NOT NULL,
-				title      BIGINT  NOT NULL,
-				score      INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
-				updated_at BIGINT  NOT NULL,
-				PRIMARY KEY (profile, title)
-			);
-			CREATE INDEX IF NOT EXISTS ratings_by_title ON ratings (title, score)`,
+		Postgres: ratingsTable + `;
+			` + ratingsIndex,
 	},
 	{
 		SQL: `UPDATE ratings SET updated_at = CAST(strftime('%s', updated_at) AS INTEGER) * 1000

@@ -24,33 +24,34 @@ const topicTitles = "titles"
 // compared byte by byte (prefix ranges), which SQLite's TEXT does and
 // PostgreSQL's does under COLLATE "C".
 var migrations = []store.Migration{{
-	SQL: `CREATE TABLE search_titles (
-			id     INTEGER NOT NULL PRIMARY KEY,
-			name   TEXT    NOT NULL,
-			year   INTEGER NOT NULL,
-			genres TEXT    NOT NULL
-		);
+	SQL: titlesTable + `;
 		CREATE TABLE search_terms (
 			term   TEXT    NOT NULL,
 			title  INTEGER NOT NULL,
 			weight INTEGER NOT NULL,
 			PRIMARY KEY (term, title)
 		) WITHOUT ROWID;
-		CREATE INDEX search_terms_by_title ON search_terms (title)`,
-	Postgres: `CREATE TABLE search_titles (
-			id     INTEGER NOT NULL PRIMARY KEY,
-			name   TEXT    NOT NULL,
-			year   INTEGER NOT NULL,
-			genres TEXT    NOT NULL
-		);
+		` + termsIndex,
+	Postgres: titlesTable + `;
 		CREATE TABLE search_terms (
 			term   TEXT COLLATE "C" NOT NULL,
 			title  INTEGER NOT NULL,
 			weight INTEGER NOT NULL,
 			PRIMARY KEY (term, title)
 		);
-		CREATE INDEX search_terms_by_title ON search_terms (title)`,
+		` + termsIndex,
 }}
+
+// titlesTable and termsIndex are the same in both dialects.
+const (
+	titlesTable = `CREATE TABLE search_titles (
+			id     INTEGER NOT NULL PRIMARY KEY,
+			name   TEXT    NOT NULL,
+			year   INTEGER NOT NULL,
+			genres TEXT    NOT NULL
+		)`
+	termsIndex = `CREATE INDEX search_terms_by_title ON search_terms (title)`
+)
 
 // Weights of a term by where it comes from: a word of the name counts
 // more than a genre or the year. A whole-word match counts twice a prefix.
