@@ -33,7 +33,9 @@ type Average struct {
 }
 
 // ratingsTable and ratingsIndex are the ratings table, the same in both
-// dialects (SQLite's is WITHOUT ROWID besides).
+// dialects (SQLite's is WITHOUT ROWID besides). They are part of the first
+// migration, which databases have applied already: a schema change is a
+// new migration, never an edit here.
 const (
 	ratingsTable = `CREATE TABLE IF NOT EXISTS ratings (
 				profile    TEXT    NOT NULL,

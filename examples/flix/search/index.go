@@ -42,7 +42,9 @@ var migrations = []store.Migration{{
 		` + termsIndex,
 }}
 
-// titlesTable and termsIndex are the same in both dialects.
+// titlesTable and termsIndex are the same in both dialects. They are part
+// of the first migration, which databases have applied already: a schema
+// change is a new migration, never an edit here.
 const (
 	titlesTable = `CREATE TABLE search_titles (
 			id     INTEGER NOT NULL PRIMARY KEY,
