@@ -352,17 +352,15 @@ func (s *Supervisor) start(ctx context.Context) error {
 		}
 		return err
 	}
-	n := 0
 	for _, svc := range s.order {
 		for i := 1; i <= instancesOf(svc.spec); i++ {
 			if err := s.addInstance(svc, i); err != nil {
 				return err
 			}
-			n++
 		}
 	}
 	s.launched.Store(true)
-	s.con.printf("starting %d instances of %d services ...\n", n, len(s.order))
+	s.con.printf("starting %d instances of %d services ...\n", s.insts, len(s.order))
 	err := s.waitFor(ctx, func() bool {
 		for _, svc := range s.order {
 			for _, in := range svc.insts {
