@@ -1,12 +1,16 @@
 package shoal
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/chaos"
 )
 
 // The admin listener serves what operators and the platform ask of an
@@ -15,9 +19,16 @@ import (
 // loopback by default) so that none of it is reachable where the service
 // is: the service's listener may face other hosts (and, at the edge, the
 // Internet), and requires mutual TLS with an identity, which probes and
-// Prometheus cannot present. The admin listener is plain HTTP and asks
-// for no credentials, which is why it stays on loopback unless told
-// otherwise.
+// Prometheus cannot present. The admin listener is plain HTTP. Health,
+// readiness, information and metrics ask for no credentials (probes and
+// Prometheus have none to give); they say how the instance is, nothing of
+// what it holds. Profiles are another matter: a goroutine dump or a trace
+// shows the program's insides, and a CPU profile or trace costs the
+// instance for as long as the caller asks. The admin listener may face a
+// network (in Kubernetes it listens on the pod's address, for the
+// kubelet's probes), so profiles answer only a bearer of a profile token
+// signed with the operator's key (chaos.Signer.Profile; shoal profile
+// signs one), never a caller trusted for where it connects from.
 
 // PathPprof is the prefix of net/http/pprof's handlers on the admin
 // listener: go tool pprof http://<admin>/debug/pprof/profile.
@@ -37,16 +48,45 @@ func (s *Service) adminHandler() http.Handler {
 		WriteJSON(w, http.StatusOK, s.Info())
 	})
 	mux.Handle("GET "+PathMetrics, s.metricsHandler)
-	mux.HandleFunc(PathPprof, pprof.Index) // the named profiles: heap, goroutine, block...
-	mux.HandleFunc(PathPprof+"cmdline", pprof.Cmdline)
-	mux.HandleFunc(PathPprof+"profile", pprof.Profile)
-	mux.HandleFunc(PathPprof+"symbol", pprof.Symbol)
-	mux.HandleFunc(PathPprof+"trace", pprof.Trace)
+	for path, h := range map[string]http.HandlerFunc{
+		PathPprof:             pprof.Index, // the named profiles: heap, goroutine, block...
+		PathPprof + "cmdline": pprof.Cmdline,
+		PathPprof + "profile": pprof.Profile,
+		PathPprof + "symbol":  pprof.Symbol,
+		PathPprof + "trace":   pprof.Trace,
+	} {
+		mux.Handle(path, s.operatorOnly(h))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "the admin listener serves "+PathHealth+", "+PathReady+", "+
 			PathInfo+", "+PathMetrics+" and "+PathPprof)
 	})
 	return mux
+}
+
+// operatorOnly serves h to a request bearing a profile token for this
+// service, signed with the operator's key (Authorization: Bearer), and
+// refuses any other: 401 for a missing or invalid token, 403 when the
+// instance has no operator key to check one with.
+func (s *Service) operatorOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		err := s.faults.verifier.VerifyProfile(tok)
+		switch {
+		case errors.Is(err, chaos.ErrNoKey):
+			WriteError(w, http.StatusForbidden, "forbidden", "profiles need a token signed with the operator's key, "+
+				"and this instance has no key to check one with ("+EnvFaultKey+"; shoal up sets it)")
+		case err != nil && !ok:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-operator"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "profiles need a profile token signed with the operator's key "+
+				"(Authorization: Bearer): shoal profile signs one")
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-operator", error="invalid_token"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // serveAdmin listens on Config.AdminAddr and serves the admin paths until

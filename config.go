@@ -39,9 +39,11 @@ type Config struct {
 	AdvertiseAddr string `json:"advertise_addr" yaml:"advertise_addr"`
 	// AdminAddr is where the admin endpoints listen: /healthz, /readyz,
 	// /infoz, /metrics and /debug/pprof/, which the service's own listener
-	// never serves. Default 127.0.0.1:0. It is plain HTTP and asks for no
-	// credentials, so keep it on loopback, or on a network only operators
-	// and the platform's probes reach (a pod's, say).
+	// never serves. Default 127.0.0.1:0. It is plain HTTP; health,
+	// readiness, information and metrics ask for no credentials, so keep it
+	// on loopback, or on a network only operators and the platform's probes
+	// reach (a pod's, say). Profiles answer only a bearer of a profile token
+	// signed with the operator's key (FaultKey; shoal profile signs one).
 	AdminAddr string `json:"admin_addr" yaml:"admin_addr"`
 	// GossipAddr is the gossip bind address; default 127.0.0.1:0.
 	GossipAddr string `json:"gossip_addr" yaml:"gossip_addr"`

@@ -6,7 +6,8 @@
 //     never the service's: /healthz (alive), /readyz (ready: serving, not
 //     draining, and every service it calls seen in discovery, see
 //     Config.Calls), /infoz (name, instance, version, uptime, peers seen),
-//     /metrics and /debug/pprof/;
+//     /metrics and /debug/pprof/ (profiles only for a token signed with
+//     the operator's key, Config.FaultKey: shoal profile signs one);
 //   - with an identity (Config.Identity; shoal up gives every instance
 //     one), mutual TLS on the service's listener and on every call it makes,
 //     and a Guard that lets a request reach the handler only from a service

@@ -51,4 +51,11 @@
 // hash of the authenticated caller or of the request ID, and to send the
 // experiment cohort's requests with a fault token (see package gateway,
 // and package chaos/experiment, which runs experiments to a verdict).
+//
+// # Profile tokens
+//
+// The operator's key also signs profile tokens (Signer.Profile): a service's
+// instances serve their profiles (net/http/pprof, on the SDK's admin
+// listener) only to a bearer of one for that service (Verifier.VerifyProfile),
+// whatever address the request comes from. shoal profile signs them.
 package chaos

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,8 +20,8 @@ import (
 // .shoal/chaos.key, mode 0600). Services hold only the public half
 // (SHOAL_FAULT_KEY), so none of them can make a token, and one that was
 // broken into cannot inject faults into the others. Claims: iss
-// "shoal-operator", iat, exp (at most 24 h after iat), jti, use ("fault"
-// or "experiment") and what the use needs (below).
+// "shoal-operator", iat, exp (at most 24 h after iat), jti, use ("fault",
+// "experiment" or "profile") and what the use needs (below).
 
 const (
 	issuer       = "shoal-operator"
@@ -29,15 +30,16 @@ const (
 	tokenLeeway  = 5 * time.Second
 	useFault     = "fault"
 	useRule      = "experiment"
+	useProfile   = "profile"
 	verifiedKept = 256 // verified tokens a Verifier remembers
 )
 
-// Errors of Verify and VerifyExperiment, for errors.Is.
+// Errors of Verify, VerifyExperiment and VerifyProfile, for errors.Is.
 var (
-	// ErrNoKey: the Verifier has no key, so no fault is honoured.
-	ErrNoKey = errors.New("chaos: no operator key configured: faults are not honoured")
+	// ErrNoKey: the Verifier has no key, so no token is honoured.
+	ErrNoKey = errors.New("chaos: no operator key configured: no fault, experiment or profile token is honoured")
 	// ErrToken: the token is not one the operator signed, or has expired.
-	ErrToken = errors.New("chaos: invalid fault token")
+	ErrToken = errors.New("chaos: invalid operator token")
 )
 
 type claims struct {
@@ -50,6 +52,7 @@ type claims struct {
 	By    string  `json:"by,omitempty"`
 	Share float64 `json:"share,omitempty"`
 	Fault string  `json:"fault,omitempty"` // the experiment cohort's fault token
+	// use profile: the service whose profiles it may read, in aud.
 	// IssuedNano orders experiment tokens more finely than iat's
 	// seconds: a gateway refuses one older than the experiment it runs.
 	IssuedNano int64 `json:"iat_ns,omitempty"`
@@ -92,6 +95,19 @@ func (s *Signer) Experiment(name, by string, share float64, faultToken string, t
 	return s.sign(claims{Use: useRule, Name: name, By: by, Share: share, Fault: faultToken, IssuedNano: time.Now().UnixNano()}, ttl)
 }
 
+// Profile returns a token that lets its bearer read the profiles
+// (net/http/pprof) of service's instances, on their admin listeners, for
+// ttl (at most 24 h). The admin listener is plain HTTP, so the token can be
+// seen on the way: keep ttl to the profiling window.
+func (s *Signer) Profile(service string, ttl time.Duration) (string, error) {
+	if service == "" {
+		return "", errors.New("chaos: a profile token needs the service it is for")
+	}
+	c := claims{Use: useProfile}
+	c.Audience = jwt.ClaimStrings{service}
+	return s.sign(c, ttl)
+}
+
 func (s *Signer) sign(c claims, ttl time.Duration) (string, error) {
 	if ttl <= 0 || ttl > maxTokenTTL {
 		return "", fmt.Errorf("chaos: token lifetime %v: want more than 0 and at most %v", ttl, maxTokenTTL)
@@ -101,7 +117,7 @@ func (s *Signer) sign(c claims, ttl time.Duration) (string, error) {
 	_, _ = rand.Read(id[:])
 	c.RegisteredClaims = jwt.RegisteredClaims{
 		Issuer: issuer, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		ID: hex.EncodeToString(id[:]),
+		ID: hex.EncodeToString(id[:]), Audience: c.Audience,
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.key)
 	if err != nil {
@@ -179,6 +195,22 @@ func (v *Verifier) Verify(token string) (*Set, error) {
 	set = newSet(token, faults, v.self, c.ExpiresAt.Time)
 	v.remember(now, token, set)
 	return set, nil
+}
+
+// VerifyProfile checks a profile token (Signer.Profile) for the
+// Verifier's service. It fails with ErrNoKey (nil Verifier) or ErrToken.
+func (v *Verifier) VerifyProfile(token string) error {
+	if v == nil {
+		return ErrNoKey
+	}
+	c, err := v.parse(token, useProfile)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(c.Audience, v.self) {
+		return fmt.Errorf("%w: a profile token for %q, not %q", ErrToken, []string(c.Audience), v.self)
+	}
+	return nil
 }
 
 // remember keeps set for token, first dropping expired entries, or if

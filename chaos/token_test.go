@@ -186,3 +186,37 @@ func TestExperimentToken(t *testing.T) {
 		t.Error("a request without a key joined a cohort")
 	}
 }
+
+func TestProfileToken(t *testing.T) {
+	s := NewSigner(newKey(t))
+	v, err := NewVerifier(s.PublicKey(), "ratings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Profile("ratings", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.VerifyProfile(tok); err != nil {
+		t.Errorf("the profile token for ratings: %v", err)
+	}
+	forCatalog, _ := s.Profile("catalog", time.Minute)
+	fault, _ := s.Faults(mustParse(t, "ratings:abort"), time.Minute)
+	forged, _ := NewSigner(newKey(t)).Profile("ratings", time.Minute)
+	for name, bad := range map[string]string{"another service's": forCatalog, "a fault token": fault, "another key's": forged, "empty": ""} {
+		if err := v.VerifyProfile(bad); !errors.Is(err, ErrToken) {
+			t.Errorf("%s: VerifyProfile = %v, want ErrToken", name, err)
+		}
+	}
+	// A profile token does not inject faults either.
+	if _, err := v.Verify(tok); !errors.Is(err, ErrToken) {
+		t.Errorf("Verify(profile token) = %v, want ErrToken", err)
+	}
+	var none *Verifier
+	if err := none.VerifyProfile(tok); !errors.Is(err, ErrNoKey) {
+		t.Errorf("nil Verifier: %v, want ErrNoKey", err)
+	}
+	if _, err := s.Profile("", time.Minute); err == nil {
+		t.Error("signed a profile token for no service")
+	}
+}

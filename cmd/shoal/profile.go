@@ -16,6 +16,7 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
@@ -29,6 +30,8 @@ func newProfile(e env, file *string) *cobra.Command {
 		seconds int
 		kind    string
 		out     string
+		token   bool
+		ttl     time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "profile [SERVICE[/INDEX]...] [--seconds N] [--kind cpu|heap|allocs|goroutine|block|mutex] [-o DIR]",
@@ -45,6 +48,16 @@ are taken at the end of the window; allocs, block and mutex are what
 accumulated during the window. Programs that do not use the SDK (command:
 services without an admin listener) are skipped with a note.
 
+An instance serves its profiles only to the operator: each request bears a
+token for its service, signed with the operator's key (.shoal/chaos.key,
+which shoal up makes) and valid for the window and a minute or so more.
+--token prints such a token for each SERVICE instead, valid --for, to
+profile an instance shoal up does not run (in Kubernetes, give its pods
+the operator's public key as SHOAL_FAULT_KEY):
+
+  curl -H "Authorization: Bearer $(shoal profile --token catalog)" \
+    -o catalog.pb.gz 'http://ADMIN/debug/pprof/profile?seconds=30'
+
 Read the files with go tool pprof, e.g. -top for the hottest functions or
 -http=:0 for a browser view.`,
 		Example: `  shoal profile                      # every service, 30 s of CPU, into ./profiles
@@ -57,6 +70,9 @@ Read the files with go tool pprof, e.g. -top for the hottest functions or
 			}
 			if seconds < 1 || seconds > 600 {
 				return usagef("profile: --seconds %d: want 1 to 600", seconds)
+			}
+			if token {
+				return printProfileTokens(e.stdout, *file, args, ttl)
 			}
 			type want struct {
 				service string
@@ -93,16 +109,60 @@ Read the files with go tool pprof, e.g. -top for the hottest functions or
 			if len(wants) == 0 {
 				chosen = st
 			}
+			op, err := operatorSigner(*file)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signalContext(c.Context())
 			defer stop()
-			return profileInstances(ctx, e.stdout, chosen, kind, time.Duration(seconds)*time.Second, out)
+			return profileInstances(ctx, e.stdout, chosen, kind, time.Duration(seconds)*time.Second, out, op)
 		},
 	}
 	addFileFlag(c, file, true)
 	c.Flags().IntVar(&seconds, "seconds", 30, "length of the profiling window in `N` seconds")
 	c.Flags().StringVar(&kind, "kind", "cpu", "`KIND` of profile: "+strings.Join(profileKinds, ", "))
 	c.Flags().StringVarP(&out, "output", "o", "profiles", "`DIR` to write SERVICE.KIND.pb.gz into")
+	c.Flags().BoolVar(&token, "token", false, "print a profile token for each SERVICE instead of profiling")
+	c.Flags().DurationVar(&ttl, "for", 10*time.Minute, "with --token: how long the token is honoured (at most 24h)")
 	return c
+}
+
+// operatorSigner signs with the operator's key of the system whose manifest
+// is file.
+func operatorSigner(file string) (*chaos.Signer, error) {
+	dir := filepath.Dir(manifestFile(file))
+	key, err := chaos.LoadKey(chaos.KeyFile(dir))
+	if err != nil {
+		return nil, fmt.Errorf("profile: the operator's key signs the profile tokens instances ask for: %w (shoal up makes it in %s)", err, filepath.Join(dir, ".shoal"))
+	}
+	return chaos.NewSigner(key), nil
+}
+
+// printProfileTokens writes a profile token, valid for ttl, for each of
+// services, one a line.
+func printProfileTokens(w io.Writer, file string, services []string, ttl time.Duration) error {
+	if len(services) == 0 {
+		return usagef("profile --token: name the SERVICE each token is for")
+	}
+	for _, a := range services {
+		if s, i, err := parseTarget("profile", a); err != nil {
+			return err
+		} else if i >= 0 {
+			return usagef("profile --token: %q: a token is for a service, every instance of it: name %s", a, s)
+		}
+	}
+	op, err := operatorSigner(file)
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		tok, err := op.Profile(s, ttl)
+		if err != nil {
+			return usageError{fmt.Errorf("profile --token: %w", err)}
+		}
+		fmt.Fprintln(w, tok)
+	}
+	return nil
 }
 
 // targetName is SERVICE or SERVICE/INDEX (index -1: none).
@@ -116,8 +176,10 @@ func targetName(service string, index int) string {
 // profileInstances profiles every instance of st with an admin listener over
 // the same window and writes, per service, the merge of its instances'
 // profiles to dir/SERVICE.KIND.pb.gz, reporting each file (and each
-// instance skipped or failed) on w. It fails only if no profile was taken.
-func profileInstances(ctx context.Context, w io.Writer, st []supervisor.InstanceStatus, kind string, window time.Duration, dir string) error {
+// instance skipped or failed) on w. Each request bears a profile token
+// for its service signed by op, valid for the window and the fetch's
+// margin. It fails only if no profile was taken.
+func profileInstances(ctx context.Context, w io.Writer, st []supervisor.InstanceStatus, kind string, window time.Duration, dir string, op *chaos.Signer) error {
 	var targets []supervisor.InstanceStatus
 	for _, s := range st {
 		switch {
@@ -138,9 +200,20 @@ func profileInstances(ctx context.Context, w io.Writer, st []supervisor.Instance
 	fmt.Fprintf(w, "profiling %d instance(s) for %v (%s)...\n", len(targets), window, kind)
 	profs := make([]*profile.Profile, len(targets))
 	errs := make([]error, len(targets))
+	tokens := map[string]string{}
+	for _, s := range targets {
+		if tokens[s.Service] != "" {
+			continue
+		}
+		tok, err := op.Profile(s.Service, window+fetchMargin+time.Minute)
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		tokens[s.Service] = tok
+	}
 	var wg sync.WaitGroup
 	for i, s := range targets {
-		wg.Go(func() { profs[i], errs[i] = fetchProfile(ctx, s.Admin, kind, window) })
+		wg.Go(func() { profs[i], errs[i] = fetchProfile(ctx, s.Admin, tokens[s.Service], kind, window) })
 	}
 	wg.Wait()
 	byService := map[string][]*profile.Profile{}
@@ -173,8 +246,13 @@ func profileInstances(ctx context.Context, w io.Writer, st []supervisor.Instance
 	return nil
 }
 
-// fetchProfile takes one profile of kind from the admin listener at admin.
-func fetchProfile(ctx context.Context, admin, kind string, window time.Duration) (*profile.Profile, error) {
+// fetchMargin is how long, past the window, an instance has to write its
+// profile: a loaded one is slow to.
+const fetchMargin = 30 * time.Second
+
+// fetchProfile takes one profile of kind from the admin listener at admin,
+// bearing token.
+func fetchProfile(ctx context.Context, admin, token, kind string, window time.Duration) (*profile.Profile, error) {
 	secs := strconv.Itoa(int(window / time.Second))
 	url := "http://" + admin + "/debug/pprof/"
 	switch kind {
@@ -193,13 +271,13 @@ func fetchProfile(ctx context.Context, admin, kind string, window time.Duration)
 	default:
 		url += kind + "?seconds=" + secs
 	}
-	// The window plus a margin for a loaded instance to write its answer.
-	ctx, cancel := context.WithTimeout(ctx, window+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, window+fetchMargin)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

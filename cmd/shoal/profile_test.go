@@ -14,15 +14,29 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/testfault"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
-// adminStandIn serves net/http/pprof as an instance's admin listener does.
-func adminStandIn(t *testing.T) string {
+// adminStandIn serves net/http/pprof as an instance of service does on its
+// admin listener: to a bearer of a profile token op signed for service.
+func adminStandIn(t *testing.T, op *chaos.Signer, service string) string {
+	v, err := chaos.NewVerifier(op.PublicKey(), service)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if err := v.VerifyProfile(tok); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }
@@ -51,9 +65,12 @@ func TestProfileInstances(t *testing.T) {
 		http.Error(w, "no profiling here", http.StatusInternalServerError)
 	}))
 	defer broken.Close()
+	op := testfault.NewSigner(t)
 	st := []supervisor.InstanceStatus{
-		{Service: "catalog", Index: 1, State: "serving", Admin: adminStandIn(t)},
-		{Service: "catalog", Index: 2, State: "serving", Admin: adminStandIn(t)},
+		{Service: "catalog", Index: 1, State: "serving", Admin: adminStandIn(t, op, "catalog")},
+		{Service: "catalog", Index: 2, State: "serving", Admin: adminStandIn(t, op, "catalog")},
+		// reviews trusts another operator: it refuses op's token.
+		{Service: "reviews", Index: 1, State: "serving", Admin: adminStandIn(t, testfault.NewSigner(t), "reviews")},
 		{Service: "ratings", Index: 1, State: "serving", Admin: broken.Listener.Addr().String()},
 		{Service: "trailers", Index: 1, State: "serving"},
 		{Service: "search", Index: 1, State: "crashed", Admin: "127.0.0.1:1"},
@@ -67,14 +84,15 @@ func TestProfileInstances(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "out")
 			var out bytes.Buffer
-			if err := profileInstances(context.Background(), &out, st, kind, time.Second, dir); err != nil {
+			if err := profileInstances(context.Background(), &out, st, kind, time.Second, dir, op); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
 			for _, want := range []string{
 				"trailers/1: skipped: no admin listener",
 				"search/1: skipped: crashed",
-				"ratings/1: GET http://" + st[2].Admin,
+				"ratings/1: GET http://" + st[3].Admin,
 				"500 Internal Server Error: no profiling here",
+				"reviews/1: GET http://" + st[2].Admin, "401 Unauthorized: chaos: invalid operator token",
 				"catalog: 2 instance(s) -> " + filepath.Join(dir, "catalog."+kind+".pb.gz"),
 			} {
 				if !strings.Contains(out.String(), want) {
@@ -110,7 +128,7 @@ func TestProfileInstances(t *testing.T) {
 func TestProfileNothingToProfile(t *testing.T) {
 	var out bytes.Buffer
 	st := []supervisor.InstanceStatus{{Service: "trailers", Index: 1, State: "serving"}}
-	err := profileInstances(context.Background(), &out, st, "cpu", time.Second, t.TempDir())
+	err := profileInstances(context.Background(), &out, st, "cpu", time.Second, t.TempDir(), testfault.NewSigner(t))
 	if err == nil || !strings.Contains(err.Error(), "no serving SDK instance") {
 		t.Errorf("err %v", err)
 	}
@@ -124,6 +142,8 @@ func TestProfileUsage(t *testing.T) {
 		{[]string{"profile", "--kind", "wall"}, `shoal: profile: --kind "wall": use one of cpu, heap`},
 		{[]string{"profile", "--seconds", "0"}, "shoal: profile: --seconds 0: want 1 to 600"},
 		{[]string{"profile", "Catalog"}, `shoal: profile: "Catalog": "Catalog" is not a service name`},
+		{[]string{"profile", "--token"}, "shoal: profile --token: name the SERVICE each token is for"},
+		{[]string{"profile", "--token", "catalog/1"}, `shoal: profile --token: "catalog/1": a token is for a service, every instance of it: name catalog`},
 	} {
 		code, _, errOut := runCLI(t, tt.args...)
 		if code != 2 || !strings.HasPrefix(errOut, tt.want) {
@@ -139,4 +159,33 @@ func hasFunction(p *profile.Profile, name string) bool {
 		}
 	}
 	return false
+}
+
+func TestProfileToken(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	if code, _, errOut := runCLI(t, "profile", "--token", "catalog", "-f", file); code != 1 || !strings.Contains(errOut, "shoal up makes it in") {
+		t.Errorf("no key: %d %s", code, errOut)
+	}
+	key, err := chaos.LoadOrCreateKey(chaos.KeyFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "profile", "--token", "catalog", "ratings", "-f", file, "--for", "1h")
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, errOut)
+	}
+	tokens := strings.Fields(out)
+	if len(tokens) != 2 {
+		t.Fatalf("%d tokens, want one for each of catalog and ratings: %q", len(tokens), out)
+	}
+	for i, service := range []string{"catalog", "ratings"} {
+		v, _ := chaos.NewVerifier(chaos.PublicKey(key), service)
+		if err := v.VerifyProfile(tokens[i]); err != nil {
+			t.Errorf("%s's token: %v", service, err)
+		}
+		if err := v.VerifyProfile(tokens[1-i]); err == nil {
+			t.Errorf("%s took the other service's token", service)
+		}
+	}
 }
