@@ -210,7 +210,14 @@ func TestDashboard(t *testing.T) {
 		if err != nil || r.OTLP == "" {
 			t.Fatalf("state file: %v, OTLP %q", err, r.OTLP)
 		}
-		id := injectTrace(t, r.OTLP)
+		// Spans from a process that does not hold the token are refused:
+		// loopback is not a credential.
+		if resp, err := http.Post(r.OTLP+"/v1/traces", "application/x-protobuf", strings.NewReader("")); err != nil {
+			t.Fatal(err)
+		} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("spans without the token: %s, want 401", resp.Status)
+		}
+		id := injectTrace(t, r.OTLP, r.OTLPToken)
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = '#/trace/`+id+`'`)); err != nil {
 			t.Fatal(err)
 		}
@@ -361,10 +368,11 @@ func findHomeTrace(t *testing.T, api dashboardAPI, since time.Time) string {
 // injectTrace sends, through the real OTLP exporter, a /home trace with a
 // failed attempt failed over to another instance, a hedge and a fallback,
 // and returns its ID.
-func injectTrace(t *testing.T, otlp string) string {
+func injectTrace(t *testing.T, otlp, token string) string {
 	t.Helper()
 	tracer := func(service, id string) trace.Tracer {
-		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(otlp+"/v1/traces"))
+		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(otlp+"/v1/traces"),
+			otlptracehttp.WithHeaders(map[string]string{"Authorization": "Bearer " + token}))
 		if err != nil {
 			t.Fatal(err)
 		}

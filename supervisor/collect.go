@@ -39,8 +39,9 @@ type collector struct {
 	targets targetsWriter
 	scrapes *http.Client
 
-	otlpURL string // base URL of the OTLP/HTTP receiver, set before instances start
-	dashURL string // the dashboard's URL with its token; "" without a dashboard
+	otlpURL string    // base URL of the OTLP/HTTP receiver, set before instances start
+	otlp    *otlpAuth // who may send it spans
+	dashURL string    // the dashboard's URL with its token; "" without a dashboard
 
 	mu      sync.Mutex // guards the fields below
 	win     *windows
@@ -50,6 +51,7 @@ type collector struct {
 func newCollector(dir string) *collector {
 	o := &collector{
 		traces:  newTraceStore(defaultTraceLimits),
+		otlp:    newOTLPAuth(),
 		events:  &eventRing{},
 		targets: targetsWriter{path: filepath.Join(dir, filepath.FromSlash(TargetsFile))},
 		// Scrapes go to the instances' admin listeners, in plain HTTP.
@@ -81,7 +83,7 @@ func (s *Supervisor) startCollector(ctx context.Context) (stop func(), err error
 		return nil, fmt.Errorf("supervisor: OTLP receiver: %w", err)
 	}
 	o.otlpURL = "http://" + otlpLn.Addr().String()
-	traces := otlpHandler(o.traces)
+	traces := otlpHandler(o.traces, o.otlp)
 	otlpSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		traces.ServeHTTP(w, r)
 		if r.Method == http.MethodPost {
@@ -180,15 +182,25 @@ func (s *Supervisor) collectRound(ctx context.Context) {
 }
 
 // otelEnv is the OpenTelemetry environment of an instance: export spans to
-// the supervisor's receiver (OTLP/HTTP, protobuf), as service name with
-// the instance ID. A variable the manifest sets for the service wins: the
-// user may send that service's spans elsewhere.
+// the supervisor's receiver (OTLP/HTTP, protobuf) with the instance's
+// token, as service name with the instance ID. A variable the manifest
+// sets for the service wins: the user may send that service's spans
+// elsewhere, and then the token is not given (it would go there too).
 func (s *Supervisor) otelEnv(svc *service, id string) []string {
 	var env []string
 	set := func(k, v string) {
 		if _, ok := svc.spec.Env[k]; !ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	ours := true
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
+		if _, set := svc.spec.Env[k]; set {
+			ours = false
+		}
+	}
+	if ours {
+		set("OTEL_EXPORTER_OTLP_TRACES_HEADERS", s.col.otlp.headerEnv(id))
 	}
 	set("OTEL_EXPORTER_OTLP_ENDPOINT", s.col.otlpURL)
 	set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", s.col.otlpURL+otlpTracesPath)

@@ -48,6 +48,7 @@ func TestCollect(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 			"OTEL_SERVICE_NAME=hello",
 			"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=" + hello[0].ID,
+			"OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=Bearer%20" + r.sup.col.otlp.token(hello[0].ID),
 		}
 		// 3 instances in all; nothing added if the test's own environment sets it.
 		wants = append(wants, maxProcsEnv(&service{spec: &ServiceSpec{}}, 3)...)
@@ -102,7 +103,7 @@ func TestCollect(t *testing.T) {
 	})
 
 	t.Run("spans name their instance's slot", func(t *testing.T) {
-		tr := exporterTo(t, r.remote.OTLP, "hello", hello[0].ID).Tracer("t")
+		tr := exporterTo(t, r.remote.OTLP, r.sup.col.otlp.token(hello[0].ID), "hello", hello[0].ID).Tracer("t")
 		_, sp := tr.Start(ctx, "GET /hello", trace.WithSpanKind(trace.SpanKindServer))
 		sp.End()
 		got, ok := r.sup.Trace(sp.SpanContext().TraceID().String())

@@ -33,14 +33,22 @@ const (
 )
 
 // otlpHandler receives OTLP/HTTP trace exports (binary protobuf, plain or
-// gzip) and stores their spans. It answers as the OTLP specification asks:
-// 200 with an ExportTraceServiceResponse, whose partial_success counts the
-// spans refused for lack of room; 400 for a body that does not decode
-// (the exporter does not retry it); 415 for another content type.
-func otlpHandler(store *traceStore) http.Handler {
+// gzip) bearing a token of auth, and stores their spans. It answers as the
+// OTLP specification asks: 200 with an ExportTraceServiceResponse, whose
+// partial_success counts the spans refused (for lack of room, or of
+// another instance than the token's); 400 for a body that does not decode
+// (the exporter does not retry it); 401 without a valid token; 415 for
+// another content type.
+func otlpHandler(store *traceStore, auth *otlpAuth) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != otlpTracesPath {
 			http.Error(w, "OTLP/HTTP: POST "+otlpTracesPath, http.StatusNotFound)
+			return
+		}
+		sender, ok := auth.verify(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-otlp"`)
+			http.Error(w, "OTLP/HTTP: send the token shoal up gives (OTEL_EXPORTER_OTLP_TRACES_HEADERS, or the state file's otlp_token)", http.StatusUnauthorized)
 			return
 		}
 		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-protobuf" {
@@ -57,14 +65,18 @@ func otlpHandler(store *traceStore) http.Handler {
 			http.Error(w, "OTLP/HTTP: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		spans, ids, invalid := spansOf(&req)
-		refused := invalid + store.add(spans, ids, time.Now())
+		spans, ids, invalid, foreign := spansOf(&req, sender)
+		full := store.add(spans, ids, time.Now())
 		var resp coltracepb.ExportTraceServiceResponse
-		if refused > 0 {
-			resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{
-				RejectedSpans: int64(refused),
-				ErrorMessage:  "shoal up keeps a bounded number of spans per trace and in all; the rest were dropped",
+		if refused := invalid + foreign + full; refused > 0 {
+			var why []string
+			if foreign > 0 {
+				why = append(why, fmt.Sprintf("%d of another instance than the token's (%s)", foreign, sender))
 			}
+			if invalid+full > 0 {
+				why = append(why, "shoal up keeps a bounded number of spans per trace and in all; the rest were dropped")
+			}
+			resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(refused), ErrorMessage: strings.Join(why, "; ")}
 		}
 		b, _ := proto.Marshal(&resp)
 		w.Header().Set("Content-Type", "application/x-protobuf")
@@ -96,9 +108,11 @@ func readOTLPBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// spansOf converts an export request; invalid counts spans without a
-// valid trace or span ID, which are left out.
-func spansOf(req *coltracepb.ExportTraceServiceRequest) (spans []Span, ids [][16]byte, invalid int) {
+// spansOf converts an export request from sender (the instance its token
+// is bound to, or otlpAnyInstance); invalid counts spans without a valid
+// trace or span ID, foreign those whose resource names another instance
+// than sender: both are left out.
+func spansOf(req *coltracepb.ExportTraceServiceRequest, sender string) (spans []Span, ids [][16]byte, invalid, foreign int) {
 	for _, rs := range req.GetResourceSpans() {
 		var service, instance string
 		for _, kv := range rs.GetResource().GetAttributes() {
@@ -110,6 +124,10 @@ func spansOf(req *coltracepb.ExportTraceServiceRequest) (spans []Span, ids [][16
 			}
 		}
 		for _, ss := range rs.GetScopeSpans() {
+			if sender != otlpAnyInstance && instance != sender {
+				foreign += len(ss.GetSpans())
+				continue
+			}
 			for _, ps := range ss.GetSpans() {
 				if len(ps.GetTraceId()) != 16 || len(ps.GetSpanId()) != 8 {
 					invalid++
@@ -120,7 +138,7 @@ func spansOf(req *coltracepb.ExportTraceServiceRequest) (spans []Span, ids [][16
 			}
 		}
 	}
-	return spans, ids, invalid
+	return spans, ids, invalid, foreign
 }
 
 func spanOf(ps *tracepb.Span, service, instance string) Span {

@@ -38,6 +38,10 @@ type stateFile struct {
 	// OTLP is the base URL of its OTLP/HTTP span receiver (what instances
 	// get in OTEL_EXPORTER_OTLP_ENDPOINT).
 	OTLP string `json:"otlp,omitempty"`
+	// OTLPToken is the bearer token the receiver asks of a program that is
+	// not one of the instances (which get their own); it may send spans of
+	// any instance.
+	OTLPToken string `json:"otlp_token,omitempty"`
 }
 
 // Bounds of control calls, so that none hangs on a supervisor that is
@@ -115,8 +119,9 @@ type Remote struct {
 	// "" if it serves none.
 	Dashboard string
 	// OTLP is the base URL of its OTLP/HTTP span receiver: other programs
-	// may send their spans there too (OTEL_EXPORTER_OTLP_ENDPOINT).
-	OTLP string
+	// may send their spans there too (OTEL_EXPORTER_OTLP_ENDPOINT), bearing
+	// OTLPToken (Authorization: Bearer).
+	OTLP, OTLPToken string
 
 	token       string
 	stopTimeout time.Duration
@@ -142,7 +147,7 @@ func FindRunning(dir string) (*Remote, error) {
 		removeStateIfOurs(dir, st)
 		return nil, notRunning
 	}
-	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started, Dashboard: st.Dashboard, OTLP: st.OTLP,
+	r := &Remote{Dir: dir, PID: st.PID, Control: st.Control, Manifest: st.Manifest, Gossip: st.Gossip, Started: st.Started, Dashboard: st.Dashboard, OTLP: st.OTLP, OTLPToken: st.OTLPToken,
 		token: st.Token, stopTimeout: st.StopTimeout, hc: &http.Client{}}
 	if r.stopTimeout <= 0 {
 		r.stopTimeout = defaultStopTimeout

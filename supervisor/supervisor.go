@@ -319,7 +319,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer stopCollector()
 
 	st := stateFile{PID: os.Getpid(), Control: ln.Addr().String(), Manifest: s.m.Path, Started: time.Now().UTC(),
-		Gossip: seed.GossipAddr(), Token: s.token, StopTimeout: s.stopTimeout(), Dashboard: s.col.dashURL, OTLP: s.col.otlpURL}
+		Gossip: seed.GossipAddr(), Token: s.token, StopTimeout: s.stopTimeout(), Dashboard: s.col.dashURL, OTLP: s.col.otlpURL,
+		OTLPToken: s.col.otlp.token(otlpAnyInstance)}
 	if err := writeState(dir, st); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,9 +27,10 @@ import (
 // exporterTo returns a tracer provider of one instance that exports
 // synchronously, through the real OTLP/HTTP exporter, to url (the
 // receiver's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT carries it).
-func exporterTo(t *testing.T, url, service, instance string, opts ...otlptracehttp.Option) *sdktrace.TracerProvider {
+func exporterTo(t *testing.T, url, token, service, instance string, opts ...otlptracehttp.Option) *sdktrace.TracerProvider {
 	t.Helper()
-	exp, err := otlptracehttp.New(context.Background(), append([]otlptracehttp.Option{otlptracehttp.WithEndpointURL(url + otlpTracesPath)}, opts...)...)
+	exp, err := otlptracehttp.New(context.Background(), append([]otlptracehttp.Option{otlptracehttp.WithEndpointURL(url + otlpTracesPath),
+		otlptracehttp.WithHeaders(map[string]string{"Authorization": "Bearer " + token})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,16 +45,16 @@ func exporterTo(t *testing.T, url, service, instance string, opts ...otlptraceht
 func TestOTLPReceiverThroughExporter(t *testing.T) {
 	for _, gz := range []bool{false, true} {
 		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
-			store := newTraceStore(defaultTraceLimits)
-			srv := httptest.NewServer(otlpHandler(store))
+			store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
+			srv := httptest.NewServer(otlpHandler(store, auth))
 			defer srv.Close()
 			var opts []otlptracehttp.Option
 			if gz {
 				opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 			}
-			gw := exporterTo(t, srv.URL, "gateway", "gateway-1-aaaa", opts...).Tracer("t")
-			api := exporterTo(t, srv.URL, "api", "api-2-bbbb", opts...).Tracer("t")
-			cat := exporterTo(t, srv.URL, "catalog", "catalog-3-cccc", opts...).Tracer("t")
+			gw := exporterTo(t, srv.URL, auth.token("gateway-1-aaaa"), "gateway", "gateway-1-aaaa", opts...).Tracer("t")
+			api := exporterTo(t, srv.URL, auth.token("api-2-bbbb"), "api", "api-2-bbbb", opts...).Tracer("t")
+			cat := exporterTo(t, srv.URL, auth.token("catalog-3-cccc"), "catalog", "catalog-3-cccc", opts...).Tracer("t")
 
 			ctx, root := gw.Start(context.Background(), "GET /home", trace.WithSpanKind(trace.SpanKindServer))
 			actx, call := api.Start(ctx, "GET /home", trace.WithSpanKind(trace.SpanKindServer))
@@ -118,22 +120,36 @@ func mustTraceKey(t *testing.T, id string) [16]byte {
 }
 
 func TestOTLPReceiverRefuses(t *testing.T) {
-	store := newTraceStore(defaultTraceLimits)
-	srv := httptest.NewServer(otlpHandler(store))
+	store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
+	srv := httptest.NewServer(otlpHandler(store, auth))
 	defer srv.Close()
+	good, err := proto.Marshal(exportRequest(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := auth.token(otlpAnyInstance)
+	forged := newOTLPAuth().token(otlpAnyInstance)
 	for _, tc := range []struct {
-		name, method, path, ctype string
-		body                      []byte
-		want                      int
+		name, method, path, ctype, token string
+		body                             []byte
+		want                             int
 	}{
-		{"json", "POST", otlpTracesPath, "application/json", []byte("{}"), http.StatusUnsupportedMediaType},
-		{"garbage", "POST", otlpTracesPath, "application/x-protobuf", []byte{0xff, 0xff, 0xff}, http.StatusBadRequest},
-		{"get", "GET", otlpTracesPath, "", nil, http.StatusNotFound},
-		{"metrics path", "POST", "/v1/metrics", "application/x-protobuf", nil, http.StatusNotFound},
+		{"json", "POST", otlpTracesPath, "application/json", op, []byte("{}"), http.StatusUnsupportedMediaType},
+		{"garbage", "POST", otlpTracesPath, "application/x-protobuf", op, []byte{0xff, 0xff, 0xff}, http.StatusBadRequest},
+		{"get", "GET", otlpTracesPath, "", op, nil, http.StatusNotFound},
+		{"metrics path", "POST", "/v1/metrics", "application/x-protobuf", op, nil, http.StatusNotFound},
+		{"no token", "POST", otlpTracesPath, "application/x-protobuf", "", good, http.StatusUnauthorized},
+		{"another supervisor's token", "POST", otlpTracesPath, "application/x-protobuf", forged, good, http.StatusUnauthorized},
+		{"a token without its MAC", "POST", otlpTracesPath, "application/x-protobuf", otlpAnyInstance, good, http.StatusUnauthorized},
+		{"an instance's token with another's MAC", "POST", otlpTracesPath, "application/x-protobuf",
+			"api-1-aaaa." + strings.TrimPrefix(op, otlpAnyInstance+"."), good, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
 			req.Header.Set("Content-Type", tc.ctype)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -154,14 +170,54 @@ func TestOTLPReceiverRefuses(t *testing.T) {
 func TestOTLPPartialSuccess(t *testing.T) {
 	lim := defaultTraceLimits
 	lim.maxSpans = 2
-	store := newTraceStore(lim)
-	srv := httptest.NewServer(otlpHandler(store))
+	store, auth := newTraceStore(lim), newOTLPAuth()
+	srv := httptest.NewServer(otlpHandler(store, auth))
 	defer srv.Close()
-	b, err := proto.Marshal(exportRequest(3))
+	status, out := export(t, srv.URL, auth.token(otlpAnyInstance), exportRequest(3))
+	if status != 200 || out.GetPartialSuccess().GetRejectedSpans() != 1 {
+		t.Fatalf("status %d, partial success %v", status, out.GetPartialSuccess())
+	}
+}
+
+// TestOTLPInstanceTokenIsBound: an instance's token stores only the spans
+// whose resource names that instance; the others are refused and counted.
+func TestOTLPInstanceTokenIsBound(t *testing.T) {
+	store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
+	srv := httptest.NewServer(otlpHandler(store, auth))
+	defer srv.Close()
+	req := exportRequest(2) // from api-1-aaaa
+	status, out := export(t, srv.URL, auth.token("catalog-1-bbbb"), req)
+	if status != 200 || out.GetPartialSuccess().GetRejectedSpans() != 2 ||
+		!strings.Contains(out.GetPartialSuccess().GetErrorMessage(), "another instance than the token's (catalog-1-bbbb)") {
+		t.Fatalf("catalog's token sent api's spans: status %d, partial success %v", status, out.GetPartialSuccess())
+	}
+	if n, _, _, _ := store.stats(); n != 0 {
+		t.Fatalf("%d traces stored from another instance's token", n)
+	}
+	status, out = export(t, srv.URL, auth.token("api-1-aaaa"), req)
+	if status != 200 || out.GetPartialSuccess() != nil {
+		t.Fatalf("api's own token: status %d, partial success %v", status, out.GetPartialSuccess())
+	}
+	if n, _, _, _ := store.stats(); n != 1 {
+		t.Fatalf("%d traces stored, want api's", n)
+	}
+}
+
+// export posts req to the receiver at url with token and returns the
+// status and the decoded answer.
+func export(t *testing.T, url, token string, req *coltracepb.ExportTraceServiceRequest) (int, *coltracepb.ExportTraceServiceResponse) {
+	t.Helper()
+	b, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(srv.URL+otlpTracesPath, "application/x-protobuf", bytes.NewReader(b))
+	hr, err := http.NewRequest(http.MethodPost, url+otlpTracesPath, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Header.Set("Content-Type", "application/x-protobuf")
+	hr.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,9 +228,7 @@ func TestOTLPPartialSuccess(t *testing.T) {
 	if err := proto.Unmarshal(buf.Bytes(), &out); err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 200 || out.GetPartialSuccess().GetRejectedSpans() != 1 {
-		t.Fatalf("status %d, partial success %v", resp.StatusCode, out.GetPartialSuccess())
-	}
+	return resp.StatusCode, &out
 }
 
 // exportRequest is one trace of n spans from one instance, built by hand.
@@ -190,6 +244,7 @@ func exportRequest(n int) *coltracepb.ExportTraceServiceRequest {
 	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
 		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
 			{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "api"}}},
+			{Key: "service.instance.id", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "api-1-aaaa"}}},
 		}},
 		ScopeSpans: []*tracepb.ScopeSpans{ss},
 	}}}
