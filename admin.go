@@ -7,10 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/bearer"
 )
 
 // The admin listener serves what operators and the platform ask of an
@@ -31,7 +32,7 @@ import (
 // signs one), never a caller trusted for where it connects from.
 
 // PathPprof is the prefix of net/http/pprof's handlers on the admin
-// listener: go tool pprof http://<admin>/debug/pprof/profile.
+// listener, for a bearer of a profile token (shoal profile fetches them).
 const PathPprof = "/debug/pprof/"
 
 // adminHandler answers the admin paths and 404 for anything else.
@@ -67,16 +68,18 @@ func (s *Service) adminHandler() http.Handler {
 // operatorOnly serves h to a request bearing a profile token for this
 // service, signed with the operator's key (Authorization: Bearer), and
 // refuses any other: 401 for a missing or invalid token, 403 when the
-// instance has no operator key to check one with.
+// instance has no operator key to check one with, 400 for a profile
+// (?seconds=) that would outlast the token: what a token allows ends with
+// it.
 func (s *Service) operatorOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		err := s.faults.verifier.VerifyProfile(tok)
+		tok := bearer.Token(r)
+		expires, err := s.faults.verifier.VerifyProfile(tok)
 		switch {
 		case errors.Is(err, chaos.ErrNoKey):
 			WriteError(w, http.StatusForbidden, "forbidden", "profiles need a token signed with the operator's key, "+
 				"and this instance has no key to check one with ("+EnvFaultKey+"; shoal up sets it)")
-		case err != nil && !ok:
+		case err != nil && tok == "":
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-operator"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", "profiles need a profile token signed with the operator's key "+
 				"(Authorization: Bearer): shoal profile signs one")
@@ -84,6 +87,11 @@ func (s *Service) operatorOnly(h http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-operator", error="invalid_token"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", err.Error())
 		default:
+			if sec, err := strconv.Atoi(r.URL.Query().Get("seconds")); err == nil && time.Duration(sec)*time.Second > time.Until(expires) {
+				WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("seconds=%d outlasts the token, which expires in %v",
+					sec, time.Until(expires).Round(time.Second)))
+				return
+			}
 			h.ServeHTTP(w, r)
 		}
 	})

@@ -64,6 +64,27 @@ func TestAdminProfilesNeedOperatorToken(t *testing.T) {
 			}
 		}
 	}
+	// The scheme's case does not matter (RFC 6750); a profile may not
+	// outlast the token that asked for it.
+	for _, tt := range []struct {
+		auth, path string
+		want       int
+	}{
+		{"bearer " + token("catalog"), PathPprof + "cmdline", 200},
+		{"Bearer " + token("catalog"), PathPprof + "profile?seconds=120", 400},
+		{"Bearer " + token("catalog"), PathPprof + "trace?seconds=3600", 400},
+	} {
+		req, err := http.NewRequest(http.MethodGet, admin+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", tt.auth)
+		if resp, body := do(t, http.DefaultClient, req); resp.StatusCode != tt.want {
+			t.Errorf("GET %s = %d, want %d: %s", tt.path, resp.StatusCode, tt.want, body)
+		} else if tt.want == 400 && !strings.Contains(body, "outlasts the token") {
+			t.Errorf("GET %s: %s", tt.path, body)
+		}
+	}
 	// Health, readiness, information and metrics stay open to probes and
 	// Prometheus, which have no credentials to give.
 	for _, path := range []string{PathHealth, PathReady, PathInfo, PathMetrics} {

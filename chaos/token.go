@@ -198,19 +198,20 @@ func (v *Verifier) Verify(token string) (*Set, error) {
 }
 
 // VerifyProfile checks a profile token (Signer.Profile) for the
-// Verifier's service. It fails with ErrNoKey (nil Verifier) or ErrToken.
-func (v *Verifier) VerifyProfile(token string) error {
+// Verifier's service and returns when it expires. It fails with ErrNoKey
+// (nil Verifier) or ErrToken.
+func (v *Verifier) VerifyProfile(token string) (expires time.Time, err error) {
 	if v == nil {
-		return ErrNoKey
+		return time.Time{}, ErrNoKey
 	}
 	c, err := v.parse(token, useProfile)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if !slices.Contains(c.Audience, v.self) {
-		return fmt.Errorf("%w: a profile token for %q, not %q", ErrToken, []string(c.Audience), v.self)
+		return time.Time{}, fmt.Errorf("%w: a profile token for %q, not %q", ErrToken, []string(c.Audience), v.self)
 	}
-	return nil
+	return c.ExpiresAt.Time, nil
 }
 
 // remember keeps set for token, first dropping expired entries, or if

@@ -197,14 +197,14 @@ func TestProfileToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.VerifyProfile(tok); err != nil {
-		t.Errorf("the profile token for ratings: %v", err)
+	if exp, err := v.VerifyProfile(tok); err != nil || time.Until(exp) < 59*time.Second || time.Until(exp) > time.Minute {
+		t.Errorf("the profile token for ratings: expires %v, %v", exp, err)
 	}
 	forCatalog, _ := s.Profile("catalog", time.Minute)
 	fault, _ := s.Faults(mustParse(t, "ratings:abort"), time.Minute)
 	forged, _ := NewSigner(newKey(t)).Profile("ratings", time.Minute)
 	for name, bad := range map[string]string{"another service's": forCatalog, "a fault token": fault, "another key's": forged, "empty": ""} {
-		if err := v.VerifyProfile(bad); !errors.Is(err, ErrToken) {
+		if _, err := v.VerifyProfile(bad); !errors.Is(err, ErrToken) {
 			t.Errorf("%s: VerifyProfile = %v, want ErrToken", name, err)
 		}
 	}
@@ -213,7 +213,7 @@ func TestProfileToken(t *testing.T) {
 		t.Errorf("Verify(profile token) = %v, want ErrToken", err)
 	}
 	var none *Verifier
-	if err := none.VerifyProfile(tok); !errors.Is(err, ErrNoKey) {
+	if _, err := none.VerifyProfile(tok); !errors.Is(err, ErrNoKey) {
 		t.Errorf("nil Verifier: %v, want ErrNoKey", err)
 	}
 	if _, err := s.Profile("", time.Minute); err == nil {

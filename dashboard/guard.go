@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/bearer"
 )
 
 // The dashboard controls processes (kill, scale), so a request is served
@@ -61,7 +63,7 @@ func (s *Server) refusal(r *http.Request) (why string, via string) {
 		return "cross-origin request from " + origin, ""
 	}
 	switch {
-	case s.validToken(bearer(r)):
+	case s.validToken(bearer.Token(r)):
 		via = "bearer"
 	case s.cookieOK(r):
 		via = "cookie"
@@ -84,14 +86,6 @@ func (s *Server) refusal(r *http.Request) (why string, via string) {
 func sameOrigin(origin, host string) bool {
 	u, err := url.Parse(origin)
 	return err == nil && u.Scheme == "http" && strings.EqualFold(u.Host, host)
-}
-
-func bearer(r *http.Request) string {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }
 
 func (s *Server) validToken(tok string) bool {

@@ -88,8 +88,19 @@ func (s *Supervisor) loadFaultKey(secrets string) error {
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
-	s.faultKey = chaos.PublicKey(key)
+	s.faultKey, s.faultKeyFile = chaos.PublicKey(key), path
 	return nil
+}
+
+// OperatorKeyFile is where the operator's private key is for the system
+// whose manifest is in dir: where the running supervisor keeps it (shoal up
+// --secrets moves it), or chaos.KeyFile(dir). The CLI signs fault,
+// experiment and profile tokens with it.
+func OperatorKeyFile(dir string) string {
+	if st, err := readState(dir); err == nil && st.OperatorKey != "" {
+		return st.OperatorKey
+	}
+	return chaos.KeyFile(dir)
 }
 
 // PS lists every instance, as `shoal ps` does (and Remote.PS, whose

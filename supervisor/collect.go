@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,7 +186,10 @@ func (s *Supervisor) collectRound(ctx context.Context) {
 // the supervisor's receiver (OTLP/HTTP, protobuf) with the instance's
 // token, as service name with the instance ID. A variable the manifest
 // sets for the service wins: the user may send that service's spans
-// elsewhere, and then the token is not given (it would go there too).
+// elsewhere (either endpoint variable: then neither is set, nor the token,
+// which would go there too). Headers the manifest adds are kept, merged
+// with the token into the traces variable (which replaces the general one,
+// and comes after the manifest's in the environment, so it wins).
 func (s *Supervisor) otelEnv(svc *service, id string) []string {
 	var env []string
 	set := func(k, v string) {
@@ -193,17 +197,15 @@ func (s *Supervisor) otelEnv(svc *service, id string) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	ours := true
-	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
-		if _, set := svc.spec.Env[k]; set {
-			ours = false
-		}
+	_, endpoint := svc.spec.Env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+	_, tracesEndpoint := svc.spec.Env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+	if !endpoint && !tracesEndpoint {
+		extra := cmp.Or(svc.spec.Env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"], svc.spec.Env["OTEL_EXPORTER_OTLP_HEADERS"])
+		env = append(env,
+			"OTEL_EXPORTER_OTLP_ENDPOINT="+s.col.otlpURL,
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+s.col.otlpURL+otlpTracesPath,
+			"OTEL_EXPORTER_OTLP_TRACES_HEADERS="+s.col.otlp.headerEnv(sender{svc.name, id}, extra))
 	}
-	if ours {
-		set("OTEL_EXPORTER_OTLP_TRACES_HEADERS", s.col.otlp.headerEnv(id))
-	}
-	set("OTEL_EXPORTER_OTLP_ENDPOINT", s.col.otlpURL)
-	set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", s.col.otlpURL+otlpTracesPath)
 	set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 	set("OTEL_SERVICE_NAME", svc.name)
 	set("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id="+id)

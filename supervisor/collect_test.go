@@ -48,7 +48,7 @@ func TestCollect(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 			"OTEL_SERVICE_NAME=hello",
 			"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=" + hello[0].ID,
-			"OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=Bearer%20" + r.sup.col.otlp.token(hello[0].ID),
+			"OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=Bearer%20" + r.sup.col.otlp.token(sender{"hello", hello[0].ID}),
 		}
 		// 3 instances in all; nothing added if the test's own environment sets it.
 		wants = append(wants, maxProcsEnv(&service{spec: &ServiceSpec{}}, 3)...)
@@ -103,7 +103,7 @@ func TestCollect(t *testing.T) {
 	})
 
 	t.Run("spans name their instance's slot", func(t *testing.T) {
-		tr := exporterTo(t, r.remote.OTLP, r.sup.col.otlp.token(hello[0].ID), "hello", hello[0].ID).Tracer("t")
+		tr := exporterTo(t, r.remote.OTLP, r.sup.col.otlp.token(sender{"hello", hello[0].ID}), "hello", hello[0].ID).Tracer("t")
 		_, sp := tr.Start(ctx, "GET /hello", trace.WithSpanKind(trace.SpanKindServer))
 		sp.End()
 		got, ok := r.sup.Trace(sp.SpanContext().TraceID().String())
@@ -209,5 +209,46 @@ func TestLogFilterByTrace(t *testing.T) {
 	}
 	if lines, _, _ := h.matching(LogFilter{Service: "svc", Index: 2, TraceID: id}, 0); len(lines) != 0 {
 		t.Errorf("svc/2 has %d lines of the trace", len(lines))
+	}
+}
+
+// TestOTelEnvOverrides: a manifest that sends a service's spans elsewhere
+// (either endpoint variable) gets neither endpoint nor the token; headers
+// it adds for the receiver are kept beside the token.
+func TestOTelEnvOverrides(t *testing.T) {
+	s := &Supervisor{col: newCollector(t.TempDir())}
+	s.col.otlpURL = "http://127.0.0.1:4318"
+	token := s.col.otlp.token(sender{"api", "api-1-aaaa"})
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		want    []string
+		wantNot []string
+	}{
+		{"nothing set", nil, []string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces",
+			"OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=Bearer%20" + token}, nil},
+		{"general endpoint elsewhere", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, nil,
+			[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_HEADERS="}},
+		{"traces endpoint elsewhere", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, nil,
+			[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_HEADERS="}},
+		{"a header added", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x-team=video"},
+			[]string{"OTEL_EXPORTER_OTLP_TRACES_HEADERS=x-team=video,authorization=Bearer%20" + token}, nil},
+		{"a traces header added", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x-a=1", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-b=2"},
+			[]string{"OTEL_EXPORTER_OTLP_TRACES_HEADERS=x-b=2,authorization=Bearer%20" + token}, nil},
+	} {
+		env := s.otelEnv(&service{name: "api", spec: &ServiceSpec{Env: tt.env}}, "api-1-aaaa")
+		for _, want := range tt.want {
+			if !slices.Contains(env, want) {
+				t.Errorf("%s: environment %q lacks %s", tt.name, env, want)
+			}
+		}
+		for _, not := range tt.wantNot {
+			for _, kv := range env {
+				if strings.HasPrefix(kv, not) {
+					t.Errorf("%s: environment has %s", tt.name, kv)
+				}
+			}
+		}
 	}
 }

@@ -92,8 +92,9 @@
 //     its manifest entry sets them itself; the URL is in the state file too.
 //     The receiver stores only what bears a token (otlpauth.go): each
 //     instance gets its own in OTEL_EXPORTER_OTLP_TRACES_HEADERS, good for
-//     its own spans only (not given when the manifest sends its spans
-//     elsewhere); the state file holds one for any instance.
+//     its own service's and instance's spans only (not given when the
+//     manifest sends its spans elsewhere); the state file holds one for
+//     any sender.
 //     The store keeps the last 500 traces, the 50 slowest and the last 200
 //     failed ones of the last 10 minutes, at most 2,000 spans per trace and
 //     64 MiB in all; spans beyond that are dropped and counted (the

@@ -181,6 +181,13 @@ func TestPSAcrossSupervisors(t *testing.T) {
 			return nil
 		})
 	}
+	// The CLI signs tokens with the key where each supervisor keeps it.
+	if got, want := OperatorKeyFile(b.sup.m.Dir), filepath.Join(secrets, "chaos.key"); got != want {
+		t.Errorf("OperatorKeyFile with --secrets = %s, want %s", got, want)
+	}
+	if got, want := OperatorKeyFile(a.sup.m.Dir), chaos.KeyFile(a.sup.m.Dir); got != want {
+		t.Errorf("OperatorKeyFile = %s, want %s", got, want)
+	}
 	// PS stays this host's: what kill, chaos and profile act on.
 	if st := psOrFail(t, a.remote); len(st) != 1 || st[0].Service != "hello" {
 		t.Errorf("PS of the first supervisor = %+v, want its hello only", st)

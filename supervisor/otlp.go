@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"compress/gzip"
 	"encoding/hex"
 	"fmt"
@@ -45,7 +46,7 @@ func otlpHandler(store *traceStore, auth *otlpAuth) http.Handler {
 			http.Error(w, "OTLP/HTTP: POST "+otlpTracesPath, http.StatusNotFound)
 			return
 		}
-		sender, ok := auth.verify(r)
+		from, ok := auth.verify(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-otlp"`)
 			http.Error(w, "OTLP/HTTP: send the token shoal up gives (OTEL_EXPORTER_OTLP_TRACES_HEADERS, or the state file's otlp_token)", http.StatusUnauthorized)
@@ -65,13 +66,13 @@ func otlpHandler(store *traceStore, auth *otlpAuth) http.Handler {
 			http.Error(w, "OTLP/HTTP: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		spans, ids, invalid, foreign := spansOf(&req, sender)
+		spans, ids, invalid, foreign := spansOf(&req, from)
 		full := store.add(spans, ids, time.Now())
 		var resp coltracepb.ExportTraceServiceResponse
 		if refused := invalid + foreign + full; refused > 0 {
 			var why []string
 			if foreign > 0 {
-				why = append(why, fmt.Sprintf("%d of another instance than the token's (%s)", foreign, sender))
+				why = append(why, fmt.Sprintf("%d of another service or instance than the token's (%s/%s)", foreign, from.service, from.instance))
 			}
 			if invalid+full > 0 {
 				why = append(why, "shoal up keeps a bounded number of spans per trace and in all; the rest were dropped")
@@ -108,11 +109,12 @@ func readOTLPBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// spansOf converts an export request from sender (the instance its token
-// is bound to, or otlpAnyInstance); invalid counts spans without a valid
-// trace or span ID, foreign those whose resource names another instance
-// than sender: both are left out.
-func spansOf(req *coltracepb.ExportTraceServiceRequest, sender string) (spans []Span, ids [][16]byte, invalid, foreign int) {
+// spansOf converts an export request from the sender its token was made
+// for: a resource that names no service or instance is the sender's;
+// foreign counts the spans of a resource that names another (unless the
+// sender is otlpAny), invalid those without a valid trace or span ID. Both
+// are left out.
+func spansOf(req *coltracepb.ExportTraceServiceRequest, from sender) (spans []Span, ids [][16]byte, invalid, foreign int) {
 	for _, rs := range req.GetResourceSpans() {
 		var service, instance string
 		for _, kv := range rs.GetResource().GetAttributes() {
@@ -123,8 +125,11 @@ func spansOf(req *coltracepb.ExportTraceServiceRequest, sender string) (spans []
 				instance = kv.GetValue().GetStringValue()
 			}
 		}
+		if from != otlpAny {
+			service, instance = cmp.Or(service, from.service), cmp.Or(instance, from.instance)
+		}
 		for _, ss := range rs.GetScopeSpans() {
-			if sender != otlpAnyInstance && instance != sender {
+			if from != otlpAny && (service != from.service || instance != from.instance) {
 				foreign += len(ss.GetSpans())
 				continue
 			}

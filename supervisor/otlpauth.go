@@ -7,21 +7,29 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/bearer"
 )
 
 // Who may send spans to the OTLP receiver. It listens on loopback, which
 // every process of the machine reaches, so it trusts no sender for where
 // it connects from: an export must bear a token (Authorization: Bearer),
 // an HMAC under a key the supervisor draws at start and never writes down.
-// An instance's token is bound to its instance ID (OTEL_EXPORTER_OTLP_TRACES_HEADERS
-// carries it): the receiver stores only the spans whose resource names
-// that instance, so a service broken into cannot write spans for another
-// into the dashboard. The state file (mode 0600, like the control token)
-// holds a token for any instance, for the operator's own programs.
+// An instance's token is bound to its service and instance ID
+// (OTEL_EXPORTER_OTLP_TRACES_HEADERS carries it): the receiver stores only
+// the spans whose resource names that service and instance (or names
+// none: they are the sender's), so a service broken into cannot write
+// spans as another into the dashboard. The state file (mode 0600, like
+// the control token) holds a token for any sender, for the operator's own
+// programs.
 type otlpAuth struct{ key [32]byte }
 
-// otlpAnyInstance is what the operator's token is bound to: any instance.
-const otlpAnyInstance = "*"
+// sender is who a token was made for: an instance of a service, or
+// otlpAny.
+type sender struct{ service, instance string }
+
+// otlpAny is the sender of the operator's token: any instance.
+var otlpAny = sender{"*", "*"}
 
 func newOTLPAuth() *otlpAuth {
 	a := &otlpAuth{}
@@ -29,32 +37,40 @@ func newOTLPAuth() *otlpAuth {
 	return a
 }
 
-// token is the bearer token of instance (otlpAnyInstance: any).
-func (a *otlpAuth) token(instance string) string { return instance + "." + a.mac(instance) }
+// token is the bearer token of from: SERVICE/INSTANCE.MAC.
+func (a *otlpAuth) token(from sender) string {
+	name := from.service + "/" + from.instance
+	return name + "." + a.mac(name)
+}
 
-func (a *otlpAuth) mac(instance string) string {
+func (a *otlpAuth) mac(name string) string {
 	h := hmac.New(sha256.New, a.key[:])
-	h.Write([]byte("shoal-otlp\x00" + instance))
+	h.Write([]byte("shoal-otlp\x00" + name))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// verify returns the instance r's bearer token is bound to, and whether
-// the token is one of a's.
-func (a *otlpAuth) verify(r *http.Request) (instance string, ok bool) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return "", false
-	}
+// verify returns who r's bearer token was made for, and whether it is one
+// of a's.
+func (a *otlpAuth) verify(r *http.Request) (sender, bool) {
+	tok := bearer.Token(r)
 	i := strings.LastIndexByte(tok, '.')
 	if i < 0 {
-		return "", false
+		return sender{}, false
 	}
-	instance = tok[:i]
-	return instance, hmac.Equal([]byte(tok[i+1:]), []byte(a.mac(instance)))
+	name := tok[:i]
+	service, instance, ok := strings.Cut(name, "/")
+	if !ok || !hmac.Equal([]byte(tok[i+1:]), []byte(a.mac(name))) {
+		return sender{}, false
+	}
+	return sender{service, instance}, true
 }
 
 // headerEnv is the value of OTEL_EXPORTER_OTLP_TRACES_HEADERS that makes an
-// OpenTelemetry exporter send instance's token (values are URL-decoded).
-func (a *otlpAuth) headerEnv(instance string) string {
-	return "authorization=Bearer%20" + a.token(instance)
+// OpenTelemetry exporter send from's token (values are URL-decoded), after
+// the headers of extra in the same form.
+func (a *otlpAuth) headerEnv(from sender, extra string) string {
+	if extra != "" {
+		extra += ","
+	}
+	return extra + "authorization=Bearer%20" + a.token(from)
 }

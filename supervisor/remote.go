@@ -42,6 +42,9 @@ type stateFile struct {
 	// not one of the instances (which get their own); it may send spans of
 	// any instance.
 	OTLPToken string `json:"otlp_token,omitempty"`
+	// OperatorKey is the path of the operator's private key
+	// (OperatorKeyFile).
+	OperatorKey string `json:"operator_key,omitempty"`
 }
 
 // Bounds of control calls, so that none hangs on a supervisor that is

@@ -72,8 +72,9 @@ type Supervisor struct {
 	ran    atomic.Bool
 	// faultKey is the operator's public key every instance gets
 	// (SHOAL_FAULT_KEY); chaos the stops and slows under way (chaos.go).
-	faultKey string
-	chaos    chaosState
+	faultKey     string
+	faultKeyFile string // where its private half is
+	chaos        chaosState
 
 	seed      *discovery.Member // set before any instance starts
 	launched  atomic.Bool       // builds done and every instance started: scale and restart may run
@@ -320,7 +321,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 	st := stateFile{PID: os.Getpid(), Control: ln.Addr().String(), Manifest: s.m.Path, Started: time.Now().UTC(),
 		Gossip: seed.GossipAddr(), Token: s.token, StopTimeout: s.stopTimeout(), Dashboard: s.col.dashURL, OTLP: s.col.otlpURL,
-		OTLPToken: s.col.otlp.token(otlpAnyInstance)}
+		OTLPToken: s.col.otlp.token(otlpAny), OperatorKey: s.faultKeyFile}
 	if err := writeState(dir, st); err != nil {
 		return err
 	}

@@ -52,9 +52,9 @@ func TestOTLPReceiverThroughExporter(t *testing.T) {
 			if gz {
 				opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 			}
-			gw := exporterTo(t, srv.URL, auth.token("gateway-1-aaaa"), "gateway", "gateway-1-aaaa", opts...).Tracer("t")
-			api := exporterTo(t, srv.URL, auth.token("api-2-bbbb"), "api", "api-2-bbbb", opts...).Tracer("t")
-			cat := exporterTo(t, srv.URL, auth.token("catalog-3-cccc"), "catalog", "catalog-3-cccc", opts...).Tracer("t")
+			gw := exporterTo(t, srv.URL, auth.token(sender{"gateway", "gateway-1-aaaa"}), "gateway", "gateway-1-aaaa", opts...).Tracer("t")
+			api := exporterTo(t, srv.URL, auth.token(sender{"api", "api-2-bbbb"}), "api", "api-2-bbbb", opts...).Tracer("t")
+			cat := exporterTo(t, srv.URL, auth.token(sender{"catalog", "catalog-3-cccc"}), "catalog", "catalog-3-cccc", opts...).Tracer("t")
 
 			ctx, root := gw.Start(context.Background(), "GET /home", trace.WithSpanKind(trace.SpanKindServer))
 			actx, call := api.Start(ctx, "GET /home", trace.WithSpanKind(trace.SpanKindServer))
@@ -127,8 +127,8 @@ func TestOTLPReceiverRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := auth.token(otlpAnyInstance)
-	forged := newOTLPAuth().token(otlpAnyInstance)
+	op := auth.token(otlpAny)
+	forged := newOTLPAuth().token(otlpAny)
 	for _, tc := range []struct {
 		name, method, path, ctype, token string
 		body                             []byte
@@ -140,9 +140,9 @@ func TestOTLPReceiverRefuses(t *testing.T) {
 		{"metrics path", "POST", "/v1/metrics", "application/x-protobuf", op, nil, http.StatusNotFound},
 		{"no token", "POST", otlpTracesPath, "application/x-protobuf", "", good, http.StatusUnauthorized},
 		{"another supervisor's token", "POST", otlpTracesPath, "application/x-protobuf", forged, good, http.StatusUnauthorized},
-		{"a token without its MAC", "POST", otlpTracesPath, "application/x-protobuf", otlpAnyInstance, good, http.StatusUnauthorized},
+		{"a token without its MAC", "POST", otlpTracesPath, "application/x-protobuf", "*/*", good, http.StatusUnauthorized},
 		{"an instance's token with another's MAC", "POST", otlpTracesPath, "application/x-protobuf",
-			"api-1-aaaa." + strings.TrimPrefix(op, otlpAnyInstance+"."), good, http.StatusUnauthorized},
+			"api/api-1-aaaa." + strings.TrimPrefix(op, "*/*."), good, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
@@ -173,33 +173,44 @@ func TestOTLPPartialSuccess(t *testing.T) {
 	store, auth := newTraceStore(lim), newOTLPAuth()
 	srv := httptest.NewServer(otlpHandler(store, auth))
 	defer srv.Close()
-	status, out := export(t, srv.URL, auth.token(otlpAnyInstance), exportRequest(3))
+	status, out := export(t, srv.URL, auth.token(otlpAny), exportRequest(3))
 	if status != 200 || out.GetPartialSuccess().GetRejectedSpans() != 1 {
 		t.Fatalf("status %d, partial success %v", status, out.GetPartialSuccess())
 	}
 }
 
 // TestOTLPInstanceTokenIsBound: an instance's token stores only the spans
-// whose resource names that instance; the others are refused and counted.
+// whose resource names that service and instance, or names neither (they
+// are the sender's); the others are refused and counted.
 func TestOTLPInstanceTokenIsBound(t *testing.T) {
 	store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
 	srv := httptest.NewServer(otlpHandler(store, auth))
 	defer srv.Close()
-	req := exportRequest(2) // from api-1-aaaa
-	status, out := export(t, srv.URL, auth.token("catalog-1-bbbb"), req)
-	if status != 200 || out.GetPartialSuccess().GetRejectedSpans() != 2 ||
-		!strings.Contains(out.GetPartialSuccess().GetErrorMessage(), "another instance than the token's (catalog-1-bbbb)") {
-		t.Fatalf("catalog's token sent api's spans: status %d, partial success %v", status, out.GetPartialSuccess())
+	req := exportRequest(2) // from api/api-1-aaaa
+	for _, from := range []sender{{"catalog", "catalog-1-bbbb"}, {"catalog", "api-1-aaaa"}, {"api", "api-2-cccc"}} {
+		status, out := export(t, srv.URL, auth.token(from), req)
+		if status != 200 || out.GetPartialSuccess().GetRejectedSpans() != 2 ||
+			!strings.Contains(out.GetPartialSuccess().GetErrorMessage(), "another service or instance than the token's ("+from.service+"/"+from.instance+")") {
+			t.Errorf("%v's token sent api/api-1-aaaa's spans: status %d, partial success %v", from, status, out.GetPartialSuccess())
+		}
 	}
 	if n, _, _, _ := store.stats(); n != 0 {
-		t.Fatalf("%d traces stored from another instance's token", n)
+		t.Fatalf("%d traces stored from other senders' tokens", n)
 	}
-	status, out = export(t, srv.URL, auth.token("api-1-aaaa"), req)
+	status, out := export(t, srv.URL, auth.token(sender{"api", "api-1-aaaa"}), req)
 	if status != 200 || out.GetPartialSuccess() != nil {
 		t.Fatalf("api's own token: status %d, partial success %v", status, out.GetPartialSuccess())
 	}
-	if n, _, _, _ := store.stats(); n != 1 {
-		t.Fatalf("%d traces stored, want api's", n)
+	// A resource that names nobody is the sender's.
+	req = exportRequest(1)
+	req.ResourceSpans[0].Resource = nil
+	req.ResourceSpans[0].ScopeSpans[0].Spans[0].TraceId = bytes.Repeat([]byte{8}, 16)
+	if status, out := export(t, srv.URL, auth.token(sender{"web", "web-1-dddd"}), req); status != 200 || out.GetPartialSuccess() != nil {
+		t.Fatalf("a resource without names: status %d, partial success %v", status, out.GetPartialSuccess())
+	}
+	got, ok := store.get([16]byte(bytes.Repeat([]byte{8}, 16)))
+	if !ok || got.SpanList[0].Service != "web" || got.SpanList[0].Instance != "web-1-dddd" {
+		t.Fatalf("the unnamed resource's span: %v %+v", ok, got)
 	}
 }
 

@@ -27,8 +27,9 @@ type System = monkey.Target
 // Runner runs experiments against one system.
 type Runner struct {
 	System System
-	// Dir is the manifest's folder: the operator's key is in its .shoal
-	// folder (chaos.KeyFile), and so are shoal up's Prometheus targets.
+	// Dir is the manifest's folder: the operator's key is where its
+	// supervisor keeps it (supervisor.OperatorKeyFile), and shoal up's
+	// Prometheus targets are in its .shoal folder.
 	Dir string
 	// Gateways are the base URLs synthetic traffic goes to and live
 	// experiments are started at; default http:// and the address of each
@@ -49,7 +50,7 @@ func (r *Runner) Run(ctx context.Context, e *Experiment) (*Report, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	key, err := chaos.LoadKey(chaos.KeyFile(r.Dir))
+	key, err := chaos.LoadKey(supervisor.OperatorKeyFile(r.Dir))
 	if err != nil {
 		return nil, fmt.Errorf("experiment: the operator's key (shoal up makes it): %w", err)
 	}

@@ -248,7 +248,7 @@ each optionally followed by ,p=FRACTION (of the requests reaching the hop).`,
 				return usageError{fmt.Errorf("chaos token: %w", err)}
 			}
 			dir := filepath.Dir(manifestFile(*file))
-			key, err := chaos.LoadKey(chaos.KeyFile(dir))
+			key, err := chaos.LoadKey(supervisor.OperatorKeyFile(dir))
 			if err != nil {
 				return fmt.Errorf("chaos token: %w (shoal up makes the key in %s)", err, filepath.Join(dir, ".shoal"))
 			}

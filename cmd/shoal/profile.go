@@ -50,13 +50,16 @@ services without an admin listener) are skipped with a note.
 
 An instance serves its profiles only to the operator: each request bears a
 token for its service, signed with the operator's key (.shoal/chaos.key,
-which shoal up makes) and valid for the window and a minute or so more.
+which shoal up makes) and valid for the window and 90 s more.
 --token prints such a token for each SERVICE instead, valid --for, to
 profile an instance shoal up does not run (in Kubernetes, give its pods
 the operator's public key as SHOAL_FAULT_KEY):
 
-  curl -H "Authorization: Bearer $(shoal profile --token catalog)" \
-    -o catalog.pb.gz 'http://ADMIN/debug/pprof/profile?seconds=30'
+  shoal profile --token catalog | sed 's/^/Authorization: Bearer /' |
+    curl -H @- -o catalog.pb.gz 'http://ADMIN/debug/pprof/profile?seconds=30'
+
+(a header from standard input keeps the token out of the process list).
+A profile may not outlast its token: a longer ?seconds= is refused.
 
 Read the files with go tool pprof, e.g. -top for the hottest functions or
 -http=:0 for a browser view.`,
@@ -131,7 +134,7 @@ Read the files with go tool pprof, e.g. -top for the hottest functions or
 // is file.
 func operatorSigner(file string) (*chaos.Signer, error) {
 	dir := filepath.Dir(manifestFile(file))
-	key, err := chaos.LoadKey(chaos.KeyFile(dir))
+	key, err := chaos.LoadKey(supervisor.OperatorKeyFile(dir))
 	if err != nil {
 		return nil, fmt.Errorf("profile: the operator's key signs the profile tokens instances ask for: %w (shoal up makes it in %s)", err, filepath.Join(dir, ".shoal"))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/shoal-dev/shoal/chaos"
+	"github.com/shoal-dev/shoal/internal/bearer"
 	"github.com/shoal-dev/shoal/internal/testfault"
 	"github.com/shoal-dev/shoal/supervisor"
 )
@@ -30,8 +31,7 @@ func adminStandIn(t *testing.T, op *chaos.Signer, service string) string {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if err := v.VerifyProfile(tok); err != nil {
+		if _, err := v.VerifyProfile(bearer.Token(r)); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
@@ -181,10 +181,10 @@ func TestProfileToken(t *testing.T) {
 	}
 	for i, service := range []string{"catalog", "ratings"} {
 		v, _ := chaos.NewVerifier(chaos.PublicKey(key), service)
-		if err := v.VerifyProfile(tokens[i]); err != nil {
+		if _, err := v.VerifyProfile(tokens[i]); err != nil {
 			t.Errorf("%s's token: %v", service, err)
 		}
-		if err := v.VerifyProfile(tokens[1-i]); err == nil {
+		if _, err := v.VerifyProfile(tokens[1-i]); err == nil {
 			t.Errorf("%s took the other service's token", service)
 		}
 	}
