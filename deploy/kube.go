@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/manifest"
 )
 
@@ -36,6 +37,11 @@ type KubeOptions struct {
 	// services with a store (development and trials: one pod, one volume,
 	// no backups); secrets.sh then points the database Secret at it.
 	DevPostgres bool
+	// OperatorKey is the operator's public key (base64 Ed25519, as shoal
+	// chaos key prints it). Every pod gets it as SHOAL_FAULT_KEY, so that
+	// the fault, experiment and profile tokens its private half signs are
+	// honoured; without it none is (the admin listener refuses profiles).
+	OperatorKey string
 }
 
 // Timing of a pod's end. Kubernetes removes a deleted pod from its
@@ -72,6 +78,9 @@ const (
 func Export(m *manifest.Manifest, opts KubeOptions) (map[string][]byte, error) {
 	if err := opts.Release.Check(); err != nil {
 		return nil, err
+	}
+	if _, err := chaos.NewVerifier(opts.OperatorKey, "-"); err != nil {
+		return nil, fmt.Errorf("deploy: --operator-key: %w", err)
 	}
 	k, err := newKube(m, opts)
 	if err != nil {

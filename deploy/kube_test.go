@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"maps"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/store"
 )
@@ -546,5 +549,32 @@ func TestExportRefusesBadNames(t *testing.T) {
 	_, err := Export(m, KubeOptions{Namespace: "Bad_NS", Release: testRelease})
 	if err == nil || !strings.Contains(err.Error(), `namespace "Bad_NS"`) || !strings.Contains(err.Error(), "flix-"+long) {
 		t.Fatalf("error %v, want the namespace and the long name", err)
+	}
+}
+
+// TestExportOperatorKey: with --operator-key every pod gets the operator's
+// public key, so that its tokens are honoured; without it none does; a key
+// that is not one is refused.
+func TestExportOperatorKey(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := chaos.PublicKey(priv)
+	_, with := exportFlix(t, KubeOptions{Release: testRelease, OperatorKey: pub})
+	_, without := exportFlix(t, KubeOptions{Release: testRelease})
+	for name, d := range with.deployments {
+		if got := envOf(d.Spec.Template.Spec.Containers[0])[envFaultKey]; got.Value != pub {
+			t.Errorf("%s: %s = %+v, want the operator's public key", name, envFaultKey, got)
+		}
+		if got, ok := envOf(without.deployments[name].Spec.Template.Spec.Containers[0])[envFaultKey]; ok {
+			t.Errorf("%s without --operator-key: %s = %+v", name, envFaultKey, got)
+		}
+	}
+	if len(with.deployments) == 0 {
+		t.Fatal("no deployments")
+	}
+	if _, err := Export(flix(t), KubeOptions{Release: testRelease, OperatorKey: "not-a-key"}); err == nil || !strings.Contains(err.Error(), "--operator-key") {
+		t.Errorf("a bad key: %v", err)
 	}
 }

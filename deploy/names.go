@@ -88,6 +88,8 @@ const (
 	// envPolicy is the manifest's authorization:, which every SDK
 	// instance (and agent) enforces.
 	envPolicy = shoal.EnvPolicy
+	// envFaultKey is the operator's public key (KubeOptions.OperatorKey).
+	envFaultKey = shoal.EnvFaultKey
 	// envPodIP and envPodName come from the downward API; the others refer
 	// to them as $(POD_IP) and $(POD_NAME).
 	envPodIP   = "POD_IP"

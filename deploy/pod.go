@@ -216,6 +216,9 @@ func (k *kube) env(s *manifest.Service) []corev1.EnvVar {
 	if s.Store {
 		env = append(env, secret(envDatabaseURL, k.name(secretDatabase), keyDatabaseURL))
 	}
+	if k.opts.OperatorKey != "" {
+		env = append(env, val(envFaultKey, k.opts.OperatorKey))
+	}
 	return env
 }
 

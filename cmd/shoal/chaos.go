@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,16 +30,53 @@ and fallbacks are exercised rather than trusted.
 
   monkey   kill, freeze or slow random instances, over and over
   token    sign a fault for chosen requests (the Shoal-Fault header)
+  key      print the operator's public key, for instances shoal up does
+           not start (shoal export kubernetes --operator-key)
 
 Experiments that compare a control and an experiment cohort and end with a
 verdict are 'shoal experiment run'.`,
 		Example: `  shoal chaos monkey --every 2s --for 1m
   curl -H "Shoal-Fault: $(shoal chaos token 'ratings:delay=300ms')" http://127.0.0.1:8080/titles/1`,
-		Args: exactArgs(0, "a subcommand: monkey or token"),
-		RunE: func(c *cobra.Command, _ []string) error { return usagef("chaos: want a subcommand: monkey or token") },
+		Args: exactArgs(0, "a subcommand: monkey, token or key"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return usagef("chaos: want a subcommand: monkey, token or key")
+		},
 	}
 	addFileFlag(c, file, true)
-	c.AddCommand(newChaosMonkey(e, file), newChaosToken(e, file))
+	c.AddCommand(newChaosMonkey(e, file), newChaosToken(e, file), newChaosKey(e, file))
+	return c
+}
+
+func newChaosKey(e env, file *string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "key",
+		Short: "Print the operator's public key (SHOAL_FAULT_KEY), making the key pair if there is none",
+		Long: `key prints the public half of the operator's key, the key that signs fault,
+experiment and profile tokens (shoal chaos token, shoal experiment run,
+shoal profile). shoal up gives it to every instance it starts; instances it
+does not start need it as SHOAL_FAULT_KEY to honour those tokens, e.g. the
+pods of shoal export kubernetes --operator-key.
+
+The private half stays where shoal up keeps it (.shoal/chaos.key, or its
+--secrets folder), readable by its owner only; if there is none yet, key
+makes it there. Whoever can read it can inject faults and read profiles.`,
+		Example: `  shoal export kubernetes -o k8s --operator-key "$(shoal chaos key)"`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			path := supervisor.OperatorKeyFile(filepath.Dir(manifestFile(*file)))
+			_, statErr := os.Stat(path)
+			key, err := chaos.LoadOrCreateKey(path)
+			if err != nil {
+				return fmt.Errorf("chaos key: %w", err)
+			}
+			if errors.Is(statErr, os.ErrNotExist) {
+				fmt.Fprintf(e.stderr, "made the operator's key pair: %s (keep it private; shoal up uses it)\n", path)
+			}
+			fmt.Fprintln(e.stdout, chaos.PublicKey(key))
+			return nil
+		},
+	}
+	addFileFlag(c, file, true)
 	return c
 }
 

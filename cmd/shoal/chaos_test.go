@@ -85,3 +85,26 @@ func TestDescribeMonkey(t *testing.T) {
 		}
 	}
 }
+
+func TestChaosKey(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	code, out, errOut := runCLI(t, "chaos", "key", "-f", file)
+	if code != 0 || !strings.Contains(errOut, "made the operator's key pair: "+chaos.KeyFile(dir)) {
+		t.Fatalf("first call: status %d, stderr %q", code, errOut)
+	}
+	key, err := chaos.LoadKey(chaos.KeyFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out); got != chaos.PublicKey(key) {
+		t.Errorf("printed %q, want the public half of %s", got, chaos.KeyFile(dir))
+	}
+	if fi, err := os.Stat(chaos.KeyFile(dir)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the key file: %v %v, want mode 0600", fi, err)
+	}
+	code, again, errOut := runCLI(t, "chaos", "key", "-f", file)
+	if code != 0 || again != out || errOut != "" {
+		t.Errorf("second call: status %d, %q (first %q), stderr %q: want the same key, no note", code, again, out, errOut)
+	}
+}

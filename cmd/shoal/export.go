@@ -89,5 +89,6 @@ docs/DEPLOY.md.`,
 	c.Flags().StringVarP(&opts.Namespace, "namespace", "n", "", "namespace of every object, created with the restricted Pod Security Standard (default: kubectl's current)")
 	addImageFlags(c, &registry, &tag)
 	c.Flags().BoolVar(&opts.DevPostgres, "dev-postgres", false, "add a one-pod PostgreSQL for the services with a store (trials, not data that matters)")
+	c.Flags().StringVar(&opts.OperatorKey, "operator-key", "", "the operator's public `KEY` (shoal chaos key): pods honour the fault, experiment and profile tokens it signs (default: none)")
 	return c
 }
