@@ -80,6 +80,7 @@ Rehearsing failure:
 
   shoal chaos monkey       kill, freeze or slow random instances, over and over
   shoal chaos token F      sign a fault (F) for chosen requests
+  shoal chaos key          the operator's public key, for pods (SHOAL_FAULT_KEY)
   shoal experiment run X   run experiment X: control vs experiment, a verdict
 
 Beyond one machine (docs/DEPLOY.md):
