@@ -84,13 +84,7 @@ func (s *Supervisor) startCollector(ctx context.Context) (stop func(), err error
 		return nil, fmt.Errorf("supervisor: OTLP receiver: %w", err)
 	}
 	o.otlpURL = "http://" + otlpLn.Addr().String()
-	traces := otlpHandler(o.traces, o.otlp)
-	otlpSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		traces.ServeHTTP(w, r)
-		if r.Method == http.MethodPost {
-			o.bump()
-		}
-	})}
+	otlpSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: otlpHandler(o.traces, o.otlp, o.bump)}
 	servers := []*http.Server{otlpSrv}
 	listeners := []net.Listener{otlpLn}
 	if s.opts.Dashboard != nil {

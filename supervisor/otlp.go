@@ -34,13 +34,13 @@ const (
 )
 
 // otlpHandler receives OTLP/HTTP trace exports (binary protobuf, plain or
-// gzip) bearing a token of auth, and stores their spans. It answers as the
-// OTLP specification asks: 200 with an ExportTraceServiceResponse, whose
-// partial_success counts the spans refused (for lack of room, or of
-// another instance than the token's); 400 for a body that does not decode
-// (the exporter does not retry it); 401 without a valid token; 415 for
-// another content type.
-func otlpHandler(store *traceStore, auth *otlpAuth) http.Handler {
+// gzip) bearing a token of auth, stores their spans and then calls stored
+// (if not nil). It answers as the OTLP specification asks: 200 with an
+// ExportTraceServiceResponse, whose partial_success counts the spans
+// refused (for lack of room, or of another sender than the token's); 400
+// for a body that does not decode (the exporter does not retry it); 401
+// without a valid token; 415 for another content type.
+func otlpHandler(store *traceStore, auth *otlpAuth, stored func()) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != otlpTracesPath {
 			http.Error(w, "OTLP/HTTP: POST "+otlpTracesPath, http.StatusNotFound)
@@ -68,6 +68,9 @@ func otlpHandler(store *traceStore, auth *otlpAuth) http.Handler {
 		}
 		spans, ids, invalid, foreign := spansOf(&req, from)
 		full := store.add(spans, ids, time.Now())
+		if stored != nil {
+			stored()
+		}
 		var resp coltracepb.ExportTraceServiceResponse
 		if refused := invalid + foreign + full; refused > 0 {
 			var why []string

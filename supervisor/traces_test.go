@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestOTLPReceiverThroughExporter(t *testing.T) {
 	for _, gz := range []bool{false, true} {
 		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
 			store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
-			srv := httptest.NewServer(otlpHandler(store, auth))
+			srv := httptest.NewServer(otlpHandler(store, auth, nil))
 			defer srv.Close()
 			var opts []otlptracehttp.Option
 			if gz {
@@ -120,8 +121,9 @@ func mustTraceKey(t *testing.T, id string) [16]byte {
 }
 
 func TestOTLPReceiverRefuses(t *testing.T) {
+	var stored atomic.Int64
 	store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
-	srv := httptest.NewServer(otlpHandler(store, auth))
+	srv := httptest.NewServer(otlpHandler(store, auth, func() { stored.Add(1) }))
 	defer srv.Close()
 	good, err := proto.Marshal(exportRequest(1))
 	if err != nil {
@@ -160,8 +162,8 @@ func TestOTLPReceiverRefuses(t *testing.T) {
 			}
 		})
 	}
-	if n, _, _, _ := store.stats(); n != 0 {
-		t.Errorf("%d traces stored from refused requests", n)
+	if n, _, _, _ := store.stats(); n != 0 || stored.Load() != 0 {
+		t.Errorf("%d traces stored from refused requests, %d calls of stored", n, stored.Load())
 	}
 }
 
@@ -171,7 +173,7 @@ func TestOTLPPartialSuccess(t *testing.T) {
 	lim := defaultTraceLimits
 	lim.maxSpans = 2
 	store, auth := newTraceStore(lim), newOTLPAuth()
-	srv := httptest.NewServer(otlpHandler(store, auth))
+	srv := httptest.NewServer(otlpHandler(store, auth, nil))
 	defer srv.Close()
 	status, out := export(t, srv.URL, auth.token(otlpAny), exportRequest(3))
 	if status != 200 || out.GetPartialSuccess().GetRejectedSpans() != 1 {
@@ -184,7 +186,7 @@ func TestOTLPPartialSuccess(t *testing.T) {
 // are the sender's); the others are refused and counted.
 func TestOTLPInstanceTokenIsBound(t *testing.T) {
 	store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
-	srv := httptest.NewServer(otlpHandler(store, auth))
+	srv := httptest.NewServer(otlpHandler(store, auth, nil))
 	defer srv.Close()
 	req := exportRequest(2) // from api/api-1-aaaa
 	for _, from := range []sender{{"catalog", "catalog-1-bbbb"}, {"catalog", "api-1-aaaa"}, {"api", "api-2-cccc"}} {
