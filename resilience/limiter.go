@@ -148,8 +148,8 @@ const (
 // its own deadline allows: it joins the queue only if the expected wait
 // (with a margin, waitMargin) plus the mean service time fits in what is
 // left of its deadline (and of MaxWait), and is refused at once,
-// unprocessed, otherwise; it is refused
-// when its allowance runs out in the queue (late: the estimate was wrong).
+// unprocessed, otherwise; it is refused when its allowance runs out in the
+// queue (late: the estimate was wrong).
 // The expected wait is the requests ahead ÷ the rate at which the instance
 // completes requests while they wait (see drain.go). So a burst, or a closed
 // loop of callers that outnumber the limit (a closed loop's queue stops
@@ -310,10 +310,11 @@ func (l *Limiter) slot() (adaptivelimiter.Permit, bool) {
 // allowance already keeps the mean service time for after the wait, but a
 // queue that callers keep full (a closed loop retrying its refusals) sits
 // at the edge the join rule allows, so every waiter would be served with
-// only the mean service time left, and half of them would end past their
-// deadline; a drain rate estimated a few percent high made it most of
-// them: work done for nothing (TestLimiterQueueServesThroughRetryStorm,
-// about 1 run in 100: goodput 65–76% of capacity). With the margin a
+// only the mean service time left, and about half of them would end past
+// their deadline; with a drain rate estimated 2–3% high, a quarter of all
+// the admitted requests did: work done for nothing
+// (TestLimiterQueueServesThroughRetryStorm failed about 1 run in 100,
+// goodput 65–76% of capacity). With the margin a
 // waiter is served with a tenth of its wait to spare, and an estimate
 // short by up to that much costs nothing; the queue is a tenth shorter.
 const waitMargin = 0.1
