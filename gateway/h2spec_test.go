@@ -1,10 +1,12 @@
 package gateway_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +77,7 @@ func collect(g *spec.TestGroup, failed *[]string) int {
 	for i, tc := range g.Tests {
 		switch {
 		case tc.Result == nil:
-		case tc.Result.Failed:
+		case tc.Result.Failed && !closedByReset(tc.Result.Error):
 			*failed = append(*failed, fmt.Sprintf("%s/%d", g.ID(), i+1))
 		default:
 			passed++
@@ -85,4 +87,34 @@ func collect(g *spec.TestGroup, failed *[]string) int {
 		passed += collect(sub, failed)
 	}
 	return passed
+}
+
+// closedByReset reports whether a case failed only because the server's
+// close of the connection reached h2spec as a reset. A server that closes
+// a connection with the client's frames still unread in its socket makes
+// the kernel send RST rather than FIN, depending on whether the frames
+// arrived before the close; h2spec then reads "connection reset by peer",
+// not the end of the stream it counts as "Connection closed" (once in CI:
+// http2/5.1/10, a CONTINUATION after RST_STREAM).
+func closedByReset(err error) bool {
+	var te *spec.TestError
+	return errors.As(err, &te) && slices.Contains(te.Expected, spec.ExpectedConnectionClosed) &&
+		strings.Contains(te.Actual, "connection reset by peer")
+}
+
+func TestClosedByReset(t *testing.T) {
+	reset := "Error: read tcp 127.0.0.1:46328->127.0.0.1:43501: read: connection reset by peer"
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&spec.TestError{Expected: []string{"RST_STREAM Frame (Error Code: STREAM_CLOSED)", spec.ExpectedConnectionClosed}, Actual: reset}, true},
+		{&spec.TestError{Expected: []string{"RST_STREAM Frame (Error Code: STREAM_CLOSED)"}, Actual: reset}, false},
+		{&spec.TestError{Expected: []string{spec.ExpectedConnectionClosed}, Actual: "DATA Frame (length:51, flags:0x01, stream_id:1)"}, false},
+		{errors.New("timeout"), false},
+	} {
+		if got := closedByReset(tt.err); got != tt.want {
+			t.Errorf("closedByReset(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
 }
