@@ -7,7 +7,8 @@
 // the calls between services with their rate and error ratio), per service
 // the rate, errors and p50/p99 of the last minutes as sparklines, per
 // instance the state of every resilience policy (in flight against the
-// adaptive concurrency limit, admission refusals, the EWMA latency and
+// adaptive concurrency limit, the requests queued for a slot and whether
+// the instance is overloaded, admission refusals, the EWMA latency and
 // breaker state its callers see, its own retries, hedges and throttling),
 // per caller and dependency the client policies (Hystrix's circuits), an
 // event feed, and the recent, slowest and failed traces, each as a

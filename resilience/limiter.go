@@ -176,11 +176,12 @@ type Limiter struct {
 	service ewma // service time of recorded requests, ns
 	load    ewma // requests in flight when they were admitted, themselves included
 
-	inFlight atomic.Int64
-	admitted atomic.Uint64
-	rejected atomic.Uint64
-	waited   atomic.Uint64 // admitted after waiting in the queue
-	late     atomic.Uint64 // rejected after waiting: the estimate was wrong
+	inFlight  atomic.Int64
+	admitted  atomic.Uint64
+	rejected  atomic.Uint64
+	waited    atomic.Uint64 // admitted after waiting in the queue
+	late      atomic.Uint64 // refused after waiting: the estimate was wrong, or overload began
+	abandoned atomic.Uint64 // given up by the caller while waiting
 }
 
 // NewLimiter returns a limiter. A zero config means DefaultLimiterConfig. It
@@ -258,7 +259,11 @@ func (l *Limiter) Acquire(ctx context.Context) (p Permit, ok bool) {
 	lp, ok := l.waiting.wait(ctx, l, allow)
 	if !ok {
 		l.rejected.Add(1)
-		l.late.Add(1)
+		if ctx.Err() != nil {
+			l.abandoned.Add(1)
+		} else {
+			l.late.Add(1)
+		}
 		return Permit{}, false
 	}
 	l.waited.Add(1)
@@ -379,11 +384,12 @@ func (e *ewma) observe(x float64) {
 // disabled (there is none).
 func (l *Limiter) Stats() LimiterStats {
 	s := LimiterStats{
-		InFlight: int(l.inFlight.Load()),
-		Admitted: l.admitted.Load(),
-		Rejected: l.rejected.Load(),
-		Waited:   l.waited.Load(),
-		Late:     l.late.Load(),
+		InFlight:  int(l.inFlight.Load()),
+		Admitted:  l.admitted.Load(),
+		Rejected:  l.rejected.Load(),
+		Waited:    l.waited.Load(),
+		Late:      l.late.Load(),
+		Abandoned: l.abandoned.Load(),
 	}
 	if l.lim != nil {
 		s.Limit = l.lim.Limit()

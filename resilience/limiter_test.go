@@ -104,9 +104,10 @@ func TestLimiterMaxWait(t *testing.T) {
 		name string
 		cfg  LimiterConfig
 		took time.Duration // how long the rejection takes
+		late uint64        // refused after waiting
 	}{
-		{"rejects after MaxWait", LimiterConfig{MinLimit: 1, MaxLimit: 1, MaxWait: wait}, wait},
-		{"no queue rejects at once", LimiterConfig{MinLimit: 1, MaxLimit: 1, NoQueue: true}, 0},
+		{"rejects after MaxWait", LimiterConfig{MinLimit: 1, MaxLimit: 1, MaxWait: wait}, wait, 1},
+		{"no queue rejects at once", LimiterConfig{MinLimit: 1, MaxLimit: 1, NoQueue: true}, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -119,6 +120,9 @@ func TestLimiterMaxWait(t *testing.T) {
 				}
 				if took := time.Since(begin); took != tc.took {
 					t.Fatalf("rejection took %v, want exactly %v", took, tc.took)
+				}
+				if s := l.Stats(); s.Late != tc.late || s.Abandoned != 0 {
+					t.Fatalf("Stats() = %+v, want Late %d and Abandoned 0", s, tc.late)
 				}
 			})
 		})
@@ -147,17 +151,18 @@ func TestLimiterMaxWait(t *testing.T) {
 			l := NewLimiter(LimiterConfig{MinLimit: 1, MaxLimit: 1, MaxWait: wait})
 			held, _ := l.Acquire(context.Background())
 			defer held.Record()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-			defer cancel()
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(time.Millisecond, cancel)
 			begin := time.Now()
 			if _, ok := l.Acquire(ctx); ok {
 				t.Fatal("admitted over the limit")
 			}
 			if took := time.Since(begin); took != time.Millisecond {
-				t.Fatalf("rejection took %v, want 1ms (the caller's deadline)", took)
+				t.Fatalf("rejection took %v, want 1ms (when the caller gave up)", took)
 			}
-			if s := l.Stats(); s.Rejected != 1 || s.InFlight != 1 {
-				t.Fatalf("Stats() = %+v", s)
+			// Its caller gave up: abandoned, not refused late.
+			if s := l.Stats(); s.Rejected != 1 || s.InFlight != 1 || s.Abandoned != 1 || s.Late != 0 {
+				t.Fatalf("Stats() = %+v, want 1 rejected, abandoned, not late", s)
 			}
 		})
 	})
@@ -357,5 +362,5 @@ func ExampleLimiter() {
 	// Output:
 	// second admitted: true
 	// third admitted: false
-	// {Limit:1 InFlight:0 Admitted:2 Rejected:1 Queued:0 Waited:1 Late:0 Overloaded:false Cap:0 Overloads:0}
+	// {Limit:1 InFlight:0 Admitted:2 Rejected:1 Queued:0 Waited:1 Late:0 Abandoned:0 Overloaded:false Cap:0 Overloads:0}
 }

@@ -36,6 +36,8 @@ type sample struct {
 	latency          histogram // shoal_http_request_duration_seconds, every method and code
 	server           bool      // the admission metrics are present
 	inFlight, limit  float64
+	queued           float64 // shoal_server_queued
+	overloaded       bool    // shoal_server_overloaded
 	admitted         float64
 	rejected         float64
 	cpu, rss         float64 // process_cpu_seconds_total, process_resident_memory_bytes
@@ -267,6 +269,7 @@ func wanted(name string) bool {
 	switch name {
 	case "shoal_http_requests_total", "shoal_http_request_duration_seconds",
 		"shoal_server_in_flight", "shoal_server_concurrency_limit", "shoal_server_admitted_total", "shoal_server_rejected_total",
+		"shoal_server_queued", "shoal_server_overloaded",
 		"process_cpu_seconds_total", "process_resident_memory_bytes":
 		return true
 	}
@@ -311,6 +314,10 @@ func (s *sample) family(mf *dto.MetricFamily) {
 		s.admitted = first(mf)
 	case name == "shoal_server_rejected_total":
 		s.rejected = first(mf)
+	case name == "shoal_server_queued":
+		s.queued = first(mf)
+	case name == "shoal_server_overloaded":
+		s.overloaded = first(mf) == 1
 	case name == "process_cpu_seconds_total":
 		s.cpu = first(mf)
 	case name == "process_resident_memory_bytes":

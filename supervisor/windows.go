@@ -57,11 +57,13 @@ type InstanceMetrics struct {
 	ScrapeError string `json:"scrape_error,omitempty"`
 	Rates
 	// Its own admission control.
-	InFlight num `json:"in_flight"`
-	Limit    num `json:"limit"`    // adaptive concurrency limit; null without admission control
-	Rejected num `json:"rejected"` // admission refusals per second
-	CPU      num `json:"cpu"`      // cores
-	RSS      num `json:"rss"`      // bytes
+	InFlight   num  `json:"in_flight"`
+	Limit      num  `json:"limit"`      // adaptive concurrency limit; null without admission control
+	Queued     num  `json:"queued"`     // requests waiting for a slot
+	Overloaded bool `json:"overloaded"` // more requests arrive than it completes: the excess is refused at once
+	Rejected   num  `json:"rejected"`   // admission refusals per second
+	CPU        num  `json:"cpu"`        // cores
+	RSS        num  `json:"rss"`        // bytes
 
 	// How its callers' balancers see it (worst caller for EWMA and the
 	// breaker).
@@ -329,7 +331,7 @@ func (w *windows) derive(services []string, got []scraped, traced map[[2]string]
 		last := sw.last
 		im.InFlight, im.RSS = num(last.inFlight), num(last.rss)
 		if last.server {
-			im.Limit = num(last.limit)
+			im.Limit, im.Queued, im.Overloaded = num(last.limit), num(last.queued), last.overloaded
 		}
 		a := acc[g.st.Service]
 		if a == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/resilience"
 	"github.com/shoal-dev/shoal/telemetry"
 )
 
@@ -107,6 +108,10 @@ func (f *fakeInstance) scrape(t *testing.T, st InstanceStatus) scraped {
 func TestWindowsFromRealMetrics(t *testing.T) {
 	api := newFakeInstance(t, "api", "api-1-aaaa")
 	cat := newFakeInstance(t, "catalog", "catalog-1-cccc")
+	// catalog's admission control: at its limit, a queue, overloaded.
+	cat.m.AddLimiter(telemetry.LimiterSourceFunc(func() resilience.LimiterStats {
+		return resilience.LimiterStats{Limit: 4, InFlight: 4, Queued: 7, Overloaded: true}
+	}))
 	// Running for a while when the window begins: the first scrape is a
 	// baseline.
 	apiSt := InstanceStatus{Service: "api", Index: 1, ID: "api-1-aaaa", State: StateServing, Uptime: time.Minute}
@@ -151,6 +156,12 @@ func TestWindowsFromRealMetrics(t *testing.T) {
 	cm := w.instances["catalog/1"]
 	if cm == nil || cm.Breaker != "open" || !cm.Ejected || !near(cm.EWMA, 0.02) || !near(cm.CallerInFlight, 2) {
 		t.Errorf("catalog/1 as callers see it = %+v", cm)
+	}
+	if cm == nil || !near(cm.Limit, 4) || !near(cm.InFlight, 4) || !near(cm.Queued, 7) || !cm.Overloaded {
+		t.Errorf("catalog/1's admission control = %+v, want limit 4, 4 in flight, 7 queued, overloaded", cm)
+	}
+	if im == nil || !math.IsNaN(float64(im.Limit)) || im.Queued != 0 || im.Overloaded {
+		t.Errorf("api/1, with no admission control, = %+v, want no limit, no queue", im)
 	}
 	if h := w.history["api"]; len(h.Rate) != 2 {
 		t.Errorf("api history has %d points, want 2", len(h.Rate))

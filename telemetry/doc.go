@@ -94,12 +94,28 @@
 // # Server metrics
 //
 //   - shoal_server_concurrency_limit vs shoal_server_in_flight: the
-//     adaptive concurrency limit and the requests admitted and running.
-//     When in_flight reaches the limit, new requests wait (at most the
-//     limiter's MaxWait) and are then rejected with 503 and Retry-After; a
+//     adaptive concurrency limit and the requests admitted and running; a
 //     falling limit means the service's latency is rising.
+//     shoal_server_concurrency_cap, when not 0, caps the requests in
+//     flight below the limit while others wait (the process was found to
+//     queue work inside).
+//   - shoal_server_queued: requests waiting for a slot now. A request
+//     beyond the limit waits while its deadline allows its expected wait
+//     plus the mean service time, and is refused at once otherwise.
+//     shoal_server_waited_total counts those admitted after waiting.
 //   - shoal_server_admitted_total, shoal_server_rejected_total: requests
-//     admitted and rejected. rejected/(admitted+rejected) is the shed rate.
+//     admitted and not admitted (503 with Retry-After, unprocessed);
+//     rejected/(admitted+rejected) is the shed rate. Of the rejected,
+//     shoal_server_rejected_late_total were refused after waiting (the
+//     wait their deadline allowed ran out: the expected wait was wrong;
+//     or overload began and the backlog was shed), and
+//     shoal_server_abandoned_total were given up by their caller while
+//     they waited (canceled, or a hedge answered first elsewhere).
+//   - shoal_server_overloaded: 1 while more requests arrive than the
+//     instance completes (an open-loop excess, not a long but steady
+//     queue); a request then waits only if it would be served within
+//     5 ms, so the excess is refused at once.
+//     shoal_server_overloads_total counts the times it began.
 //   - shoal_http_requests_total{method, code}: requests the handler
 //     finished. Rate is its rate; errors are code=~"5..".
 //   - shoal_http_request_duration_seconds{method, code}: handler latency,

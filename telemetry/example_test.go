@@ -35,7 +35,7 @@ func printMetrics(url string, prefixes ...string) {
 
 // A service exports the state of its policies: here one of catalog's two
 // instances has its breaker open (ejected), and the server is at its
-// concurrency limit, so it is shedding.
+// concurrency limit: requests queue for a slot, and some were refused.
 func Example() {
 	m := telemetry.New("player", "player-1")
 	// In a service, the shoal package adds its *client.Transport and
@@ -51,7 +51,7 @@ func Example() {
 		}}
 	}))
 	m.AddLimiter(telemetry.LimiterSourceFunc(func() resilience.LimiterStats {
-		return resilience.LimiterStats{Limit: 8, InFlight: 8, Admitted: 400, Rejected: 25}
+		return resilience.LimiterStats{Limit: 8, InFlight: 8, Admitted: 400, Rejected: 25, Queued: 6, Waited: 120, Late: 5}
 	}))
 
 	srv := httptest.NewServer(m.Handler())
@@ -69,10 +69,17 @@ func Example() {
 	// shoal_client_instance_breaker_state{instance_id="catalog-2",service="catalog",state="open"} 1
 	// shoal_client_instance_ejected{instance_id="catalog-1",service="catalog"} 0
 	// shoal_client_instance_ejected{instance_id="catalog-2",service="catalog"} 1
+	// shoal_server_abandoned_total 0
 	// shoal_server_admitted_total 400
+	// shoal_server_concurrency_cap 0
 	// shoal_server_concurrency_limit 8
 	// shoal_server_in_flight 8
+	// shoal_server_overloaded 0
+	// shoal_server_overloads_total 0
+	// shoal_server_queued 6
+	// shoal_server_rejected_late_total 5
 	// shoal_server_rejected_total 25
+	// shoal_server_waited_total 120
 }
 
 // The middleware records the RED metrics of the service's own handler;

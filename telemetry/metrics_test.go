@@ -55,7 +55,10 @@ func TestPolicyMetrics(t *testing.T) {
 	deps := &fakeDeps{stats: snapshot()}
 	m := telemetry.New("player", "player-1")
 	m.AddDependencies(deps)
-	m.AddLimiter(fakeLimiter{Limit: 40, InFlight: 40, Admitted: 5000, Rejected: 17})
+	m.AddLimiter(fakeLimiter{
+		Limit: 40, InFlight: 40, Admitted: 5000, Rejected: 17,
+		Queued: 9, Waited: 300, Late: 4, Abandoned: 3, Overloaded: true, Overloads: 2, Cap: 12,
+	})
 	silence(t)
 	client.Async(t.Context(), time.Second, func(context.Context) (int, error) { panic("bug") }, nil)()
 
@@ -153,18 +156,39 @@ shoal_client_throttle_rate{service="users"} 0
 # TYPE shoal_client_throttled_total counter
 shoal_client_throttled_total{service="catalog"} 9
 shoal_client_throttled_total{service="users"} 0
-# HELP shoal_server_admitted_total Requests admitted by the adaptive concurrency limiter.
+# HELP shoal_server_abandoned_total Requests whose caller gave up while they waited for a slot (also in shoal_server_rejected_total).
+# TYPE shoal_server_abandoned_total counter
+shoal_server_abandoned_total 3
+# HELP shoal_server_admitted_total Requests admitted by the admission control, at once or after waiting.
 # TYPE shoal_server_admitted_total counter
 shoal_server_admitted_total 5000
-# HELP shoal_server_concurrency_limit The adaptive concurrency limit now; requests beyond it are rejected with 503.
+# HELP shoal_server_concurrency_cap The cap on requests in flight below the limit while requests wait (the process queues work inside); 0 means no cap.
+# TYPE shoal_server_concurrency_cap gauge
+shoal_server_concurrency_cap 12
+# HELP shoal_server_concurrency_limit The adaptive concurrency limit now; a request beyond it waits for a slot while its deadline allows, else is rejected with 503 at once.
 # TYPE shoal_server_concurrency_limit gauge
 shoal_server_concurrency_limit 40
-# HELP shoal_server_in_flight Requests admitted and not finished; at the concurrency limit, new requests are rejected.
+# HELP shoal_server_in_flight Requests admitted and not finished; at the concurrency limit (or the cap), new requests queue or are rejected.
 # TYPE shoal_server_in_flight gauge
 shoal_server_in_flight 40
-# HELP shoal_server_rejected_total Requests rejected by the adaptive concurrency limiter (503 with Retry-After).
+# HELP shoal_server_overloaded 1 while the instance is overloaded (more requests arrive than it completes): a request then waits only if it would be served within 5 ms; else 0.
+# TYPE shoal_server_overloaded gauge
+shoal_server_overloaded 1
+# HELP shoal_server_overloads_total Times the instance became overloaded.
+# TYPE shoal_server_overloads_total counter
+shoal_server_overloads_total 2
+# HELP shoal_server_queued Requests waiting for a slot now.
+# TYPE shoal_server_queued gauge
+shoal_server_queued 9
+# HELP shoal_server_rejected_late_total Requests refused after waiting (also in shoal_server_rejected_total): the wait their deadline allowed ran out, or overload began and the backlog was shed.
+# TYPE shoal_server_rejected_late_total counter
+shoal_server_rejected_late_total 4
+# HELP shoal_server_rejected_total Requests not admitted (503 with Retry-After, unprocessed): refused at once, refused after waiting, or given up by their caller while waiting.
 # TYPE shoal_server_rejected_total counter
 shoal_server_rejected_total 17
+# HELP shoal_server_waited_total Requests admitted after waiting for a slot.
+# TYPE shoal_server_waited_total counter
+shoal_server_waited_total 300
 # HELP shoal_service_info Always 1; its labels name the Shoal service and the instance that exports these metrics.
 # TYPE shoal_service_info gauge
 shoal_service_info{service_instance_id="player-1",service_name="player"} 1
@@ -190,14 +214,26 @@ func TestPolicyMetricsFollowSource(t *testing.T) {
 	for _, s := range []resilience.LimiterStats{
 		{Limit: 10, InFlight: 1, Admitted: 1},
 		{Limit: 5, InFlight: 5, Admitted: 90, Rejected: 3},
+		{Limit: 4, InFlight: 3, Admitted: 95, Rejected: 9, Queued: 7, Waited: 40, Late: 2, Abandoned: 1, Overloaded: true, Overloads: 1, Cap: 3},
 	} {
 		stats = s
 		got := samples(t, scrape(t, m.Handler()), "shoal_server_")
+		overloaded := "0"
+		if s.Overloaded {
+			overloaded = "1"
+		}
 		want := strings.Join([]string{
+			"shoal_server_abandoned_total " + itoa(s.Abandoned),
 			"shoal_server_admitted_total " + itoa(s.Admitted),
+			"shoal_server_concurrency_cap " + itoa(uint64(s.Cap)),
 			"shoal_server_concurrency_limit " + itoa(uint64(s.Limit)),
 			"shoal_server_in_flight " + itoa(uint64(s.InFlight)),
+			"shoal_server_overloaded " + overloaded,
+			"shoal_server_overloads_total " + itoa(s.Overloads),
+			"shoal_server_queued " + itoa(uint64(s.Queued)),
+			"shoal_server_rejected_late_total " + itoa(s.Late),
 			"shoal_server_rejected_total " + itoa(s.Rejected),
+			"shoal_server_waited_total " + itoa(s.Waited),
 		}, "\n") + "\n"
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("after %+v (-want +got):\n%s", s, diff)

@@ -35,6 +35,8 @@ type policyCollector struct {
 	instEjections, instRefused, instBreak *prometheus.Desc
 
 	limit, srvInFlight, admitted, rejected *prometheus.Desc
+	queued, waited, late, abandoned        *prometheus.Desc
+	overloaded, overloads, capped          *prometheus.Desc
 
 	asyncPanics *prometheus.Desc
 
@@ -96,13 +98,27 @@ func newPolicyCollector(service, instance string) *policyCollector {
 			[]string{labelService, labelInstanceID, labelState}, nil),
 
 		limit: d("shoal_server_concurrency_limit",
-			"The adaptive concurrency limit now; requests beyond it are rejected with 503.", nil, nil),
+			"The adaptive concurrency limit now; a request beyond it waits for a slot while its deadline allows, else is rejected with 503 at once.", nil, nil),
 		srvInFlight: d("shoal_server_in_flight",
-			"Requests admitted and not finished; at the concurrency limit, new requests are rejected.", nil, nil),
+			"Requests admitted and not finished; at the concurrency limit (or the cap), new requests queue or are rejected.", nil, nil),
 		admitted: d("shoal_server_admitted_total",
-			"Requests admitted by the adaptive concurrency limiter.", nil, nil),
+			"Requests admitted by the admission control, at once or after waiting.", nil, nil),
 		rejected: d("shoal_server_rejected_total",
-			"Requests rejected by the adaptive concurrency limiter (503 with Retry-After).", nil, nil),
+			"Requests not admitted (503 with Retry-After, unprocessed): refused at once, refused after waiting, or given up by their caller while waiting.", nil, nil),
+		queued: d("shoal_server_queued",
+			"Requests waiting for a slot now.", nil, nil),
+		waited: d("shoal_server_waited_total",
+			"Requests admitted after waiting for a slot.", nil, nil),
+		late: d("shoal_server_rejected_late_total",
+			"Requests refused after waiting (also in shoal_server_rejected_total): the wait their deadline allowed ran out, or overload began and the backlog was shed.", nil, nil),
+		abandoned: d("shoal_server_abandoned_total",
+			"Requests whose caller gave up while they waited for a slot (also in shoal_server_rejected_total).", nil, nil),
+		overloaded: d("shoal_server_overloaded",
+			"1 while the instance is overloaded (more requests arrive than it completes): a request then waits only if it would be served within 5 ms; else 0.", nil, nil),
+		overloads: d("shoal_server_overloads_total",
+			"Times the instance became overloaded.", nil, nil),
+		capped: d("shoal_server_concurrency_cap",
+			"The cap on requests in flight below the limit while requests wait (the process queues work inside); 0 means no cap.", nil, nil),
 
 		asyncPanics: d("shoal_client_async_panics_total",
 			"Panics recovered on goroutines client.Async started (in a call or its fallback), in the whole process.", nil, nil),
@@ -121,6 +137,8 @@ func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.instEWMA, c.instInFlight, c.instEjected,
 		c.instEjections, c.instRefused, c.instBreak,
 		c.limit, c.srvInFlight, c.admitted, c.rejected,
+		c.queued, c.waited, c.late, c.abandoned,
+		c.overloaded, c.overloads, c.capped,
 		c.asyncPanics,
 	} {
 		ch <- d
@@ -143,6 +161,13 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(ch, c.srvInFlight, float64(s.InFlight))
 		counter(ch, c.admitted, float64(s.Admitted))
 		counter(ch, c.rejected, float64(s.Rejected))
+		gauge(ch, c.queued, float64(s.Queued))
+		counter(ch, c.waited, float64(s.Waited))
+		counter(ch, c.late, float64(s.Late))
+		counter(ch, c.abandoned, float64(s.Abandoned))
+		gauge(ch, c.overloaded, boolValue(s.Overloaded))
+		counter(ch, c.overloads, float64(s.Overloads))
+		gauge(ch, c.capped, float64(s.Cap))
 	}
 	counter(ch, c.asyncPanics, float64(client.AsyncPanics()))
 }

@@ -14,7 +14,7 @@ import (
 // command also measures a tree from before some of them existed (an A/B
 // against an older commit).
 type admissionStats struct {
-	Admitted, Rejected, Waited, Late, Overloads uint64
+	Admitted, Rejected, Waited, Late, Abandoned, Overloads uint64
 }
 
 // admissionCounts sums, per service, the admission counters every SDK
@@ -49,6 +49,7 @@ func admissionCounts(sys *system) map[string]admissionStats {
 		s.Rejected += info.Admission.Rejected
 		s.Waited += info.Admission.Waited
 		s.Late += info.Admission.Late
+		s.Abandoned += info.Admission.Abandoned
 		s.Overloads += info.Admission.Overloads
 		out[in.Service] = s
 	}
@@ -57,19 +58,22 @@ func admissionCounts(sys *system) map[string]admissionStats {
 
 // admissionDelta is what each service's admission control did between two
 // snapshots: requests that waited for a slot, refused at once, refused
-// after waiting.
+// after waiting, given up by their caller while waiting.
 type admissionDelta struct {
-	service                          string
-	waited, refused, late, overloads uint64
+	service                                     string
+	waited, refused, late, abandoned, overloads uint64
 }
 
 func diffAdmission(before, after map[string]admissionStats) []admissionDelta {
 	var out []admissionDelta
 	for svc, a := range after {
 		b := before[svc]
-		d := admissionDelta{service: svc, waited: a.Waited - b.Waited, late: a.Late - b.Late, overloads: a.Overloads - b.Overloads}
-		d.refused = a.Rejected - b.Rejected - d.late
-		if d.waited+d.refused+d.late > 0 {
+		d := admissionDelta{
+			service: svc, waited: a.Waited - b.Waited, late: a.Late - b.Late,
+			abandoned: a.Abandoned - b.Abandoned, overloads: a.Overloads - b.Overloads,
+		}
+		d.refused = a.Rejected - b.Rejected - d.late - d.abandoned
+		if d.waited+d.refused+d.late+d.abandoned > 0 {
 			out = append(out, d)
 		}
 	}
@@ -77,14 +81,15 @@ func diffAdmission(before, after map[string]admissionStats) []admissionDelta {
 	return out
 }
 
-// String is the deltas as "service: waited w, refused r (+l late)".
+// admissionSummary renders the deltas, one clause per service.
 func admissionSummary(ds []admissionDelta) string {
 	if len(ds) == 0 {
 		return "no request waited or was refused"
 	}
 	var parts []string
 	for _, d := range ds {
-		parts = append(parts, fmt.Sprintf("%s: %d waited, %d refused at once, %d refused after waiting, %d overloads", d.service, d.waited, d.refused, d.late, d.overloads))
+		parts = append(parts, fmt.Sprintf("%s: %d waited, %d refused at once, %d refused after waiting, %d given up by their caller while waiting, %d overloads",
+			d.service, d.waited, d.refused, d.late, d.abandoned, d.overloads))
 	}
 	return strings.Join(parts, "; ")
 }

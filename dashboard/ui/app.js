@@ -233,7 +233,7 @@ function serviceCard(s) {
 
 const INST_HEAD = '<thead><tr><th>instance</th><th>state</th><th>pid</th><th class="num">uptime</th><th class="num">restarts</th>' +
   '<th class="num">req/s</th><th class="num">errors</th><th class="num">p50</th><th class="num">p99</th>' +
-  '<th class="num" title="requests in flight / adaptive concurrency limit">in flight</th><th class="num" title="admission refusals (503) per second">refused/s</th>' +
+  '<th class="num" title="requests in flight / adaptive concurrency limit (+ requests waiting for a slot)">in flight</th><th class="num" title="admission refusals (503) per second">refused/s</th>' +
   '<th class="num" title="peak-EWMA latency callers rank it by (worst caller)">EWMA</th><th title="callers\' breakers (worst)">breaker</th>' +
   '<th class="num" title="its own retries per second">retries/s</th><th class="num" title="its own hedged attempts per second (wins)">hedges/s</th>' +
   '<th class="num" title="its calls rejected by the adaptive throttle per second (highest reject probability)">throttled/s</th>' +
@@ -245,7 +245,9 @@ function instanceRow(inst, now) {
   const down = isDown(inst, now) ? 1 : 0;
   const br = m.breaker && m.breaker !== 'closed' ? `<span class="badge ${m.breaker === 'open' ? 'bad' : 'warn'}">${esc(m.breaker)}</span>` : (m.breaker ? 'closed' : '–');
   // A limit of 0 is admission control switched off (the gateway's default).
-  const inflight = has ? num(m.in_flight) + (none(m.limit) || m.limit === 0 ? '' : ' / ' + num(m.limit)) : '–';
+  const inflight = has ? num(m.in_flight) + (none(m.limit) || m.limit === 0 ? '' : ' / ' + num(m.limit)) +
+    (m.queued > 0 ? ` <span title="requests waiting for a slot">+${num(m.queued)}</span>` : '') +
+    (m.overloaded ? ' <span class="badge bad" title="more requests arrive than it completes: the excess is refused at once">overload</span>' : '') : '–';
   const running = inst.pid > 0;
   return `<tr data-slot="${esc(inst.slot)}" data-state="${esc(inst.state)}" data-down="${down}">` +
     `<td title="${esc(inst.id)}">${esc(inst.slot)}</td>` +
