@@ -46,6 +46,12 @@ const (
 	healthTimeout   = time.Second
 	unhealthyAfter  = 3               // failed checks in a row: a loaded 2-core machine misses one or two
 	killGrace       = 2 * time.Second // after the drain timeout, before SIGKILL
+	// keepFor: a fixed-port process that exits unasked leaves its socket
+	// open for its replacement when that starts within keepFor, so that
+	// callers' connections wait in the socket's queue for the restart
+	// instead of being refused; a longer backoff (a crash loop) closes it,
+	// and callers are refused at once and can go elsewhere.
+	keepFor = time.Second
 )
 
 // instance is one slot (service, index) and the processes that fill it over
@@ -59,7 +65,10 @@ const (
 // the only copy of its socket: when it dies, callers are refused at once
 // and fail over. On a fixed port the supervisor keeps a copy while the
 // process runs, so that a rolling replacement can accept from the same
-// socket before the old process drains (see Supervisor.restart).
+// socket before the old process drains (see Supervisor.restart), and, when
+// the process dies unasked, for its restart (see keepFor): a fixed port is
+// usually the system's front door, whose clients have no other instance to
+// go to, so a connection waits for the restart rather than being refused.
 type instance struct {
 	sup   *Supervisor
 	svc   *service
@@ -76,6 +85,7 @@ type instance struct {
 	admin    string         // the current (or last) SDK process's admin listener; written by run only
 	files    identity.Files // the running process's identity; zero when none runs
 	sock     *handoff.Port  // fixed port: the supervisor's copy of the running process's socket
+	spare    *handoff.Port  // fixed port: the socket of a process that exited unasked, kept for its restart (see run)
 	id       string
 	proc     *os.Process
 	state    string
@@ -128,6 +138,9 @@ func (in *instance) run() {
 		if in.next != nil {
 			in.next.Close()
 		}
+		if sock := in.takeSpare(); sock != nil {
+			sock.Close()
+		}
 	}()
 	backoff := minBackoff
 	for {
@@ -162,6 +175,13 @@ func (in *instance) run() {
 				msg = fmt.Sprintf("%s exited (%s); restarting in %v", in.name(), exit, delay)
 			}
 		})
+		if sock := in.takeSpare(); sock != nil {
+			if delay <= keepFor && in.next == nil {
+				in.next = sock // connections queue for the restart
+			} else {
+				sock.Close() // refused meanwhile: callers go elsewhere
+			}
+		}
 		if !in.sup.streaming.Load() {
 			in.sup.showLast(in, 5) // before the table, instance output is not shown: show why it died
 		}
@@ -245,7 +265,7 @@ func (in *instance) once() (served time.Duration, exit string, stopped bool) {
 	var waitErr error
 	go func() { // owned by once: it waits on exited before returning
 		waitErr = cmd.Wait()
-		in.release()
+		in.keepSpare()
 		// No dead pid in ps, and kill answers not_running, from now on,
 		// not only once the agent has left gossip.
 		in.set(func() {
@@ -433,6 +453,29 @@ func (in *instance) release() {
 	if sock != nil {
 		sock.Close()
 	}
+}
+
+// keepSpare keeps the supervisor's copy of the socket of a fixed-port
+// process that has exited, for run to hand to its restart or close. A
+// process stopped on purpose has none left: terminate released it.
+func (in *instance) keepSpare() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sock != nil {
+		if in.spare != nil {
+			in.spare.Close()
+		}
+		in.spare, in.sock = in.sock, nil
+	}
+}
+
+// takeSpare returns the socket keepSpare kept, if any, and forgets it.
+func (in *instance) takeSpare() *handoff.Port {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	sock := in.spare
+	in.spare = nil
+	return sock
 }
 
 // handover returns a copy of the socket the running process of a

@@ -198,3 +198,60 @@ func sdkLogTime(t *testing.T, r *Remote, service, id, msg string) time.Time {
 	t.Fatalf("no %q line of %s in the logs:\n%s", msg, id, b.String())
 	return time.Time{}
 }
+
+// TestKilledFixedPortQueues: an instance on a fixed port that dies unasked
+// keeps its address open: the supervisor holds the socket for the restart,
+// so a connection made meanwhile waits in its queue and is served by the
+// new process instead of being refused (a client of the front door has no
+// other instance to go to). A crash loop's long backoff closes it.
+func TestKilledFixedPortQueues(t *testing.T) {
+	helloPort, loopPort := handofftest.Port(t).Addr().Port, handofftest.Port(t).Addr().Port
+	m := &Manifest{Services: []*ServiceSpec{
+		// Once the file "slow" exists, a start waits a second before it
+		// listens: the request below is made in that window.
+		{Name: "hello", Command: []string{"sh", "-c", `[ -f slow ] && sleep 1; exec "$0"`, helloBin},
+			Register: RegisterSDK, Port: []int{helloPort}},
+		{Name: "flaky", Command: []string{"sh", "-c", "exit 3"}, Port: []int{loopPort}},
+	}}
+	r := startSupervisor(t, m)
+	ctx := context.Background()
+
+	t.Run("killed", func(t *testing.T) {
+		before := waitServing(t, r.remote, "hello", 1)[0]
+		writeFile(t, filepath.Join(m.Dir, "slow"), "")
+		if _, err := r.remote.Kill(ctx, "hello", 1, "KILL"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "hello/1 gone", func() error { return gone(before.PID) })
+		begin := time.Now()
+		if err := getJSON(r.caller(t, "hello"), "https://"+before.Addr+"/hello", new(any)); err != nil {
+			t.Fatalf("GET right after the kill: %v, want it held for the restarted process", err)
+		}
+		t.Logf("answered %v after the old process was gone", time.Since(begin).Round(time.Millisecond))
+		if now := psOf(t, r.remote, "hello")[0]; now.PID == before.PID || now.Addr != before.Addr {
+			t.Errorf("after the kill: %+v, want a new process at %s", now, before.Addr)
+		}
+	})
+
+	t.Run("crash loop", func(t *testing.T) {
+		eventually(t, 20*time.Second, "flaky/1 in a crash loop", func() error {
+			if st := psOf(t, r.remote, "flaky")[0]; !strings.HasPrefix(st.LastExit, "crash loop") {
+				return fmt.Errorf("flaky/1 = %+v", st)
+			}
+			return nil
+		})
+		// Retried every 10 s now: callers are refused meanwhile.
+		addr := fmt.Sprintf("127.0.0.1:%d", loopPort)
+		eventually(t, 5*time.Second, addr+" refusing", func() error {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				return errors.New("accepted a connection")
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return err
+			}
+			return nil
+		})
+	})
+}
