@@ -266,6 +266,8 @@ func TestRouting(t *testing.T) {
 func TestCallerCancelStopsBackend(t *testing.T) {
 	f := newFixture(t)
 	f.gw.Timeout = time.Minute
+	obs := &fakeObserver{}
+	f.gw.Metrics = obs
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.front.URL+"/stuck/x", nil)
@@ -283,6 +285,11 @@ func TestCallerCancelStopsBackend(t *testing.T) {
 		t.Fatal("the call succeeded although the caller gave up")
 	}
 	eventually(t, "the backend's request ended with the caller's", func() bool { return f.stuckEnded.Load() > 0 })
+	// Recorded as the caller's leaving, not as the route's error.
+	eventually(t, "the request recorded", func() bool { return obs.last() != "" })
+	if got := obs.last(); !strings.HasSuffix(got, " stuck 499") {
+		t.Errorf("recorded %q, want the stuck route's request as 499 (client closed request)", got)
+	}
 }
 
 // A zero Timeout means DefaultTimeout: the backend is told the remaining

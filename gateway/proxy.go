@@ -23,6 +23,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // isHopHeader reports whether k (canonical) is hop-by-hop by name: the
@@ -303,8 +304,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, st *request
 		return
 	}
 	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
-		// The caller went away: nobody reads this answer.
-		w.WriteHeader(http.StatusBadGateway)
+		// The caller went away: nobody reads this answer, and it is no
+		// error of the route's (its metrics, the access log, an
+		// experiment's cohorts).
+		w.WriteHeader(telemetry.StatusClientClosed)
 		return
 	}
 	code, status, msg := classify(st.service, err)

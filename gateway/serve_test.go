@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,11 @@ type fakeObserver struct {
 func (o *fakeObserver) ObserveRoute(route, service string, code int, d time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen = append(o.seen, route+" "+service+" "+http.StatusText(code))
+	text := http.StatusText(code)
+	if text == "" {
+		text = strconv.Itoa(code) // e.g. 499: the caller went away
+	}
+	o.seen = append(o.seen, route+" "+service+" "+text)
 }
 
 func (o *fakeObserver) last() string {

@@ -117,7 +117,9 @@
 //     5 ms, so the excess is refused at once.
 //     shoal_server_overloads_total counts the times it began.
 //   - shoal_http_requests_total{method, code}: requests the handler
-//     finished. Rate is its rate; errors are code=~"5..".
+//     finished. Rate is its rate; errors are code=~"5..". A 5xx answered
+//     to a caller that had already gone (a hedge that lost, a client that
+//     gave up) is recorded as 499 ([StatusClientClosed]): nobody saw it.
 //   - shoal_http_request_duration_seconds{method, code}: handler latency,
 //     as classic buckets from 0.5 ms to 10 s and, for scrapers that
 //     negotiate protobuf, a native histogram. Split it by code: fast 503

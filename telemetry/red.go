@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -50,12 +52,31 @@ func methodIndex(m string) int {
 	return len(methods) - 1
 }
 
+// StatusClientClosed (499, nginx's "client closed request") is what the RED
+// metrics, server spans and the gateway's route metrics record for a
+// request that ended in a 5xx because its caller went away first: a hedge
+// that lost the race, a client that gave up. Nobody reads that answer;
+// counted as the server's error, it would show errors no caller saw (a
+// new-user trial found 16 "503"s at api for 798 requests all answered 200,
+// every one a hedge the gateway had canceled).
+const StatusClientClosed = 499
+
+// Recorded is the status to record for a request whose handler wrote code
+// and returned: StatusClientClosed for a 5xx to a caller that had gone.
+func Recorded(r *http.Request, code int) int {
+	if code >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
+		return StatusClientClosed
+	}
+	return code
+}
+
 // codeSlots maps a status code below 600 that net/http knows (has a
-// StatusText for) to its slot in red.series plus one; 0 means unknown.
-// Unknown codes still get their exact label, on a slower path.
+// StatusText for), or StatusClientClosed, to its slot in red.series plus
+// one; 0 means unknown. Unknown codes still get their exact label, on a
+// slower path.
 var codeSlots, numCodeSlots = func() (t [600]uint8, n int) {
 	for c := range t {
-		if http.StatusText(c) != "" {
+		if http.StatusText(c) != "" || c == StatusClientClosed {
 			n++
 			t[c] = uint8(n)
 		}
@@ -142,7 +163,8 @@ func (r *red) newSeries(mi, code int) *redSeries {
 // The writer passed to next keeps http.Flusher, http.Hijacker and
 // io.ReaderFrom, and unwraps for http.ResponseController. A request whose
 // handler panics is recorded as 500 (its response was cut short) and the
-// panic goes on up to net/http. Mount the /metrics handler outside
+// panic goes on up to net/http; a 5xx to a caller that had gone, as
+// StatusClientClosed. Mount the /metrics handler outside
 // Middleware so scrapes are not counted as traffic.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	r := m.red
@@ -154,6 +176,8 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			code := sw.Status()
 			if !finished {
 				code = http.StatusInternalServerError
+			} else {
+				code = Recorded(req, code)
 			}
 			s := r.seriesFor(req.Method, code)
 			s.requests.Inc()

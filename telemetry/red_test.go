@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,17 +41,23 @@ func TestMiddleware(t *testing.T) {
 				http.NotFound(w, r)
 			case "/odd": // a code net/http has no name for
 				w.WriteHeader(599)
+			case "/gone": // a 503 to a caller that went away: nobody's error
+				w.WriteHeader(http.StatusServiceUnavailable)
+			case "/gone-ok": // the answer was made: it counts as it was
+				w.WriteHeader(http.StatusOK)
 			case "/panic":
 				time.Sleep(700 * time.Millisecond)
 				w.WriteHeader(http.StatusOK)
 				panic("boom")
 			}
 		}))
+		gone, leave := context.WithCancel(context.Background())
+		leave() // the caller of /gone and /gone-ok went away
 		for _, req := range []struct{ method, path string }{
 			{"GET", "/ok"}, {"GET", "/ok"}, {"GET", "/hints"}, {"HEAD", "/nothing"},
 			{"POST", "/shed"}, {"POST", "/shed"}, {"POST", "/shed"},
 			{"BREW", "/missing"}, {"get", "/missing"}, // not a standard method: other
-			{"PUT", "/odd"}, {"DELETE", "/panic"},
+			{"PUT", "/odd"}, {"DELETE", "/panic"}, {"GET", "/gone"}, {"GET", "/gone-ok"},
 		} {
 			func() {
 				defer func() {
@@ -58,7 +65,11 @@ func TestMiddleware(t *testing.T) {
 						panic(p)
 					}
 				}()
-				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, req.path, nil))
+				r := httptest.NewRequest(req.method, req.path, nil)
+				if strings.HasPrefix(req.path, "/gone") {
+					r = r.WithContext(gone)
+				}
+				h.ServeHTTP(httptest.NewRecorder(), r)
 			}()
 		}
 
@@ -70,9 +81,10 @@ func TestMiddleware(t *testing.T) {
 		for _, mf := range got {
 			mfs[mf.GetName()] = mf
 		}
-		wantCounts := `shoal_http_requests_total{code="200",method="GET"} 3
+		wantCounts := `shoal_http_requests_total{code="200",method="GET"} 4
 shoal_http_requests_total{code="200",method="HEAD"} 1
 shoal_http_requests_total{code="404",method="other"} 2
+shoal_http_requests_total{code="499",method="GET"} 1
 shoal_http_requests_total{code="500",method="DELETE"} 1
 shoal_http_requests_total{code="503",method="POST"} 3
 shoal_http_requests_total{code="599",method="PUT"} 1
@@ -82,9 +94,10 @@ shoal_http_requests_total{code="599",method="PUT"} 1
 		}
 
 		// count, sum, and the smallest bucket holding every observation.
-		wantDurations := `code="200",method="GET" count=3 sum=0.01 le=0.005
+		wantDurations := `code="200",method="GET" count=4 sum=0.01 le=0.005
 code="200",method="HEAD" count=1 sum=0 le=0.0005
 code="404",method="other" count=2 sum=0.06 le=0.05
+code="499",method="GET" count=1 sum=0 le=0.0005
 code="500",method="DELETE" count=1 sum=0.7 le=1
 code="503",method="POST" count=3 sum=0 le=0.0005
 code="599",method="PUT" count=1 sum=0 le=0.0005

@@ -29,7 +29,9 @@ var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer
 //     with it continue the trace, recorded here or not;
 //   - a server span, child of the caller's, named "<METHOD> <path>", with
 //     http.request.method, url.path and http.response.status_code (status
-//     Error for a 5xx, or a handler that panicked) when t records it.
+//     Error for a 5xx, or a handler that panicked; a 5xx to a caller that
+//     had gone is recorded as [StatusClientClosed], no error) when t
+//     records it.
 //
 // A nil or off t does the first two only. Mount it inside
 // [Metrics.Middleware] to share its response writer; outside, or alone, it
@@ -65,6 +67,8 @@ func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		code := sw.Status()
 		if !finished {
 			code = http.StatusInternalServerError // the handler panicked
+		} else {
+			code = Recorded(r, code)
 		}
 		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
 			semconv.HTTPResponseStatusCode(code))

@@ -98,11 +98,13 @@ func TestMiddlewareServerSpan(t *testing.T) {
 		handler http.HandlerFunc
 		code    string
 		failed  bool
+		gone    bool // the caller went away before the answer
 	}{
 		{name: "ok", tp: callerTP, code: "200"},
 		{name: "new trace", code: "200"},
 		{name: "not found", tp: callerTP, handler: func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, code: "404"},
 		{name: "unavailable", tp: callerTP, handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, code: "503", failed: true},
+		{name: "caller gone", tp: callerTP, handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, code: "499", gone: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
@@ -110,6 +112,11 @@ func TestMiddlewareServerSpan(t *testing.T) {
 			req := httptest.NewRequest("POST", "/titles/7?x=1", nil)
 			if tc.tp != "" {
 				req.Header.Set("Traceparent", tc.tp)
+			}
+			if tc.gone {
+				ctx, leave := context.WithCancel(req.Context())
+				leave()
+				req = req.WithContext(ctx)
 			}
 			_, got := serveOnce(t, tr, req, tc.handler)
 			spans := rec.Ended()
