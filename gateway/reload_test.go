@@ -125,8 +125,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestReloaderWatchesFile(t *testing.T) {
 	const (
 		manifestA = "services:\n  a:\n    build: ./a\ngateway:\n  routes:\n    - {path: /v1/, service: a, strip: true}\n"
-		manifestB = "services:\n  a:\n    build: ./a\ngateway:\n  routes:\n    - {path: /v1/, service: b, strip: true}\n    - {path: /v2/, service: b}\n"
-		manifestX = "services:\n  a:\n    build: ./a\ngateway:\n  routes:\n    - {path: /v1/, service: b, strip: true}\n    - {path: /v2/, service: b, timout: 1s}\n"
+		manifestB = "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\ngateway:\n  routes:\n    - {path: /v1/, service: b, strip: true}\n    - {path: /v2/, service: b}\n"
+		manifestX = "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\ngateway:\n  routes:\n    - {path: /v1/, service: b, strip: true}\n    - {path: /v2/, service: b, timout: 1s}\n"
 	)
 	f := newRouted(t, nil)
 	path := filepath.Join(t.TempDir(), "shoal.yaml")
@@ -165,7 +165,7 @@ func TestReloaderWatchesFile(t *testing.T) {
 	}
 
 	writeFile(t, path, manifestX)
-	want := path + `:7:32: gateway.routes[1].timout: unknown key; did you mean timeout?`
+	want := path + `:9:32: gateway.routes[1].timout: unknown key; did you mean timeout?`
 	eventually(t, "the bad file to be refused", func() bool { return strings.Contains(logs.String(), want) })
 	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"gateway config refused`) {
 		t.Errorf("refusal not logged at ERROR:\n%s", logs.String())

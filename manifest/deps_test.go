@@ -11,9 +11,10 @@ import (
 
 func TestParseDependencies(t *testing.T) {
 	const head = "services:\n  api:\n    build: ./api\n    dependencies:\n"
+	const tail = "  ratings: {build: ./ratings}\n  catalog: {build: ./catalog}\n" // the services api calls
 	m, err := Parse("shoal.yaml", []byte(head+
 		"      ratings:\n        timeout: 300ms\n        hedge: {disabled: true}\n        max_in_flight: 64\n"+
-		"      catalog: {max_attempts: 2}\n"))
+		"      catalog: {max_attempts: 2}\n"+tail))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +38,10 @@ func TestParseDependencies(t *testing.T) {
 		{"      ratings: {timeout: fast}\n", `shoal.yaml:5:26: services.api.dependencies.ratings.timeout: "fast" is not a duration`},
 		{"      ratings: {hedge: [1]}\n", "shoal.yaml:5:17: services.api.dependencies.ratings.hedge: must be a mapping of settings"},
 		{"      ratings: {dependencies: {catalog: {}}}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: dependencies do not nest"},
+		{"      ratngs: {max_in_flight: 64}\n", `shoal.yaml:5:7: services.api.dependencies.ratngs: "ratngs" is not a service of this manifest; did you mean ratings?`},
 	}
 	for _, tt := range bad {
-		_, err := Parse("shoal.yaml", []byte(head+tt.yaml))
+		_, err := Parse("shoal.yaml", []byte(head+tt.yaml+tail))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: err = %v, want it to contain %q", tt.yaml, err, tt.want)
 		}

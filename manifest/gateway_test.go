@@ -79,7 +79,8 @@ func TestParseGateway(t *testing.T) {
 }
 
 func TestParseGatewayErrors(t *testing.T) {
-	const head = "services:\n  catalog:\n    build: ./catalog\ngateway:\n" // gateway: on line 4
+	// gateway: on line 4; the services the routes below name.
+	const head = "services: {catalog: {build: ./c}, a: {build: ./a}, b: {build: ./b}, other: {build: ./o}}\n\n\ngateway:\n"
 	tests := []struct {
 		name, yaml string
 		want       []string // every problem, in order
@@ -102,6 +103,8 @@ func TestParseGatewayErrors(t *testing.T) {
 			[]string{`shoal.yaml:6:14: gateway.routes[0].path: "/v1//x/" is not clean (doubled slashes or . and .. segments); write /v1/x/`}},
 		{"bad service", "  routes:\n    - {path: /a/, service: Catalog_1}\n",
 			[]string{`shoal.yaml:6:28: gateway.routes[0].service: "Catalog_1" is not a service name (a lowercase DNS label, e.g. catalog)`}},
+		{"unknown service", "  routes:\n    - {path: /a/, service: catalgo}\n",
+			[]string{`shoal.yaml:6:28: gateway.routes[0].service: "catalgo" is not a service of this manifest; did you mean catalog?`}},
 		{"internal service", "  routes:\n    - {path: /a/, service: shoal-supervisor}\n",
 			[]string{`shoal.yaml:6:28: gateway.routes[0].service: "shoal-supervisor" belongs to shoal itself and is never routed`}},
 		{"strip and rewrite", "  routes:\n    - {path: /a/, service: a, strip: true, rewrite: /b/}\n",

@@ -62,6 +62,7 @@ func (c *checker) manifest(m *Manifest, needServices bool) {
 		c.gateway("gateway", m.Gateway)
 	}
 	c.authorization(m)
+	c.callees(m)
 	if m.Chaos != nil {
 		names := make([]string, len(m.Services))
 		for i, s := range m.Services {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -28,21 +29,15 @@ func (c *checker) authorization(m *Manifest) {
 		plaintext[s.Name] = s.Plaintext
 	}
 	known := func(n string) bool { return n == identity.Any || slices.Contains(names, n) }
-	unknown := func(n string) string {
-		if s := suggestKey(n, names); s != "" {
-			return "; did you mean " + s + "?"
-		}
-		return "; the services are " + strings.Join(names, ", ")
-	}
 	ap := "authorization.allow"
 	for _, callee := range slices.Sorted(maps.Keys(a.Allow)) {
 		kp := child(ap, callee)
 		if !known(callee) {
-			c.errs = append(c.errs, c.src.keyErrorf(kp, "%q is not a service of this manifest%s", callee, unknown(callee)))
+			c.errs = append(c.errs, c.src.keyErrorf(kp, "%s", notAService(callee, names)))
 		}
 		for i, caller := range a.Allow[callee] {
 			if !known(caller) {
-				c.errorf(item(kp, i), "%q is not a service of this manifest%s", caller, unknown(caller))
+				c.errorf(item(kp, i), "%s", notAService(caller, names))
 			}
 		}
 	}
@@ -67,4 +62,44 @@ func (c *checker) authorization(m *Manifest) {
 			}
 		}
 	}
+}
+
+// callees checks that the services the gateway's routes and the services'
+// dependencies: name are services of the manifest. A typo there would not
+// fail until used, and then as something else: a route answering 503 "no
+// instance available right now" forever, a dependency's settings never
+// applied. A file with no services (a gateway's own routes file) has
+// nothing to check against.
+func (c *checker) callees(m *Manifest) {
+	if len(m.Services) == 0 || c.src.badUnder("services") {
+		return
+	}
+	names := make([]string, len(m.Services))
+	for i, s := range m.Services {
+		names[i] = s.Name
+	}
+	if m.Gateway != nil {
+		for i, r := range m.Gateway.Routes {
+			if ValidServiceName(r.Service) && !Reserved(r.Service) && !slices.Contains(names, r.Service) {
+				c.errorf(item("gateway.routes", i)+".service", "%s", notAService(r.Service, names))
+			}
+		}
+	}
+	for _, s := range m.Services {
+		for _, dep := range slices.Sorted(maps.Keys(s.Dependencies)) {
+			if !slices.Contains(names, dep) {
+				dp := child(child("services", s.Name)+".dependencies", dep)
+				c.errs = append(c.errs, c.src.keyErrorf(dp, "%s", notAService(dep, names)))
+			}
+		}
+	}
+}
+
+// notAService says that name is not one of the manifest's services, with
+// the nearest one if it looks like a typo, else the list.
+func notAService(name string, names []string) string {
+	if s := suggestKey(name, names); s != "" {
+		return fmt.Sprintf("%q is not a service of this manifest; did you mean %s?", name, s)
+	}
+	return fmt.Sprintf("%q is not a service of this manifest; the services are %s", name, strings.Join(names, ", "))
 }
