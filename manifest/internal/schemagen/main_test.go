@@ -105,7 +105,7 @@ services:
     health: /healthz
     register: supervisor
     dependencies:
-      ratings: {timeout: 300ms, hedge: {disabled: true, min_delay: 20ms}, max_in_flight: 64, balance: {ejection: {base_time: 10s}}}
+      one: {timeout: 300ms, hedge: {disabled: true, min_delay: 20ms}, max_in_flight: 64, balance: {ejection: {base_time: 10s}}}
   one: {command: [./one], port: 9000}
   alpha:
     <<: *z
@@ -119,11 +119,11 @@ gateway:
     jwt: {algorithms: [ES256], key_file: k.pub, issuer: i, audience: a, leeway: 45s}
     api_keys: [{name: ops, sha256: 2c0798bbed78e283bb7ba707831a2e7160753cd511f3bc9f96b0568da6430779}]
   routes:
-    - {path: /a/, service: a, strip: true, max_body: 512, auth: any, hedge: false, max_attempts: 2}
+    - {path: /a/, service: one, strip: true, max_body: 512, auth: any, hedge: false, max_attempts: 2}
     - path: /b/
       host: b.example
       methods: [GET]
-      service: b
+      service: alpha
       rewrite: /x/
       timeout: 2s
       max_body: 1.5KiB
