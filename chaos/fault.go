@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,23 @@ const (
 
 // Link reports whether f is a link hop: caller>service.
 func (f Fault) Link() bool { return f.Caller != "" }
+
+// Unknown returns the names faults give to services (a hop's service, a
+// link's caller) that are not among services, sorted, each once. A fault
+// aimed at a service that does not run never fires: a token or an
+// experiment with one would test nothing and say nothing of it.
+func Unknown(faults []Fault, services []string) []string {
+	var out []string
+	for _, f := range faults {
+		for _, name := range []string{f.Caller, f.Service} {
+			if name != "" && !slices.Contains(services, name) && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // fires draws whether f applies to one request.
 func (f Fault) fires() bool { return f.Fraction >= 1 || rand.Float64() < f.Fraction }

@@ -71,6 +71,12 @@ func (d *decoder) looksLikeService(v ast.Node) bool {
 	return false
 }
 
+// Suggest returns the one of known that name most likely meant (a case or
+// separator slip, or at most 2 edits), or "" if none is near: the manifest's
+// did-you-mean, for names checked elsewhere (a service named on the command
+// line or in an experiment's fault).
+func Suggest(name string, known []string) string { return suggestKey(name, known) }
+
 // suggestKey returns the known key nearest to key: a synonym from another
 // tool, a case or separator slip, or an edit distance of at most 2.
 func suggestKey(key string, known []string) string {

@@ -247,17 +247,20 @@ func Parse(name string, data []byte) (*Experiment, error) {
 // defaults.
 func (e *Experiment) Validate() error { return e.check() }
 
+// errorf is a problem with the setting at path, pointing into the file
+// when e was read from one.
+func (e *Experiment) errorf(path, format string, args ...any) error {
+	if e.doc != nil {
+		return e.doc.Errorf(path, format, args...)
+	}
+	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+}
+
 // check validates e and fills in its defaults; problems point into the
 // file when e was read from one.
 func (e *Experiment) check() error {
 	var errs []error
-	fail := func(path, format string, args ...any) {
-		if e.doc != nil {
-			errs = append(errs, e.doc.Errorf(path, format, args...))
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
-	}
+	fail := func(path, format string, args ...any) { errs = append(errs, e.errorf(path, format, args...)) }
 	if e.Name == "" {
 		e.Name = strings.TrimSuffix(strings.TrimSuffix(baseName(e.path), ".yaml"), ".yml")
 	}

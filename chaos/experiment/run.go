@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/chaos/monkey"
 	"github.com/shoal-dev/shoal/gateway"
+	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/supervisor"
 )
 
@@ -55,6 +56,9 @@ func (r *Runner) Run(ctx context.Context, e *Experiment) (*Report, error) {
 		return nil, fmt.Errorf("experiment: the operator's key (shoal up makes it): %w", err)
 	}
 	signer := chaos.NewSigner(key)
+	if err := r.checkFaultServices(ctx, e); err != nil {
+		return nil, err
+	}
 	gateways := r.Gateways
 	if len(gateways) == 0 {
 		if gateways, err = r.gateways(ctx, e.Traffic.Gateway); err != nil {
@@ -300,6 +304,38 @@ func (m *measurer) liveCounts(e *Experiment, w window) map[string]int {
 		}
 	}
 	return out
+}
+
+// checkFaultServices refuses a request fault that names a service the
+// running system does not have: it would never fire, and the experiment
+// would hold without testing anything.
+func (r *Runner) checkFaultServices(ctx context.Context, e *Experiment) error {
+	if e.Fault.Request == "" {
+		return nil
+	}
+	faults, err := chaos.Parse(e.Fault.Request)
+	if err != nil {
+		return err // Validate has said so already
+	}
+	st, err := r.System.PS(ctx)
+	if err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
+	var services []string
+	for _, s := range st {
+		if !slices.Contains(services, s.Service) {
+			services = append(services, s.Service)
+		}
+	}
+	var errs []error
+	for _, name := range chaos.Unknown(faults, services) {
+		hint := "the services are " + strings.Join(services, ", ")
+		if s := manifest.Suggest(name, services); s != "" {
+			hint = "did you mean " + s + "?"
+		}
+		errs = append(errs, e.errorf("fault.request", "%q is not a service of the running system; %s", name, hint))
+	}
+	return errors.Join(errs...)
 }
 
 // gateways are the base URLs of the serving instances of service.

@@ -393,3 +393,36 @@ func liveTotal(t *testing.T, url string) int {
 	}
 	return total
 }
+
+// A request fault aimed at a service the system does not have would never
+// fire: the run is refused before anything starts, with the file position
+// and the service meant.
+func TestRunRefusesUnknownFaultService(t *testing.T) {
+	s := newTestSystem(t)
+	e, err := Parse("test.yaml", []byte(synthetic+`
+duration: 2s
+fault: {request: 'svx:delay=1s;gateway>sv:reset'}
+hypothesis:
+  - {name: answers, route: GET /titles/, success: {tolerance: 0.01}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log syncbuf.Buffer
+	rep, err := (&Runner{System: s, Dir: s.dir, Log: &log}).Run(context.Background(), e)
+	if err == nil {
+		t.Fatalf("ran with a fault on no service: %+v", rep)
+	}
+	for _, want := range []string{
+		`fault.request: "sv" is not a service of the running system; did you mean svc?`,
+		`fault.request: "svx" is not a service of the running system; did you mean svc?`,
+		"test.yaml:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if log.String() != "" {
+		t.Errorf("the run started:\n%s", log.String())
+	}
+}
