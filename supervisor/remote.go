@@ -238,6 +238,10 @@ func (r *Remote) do(ctx context.Context, method, path string, in any) (*http.Res
 	}
 	resp, err := r.hc.Do(req)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// A live supervisor keeps its control address open.
+			return nil, fmt.Errorf("%w for %s: it has stopped (its control address %s refuses connections)", ErrNotRunning, r.Dir, r.Control)
+		}
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 )
 
 // fakeSupervisor serves h as the control API of a supervisor with this
@@ -105,5 +106,17 @@ func TestRemoteCallsAreBounded(t *testing.T) {
 				t.Fatal("the call still hangs after 10s")
 			}
 		})
+	}
+}
+
+// TestRemoteOfStoppedSupervisor: once the supervisor has gone, its control
+// address refuses connections, and calls say it has stopped
+// (ErrNotRunning) instead of showing a dial error, so that long-running
+// callers (a monkey) can stop at once.
+func TestRemoteOfStoppedSupervisor(t *testing.T) {
+	r := &Remote{Dir: "/srv/flix", Control: handofftest.Refused(t), hc: &http.Client{}}
+	_, err := r.PS(context.Background())
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "/srv/flix: it has stopped") {
+		t.Fatalf("PS of a stopped supervisor: %v, want ErrNotRunning naming the folder", err)
 	}
 }

@@ -55,7 +55,8 @@ type Result struct {
 var ErrNothingToPick = errors.New("monkey: no instance to pick")
 
 // maxPSFailures ends a run once the supervisor has not answered that many
-// turns in a row: it has gone.
+// turns in a row (one that has stopped, supervisor.ErrNotRunning, ends it
+// at once).
 const maxPSFailures = 3
 
 // maxResults bounds the results Run keeps: a monkey shoal up runs for
@@ -76,8 +77,8 @@ type Monkey struct {
 
 // Run acts every interval until Config.For has passed or ctx ends (then
 // it returns nil), and returns every turn's result (the last 10,000 at
-// most). It fails at once on a
-// Config that does not validate, and when the target stops answering.
+// most). It fails at once on a Config that does not validate, and when
+// the target has stopped (supervisor.ErrNotRunning) or stops answering.
 func (m *Monkey) Run(ctx context.Context) ([]Result, error) {
 	cfg := m.Config
 	if err := cfg.Validate(nil); err != nil {
@@ -113,6 +114,9 @@ func (m *Monkey) Run(ctx context.Context) ([]Result, error) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return results, nil
+			}
+			if errors.Is(err, supervisor.ErrNotRunning) {
+				return results, fmt.Errorf("monkey: the system is gone, so the monkey stops: %w", err)
 			}
 			if failures++; failures >= maxPSFailures {
 				return results, fmt.Errorf("monkey: the supervisor does not answer: %w", err)

@@ -178,10 +178,19 @@ func TestMonkeyStops(t *testing.T) {
 			t.Errorf("refused actions: %d results, %d reported, %v", len(results), len(reported), err)
 		}
 
-		// A supervisor that is gone ends the run with an error.
-		f.psErr = errors.New("connection refused")
+		// A supervisor that does not answer ends the run with an error.
+		f.psErr = errors.New("context deadline exceeded")
 		if _, err := m.Run(context.Background()); err == nil {
 			t.Error("Run went on without a supervisor")
+		}
+
+		// One that has stopped ends it at the first turn, however long
+		// the run was to last.
+		f.psErr = fmt.Errorf("%w for /x: it has stopped", supervisor.ErrNotRunning)
+		begin := time.Now()
+		forever := &Monkey{Target: f, Config: Config{Every: time.Second}}
+		if _, err := forever.Run(context.Background()); !errors.Is(err, supervisor.ErrNotRunning) || time.Since(begin) != time.Second {
+			t.Errorf("after the system stopped: %v, %v later; want ErrNotRunning at the first turn", err, time.Since(begin))
 		}
 
 		// Canceling ends it with what was done.
