@@ -90,7 +90,7 @@ func TestDecodeDocument(t *testing.T) {
 	_, err = DecodeDocument("x.yaml", []byte("nmae: x\nchecks:\n  - max: 3\n"), &v)
 	want := []string{
 		"x.yaml:1:1: nmae: unknown key; did you mean name?",
-		"x.yaml:3:10: checks[0].max: needs a unit, e.g. max: 3s",
+		"x.yaml:3:10: checks[0].max: needs a unit: max: 3ms or max: 3s?",
 	}
 	if diff := cmp.Diff(want, problemLines(err)); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

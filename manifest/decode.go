@@ -398,7 +398,9 @@ func (d *decoder) duration(n ast.Node, v reflect.Value, p string, f field) {
 		}
 		v.SetInt(int64(t))
 	case *ast.IntegerNode, *ast.FloatNode:
-		d.failAt(p, "needs a unit, e.g. %s: %ss", f.key, s.GetToken().Value)
+		// Both readings: 1500 is more likely milliseconds than 25 minutes.
+		num := s.GetToken().Value
+		d.failAt(p, "needs a unit: %s: %sms or %s: %ss?", f.key, num, f.key, num)
 	case *ast.NullNode:
 		d.failAt(p, "has no value%s", writeEg(eg))
 	default:

@@ -26,6 +26,6 @@ gateway:
 	// Output:
 	// shoal.yaml:4:5: services.catalog.replicas: unknown key; did you mean instances?
 	// shoal.yaml:7:16: services.ratings.instances: 0 is out of range; use 1 to 100 (to stop a service, remove it or comment it out)
-	// shoal.yaml:10:54: gateway.routes[0].timeout: needs a unit, e.g. timeout: 2s
+	// shoal.yaml:10:54: gateway.routes[0].timeout: needs a unit: timeout: 2ms or timeout: 2s?
 	// catalog 3 /readyz 10s <nil>
 }

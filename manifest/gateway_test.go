@@ -92,7 +92,7 @@ func TestParseGatewayErrors(t *testing.T) {
 			[]string{`shoal.yaml:9:16: gateway.routes[1].timeout: "fast" is not a duration; write a number with a unit (ms, s, m), e.g. timeout: 2s`}},
 		{"key after routes", "  routes:\n    - {path: /a/, service: a}\n  timeout: x\n",
 			[]string{`shoal.yaml:7:12: gateway.timeout: "x" is not a duration; write a number with a unit (ms, s, m), e.g. timeout: 5s`}},
-		{"duration without unit", "  timeout: 10\n", []string{"shoal.yaml:5:12: gateway.timeout: needs a unit, e.g. timeout: 10s"}},
+		{"duration without unit", "  timeout: 10\n", []string{"shoal.yaml:5:12: gateway.timeout: needs a unit: timeout: 10ms or timeout: 10s?"}},
 		{"bad size", "  max_body: 10 parsecs\n", []string{`shoal.yaml:5:13: gateway.max_body: size "10 parsecs": write a number of bytes, optionally with a unit (KB, MB, GB, KiB, MiB, GiB), e.g. 10MB`}},
 		{"not a mapping", "  - a\n", []string{"shoal.yaml:4:1: gateway: must be a mapping of settings, e.g. gateway: {routes: [{path: /v1/titles/, service: catalog}]}"}},
 		{"missing path and service", "  routes:\n    - strip: true\n",

@@ -294,7 +294,7 @@ func TestParseErrors(t *testing.T) {
 			}},
 		{"drain_timeout bare number", "drain_timeout: 10\nservices:\n  web: {build: ./web}\n",
 			[]string{
-				"m.yaml:1:16: drain_timeout: needs a unit, e.g. drain_timeout: 10s",
+				"m.yaml:1:16: drain_timeout: needs a unit: drain_timeout: 10ms or drain_timeout: 10s?",
 			}},
 		{"drain_timeout garbage", "drain_timeout: soon\nservices:\n  web: {build: ./web}\n",
 			[]string{
