@@ -37,7 +37,7 @@ Experiments that compare a control and an experiment cohort and end with a
 verdict are 'shoal experiment run'.`,
 		Example: `  shoal chaos monkey --every 2s --for 1m
   curl -H "Shoal-Fault: $(shoal chaos token 'ratings:delay=300ms')" http://127.0.0.1:8080/titles/1`,
-		Args: exactArgs(0, "a subcommand: monkey, token or key"),
+		Args: subcommandArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return usagef("chaos: want a subcommand: monkey, token or key")
 		},
@@ -315,7 +315,7 @@ from the control beyond an abort condition. See package chaos/experiment
 for the file's keys, and examples/flix/experiments for two experiments.`,
 		Example: `  shoal experiment run examples/flix/experiments/ratings-latency.yaml
   shoal experiment run catalog-down.yaml -o json | jq .verdict`,
-		Args: exactArgs(0, "a subcommand: run"),
+		Args: subcommandArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return usagef("experiment: want a subcommand: run") },
 	}
 	addFileFlag(c, file, true)

@@ -48,6 +48,11 @@ func checkHelp(t *testing.T, cmds [][]string, listed []string) {
 func TestHelp(t *testing.T) {
 	checkHelp(t, [][]string{{"up"}, {"ps"}, {"scale"}, {"restart"}, {"kill"}, {"logs"}, {"down"}, {"gateway"}},
 		[]string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"})
+	// shoal help CMD is CMD --help.
+	_, want, _ := runCLI(t, "chaos", "--help")
+	if code, out, errOut := runCLI(t, "help", "chaos"); code != 0 || out != want {
+		t.Errorf("help chaos: status %d, stderr %s, stdout:\n%s\nwant chaos --help's:\n%s", code, errOut, out, want)
+	}
 	_, out, _ := runCLI(t, "up", "--help")
 	for _, flag := range []string{"--bind IP", "--advertise IP", "--join HOST:PORT", "--only SERVICES", "--secrets DIR", "--gossip-port PORT"} {
 		if !strings.Contains(out, flag) {
@@ -100,6 +105,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ps", "-o", "yaml"}, `shoal: ps: -o "yaml": use table or json`},
 		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus"},
 		{[]string{"logs", "a", "b"}, "shoal: logs: want at most one SERVICE or SERVICE/INDEX, got 2 arguments"},
+		// A mistyped command, of shoal or of a group of commands.
+		{[]string{"sacle", "catalog=5"}, "shoal: unknown command \"sacle\" for \"shoal\"; did you mean \"scale\"?\nRun 'shoal --help' for usage.\n"},
+		{[]string{"-f", "x.yaml", "kil", "catalog/1"}, "shoal: unknown command \"kil\" for \"shoal\"; did you mean \"kill\"?\n"},
+		{[]string{"frob"}, "shoal: unknown command \"frob\" for \"shoal\"; its commands: agent, chaos, dashboard, down, "},
+		{[]string{"chaos", "monky"}, "shoal: unknown command \"monky\" for \"shoal chaos\"; did you mean \"monkey\"?\nRun 'shoal chaos --help' for usage.\n"},
+		{[]string{"export", "kubernets", "-o", "k8s"}, "shoal: unknown command \"kubernets\" for \"shoal export\"; did you mean \"kubernetes\"?\nRun 'shoal export --help' for usage.\n"},
+		{[]string{"experiment", "rn", "x.yaml"}, "shoal: unknown command \"rn\" for \"shoal experiment\"; did you mean \"run\"?\n"},
+		{[]string{"help", "chaos", "monky"}, "shoal: unknown command \"monky\" for \"shoal chaos\"; did you mean \"monkey\"?\n"},
+		// The usage of the command concerned.
+		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus\nRun 'shoal ps --help' for usage.\n"},
 	}
 	for _, tt := range tests {
 		code, _, errOut := runCLI(t, tt.args...)
