@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -123,6 +124,10 @@ requests) before they stop, so no request fails. N is 0 to 100.`,
 	return c
 }
 
+// restartNote is how long restart waits before it says a restart is under
+// way: a refusal comes back well within it.
+const restartNote = time.Second
+
 func newRestart(e env, file *string) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "restart SERVICE",
@@ -142,8 +147,17 @@ rebuilt (restart shoal up for that).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "restarting %s, one instance at a time...\n", service)
-			if err := r.Restart(c.Context(), service); err != nil {
+			// Say what takes a while once it is under way, so that a
+			// mistake (an unknown service) is not announced first.
+			done := make(chan error, 1)
+			go func() { done <- r.Restart(c.Context(), service) }()
+			select {
+			case err = <-done:
+			case <-time.After(restartNote):
+				fmt.Fprintf(e.stdout, "restarting %s, one instance at a time...\n", service)
+				err = <-done
+			}
+			if err != nil {
 				return controlError("restart", *file, err)
 			}
 			fmt.Fprintf(e.stdout, "%s restarted\n", service)
