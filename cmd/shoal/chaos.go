@@ -114,6 +114,9 @@ monkey itself, for as long as the system runs.`,
 			if m.Chaos != nil && m.Chaos.Monkey != nil {
 				base = *m.Chaos.Monkey
 			}
+			if err := checkMonkeyFlags(c, cfg); err != nil {
+				return err
+			}
 			overrideMonkey(c, &base, cfg)
 			services := make([]string, len(m.Services))
 			for i, s := range m.Services {
@@ -122,7 +125,7 @@ monkey itself, for as long as the system runs.`,
 			if err := base.Validate(services); err != nil {
 				// The manifest's own section was checked by Load: this is
 				// about the flags.
-				return usagef("chaos monkey: %s", err)
+				return monkeyFlagError(c, err)
 			}
 			r, err := remote("chaos monkey", *file)
 			if err != nil {
@@ -185,6 +188,51 @@ func overrideMonkey(c *cobra.Command, base *monkey.Config, flags monkey.Config) 
 	set("stop-for", func() { base.StopFor = flags.StopFor })
 	set("slow-for", func() { base.SlowFor = flags.SlowFor })
 	set("pause", func() { base.Pause = flags.Pause })
+}
+
+// checkMonkeyFlags refuses the interval flags the manifest's settings
+// cannot get wrong the same way: both, or a value that is not positive (in
+// the manifest 0 means the default).
+func checkMonkeyFlags(c *cobra.Command, flags monkey.Config) error {
+	every, rate := c.Flags().Changed("every"), c.Flags().Changed("rate")
+	switch {
+	case every && rate:
+		return usagef("chaos monkey: give --every (a fixed interval) or --rate (random times), not both")
+	case every && flags.Every <= 0:
+		return usagef("chaos monkey: --every %v: want a positive time between two actions, e.g. --every 2s", flags.Every)
+	case rate && flags.Rate <= 0:
+		return usagef("chaos monkey: --rate %g: want a positive mean number of actions per second, e.g. --rate 0.5", flags.Rate)
+	}
+	return nil
+}
+
+// monkeyFlagError restates err, the problems Validate found in the
+// monkey's settings once the flags applied, in terms of the flags: --action
+// rather than chaos.monkey.actions[0].
+func monkeyFlagError(c *cobra.Command, err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+		var me *manifest.Error
+		if !errors.As(e, &me) {
+			continue
+		}
+		// chaos.monkey.stop_for is --stop-for, chaos.monkey.actions[0]
+		// --action.
+		key, _, _ := strings.Cut(strings.TrimPrefix(me.Path, "chaos.monkey."), "[")
+		flag := strings.ReplaceAll(key, "_", "-")
+		if c.Flags().Lookup(flag) == nil {
+			flag = strings.TrimSuffix(flag, "s")
+		}
+		if key != "" && c.Flags().Lookup(flag) != nil {
+			msgs[i] = "--" + flag + ": " + strings.ReplaceAll(me.Msg, "e.g. "+key+": ", "e.g. --"+flag+" ")
+		}
+	}
+	return usagef("chaos monkey: %s", strings.Join(msgs, "; "))
 }
 
 // describeMonkey says what a monkey will do, in a line.
