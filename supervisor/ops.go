@@ -32,7 +32,7 @@ type InstanceStatus struct {
 	PID      int           `json:"pid"`   // 0 while no process runs
 	Addr     string        `json:"addr"`
 	Admin    string        `json:"admin,omitempty"` // an SDK program's admin listener: health, metrics, pprof
-	State    string        `json:"state"`           // starting, serving, draining, crashed, stopped
+	State    string        `json:"state"`           // one of the State constants: starting, serving, unhealthy...
 	Restarts int           `json:"restarts"`
 	Uptime   time.Duration `json:"uptime"` // of the current process, in nanoseconds in JSON
 	LastExit string        `json:"last_exit,omitempty"`

@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/supervisor"
 )
 
 // runCLI runs the command line in a fake environment and returns the exit
@@ -214,5 +218,22 @@ func TestHangupStopsGracefully(t *testing.T) {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("SIGHUP did not end the context")
+	}
+}
+
+// TestPSHelp: ps --help names every state an instance can be in and every
+// key of -o json.
+func TestPSHelp(t *testing.T) {
+	_, out, _ := runCLI(t, "ps", "--help")
+	want := []string{supervisor.StateStarting, supervisor.StateServing, supervisor.StateUnhealthy,
+		supervisor.StateDraining, supervisor.StateCrashed, supervisor.StateStopped}
+	for f := range reflect.TypeFor[supervisor.InstanceStatus]().Fields() {
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		want = append(want, key)
+	}
+	for _, w := range want {
+		if !regexp.MustCompile(`\b` + w + `\b`).MatchString(out) {
+			t.Errorf("ps --help does not name %s:\n%s", w, out)
+		}
 	}
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,15 +49,20 @@ func newPS(e env, file *string) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ps [-o table|json]",
 		Short: "List every instance: state, pid, address, restarts, uptime",
-		Long: `ps lists every instance of the running system: service, index (from 1),
-instance ID, pid, address, state (starting, serving, draining, crashed,
-stopped), restarts, uptime and how the last process ended. A system on
-several hosts (shoal up --join) is listed whole, from any of them, with a
-HOST column; a host whose supervisor does not answer is named on stderr.
+		Long: fmt.Sprintf(`ps lists every instance of the running system: service, index (from 1),
+instance ID, pid, address, admin address, state, restarts, uptime and how
+the last process ended. A system on several hosts (shoal up --join) is
+listed whole, from any of them, with a HOST column; a host whose supervisor
+does not answer is named on stderr. The states are
 
--o json prints an array of objects with the keys service, index, id, pid,
-addr, state, restarts, uptime (nanoseconds) and last_exit (and host on
-several hosts), for scripts.`,
+  %s
+
+-o json prints an array of objects, for scripts, with the keys
+
+  %s
+
+uptime is in nanoseconds; host is there only on several hosts.`,
+			strings.Join(psStates, ", "), strings.Join(jsonKeys(reflect.TypeFor[supervisor.InstanceStatus]()), ", ")),
 		Example: `  shoal ps
   shoal ps -o json | jq -r '.[] | select(.state != "serving") | .id'`,
 		Args: exactArgs(0, "no arguments"),
@@ -80,6 +88,21 @@ several hosts), for scripts.`,
 	addFileFlag(c, file, true)
 	c.Flags().StringVarP(&format, "output", "o", "table", "output `FORMAT`: table or json")
 	return c
+}
+
+// psStates are the states of an instance, as ps shows them.
+var psStates = []string{supervisor.StateStarting, supervisor.StateServing, supervisor.StateUnhealthy,
+	supervisor.StateDraining, supervisor.StateCrashed, supervisor.StateStopped}
+
+// jsonKeys lists the JSON keys of the struct type t, in field order.
+func jsonKeys(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "-" && f.IsExported() {
+			keys = append(keys, cmp.Or(name, f.Name))
+		}
+	}
+	return keys
 }
 
 func writePS(e env, format string, st []supervisor.InstanceStatus) error {
