@@ -67,7 +67,7 @@ makes it there. Whoever can read it can inject faults and read profiles.`,
 			_, statErr := os.Stat(path)
 			key, err := chaos.LoadOrCreateKey(path)
 			if err != nil {
-				return fmt.Errorf("chaos key: %w", err)
+				return chaosError("chaos key", err)
 			}
 			if errors.Is(statErr, os.ErrNotExist) {
 				fmt.Fprintf(e.stderr, "made the operator's key pair: %s (keep it private; shoal up uses it)\n", path)
@@ -282,6 +282,12 @@ func printTurn(e env, res monkey.Result) {
 	}
 }
 
+// chaosError is err, from package chaos, for the command cmd: "chaos
+// token: fault ..." rather than "chaos token: chaos: fault ...".
+func chaosError(cmd string, err error) error {
+	return fmt.Errorf("%s: %s", cmd, strings.TrimPrefix(err.Error(), "chaos: "))
+}
+
 // runMonkey runs the manifest's monkey beside sup while run does, when
 // chaos.monkey.enabled says so, and returns run's result once the monkey
 // has stopped too.
@@ -331,16 +337,19 @@ each optionally followed by ,p=FRACTION (of the requests reaching the hop).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			faults, err := chaos.Parse(args[0])
 			if err != nil {
-				return usageError{fmt.Errorf("chaos token: %w", err)}
+				return usageError{chaosError("chaos token", err)}
 			}
-			dir := filepath.Dir(manifestFile(*file))
-			key, err := chaos.LoadKey(supervisor.OperatorKeyFile(dir))
+			path := supervisor.OperatorKeyFile(filepath.Dir(manifestFile(*file)))
+			key, err := chaos.LoadKey(path)
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("chaos token: no operator key in %s: shoal up makes one when it starts, or make it now with shoal chaos key", path)
+			}
 			if err != nil {
-				return fmt.Errorf("chaos token: %w (shoal up makes the key in %s)", err, filepath.Join(dir, ".shoal"))
+				return chaosError("chaos token", err)
 			}
 			tok, err := chaos.NewSigner(key).Faults(faults, ttl)
 			if err != nil {
-				return usageError{fmt.Errorf("chaos token: %w", err)}
+				return usageError{chaosError("chaos token", err)}
 			}
 			fmt.Fprintln(e.stdout, tok)
 			return nil

@@ -26,7 +26,7 @@ func TestChaosUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"chaos", "token", "ratings:explode"}, `shoal: chaos token: chaos: fault "ratings:explode": unknown action "explode"`},
+		{[]string{"chaos", "token", "ratings:explode"}, `shoal: chaos token: fault "ratings:explode": unknown action "explode"`},
 		{[]string{"chaos", "token"}, "shoal: token: want FAULTS"},
 		// Mistakes in flags name the flags, not the manifest's keys.
 		{[]string{"chaos", "monkey", "-f", file, "--every", "1s", "--rate", "2"}, "shoal: chaos monkey: give --every (a fixed interval) or --rate (random times), not both\n"},
@@ -54,8 +54,22 @@ func TestChaosUsageErrors(t *testing.T) {
 func TestChaosToken(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "shoal.yaml")
-	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || !strings.Contains(errOut, "shoal up makes the key") {
-		t.Errorf("no key: %d %s", code, errOut)
+	want := "shoal: chaos token: no operator key in " + chaos.KeyFile(dir) + ": shoal up makes one when it starts, or make it now with shoal chaos key\n"
+	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || errOut != want {
+		t.Errorf("no key: status %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+	if err := os.MkdirAll(filepath.Dir(chaos.KeyFile(dir)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(chaos.KeyFile(dir), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want = "shoal: chaos token: " + chaos.KeyFile(dir) + " holds no PEM private key\n"
+	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || errOut != want {
+		t.Errorf("a bad key: status %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+	if err := os.Remove(chaos.KeyFile(dir)); err != nil {
+		t.Fatal(err)
 	}
 	key, err := chaos.LoadOrCreateKey(chaos.KeyFile(dir))
 	if err != nil {
