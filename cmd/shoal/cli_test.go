@@ -109,6 +109,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ps", "-o", "yaml"}, `shoal: ps: -o "yaml": use table or json`},
 		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus"},
 		{[]string{"logs", "a", "b"}, "shoal: logs: want at most one SERVICE or SERVICE/INDEX, got 2 arguments"},
+		{[]string{"logs", "--trace", "abc"}, `shoal: logs: --trace "abc": want a trace ID, 32 hex digits not all 0, e.g. --trace 4bf92f3577b34da6a3ce929d0e0e4736`},
+		{[]string{"logs", "--trace", strings.Repeat("0", 32)}, `shoal: logs: --trace "000`},
 		// A mistyped command, of shoal or of a group of commands.
 		{[]string{"sacle", "catalog=5"}, "shoal: unknown command \"sacle\" for \"shoal\"; did you mean \"scale\"?\nRun 'shoal --help' for usage.\n"},
 		{[]string{"-f", "x.yaml", "kil", "catalog/1"}, "shoal: unknown command \"kil\" for \"shoal\"; did you mean \"kill\"?\n"},

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/supervisor"
 )
@@ -282,6 +284,11 @@ before the command name (shoal -f FILE logs -f).`,
 					return err
 				}
 			}
+			if trace != "" {
+				if _, err := oteltrace.TraceIDFromHex(strings.ToLower(trace)); err != nil {
+					return usagef("logs: --trace %q: want a trace ID, 32 hex digits not all 0, e.g. --trace 4bf92f3577b34da6a3ce929d0e0e4736", trace)
+				}
+			}
 			r, err := remote("logs", *file)
 			if err != nil {
 				return err
@@ -289,8 +296,16 @@ before the command name (shoal -f FILE logs -f).`,
 			ctx, stop := signalContext(c.Context())
 			defer stop()
 			filter := supervisor.LogFilter{Service: service, Index: index, TraceID: trace}
-			if err := r.FilteredLogs(ctx, filter, follow, e.stdout); err != nil && !errors.Is(err, context.Canceled) {
+			out := &countingWriter{w: e.stdout}
+			if err := r.FilteredLogs(ctx, filter, follow, out); err != nil && !errors.Is(err, context.Canceled) {
 				return controlError("logs", *file, err)
+			}
+			if trace != "" && out.n == 0 {
+				of := ""
+				if len(args) == 1 {
+					of = " of " + args[0]
+				}
+				fmt.Fprintf(e.stderr, "shoal: logs: no log line%s carries trace %s (of the last 1000 lines of each instance)\n", of, trace)
 			}
 			return nil
 		},
@@ -299,6 +314,18 @@ before the command name (shoal -f FILE logs -f).`,
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until Ctrl-C")
 	c.Flags().StringVar(&trace, "trace", "", "only the lines that carry trace `ID` (32 hex digits)")
 	return c
+}
+
+// countingWriter is w that counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func newDown(e env, file *string) *cobra.Command {

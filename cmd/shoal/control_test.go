@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/shoal-dev/shoal"
@@ -46,5 +48,29 @@ func TestRestartUnknownService(t *testing.T) {
 	code, out, errOut := runCLI(t, "restart", "catalgo", "-f", file)
 	if code != 1 || out != "" || errOut != "shoal: restart: no service \"catalgo\" in shoal.yaml; services: catalog\n" {
 		t.Errorf("restart catalgo: status %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestLogsTraceNone: logs --trace says so when no line carries the trace,
+// on stderr, and still succeeds.
+func TestLogsTraceNone(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	var lines atomic.Value
+	lines.Store("")
+	file := fakeSupervisor(t, func(w http.ResponseWriter, r *http.Request) {
+		if got := r.URL.Query().Get("trace_id"); got != id {
+			t.Errorf("trace_id %q, want %s", got, id)
+		}
+		io.WriteString(w, lines.Load().(string))
+	})
+	code, out, errOut := runCLI(t, "logs", "--file", file, "catalog", "--trace", id)
+	want := "shoal: logs: no log line of catalog carries trace " + id + " (of the last 1000 lines of each instance)\n"
+	if code != 0 || out != "" || errOut != want {
+		t.Errorf("no line: status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
+	}
+	line := "catalog/1 | trace_id=" + id + "\n"
+	lines.Store(line)
+	if code, out, errOut := runCLI(t, "logs", "--file", file, "--trace", id); code != 0 || out != line || errOut != "" {
+		t.Errorf("a line: status %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
