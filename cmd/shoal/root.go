@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,9 +111,11 @@ that folder, or point -f at the manifest.`,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 		// With TraverseChildren cobra does not check for an unknown command:
 		// subcommandArgs does.
-		Args: subcommandArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+		Args:    subcommandArgs,
+		RunE:    func(c *cobra.Command, _ []string) error { return c.Help() },
+		Version: version(debug.ReadBuildInfo()),
 	}
+	root.SetVersionTemplate("shoal {{.Version}}\n")
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -142,6 +145,7 @@ that folder, or point -f at the manifest.`,
 		newImage(e, &file),
 		newExport(e, &file),
 		newAgent(e),
+		newVersion(e),
 	)
 	return root
 }
