@@ -140,17 +140,8 @@ func (s *Supervisor) Chaos(_ context.Context, a ChaosAction) (ChaosResult, error
 		return ChaosResult{}, &opError{http.StatusConflict, "not_running", in.name() + " has no running process"}
 	}
 	by := cmp.Or(a.By, "chaos")
-	var what string
-	switch a.Action {
-	case ActionKill:
-		what = fmt.Sprintf("killed %s (pid %d)", in.name(), proc.Pid)
-	case ActionStop:
-		what = fmt.Sprintf("froze %s (pid %d) for %v", in.name(), proc.Pid, a.For)
-	case ActionSlow:
-		what = fmt.Sprintf("slowed %s (pid %d) for %v, frozen %.0f%% of the time", in.name(), proc.Pid, a.For, 100*a.Pause)
-	}
+	msg := chaosMessage(by, a, in.name(), proc.Pid)
 	if a.DryRun {
-		msg := fmt.Sprintf("%s (dry run) would have %s", by, what)
 		s.event(EventChaos, "info", svc.name, in.name(), "%s", msg)
 		return ChaosResult{Instance: st, Message: msg}, nil
 	}
@@ -163,10 +154,29 @@ func (s *Supervisor) Chaos(_ context.Context, a ChaosAction) (ChaosResult, error
 	if err != nil {
 		return ChaosResult{Instance: st}, err
 	}
-	msg := by + " " + what
 	s.say(msg)
 	s.event(EventChaos, "warn", svc.name, in.name(), "%s", msg)
 	return ChaosResult{Instance: st, Message: msg}, nil
+}
+
+// chaosMessage is the event's text for the action a, asked for by by, on
+// the instance name (process pid): "monkey froze catalog/1 (pid 7) for 5s",
+// or for a dry run "monkey (dry run) would have frozen catalog/1 (pid 7)
+// for 5s".
+func chaosMessage(by string, a ChaosAction, name string, pid int) string {
+	var past, participle, rest string
+	switch a.Action {
+	case ActionKill:
+		past, participle = "killed", "killed"
+	case ActionStop:
+		past, participle, rest = "froze", "frozen", fmt.Sprintf(" for %v", a.For)
+	case ActionSlow:
+		past, participle, rest = "slowed", "slowed", fmt.Sprintf(" for %v, frozen %.0f%% of the time", a.For, 100*a.Pause)
+	}
+	if a.DryRun {
+		return fmt.Sprintf("%s (dry run) would have %s %s (pid %d)%s", by, participle, name, pid, rest)
+	}
+	return fmt.Sprintf("%s %s %s (pid %d)%s", by, past, name, pid, rest)
 }
 
 // check validates a and fills in its defaults.

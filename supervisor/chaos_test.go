@@ -200,3 +200,21 @@ func TestChaos(t *testing.T) {
 		}
 	})
 }
+
+func TestChaosMessage(t *testing.T) {
+	for _, tc := range []struct {
+		a    ChaosAction
+		want string
+	}{
+		{ChaosAction{Action: ActionKill}, "monkey killed history/2 (pid 7)"},
+		{ChaosAction{Action: ActionKill, DryRun: true}, "monkey (dry run) would have killed history/2 (pid 7)"},
+		{ChaosAction{Action: ActionStop, For: 5 * time.Second}, "monkey froze history/2 (pid 7) for 5s"},
+		{ChaosAction{Action: ActionStop, For: 5 * time.Second, DryRun: true}, "monkey (dry run) would have frozen history/2 (pid 7) for 5s"},
+		{ChaosAction{Action: ActionSlow, For: 10 * time.Second, Pause: 0.5}, "monkey slowed history/2 (pid 7) for 10s, frozen 50% of the time"},
+		{ChaosAction{Action: ActionSlow, For: 10 * time.Second, Pause: 0.5, DryRun: true}, "monkey (dry run) would have slowed history/2 (pid 7) for 10s, frozen 50% of the time"},
+	} {
+		if got := chaosMessage("monkey", tc.a, "history/2", 7); got != tc.want {
+			t.Errorf("chaosMessage(%+v) = %q, want %q", tc.a, got, tc.want)
+		}
+	}
+}

@@ -90,9 +90,11 @@ func (s *Supervisor) controlHandler() http.Handler {
 	mux.HandleFunc("POST "+pathChaos, s.serveChaos)
 	mux.HandleFunc("GET "+pathLogs, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		service := q.Get("service")
-		if service != "" {
-			if _, err := s.lookup(service); err != nil {
+		name := q.Get("service")
+		var svc *service
+		if name != "" {
+			var err error
+			if svc, err = s.lookup(name); err != nil {
 				writeError(w, err)
 				return
 			}
@@ -106,17 +108,26 @@ func (s *Supervisor) controlHandler() http.Handler {
 			}
 			index = n
 		}
+		follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+		// An instance scaled away keeps its lines, and one a scale is about
+		// to add may be followed: only an index with neither an instance
+		// nor lines, not followed, is a mistake.
+		if svc != nil && index != -1 && !follow && !s.logs.has(name, index) {
+			if err := s.checkIndex(svc, index); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		trace := q.Get("trace_id")
 		if trace != "" && !validTraceID(trace) {
 			writeError(w, badRequest("trace_id %q: want 32 hex digits", trace))
 			return
 		}
-		follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		rc := http.NewResponseController(w)
 		_ = rc.Flush()
-		_ = s.logs.follow(r.Context(), LogFilter{Service: service, Index: index, TraceID: strings.ToLower(trace)}, follow, w, func() { _ = rc.Flush() })
+		_ = s.logs.follow(r.Context(), LogFilter{Service: name, Index: index, TraceID: strings.ToLower(trace)}, follow, w, func() { _ = rc.Flush() })
 	})
 	mux.HandleFunc("POST "+pathDown, func(w http.ResponseWriter, r *http.Request) {
 		// Answer first: with nothing to drain, Run may close this server

@@ -90,6 +90,13 @@ func (h *logHub) add(service string, index int, text string) {
 	h.changed = make(chan struct{})
 }
 
+// has reports whether instance index of service has written a line.
+func (h *logHub) has(service string, index int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rings[logKey{service, index}] != nil
+}
+
 // LogFilter selects log lines: of a service ("" for all), of one of its
 // instances (Index from 1; -1 for all), and carrying a trace ID ("" for
 // any). A line carries a trace when it is a JSON object whose trace_id

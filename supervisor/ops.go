@@ -32,7 +32,7 @@ type InstanceStatus struct {
 	PID      int           `json:"pid"`   // 0 while no process runs
 	Addr     string        `json:"addr"`
 	Admin    string        `json:"admin,omitempty"` // an SDK program's admin listener: health, metrics, pprof
-	State    string        `json:"state"`           // starting, serving, draining, crashed, stopped
+	State    string        `json:"state"`           // one of the State constants: starting, serving, unhealthy...
 	Restarts int           `json:"restarts"`
 	Uptime   time.Duration `json:"uptime"` // of the current process, in nanoseconds in JSON
 	LastExit string        `json:"last_exit,omitempty"`
@@ -357,6 +357,20 @@ func parseSignal(name string) (syscall.Signal, string, error) {
 	return 0, "", badRequest("signal %q: want KILL, TERM, STOP, CONT, INT or HUP", name)
 }
 
+// checkIndex refuses an index svc has no instance at (kill, logs), naming
+// the ones it has.
+func (s *Supervisor) checkIndex(svc *service, index int) error {
+	var indexes []string
+	for _, in := range s.active(svc) {
+		if in.index == index {
+			return nil
+		}
+		indexes = append(indexes, strconv.Itoa(in.index))
+	}
+	return &opError{http.StatusNotFound, "unknown_instance",
+		fmt.Sprintf("%s has no instance %d (instances: %s)", svc.name, index, cmp.Or(strings.Join(indexes, ", "), "none"))}
+}
+
 // kill sends a signal to one instance's process (not its group: STOP freezes
 // just it). index -1 picks a random running instance.
 func (s *Supervisor) kill(name string, index int, signal string) (InstanceStatus, error) {
@@ -371,24 +385,22 @@ func (s *Supervisor) kill(name string, index int, signal string) (InstanceStatus
 	if index == 0 || index < -1 {
 		return InstanceStatus{}, badRequest("index %d: instances are numbered from 1 (or -1 for a random one)", index)
 	}
+	if index != -1 {
+		if err := s.checkIndex(svc, index); err != nil {
+			return InstanceStatus{}, err
+		}
+	}
 	var running []*instance
-	var indexes []string
 	for _, in := range s.active(svc) {
-		indexes = append(indexes, strconv.Itoa(in.index))
 		if st := in.status(); st.PID > 0 && (index == -1 || in.index == index) {
 			running = append(running, in)
 		}
 	}
 	if len(running) == 0 {
-		switch {
-		case index == -1:
+		if index == -1 {
 			return InstanceStatus{}, &opError{http.StatusConflict, "not_running", fmt.Sprintf("no instance of %s is running", name)}
-		case !slices.Contains(indexes, strconv.Itoa(index)):
-			return InstanceStatus{}, &opError{http.StatusNotFound, "unknown_instance",
-				fmt.Sprintf("%s has no instance %d (instances: %s)", name, index, strings.Join(indexes, ", "))}
-		default:
-			return InstanceStatus{}, &opError{http.StatusConflict, "not_running", fmt.Sprintf("%s/%d has no running process (see shoal ps)", name, index)}
 		}
+		return InstanceStatus{}, &opError{http.StatusConflict, "not_running", fmt.Sprintf("%s/%d has no running process (see shoal ps)", name, index)}
 	}
 	in := running[rand.IntN(len(running))]
 	in.mu.Lock()

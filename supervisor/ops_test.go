@@ -1,8 +1,10 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -56,5 +58,46 @@ func TestKillExitedProcess(t *testing.T) {
 		if !errors.As(err, &oe) || oe.status != http.StatusConflict || oe.code != "not_running" || !strings.Contains(oe.msg, "exited") {
 			t.Errorf("kill a/%d of an exited process = %#v, want 409 not_running", index, err)
 		}
+	}
+}
+
+// TestUnknownIndex: kill and logs refuse an index the service has no
+// instance at alike, naming the ones it has.
+func TestUnknownIndex(t *testing.T) {
+	sup, err := New(&Manifest{Dir: t.TempDir(), Services: []*ServiceSpec{{Name: "api", Command: []string{"true"}}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := sup.byName["api"]
+	for i := 1; i <= 3; i++ {
+		svc.insts = append(svc.insts, &instance{sup: sup, svc: svc, index: i, state: StateServing})
+	}
+	const want = "api has no instance 7 (instances: 1, 2, 3)"
+	_, err = sup.kill("api", 7, "KILL")
+	var oe *opError
+	if !errors.As(err, &oe) || oe.status != http.StatusNotFound || oe.code != "unknown_instance" || oe.msg != want {
+		t.Errorf("kill api/7 = %#v, want 404 unknown_instance %q", err, want)
+	}
+
+	logs := func(query string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a follow ends at once
+		req := httptest.NewRequestWithContext(ctx, "GET", pathLogs+"?service=api&index="+query, nil)
+		req.Header.Set(tokenHeader, sup.token)
+		sup.controlHandler().ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := logs("7"); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"unknown_instance"`) || !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("logs api/7: %d %s, want 404 unknown_instance %q", rec.Code, rec.Body, want)
+	}
+	// An instance a scale is about to add may be followed.
+	if rec := logs("7&follow=1"); rec.Code != http.StatusOK {
+		t.Errorf("logs api/7 -f: %d %s, want 200", rec.Code, rec.Body)
+	}
+	// An instance scaled away keeps its lines.
+	sup.logs.add("api", 4, "bye")
+	if rec := logs("4"); rec.Code != http.StatusOK || rec.Body.String() != "api/4 | bye\n" {
+		t.Errorf("logs api/4 (scaled away): %d %q, want its line", rec.Code, rec.Body)
 	}
 }

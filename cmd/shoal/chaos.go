@@ -37,7 +37,7 @@ Experiments that compare a control and an experiment cohort and end with a
 verdict are 'shoal experiment run'.`,
 		Example: `  shoal chaos monkey --every 2s --for 1m
   curl -H "Shoal-Fault: $(shoal chaos token 'ratings:delay=300ms')" http://127.0.0.1:8080/titles/1`,
-		Args: exactArgs(0, "a subcommand: monkey, token or key"),
+		Args: subcommandArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return usagef("chaos: want a subcommand: monkey, token or key")
 		},
@@ -67,7 +67,7 @@ makes it there. Whoever can read it can inject faults and read profiles.`,
 			_, statErr := os.Stat(path)
 			key, err := chaos.LoadOrCreateKey(path)
 			if err != nil {
-				return fmt.Errorf("chaos key: %w", err)
+				return chaosError("chaos key", err)
 			}
 			if errors.Is(statErr, os.ErrNotExist) {
 				fmt.Fprintf(e.stderr, "made the operator's key pair: %s (keep it private; shoal up uses it)\n", path)
@@ -114,6 +114,9 @@ monkey itself, for as long as the system runs.`,
 			if m.Chaos != nil && m.Chaos.Monkey != nil {
 				base = *m.Chaos.Monkey
 			}
+			if err := checkMonkeyFlags(c, cfg); err != nil {
+				return err
+			}
 			overrideMonkey(c, &base, cfg)
 			services := make([]string, len(m.Services))
 			for i, s := range m.Services {
@@ -122,7 +125,7 @@ monkey itself, for as long as the system runs.`,
 			if err := base.Validate(services); err != nil {
 				// The manifest's own section was checked by Load: this is
 				// about the flags.
-				return usagef("chaos monkey: %s", err)
+				return monkeyFlagError(c, err)
 			}
 			r, err := remote("chaos monkey", *file)
 			if err != nil {
@@ -187,6 +190,51 @@ func overrideMonkey(c *cobra.Command, base *monkey.Config, flags monkey.Config) 
 	set("pause", func() { base.Pause = flags.Pause })
 }
 
+// checkMonkeyFlags refuses the interval flags the manifest's settings
+// cannot get wrong the same way: both, or a value that is not positive (in
+// the manifest 0 means the default).
+func checkMonkeyFlags(c *cobra.Command, flags monkey.Config) error {
+	every, rate := c.Flags().Changed("every"), c.Flags().Changed("rate")
+	switch {
+	case every && rate:
+		return usagef("chaos monkey: give --every (a fixed interval) or --rate (random times), not both")
+	case every && flags.Every <= 0:
+		return usagef("chaos monkey: --every %v: want a positive time between two actions, e.g. --every 2s", flags.Every)
+	case rate && flags.Rate <= 0:
+		return usagef("chaos monkey: --rate %g: want a positive mean number of actions per second, e.g. --rate 0.5", flags.Rate)
+	}
+	return nil
+}
+
+// monkeyFlagError restates err, the problems Validate found in the
+// monkey's settings once the flags applied, in terms of the flags: --action
+// rather than chaos.monkey.actions[0].
+func monkeyFlagError(c *cobra.Command, err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+		var me *manifest.Error
+		if !errors.As(e, &me) {
+			continue
+		}
+		// chaos.monkey.stop_for is --stop-for, chaos.monkey.actions[0]
+		// --action.
+		key, _, _ := strings.Cut(strings.TrimPrefix(me.Path, "chaos.monkey."), "[")
+		flag := strings.ReplaceAll(key, "_", "-")
+		if c.Flags().Lookup(flag) == nil {
+			flag = strings.TrimSuffix(flag, "s")
+		}
+		if key != "" && c.Flags().Lookup(flag) != nil {
+			msgs[i] = "--" + flag + ": " + strings.ReplaceAll(me.Msg, "e.g. "+key+": ", "e.g. --"+flag+" ")
+		}
+	}
+	return usagef("chaos monkey: %s", strings.Join(msgs, "; "))
+}
+
 // describeMonkey says what a monkey will do, in a line.
 func describeMonkey(cfg monkey.Config) string {
 	actions := cfg.Actions
@@ -232,6 +280,12 @@ func printTurn(e env, res monkey.Result) {
 	default:
 		fmt.Fprintf(e.stdout, "%s %v\n", at, res.Err)
 	}
+}
+
+// chaosError is err, from package chaos, for the command cmd: "chaos
+// token: fault ..." rather than "chaos token: chaos: fault ...".
+func chaosError(cmd string, err error) error {
+	return fmt.Errorf("%s: %s", cmd, strings.TrimPrefix(err.Error(), "chaos: "))
 }
 
 // runMonkey runs the manifest's monkey beside sup while run does, when
@@ -283,16 +337,19 @@ each optionally followed by ,p=FRACTION (of the requests reaching the hop).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			faults, err := chaos.Parse(args[0])
 			if err != nil {
-				return usageError{fmt.Errorf("chaos token: %w", err)}
+				return usageError{chaosError("chaos token", err)}
 			}
-			dir := filepath.Dir(manifestFile(*file))
-			key, err := chaos.LoadKey(supervisor.OperatorKeyFile(dir))
+			path := supervisor.OperatorKeyFile(filepath.Dir(manifestFile(*file)))
+			key, err := chaos.LoadKey(path)
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("chaos token: no operator key in %s: shoal up makes one when it starts, or make it now with shoal chaos key", path)
+			}
 			if err != nil {
-				return fmt.Errorf("chaos token: %w (shoal up makes the key in %s)", err, filepath.Join(dir, ".shoal"))
+				return chaosError("chaos token", err)
 			}
 			tok, err := chaos.NewSigner(key).Faults(faults, ttl)
 			if err != nil {
-				return usageError{fmt.Errorf("chaos token: %w", err)}
+				return usageError{chaosError("chaos token", err)}
 			}
 			fmt.Fprintln(e.stdout, tok)
 			return nil
@@ -315,7 +372,7 @@ from the control beyond an abort condition. See package chaos/experiment
 for the file's keys, and examples/flix/experiments for two experiments.`,
 		Example: `  shoal experiment run examples/flix/experiments/ratings-latency.yaml
   shoal experiment run catalog-down.yaml -o json | jq .verdict`,
-		Args: exactArgs(0, "a subcommand: run"),
+		Args: subcommandArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return usagef("experiment: want a subcommand: run") },
 	}
 	addFileFlag(c, file, true)

@@ -26,11 +26,16 @@ func TestChaosUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"chaos", "token", "ratings:explode"}, `shoal: chaos token: chaos: fault "ratings:explode": unknown action "explode"`},
+		{[]string{"chaos", "token", "ratings:explode"}, `shoal: chaos token: fault "ratings:explode": unknown action "explode"`},
 		{[]string{"chaos", "token"}, "shoal: token: want FAULTS"},
-		{[]string{"chaos", "monkey", "-f", file, "--every", "1s", "--rate", "2"}, "shoal: chaos monkey: chaos.monkey: has both every: and rate:"},
-		{[]string{"chaos", "monkey", "-f", file, "--action", "explode"}, `shoal: chaos monkey: chaos.monkey.actions[0]: "explode" is not an action`},
-		{[]string{"chaos", "monkey", "-f", file, "--service", "api"}, `shoal: chaos monkey: chaos.monkey.services[0]: "api" is not a service of this manifest; services: web`},
+		// Mistakes in flags name the flags, not the manifest's keys.
+		{[]string{"chaos", "monkey", "-f", file, "--every", "1s", "--rate", "2"}, "shoal: chaos monkey: give --every (a fixed interval) or --rate (random times), not both\n"},
+		{[]string{"chaos", "monkey", "-f", file, "--every", "0s"}, "shoal: chaos monkey: --every 0s: want a positive time between two actions, e.g. --every 2s\n"},
+		{[]string{"chaos", "monkey", "-f", file, "--every", "-1s"}, "shoal: chaos monkey: --every -1s: want a positive"},
+		{[]string{"chaos", "monkey", "-f", file, "--rate", "0"}, "shoal: chaos monkey: --rate 0: want a positive mean number of actions per second, e.g. --rate 0.5\n"},
+		{[]string{"chaos", "monkey", "-f", file, "--rate", "101"}, "shoal: chaos monkey: --rate: 101: want a mean number of actions per second from 0 to 100, e.g. --rate 0.5\n"},
+		{[]string{"chaos", "monkey", "-f", file, "--action", "klil"}, `shoal: chaos monkey: --action: "klil" is not an action: want kill, stop, slow` + "\n"},
+		{[]string{"chaos", "monkey", "-f", file, "--service", "api", "--stop-for", "-1s"}, `shoal: chaos monkey: --stop-for: -1s must not be negative; --service: "api" is not a service of this manifest; services: web` + "\n"},
 		{[]string{"experiment", "run", "x.yaml", "-o", "xml"}, `shoal: experiment run: -o "xml": use table or json`},
 		{[]string{"experiment"}, "shoal: experiment: want a subcommand: run"},
 	} {
@@ -49,8 +54,22 @@ func TestChaosUsageErrors(t *testing.T) {
 func TestChaosToken(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "shoal.yaml")
-	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || !strings.Contains(errOut, "shoal up makes the key") {
-		t.Errorf("no key: %d %s", code, errOut)
+	want := "shoal: chaos token: no operator key in " + chaos.KeyFile(dir) + ": shoal up makes one when it starts, or make it now with shoal chaos key\n"
+	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || errOut != want {
+		t.Errorf("no key: status %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+	if err := os.MkdirAll(filepath.Dir(chaos.KeyFile(dir)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(chaos.KeyFile(dir), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want = "shoal: chaos token: " + chaos.KeyFile(dir) + " holds no PEM private key\n"
+	if code, _, errOut := runCLI(t, "chaos", "token", "ratings:abort", "-f", file); code != 1 || errOut != want {
+		t.Errorf("a bad key: status %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+	if err := os.Remove(chaos.KeyFile(dir)); err != nil {
+		t.Fatal(err)
 	}
 	key, err := chaos.LoadOrCreateKey(chaos.KeyFile(dir))
 	if err != nil {

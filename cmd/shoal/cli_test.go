@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/supervisor"
 )
 
 // runCLI runs the command line in a fake environment and returns the exit
@@ -48,6 +52,11 @@ func checkHelp(t *testing.T, cmds [][]string, listed []string) {
 func TestHelp(t *testing.T) {
 	checkHelp(t, [][]string{{"up"}, {"ps"}, {"scale"}, {"restart"}, {"kill"}, {"logs"}, {"down"}, {"gateway"}},
 		[]string{"up", "ps", "scale", "restart", "kill", "logs", "down", "gateway"})
+	// shoal help CMD is CMD --help.
+	_, want, _ := runCLI(t, "chaos", "--help")
+	if code, out, errOut := runCLI(t, "help", "chaos"); code != 0 || out != want {
+		t.Errorf("help chaos: status %d, stderr %s, stdout:\n%s\nwant chaos --help's:\n%s", code, errOut, out, want)
+	}
 	_, out, _ := runCLI(t, "up", "--help")
 	for _, flag := range []string{"--bind IP", "--advertise IP", "--join HOST:PORT", "--only SERVICES", "--secrets DIR", "--gossip-port PORT"} {
 		if !strings.Contains(out, flag) {
@@ -100,6 +109,18 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ps", "-o", "yaml"}, `shoal: ps: -o "yaml": use table or json`},
 		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus"},
 		{[]string{"logs", "a", "b"}, "shoal: logs: want at most one SERVICE or SERVICE/INDEX, got 2 arguments"},
+		{[]string{"logs", "--trace", "abc"}, `shoal: logs: --trace "abc": want a trace ID, 32 hex digits not all 0, e.g. --trace 4bf92f3577b34da6a3ce929d0e0e4736`},
+		{[]string{"logs", "--trace", strings.Repeat("0", 32)}, `shoal: logs: --trace "000`},
+		// A mistyped command, of shoal or of a group of commands.
+		{[]string{"sacle", "catalog=5"}, "shoal: unknown command \"sacle\" for \"shoal\"; did you mean \"scale\"?\nRun 'shoal --help' for usage.\n"},
+		{[]string{"-f", "x.yaml", "kil", "catalog/1"}, "shoal: unknown command \"kil\" for \"shoal\"; did you mean \"kill\"?\n"},
+		{[]string{"frob"}, "shoal: unknown command \"frob\" for \"shoal\"; its commands: agent, chaos, dashboard, down, "},
+		{[]string{"chaos", "monky"}, "shoal: unknown command \"monky\" for \"shoal chaos\"; did you mean \"monkey\"?\nRun 'shoal chaos --help' for usage.\n"},
+		{[]string{"export", "kubernets", "-o", "k8s"}, "shoal: unknown command \"kubernets\" for \"shoal export\"; did you mean \"kubernetes\"?\nRun 'shoal export --help' for usage.\n"},
+		{[]string{"experiment", "rn", "x.yaml"}, "shoal: unknown command \"rn\" for \"shoal experiment\"; did you mean \"run\"?\n"},
+		{[]string{"help", "chaos", "monky"}, "shoal: unknown command \"monky\" for \"shoal chaos\"; did you mean \"monkey\"?\n"},
+		// The usage of the command concerned.
+		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus\nRun 'shoal ps --help' for usage.\n"},
 	}
 	for _, tt := range tests {
 		code, _, errOut := runCLI(t, tt.args...)
@@ -199,5 +220,22 @@ func TestHangupStopsGracefully(t *testing.T) {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("SIGHUP did not end the context")
+	}
+}
+
+// TestPSHelp: ps --help names every state an instance can be in and every
+// key of -o json.
+func TestPSHelp(t *testing.T) {
+	_, out, _ := runCLI(t, "ps", "--help")
+	want := []string{supervisor.StateStarting, supervisor.StateServing, supervisor.StateUnhealthy,
+		supervisor.StateDraining, supervisor.StateCrashed, supervisor.StateStopped}
+	for f := range reflect.TypeFor[supervisor.InstanceStatus]().Fields() {
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		want = append(want, key)
+	}
+	for _, w := range want {
+		if !regexp.MustCompile(`\b` + w + `\b`).MatchString(out) {
+			t.Errorf("ps --help does not name %s:\n%s", w, out)
+		}
 	}
 }

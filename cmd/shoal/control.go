@@ -1,13 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/shoal-dev/shoal/supervisor"
 )
@@ -45,15 +51,20 @@ func newPS(e env, file *string) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ps [-o table|json]",
 		Short: "List every instance: state, pid, address, restarts, uptime",
-		Long: `ps lists every instance of the running system: service, index (from 1),
-instance ID, pid, address, state (starting, serving, draining, crashed,
-stopped), restarts, uptime and how the last process ended. A system on
-several hosts (shoal up --join) is listed whole, from any of them, with a
-HOST column; a host whose supervisor does not answer is named on stderr.
+		Long: fmt.Sprintf(`ps lists every instance of the running system: service, index (from 1),
+instance ID, pid, address, admin address, state, restarts, uptime and how
+the last process ended. A system on several hosts (shoal up --join) is
+listed whole, from any of them, with a HOST column; a host whose supervisor
+does not answer is named on stderr. The states are
 
--o json prints an array of objects with the keys service, index, id, pid,
-addr, state, restarts, uptime (nanoseconds) and last_exit (and host on
-several hosts), for scripts.`,
+  %s
+
+-o json prints an array of objects, for scripts, with the keys
+
+  %s
+
+uptime is in nanoseconds; host is there only on several hosts.`,
+			strings.Join(psStates, ", "), strings.Join(jsonKeys(reflect.TypeFor[supervisor.InstanceStatus]()), ", ")),
 		Example: `  shoal ps
   shoal ps -o json | jq -r '.[] | select(.state != "serving") | .id'`,
 		Args: exactArgs(0, "no arguments"),
@@ -79,6 +90,21 @@ several hosts), for scripts.`,
 	addFileFlag(c, file, true)
 	c.Flags().StringVarP(&format, "output", "o", "table", "output `FORMAT`: table or json")
 	return c
+}
+
+// psStates are the states of an instance, as ps shows them.
+var psStates = []string{supervisor.StateStarting, supervisor.StateServing, supervisor.StateUnhealthy,
+	supervisor.StateDraining, supervisor.StateCrashed, supervisor.StateStopped}
+
+// jsonKeys lists the JSON keys of the struct type t, in field order.
+func jsonKeys(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "-" && f.IsExported() {
+			keys = append(keys, cmp.Or(name, f.Name))
+		}
+	}
+	return keys
 }
 
 func writePS(e env, format string, st []supervisor.InstanceStatus) error {
@@ -123,6 +149,10 @@ requests) before they stop, so no request fails. N is 0 to 100.`,
 	return c
 }
 
+// restartNote is how long restart waits before it says a restart is under
+// way: a refusal comes back well within it.
+const restartNote = time.Second
+
 func newRestart(e env, file *string) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "restart SERVICE",
@@ -142,8 +172,17 @@ rebuilt (restart shoal up for that).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "restarting %s, one instance at a time...\n", service)
-			if err := r.Restart(c.Context(), service); err != nil {
+			// Say what takes a while once it is under way, so that a
+			// mistake (an unknown service) is not announced first.
+			done := make(chan error, 1)
+			go func() { done <- r.Restart(c.Context(), service) }()
+			select {
+			case err = <-done:
+			case <-time.After(restartNote):
+				fmt.Fprintf(e.stdout, "restarting %s, one instance at a time...\n", service)
+				err = <-done
+			}
+			if err != nil {
 				return controlError("restart", *file, err)
 			}
 			fmt.Fprintf(e.stdout, "%s restarted\n", service)
@@ -245,6 +284,11 @@ before the command name (shoal -f FILE logs -f).`,
 					return err
 				}
 			}
+			if trace != "" {
+				if _, err := oteltrace.TraceIDFromHex(strings.ToLower(trace)); err != nil {
+					return usagef("logs: --trace %q: want a trace ID, 32 hex digits not all 0, e.g. --trace 4bf92f3577b34da6a3ce929d0e0e4736", trace)
+				}
+			}
 			r, err := remote("logs", *file)
 			if err != nil {
 				return err
@@ -252,8 +296,16 @@ before the command name (shoal -f FILE logs -f).`,
 			ctx, stop := signalContext(c.Context())
 			defer stop()
 			filter := supervisor.LogFilter{Service: service, Index: index, TraceID: trace}
-			if err := r.FilteredLogs(ctx, filter, follow, e.stdout); err != nil && !errors.Is(err, context.Canceled) {
+			out := &countingWriter{w: e.stdout}
+			if err := r.FilteredLogs(ctx, filter, follow, out); err != nil && !errors.Is(err, context.Canceled) {
 				return controlError("logs", *file, err)
+			}
+			if trace != "" && out.n == 0 {
+				of := ""
+				if len(args) == 1 {
+					of = " of " + args[0]
+				}
+				fmt.Fprintf(e.stderr, "shoal: logs: no log line%s carries trace %s (of the last 1000 lines of each instance)\n", of, trace)
 			}
 			return nil
 		},
@@ -262,6 +314,18 @@ before the command name (shoal -f FILE logs -f).`,
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until Ctrl-C")
 	c.Flags().StringVar(&trace, "trace", "", "only the lines that carry trace `ID` (32 hex digits)")
 	return c
+}
+
+// countingWriter is w that counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func newDown(e env, file *string) *cobra.Command {

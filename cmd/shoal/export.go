@@ -18,7 +18,7 @@ func newExport(e env, file *string) *cobra.Command {
 		Long:  "export renders the manifest for a platform that runs it beyond one machine.",
 		Example: `  shoal export kubernetes -o k8s --registry ghcr.io/acme
   kubectl apply -f k8s`,
-		Args: exactArgs(0, "a platform: shoal export kubernetes"),
+		Args: subcommandArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return usagef("export: name the platform: shoal export kubernetes -o DIR")
 		},

@@ -21,9 +21,27 @@ import (
 )
 
 // profileKinds are the profiles profile fetches: the CPU profile over a
-// window, the others as net/http/pprof serves them at once (a delta over
-// the window for the ones that accumulate, allocs/block/mutex).
+// window, the others as net/http/pprof serves them at once; the ones that
+// accumulate (deltaKinds) over a window instead when --seconds is given.
 var profileKinds = []string{"cpu", "heap", "allocs", "goroutine", "block", "mutex"}
+
+// deltaKinds are the kinds that count since the program started, or
+// during --seconds as a delta.
+var deltaKinds = []string{"allocs", "block", "mutex"}
+
+// profileWindow is the window --seconds (set says whether it was given)
+// gives kind: 0 for a snapshot, taken at once.
+func profileWindow(kind string, seconds int, set bool) (time.Duration, error) {
+	switch {
+	case seconds < 1 || seconds > 600:
+		return 0, usagef("profile: --seconds %d: want 1 to 600", seconds)
+	case kind == "cpu" || set && slices.Contains(deltaKinds, kind):
+		return time.Duration(seconds) * time.Second, nil
+	case set:
+		return 0, usagef("profile: --seconds: a %s profile is a snapshot, taken at once; --seconds is for cpu, %s", kind, strings.Join(deltaKinds, ", "))
+	}
+	return 0, nil
+}
 
 func newProfile(e env, file *string) *cobra.Command {
 	var (
@@ -44,9 +62,10 @@ CPU go" across every instance. Without arguments it profiles every service;
 SERVICE/INDEX takes one instance only.
 
 --kind cpu (the default) samples the CPU for --seconds; heap and goroutine
-are taken at the end of the window; allocs, block and mutex are what
-accumulated during the window. Programs that do not use the SDK (command:
-services without an admin listener) are skipped with a note.
+are snapshots, taken at once; allocs, block and mutex are what accumulated
+since the program started, or with --seconds during that window. Programs
+that do not use the SDK (command: services without an admin listener) are
+skipped with a note.
 
 An instance serves its profiles only to the operator: each request bears a
 token for its service, signed with the operator's key (.shoal/chaos.key,
@@ -71,8 +90,9 @@ Read the files with go tool pprof, e.g. -top for the hottest functions or
 			if !slices.Contains(profileKinds, kind) {
 				return usagef("profile: --kind %q: use one of %s", kind, strings.Join(profileKinds, ", "))
 			}
-			if seconds < 1 || seconds > 600 {
-				return usagef("profile: --seconds %d: want 1 to 600", seconds)
+			window, err := profileWindow(kind, seconds, c.Flags().Changed("seconds"))
+			if err != nil {
+				return err
 			}
 			if token {
 				return printProfileTokens(e.stdout, *file, args, ttl)
@@ -118,11 +138,11 @@ Read the files with go tool pprof, e.g. -top for the hottest functions or
 			}
 			ctx, stop := signalContext(c.Context())
 			defer stop()
-			return profileInstances(ctx, e.stdout, chosen, kind, time.Duration(seconds)*time.Second, out, op)
+			return profileInstances(ctx, e.stdout, chosen, kind, window, out, op)
 		},
 	}
 	addFileFlag(c, file, true)
-	c.Flags().IntVar(&seconds, "seconds", 30, "length of the profiling window in `N` seconds")
+	c.Flags().IntVar(&seconds, "seconds", 30, "length of the profiling window in `N` seconds: of cpu, or of allocs, block and mutex for a delta")
 	c.Flags().StringVar(&kind, "kind", "cpu", "`KIND` of profile: "+strings.Join(profileKinds, ", "))
 	c.Flags().StringVarP(&out, "output", "o", "profiles", "`DIR` to write SERVICE.KIND.pb.gz into")
 	c.Flags().BoolVar(&token, "token", false, "print a profile token for each SERVICE instead of profiling")
@@ -181,7 +201,8 @@ func targetName(service string, index int) string {
 // profiles to dir/SERVICE.KIND.pb.gz, reporting each file (and each
 // instance skipped or failed) on w. Each request bears a profile token
 // for its service signed by op, valid for the window and the fetch's
-// margin. It fails only if no profile was taken.
+// margin. A window of 0 takes a snapshot. It fails only if no profile was
+// taken.
 func profileInstances(ctx context.Context, w io.Writer, st []supervisor.InstanceStatus, kind string, window time.Duration, dir string, op *chaos.Signer) error {
 	var targets []supervisor.InstanceStatus
 	for _, s := range st {
@@ -200,7 +221,11 @@ func profileInstances(ctx context.Context, w io.Writer, st []supervisor.Instance
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
-	fmt.Fprintf(w, "profiling %d instance(s) for %v (%s)...\n", len(targets), window, kind)
+	if window > 0 {
+		fmt.Fprintf(w, "profiling %d instance(s) for %v (%s)...\n", len(targets), window, kind)
+	} else {
+		fmt.Fprintf(w, "profiling %d instance(s) (%s, now)...\n", len(targets), kind)
+	}
 	profs := make([]*profile.Profile, len(targets))
 	errs := make([]error, len(targets))
 	tokens := map[string]string{}
@@ -254,25 +279,16 @@ func profileInstances(ctx context.Context, w io.Writer, st []supervisor.Instance
 const fetchMargin = 30 * time.Second
 
 // fetchProfile takes one profile of kind from the admin listener at admin,
-// bearing token.
+// bearing token: over window, or a snapshot if it is 0.
 func fetchProfile(ctx context.Context, admin, token, kind string, window time.Duration) (*profile.Profile, error) {
-	secs := strconv.Itoa(int(window / time.Second))
 	url := "http://" + admin + "/debug/pprof/"
-	switch kind {
-	case "cpu":
-		url += "profile?seconds=" + secs
-	case "heap", "goroutine":
-		// A snapshot at the end of the window, like the others' deltas.
-		t := time.NewTimer(window)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+	if kind == "cpu" {
+		url += "profile"
+	} else {
 		url += kind
-	default:
-		url += kind + "?seconds=" + secs
+	}
+	if window > 0 {
+		url += "?seconds=" + strconv.Itoa(int(window/time.Second))
 	}
 	ctx, cancel := context.WithTimeout(ctx, window+fetchMargin)
 	defer cancel()

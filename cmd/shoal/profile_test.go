@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/pprof/profile"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/internal/bearer"
 	"github.com/shoal-dev/shoal/internal/testfault"
@@ -23,6 +25,11 @@ import (
 // adminStandIn serves net/http/pprof as an instance of service does on its
 // admin listener: to a bearer of a profile token op signed for service.
 func adminStandIn(t *testing.T, op *chaos.Signer, service string) string {
+	return adminStandInSeen(t, op, service, func(*http.Request) {})
+}
+
+// adminStandInSeen is adminStandIn that calls seen with every request.
+func adminStandInSeen(t *testing.T, op *chaos.Signer, service string, seen func(*http.Request)) string {
 	v, err := chaos.NewVerifier(op.PublicKey(), service)
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +38,7 @@ func adminStandIn(t *testing.T, op *chaos.Signer, service string) string {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen(r)
 		if _, err := v.VerifyProfile(bearer.Token(r)); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
@@ -84,7 +92,11 @@ func TestProfileInstances(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "out")
 			var out bytes.Buffer
-			if err := profileInstances(context.Background(), &out, st, kind, time.Second, dir, op); err != nil {
+			window := time.Second
+			if kind == "heap" || kind == "goroutine" {
+				window = 0 // a snapshot
+			}
+			if err := profileInstances(context.Background(), &out, st, kind, window, dir, op); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
 			for _, want := range []string{
@@ -141,6 +153,7 @@ func TestProfileUsage(t *testing.T) {
 	}{
 		{[]string{"profile", "--kind", "wall"}, `shoal: profile: --kind "wall": use one of cpu, heap`},
 		{[]string{"profile", "--seconds", "0"}, "shoal: profile: --seconds 0: want 1 to 600"},
+		{[]string{"profile", "--kind", "heap", "--seconds", "10"}, "shoal: profile: --seconds: a heap profile is a snapshot, taken at once; --seconds is for cpu, allocs, block, mutex"},
 		{[]string{"profile", "Catalog"}, `shoal: profile: "Catalog": "Catalog" is not a service name`},
 		{[]string{"profile", "--token"}, "shoal: profile --token: name the SERVICE each token is for"},
 		{[]string{"profile", "--token", "catalog/1"}, `shoal: profile --token: "catalog/1": a token is for a service, every instance of it: name catalog`},
@@ -186,6 +199,45 @@ func TestProfileToken(t *testing.T) {
 		}
 		if _, err := v.VerifyProfile(tokens[1-i]); err == nil {
 			t.Errorf("%s took the other service's token", service)
+		}
+	}
+}
+
+// TestProfileSnapshotAtOnce: a heap or goroutine profile, or allocs without
+// --seconds, is taken at once, not after the CPU profile's 30 s window;
+// allocs with --seconds is the delta over that window.
+func TestProfileSnapshotAtOnce(t *testing.T) {
+	var admin atomic.Value
+	file := fakeSupervisor(t, func(w http.ResponseWriter, _ *http.Request) {
+		st := []supervisor.InstanceStatus{{Service: "catalog", Index: 1, State: "serving", Admin: admin.Load().(string)}}
+		shoal.WriteJSON(w, http.StatusOK, supervisor.HostsStatus{Instances: st})
+	})
+	key, err := chaos.LoadOrCreateKey(chaos.KeyFile(filepath.Dir(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := make(chan string, 10)
+	admin.Store(adminStandInSeen(t, chaos.NewSigner(key), "catalog", func(r *http.Request) { requests <- r.URL.RequestURI() }))
+	for _, tc := range []struct {
+		args []string
+		want string // the request to the admin listener
+	}{
+		{[]string{"--kind", "heap"}, "/debug/pprof/heap"},
+		{[]string{"--kind", "goroutine"}, "/debug/pprof/goroutine"},
+		{[]string{"--kind", "allocs"}, "/debug/pprof/allocs"},
+		{[]string{"--kind", "allocs", "--seconds", "1"}, "/debug/pprof/allocs?seconds=1"},
+	} {
+		begin := time.Now()
+		code, out, errOut := runCLI(t, append([]string{"profile", "catalog", "-f", file, "-o", t.TempDir()}, tc.args...)...)
+		if code != 0 {
+			t.Fatalf("profile %s: status %d, stderr %s\n%s", tc.args, code, errOut, out)
+		}
+		// The CPU window is 30 s: far longer than a snapshot or the delta.
+		if took := time.Since(begin); took > 15*time.Second {
+			t.Errorf("profile %s took %v", tc.args, took)
+		}
+		if got := <-requests; got != tc.want {
+			t.Errorf("profile %s asked for %s, want %s", tc.args, got, tc.want)
 		}
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -38,9 +41,12 @@ func osEnv() env {
 func run(ctx context.Context, e env, args []string) int {
 	root := newRoot(e)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	if cmd == nil || cmd.Name() == "help" {
+		cmd = root // "shoal help sacle": the usage to read is shoal's
 	}
 	var p *manifest.Error
 	switch {
@@ -52,7 +58,7 @@ func run(ctx context.Context, e env, args []string) int {
 		return 1
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(e.stderr, "shoal:", err)
-		fmt.Fprintln(e.stderr, "Run 'shoal help' (or add --help) for usage.")
+		fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return 2
 	default:
 		fmt.Fprintln(e.stderr, "shoal:", err)
@@ -103,11 +109,25 @@ that folder, or point -f at the manifest.`,
 		SilenceErrors:     true,
 		TraverseChildren:  true, // so "shoal -f FILE logs -f" parses -f twice, as docker compose does
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		// With TraverseChildren cobra does not check for an unknown command:
+		// subcommandArgs does.
+		Args:    subcommandArgs,
+		RunE:    func(c *cobra.Command, _ []string) error { return c.Help() },
+		Version: version(debug.ReadBuildInfo()),
 	}
+	root.SetVersionTemplate("shoal {{.Version}}\n")
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// "shoal export kubernets -o k8s": the flag is unknown because the
+		// subcommand is.
+		if args := c.Flags().Args(); c.HasAvailableSubCommands() && len(args) > 0 {
+			return unknownCommand(c, args[0])
+		}
+		return usageError{err}
+	})
 	addFileFlag(root, &file, true)
+	root.SetHelpCommand(newHelp())
 
 	root.AddCommand(
 		newUp(e, &file),
@@ -125,6 +145,7 @@ that folder, or point -f at the manifest.`,
 		newImage(e, &file),
 		newExport(e, &file),
 		newAgent(e),
+		newVersion(e),
 	)
 	return root
 }
@@ -183,6 +204,70 @@ func exactArgs(n int, form string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// newHelp is cobra's help command, but for an unknown command, which it
+// does not see for a root with Args: the usage error of a mistyped one.
+func newHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err == nil && len(rest) > 0 && cmd.HasAvailableSubCommands() {
+				err = unknownCommand(cmd, rest[0])
+			}
+			if err != nil {
+				return err
+			}
+			cmd.InitDefaultHelpFlag() // so that the help shows -h, as --help's does
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
+}
+
+// subcommandArgs is the Args of a command that groups others (shoal,
+// chaos, experiment, export): an argument is an unknown subcommand.
+func subcommandArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return unknownCommand(c, args[0])
+	}
+	return nil
+}
+
+// unknownCommand is the usage error for name, not a subcommand of c: with
+// the nearest ones (as cobra finds them), or the list of them.
+func unknownCommand(c *cobra.Command, name string) error {
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default
+	}
+	var near, all []string
+	for _, s := range c.SuggestionsFor(name) {
+		near = append(near, strconv.Quote(s))
+	}
+	if len(near) > 0 {
+		return usagef("unknown command %q for %q; did you mean %s?", name, c.CommandPath(), strings.Join(near, " or "))
+	}
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			all = append(all, sub.Name())
+		}
+	}
+	return usagef("unknown command %q for %q; its commands: %s", name, c.CommandPath(), strings.Join(all, ", "))
 }
 
 // signalContext is ctx cancelled by SIGINT, SIGTERM or SIGHUP (the
