@@ -86,8 +86,11 @@ func (s *Supervisor) lookup(name string) (*service, error) {
 			fmt.Sprintf("service %q runs on other hosts, not on this one (shoal up --only): run the command there", name)}
 	}
 	names := s.serviceNames()
-	return nil, &opError{http.StatusNotFound, "unknown_service",
-		fmt.Sprintf("no service %q in %s; services: %s", name, s.manifestName(), strings.Join(names, ", "))}
+	msg := fmt.Sprintf("no service %q in %s", name, s.manifestName())
+	if near := manifest.Suggest(name, names); near != "" {
+		msg += fmt.Sprintf("; did you mean %s?", near)
+	}
+	return nil, &opError{http.StatusNotFound, "unknown_service", msg + "; services: " + strings.Join(names, ", ")}
 }
 
 func (s *Supervisor) manifestName() string {

@@ -266,6 +266,8 @@ func TestSystem(t *testing.T) {
 		}{
 			{"unknown service", func() error { return rem.Scale(ctx, "nope", 1) }, 404, `no service "nope"`},
 			{"known services listed", func() error { return rem.Restart(ctx, "nope") }, 404, "services: hello, web"},
+			{"misspelled service", func() error { _, err := rem.Kill(ctx, "hellp", 1, "TERM"); return err }, 404, "did you mean hello?"},
+			{"nearest service named", func() error { return rem.Scale(ctx, "wbe", 1) }, 404, "did you mean web?; services: hello, web"},
 			{"negative scale", func() error { return rem.Scale(ctx, "hello", -1) }, 400, "instances -1"},
 			{"bad signal", func() error { _, err := rem.Kill(ctx, "hello", 1, "BOOM"); return err }, 400, `signal "BOOM"`},
 			{"bad index", func() error { _, err := rem.Kill(ctx, "hello", 0, "TERM"); return err }, 400, "index 0"},
