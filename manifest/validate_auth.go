@@ -95,11 +95,17 @@ func (c *checker) callees(m *Manifest) {
 	}
 }
 
-// notAService says that name is not one of the manifest's services, with
-// the nearest one if it looks like a typo, else the list.
+// notAService says that name is not one of the manifest's services.
 func notAService(name string, names []string) string {
-	if s := suggestKey(name, names); s != "" {
-		return fmt.Sprintf("%q is not a service of this manifest; did you mean %s?", name, s)
+	return NotAService(name, names, "this manifest")
+}
+
+// NotAService says that name is not one of services, those of where ("this
+// manifest", "the running system"), with the nearest one if name looks
+// like a typo of it, else the list.
+func NotAService(name string, services []string, where string) string {
+	if s := suggestKey(name, services); s != "" {
+		return fmt.Sprintf("%q is not a service of %s; did you mean %s?", name, where, s)
 	}
-	return fmt.Sprintf("%q is not a service of this manifest; the services are %s", name, strings.Join(names, ", "))
+	return fmt.Sprintf("%q is not a service of %s; the services are %s", name, where, strings.Join(services, ", "))
 }

@@ -329,11 +329,7 @@ func (r *Runner) checkFaultServices(ctx context.Context, e *Experiment) error {
 	}
 	var errs []error
 	for _, name := range chaos.Unknown(faults, services) {
-		hint := "the services are " + strings.Join(services, ", ")
-		if s := manifest.Suggest(name, services); s != "" {
-			hint = "did you mean " + s + "?"
-		}
-		errs = append(errs, e.errorf("fault.request", "%q is not a service of the running system; %s", name, hint))
+		errs = append(errs, e.errorf("fault.request", "%s", manifest.NotAService(name, services, "the running system")))
 	}
 	return errors.Join(errs...)
 }

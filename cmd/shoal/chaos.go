@@ -306,6 +306,33 @@ func runMonkey(ctx context.Context, m *manifest.Manifest, sup *supervisor.Superv
 	return err
 }
 
+// checkFaultServices refuses faults that name a service the manifest at
+// path does not have: the token would be honoured and never fire. Without
+// a manifest there (a token for a system elsewhere), or with one that does
+// not parse (shoal up reports that), there is nothing to check against.
+func checkFaultServices(path string, faults []chaos.Fault) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	m, err := manifest.Parse(path, data)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, s := range m.Services {
+		names = append(names, s.Name)
+	}
+	var errs []error
+	for _, name := range chaos.Unknown(faults, names) {
+		errs = append(errs, errors.New(manifest.NotAService(name, names, path)))
+	}
+	if len(errs) > 0 {
+		return usageError{fmt.Errorf("chaos token: %w", errors.Join(errs...))}
+	}
+	return nil
+}
+
 func newChaosToken(e env, file *string) *cobra.Command {
 	var ttl time.Duration
 	c := &cobra.Command{
@@ -338,6 +365,9 @@ each optionally followed by ,p=FRACTION (of the requests reaching the hop).`,
 			faults, err := chaos.Parse(args[0])
 			if err != nil {
 				return usageError{chaosError("chaos token", err)}
+			}
+			if err := checkFaultServices(manifestFile(*file), faults); err != nil {
+				return err
 			}
 			path := supervisor.OperatorKeyFile(filepath.Dir(manifestFile(*file)))
 			key, err := chaos.LoadKey(path)

@@ -75,6 +75,15 @@ func TestChaosToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// With the manifest there, a fault on a service it lacks would never
+	// fire: refused, with the one meant.
+	if err := os.WriteFile(file, []byte("services:\n  api: {build: ./api}\n  ratings: {build: ./ratings}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want = "shoal: chaos token: \"ratngs\" is not a service of " + file + "; did you mean ratings?\n"
+	if code, out, errOut := runCLI(t, "chaos", "token", "api>ratngs:reset", "-f", file); code != 2 || out != "" || !strings.HasPrefix(errOut, want) {
+		t.Errorf("a fault on no service: status %d, stdout %q, stderr %q, want 2 and %q", code, out, errOut, want)
+	}
 	code, out, errOut := runCLI(t, "chaos", "token", "ratings:delay=300ms;api>ratings:reset", "-f", file, "--for", "1h")
 	if code != 0 {
 		t.Fatalf("status %d: %s", code, errOut)
