@@ -264,6 +264,13 @@ func profileInstances(ctx context.Context, w io.Writer, st []supervisor.Instance
 		if err != nil {
 			return fmt.Errorf("profile: merging %s's profiles: %w", svc, err)
 		}
+		// The instances were profiled over the same window: Merge adds
+		// their durations, which would make five instances' 5 s read as
+		// 25 s, and pprof's share of samples a fifth of the cores used.
+		p.DurationNanos = 0
+		for _, one := range byService[svc] {
+			p.DurationNanos = max(p.DurationNanos, one.DurationNanos)
+		}
 		path := filepath.Join(dir, svc+"."+kind+".pb.gz")
 		if err := writeProfile(path, p); err != nil {
 			return fmt.Errorf("profile: %w", err)

@@ -62,6 +62,8 @@ func cpuStandIn(t *testing.T) string {
 		Sample:     []*profile.Sample{{Location: []*profile.Location{loc}, Value: []int64{1, 10_000_000}}},
 		Location:   []*profile.Location{loc},
 		Function:   []*profile.Function{fn},
+		// The window of TestProfileInstances, as a real instance reports it.
+		DurationNanos: int64(time.Second),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { p.Write(w) }))
 	t.Cleanup(srv.Close)
@@ -129,6 +131,10 @@ func TestProfileInstances(t *testing.T) {
 			}
 			if kind == "cpu" && !hasFunction(p, "main.serve") {
 				t.Error("the merged CPU profile lacks the second instance's main.serve")
+			}
+			// Two instances over one window: the window, not the sum.
+			if kind == "cpu" && time.Duration(p.DurationNanos) > window*3/2 {
+				t.Errorf("merged profile of %v: duration %v, want the window", window, time.Duration(p.DurationNanos))
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 				t.Errorf("%d files in %s, want catalog's only (ratings failed)", len(entries), dir)
