@@ -239,3 +239,37 @@ func TestPSHelp(t *testing.T) {
 		}
 	}
 }
+
+// From a subfolder of the system, the default manifest is the nearest
+// shoal.yaml above, as docker compose finds compose.yaml: shoal ps in
+// examples/ asks about the system one folder up.
+func TestManifestFoundUp(t *testing.T) {
+	root := t.TempDir()
+	sub := filepath.Join(root, "examples", "web")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Join(root, "shoal.yaml")
+	if err := os.WriteFile(top, []byte("services:\n  web: {command: [./web]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(sub)
+	if got := manifestFile(defaultManifest); got != top {
+		t.Errorf("manifestFile from %s = %q, want %q", sub, got, top)
+	}
+	if got := manifestFile("other.yaml"); got != "other.yaml" {
+		t.Errorf("a named file is taken as named, got %q", got)
+	}
+	want := "no shoal up is running for " + top
+	if code, _, errOut := runCLI(t, "ps"); code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("ps from a subfolder: status %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+	// Where the folder has its own, it is that one.
+	own := filepath.Join(sub, "shoal.yaml")
+	if err := os.WriteFile(own, []byte("services:\n  web: {command: [./web]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := manifestFile(defaultManifest); got != defaultManifest {
+		t.Errorf("manifestFile with one in the folder = %q, want %q", got, defaultManifest)
+	}
+}

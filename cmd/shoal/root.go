@@ -153,7 +153,7 @@ that folder, or point -f at the manifest.`,
 // addFileFlag adds -f/--file. logs uses -f for --follow, so there (and only
 // there) the manifest is --file or a -f before the command name.
 func addFileFlag(c *cobra.Command, file *string, short bool) {
-	usage := "manifest `FILE` (or its folder); the folder holds the .shoal state of the running system"
+	usage := "manifest `FILE` (or its folder); the folder holds the .shoal state of the running system. By default the nearest shoal.yaml in this folder or above"
 	if short {
 		c.Flags().StringVarP(file, "file", "f", defaultManifest, usage)
 	} else {
@@ -162,12 +162,40 @@ func addFileFlag(c *cobra.Command, file *string, short bool) {
 }
 
 // manifestFile is the manifest -f names: FILE itself, or FILE/shoal.yaml
-// when FILE is a folder.
+// when FILE is a folder; by default, the nearest shoal.yaml (findUp).
 func manifestFile(file string) string {
 	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
 		return filepath.Join(file, defaultManifest)
 	}
+	if file == defaultManifest {
+		return findUp(file)
+	}
 	return file
+}
+
+// findUp returns the nearest name in the working folder or one of its
+// parents, as docker compose finds compose.yaml and git .git: a command
+// run in a subfolder of the system (examples/, cmd/web/) acts on it. If
+// there is none, name as it is, for the error to say where it looked.
+func findUp(name string) string {
+	if _, err := os.Stat(name); err == nil {
+		return name
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return name
+	}
+	for {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return name
+		}
+		dir = parent
+	}
 }
 
 // loadManifest loads the manifest -f names (file) for the command cmd. A
