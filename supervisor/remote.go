@@ -240,7 +240,7 @@ func (r *Remote) do(ctx context.Context, method, path string, in any) (*http.Res
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			// A live supervisor keeps its control address open.
-			return nil, fmt.Errorf("%w for %s: it has stopped (its control address %s refuses connections)", ErrNotRunning, r.Dir, r.Control)
+			return nil, fmt.Errorf("%w for %s: it has stopped (its control address %s refuses connections): %w", ErrNotRunning, r.Dir, r.Control, err)
 		}
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/handoff/handofftest"
 	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
@@ -512,6 +513,18 @@ func TestFindRunningNone(t *testing.T) {
 	}
 	if _, err := os.Stat(statePath(dir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale state file kept: %v", err)
+	}
+	// So is one whose pid lives on (reused, or a supervisor past closing
+	// its control API) while its control address refuses connections.
+	if err := writeState(dir, stateFile{PID: os.Getpid(), Control: handofftest.Refused(t)}); err != nil {
+		t.Fatal(err)
+	}
+	var na *NoAnswerError
+	if _, err := FindRunning(dir); !errors.Is(err, ErrNotRunning) || errors.As(err, &na) {
+		t.Fatalf("FindRunning with a live pid and a refusing address = %v, want ErrNotRunning", err)
+	}
+	if _, err := os.Stat(statePath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file of a refusing address kept: %v", err)
 	}
 }
 
