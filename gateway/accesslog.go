@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/statuswriter"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // recorder notes what the gateway answered (its status and size, as
@@ -34,8 +35,11 @@ func (g *Gateway) finish(rec *recorder, r *http.Request, st *request) {
 	p := recover()
 	d := time.Since(rec.start)
 	code := rec.Status()
-	if p != nil && rec.Code == 0 {
+	switch {
+	case p != nil && rec.Code == 0:
 		code = http.StatusInternalServerError
+	case p == nil:
+		code = telemetry.Recorded(r, code) // a service's 5xx passed on to a caller gone: 499
 	}
 	if g.Metrics != nil {
 		g.Metrics.ObserveRoute(st.label, st.service, code, d)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/internal/syncbuf"
@@ -87,5 +88,33 @@ func TestAccessLogSeesStreams(t *testing.T) {
 	defer obs.mu.Unlock()
 	if len(obs.seen) != 2 {
 		t.Errorf("metrics saw %q", obs.seen)
+	}
+}
+
+// A caller that hangs up while its request is in a service is recorded
+// as 499 (client closed request), not as the route's 5xx, by both ways
+// of serving: the engine cancels the request with a cause of its own,
+// net/http with none.
+func TestCallerGoneIs499(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			e := startEdgeWith(t, shoal.Config{}, time.Minute, srv.engine)
+			reached := make(chan struct{}, 1)
+			e.backend(t, "api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reached <- struct{}{}
+				<-r.Context().Done() // until the gateway gives up with its caller
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}))
+			obs := &fakeObserver{}
+			e.gw.Metrics = obs
+			conn := dial(t, e.addr, 10*time.Second)
+			io.WriteString(conn, "GET /api/x HTTP/1.1\r\nHost: edge\r\n\r\n")
+			<-reached
+			conn.Close()
+			eventually(t, "the request recorded", func() bool { return obs.last() != "" })
+			if got := obs.last(); !strings.HasSuffix(got, " api 499") {
+				t.Errorf("recorded %q, want the api route's request as 499", got)
+			}
+		})
 	}
 }

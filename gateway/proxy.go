@@ -8,7 +8,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -303,10 +302,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, st *request
 		shoal.WriteError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+(*berr).Error())
 		return
 	}
-	if r.Context().Err() != nil && errors.Is(context.Cause(r.Context()), context.Canceled) {
+	if telemetry.CallerGone(r) {
 		// The caller went away: nobody reads this answer, and it is no
-		// error of the route's (its metrics, the access log, an
-		// experiment's cohorts).
+		// error of the route's (5xx) in its metrics and access log; an
+		// experiment's cohort counts it failed, as its caller gave up.
 		w.WriteHeader(telemetry.StatusClientClosed)
 		return
 	}

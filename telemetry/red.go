@@ -64,11 +64,17 @@ const StatusClientClosed = 499
 // Recorded is the status to record for a request whose handler wrote code
 // and returned: StatusClientClosed for a 5xx to a caller that had gone.
 func Recorded(r *http.Request, code int) int {
-	if code >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
+	if code >= 500 && CallerGone(r) {
 		return StatusClientClosed
 	}
 	return code
 }
+
+// CallerGone reports whether r's caller has gone: its connection closed or
+// its stream was reset. Servers cancel the request's context then, with
+// whatever cause (net/http none, the gateway's engine its own), so the
+// context's error, not its cause, tells.
+func CallerGone(r *http.Request) bool { return errors.Is(r.Context().Err(), context.Canceled) }
 
 // codeSlots maps a status code below 600 that net/http knows (has a
 // StatusText for), or StatusClientClosed, to its slot in red.series plus
