@@ -48,7 +48,11 @@
 //     "service/index | ";
 //   - restarts an instance that exits unasked after 100 ms, doubling to
 //     10 s (reset once it has served 30 s); 5 exits within a minute is
-//     reported as a crash loop and retried every 10 s;
+//     reported as a crash loop and retried every 10 s. On a fixed port the
+//     socket stays open for a restart due within a second, so callers'
+//     connections wait for the new process instead of being refused (a
+//     front door's clients may have nowhere else to go); a client that
+//     fails over between instances waits that long instead;
 //   - when its context ends or a down request arrives, stops every instance
 //     gracefully (SIGTERM, then SIGKILL to the process group after the drain
 //     timeout plus 2 s), releases its lock and then removes the state file,

@@ -211,7 +211,11 @@ func TestKilledFixedPortQueues(t *testing.T) {
 		// listens: the request below is made in that window.
 		{Name: "hello", Command: []string{"sh", "-c", `[ -f slow ] && sleep 1; exec "$0"`, helloBin},
 			Register: RegisterSDK, Port: []int{helloPort}},
-		{Name: "flaky", Command: []string{"sh", "-c", "exit 3"}, Port: []int{loopPort}},
+		// Listens on the socket it is handed, then fails: the socket
+		// stays listening for as long as the supervisor keeps its copy.
+		{Name: "flaky", Command: []string{"python3", "-c",
+			`import os, socket; socket.socket(fileno=int(os.environ["SHOAL_LISTEN_FD"])).listen(); raise SystemExit(3)`},
+			Port: []int{loopPort}, Plaintext: true},
 	}}
 	r := startSupervisor(t, m)
 	ctx := context.Background()
@@ -234,7 +238,10 @@ func TestKilledFixedPortQueues(t *testing.T) {
 	})
 
 	t.Run("crash loop", func(t *testing.T) {
-		eventually(t, 20*time.Second, "flaky/1 in a crash loop", func() error {
+		// Five exits, each seen once its readiness probe, queued on the
+		// kept socket with nobody to answer, gives up after a second:
+		// some 10 s here, more on a loaded machine.
+		eventually(t, 60*time.Second, "flaky/1 in a crash loop", func() error {
 			if st := psOf(t, r.remote, "flaky")[0]; !strings.HasPrefix(st.LastExit, "crash loop") {
 				return fmt.Errorf("flaky/1 = %+v", st)
 			}
