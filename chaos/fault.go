@@ -71,15 +71,15 @@ const (
 // Link reports whether f is a link hop: caller>service.
 func (f Fault) Link() bool { return f.Caller != "" }
 
-// Unknown returns the names faults give to services (a hop's service, a
-// link's caller) that are not among services, sorted, each once. A fault
-// aimed at a service that does not run never fires: a token or an
-// experiment with one would test nothing and say nothing of it.
-func Unknown(faults []Fault, services []string) []string {
+// Services returns the services faults name (a hop's service, a link's
+// caller), sorted, each once: what to check against the system's, since a
+// fault aimed at a service that does not run never fires, and a token or
+// an experiment with one would test nothing and say nothing of it.
+func Services(faults []Fault) []string {
 	var out []string
 	for _, f := range faults {
 		for _, name := range []string{f.Caller, f.Service} {
-			if name != "" && !slices.Contains(services, name) && !slices.Contains(out, name) {
+			if name != "" && !slices.Contains(out, name) {
 				out = append(out, name)
 			}
 		}

@@ -87,7 +87,7 @@ func (c *checker) callees(m *Manifest) {
 	}
 	for _, s := range m.Services {
 		for _, dep := range slices.Sorted(maps.Keys(s.Dependencies)) {
-			if !slices.Contains(names, dep) {
+			if ValidServiceName(dep) && !slices.Contains(names, dep) { // an invalid name is reported as such
 				dp := child(child("services", s.Name)+".dependencies", dep)
 				c.errs = append(c.errs, c.src.keyErrorf(dp, "%s", notAService(dep, names)))
 			}
@@ -98,6 +98,18 @@ func (c *checker) callees(m *Manifest) {
 // notAService says that name is not one of the manifest's services.
 func notAService(name string, names []string) string {
 	return NotAService(name, names, "this manifest")
+}
+
+// NotServices says, for each of names that is not one of services (those
+// of where), that it is not (NotAService); nil if all are.
+func NotServices(names, services []string, where string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(services, n) {
+			out = append(out, NotAService(n, services, where))
+		}
+	}
+	return out
 }
 
 // NotAService says that name is not one of services, those of where ("this

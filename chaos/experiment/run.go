@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"path/filepath"
@@ -306,16 +307,21 @@ func (m *measurer) liveCounts(e *Experiment, w window) map[string]int {
 	return out
 }
 
-// checkFaultServices refuses a request fault that names a service the
-// running system does not have: it would never fire, and the experiment
-// would hold without testing anything.
+// checkFaultServices refuses a fault that names a service the running
+// system does not have: a request fault on it would never fire, a monkey
+// would find nothing to pick there (or not spare the service meant), and
+// the experiment would hold without testing anything.
 func (r *Runner) checkFaultServices(ctx context.Context, e *Experiment) error {
-	if e.Fault.Request == "" {
-		return nil
+	named := map[string][]string{} // setting → the services it names
+	if e.Fault.Request != "" {
+		faults, err := chaos.Parse(e.Fault.Request)
+		if err != nil {
+			return err // Validate has said so already
+		}
+		named["fault.request"] = chaos.Services(faults)
 	}
-	faults, err := chaos.Parse(e.Fault.Request)
-	if err != nil {
-		return err // Validate has said so already
+	if mk := e.Fault.Instances; mk != nil {
+		named["fault.instances.services"], named["fault.instances.exclude"] = mk.Services, mk.Exclude
 	}
 	st, err := r.System.PS(ctx)
 	if err != nil {
@@ -328,8 +334,10 @@ func (r *Runner) checkFaultServices(ctx context.Context, e *Experiment) error {
 		}
 	}
 	var errs []error
-	for _, name := range chaos.Unknown(faults, services) {
-		errs = append(errs, e.errorf("fault.request", "%s", manifest.NotAService(name, services, "the running system")))
+	for _, setting := range slices.Sorted(maps.Keys(named)) {
+		for _, msg := range manifest.NotServices(named[setting], services, "the running system") {
+			errs = append(errs, e.errorf(setting, "%s", msg))
+		}
 	}
 	return errors.Join(errs...)
 }

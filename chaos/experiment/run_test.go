@@ -425,4 +425,26 @@ hypothesis:
 	if log.String() != "" {
 		t.Errorf("the run started:\n%s", log.String())
 	}
+
+	// A monkey's services and exclusions too: it would pick nothing, or
+	// not spare the service meant.
+	e, err = Parse("test.yaml", []byte(synthetic+`
+duration: 2s
+fault:
+  instances: {every: 400ms, services: [svx], exclude: [gatewy]}
+hypothesis:
+  - {name: answers, route: GET /titles/, success: {tolerance: 0.01}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Runner{System: s, Dir: s.dir, Log: &log}).Run(context.Background(), e)
+	for _, want := range []string{
+		`fault.instances.exclude: "gatewy" is not a service of the running system; did you mean gateway?`,
+		`fault.instances.services: "svx" is not a service of the running system; did you mean svc?`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
 }

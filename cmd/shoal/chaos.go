@@ -323,12 +323,8 @@ func checkFaultServices(path string, faults []chaos.Fault) error {
 	for _, s := range m.Services {
 		names = append(names, s.Name)
 	}
-	var errs []error
-	for _, name := range chaos.Unknown(faults, names) {
-		errs = append(errs, errors.New(manifest.NotAService(name, names, path)))
-	}
-	if len(errs) > 0 {
-		return usageError{fmt.Errorf("chaos token: %w", errors.Join(errs...))}
+	if msgs := manifest.NotServices(chaos.Services(faults), names, path); len(msgs) > 0 {
+		return usageError{fmt.Errorf("chaos token: %s", strings.Join(msgs, "\n"))}
 	}
 	return nil
 }
