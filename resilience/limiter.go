@@ -256,10 +256,10 @@ func (l *Limiter) Acquire(ctx context.Context) (p Permit, ok bool) {
 		l.rejected.Add(1)
 		return Permit{}, false
 	}
-	lp, ok := l.waiting.wait(ctx, l, allow)
+	lp, ok, end := l.waiting.wait(ctx, l, allow)
 	if !ok {
 		l.rejected.Add(1)
-		if ctx.Err() != nil {
+		if end == waitGone {
 			l.abandoned.Add(1)
 		} else {
 			l.late.Add(1)

@@ -11,7 +11,7 @@ type LimiterStats struct {
 	Queued     int    `json:"queued"`     // requests waiting for a slot now
 	Waited     uint64 `json:"waited"`     // admitted after waiting in the queue, since start
 	Late       uint64 `json:"late"`       // refused after waiting (their allowance ran out, or overload began), since start
-	Abandoned  uint64 `json:"abandoned"`  // given up by their caller while waiting (canceled, or its deadline passed), since start
+	Abandoned  uint64 `json:"abandoned"`  // given up by their caller while waiting (canceled: a hedge won elsewhere, a client left), since start
 	Overloaded bool   `json:"overloaded"` // the queue is overloaded: waits are cut short
 	Cap        int    `json:"cap"`        // requests in flight allowed while requests wait (see cap.go); 0: no cap
 	Overloads  uint64 `json:"overloads"`  // times the queue became overloaded, since start

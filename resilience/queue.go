@@ -63,11 +63,19 @@ func (q *waitQueue) remove(w *waiter) {
 	q.n.Add(-1)
 }
 
+// waitEnd is why a wait ended without a permit.
+type waitEnd int
+
+const (
+	waitLate waitEnd = iota // its allowance ran out, or it was shed as overload began
+	waitGone                // its caller gave up (ctx ended) first
+)
+
 // wait queues the caller until handOff gives it a permit, ctx ends or allow
-// passes; ok is false in the last two cases. Before waiting it hands off
-// free slots itself, so that a slot freed since the caller looked (or by a
-// raised limit) is not left idle.
-func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration) (adaptivelimiter.Permit, bool) {
+// passes; ok is false in the last two cases (and when it is shed), and end
+// says which. Before waiting it hands off free slots itself, so that a slot
+// freed since the caller looked (or by a raised limit) is not left idle.
+func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration) (p adaptivelimiter.Permit, ok bool, end waitEnd) {
 	w := &waiter{ch: make(chan adaptivelimiter.Permit, 1)}
 	q.mu.Lock()
 	q.push(w)
@@ -78,18 +86,20 @@ func (q *waitQueue) wait(ctx context.Context, l *Limiter, allow time.Duration) (
 	defer timer.Stop()
 	select {
 	case p := <-w.ch:
-		return p, p != nil
+		return p, p != nil, waitLate
 	case <-ctx.Done():
+		end = waitGone
 	case <-timer.C:
+		end = waitLate
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !w.queued {
 		p := <-w.ch // handed a permit (or shed) as it gave up: take it
-		return p, p != nil
+		return p, p != nil, end
 	}
 	q.remove(w)
-	return nil, false
+	return nil, false, end
 }
 
 // shed refuses every waiter but the keep oldest: each gets a nil permit.

@@ -236,7 +236,7 @@ type waitResult struct {
 // a synctest bubble.
 func waitAs(l *Limiter, name string, allow time.Duration, got chan<- waitResult) {
 	go func() {
-		p, ok := l.waiting.wait(context.Background(), l, allow)
+		p, ok, _ := l.waiting.wait(context.Background(), l, allow)
 		r := waitResult{name: name, ok: ok}
 		if ok {
 			r.p = l.admit(p, time.Now())

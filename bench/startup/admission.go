@@ -72,7 +72,12 @@ func diffAdmission(before, after map[string]admissionStats) []admissionDelta {
 			service: svc, waited: a.Waited - b.Waited, late: a.Late - b.Late,
 			abandoned: a.Abandoned - b.Abandoned, overloads: a.Overloads - b.Overloads,
 		}
-		d.refused = a.Rejected - b.Rejected - d.late - d.abandoned
+		// The counters are read one by one while requests come in (a
+		// refusal counts as rejected before it counts as late): never
+		// below zero.
+		if late := d.late + d.abandoned; a.Rejected-b.Rejected > late {
+			d.refused = a.Rejected - b.Rejected - late
+		}
 		if d.waited+d.refused+d.late+d.abandoned > 0 {
 			out = append(out, d)
 		}

@@ -254,22 +254,23 @@ func TestManifestFoundUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(sub)
-	if got := manifestFile(defaultManifest); got != top {
-		t.Errorf("manifestFile from %s = %q, want %q", sub, got, top)
+	if got := findUp(defaultManifest); got != top {
+		t.Errorf("findUp from %s = %q, want %q", sub, got, top)
 	}
-	if got := manifestFile("other.yaml"); got != "other.yaml" {
-		t.Errorf("a named file is taken as named, got %q", got)
-	}
-	want := "no shoal up is running for " + top
-	if code, _, errOut := runCLI(t, "ps"); code != 1 || !strings.Contains(errOut, want) {
+	want := "shoal: using " + top + "\nshoal: ps: no shoal up is running for " + top
+	if code, _, errOut := runCLI(t, "ps"); code != 1 || !strings.HasPrefix(errOut, want) {
 		t.Errorf("ps from a subfolder: status %d, stderr %q, want 1 and %q", code, errOut, want)
 	}
-	// Where the folder has its own, it is that one.
+	// A named file is taken as named.
+	if code, _, errOut := runCLI(t, "ps", "-f", "other.yaml"); code != 1 || strings.Contains(errOut, "using") {
+		t.Errorf("ps -f other.yaml: status %d, stderr %q", code, errOut)
+	}
+	// Where the folder has its own, it is that one, and nothing is said.
 	own := filepath.Join(sub, "shoal.yaml")
 	if err := os.WriteFile(own, []byte("services:\n  web: {command: [./web]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := manifestFile(defaultManifest); got != defaultManifest {
-		t.Errorf("manifestFile with one in the folder = %q, want %q", got, defaultManifest)
+	if got := findUp(defaultManifest); got != defaultManifest {
+		t.Errorf("findUp with one in the folder = %q, want %q", got, defaultManifest)
 	}
 }

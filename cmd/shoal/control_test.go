@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal"
 )
@@ -42,6 +43,9 @@ func fakeSupervisor(t *testing.T, h http.HandlerFunc) string {
 
 // TestRestartUnknownService: a refused restart is not announced first.
 func TestRestartUnknownService(t *testing.T) {
+	old := restartNote
+	restartNote = time.Minute // however slow the machine, the refusal comes first
+	t.Cleanup(func() { restartNote = old })
 	file := fakeSupervisor(t, func(w http.ResponseWriter, _ *http.Request) {
 		shoal.WriteError(w, http.StatusNotFound, "unknown_service", `no service "catalgo" in shoal.yaml; services: catalog`)
 	})

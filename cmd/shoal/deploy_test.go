@@ -32,7 +32,7 @@ func TestDeployUsageErrors(t *testing.T) {
 // shoal export kubernetes writes the objects of the reference system.
 func TestExportKubernetes(t *testing.T) {
 	dir := t.TempDir()
-	code, out, errOut := runCLI(t, "-f", filepath.Join("..", "..", "shoal.yaml"), "export", "kubernetes", "-o", dir, "--tag", "v9", "-n", "flix")
+	code, out, errOut := runCLI(t, "-f", referenceManifest, "export", "kubernetes", "-o", dir, "--tag", "v9", "-n", "flix")
 	if code != 0 {
 		t.Fatalf("status %d\n%s%s", code, out, errOut)
 	}

@@ -100,7 +100,7 @@ Beyond one machine (docs/DEPLOY.md):
 
 ps, scale, restart, kill, logs, down, profile, chaos and experiment find the running
 'shoal up' through .shoal/state.json in the manifest's folder: run them from
-that folder, or point -f at the manifest.`,
+that folder (or one below it), or point -f at the manifest.`,
 		Example: `  go run ./cmd/shoal up
   shoal -f ~/src/shop/shoal.yaml ps
   shoal scale catalog=5
@@ -114,6 +114,17 @@ that folder, or point -f at the manifest.`,
 		Args:    subcommandArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return c.Help() },
 		Version: version(debug.ReadBuildInfo()),
+		// Without -f, the nearest shoal.yaml in this folder or above, said
+		// when it is above: the command acts on a system elsewhere.
+		PersistentPreRun: func(c *cobra.Command, _ []string) {
+			if c.Flags().Lookup("file") == nil || file != defaultManifest {
+				return
+			}
+			if found := findUp(file); found != file {
+				file = found
+				fmt.Fprintf(e.stderr, "shoal: using %s\n", found)
+			}
+		},
 	}
 	root.SetVersionTemplate("shoal {{.Version}}\n")
 	root.SetOut(e.stdout)
@@ -162,13 +173,11 @@ func addFileFlag(c *cobra.Command, file *string, short bool) {
 }
 
 // manifestFile is the manifest -f names: FILE itself, or FILE/shoal.yaml
-// when FILE is a folder; by default, the nearest shoal.yaml (findUp).
+// when FILE is a folder. Without -f, the root command has made it the
+// nearest shoal.yaml (findUp).
 func manifestFile(file string) string {
 	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
 		return filepath.Join(file, defaultManifest)
-	}
-	if file == defaultManifest {
-		return findUp(file)
 	}
 	return file
 }
