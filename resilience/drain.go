@@ -45,13 +45,13 @@ import (
 // completion (refused ones counted: its queue is short on purpose then, so
 // only arrivals say when the excess is over). While overloaded, a request
 // joins the queue only if nobody waits ahead of it or its expected wait is
-// under overloadTarget (Limiter.Acquire), so the accepted requests are
+// under OverloadTarget (Limiter.Acquire), so the accepted requests are
 // served fast and the excess is refused at once. Of the requests queued
 // before overload was seen, all but as many as are in flight (those are
 // served within about one service time) are refused when it is
 // (Limiter.tick): some 150 ms of an excess at 2× queue that many requests,
 // each served after all those ahead of it, so each would be slower than
-// overloadTarget allows and, first in line, they would keep every request
+// OverloadTarget allows and, first in line, they would keep every request
 // accepted after them waiting as long. They are the price of telling an
 // excess from a burst, refused once instead of served late.
 //
@@ -101,8 +101,12 @@ const (
 	overloadExitWindows  = 3
 	drainWeight          = 0.25
 	rateCompletions      = 20
-	overloadTarget       = 5 * time.Millisecond
 )
+
+// OverloadTarget is the longest expected wait a request may join the queue
+// for while the instance is overloaded (besides joining an empty queue):
+// see drain and its "Why these values".
+const OverloadTarget = 5 * time.Millisecond
 
 // Why these values:
 //
@@ -125,7 +129,7 @@ const (
 //   - overloadExit 0.2 and overloadExitWindows 3: an open loop at 2× offers
 //     twice the completions, one at capacity about as many; three windows
 //     in a row so that one quiet window does not end overload.
-//   - overloadTarget 5 ms: CoDel's target, the standing queue delay it
+//   - OverloadTarget 5 ms: CoDel's target, the standing queue delay it
 //     tolerates; at high rates it admits a few waiters per slot, at low
 //     rates only the one that keeps slots busy. Facebook's adaptive LIFO
 //     cuts queue timeouts to the same 5 ms under a standing queue.

@@ -157,7 +157,7 @@ const (
 // while a request that could not be served in time learns so at once and
 // can go elsewhere. An open-loop excess makes the queue grow without end;
 // drain.go tells the two apart, and while the instance is overloaded a
-// request joins only a queue of one (or of overloadTarget's wait), so that
+// request joins only a queue of one (or of OverloadTarget's wait), so that
 // the requests it accepts are served fast and the excess is refused at
 // once; when it begins, the backlog beyond as many waiters as requests in
 // flight is refused. Whenever requests wait, the requests in flight may also be capped
@@ -250,7 +250,7 @@ func (l *Limiter) Acquire(ctx context.Context) (p Permit, ok bool) {
 	if l.drain.overloaded() {
 		// A queue of one keeps every slot busy between arrivals; any
 		// longer only delays the requests accepted.
-		join = join && (ahead == 0 || wait <= overloadTarget)
+		join = join && (ahead == 0 || wait <= OverloadTarget)
 	}
 	if !join {
 		l.rejected.Add(1)

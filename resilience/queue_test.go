@@ -58,7 +58,7 @@ func summarise(os []outcome) queueStats {
 			served = append(served, o.took)
 		case !o.admitted:
 			refused = append(refused, o.took)
-			if o.took > overloadTarget {
+			if o.took > OverloadTarget {
 				s.lateRefusals++
 			}
 		}
@@ -198,8 +198,8 @@ func TestLimiterQueueUnderOverload(t *testing.T) {
 		if limit := 3 * calm.servedP99; over.servedP99 > limit {
 			t.Errorf("served p99 %v under overload, want ≤ 3× the unloaded %v", over.servedP99, calm.servedP99)
 		}
-		if over.refusedP99 > overloadTarget {
-			t.Errorf("refusal p99 %v (%d of %d refusals late), want ≤ %v", over.refusedP99, over.lateRefusals, over.refused, overloadTarget)
+		if over.refusedP99 > OverloadTarget {
+			t.Errorf("refusal p99 %v (%d of %d refusals late), want ≤ %v", over.refusedP99, over.lateRefusals, over.refused, OverloadTarget)
 		}
 	})
 }
@@ -218,8 +218,8 @@ func TestLimiterOverloadKeepsConcurrencyWhenLatencyIsElsewhere(t *testing.T) {
 		if goodput := float64(over.served) / 30; goodput < 0.9*limit/latency.Seconds() {
 			t.Errorf("goodput %.0f/s, want ≥ 90%% of %.0f/s", goodput, limit/latency.Seconds())
 		}
-		if over.refusedP99 > overloadTarget {
-			t.Errorf("refusal p99 %v, want ≤ %v", over.refusedP99, overloadTarget)
+		if over.refusedP99 > OverloadTarget {
+			t.Errorf("refusal p99 %v, want ≤ %v", over.refusedP99, OverloadTarget)
 		}
 	})
 }

@@ -113,8 +113,9 @@
 //     they waited (canceled, or a hedge answered first elsewhere).
 //   - shoal_server_overloaded: 1 while more requests arrive than the
 //     instance completes (an open-loop excess, not a long but steady
-//     queue); a request then waits only if it would be served within
-//     5 ms, so the excess is refused at once.
+//     queue); a request then waits only if nobody waits ahead of it or it
+//     would be served within [resilience.OverloadTarget], so the excess
+//     is refused at once.
 //     shoal_server_overloads_total counts the times it began.
 //   - shoal_http_requests_total{method, code}: requests the handler
 //     finished. Rate is its rate; errors are code=~"5..". A 5xx answered

@@ -171,7 +171,7 @@ shoal_server_concurrency_limit 40
 # HELP shoal_server_in_flight Requests admitted and not finished; at the concurrency limit (or the cap), new requests queue or are rejected.
 # TYPE shoal_server_in_flight gauge
 shoal_server_in_flight 40
-# HELP shoal_server_overloaded 1 while the instance is overloaded (more requests arrive than it completes): a request then waits only if it would be served within 5 ms; else 0.
+# HELP shoal_server_overloaded 1 while the instance is overloaded (more requests arrive than it completes): a request then waits only if nobody waits ahead of it or it would be served within 5ms; else 0.
 # TYPE shoal_server_overloaded gauge
 shoal_server_overloaded 1
 # HELP shoal_server_overloads_total Times the instance became overloaded.

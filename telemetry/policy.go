@@ -7,6 +7,7 @@ import (
 
 	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/resilience"
 )
 
 // Label names. The per-instance label is instance_id, not instance: a
@@ -114,7 +115,7 @@ func newPolicyCollector(service, instance string) *policyCollector {
 		abandoned: d("shoal_server_abandoned_total",
 			"Requests whose caller gave up while they waited for a slot (also in shoal_server_rejected_total).", nil, nil),
 		overloaded: d("shoal_server_overloaded",
-			"1 while the instance is overloaded (more requests arrive than it completes): a request then waits only if it would be served within 5 ms; else 0.", nil, nil),
+			"1 while the instance is overloaded (more requests arrive than it completes): a request then waits only if nobody waits ahead of it or it would be served within "+resilience.OverloadTarget.String()+"; else 0.", nil, nil),
 		overloads: d("shoal_server_overloads_total",
 			"Times the instance became overloaded.", nil, nil),
 		capped: d("shoal_server_concurrency_cap",
