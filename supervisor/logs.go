@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// ringSize is how many recent lines are kept per service/index for logs.
-const ringSize = 1000
+// LogLines is how many recent lines are kept per service/index for logs
+// (shoal logs).
+const LogLines = 1000
 
 // maxLine bounds one log line: a program that writes without newlines is cut
 // into lines of this size rather than buffered without limit.
@@ -29,19 +30,19 @@ type logLine struct {
 	text    string
 }
 
-// ring keeps the last ringSize lines of one service/index.
+// ring keeps the last LogLines lines of one service/index.
 type ring struct {
-	lines []logLine // at most ringSize, oldest first after wrap handling
+	lines []logLine // at most LogLines, oldest first after wrap handling
 	next  int       // where the next line goes once full
 }
 
 func (r *ring) add(l logLine) {
-	if len(r.lines) < ringSize {
+	if len(r.lines) < LogLines {
 		r.lines = append(r.lines, l)
 		return
 	}
 	r.lines[r.next] = l
-	r.next = (r.next + 1) % ringSize
+	r.next = (r.next + 1) % LogLines
 }
 
 // after appends to dst the lines with seq > after, oldest first.
@@ -63,7 +64,7 @@ type logKey struct {
 
 // logHub stores every instance's recent lines and tells followers when more
 // arrive. All methods are safe for concurrent use and never block on a
-// reader: a follower that falls more than ringSize lines behind skips lines.
+// reader: a follower that falls more than LogLines lines behind skips lines.
 type logHub struct {
 	mu      sync.Mutex
 	seq     uint64

@@ -43,14 +43,14 @@ func TestLineWriter(t *testing.T) {
 
 func TestLogHubKeepsRecentLinesInOrder(t *testing.T) {
 	h := newLogHub()
-	for i := range ringSize + 10 {
+	for i := range LogLines + 10 {
 		h.add("a", 1, fmt.Sprint("a", i))
 		if i%100 == 0 {
 			h.add("b", 2, fmt.Sprint("b", i))
 		}
 	}
 	lines, _, _ := h.since("a", 1, 0)
-	if len(lines) != ringSize || lines[0].text != "a10" || lines[ringSize-1].text != fmt.Sprint("a", ringSize+9) {
+	if len(lines) != LogLines || lines[0].text != "a10" || lines[LogLines-1].text != fmt.Sprint("a", LogLines+9) {
 		t.Fatalf("a/1 kept %d lines, %q .. %q", len(lines), lines[0].text, lines[len(lines)-1].text)
 	}
 	var b strings.Builder

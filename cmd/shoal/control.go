@@ -306,7 +306,7 @@ before the command name (shoal -f FILE logs -f).`,
 				if len(args) == 1 {
 					of = " of " + args[0]
 				}
-				fmt.Fprintf(e.stderr, "shoal: logs: no log line%s carries trace %s (of the last 1000 lines of each instance)\n", of, trace)
+				fmt.Fprintf(e.stderr, "shoal: logs: no log line%s carries trace %s (of the last %d lines of each instance)\n", of, trace, supervisor.LogLines)
 			}
 			return nil
 		},
