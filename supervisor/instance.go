@@ -31,6 +31,10 @@ const (
 	StateStopped   = "stopped"  // stopped on purpose
 )
 
+// States are the states above, in the order of an instance's life: what
+// ps may show. A new state belongs here too.
+var States = []string{StateStarting, StateServing, StateUnhealthy, StateDraining, StateCrashed, StateStopped}
+
 // Restart policy. The backoff doubles from minBackoff to maxBackoff and is
 // reset once an instance has served for resetAfter; crashLoopCount exits
 // within crashLoopWindow is reported as a crash loop, retried at maxBackoff.

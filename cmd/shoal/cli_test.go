@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,8 +228,7 @@ func TestHangupStopsGracefully(t *testing.T) {
 // key of -o json.
 func TestPSHelp(t *testing.T) {
 	_, out, _ := runCLI(t, "ps", "--help")
-	want := []string{supervisor.StateStarting, supervisor.StateServing, supervisor.StateUnhealthy,
-		supervisor.StateDraining, supervisor.StateCrashed, supervisor.StateStopped}
+	want := slices.Clone(supervisor.States)
 	for f := range reflect.TypeFor[supervisor.InstanceStatus]().Fields() {
 		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		want = append(want, key)

@@ -64,7 +64,7 @@ does not answer is named on stderr. The states are
   %s
 
 uptime is in nanoseconds; host is there only on several hosts.`,
-			strings.Join(psStates, ", "), strings.Join(jsonKeys(reflect.TypeFor[supervisor.InstanceStatus]()), ", ")),
+			strings.Join(supervisor.States, ", "), strings.Join(jsonKeys(reflect.TypeFor[supervisor.InstanceStatus]()), ", ")),
 		Example: `  shoal ps
   shoal ps -o json | jq -r '.[] | select(.state != "serving") | .id'`,
 		Args: exactArgs(0, "no arguments"),
@@ -91,10 +91,6 @@ uptime is in nanoseconds; host is there only on several hosts.`,
 	c.Flags().StringVarP(&format, "output", "o", "table", "output `FORMAT`: table or json")
 	return c
 }
-
-// psStates are the states of an instance, as ps shows them.
-var psStates = []string{supervisor.StateStarting, supervisor.StateServing, supervisor.StateUnhealthy,
-	supervisor.StateDraining, supervisor.StateCrashed, supervisor.StateStopped}
 
 // jsonKeys lists the JSON keys of the struct type t, in field order.
 func jsonKeys(t reflect.Type) []string {
