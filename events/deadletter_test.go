@@ -134,6 +134,50 @@ func TestDeadLetters(t *testing.T) {
 	})
 }
 
+// stopAtSecondDead is fakeMetrics that stops Run (cancel) as the second
+// delivery is moved to the dead letters, before Run counts them.
+type stopAtSecondDead struct {
+	*fakeMetrics
+	cancel context.CancelFunc
+}
+
+func (m stopAtSecondDead) DeadLettered(topic, service string) {
+	m.fakeMetrics.DeadLettered(topic, service)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dead[topic+" "+service] == 2 {
+		m.cancel()
+	}
+}
+
+// TestDeadLetterCountAtStop: Run stopped right after it added dead
+// letters, with the count it makes after adding some cut short, counts
+// them before it returns. (TestDeadLetters saw the count it had made
+// before, 1, under load: its stop came between the two.)
+func TestDeadLetterCountAtStop(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		ctx, cancel := context.WithCancel(context.Background())
+		metrics := stopAtSecondDead{newFakeMetrics(), cancel}
+		o := newOutbox(t, e.NewDB(t), OutboxConfig{
+			Subscribers: map[string][]string{"progress": {"history"}},
+			Client:      serve(t, map[string]http.Handler{"history": &failing{}}),
+			Poll:        10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+			MaxAttempts: 1,
+			Metrics:     metrics,
+		})
+		publish(t, o, "progress", progress{Profile: "ann", Seconds: 1})
+		publish(t, o, "progress", progress{Profile: "bob", Seconds: 2})
+		if err := o.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		metrics.mu.Lock()
+		defer metrics.mu.Unlock()
+		if got := metrics.deadLetters; len(got) == 0 || got[len(got)-1] != 2 {
+			t.Errorf("dead letters reported %v, want the last to be 2", got)
+		}
+	})
+}
+
 // TestDeadLetterMaxAge: with the default bounds, a delivery failing for a
 // day moves to the dead letters instead of staying pending forever; with
 // the 4-hour backoff and the 30-minute poll this test sets (to keep the
