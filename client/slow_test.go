@@ -45,22 +45,24 @@ func (l *attemptLog) all() []Attempt {
 	return append([]Attempt(nil), l.as...)
 }
 
-// A slow answer is not a failure: a backend that answers in 40% or 90% of
+// A slow answer is not a failure: a backend that answers in 40% or 70% of
 // the caller's deadline answers the first attempt, and gets exactly one
 // request, with the caller's whole remaining budget in TimeoutHeader. (An
 // equal share per attempt abandoned both after a third of the deadline and
-// sent the work to another instance.)
+// sent the work to another instance.) 70%, not 90%: on a loaded 2-core
+// machine a backend's timer fired up to 110 ms late (gateway's
+// TestSlowBackendAnswersOnce, which failed so with 100 ms of slack).
 func TestSlowAnswerUsesTheWholeDeadline(t *testing.T) {
 	const deadline = time.Second
-	for _, share := range []float64{0.4, 0.9} {
+	for _, share := range []float64{0.4, 0.7} {
 		t.Run(fmt.Sprintf("%.0f%% of the deadline", 100*share), func(t *testing.T) {
 			slow := time.Duration(share * float64(deadline))
 			var requests atomic.Int64
-			budgets := make(chan time.Duration, 3)
+			budgets := make(chan budget, 3)
 			handler := func(w http.ResponseWriter, r *http.Request) {
 				requests.Add(1)
 				d, _ := ParseTimeout(r.Header.Get(TimeoutHeader))
-				budgets <- d
+				budgets <- budget{d, time.Now()}
 				select {
 				case <-time.After(slow):
 					w.Write([]byte("done"))
@@ -70,6 +72,7 @@ func TestSlowAnswerUsesTheWholeDeadline(t *testing.T) {
 			f := newFleet(t, handler, handler, handler)
 			log := &attemptLog{}
 			tr := newTransport(t, f, Config{Observer: log})
+			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/report", nil)
@@ -87,11 +90,20 @@ func TestSlowAnswerUsesTheWholeDeadline(t *testing.T) {
 			if as := log.all(); len(as) != 1 || as[0].Err != nil {
 				t.Errorf("attempts %+v, want one that succeeded", as)
 			}
-			if b := <-budgets; b < deadline*9/10 || b > deadline {
-				t.Errorf("the backend was given %v, want the caller's remaining budget (about %v)", b, deadline)
+			// What the caller had left when the backend read the header,
+			// rounded down to the millisecond, or more.
+			b := <-budgets
+			if least := deadline - b.at.Sub(start) - time.Millisecond; b.d < least || b.d > deadline {
+				t.Errorf("the backend was given %v, want the caller's remaining budget (%v to %v)", b.d, least, deadline)
 			}
 		})
 	}
+}
+
+// budget is the TimeoutHeader a backend was sent, and when it read it.
+type budget struct {
+	d  time.Duration
+	at time.Time
 }
 
 // A frozen instance (it takes connections and answers nothing, not even

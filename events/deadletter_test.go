@@ -98,8 +98,11 @@ func TestDeadLetters(t *testing.T) {
 				t.Errorf("dead letter %+v", dl)
 			}
 		}
+		// IDs sort by the millisecond only: a and b may share one.
+		want := []string{a.ID, b.ID}
 		slices.Sort(ids)
-		if want := []string{a.ID, b.ID}; !slices.Equal(ids, want) {
+		slices.Sort(want)
+		if !slices.Equal(ids, want) {
 			t.Errorf("dead letters %q, want %q", ids, want)
 		}
 		if other, err := o.DeadLetters(t.Context(), DeadLetterFilter{Topic: "progress", Service: "recommendations"}, 10); err != nil || len(other) != 0 {
@@ -130,6 +133,50 @@ func TestDeadLetters(t *testing.T) {
 		waitStats(t, o, 10*time.Second, func(st OutboxStats) bool { return st.Delivered == 4 && st.DeadLetters == 0 && st.Pending == 0 })
 		if got := history.applied(t); got[a.ID] != 1 || got[b.ID] != 1 {
 			t.Errorf("history applied %v", got)
+		}
+	})
+}
+
+// stopAtSecondDead is fakeMetrics that stops Run (cancel) as the second
+// delivery is moved to the dead letters, before Run counts them.
+type stopAtSecondDead struct {
+	*fakeMetrics
+	cancel context.CancelFunc
+}
+
+func (m stopAtSecondDead) DeadLettered(topic, service string) {
+	m.fakeMetrics.DeadLettered(topic, service)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dead[topic+" "+service] == 2 {
+		m.cancel()
+	}
+}
+
+// TestDeadLetterCountAtStop: Run stopped right after it added dead
+// letters, with the count it makes after adding some cut short, counts
+// them before it returns. (TestDeadLetters saw the count it had made
+// before, 1, under load: its stop came between the two.)
+func TestDeadLetterCountAtStop(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		ctx, cancel := context.WithCancel(context.Background())
+		metrics := stopAtSecondDead{newFakeMetrics(), cancel}
+		o := newOutbox(t, e.NewDB(t), OutboxConfig{
+			Subscribers: map[string][]string{"progress": {"history"}},
+			Client:      serve(t, map[string]http.Handler{"history": &failing{}}),
+			Poll:        10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+			MaxAttempts: 1,
+			Metrics:     metrics,
+		})
+		publish(t, o, "progress", progress{Profile: "ann", Seconds: 1})
+		publish(t, o, "progress", progress{Profile: "bob", Seconds: 2})
+		if err := o.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		metrics.mu.Lock()
+		defer metrics.mu.Unlock()
+		if got := metrics.deadLetters; len(got) == 0 || got[len(got)-1] != 2 {
+			t.Errorf("dead letters reported %v, want the last to be 2", got)
 		}
 	})
 }

@@ -99,6 +99,9 @@ type runner struct {
 	queue   []delivery    // claimed, not handed to a worker yet
 	busy    int           // handed to workers, outcome not received yet
 	done    []outcome     // received, not recorded yet
+	// uncounted: dead letters were added since the last count reported
+	// (a count cut short by Run's end is made again at stop).
+	uncounted bool
 }
 
 func (r *runner) loop(ctx context.Context) {
@@ -211,6 +214,9 @@ func (r *runner) record(ctx context.Context) {
 
 // buried reports the deliveries record moved to the dead letters.
 func (r *runner) buried(dead []outcome) {
+	if len(dead) > 0 {
+		r.uncounted = true
+	}
 	for _, res := range dead {
 		d := res.d
 		r.log.Error("events: delivery given up, moved to the dead letters (Outbox.DeadLetters, Outbox.Redeliver)",
@@ -230,11 +236,13 @@ func (r *runner) countDeadLetters(ctx context.Context) {
 		return
 	}
 	r.o.cfg.Metrics.DeadLetters(n)
+	r.uncounted = false
 }
 
 // stop ends Run's work once ctx is done: the workers' requests end with
-// ctx; the outcomes are recorded, and the attempts cut short and the
-// claims not started released.
+// ctx; the outcomes are recorded, the dead letters counted if the last
+// ones added were not (ctx may have cut that count short), and the
+// attempts cut short and the claims not started released.
 func (r *runner) stop(ctx context.Context) {
 	for r.busy > 0 {
 		r.receive(<-r.results)
@@ -256,6 +264,9 @@ func (r *runner) stop(ctx context.Context) {
 		r.log.Warn("events: recording deliveries at stop", "err", err)
 	}
 	r.buried(dead)
+	if r.uncounted {
+		r.countDeadLetters(wctx)
+	}
 	if err := r.o.release(wctx, release); err != nil {
 		r.log.Warn("events: releasing claims at stop", "err", err)
 	}

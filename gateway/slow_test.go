@@ -26,14 +26,20 @@ func (e *edge) sdkBackends(t *testing.T, service string, n int, h http.Handler) 
 }
 
 // A slow answer is not a failure: behind a route with a 1 s timeout, a
-// report that takes 40% or 90% of it is answered by the first instance it
+// report that takes 40% or 70% of it is answered by the first instance it
 // reaches, which gets exactly one request and the whole remaining budget in
 // Shoal-Timeout-Ms. Gateway and backends are SDK services on loopback. (The
 // equal share per attempt gave each instance a third of the timeout,
 // abandoned both reports, and answered 504 after doing the work twice.)
+//
+// 70%, not 90%: the rest of the timeout is the slack for everything but
+// the report. On a loaded 2-core machine (several test binaries at once)
+// the report's own timer fired up to 110 ms late and the answer's
+// way back took up to 71 ms, in 210 runs; with 100 ms of slack it failed
+// once in those and once in 6 runs of the whole package.
 func TestSlowBackendAnswersOnce(t *testing.T) {
 	const timeout = time.Second
-	for _, share := range []float64{0.4, 0.9} {
+	for _, share := range []float64{0.4, 0.7} {
 		t.Run(fmt.Sprintf("%.0f%% of the timeout", 100*share), func(t *testing.T) {
 			slow := time.Duration(share * float64(timeout))
 			e := startEdge(t, shoal.Config{}, 5*time.Second)
@@ -43,10 +49,10 @@ func TestSlowBackendAnswersOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			var requests atomic.Int64
-			budgets := make(chan string, 3)
+			budgets := make(chan budget, 3)
 			report := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				requests.Add(1)
-				budgets <- r.Header.Get(client.TimeoutHeader)
+				budgets <- budget{r.Header.Get(client.TimeoutHeader), time.Now()}
 				select {
 				case <-time.After(slow):
 					io.WriteString(w, "report")
@@ -68,12 +74,22 @@ func TestSlowBackendAnswersOnce(t *testing.T) {
 			if n := requests.Load(); n != 1 {
 				t.Errorf("the backends got %d requests, want exactly 1", n)
 			}
-			b, err := client.ParseTimeout(<-budgets)
-			if err != nil || b < timeout*9/10 || b > timeout {
-				t.Errorf("the backend was given %v (%v), want the route's remaining budget, about %v", b, err, timeout)
+			got := <-budgets
+			b, err := client.ParseTimeout(got.header)
+			// The route's timer started after start; the header, rounded
+			// down to the millisecond, was written before the backend read it.
+			least := timeout - got.at.Sub(start) - time.Millisecond
+			if err != nil || b < least || b > timeout {
+				t.Errorf("the backend was given %v (%v), want the route's remaining budget, %v to %v", b, err, least, timeout)
 			}
 		})
 	}
+}
+
+// budget is the TimeoutHeader a backend was sent, and when it read it.
+type budget struct {
+	header string
+	at     time.Time
 }
 
 // per_try_timeout is an explicit policy of a route: an attempt that has no
