@@ -53,8 +53,10 @@ func (l *attemptLog) all() []Attempt {
 // machine a backend's timer fired up to 110 ms late (gateway's
 // TestSlowBackendAnswersOnce, which failed so with 100 ms of slack).
 func TestSlowAnswerUsesTheWholeDeadline(t *testing.T) {
-	const deadline = time.Second
-	for _, share := range []float64{0.4, 0.7} {
+	// 90% of the deadline, as issue 12 asks, with 300 ms to spare for
+	// timers late on a loaded machine (see the gateway's test).
+	const deadline = 3 * time.Second
+	for _, share := range []float64{0.4, 0.9} {
 		t.Run(fmt.Sprintf("%.0f%% of the deadline", 100*share), func(t *testing.T) {
 			slow := time.Duration(share * float64(deadline))
 			var requests atomic.Int64

@@ -38,8 +38,11 @@ func (e *edge) sdkBackends(t *testing.T, service string, n int, h http.Handler) 
 // way back took up to 71 ms, in 210 runs; with 100 ms of slack it failed
 // once in those and once in 6 runs of the whole package.
 func TestSlowBackendAnswersOnce(t *testing.T) {
-	const timeout = time.Second
-	for _, share := range []float64{0.4, 0.7} {
+	// 90% of the timeout, as issue 12 asks, with 300 ms to spare: a timer
+	// on a loaded 2-core machine fires up to 110 ms late, and the answer
+	// takes up to 70 ms back (measured), which 90% of 1 s did not allow.
+	const timeout = 3 * time.Second
+	for _, share := range []float64{0.4, 0.9} {
 		t.Run(fmt.Sprintf("%.0f%% of the timeout", 100*share), func(t *testing.T) {
 			slow := time.Duration(share * float64(timeout))
 			e := startEdge(t, shoal.Config{}, 5*time.Second)
