@@ -121,7 +121,8 @@ func run(cfg config) (*results, error) {
 	res := &results{cfg: cfg, command: commandLine(), machine: readMachine(), manifest: m}
 	for _, svc := range m.Services {
 		if !cfg.solo {
-			break
+			res.services = append(res.services, unmeasured(svc))
+			continue
 		}
 		progress("%s: build, %d first starts, %d restarts", svc.Name, cfg.first, cfg.runs)
 		r, err := measureService(m, svc, tmp, cfg.first, cfg.runs)

@@ -21,6 +21,7 @@ type serviceResult struct {
 	name      string
 	instances int
 	command   []string // set for a command: service (no binary of ours)
+	alone     bool     // measured alone (-solo); else only its name, instances and command are known
 	size      int64    // bytes of the built binary
 
 	firstReady, restartReady time.Duration // medians
@@ -28,11 +29,22 @@ type serviceResult struct {
 	others                   float64       // cores other processes used meanwhile
 }
 
+// unmeasured is what the manifest says of svc: with -solo=false, all that
+// is known of it.
+func unmeasured(svc *supervisor.ServiceSpec) serviceResult {
+	r := serviceResult{name: svc.Name, instances: max(svc.Instances, 1)}
+	if svc.Build == "" {
+		r.command = svc.Command
+	}
+	return r
+}
+
 // measureService builds svc like the supervisor does, then starts it alone
 // first times with an empty data folder each (a first start), and runs
 // times with the data the last first start left (a restart).
 func measureService(m *supervisor.Manifest, svc *supervisor.ServiceSpec, tmp string, first, runs int) (r serviceResult, err error) {
-	r = serviceResult{name: svc.Name, instances: max(svc.Instances, 1)}
+	r = unmeasured(svc)
+	r.alone = true
 	waitQuiet(quietCores, quietWait)
 	meter := startMeter()
 	defer func() { r.others = meter.others() }()
@@ -54,7 +66,6 @@ func measureService(m *supervisor.Manifest, svc *supervisor.ServiceSpec, tmp str
 			health = "/readyz"
 		}
 	} else {
-		r.command = svc.Command
 		argv = append(slices.Clone(argv), svc.Args...)
 		if health == "" {
 			health = "/"
