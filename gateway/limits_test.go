@@ -55,6 +55,7 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 			tick := time.NewTicker(50 * time.Millisecond) // the attacker's pace
 			defer tick.Stop()
 			servedMeanwhile := false
+			var servedAfter time.Duration
 			for i := 0; ; i++ {
 				select {
 				case after := <-closed:
@@ -63,6 +64,11 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 					}
 					if !servedMeanwhile {
 						t.Error("no normal request was served while the slow one trickled")
+					}
+					// Answered while the slow one still trickled, not held
+					// until it was cut (the two ends may race by a few ms).
+					if servedAfter > after-20*time.Millisecond {
+						t.Errorf("normal request answered after %v, the slow one cut after %v: held until the cut", servedAfter, after)
 					}
 					return
 				case <-tick.C:
@@ -77,6 +83,7 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 						t.Fatalf("normal request while a slow one trickles: %v", err)
 					}
 					resp.Body.Close()
+					servedAfter = time.Since(begin)
 					servedMeanwhile = resp.StatusCode == http.StatusOK
 					if !servedMeanwhile {
 						t.Errorf("normal request while a slow one trickles: %s", resp.Status)
