@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -12,25 +13,34 @@ import (
 
 func TestReadJSON(t *testing.T) {
 	type body struct {
-		Name  string `json:"name"`
-		Score int    `json:"score"`
+		Name  string   `json:"name"`
+		Score int      `json:"score"`
+		Stars uint8    `json:"stars"`
+		Tags  []string `json:"tags"`
 	}
 	for _, tt := range []struct {
 		name, in string
 		want     body
 		wantErr  string
 	}{
-		{"ok", `{"name":"ada","score":3}`, body{"ada", 3}, ""},
-		{"empty", ``, body{}, "body: want a JSON object (EOF)"},
-		{"unknown field", `{"name":"ada","pin":1}`, body{}, `body: want a JSON object (json: unknown field "pin")`},
-		{"wrong type", `{"score":"3"}`, body{}, "body: want a JSON object"},
+		{"ok", `{"name":"ada","score":3}`, body{Name: "ada", Score: 3}, ""},
+		{"empty", ``, body{}, "body: empty; want a JSON object"},
+		{"cut short", `{"name":"ada"`, body{}, "body: the JSON ends early; want a whole JSON object"},
+		{"not JSON", `{"name":ada}`, body{}, "body: not JSON at byte 9: invalid character 'a' looking for beginning of value"},
+		{"unknown field", `{"name":"ada","pin":1}`, body{}, `body: unknown field "pin"`},
+		{"string for a number", `{"score":"3"}`, body{}, `body: field "score" is a string; want an integer`},
+		{"fraction for an integer", `{"score":3.5}`, body{}, `body: field "score" is 3.5; want an integer`},
+		{"out of range", `{"stars":300}`, body{}, `body: field "stars" is 300; want an integer from 0 to 255`},
+		{"number for a string", `{"name":7}`, body{}, `body: field "name" is a number; want a string`},
+		{"object for an array", `{"tags":{}}`, body{}, `body: field "tags" is an object; want an array`},
+		{"array for the body", `[1]`, body{}, `body: is an array; want an object`},
 		{"two objects", `{}{}`, body{}, "body: want a single JSON object"},
 		{"too big", `{"name":"` + strings.Repeat("a", 100) + `"}`, body{}, "body: want at most 64 bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got body
 			err := ReadJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(tt.in)), 64, &got)
-			if tt.wantErr == "" && (err != nil || got != tt.want) || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			if tt.wantErr == "" && (err != nil || !reflect.DeepEqual(got, tt.want)) || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
 				t.Errorf("ReadJSON(%s) = %+v, %v; want %+v, %q", tt.in, got, err, tt.want, tt.wantErr)
 			}
 		})

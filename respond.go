@@ -2,12 +2,12 @@ package shoal
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+
+	"github.com/shoal-dev/shoal/internal/loglevel"
 )
 
 // WriteJSON answers with v as JSON and the given status.
@@ -58,14 +58,7 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 // debug level if the caller left (its hedge won elsewhere), warn if its
 // deadline passed (slow, not broken), error otherwise.
 func WriteUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
-	level := slog.LevelError
-	switch ctxErr := r.Context().Err(); {
-	case errors.Is(ctxErr, context.Canceled):
-		level = slog.LevelDebug
-	case ctxErr != nil:
-		level = slog.LevelWarn
-	}
-	slog.Log(r.Context(), level, what+" failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	slog.Log(r.Context(), loglevel.Failure(r.Context()), what+" failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	w.Header().Set("Retry-After", "1")
 	WriteError(w, http.StatusServiceUnavailable, "unavailable", what+" is unavailable; retry shortly")
 }

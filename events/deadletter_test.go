@@ -76,8 +76,9 @@ func TestDeadLetters(t *testing.T) {
 			Client:      serve(t, map[string]http.Handler{"history": broken, "recommendations": recs.inbox}),
 			Poll:        10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 			MaxAttempts: 3,
-			Logger:      slog.New(slog.NewJSONHandler(&logs, nil)),
-			Metrics:     metrics,
+			// As the SDK's logger: it names the producer's service.
+			Logger:  slog.New(slog.NewJSONHandler(&logs, nil)).With("service", "playback"),
+			Metrics: metrics,
 		})
 		stop := run(t, o)
 		a := publish(t, o, "progress", progress{Profile: "ann", Seconds: 1})
@@ -122,6 +123,13 @@ func TestDeadLetters(t *testing.T) {
 		metrics.mu.Unlock()
 		if n := strings.Count(logs.String(), "moved to the dead letters"); n != 2 {
 			t.Errorf("%d dead-letter log lines, want 2:\n%s", n, logs.String())
+		}
+		// The subscriber has a key of its own: "service" is the producer's.
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "events: delivery") &&
+				(strings.Count(line, `"service":`) != 1 || !strings.Contains(line, `"subscriber":"history"`)) {
+				t.Errorf("log line %s: want one service key (the producer's) and subscriber history", line)
+			}
 		}
 
 		broken.fixed.Store(true)

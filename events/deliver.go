@@ -220,7 +220,7 @@ func (r *runner) buried(dead []outcome) {
 	for _, res := range dead {
 		d := res.d
 		r.log.Error("events: delivery given up, moved to the dead letters (Outbox.DeadLetters, Outbox.Redeliver)",
-			"topic", d.ev.Topic, "event", d.ev.ID, "service", d.service, "attempts", d.attempts+1,
+			"topic", d.ev.Topic, "event", d.ev.ID, "subscriber", d.service, "attempts", d.attempts+1,
 			"pending_for", time.Since(time.UnixMilli(d.since)).Round(time.Second).String(), "err", res.err)
 		r.o.cfg.Metrics.DeadLettered(d.ev.Topic, d.service)
 	}
@@ -443,7 +443,7 @@ func (o *Outbox) attempt(runCtx context.Context, d delivery) (res outcome) {
 			return
 		}
 		o.cfg.Logger.Error("events: delivery panicked (recovered; counted as a failed attempt)",
-			"topic", d.ev.Topic, "event", d.ev.ID, "service", d.service, "attempt", d.attempts+1,
+			"topic", d.ev.Topic, "event", d.ev.ID, "subscriber", d.service, "attempt", d.attempts+1,
 			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		o.cfg.Metrics.Delivery(d.ev.Topic, d.service, OutcomePanicked)
 		res = outcome{d, fmt.Errorf("events: delivery panicked: %v", p)}
@@ -497,7 +497,7 @@ func (o *Outbox) deliver(runCtx context.Context, d delivery) outcome {
 // per retry), else at debug level.
 func (o *Outbox) failed(d delivery, err error) {
 	n := d.attempts + 1
-	args := []any{"topic", d.ev.Topic, "event", d.ev.ID, "service", d.service, "attempt", n, "err", err}
+	args := []any{"topic", d.ev.Topic, "event", d.ev.ID, "subscriber", d.service, "attempt", n, "err", err}
 	if n >= 4 && n&(n-1) == 0 {
 		o.cfg.Logger.Warn("events: delivery failed", args...)
 		return

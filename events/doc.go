@@ -6,11 +6,14 @@
 //
 // A producer publishes in the transaction that changes its own data:
 //
+//	metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry()) // optional: outcomes at /metrics
+//	…
 //	out := events.NewOutbox(db, events.OutboxConfig{
 //		Subscribers: map[string][]string{"progress": {"history", "recommendations"}},
 //		Client:      svc.Client(),
+//		Metrics:     metrics,
 //	})
-//	… out.Migrate(ctx) at start, go out.Run(ctx) for the service's life …
+//	… out.Migrate(ctx) in svc.Prepare; svc.Go("outbox", out.Run), so that the drain stops it …
 //	err := db.Tx(ctx, func(tx *sql.Tx) error {
 //		if _, err := tx.ExecContext(ctx, `UPDATE …`); err != nil {
 //			return err
@@ -23,7 +26,11 @@
 //
 //	in := events.NewInbox(db)
 //	in.Handle("progress", func(ctx context.Context, tx *sql.Tx, ev events.Event) error { … })
-//	… in.Migrate(ctx) at start; mux.Handle(events.Path, in) …
+//	… in.Migrate(ctx) in svc.Prepare; rt.Handle("POST "+events.Path, in) …
+//
+// (svc is the producer's or subscriber's shoal.Service, rt its
+// shoal.Router; the manifest's authorization: must let the producer call
+// the subscriber.)
 //
 // # How
 //

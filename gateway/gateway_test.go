@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/gateway"
 	"github.com/shoal-dev/shoal/handoff/handofftest"
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 )
 
 // seen is what an echo backend reports about the request it got.
@@ -315,6 +316,25 @@ func TestZeroTimeoutMeansDefault(t *testing.T) {
 
 // A service that had instances and now has none (scaled to zero, all
 // crashed) is unavailable for now, not unknown: 503 with Retry-After.
+// A failed proxy's log line names the service it could not reach as
+// upstream: "service" is the gateway's own, as the SDK's logger says.
+func TestProxyFailureLogNamesUpstream(t *testing.T) {
+	cat := discovery.NewCatalog()
+	cat.Upsert(discovery.Instance{ID: "down-1", Service: "down", State: discovery.StateServing, Addr: handofftest.Refused(t)})
+	gw := newGateway(t, cat, client.Config{})
+	var logs syncbuf.Buffer
+	gw.Logger = slog.New(slog.NewJSONHandler(&logs, nil)).With("service", "gateway")
+	rec := httptest.NewRecorder()
+	gw.ServeHTTP(rec, httptest.NewRequest("GET", "/down/x", nil))
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", rec.Code)
+	}
+	if got := logs.String(); !strings.Contains(got, `"msg":"proxy failed"`) ||
+		strings.Count(got, `"service":`) != 1 || !strings.Contains(got, `"upstream":"down"`) {
+		t.Errorf("logged %s; want a proxy failed line with one service key (the gateway's) and upstream down", got)
+	}
+}
+
 func TestEmptiedServiceIsUnavailableNotUnknown(t *testing.T) {
 	cat := discovery.NewCatalog()
 	inst := discovery.Instance{ID: "a-1", Service: "a", State: discovery.StateServing, Addr: serve(t, echo(nil))}

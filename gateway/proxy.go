@@ -114,7 +114,7 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	w.WriteHeader(resp.StatusCode)
 	if err := copyBody(w, resp, st); err != nil {
 		if ctx.Err() == nil {
-			g.logger().WarnContext(ctx, "proxy: response body cut short", "service", st.service, "route", st.label,
+			g.logger().WarnContext(ctx, "proxy: response body cut short", "upstream", st.service, "route", st.label,
 				"request_id", st.id, "err", err)
 		}
 		// The caller must see the response as broken, not as complete:
@@ -310,7 +310,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, st *request
 		return
 	}
 	code, status, msg := classify(st.service, err)
-	g.logger().WarnContext(r.Context(), "proxy failed", "service", st.service, "route", st.label, "method", r.Method, "path", st.path,
+	g.logger().WarnContext(r.Context(), "proxy failed", "upstream", st.service, "route", st.label, "method", r.Method, "path", st.path,
 		"status", status, "request_id", st.id, "err", err)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

@@ -40,7 +40,7 @@ type Config struct {
 	// Principal says who a request comes from: keys are unique per
 	// principal, so an answer is replayed only to the principal that got
 	// it first, and two principals choosing the same key never meet.
-	// Default: HeaderPrincipal. It is called from request goroutines,
+	// Default: VerifiedPrincipal. It is called from request goroutines,
 	// and must not block.
 	Principal func(*http.Request) Principal `json:"-" yaml:"-"`
 
@@ -82,7 +82,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.Principal == nil {
-		c.Principal = HeaderPrincipal
+		c.Principal = VerifiedPrincipal
 	}
 	return c
 }

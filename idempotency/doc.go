@@ -26,9 +26,10 @@
 // # Principals and authorization
 //
 // Keys are unique per principal: the calling service and the end user it
-// acts for (Config.Principal; by default no caller, since calls between
-// services carry no verified identity yet, and the subject the gateway
-// verified, in the Shoal-Subject header). A stored answer is replayed
+// acts for (Config.Principal; by default VerifiedPrincipal: both as the
+// service's identity.Guard verified them, or, on an instance without an
+// identity, no caller and the subject the gateway put in the Shoal-Subject
+// header). A stored answer is replayed
 // only to requests of the principal that got it, so a key that another
 // user chose, by chance or to probe, neither returns their answer nor
 // tells (with a 422) that they used it.

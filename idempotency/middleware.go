@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/internal/loglevel"
 )
 
 // Headers.
@@ -200,7 +201,8 @@ func (s *Store) Guarded(authorize func(w http.ResponseWriter, r *http.Request) b
 				fmt.Sprintf("a request with %s %q is still in progress; retry with the key to get its answer", KeyHeader, key))
 			return
 		case err != nil:
-			s.log.Error("idempotency: claiming a key", "key", key, "err", err)
+			// A caller that left (a hedge that lost) is no failure to report.
+			s.log.Log(r.Context(), loglevel.Failure(r.Context()), "idempotency: claiming a key", "key", key, "err", err)
 			w.Header().Set("Retry-After", "1")
 			shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the idempotency store failed; retry with the same key")
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/shoal-dev/shoal/internal/syncbuf"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
 
@@ -312,5 +314,32 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(nil, Config{}); err == nil {
 		t.Error("New(nil db) succeeded")
+	}
+}
+
+// A claim that fails because its caller left (a hedge that lost, a client
+// that hung up) is logged at debug level, not as an error of the store; one
+// that fails while the caller waits is an error.
+func TestClaimFailureLevel(t *testing.T) {
+	var logs syncbuf.Buffer
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
+	s := newStore(t, db, Config{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	h := s.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+
+	left, cancel := context.WithCancel(context.Background())
+	cancel()
+	if a := serve(h, left, "POST", "/ok", "k1", ""); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("caller gone: status %d, want 503", a.status)
+	}
+	if got := logs.String(); !strings.Contains(got, `"level":"DEBUG","msg":"idempotency: claiming a key"`) {
+		t.Errorf("caller gone: logged\n%s\nwant the failed claim at DEBUG", got)
+	}
+
+	db.Close() // the store fails while the caller waits
+	if a := serve(h, context.Background(), "POST", "/ok", "k2", ""); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("store closed: status %d, want 503", a.status)
+	}
+	if got := logs.String(); !strings.Contains(got, `"level":"ERROR","msg":"idempotency: claiming a key"`) {
+		t.Errorf("store closed: logged\n%s\nwant the failed claim at ERROR", got)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/testidentity"
 	"github.com/shoal-dev/shoal/store/storetest"
 )
 
@@ -125,5 +127,71 @@ func TestMigrateReplacesUnnamespacedTable(t *testing.T) {
 	}
 	if n := countRows(t, db, `SELECT COUNT(*) FROM `+Table+` WHERE caller = '' AND subject = ''`); n != 1 {
 		t.Errorf("%d rows, want the new one only", n)
+	}
+}
+
+// Behind an identity.Guard, the default principal is the caller and the
+// user the Guard verified: a service that sets Shoal-Subject to another
+// user's name gets neither that user's stored answer nor their key, and a
+// user token names the user whatever the header says.
+func TestVerifiedPrincipal(t *testing.T) {
+	db := storetest.SQLite.MustOpen(t, filepath.Join(t.TempDir(), "svc.db"))
+	s := newStore(t, db, Config{})
+	var runs atomic.Int64
+	ca := testidentity.CA(t, "sys")
+	self := testidentity.Source(t, ca, "ratings")
+	gateway := testidentity.Source(t, ca, "gateway")
+	tokens, err := identity.NewTokenVerifier(self, "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := &identity.Guard{Self: self.Credentials().ID, Tokens: tokens}
+	srv := testidentity.Server(t, self, guard.Wrap(s.Middleware(testHandler(&runs))))
+	issuer, err := identity.NewTokenIssuer(gateway, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annToken, err := issuer.Token("ann", "jwt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(service string) *http.Client {
+		tr := &http.Transport{DialTLSContext: identity.NewDialer(testidentity.Source(t, ca, service), nil).ForService("ratings")}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+	gw, api := as("gateway"), as("api")
+	for i, tt := range []struct {
+		c              *http.Client
+		token, subject string
+		wantBody       string
+		wantReplayed   bool
+	}{
+		{gw, annToken, "ann", `{"n":1}`, false}, // as the gateway sends it
+		{gw, annToken, "ann", `{"n":1}`, true},
+		{api, "", "ann", `{"n":2}`, false},     // not ann's answer: the header is no proof
+		{gw, annToken, "bob", `{"n":1}`, true}, // the token's user, whatever the header says
+		{gw, "", "ann", `{"n":3}`, false},      // the gateway's own call
+	} {
+		req, err := http.NewRequest("POST", "https://"+srv.Listener.Addr().String()+"/ok", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(KeyHeader, "k")
+		if tt.token != "" {
+			req.Header.Set(identity.UserTokenHeader, tt.token)
+		}
+		if tt.subject != "" {
+			req.Header.Set(SubjectHeader, tt.subject)
+		}
+		resp, err := tt.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != tt.wantBody || (resp.Header.Get(ReplayedHeader) == "true") != tt.wantReplayed {
+			t.Errorf("call %d: %s replayed %q; want %s replayed %v", i, body, resp.Header.Get(ReplayedHeader), tt.wantBody, tt.wantReplayed)
+		}
 	}
 }

@@ -110,6 +110,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ps", "-o", "yaml"}, `shoal: ps: -o "yaml": use table or json`},
 		{[]string{"ps", "--bogus"}, "shoal: unknown flag: --bogus"},
 		{[]string{"logs", "a", "b"}, "shoal: logs: want at most one SERVICE or SERVICE/INDEX, got 2 arguments"},
+		// -f is --follow for logs: a manifest after it is named as such.
+		{[]string{"logs", "-f", "trial/shoal.yaml", "watchlist"}, `shoal: logs: "trial/shoal.yaml" is no SERVICE: -f is --follow here; give the manifest as --file trial/shoal.yaml, or shoal -f trial/shoal.yaml logs`},
+		{[]string{"logs", "-f", "shoal.yml"}, `shoal: logs: "shoal.yml" is no SERVICE: -f is --follow here`},
 		{[]string{"logs", "--trace", "abc"}, `shoal: logs: --trace "abc": want a trace ID, 32 hex digits not all 0, e.g. --trace 4bf92f3577b34da6a3ce929d0e0e4736`},
 		{[]string{"logs", "--trace", strings.Repeat("0", 32)}, `shoal: logs: --trace "000`},
 		// A mistyped command, of shoal or of a group of commands.

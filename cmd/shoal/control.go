@@ -268,6 +268,11 @@ before the command name (shoal -f FILE logs -f).`,
   shoal -f ~/src/shop/shoal.yaml logs -f
   shoal logs --trace 4bf92f3577b34da6a3ce929d0e0e4736`,
 		Args: func(c *cobra.Command, args []string) error {
+			for _, a := range args {
+				if follow && (strings.HasSuffix(a, ".yaml") || strings.HasSuffix(a, ".yml")) {
+					return usagef("logs: %q is no SERVICE: -f is --follow here; give the manifest as --file %s, or shoal -f %s logs", a, a, a)
+				}
+			}
 			if len(args) > 1 {
 				return usagef("logs: want at most one SERVICE or SERVICE/INDEX, got %d arguments", len(args))
 			}

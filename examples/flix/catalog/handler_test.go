@@ -19,7 +19,6 @@ import (
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
 	"github.com/shoal-dev/shoal/examples/flix/internal/flixtest"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 )
@@ -44,7 +43,7 @@ func openCatalogErr(ctx context.Context, path string, n int) (*catalog, bool, er
 		return nil, false, err
 	}
 	log := slog.New(slog.DiscardHandler)
-	keys, err := idempotency.New(db, idempotency.Config{Logger: log, Principal: profile.Principal})
+	keys, err := idempotency.New(db, idempotency.Config{Logger: log})
 	if err != nil {
 		return nil, false, err
 	}

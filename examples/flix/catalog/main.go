@@ -29,7 +29,6 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 	"github.com/shoal-dev/shoal/telemetry"
@@ -45,7 +44,7 @@ func main() {
 		if c.db, err = store.Open(ctx, "catalog"); err != nil {
 			return err
 		}
-		if c.keys, err = idempotency.New(c.db, idempotency.Config{Logger: c.log, Principal: profile.Principal}); err != nil {
+		if c.keys, err = idempotency.New(c.db, idempotency.Config{Logger: c.log}); err != nil {
 			return err
 		}
 		metrics, err := telemetry.NewEventMetrics(svc.Metrics().Registry())

@@ -11,7 +11,6 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/events"
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/examples/flix/internal/progress"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
@@ -74,7 +73,7 @@ func openSessions(ctx context.Context, db *store.DB) (*sessions, error) {
 	if err := db.Migrate(ctx, "playback", migrations); err != nil {
 		return nil, fmt.Errorf("migrating: %w", err)
 	}
-	keys, err := idempotency.New(db, idempotency.Config{Principal: profile.Principal})
+	keys, err := idempotency.New(db, idempotency.Config{})
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shoal-dev/shoal/examples/flix/internal/profile"
 	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/store"
 )
@@ -102,10 +101,9 @@ const (
 
 // openRatings migrates db (the idempotency keys' table included) and
 // returns the store over it. Several instances may call it at once. Keys
-// belong to the verified user and caller (profile.Principal), whatever
-// keysCfg says.
+// belong to the verified user and caller (idempotency.VerifiedPrincipal,
+// the default).
 func openRatings(ctx context.Context, db *store.DB, keysCfg idempotency.Config) (*ratingsStore, error) {
-	keysCfg.Principal = profile.Principal
 	keys, err := idempotency.New(db, keysCfg)
 	if err != nil {
 		return nil, err

@@ -20,7 +20,6 @@ import (
 	"net/http"
 
 	"github.com/shoal-dev/shoal"
-	"github.com/shoal-dev/shoal/idempotency"
 	"github.com/shoal-dev/shoal/identity"
 )
 
@@ -117,19 +116,4 @@ func Of(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 		return "", false
 	}
 	return sub, true
-}
-
-// Principal is whom a write's Idempotency-Key belongs to
-// (idempotency.Config.Principal): the calling service and the user, as the
-// service's identity.Guard verified them, never as headers say. A key is
-// then replayed only to the user (or service) that used it.
-func Principal(r *http.Request) idempotency.Principal {
-	var p idempotency.Principal
-	if c, ok := identity.CallerFrom(r.Context()); ok {
-		p.Caller = c.Service
-	}
-	if u, ok := identity.UserFrom(r.Context()); ok {
-		p.Subject = u.Subject
-	}
-	return p
 }
