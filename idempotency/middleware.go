@@ -285,11 +285,14 @@ func recordable(status int) bool {
 	return status < 500
 }
 
-// replay writes the answer on record.
+// replay writes the answer on record. Only its type and body were kept, so
+// it tells browsers not to guess another type from the body, as WriteJSON
+// does, whether or not the first answer did.
 func replay(w http.ResponseWriter, rec *record) {
 	if rec.contentType != "" {
 		w.Header().Set("Content-Type", rec.contentType)
 	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set(ReplayedHeader, "true")
 	w.WriteHeader(rec.status)
 	w.Write(rec.body)

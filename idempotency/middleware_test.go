@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -211,6 +212,13 @@ func TestReplaySameAnswer(t *testing.T) {
 		if first != again || first.ct == "" {
 			t.Errorf("%s: first %+v, replay %+v", path, first, again)
 		}
+	}
+	req := httptest.NewRequest("POST", "/ok", strings.NewReader("body"))
+	req.Header.Set(KeyHeader, "k/ok")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if got := rec.Header().Get("X-Content-Type-Options"); rec.Header().Get(ReplayedHeader) != "true" || got != "nosniff" {
+		t.Errorf("replay: X-Content-Type-Options %q, want nosniff", got)
 	}
 }
 
