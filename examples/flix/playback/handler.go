@@ -67,17 +67,11 @@ func (p *playback) start(w http.ResponseWriter, r *http.Request) {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
-	sub, ok := profile.Signed(r)
-	switch {
-	case !ok:
+	if in.Profile == "" {
+		in.Profile, _ = profile.Signed(r)
+	}
+	if _, ok := shoal.RequireSelf(w, r, in.Profile, profile.SignIn); !ok {
 		claim.Forget()
-		profile.Unauthenticated(w)
-		return
-	case in.Profile == "":
-		in.Profile = sub
-	case sub != in.Profile:
-		claim.Forget()
-		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", in.Profile))
 		return
 	}
 	if err := profile.CheckID(in.Profile); err != nil {
@@ -129,9 +123,8 @@ func (p *playback) progress(w http.ResponseWriter, r *http.Request) {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
-	if _, ok := profile.Signed(r); !ok {
+	if _, ok := shoal.RequireUser(w, r, profile.SignIn); !ok {
 		claim.Forget()
-		profile.Unauthenticated(w)
 		return
 	}
 	if claim == nil {
@@ -206,10 +199,9 @@ func (p *playback) get(w http.ResponseWriter, r *http.Request) {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return
 	}
-	if _, ok := profile.Signed(r); !ok {
+	if _, ok := shoal.RequireUser(w, r, profile.SignIn); !ok {
 		// Before the lookup: whether a session exists is the signed-in
 		// profile's business.
-		profile.Unauthenticated(w)
 		return
 	}
 	sess, ok, err := p.sessions.get(r.Context(), id)

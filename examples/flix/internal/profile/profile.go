@@ -73,13 +73,7 @@ func FromPath(w http.ResponseWriter, r *http.Request, name string) (string, bool
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return "", false
 	}
-	sub, ok := Signed(r)
-	switch {
-	case !ok:
-		Unauthenticated(w)
-		return "", false
-	case sub != id:
-		shoal.WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("profile %q is not the signed-in profile", id))
+	if _, ok := shoal.RequireSelf(w, r, id, SignIn); !ok {
 		return "", false
 	}
 	return id, true
@@ -92,13 +86,6 @@ func Permits(r *http.Request, id string) bool {
 	return ok && sub == id
 }
 
-// Unauthenticated answers a request that needs a signed-in profile and
-// has none: 401.
-func Unauthenticated(w http.ResponseWriter) {
-	shoal.WriteError(w, http.StatusUnauthorized, "unauthenticated",
-		"no signed-in profile: call through the gateway with a token from POST /signin")
-}
-
 // Of returns the profile a request is about: the path's wildcard name, as
 // FromPath reads it, or on a route without that wildcard the signed-in
 // profile (401 without one). Answered, it returns false.
@@ -106,14 +93,13 @@ func Of(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	if r.PathValue(name) != "" {
 		return FromPath(w, r, name)
 	}
-	sub, ok := Signed(r)
+	u, ok := shoal.RequireUser(w, r, SignIn)
 	if !ok {
-		Unauthenticated(w)
 		return "", false
 	}
-	if err := CheckID(sub); err != nil {
+	if err := CheckID(u.Subject); err != nil {
 		shoal.WriteError(w, http.StatusBadRequest, "invalid_argument", err.Error())
 		return "", false
 	}
-	return sub, true
+	return u.Subject, true
 }
