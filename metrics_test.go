@@ -1,6 +1,7 @@
 package shoal
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -8,22 +9,25 @@ import (
 )
 
 func TestMetricsEndpoint(t *testing.T) {
-	a, _, _ := start(t, Config{Name: "alpha"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	alphaRoutes := &Router{}
+	alphaRoutes.HandleFunc("GET /titles/{id}", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "from alpha")
-	}))
+	})
+	a, _, _ := start(t, Config{Name: "alpha"}, alphaRoutes)
 	b, _, _ := start(t, Config{Name: "beta", Seeds: []string{a.member.Load().GossipAddr()}}, http.NotFoundHandler())
 	waitUntil(t, "beta to see alpha", func() bool { return len(b.Instances("alpha")) > 0 })
-	for range 3 {
-		resp, err := b.Client().Get("http://alpha/x")
+	for i := range 3 {
+		resp, err := b.Client().Get(fmt.Sprintf("http://alpha/titles/%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 	}
-	// The callee counts its requests (RED) and shows its admission limit;
-	// the caller shows its policies' state for the dependency.
+	// The callee counts its requests (RED), by route template whatever the
+	// paths, and shows its admission limit; the caller shows its policies'
+	// state for the dependency.
 	am, bm := metricsOf(t, a), metricsOf(t, b)
-	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET"} 3`, "shoal_server_concurrency_limit 20", "shoal_server_admitted_total 3"} {
+	for _, want := range []string{`shoal_http_requests_total{code="200",method="GET",route="/titles/{id}"} 3`, "shoal_server_concurrency_limit 20", "shoal_server_admitted_total 3"} {
 		if !strings.Contains(am, want) {
 			t.Errorf("alpha's metrics lack %q", want)
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 )
 
 // PathOpenAPI is where a Router serves its OpenAPI document, unless a
@@ -86,13 +88,27 @@ func (rt *Router) Handle(pattern string, h http.Handler) {
 			panic("shoal: Router.Handle: pattern \"/\" registered twice")
 		}
 	} else {
-		rt.mux.Handle(pattern, h) // panics on a bad or conflicting pattern
+		// panics on a bad or conflicting pattern
+		rt.mux.Handle(pattern, routeHandler{route.Host + route.Path, h})
 	}
 	rt.routes = append(rt.routes, route)
 	rt.addMethod(route.Method)
 	if route.Method == http.MethodGet {
 		rt.addMethod(http.MethodHead) // a GET pattern serves HEAD too
 	}
+}
+
+// routeHandler is a registered handler that names its route template (the
+// pattern without its method) for the RED metrics and the server span
+// (statuswriter.SetRoute): a label that stays bounded whatever the paths.
+type routeHandler struct {
+	route string
+	h     http.Handler
+}
+
+func (rd routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	statuswriter.SetRoute(w, rd.route)
+	rd.h.ServeHTTP(w, r)
 }
 
 // addMethod notes that a pattern names m. rt.mu is held.
@@ -152,6 +168,7 @@ func (rt *Router) init() {
 // ServeMux).
 func (rt *Router) unrouted(w http.ResponseWriter, r *http.Request) {
 	if h := rt.root.Load(); h != nil {
+		statuswriter.SetRoute(w, "/")
 		(*h).ServeHTTP(w, r)
 		return
 	}

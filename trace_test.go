@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
@@ -27,15 +28,17 @@ func TestTraceAcrossServices(t *testing.T) {
 		baggage, requestID string
 	}
 	var beta *Service
-	beta, _, _ = start(t, Config{Name: "beta", TracerProvider: spans.Provider("beta"), Logger: logs.logger()},
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			betaSaw.Lock()
-			betaSaw.baggage = baggage.FromContext(r.Context()).Member("tenant").Value()
-			betaSaw.requestID = r.Header.Get(RequestIDHeader)
-			betaSaw.Unlock()
-			beta.Logger().InfoContext(r.Context(), "beta answers")
-			io.WriteString(w, "from beta")
-		}))
+	// beta routes: its server span is named by the route template.
+	betaRoutes := &Router{}
+	betaRoutes.HandleFunc("GET /{name}", func(w http.ResponseWriter, r *http.Request) {
+		betaSaw.Lock()
+		betaSaw.baggage = baggage.FromContext(r.Context()).Member("tenant").Value()
+		betaSaw.requestID = r.Header.Get(RequestIDHeader)
+		betaSaw.Unlock()
+		beta.Logger().InfoContext(r.Context(), "beta answers")
+		io.WriteString(w, "from beta")
+	})
+	beta, _, _ = start(t, Config{Name: "beta", TracerProvider: spans.Provider("beta"), Logger: logs.logger()}, betaRoutes)
 	var alpha *Service
 	alpha, _, _ = start(t, Config{Name: "alpha", TracerProvider: spans.Provider("alpha"), Logger: logs.logger(),
 		Seeds: []string{beta.member.Load().GossipAddr()}},
@@ -68,9 +71,16 @@ func TestTraceAcrossServices(t *testing.T) {
 	beta.Logger().InfoContext(req.Context(), "outside any request")
 
 	byName := spans.Wait(t, 3)
-	alphaServer, alphaCall, betaServer := byName["alpha GET /a"], byName["alpha GET beta"], byName["beta GET /b"]
+	alphaServer, alphaCall, betaServer := byName["alpha GET /a"], byName["alpha GET beta"], byName["beta GET /{name}"]
 	if alphaServer == nil || alphaCall == nil || betaServer == nil {
 		t.Fatalf("spans %v, want alpha's server and client spans and beta's server span", byName)
+	}
+	attrs := map[attribute.Key]string{}
+	for _, kv := range betaServer.Attributes() {
+		attrs[kv.Key] = kv.Value.String()
+	}
+	if attrs["http.route"] != "/{name}" || attrs["url.path"] != "/b" {
+		t.Errorf("beta's server span: http.route %q, url.path %q; want /{name} and /b", attrs["http.route"], attrs["url.path"])
 	}
 	for _, link := range []struct {
 		name          string

@@ -117,17 +117,19 @@
 //     would be served within [resilience.OverloadTarget], so the excess
 //     is refused at once.
 //     shoal_server_overloads_total counts the times it began.
-//   - shoal_http_requests_total{method, code}: requests the handler
+//   - shoal_http_requests_total{method, route, code}: requests the handler
 //     finished. Rate is its rate; errors are code=~"5..". A 5xx answered
 //     to a caller that had already gone (a hedge that lost, a client that
 //     gave up) is recorded as 499 ([StatusClientClosed]): nobody saw it.
-//   - shoal_http_request_duration_seconds{method, code}: handler latency,
+//   - shoal_http_request_duration_seconds{method, route, code}: handler latency,
 //     as classic buckets from 0.5 ms to 10 s and, for scrapers that
 //     negotiate protobuf, a native histogram. Split it by code: fast 503
 //     rejections under overload would otherwise make latency look better.
 //
-// method is one of the nine standard methods or "other"; code is the
-// exact status code (see [Metrics.Middleware] for why).
+// method is one of the nine standard methods or "other"; route is the
+// template of the service Router's pattern that served the request
+// ("/titles/{id}"), empty for a request no route served; code is the exact
+// status code (see [Metrics.Middleware] for why).
 //
 // # Event metrics
 //

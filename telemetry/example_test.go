@@ -110,8 +110,8 @@ func ExampleMetrics_Middleware() {
 	}
 	printMetrics(srv.URL+"/metrics", "shoal_http_requests_total", "shoal_http_request_duration_seconds_count")
 	// Output:
-	// shoal_http_request_duration_seconds_count{code="200",method="GET"} 2
-	// shoal_http_request_duration_seconds_count{code="404",method="GET"} 1
-	// shoal_http_requests_total{code="200",method="GET"} 2
-	// shoal_http_requests_total{code="404",method="GET"} 1
+	// shoal_http_request_duration_seconds_count{code="200",method="GET",route=""} 2
+	// shoal_http_request_duration_seconds_count{code="404",method="GET",route=""} 1
+	// shoal_http_requests_total{code="200",method="GET",route=""} 2
+	// shoal_http_requests_total{code="404",method="GET",route=""} 1
 }

@@ -3,8 +3,10 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,10 +100,20 @@ type red struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 
-	// series caches the children of requests and duration for each method
-	// and known code, created on first use so only the combinations seen
-	// are exported. With it the hot path does no label lookup (no hashing,
-	// no allocation): an array index and an atomic load.
+	// unrouted and routes cache the children of requests and duration: for
+	// requests no route named (route ""), and per route template. Routes
+	// are few (a router's patterns) and added once, so the map is replaced
+	// whole when one is (copy on write) and read without a lock.
+	unrouted seriesTable
+	routes   atomic.Pointer[map[string]*seriesTable]
+	mu       sync.Mutex // serialises adding a route
+}
+
+// seriesTable caches the children of one route for each method and known
+// code, created on first use so only the combinations seen are exported.
+// With it the hot path does no label hashing and no allocation: a map
+// lookup, an array index and an atomic load.
+type seriesTable struct {
 	series [len(methods)][maxCodeSlots]atomic.Pointer[redSeries]
 }
 
@@ -114,15 +126,15 @@ func newRED() *red {
 	if numCodeSlots > maxCodeSlots {
 		panic("telemetry: maxCodeSlots is too small for net/http's status codes")
 	}
-	labels := []string{"method", "code"}
+	labels := []string{"method", "route", "code"}
 	return &red{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_http_requests_total",
-			Help: "Requests the service's handler finished, by method and exact status code (a handler panic counts as 500).",
+			Help: "Requests the service's handler finished, by method, route template (empty if no route of the service's Router served it) and exact status code (a handler panic counts as 500).",
 		}, labels),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "shoal_http_request_duration_seconds",
-			Help:                            "Time from the request reaching the service's handler to the handler returning, by method and exact status code.",
+			Help:                            "Time from the request reaching the service's handler to the handler returning, by method, route template and exact status code.",
 			Buckets:                         durationBuckets,
 			NativeHistogramBucketFactor:     1.1,
 			NativeHistogramMaxBucketNumber:  160,
@@ -131,35 +143,67 @@ func newRED() *red {
 	}
 }
 
-// seriesFor returns the children for method and code.
-func (r *red) seriesFor(method string, code int) *redSeries {
+// seriesFor returns the children for method, route and code.
+func (r *red) seriesFor(method, route string, code int) *redSeries {
 	mi := methodIndex(method)
+	t := r.table(route)
 	if code < 0 || code >= len(codeSlots) || codeSlots[code] == 0 {
-		return r.newSeries(mi, code) // an unknown code: rare, so not cached
+		return r.newSeries(mi, route, code) // an unknown code: rare, so not cached
 	}
-	p := &r.series[mi][codeSlots[code]-1]
+	p := &t.series[mi][codeSlots[code]-1]
 	if s := p.Load(); s != nil {
 		return s
 	}
 	// Racing first uses build equal values: the vecs return the same child
 	// for the same labels.
-	s := r.newSeries(mi, code)
+	s := r.newSeries(mi, route, code)
 	p.Store(s)
 	return s
 }
 
-func (r *red) newSeries(mi, code int) *redSeries {
+// table returns the cache of route's children, adding it on first use.
+func (r *red) table(route string) *seriesTable {
+	if route == "" {
+		return &r.unrouted
+	}
+	if m := r.routes.Load(); m != nil {
+		if t := (*m)[route]; t != nil {
+			return t
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.routes.Load()
+	if old != nil && (*old)[route] != nil {
+		return (*old)[route]
+	}
+	m := make(map[string]*seriesTable, 1)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	t := &seriesTable{}
+	m[route] = t
+	r.routes.Store(&m)
+	return t
+}
+
+func (r *red) newSeries(mi int, route string, code int) *redSeries {
 	c := strconv.Itoa(code)
 	return &redSeries{
-		requests: r.requests.WithLabelValues(methods[mi], c),
-		duration: r.duration.WithLabelValues(methods[mi], c),
+		requests: r.requests.WithLabelValues(methods[mi], route, c),
+		duration: r.duration.WithLabelValues(methods[mi], route, c),
 	}
 }
 
 // Middleware returns next instrumented with the RED metrics: it counts
 // every request in shoal_http_requests_total and observes its duration in
 // shoal_http_request_duration_seconds, labelled by method (the nine
-// standard methods, else "other") and the exact status code.
+// standard methods, else "other"), route and the exact status code. The
+// route is the template of the SDK Router's (shoal.Router) pattern that served the
+// request ("/titles/{id}": the pattern without its method), so a service's
+// routes are told apart with a label that stays bounded whatever the paths;
+// it is empty for a request no route served (a 404, a refusal before the
+// handler, a handler that is not a Router).
 //
 // The code is exact rather than a class (2xx, 5xx) because the codes that
 // matter to resilience differ within a class: 503 is a shed or draining
@@ -185,7 +229,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			} else {
 				code = Recorded(req, code)
 			}
-			s := r.seriesFor(req.Method, code)
+			s := r.seriesFor(req.Method, sw.Route, code)
 			s.requests.Inc()
 			s.duration.Observe(time.Since(start).Seconds())
 		}()

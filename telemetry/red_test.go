@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 	"github.com/shoal-dev/shoal/telemetry"
 )
 
@@ -45,6 +46,8 @@ func TestMiddleware(t *testing.T) {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			case "/gone-ok": // the answer was made: it counts as it was
 				w.WriteHeader(http.StatusOK)
+			case "/titles/7": // a router names the route it served
+				statuswriter.SetRoute(w, "/titles/{id}")
 			case "/panic":
 				time.Sleep(700 * time.Millisecond)
 				w.WriteHeader(http.StatusOK)
@@ -58,6 +61,7 @@ func TestMiddleware(t *testing.T) {
 			{"POST", "/shed"}, {"POST", "/shed"}, {"POST", "/shed"},
 			{"BREW", "/missing"}, {"get", "/missing"}, // not a standard method: other
 			{"PUT", "/odd"}, {"DELETE", "/panic"}, {"GET", "/gone"}, {"GET", "/gone-ok"},
+			{"GET", "/titles/7"},
 		} {
 			func() {
 				defer func() {
@@ -81,26 +85,28 @@ func TestMiddleware(t *testing.T) {
 		for _, mf := range got {
 			mfs[mf.GetName()] = mf
 		}
-		wantCounts := `shoal_http_requests_total{code="200",method="GET"} 4
-shoal_http_requests_total{code="200",method="HEAD"} 1
-shoal_http_requests_total{code="404",method="other"} 2
-shoal_http_requests_total{code="499",method="GET"} 1
-shoal_http_requests_total{code="500",method="DELETE"} 1
-shoal_http_requests_total{code="503",method="POST"} 3
-shoal_http_requests_total{code="599",method="PUT"} 1
+		wantCounts := `shoal_http_requests_total{code="200",method="GET",route=""} 4
+shoal_http_requests_total{code="200",method="GET",route="/titles/{id}"} 1
+shoal_http_requests_total{code="200",method="HEAD",route=""} 1
+shoal_http_requests_total{code="404",method="other",route=""} 2
+shoal_http_requests_total{code="499",method="GET",route=""} 1
+shoal_http_requests_total{code="500",method="DELETE",route=""} 1
+shoal_http_requests_total{code="503",method="POST",route=""} 3
+shoal_http_requests_total{code="599",method="PUT",route=""} 1
 `
 		if diff := cmp.Diff(wantCounts, samples(t, mfs, "shoal_http_requests_total")); diff != "" {
 			t.Errorf("requests (-want +got):\n%s", diff)
 		}
 
 		// count, sum, and the smallest bucket holding every observation.
-		wantDurations := `code="200",method="GET" count=4 sum=0.01 le=0.005
-code="200",method="HEAD" count=1 sum=0 le=0.0005
-code="404",method="other" count=2 sum=0.06 le=0.05
-code="499",method="GET" count=1 sum=0 le=0.0005
-code="500",method="DELETE" count=1 sum=0.7 le=1
-code="503",method="POST" count=3 sum=0 le=0.0005
-code="599",method="PUT" count=1 sum=0 le=0.0005
+		wantDurations := `code="200",method="GET",route="" count=4 sum=0.01 le=0.005
+code="200",method="GET",route="/titles/{id}" count=1 sum=0 le=0.0005
+code="200",method="HEAD",route="" count=1 sum=0 le=0.0005
+code="404",method="other",route="" count=2 sum=0.06 le=0.05
+code="499",method="GET",route="" count=1 sum=0 le=0.0005
+code="500",method="DELETE",route="" count=1 sum=0.7 le=1
+code="503",method="POST",route="" count=3 sum=0 le=0.0005
+code="599",method="PUT",route="" count=1 sum=0 le=0.0005
 `
 		if diff := cmp.Diff(wantDurations, histograms(mfs["shoal_http_request_duration_seconds"])); diff != "" {
 			t.Errorf("durations (-want +got):\n%s", diff)
@@ -184,7 +190,7 @@ func TestMiddlewareWriterInterfaces(t *testing.T) {
 		t.Errorf("body %q", body)
 	}
 	got := samples(t, scrape(t, m.Handler()), "shoal_http_requests_total")
-	if want := `shoal_http_requests_total{code="200",method="GET"} 1` + "\n"; got != want {
+	if want := `shoal_http_requests_total{code="200",method="GET",route=""} 1` + "\n"; got != want {
 		t.Errorf("got %swant %s", got, want)
 	}
 }
@@ -223,6 +229,16 @@ func BenchmarkMiddleware(b *testing.B) {
 	})
 	b.Run("instrumented", func(b *testing.B) {
 		h := telemetry.New("player", "player-1").Middleware(next)
+		b.ReportAllocs()
+		for b.Loop() {
+			h.ServeHTTP(w, r)
+		}
+	})
+	b.Run("instrumented-route", func(b *testing.B) {
+		h := telemetry.New("player", "player-1").Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			statuswriter.SetRoute(w, "/titles/{id}")
+			next.ServeHTTP(w, r)
+		}))
 		b.ReportAllocs()
 		for b.Loop() {
 			h.ServeHTTP(w, r)

@@ -27,8 +27,11 @@ var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer
 //   - its W3C trace context and baggage, from traceparent, tracestate and
 //     baggage, in the context (client.Extract): the calls the handler makes
 //     with it continue the trace, recorded here or not;
-//   - a server span, child of the caller's, named "<METHOD> <path>", with
-//     http.request.method, url.path and http.response.status_code (status
+//   - a server span, child of the caller's, named "<METHOD> <route>" (the
+//     route template the service's Router served it with, "GET
+//     /titles/{id}"; "<METHOD> <path>" for a request no route served), with
+//     http.request.method, url.path, http.route and
+//     http.response.status_code (status
 //     Error for a 5xx, or a handler that panicked; a 5xx to a caller that
 //     had gone is recorded as [StatusClientClosed], no error) when t
 //     records it.
@@ -72,6 +75,12 @@ func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		}
 		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
 			semconv.HTTPResponseStatusCode(code))
+		if sw.Route != "" {
+			// OpenTelemetry's name for a server span: low cardinality,
+			// the same for every title's page.
+			span.SetName(r.Method + " " + sw.Route)
+			span.SetAttributes(semconv.HTTPRoute(sw.Route))
+		}
 		if code >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(code))
 		}

@@ -16,8 +16,28 @@ import (
 // Like any response writer it is used from the handler's goroutine.
 type Writer struct {
 	http.ResponseWriter
-	Code  int   // the final status sent; 0 until then
-	Bytes int64 // body bytes written (not counted after a hijack)
+	Code  int    // the final status sent; 0 until then
+	Bytes int64  // body bytes written (not counted after a hijack)
+	Route string // the route template that served the request ("/titles/{id}"), set by SetRoute; "" if none did
+}
+
+// SetRoute notes on the Writer that w is or wraps (through Unwrap) the
+// route template that serves the request, for metrics and spans to label it
+// by. It does nothing if w wraps no Writer. A router calls it before its
+// handler; the template must come from the router's own patterns, never
+// from the request, so that the label stays bounded.
+func SetRoute(w http.ResponseWriter, route string) {
+	for {
+		switch t := w.(type) {
+		case *Writer:
+			t.Route = route
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return
+		}
+	}
 }
 
 // Status returns the status sent, 200 if the handler sent nothing (what
