@@ -153,16 +153,12 @@ func TestPSAcrossSupervisors(t *testing.T) {
 	}
 	a := startSupervisorOn(t, manifest(t.TempDir()), HostOptions{Only: []string{"hello"}})
 	waitServing(t, a.remote, "hello", 1)
-	secrets := t.TempDir()
-	copyDir(t, filepath.Join(a.sup.m.Dir, ".shoal", "identity"), filepath.Join(secrets, "identity"))
-	for _, f := range []string{"gossip.key", "chaos.key"} {
-		b, err := os.ReadFile(filepath.Join(a.sup.m.Dir, ".shoal", f))
-		if err != nil || os.WriteFile(filepath.Join(secrets, f), b, 0o600) != nil {
-			t.Fatal(err)
-		}
-	}
+	secrets := joinSecrets(t, a)
 	b := startSupervisorOn(t, manifest(t.TempDir()), HostOptions{Only: []string{"hola"}, Join: []string{a.sup.seed.GossipAddr()}, Secrets: secrets})
 	waitServing(t, b.remote, "hola", 1)
+	if w := b.sup.notJoined(); w != "" {
+		t.Errorf("a host that joined warns that it did not: %s", w)
+	}
 	for _, r := range []*running{a, b} {
 		eventually(t, 30*time.Second, "ps of every host lists hello and hola", func() error {
 			h, err := r.remote.PSHosts(context.Background())
@@ -205,4 +201,50 @@ func TestPSAcrossSupervisors(t *testing.T) {
 			t.Error("peer API answered plain HTTP")
 		}
 	}
+}
+
+// TestJoinWithWrongGossipKeyWarns: a host whose gossip key is not the
+// first host's cannot join it; its instances serve all the same, so the
+// console says that it is not joined, naming the seed, rather than look
+// healthy.
+func TestJoinWithWrongGossipKeyWarns(t *testing.T) {
+	m := func() *Manifest {
+		return &Manifest{Name: "test", Dir: t.TempDir(), DrainTimeout: 2 * time.Second, Services: []*ServiceSpec{
+			{Name: "hello", Command: []string{helloBin}, Register: RegisterSDK},
+		}}
+	}
+	a := startSupervisorOn(t, m(), HostOptions{})
+	waitServing(t, a.remote, "hello", 1)
+	secrets := joinSecrets(t, a)
+	key, err := discovery.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "gossip.key"), []byte(discovery.EncodeKeys(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seed := a.sup.seed.GossipAddr()
+	b := startSupervisorOn(t, m(), HostOptions{Join: []string{seed}, Secrets: secrets})
+	waitServing(t, b.remote, "hello", 1)
+	eventually(t, 30*time.Second, "the console says the host is not joined", func() error {
+		if out := b.out.String(); !strings.Contains(out, "WARNING: not joined to "+seed) {
+			return fmt.Errorf("nothing said of it:\n%s", out)
+		}
+		return nil
+	})
+}
+
+// joinSecrets copies the keys of the system a runs to a folder for
+// another supervisor's --secrets, as an operator copies them to a host.
+func joinSecrets(t *testing.T, a *running) string {
+	t.Helper()
+	secrets := t.TempDir()
+	copyDir(t, filepath.Join(a.sup.m.Dir, ".shoal", "identity"), filepath.Join(secrets, "identity"))
+	for _, f := range []string{"gossip.key", "chaos.key"} {
+		b, err := os.ReadFile(filepath.Join(a.sup.m.Dir, ".shoal", f))
+		if err != nil || os.WriteFile(filepath.Join(secrets, f), b, 0o600) != nil {
+			t.Fatal(err)
+		}
+	}
+	return secrets
 }
