@@ -102,16 +102,19 @@ func TestJoinNeedsKeys(t *testing.T) {
 	if _, err := chaos.LoadOrCreateKey(chaos.KeyFile(first)); err != nil {
 		t.Fatal(err)
 	}
-	steps := []struct {
-		copy string // copied from the first host's .shoal before the attempt
-		want string
-	}{
-		{"", "needs its chaos key"},
-		{"chaos.key", "needs its CA"},
-		{"identity", "needs its gossip key"},
-		{"gossip.key", ""},
-	}
 	dir, secrets := t.TempDir(), t.TempDir()
+	ca, gossip, chaosKey := filepath.Join(secrets, "identity")+"/", filepath.Join(secrets, "gossip.key"), filepath.Join(secrets, "chaos.key")
+	// Every missing key is named at once, so that one copy fixes them all.
+	steps := []struct {
+		copy    string   // copied from the first host's .shoal before the attempt
+		missing []string // named in the error
+		present []string // not named
+	}{
+		{"", []string{ca, gossip, chaosKey}, nil},
+		{"chaos.key", []string{ca, gossip}, []string{chaosKey}},
+		{"identity", []string{gossip}, []string{ca, chaosKey}},
+		{"gossip.key", nil, nil},
+	}
 	for _, st := range steps {
 		if st.copy != "" {
 			from, to := filepath.Join(first, ".shoal", st.copy), filepath.Join(secrets, st.copy)
@@ -121,7 +124,7 @@ func TestJoinNeedsKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if st.want == "" {
+		if st.missing == nil {
 			break
 		}
 		s, err := New(&Manifest{Name: "test", Dir: dir, Path: filepath.Join(dir, "shoal.yaml")},
@@ -129,8 +132,19 @@ func TestJoinNeedsKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), st.want) {
-			t.Fatalf("with %q copied: Run = %v, want an error containing %q", st.copy, err, st.want)
+		err = s.Run(context.Background())
+		if err == nil {
+			t.Fatalf("with %q copied: Run = nil, want an error naming %q", st.copy, st.missing)
+		}
+		for _, f := range st.missing {
+			if !strings.Contains(err.Error(), f+" ") && !strings.HasSuffix(err.Error(), f) {
+				t.Errorf("with %q copied: %v\ndoes not name %s", st.copy, err, f)
+			}
+		}
+		for _, f := range st.present {
+			if strings.Contains(err.Error(), f) {
+				t.Errorf("with %q copied: %v\nnames %s, which is there", st.copy, err, f)
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".shoal", "identity")); err == nil {
