@@ -180,6 +180,32 @@ func TestJoinRetry(t *testing.T) {
 	t.Logf("join retry: joined %v after the seed started (%v after that)", time.Since(start), d)
 }
 
+// TestJoinRetryWithPeers: a member whose seed is not up yet, joined
+// meanwhile by a member seeded with it (a host's supervisor and its own
+// instances, the other hosts not reachable yet), still joins the seed once
+// it appears.
+func TestJoinRetryWithPeers(t *testing.T) {
+	c := discoverytest.NewCluster(t, 0)
+	seedAddr, relay := lateSeed(t)
+
+	logs := discovery.NewLogWatch()
+	cfg := discovery.LocalConfig()
+	cfg.Seeds = []string{seedAddr}
+	cfg.Logger = slog.New(logs)
+	early := c.Start(t, cfg, c.NextInstance())
+	logs.WaitFor(t, discovery.MsgJoinRetry, 1, patience)
+
+	local := discovery.LocalConfig()
+	local.Seeds = []string{early.GossipAddr()}
+	peer := c.Start(t, local, c.NextInstance())
+	c.WaitFor(t, patience, "a peer joined the early member", discoverytest.Exactly(early.Self().ID, peer.Self().ID))
+
+	seed := c.Start(t, discovery.LocalConfig(), c.NextInstance())
+	relay(seed.GossipAddr())
+	d := c.WaitFor(t, patience, "late seed joined", discoverytest.Exactly(early.Self().ID, peer.Self().ID, seed.Self().ID))
+	t.Logf("join retry with peers: the seed in every catalog %v after it started", d)
+}
+
 // TestSeedHostName: a seed given as a host name joins the address behind
 // it. memberlist resolves a name to every A and AAAA record at each join
 // attempt, so a member that rejoins after a partition sees the current

@@ -14,8 +14,9 @@
 //
 //   - [New] checks the configuration and the instance record; it does no I/O.
 //   - [Member.Run] binds the gossip port, joins the seeds (retrying in the
-//     background while none answers, so a service may start before its seeds,
-//     and again whenever it is left alone; a seed's host name is resolved to
+//     background until one answers, so a service may start before its seeds,
+//     even if other members join it meanwhile, and again whenever it is left
+//     alone; a seed's host name is resolved to
 //     every address behind it at each attempt), keeps the catalog in sync
 //     with membership, reaches back to members lost to a failure so that the
 //     two sides of a healed partition merge ([Config.ReconnectInterval]),

@@ -10,10 +10,14 @@ import (
 // msgJoinRetry is logged each time no seed answered; tests wait for it.
 const msgJoinRetry = "discovery: no seed answered; retrying in the background"
 
-// rejoiner keeps a member connected to its seeds: while the member is alone it
-// tries them with exponential backoff (initial, doubling, capped at max, with
-// ±20 % jitter so restarted fleets do not retry in lockstep); once joined it
-// checks every max whether it has lost every peer, and if so starts again.
+// rejoiner keeps a member connected to its seeds: until one of them has
+// answered it tries them with exponential backoff (initial, doubling, capped
+// at max, with ±20 % jitter so restarted fleets do not retry in lockstep);
+// once joined it checks every max whether it has lost every peer, and if so
+// starts again. Peers that joined this member do not count as joining the
+// seeds: a host's supervisor whose own instances joined it while the other
+// hosts were unreachable would otherwise never try them again, and the host
+// would stay a cluster of its own.
 type rejoiner struct {
 	seeds   []string
 	join    func(seeds []string) (int, error) // memberlist.Join: may block for its TCP timeout per seed
@@ -27,13 +31,17 @@ type rejoiner struct {
 func (r *rejoiner) run(ctx context.Context) {
 	delay := r.initial
 	failures := 0
+	joined := false // a seed answered, and a peer has been known since
 	for {
 		wait := r.max
 		if r.alone() {
+			joined = false
+		}
+		if !joined {
 			n, err := r.join(r.seeds)
 			if n > 0 {
 				r.log.Info("discovery: joined", "seeds_answered", n, "attempts", failures+1)
-				failures, delay = 0, r.initial
+				failures, delay, joined = 0, r.initial, true
 			} else {
 				failures++
 				wait = jitter(delay)

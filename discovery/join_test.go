@@ -102,6 +102,38 @@ func TestRejoinerRejoinsWhenAlone(t *testing.T) {
 	})
 }
 
+// Peers that joined this member are not its seeds: a host's supervisor
+// whose own instances joined it while the other hosts were unreachable
+// keeps trying the seeds until one answers (issue: a host started before its
+// seeds stayed a cluster of its own).
+func TestRejoinerTriesSeedsDespitePeers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var joins atomic.Int32
+		r := rejoiner{
+			seeds: []string{"seed:1"},
+			join: func([]string) (int, error) {
+				if joins.Add(1) <= 2 {
+					return 0, errors.New("no route to host")
+				}
+				return 1, nil
+			},
+			alone:   func() bool { return joins.Load() == 0 }, // its own instances join it after the first attempt
+			initial: 100 * time.Millisecond,
+			max:     time.Second,
+			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.run(ctx) }()
+		time.Sleep(5 * time.Second)
+		cancel()
+		<-done
+		if n := joins.Load(); n != 3 {
+			t.Fatalf("%d join attempts, want 3: two failures, then one success and no more", n)
+		}
+	})
+}
+
 func TestLostMembers(t *testing.T) {
 	var l lostMembers
 	if _, ok := l.pick(time.Now()); ok {

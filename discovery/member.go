@@ -88,9 +88,10 @@ func New(cfg Config, self Instance) (*Member, error) {
 //
 // It returns an error if the port cannot be bound (Ready is then never
 // closed) or if Run was already called. Seeds that do not answer are not an
-// error: joining is retried in the background, with backoff, for as long as
-// this member has no peer. After Run returns the catalog is no longer
-// updated.
+// error: joining is retried in the background, with backoff, until a seed
+// answers (peers that joined this member meanwhile do not count), and again
+// whenever this member has no peer. After Run returns the catalog is no
+// longer updated.
 func (m *Member) Run(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("discovery: Member.Run called more than once")

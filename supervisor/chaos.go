@@ -80,8 +80,8 @@ type chaosState struct {
 func (s *Supervisor) loadFaultKey(secrets string) error {
 	path := filepath.Join(secrets, filepath.Base(chaos.KeyFile("")))
 	if len(s.host.join) > 0 {
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("supervisor: joining a running system needs its chaos key, so that fault tokens verify on every host: copy the first host's .shoal/chaos.key to %s (%v)", path, err)
+		if err := joinKeys(secrets, os.Getenv); err != nil {
+			return err
 		}
 	}
 	key, err := chaos.LoadOrCreateKey(path)

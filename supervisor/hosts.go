@@ -216,17 +216,37 @@ func (s *Supervisor) servePeer(ln net.Listener) (stop func()) {
 	}
 }
 
-// psAll is ps of every host: this supervisor's instances and those of
-// every other supervisor in its catalog, asked in parallel; the hosts that
-// did not answer are listed apart.
-func (s *Supervisor) psAll(ctx context.Context) ([]InstanceStatus, []PeerError) {
-	all := s.ps()
+// otherSupervisors are the supervisors of the other hosts in this one's
+// gossip catalog: none until it has joined them.
+func (s *Supervisor) otherSupervisors() []discovery.Instance {
 	var peers []discovery.Instance
 	for _, in := range s.seed.Catalog().Instances(SupervisorService) {
 		if in.ID != s.seed.Self().ID {
 			peers = append(peers, in)
 		}
 	}
+	return peers
+}
+
+// notJoined is what the console says when a host started with --join has
+// reached no other host by the time its instances serve: without it the
+// host would look healthy while being a system of its own (a wrong gossip
+// key, a firewall, the seeds not started yet).
+func (s *Supervisor) notJoined() string {
+	if len(s.host.join) == 0 || len(s.otherSupervisors()) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("gossip: WARNING: not joined to %s yet, still trying in the background: check that shoal up runs there, "+
+		"that TCP and UDP reach its gossip port, and that this host's gossip.key is a copy of that host's "+
+		"(shoal up -v logs why each attempt failed; shoal ps lists the other hosts once joined)", strings.Join(s.host.join, ", "))
+}
+
+// psAll is ps of every host: this supervisor's instances and those of
+// every other supervisor in its catalog, asked in parallel; the hosts that
+// did not answer are listed apart.
+func (s *Supervisor) psAll(ctx context.Context) ([]InstanceStatus, []PeerError) {
+	all := s.ps()
+	peers := s.otherSupervisors()
 	if len(peers) == 0 {
 		return all, nil
 	}

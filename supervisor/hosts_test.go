@@ -102,16 +102,19 @@ func TestJoinNeedsKeys(t *testing.T) {
 	if _, err := chaos.LoadOrCreateKey(chaos.KeyFile(first)); err != nil {
 		t.Fatal(err)
 	}
-	steps := []struct {
-		copy string // copied from the first host's .shoal before the attempt
-		want string
-	}{
-		{"", "needs its chaos key"},
-		{"chaos.key", "needs its CA"},
-		{"identity", "needs its gossip key"},
-		{"gossip.key", ""},
-	}
 	dir, secrets := t.TempDir(), t.TempDir()
+	ca, gossip, chaosKey := filepath.Join(secrets, "identity")+"/", filepath.Join(secrets, "gossip.key"), filepath.Join(secrets, "chaos.key")
+	// Every missing key is named at once, so that one copy fixes them all.
+	steps := []struct {
+		copy    string   // copied from the first host's .shoal before the attempt
+		missing []string // named in the error
+		present []string // not named
+	}{
+		{"", []string{ca, gossip, chaosKey}, nil},
+		{"chaos.key", []string{ca, gossip}, []string{chaosKey}},
+		{"identity", []string{gossip}, []string{ca, chaosKey}},
+		{"gossip.key", nil, nil},
+	}
 	for _, st := range steps {
 		if st.copy != "" {
 			from, to := filepath.Join(first, ".shoal", st.copy), filepath.Join(secrets, st.copy)
@@ -121,7 +124,7 @@ func TestJoinNeedsKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if st.want == "" {
+		if st.missing == nil {
 			break
 		}
 		s, err := New(&Manifest{Name: "test", Dir: dir, Path: filepath.Join(dir, "shoal.yaml")},
@@ -129,8 +132,19 @@ func TestJoinNeedsKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), st.want) {
-			t.Fatalf("with %q copied: Run = %v, want an error containing %q", st.copy, err, st.want)
+		err = s.Run(context.Background())
+		if err == nil {
+			t.Fatalf("with %q copied: Run = nil, want an error naming %q", st.copy, st.missing)
+		}
+		for _, f := range st.missing {
+			if !strings.Contains(err.Error(), f+" ") && !strings.HasSuffix(err.Error(), f) {
+				t.Errorf("with %q copied: %v\ndoes not name %s", st.copy, err, f)
+			}
+		}
+		for _, f := range st.present {
+			if strings.Contains(err.Error(), f) {
+				t.Errorf("with %q copied: %v\nnames %s, which is there", st.copy, err, f)
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".shoal", "identity")); err == nil {
@@ -153,16 +167,12 @@ func TestPSAcrossSupervisors(t *testing.T) {
 	}
 	a := startSupervisorOn(t, manifest(t.TempDir()), HostOptions{Only: []string{"hello"}})
 	waitServing(t, a.remote, "hello", 1)
-	secrets := t.TempDir()
-	copyDir(t, filepath.Join(a.sup.m.Dir, ".shoal", "identity"), filepath.Join(secrets, "identity"))
-	for _, f := range []string{"gossip.key", "chaos.key"} {
-		b, err := os.ReadFile(filepath.Join(a.sup.m.Dir, ".shoal", f))
-		if err != nil || os.WriteFile(filepath.Join(secrets, f), b, 0o600) != nil {
-			t.Fatal(err)
-		}
-	}
+	secrets := joinSecrets(t, a)
 	b := startSupervisorOn(t, manifest(t.TempDir()), HostOptions{Only: []string{"hola"}, Join: []string{a.sup.seed.GossipAddr()}, Secrets: secrets})
 	waitServing(t, b.remote, "hola", 1)
+	if w := b.sup.notJoined(); w != "" {
+		t.Errorf("a host that joined warns that it did not: %s", w)
+	}
 	for _, r := range []*running{a, b} {
 		eventually(t, 30*time.Second, "ps of every host lists hello and hola", func() error {
 			h, err := r.remote.PSHosts(context.Background())
@@ -205,4 +215,50 @@ func TestPSAcrossSupervisors(t *testing.T) {
 			t.Error("peer API answered plain HTTP")
 		}
 	}
+}
+
+// TestJoinWithWrongGossipKeyWarns: a host whose gossip key is not the
+// first host's cannot join it; its instances serve all the same, so the
+// console says that it is not joined, naming the seed, rather than look
+// healthy.
+func TestJoinWithWrongGossipKeyWarns(t *testing.T) {
+	m := func() *Manifest {
+		return &Manifest{Name: "test", Dir: t.TempDir(), DrainTimeout: 2 * time.Second, Services: []*ServiceSpec{
+			{Name: "hello", Command: []string{helloBin}, Register: RegisterSDK},
+		}}
+	}
+	a := startSupervisorOn(t, m(), HostOptions{})
+	waitServing(t, a.remote, "hello", 1)
+	secrets := joinSecrets(t, a)
+	key, err := discovery.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "gossip.key"), []byte(discovery.EncodeKeys(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seed := a.sup.seed.GossipAddr()
+	b := startSupervisorOn(t, m(), HostOptions{Join: []string{seed}, Secrets: secrets})
+	waitServing(t, b.remote, "hello", 1)
+	eventually(t, 30*time.Second, "the console says the host is not joined", func() error {
+		if out := b.out.String(); !strings.Contains(out, "WARNING: not joined to "+seed) {
+			return fmt.Errorf("nothing said of it:\n%s", out)
+		}
+		return nil
+	})
+}
+
+// joinSecrets copies the keys of the system a runs to a folder for
+// another supervisor's --secrets, as an operator copies them to a host.
+func joinSecrets(t *testing.T, a *running) string {
+	t.Helper()
+	secrets := t.TempDir()
+	copyDir(t, filepath.Join(a.sup.m.Dir, ".shoal", "identity"), filepath.Join(secrets, "identity"))
+	for _, f := range []string{"gossip.key", "chaos.key"} {
+		b, err := os.ReadFile(filepath.Join(a.sup.m.Dir, ".shoal", f))
+		if err != nil || os.WriteFile(filepath.Join(secrets, f), b, 0o600) != nil {
+			t.Fatal(err)
+		}
+	}
+	return secrets
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/manifest"
@@ -61,13 +62,8 @@ func openKeys(m *Manifest, secrets string, join bool, getenv func(string) string
 	idDir := filepath.Join(secrets, identityDir)
 	keyFile := filepath.Join(secrets, filepath.Base(GossipKeyFile))
 	if join {
-		if !identity.HasAuthority(idDir) {
-			return nil, fmt.Errorf("supervisor: joining a running system needs its CA, and %s holds none: copy the first host's .shoal/identity there (or point the secrets folder at a copy); a new CA would not be trusted by the other hosts", idDir)
-		}
-		if getenv(discovery.EnvGossipKey) == "" {
-			if _, err := os.Stat(keyFile); err != nil {
-				return nil, fmt.Errorf("supervisor: joining a running system needs its gossip key: copy the first host's .shoal/gossip.key to %s (mode 0600) or set %s (%v)", keyFile, discovery.EnvGossipKey, err)
-			}
+		if err := joinKeys(secrets, getenv); err != nil {
+			return nil, err
 		}
 	}
 	auth, err := identity.OpenAuthority(idDir, manifest.SystemName(m.Name))
@@ -103,6 +99,36 @@ func openKeys(m *Manifest, secrets string, join bool, getenv func(string) string
 	}
 	k.plaintext = strings.Join(plain, ",")
 	return k, nil
+}
+
+// joinKeys checks that secrets holds a copy of each of the first host's
+// keys, for a supervisor joining a running system, and names every one
+// missing at once. A joining host never makes keys of its own: a CA would
+// split the system's trust, a gossip key its cluster, and fault tokens
+// signed with another chaos key would not verify on every host.
+func joinKeys(secrets string, getenv func(string) string) error {
+	var missing []string
+	if id := filepath.Join(secrets, identityDir); !identity.HasAuthority(id) {
+		missing = append(missing, id+"/ (the CA: the first host's identity/*.pem)")
+	}
+	if getenv(discovery.EnvGossipKey) == "" {
+		if f := filepath.Join(secrets, filepath.Base(GossipKeyFile)); !exists(f) {
+			missing = append(missing, f+" (or "+discovery.EnvGossipKey+")")
+		}
+	}
+	if f := filepath.Join(secrets, filepath.Base(chaos.KeyFile(""))); !exists(f) {
+		missing = append(missing, f)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("supervisor: joining a running system needs copies of the first host's keys (its .shoal/identity/*.pem, gossip.key and chaos.key, mode 0600); missing: %s",
+		strings.Join(missing, "; "))
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // gossipKeys returns the keyring: SHOAL_GOSSIP_KEY if set, else the file

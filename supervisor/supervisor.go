@@ -402,6 +402,9 @@ func (s *Supervisor) start(ctx context.Context) error {
 		g := s.seed.GossipAddr()
 		s.con.printf("\ngossip: %s (another host joins with: shoal up --join %s --only SERVICES)", g, g)
 	}
+	if w := s.notJoined(); w != "" {
+		s.con.printf("\n%s", w)
+	}
 	s.con.printf("\n\n")
 	s.streaming.Store(true)
 	return nil
