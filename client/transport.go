@@ -358,6 +358,11 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 			resp = nil
 		}
 		f, outcome, a.Err = callDone, balance.Canceled, context.Cause(ctx)
+		if a.Err == errHedgeLost {
+			// A hedge the first attempt outran: no failure, and none of
+			// this instance, asked later (Canceled leaves its record).
+			f = hedgeLost
+		}
 	case context.Cause(actx) == errHedgeWon:
 		// Slower than the hedge: the balancer learns it (Outrun).
 		if err == nil {
