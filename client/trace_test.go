@@ -361,6 +361,24 @@ func TestSpanOfCallNotMade(t *testing.T) {
 	}
 }
 
+// TestSpanOfCallCallerGone: a call whose caller is already gone is a
+// failed span whose outcome says canceled, as for a call canceled on its
+// way (the dashboard does not count it as a failure).
+func TestSpanOfCallCallerGone(t *testing.T) {
+	tp, rec := recorder(sdktrace.AlwaysSample())
+	tr := newTransport(t, newFleet(t, ok), Config{TracerProvider: tp})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 || spans[0].Status().Code != codes.Error || attrsOf(spans[0])[attrOutcome] != "canceled" {
+		t.Fatalf("spans %v, want one failed GET svc, outcome canceled", spans)
+	}
+}
+
 // TestSpanOfFallback: a fallback used under a recorded span is a span,
 // with the failed call as its cause; under none, nothing is recorded.
 func TestSpanOfFallback(t *testing.T) {
