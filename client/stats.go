@@ -12,7 +12,7 @@ type DependencyStats struct {
 	Hosts []balance.HostStats `json:"hosts"`
 
 	Calls    uint64 `json:"calls"`    // RoundTrips made
-	Failures uint64 `json:"failures"` // RoundTrips that ended in an error or a 5xx
+	Failures uint64 `json:"failures"` // RoundTrips that ended in an error or a 5xx, not those the caller canceled
 	Retries  uint64 `json:"retries"`  // attempts after the first, hedges excluded
 
 	// BudgetLeft is how many retries the retry budget would allow now.

@@ -160,7 +160,8 @@ func (c *call) endSpan(service string) {
 
 // failedSpan records, if t traces, a call that ended before it was
 // admitted: no instance known, caller already gone, throttled, bulkhead
-// full.
+// full. A call whose caller was gone has the outcome canceled, as one
+// canceled on its way.
 func (t *Transport) failedSpan(ctx context.Context, service string, req *http.Request, err error) {
 	if _, ok := t.traces(ctx); !ok {
 		return
@@ -168,6 +169,9 @@ func (t *Transport) failedSpan(ctx context.Context, service string, req *http.Re
 	_, span := t.tracer.Start(ctx, req.Method+" "+service, clientSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(semconv.ServicePeerName(service), semconv.HTTPRequestMethodKey.String(req.Method), semconv.URLPath(req.URL.Path))
+		if errors.Is(err, context.Canceled) {
+			span.SetAttributes(attrOutcome.String("canceled"))
+		}
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()

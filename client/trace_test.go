@@ -292,6 +292,57 @@ func TestSpansOfHedge(t *testing.T) {
 	}
 }
 
+// TestSpansOfHedgeOutrun: a hedge the first attempt outruns is canceled,
+// which is no failure: its span says "outrun" and is not an error, so
+// that a call answered in time does not make its trace a failed one.
+func TestSpansOfHedgeOutrun(t *testing.T) {
+	tp, rec := recorder(sdktrace.AlwaysSample())
+	var race atomic.Int32 // 2: the next request answers late, the one after never
+	h := func(w http.ResponseWriter, r *http.Request) {
+		switch race.Add(-1) {
+		case 1:
+			time.Sleep(50 * time.Millisecond) // past the hedge delay: the hedge is sent
+		case 0:
+			<-r.Context().Done() // the hedge: answers nothing until canceled
+			return
+		}
+		ok(w, r)
+	}
+	f := newFleet(t, h, h)
+	tr := newTransport(t, f, Config{TracerProvider: tp, Hedge: resilience.HedgeConfig{
+		Percentile: 0.5, MinSamples: 5, MinDelay: 5 * time.Millisecond, MaxExtra: 1, // hedge whenever slow
+	}})
+	for range 20 { // latency samples for the hedge delay
+		if _, _, err := get(t, tr.Client(), "http://svc/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := len(rec.Ended())
+	race.Store(2)
+	if _, body, err := get(t, tr.Client(), "http://svc/x"); err != nil || body != "ok" {
+		t.Fatalf("%q %v", body, err)
+	}
+	var spans []sdktrace.ReadOnlySpan
+	for deadline := time.Now().Add(10 * time.Second); len(spans) < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // polling: the hedge's span ends on its own goroutine
+		spans = rec.Ended()[before:]
+	}
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2 (the call, the hedge)", len(spans))
+	}
+	call, hedge := spans[0], spans[1]
+	if attrsOf(call)[attrReason] != "first" {
+		call, hedge = hedge, call
+	}
+	ca, ha := attrsOf(call), attrsOf(hedge)
+	if ca[attrOutcome] != "ok" || call.Status().Code == codes.Error {
+		t.Errorf("call: %v, status %v", ca, call.Status())
+	}
+	if ha[attrReason] != "hedge" || ha[attrOutcome] != "outrun" || hedge.Status().Code == codes.Error {
+		t.Errorf("the outrun hedge: %v, status %v; want outcome outrun, status unset", ha, hedge.Status())
+	}
+}
+
 // TestSpanOfCallNotMade: a call refused before any attempt is a failed
 // span too.
 func TestSpanOfCallNotMade(t *testing.T) {
@@ -307,6 +358,24 @@ func TestSpanOfCallNotMade(t *testing.T) {
 	}
 	if a := attrsOf(spans[0]); a["service.peer.name"] != "ghost" {
 		t.Errorf("attributes %v", a)
+	}
+}
+
+// TestSpanOfCallCallerGone: a call whose caller is already gone is a
+// failed span whose outcome says canceled, as for a call canceled on its
+// way (the dashboard does not count it as a failure).
+func TestSpanOfCallCallerGone(t *testing.T) {
+	tp, rec := recorder(sdktrace.AlwaysSample())
+	tr := newTransport(t, newFleet(t, ok), Config{TracerProvider: tp})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 || spans[0].Status().Code != codes.Error || attrsOf(spans[0])[attrOutcome] != "canceled" {
+		t.Fatalf("spans %v, want one failed GET svc, outcome canceled", spans)
 	}
 }
 

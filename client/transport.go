@@ -187,6 +187,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.observe(dep, a)
 		}
 		if f == noFailure {
+			if resp.StatusCode >= 500 {
+				dep.failures.Add(1) // final: a 500 is not tried elsewhere
+			}
 			dep.throttle.Record(resp.StatusCode != http.StatusTooManyRequests)
 			return c.wrap(resp), nil
 		}
@@ -229,7 +232,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if next == nil {
-			dep.failures.Add(1)
+			if f != callDone || !errors.Is(stop, context.Canceled) {
+				// A call its caller canceled did not fail: the caller
+				// stopped waiting (its own caller left, or it needs the
+				// answer no more). Its deadline passing is a failure.
+				dep.failures.Add(1)
+			}
 			if f != callDone {
 				// The throttle counts calls, not attempts: a call that
 				// failed over and succeeded was accepted.
@@ -358,6 +366,11 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 			resp = nil
 		}
 		f, outcome, a.Err = callDone, balance.Canceled, context.Cause(ctx)
+		if a.Err == errHedgeLost {
+			// A hedge the first attempt outran: no failure, and none of
+			// this instance, asked later (Canceled leaves its record).
+			f = hedgeLost
+		}
 	case context.Cause(actx) == errHedgeWon:
 		// Slower than the hedge: the balancer learns it (Outrun).
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -154,7 +155,7 @@ func (s *Server) traces(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			shoal.WriteError(w, http.StatusBadRequest, "bad_request", "limit: want a number from 1")
+			shoal.WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit %q: want a number from 1", v))
 			return
 		}
 		limit = n
@@ -179,8 +180,11 @@ type signalRequest struct {
 	Signal string `json:"signal"`
 }
 
+// scaleRequest is the body of a scale. Instances is required: a body
+// without it (or the page's empty field, sent as null) must not scale the
+// service to 0.
 type scaleRequest struct {
-	Instances int `json:"instances"`
+	Instances *int `json:"instances"`
 }
 
 func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +194,7 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 	}
 	index, err := strconv.Atoi(r.PathValue("index"))
 	if err != nil {
-		shoal.WriteError(w, http.StatusBadRequest, "bad_request", "index: want a number from 1")
+		shoal.WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("index %q: want a number from 1", r.PathValue("index")))
 		return
 	}
 	st, err := s.sys.Signal(r.PathValue("service"), index, req.Signal)
@@ -206,7 +210,11 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	if err := s.sys.Scale(r.Context(), r.PathValue("service"), req.Instances); err != nil {
+	if req.Instances == nil {
+		shoal.WriteError(w, http.StatusBadRequest, "bad_request", `request body: want {"instances": N}, the number of instances to run`)
+		return
+	}
+	if err := s.sys.Scale(r.Context(), r.PathValue("service"), *req.Instances); err != nil {
 		controlError(w, err)
 		return
 	}

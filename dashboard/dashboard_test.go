@@ -298,6 +298,23 @@ func TestAPI(t *testing.T) {
 	if code := apiCall(t, srv, "POST", "/api/services/catalog/scale", `{"instances":5,"extra":1}`, nil); code != 400 {
 		t.Errorf("unknown field: %d, want 400", code)
 	}
+	// No number, or the page's emptied field (null): refused, not scaled to 0.
+	before := len(sys.recorded())
+	for _, body := range []string{`{}`, `{"instances":null}`} {
+		if code := apiCall(t, srv, "POST", "/api/services/catalog/scale", body, &e); code != 400 || e.Error.Code != "bad_request" {
+			t.Errorf("scale %s: %d %+v, want 400", body, code, e)
+		}
+	}
+	if got := sys.recorded(); len(got) != before {
+		t.Errorf("scale without a number did %q", got[before:])
+	}
+	var bad struct{ Error struct{ Message string } }
+	if code := apiCall(t, srv, "GET", "/api/traces?limit=abc", "", &bad); code != 400 || !strings.Contains(bad.Error.Message, `"abc"`) {
+		t.Errorf("limit=abc: %d %+v, want 400 naming the value", code, bad)
+	}
+	if code := apiCall(t, srv, "POST", "/api/instances/catalog/x/signal", `{"signal":"STOP"}`, &bad); code != 400 || !strings.Contains(bad.Error.Message, `"x"`) {
+		t.Errorf("index x: %d %+v, want 400 naming the value", code, bad)
+	}
 	// A control error keeps its status.
 	sys.err = errors.New("boom")
 	if code := apiCall(t, srv, "POST", "/api/services/catalog/restart", `{}`, &e); code != 500 {

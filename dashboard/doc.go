@@ -60,7 +60,7 @@
 //	GET  /api/events?after=SEQ
 //	     {events: [{seq, time, kind, level, service, instance, message}]}
 //	     after the given seq. Kinds: ready, exit, unhealthy, healthy,
-//	     stop, signal, scale, restart, breaker, ejection, reload.
+//	     stop, signal, scale, restart, breaker, ejection, reload, chaos.
 //	GET  /api/traces[?limit=N]
 //	     {recent, slowest, failed}: lists of {trace_id, root, service,
 //	     start, duration_ms, spans, errors, services}.

@@ -54,7 +54,7 @@ type TraceSummary struct {
 	// DurationMS spans from the earliest start to the latest end.
 	DurationMS float64  `json:"duration_ms"`
 	Spans      int      `json:"spans"`
-	Errors     int      `json:"errors"` // spans with status error
+	Errors     int      `json:"errors"` // spans with status error, but calls their caller canceled (see canceledCall)
 	Services   []string `json:"services"`
 }
 
@@ -165,7 +165,7 @@ func (s *traceStore) add(spans []Span, ids [][16]byte, now time.Time) (refused i
 		if sp.end.After(t.end) {
 			t.end = sp.end
 		}
-		if sp.Status == "error" {
+		if sp.Status == "error" && !canceledCall(sp) {
 			t.errors++
 			if !t.inFailed {
 				t.inFailed = true
@@ -447,3 +447,12 @@ func attrsSize(m map[string]any) int {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// canceledCall reports whether sp is a call to a service that its caller
+// canceled (shoal.outcome "canceled": the caller's own caller left, or it
+// no longer needed the answer, e.g. a sibling call failed first). An error
+// for OpenTelemetry, but no failure: counted as one, every trace in which
+// a request ended early would be listed as failed.
+func canceledCall(sp *Span) bool {
+	return sp.Kind == "client" && sp.Attributes["shoal.outcome"] == "canceled"
+}

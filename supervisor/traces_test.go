@@ -354,3 +354,32 @@ func TestTraceStoreByteBound(t *testing.T) {
 		t.Error("newest trace evicted")
 	}
 }
+
+// TestCanceledCallIsNoFailure: a call its caller canceled (a sibling call
+// failed first, its own caller left) does not make its trace a failed one;
+// a call that failed does.
+func TestCanceledCallIsNoFailure(t *testing.T) {
+	store, auth := newTraceStore(defaultTraceLimits), newOTLPAuth()
+	srv := httptest.NewServer(otlpHandler(store, auth, nil))
+	defer srv.Close()
+	api := exporterTo(t, srv.URL, auth.token(sender{"api", "api-1-aaaa"}), "api", "api-1-aaaa").Tracer("t")
+	traceWithCall := func(outcome string) string {
+		ctx, root := api.Start(context.Background(), "GET /titles/9", trace.WithSpanKind(trace.SpanKindServer))
+		_, call := api.Start(ctx, "GET ratings", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("shoal.outcome", outcome)))
+		call.SetStatus(codes.Error, `service "ratings": 1 attempt failed`)
+		call.End()
+		root.End()
+		return root.SpanContext().TraceID().String()
+	}
+	canceled, failed := traceWithCall("canceled"), traceWithCall("503")
+	for id, want := range map[string]int{canceled: 0, failed: 1} {
+		if got, ok := store.get(mustTraceKey(t, id)); !ok || got.Errors != want {
+			t.Errorf("trace %s: stored %v, %d errors, want %d", id, ok, got.Errors, want)
+		}
+	}
+	if l := store.list(TracesFailed, 0); len(l) != 1 || l[0].TraceID != failed {
+		t.Errorf("failed traces %+v, want only %s", l, failed)
+	}
+}
+

@@ -51,8 +51,10 @@
 // # Client metrics, per dependency {service}
 //
 //   - shoal_client_calls_total, shoal_client_failures_total: calls made,
-//     and calls that ended in an error or a 5xx after retries and hedges.
-//     failures/calls is the error rate the caller sees.
+//     and calls that ended in an error or a 5xx after retries and hedges
+//     (their deadline passing included; not those their caller canceled,
+//     which stopped waiting). failures/calls is the error rate the caller
+//     sees.
 //   - shoal_client_retries_total: attempts after the first, hedges excluded.
 //   - shoal_client_budget_left: retries the retry budget allows now;
 //     shoal_client_budget_exhausted_total: retries it refused. A budget

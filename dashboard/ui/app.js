@@ -216,6 +216,10 @@ function serviceCard(s) {
   input.addEventListener('input', () => { input.dataset.dirty = '1'; });
   $('[data-act=scale]', card).addEventListener('click', e => {
     const n = parseInt(input.value, 10);
+    if (Number.isNaN(n)) {
+      toast(`scale ${s.name}: enter the number of instances`, true);
+      return;
+    }
     delete input.dataset.dirty;
     control(e.target, `scale ${s.name}=${n}`, `/api/services/${encodeURIComponent(s.name)}/scale`, { instances: n });
   });
