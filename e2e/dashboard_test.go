@@ -174,6 +174,15 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("no row for %s/%d", e.Service, e.Index)
 			}
 		}
+		// The whole graph is in its panel, and the page needs no
+		// sideways scrolling (a new-user trial found one service and the
+		// event feed off-screen at 1,400 px).
+		if !evalJS[bool](t, ctx, `document.querySelector('#graph').getBoundingClientRect().right <= document.querySelector('.graph-box').getBoundingClientRect().right + 1 &&
+			document.documentElement.scrollWidth <= window.innerWidth`) {
+			t.Errorf("the graph (%v px wide) overflows its panel (%v px) or the page scrolls sideways",
+				evalJS[float64](t, ctx, `document.querySelector('#graph').getBoundingClientRect().width`),
+				evalJS[float64](t, ctx, `document.querySelector('.graph-box').clientWidth`))
+		}
 		// Let a few scrape rounds fill the sparklines before the picture.
 		drive(sys, 5*time.Second)
 		screenshot(t, ctx, "dashboard-overview")

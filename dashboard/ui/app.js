@@ -187,11 +187,15 @@ function renderGraph(ov) {
       `<text class="sub" x="${p.x + 10}" y="${p.y + 33}">${esc(sub)}</text>${dots}</g>`);
   }
   const svg = $('#graph');
-  // Drawn at its natural size (the panel scrolls) so that text stays
-  // readable however many services there are.
-  svg.setAttribute('viewBox', `0 0 ${Math.max(width, 300)} ${height}`);
-  svg.style.width = Math.max(width, 300) + 'px';
-  svg.style.height = height + 'px';
+  // Fitted to the panel's width, but never drawn below 70% of its natural
+  // size (the panel scrolls then), so that text stays readable however many
+  // services there are.
+  const w = Math.max(width, 300);
+  svg.setAttribute('viewBox', `0 0 ${w} ${height}`);
+  svg.style.width = '100%';
+  svg.style.maxWidth = w + 'px';
+  svg.style.minWidth = Math.round(w * 0.7) + 'px';
+  svg.style.height = 'auto';
   svg.innerHTML = '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#9aa5b8"/></marker></defs>' + out.join('');
 }
 
