@@ -190,8 +190,7 @@ func (k *kube) env(s *manifest.Service) []corev1.EnvVar {
 		env = append(env, val(name, s.Env[name]))
 	}
 	if len(s.Dependencies) > 0 {
-		b, _ := json.Marshal(s.Dependencies) // validated by the manifest; durations travel as nanoseconds
-		env = append(env, val(envDependencies, string(b)))
+		env = append(env, val(envDependencies, manifest.DependenciesJSON(s.Dependencies)))
 	}
 	env = append(env,
 		val(envName, s.Name),

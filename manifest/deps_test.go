@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,11 +24,20 @@ func TestParseDependencies(t *testing.T) {
 	if r.Timeout != 300*time.Millisecond || !r.Hedge.Disabled || r.MaxInFlight != 64 || c.MaxAttempts != 2 {
 		t.Fatalf("dependencies = %+v", deps)
 	}
-	// They reach the instances as JSON the SDK decodes back.
+	// They reach the instances as JSON the SDK decodes back, with only
+	// what the manifest set.
+	env := DependenciesJSON(deps)
+	if want := `{"catalog":{"max_attempts":2},"ratings":{"hedge":{"disabled":true},"max_in_flight":64,"timeout":300000000}}`; env != want {
+		t.Errorf("DependenciesJSON = %s, want %s", env, want)
+	}
 	var back map[string]client.Config
-	b, _ := json.Marshal(deps)
-	if err := json.Unmarshal(b, &back); err != nil || back["ratings"].Timeout != 300*time.Millisecond {
+	dec := json.NewDecoder(strings.NewReader(env))
+	dec.DisallowUnknownFields() // as the SDK decodes it
+	if err := dec.Decode(&back); err != nil || !reflect.DeepEqual(back, deps) {
 		t.Fatalf("round trip: %v, %+v", err, back)
+	}
+	if got := DependenciesJSON(map[string]client.Config{"ratings": {}}); got != `{"ratings":{}}` {
+		t.Errorf("a dependency with no setting: %s", got)
 	}
 
 	bad := []struct{ yaml, want string }{

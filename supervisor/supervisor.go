@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/shoal-dev/shoal/discovery"
 	"github.com/shoal-dev/shoal/handoff"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 // Options configures a Supervisor. The zero value works (output discarded).
@@ -609,9 +609,7 @@ func (s *Supervisor) env(svc *service, port int, id string, files identity.Files
 		env = append(env, k+"="+svc.spec.Env[k])
 	}
 	if len(svc.spec.Dependencies) > 0 {
-		// Validated at load; durations travel as nanoseconds.
-		b, _ := json.Marshal(svc.spec.Dependencies)
-		env = append(env, "SHOAL_DEPENDENCIES="+string(b))
+		env = append(env, "SHOAL_DEPENDENCIES="+manifest.DependenciesJSON(svc.spec.Dependencies))
 	}
 	env = append(env, s.otelEnv(svc, id)...)
 	env = append(env, maxProcsEnv(svc, s.insts)...)

@@ -382,4 +382,3 @@ func TestCanceledCallIsNoFailure(t *testing.T) {
 		t.Errorf("failed traces %+v, want only %s", l, failed)
 	}
 }
-
