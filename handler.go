@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/identity"
 	"github.com/shoal-dev/shoal/internal/statuswriter"
 	"github.com/shoal-dev/shoal/resilience"
+	"github.com/shoal-dev/shoal/telemetry"
 )
 
 // Admin paths, served on the admin listener (Config.AdminAddr), never on
@@ -121,6 +122,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		// net/http would send an empty 200, which a caller whose own
 		// timer has not fired yet would take for the answer.
 		WriteError(sw, http.StatusGatewayTimeout, "timeout", "the request's deadline passed before the handler answered")
+	}
+	if code := sw.Status(); code >= 500 && !sw.Logged && !telemetry.CallerGone(r) {
+		// One line per failure a caller saw, in its trace (the log
+		// handler adds trace_id and request_id): unless the code that
+		// answered said why already (WriteUnavailable, the gateway).
+		s.log.WarnContext(r.Context(), "request failed", "method", r.Method, "route", sw.Route, "path", r.URL.Path, "status", code)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/shoal-dev/shoal/internal/loglevel"
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 )
 
 // WriteJSON answers with v as JSON and the given status.
@@ -59,6 +60,7 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 // deadline passed (slow, not broken), error otherwise.
 func WriteUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
 	slog.Log(r.Context(), loglevel.Failure(r.Context()), what+" failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	statuswriter.MarkLogged(w)
 	w.Header().Set("Retry-After", "1")
 	WriteError(w, http.StatusServiceUnavailable, "unavailable", what+" is unavailable; retry shortly")
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/shoal-dev/shoal"
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 	"github.com/shoal-dev/shoal/telemetry"
 )
 
@@ -116,6 +117,7 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if ctx.Err() == nil {
 			g.logger().WarnContext(ctx, "proxy: response body cut short", "upstream", st.service, "route", st.label,
 				"request_id", st.id, "err", err)
+			statuswriter.MarkLogged(w)
 		}
 		// The caller must see the response as broken, not as complete:
 		// net/http and the engine both close the connection for this.
@@ -312,6 +314,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, st *request
 	code, status, msg := classify(st.service, err)
 	g.logger().WarnContext(r.Context(), "proxy failed", "upstream", st.service, "route", st.label, "method", r.Method, "path", st.path,
 		"status", status, "request_id", st.id, "err", err)
+	statuswriter.MarkLogged(w)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -19,6 +19,9 @@ type Writer struct {
 	Code  int    // the final status sent; 0 until then
 	Bytes int64  // body bytes written (not counted after a hijack)
 	Route string // the route template that served the request ("/titles/{id}"), set by SetRoute; "" if none did
+	// Logged is set (MarkLogged) once a log line said why the request
+	// failed, so that the server does not log it again.
+	Logged bool
 }
 
 // SetRoute notes on the Writer that w is or wraps (through Unwrap) the
@@ -27,15 +30,29 @@ type Writer struct {
 // handler; the template must come from the router's own patterns, never
 // from the request, so that the label stays bounded.
 func SetRoute(w http.ResponseWriter, route string) {
+	if sw := find(w); sw != nil {
+		sw.Route = route
+	}
+}
+
+// MarkLogged notes on the Writer that w is or wraps that the request's
+// failure has been logged (see Writer.Logged).
+func MarkLogged(w http.ResponseWriter) {
+	if sw := find(w); sw != nil {
+		sw.Logged = true
+	}
+}
+
+// find returns the Writer that w is or wraps, nil if none.
+func find(w http.ResponseWriter) *Writer {
 	for {
 		switch t := w.(type) {
 		case *Writer:
-			t.Route = route
-			return
+			return t
 		case interface{ Unwrap() http.ResponseWriter }:
 			w = t.Unwrap()
 		default:
-			return
+			return nil
 		}
 	}
 }
