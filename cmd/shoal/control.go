@@ -259,7 +259,8 @@ of SERVICE, of one instance with /INDEX, or of every service without an
 argument, each prefixed "service/index | ". -f keeps printing new lines until
 Ctrl-C. --trace ID prints only the lines that carry that trace ID (the SDK
 writes trace_id into every log line of a request), from every instance
-unless a SERVICE is given; the dashboard links a trace to these lines.
+unless a SERVICE is given; the dashboard links a trace to these lines. If
+no line carries it, logs says so and exits 1, as grep does.
 
 Here -f means --follow: give the manifest as --file FILE, or as -f FILE
 before the command name (shoal -f FILE logs -f).`,
@@ -303,11 +304,13 @@ before the command name (shoal -f FILE logs -f).`,
 				return controlError("logs", *file, err)
 			}
 			if trace != "" && out.n == 0 {
+				// Exit 1, as grep does when nothing matches: a script can
+				// tell.
 				of := ""
 				if len(args) == 1 {
 					of = " of " + args[0]
 				}
-				fmt.Fprintf(e.stderr, "shoal: logs: no log line%s carries trace %s (of the last %d lines of each instance)\n", of, trace, supervisor.LogLines)
+				return fmt.Errorf("logs: no log line%s carries trace %s (of the last %d lines of each instance)", of, trace, supervisor.LogLines)
 			}
 			return nil
 		},

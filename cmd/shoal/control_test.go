@@ -56,7 +56,7 @@ func TestRestartUnknownService(t *testing.T) {
 }
 
 // TestLogsTraceNone: logs --trace says so when no line carries the trace,
-// on stderr, and still succeeds.
+// on stderr, and exits 1, as grep does.
 func TestLogsTraceNone(t *testing.T) {
 	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
 	var lines atomic.Value
@@ -69,8 +69,8 @@ func TestLogsTraceNone(t *testing.T) {
 	})
 	code, out, errOut := runCLI(t, "logs", "--file", file, "catalog", "--trace", id)
 	want := "shoal: logs: no log line of catalog carries trace " + id + " (of the last 1000 lines of each instance)\n"
-	if code != 0 || out != "" || errOut != want {
-		t.Errorf("no line: status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
+	if code != 1 || out != "" || errOut != want {
+		t.Errorf("no line: status %d, stdout %q, stderr %q; want 1 and %q", code, out, errOut, want)
 	}
 	line := "catalog/1 | trace_id=" + id + "\n"
 	lines.Store(line)
