@@ -63,7 +63,9 @@
 //	     stop, signal, scale, restart, breaker, ejection, reload, chaos.
 //	GET  /api/traces[?limit=N]
 //	     {recent, slowest, failed}: lists of {trace_id, root, service,
-//	     start, duration_ms, spans, errors, services}.
+//	     start, duration_ms, spans, errors, services}; duration_ms is
+//	     the root span's (what the caller waited), or the spans' extent
+//	     until the root arrives.
 //	GET  /api/traces/{trace_id}
 //	     One trace: the summary fields (but spans is the list, not its
 //	     length) and spans[] = {trace_id, span_id,

@@ -51,7 +51,10 @@ type TraceSummary struct {
 	Root    string    `json:"root"`    // name of the root span (the earliest, if the root is missing)
 	Service string    `json:"service"` // service of that span
 	Start   time.Time `json:"start"`
-	// DurationMS spans from the earliest start to the latest end.
+	// DurationMS is the root span's duration, what the first caller
+	// waited; for a trace whose root has not arrived (or whose root's
+	// parent is outside the system), from the earliest start to the latest
+	// end.
 	DurationMS float64  `json:"duration_ms"`
 	Spans      int      `json:"spans"`
 	Errors     int      `json:"errors"` // spans with status error, but calls their caller canceled (see canceledCall)
@@ -95,6 +98,10 @@ type storedTrace struct {
 	errors                     int
 	seen                       time.Time // arrival of its last span
 	inRecent, inSlow, inFailed bool
+	// rootDur is the duration of its root span (the longest span without a
+	// parent), if one has arrived (hasRoot): what the first caller waited.
+	rootDur time.Duration
+	hasRoot bool
 
 	// For the calls between services the trace shows: the service of
 	// each span, and the services of spans whose parent has not arrived
@@ -103,7 +110,18 @@ type storedTrace struct {
 	orphans   map[string][]string
 }
 
-func (t *storedTrace) duration() time.Duration { return t.end.Sub(t.start) }
+// duration is how long the trace's first caller waited: its root span's
+// duration, or, before the root arrives (or when the root's parent is a
+// caller outside the system), from the earliest start to the latest end.
+// Not the extent once the root is known: work that goes on after the
+// answer (a hedge that lost, a canceled call winding down) made a request
+// answered in 275 ms rank as a 468 ms one.
+func (t *storedTrace) duration() time.Duration {
+	if t.hasRoot {
+		return t.rootDur
+	}
+	return t.end.Sub(t.start)
+}
 
 // traceStore keeps recent spans grouped by trace in bounded memory: the
 // last limits.recent traces, plus the slowest and the failed ones of the
@@ -164,6 +182,9 @@ func (s *traceStore) add(spans []Span, ids [][16]byte, now time.Time) (refused i
 		}
 		if sp.end.After(t.end) {
 			t.end = sp.end
+		}
+		if d := sp.end.Sub(sp.Start); sp.ParentID == "" && (!t.hasRoot || d > t.rootDur) {
+			t.hasRoot, t.rootDur = true, d
 		}
 		if sp.Status == "error" && !canceledCall(sp) {
 			t.errors++

@@ -337,6 +337,28 @@ func TestTraceStoreBounds(t *testing.T) {
 	}
 }
 
+// TestTraceDurationIsTheRoots: a trace lasts as long as its root span, not
+// until a call its root no longer waited for (a losing hedge) ended; it is
+// ranked among the slowest by that.
+func TestTraceDurationIsTheRoots(t *testing.T) {
+	now := time.Now()
+	s := newTraceStore(traceLimits{recent: 5, slowest: 1, failed: 1, window: time.Minute, maxBytes: 1 << 20, maxSpans: 10})
+	hedge, k := span(1, 2, 10, 300, "ok") // arrives first, ends 310 ms in
+	hedge.ParentID = "1-1"
+	s.add([]Span{hedge}, [][16]byte{k}, now)
+	if tr, _ := s.get(k); tr.DurationMS != 300 {
+		t.Errorf("before its root: %v ms, want the spans' extent, 300", tr.DurationMS)
+	}
+	addSpan(s, now, 1, 1, 0, 100, "ok") // the root: answered in 100 ms
+	addSpan(s, now, 2, 1, 0, 150, "ok") // another trace, 150 ms
+	if tr, _ := s.get(k); tr.DurationMS != 100 {
+		t.Errorf("with its root: %v ms, want the root's 100", tr.DurationMS)
+	}
+	if got := ids(s.list(TracesSlowest, 0)); fmt.Sprint(got) != "[2]" {
+		t.Errorf("slowest = %v, want [2] (150 ms against 100)", got)
+	}
+}
+
 func TestTraceStoreByteBound(t *testing.T) {
 	now := time.Now()
 	one, _ := span(1, 1, 0, 1, "ok")

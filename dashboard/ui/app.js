@@ -382,7 +382,9 @@ function renderWaterfall() {
   const rows = [];
   const walk = (s, depth) => { rows.push([s, depth]); (kids.get(s.span_id) || []).forEach(k => walk(k, depth + 1)); };
   roots.forEach(r => walk(r, 0));
-  const total = Math.max(t.duration_ms, 0.001);
+  // The root's duration is what the caller waited; a call that went on
+  // after the answer (a losing hedge) may end later, and is drawn too.
+  const total = Math.max(t.duration_ms, ...spans.map(s => s.offset_ms + s.duration_ms), 0.001);
   const attempts = spans.filter(s => s.attributes && s.attributes['shoal.attempt'] !== undefined);
   const retries = attempts.filter(s => String(s.attributes['shoal.attempt.reason'] || '').startsWith('retry')).length;
   const hedges = attempts.filter(s => String(s.attributes['shoal.attempt.reason'] || '').startsWith('hedge')).length;
