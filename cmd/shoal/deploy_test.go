@@ -46,3 +46,17 @@ func TestExportKubernetes(t *testing.T) {
 		t.Errorf("catalog.yaml does not name the image flix-catalog:v9:\n%s", b)
 	}
 }
+
+// Outside git, export (and image) say what the images will lack.
+func TestExportOutsideGit(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shoal.yaml")
+	if err := os.WriteFile(file, []byte("name: solo\nservices:\n  svc: {command: [python3, app.py]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "-f", file, "export", "kubernetes", "-o", filepath.Join(dir, "k8s"))
+	want := "shoal: warning: " + dir + ` is not in a git checkout: no revision or source labels, created 1970-01-01 (set SOURCE_DATE_EPOCH), version "dev" (give --tag)`
+	if code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -121,6 +122,17 @@ func release(c *cobra.Command, e env, m *manifest.Manifest, tag string) (deploy.
 	rel, err := deploy.ReadRelease(c.Context(), m.Dir, e.getenv)
 	if err != nil {
 		return rel, err
+	}
+	if rel.Revision == "" {
+		// Nothing to say where the images come from: say so, once.
+		what := fmt.Sprintf("no revision or source labels, created %s", rel.Created.Format(time.DateOnly))
+		if e.getenv(deploy.EnvSourceDateEpoch) == "" {
+			what += " (set " + deploy.EnvSourceDateEpoch + ")"
+		}
+		if tag == "" {
+			what += `, version "dev" (give --tag)`
+		}
+		fmt.Fprintf(e.stderr, "shoal: warning: %s is not in a git checkout: %s\n", m.Dir, what)
 	}
 	if tag != "" {
 		rel.Version = tag
