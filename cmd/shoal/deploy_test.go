@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/manifest"
 )
 
 func TestDeployCommandsHelp(t *testing.T) {
@@ -58,5 +61,31 @@ func TestExportOutsideGit(t *testing.T) {
 	want := "shoal: warning: " + dir + ` is not in a git checkout: no revision or source labels, created 1970-01-01 (set SOURCE_DATE_EPOCH), version "dev" (give --tag)`
 	if code != 0 || !strings.Contains(errOut, want) {
 		t.Errorf("status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
+	}
+}
+
+// image --skip builds every service (or every one named) but those.
+func TestImageSkip(t *testing.T) {
+	m, err := manifest.Load(referenceManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := imageServices(m, nil, []string{"trailers", "search"})
+	if err != nil || len(got) != len(m.Services)-2 || slices.Contains(got, "trailers") || slices.Contains(got, "search") || !slices.Contains(got, "gateway") {
+		t.Errorf("--skip trailers,search: %v, %v", got, err)
+	}
+	if got, err := imageServices(m, []string{"api", "catalog"}, []string{"catalog"}); err != nil || !slices.Equal(got, []string{"api"}) {
+		t.Errorf("api catalog --skip catalog: %v, %v", got, err)
+	}
+	if got, err := imageServices(m, []string{"api"}, nil); err != nil || !slices.Equal(got, []string{"api"}) {
+		t.Errorf("api: %v, %v", got, err)
+	}
+	code, _, errOut := runCLI(t, "-f", referenceManifest, "image", "-o", t.TempDir(), "--skip", "trailrs")
+	if want := `shoal: image: --skip: "trailrs" is not a service of the manifest; did you mean trailers?`; code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("--skip trailrs: status %d, stderr %q; want 2 and %q", code, errOut, want)
+	}
+	code, _, errOut = runCLI(t, "-f", referenceManifest, "image", "-o", t.TempDir(), "api", "--skip", "api")
+	if want := "shoal: image: --skip api leaves no service to build"; code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("api --skip api: status %d, stderr %q; want 2 and %q", code, errOut, want)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,7 @@ func newImage(e env, file *string) *cobra.Command {
 	var (
 		out, platform, registry, tag string
 		tarballs                     bool
-		bases                        []string
+		bases, skip                  []string
 	)
 	c := &cobra.Command{
 		Use:   "image [SERVICE...] -o DIR",
@@ -44,6 +45,7 @@ kubernetes' puts in the pods. Push one with
   crane push DIR/SERVICE REF      or
   skopeo copy oci:DIR/SERVICE docker://REF`,
 		Example: `  shoal image -o images --registry ghcr.io/acme gateway catalog
+  shoal image -o images --skip trailers
   shoal image -o images --base trailers=python.tar --tarball
   crane push images/catalog ghcr.io/acme/flix-catalog:v1.4.0`,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -62,12 +64,16 @@ kubernetes' puts in the pods. Push one with
 			if err != nil {
 				return err
 			}
+			services, err := imageServices(m, args, skip)
+			if err != nil {
+				return err
+			}
 			rel, err := release(c, e, m, tag)
 			if err != nil {
 				return err
 			}
 			imgs, err := deploy.BuildImages(c.Context(), m, deploy.ImageOptions{
-				Services: args, Platform: platform, Registry: registry, Release: rel,
+				Services: services, Platform: platform, Registry: registry, Release: rel,
 				Bases: baseOf, Progress: e.stdout,
 			})
 			if err != nil {
@@ -106,8 +112,34 @@ kubernetes' puts in the pods. Push one with
 	c.Flags().StringVar(&platform, "platform", deploy.DefaultPlatform, "OS/ARCH of the images")
 	addImageFlags(c, &registry, &tag)
 	c.Flags().BoolVar(&tarballs, "tarball", false, "also write DIR/SERVICE.tar, a docker-archive for docker load or podman load")
+	c.Flags().StringSliceVar(&skip, "skip", nil, "`SERVICE`s not to build (comma-separated or repeated), e.g. a command: service you have no --base for")
 	c.Flags().StringArrayVar(&bases, "base", nil, "`SERVICE=PATH`: the base image of a command: service (OCI layout folder or docker-archive file); repeat per service")
 	return c
+}
+
+// imageServices are the services to build: those named (all of m's if
+// none; BuildImages checks the names), less those skipped, which must be
+// m's.
+func imageServices(m *manifest.Manifest, named, skip []string) ([]string, error) {
+	var all []string
+	for _, s := range m.Services {
+		all = append(all, s.Name)
+	}
+	if bad := manifest.NotServices(skip, all, "the manifest"); len(bad) > 0 {
+		return nil, usagef("image: --skip: %s", strings.Join(bad, "; "))
+	}
+	if len(skip) == 0 {
+		return named, nil // none named: BuildImages builds them all
+	}
+	out := named
+	if len(out) == 0 {
+		out = all
+	}
+	out = slices.DeleteFunc(slices.Clone(out), func(s string) bool { return slices.Contains(skip, s) })
+	if len(out) == 0 {
+		return nil, usagef("image: --skip %s leaves no service to build", strings.Join(skip, ","))
+	}
+	return out, nil
 }
 
 // addImageFlags adds the flags that name images, shared by image and
