@@ -261,15 +261,7 @@ func TestSpansOfHedge(t *testing.T) {
 		}
 		ok(w, r)
 	}
-	f := newFleet(t, h, h)
-	tr := newTransport(t, f, Config{TracerProvider: tp, Hedge: resilience.HedgeConfig{
-		Percentile: 0.5, MinSamples: 5, MinDelay: 5 * time.Millisecond, MaxExtra: 1, // hedge whenever slow
-	}})
-	for range 20 { // latency samples for the hedge delay
-		if _, _, err := get(t, tr.Client(), "http://svc/x"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr := hedgeWhenSlow(t, tp, h)
 	before := len(rec.Ended())
 	slowOnce.Store(true)
 	if _, body, err := get(t, tr.Client(), "http://svc/x"); err != nil || body != "ok" {
@@ -292,6 +284,22 @@ func TestSpansOfHedge(t *testing.T) {
 	}
 }
 
+// hedgeWhenSlow returns a transport over two instances serving h that
+// hedges any call slower than 5 ms, once it has the latency samples for it.
+func hedgeWhenSlow(t *testing.T, tp trace.TracerProvider, h http.HandlerFunc) *Transport {
+	t.Helper()
+	f := newFleet(t, h, h)
+	tr := newTransport(t, f, Config{TracerProvider: tp, Hedge: resilience.HedgeConfig{
+		Percentile: 0.5, MinSamples: 5, MinDelay: 5 * time.Millisecond, MaxExtra: 1,
+	}})
+	for range 20 { // latency samples for the hedge delay
+		if _, _, err := get(t, tr.Client(), "http://svc/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
+}
+
 // TestSpansOfHedgeOutrun: a hedge the first attempt outruns is canceled,
 // which is no failure: its span says "outrun" and is not an error, so
 // that a call answered in time does not make its trace a failed one.
@@ -308,15 +316,7 @@ func TestSpansOfHedgeOutrun(t *testing.T) {
 		}
 		ok(w, r)
 	}
-	f := newFleet(t, h, h)
-	tr := newTransport(t, f, Config{TracerProvider: tp, Hedge: resilience.HedgeConfig{
-		Percentile: 0.5, MinSamples: 5, MinDelay: 5 * time.Millisecond, MaxExtra: 1, // hedge whenever slow
-	}})
-	for range 20 { // latency samples for the hedge delay
-		if _, _, err := get(t, tr.Client(), "http://svc/x"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr := hedgeWhenSlow(t, tp, h)
 	before := len(rec.Ended())
 	race.Store(2)
 	if _, body, err := get(t, tr.Client(), "http://svc/x"); err != nil || body != "ok" {

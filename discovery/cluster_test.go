@@ -159,13 +159,7 @@ func healthyWindow(members []*discovery.Member, window time.Duration) (changed s
 // retrying and joins once the seed appears.
 func TestJoinRetry(t *testing.T) {
 	c := discoverytest.NewCluster(t, 0)
-	seedAddr, relay := lateSeed(t)
-
-	logs := discovery.NewLogWatch()
-	cfg := discovery.LocalConfig()
-	cfg.Seeds = []string{seedAddr}
-	cfg.Logger = slog.New(logs)
-	early := c.Start(t, cfg, c.NextInstance())
+	early, logs, relay := startBeforeSeed(t, c)
 
 	// Event-driven: wait until a join attempt has actually failed.
 	logs.WaitFor(t, discovery.MsgJoinRetry, 2, patience)
@@ -186,13 +180,7 @@ func TestJoinRetry(t *testing.T) {
 // it appears.
 func TestJoinRetryWithPeers(t *testing.T) {
 	c := discoverytest.NewCluster(t, 0)
-	seedAddr, relay := lateSeed(t)
-
-	logs := discovery.NewLogWatch()
-	cfg := discovery.LocalConfig()
-	cfg.Seeds = []string{seedAddr}
-	cfg.Logger = slog.New(logs)
-	early := c.Start(t, cfg, c.NextInstance())
+	early, logs, relay := startBeforeSeed(t, c)
 	logs.WaitFor(t, discovery.MsgJoinRetry, 1, patience)
 
 	local := discovery.LocalConfig()
@@ -331,6 +319,19 @@ func TestKeyRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startBeforeSeed starts a member of c whose only seed is not up yet (see
+// lateSeed), and returns it, the watch on its log lines, and relay, which
+// puts the seed at the address once it is up.
+func startBeforeSeed(t *testing.T, c *discoverytest.Cluster) (early *discovery.Member, logs *discovery.LogWatch, relay func(to string)) {
+	t.Helper()
+	seedAddr, relay := lateSeed(t)
+	logs = discovery.NewLogWatch()
+	cfg := discovery.LocalConfig()
+	cfg.Seeds = []string{seedAddr}
+	cfg.Logger = slog.New(logs)
+	return c.Start(t, cfg, c.NextInstance()), logs, relay
 }
 
 // lateSeed returns a seed address that refuses connections, as a seed
