@@ -371,8 +371,11 @@ func (s *traceStore) list(kind string, limit int) []TraceSummary {
 		src = slices.Clone(s.slow)
 		slices.SortFunc(src, func(a, b *storedTrace) int { return cmp.Compare(b.duration(), a.duration()) })
 	case TracesFailed:
+		// Newest first by start, as the recent list: a failure is listed
+		// when its first failed span arrives, which may be a while after
+		// the trace began (a timeout), so arrival order would jumble it.
 		src = slices.Clone(s.failed)
-		slices.Reverse(src)
+		slices.SortStableFunc(src, func(a, b *storedTrace) int { return b.start.Compare(a.start) })
 	default:
 		src = slices.Clone(s.recent)
 		slices.Reverse(src)

@@ -359,6 +359,19 @@ func TestTraceDurationIsTheRoots(t *testing.T) {
 	}
 }
 
+// TestFailedByStart: failed traces are listed newest first by when they
+// began, not by when their failure arrived.
+func TestFailedByStart(t *testing.T) {
+	now := time.Now()
+	s := newTraceStore(traceLimits{recent: 5, slowest: 1, failed: 5, window: time.Minute, maxBytes: 1 << 20, maxSpans: 10})
+	addSpan(s, now, 2, 1, 100, 5, "error")
+	addSpan(s, now, 3, 1, 200, 5, "error")
+	addSpan(s, now, 1, 1, 0, 5000, "error") // began first, its failure arrived last (a timeout)
+	if got := ids(s.list(TracesFailed, 0)); fmt.Sprint(got) != "[3 2 1]" {
+		t.Errorf("failed = %v, want [3 2 1]", got)
+	}
+}
+
 func TestTraceStoreByteBound(t *testing.T) {
 	now := time.Now()
 	one, _ := span(1, 1, 0, 1, "ok")
