@@ -19,6 +19,11 @@ import (
 // a Subject too. A Shoal-Subject header is never a user.
 func RequireUser(w http.ResponseWriter, r *http.Request, auths ...string) (identity.User, bool) {
 	u, ok := identity.UserFrom(r.Context())
+	if !ok || len(auths) > 0 && !slices.Contains(auths, u.Auth) {
+		// RFC 9110: a 401 names a scheme; the user's credentials go to
+		// the gateway, which turns them into the user token.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
+	}
 	switch {
 	case !ok:
 		WriteError(w, http.StatusUnauthorized, "unauthenticated", "no signed-in user"+needs(auths)+
@@ -34,8 +39,13 @@ func RequireUser(w http.ResponseWriter, r *http.Request, auths ...string) (ident
 
 // RequireSelf is RequireUser for a request about one user's data: id (a
 // path wildcard, a field of the body) must be the signed-in user's
-// Subject, or it answers 403 forbidden and reports false.
+// Subject, or it answers 403 forbidden and reports false. With no auths it
+// accepts "jwt" only (a sign-in token): an API key's name is a Subject
+// too, and must not pass for a user of that name.
 func RequireSelf(w http.ResponseWriter, r *http.Request, id string, auths ...string) (identity.User, bool) {
+	if len(auths) == 0 {
+		auths = []string{"jwt"}
+	}
 	u, ok := RequireUser(w, r, auths...)
 	if ok && u.Subject != id {
 		WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%q is not the signed-in user", id))

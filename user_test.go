@@ -32,7 +32,7 @@ func TestRequireUser(t *testing.T) {
 		}
 	})
 	mux.HandleFunc("GET /profiles/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if u, ok := shoal.RequireSelf(w, r, r.PathValue("id"), "jwt"); ok {
+		if u, ok := shoal.RequireSelf(w, r, r.PathValue("id")); ok { // "jwt" only, by default
 			w.Write([]byte(u.Subject))
 		}
 	})
@@ -83,6 +83,9 @@ func TestRequireUser(t *testing.T) {
 			}
 			if resp.StatusCode != tt.want {
 				t.Fatalf("%s %s, want %d", resp.Status, body, tt.want)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); (tt.want == 401) != (got != "") {
+				t.Errorf("WWW-Authenticate %q on a %d", got, tt.want)
 			}
 			got := string(body)
 			if tt.want != 200 {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -52,21 +53,24 @@ func TestFailuresCounted(t *testing.T) {
 	if n := counts(context.Background(), "/404"); n != 0 {
 		t.Errorf("a 404: %d failures, want 0", n)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-arrived
-		cancel()
-	}()
-	if n := counts(ctx, "/hang"); n != 0 {
-		t.Errorf("a call its caller canceled: %d failures, want 0", n)
+	// Canceled once the request is in, without a cause and with one (the
+	// gateway's engine, errgroup): neither is a failure.
+	for _, cause := range []error{nil, errors.New("the client hung up")} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		go func() {
+			<-arrived
+			cancel(cause)
+		}()
+		if n := counts(ctx, "/hang"); n != 0 {
+			t.Errorf("a call its caller canceled (cause %v): %d failures, want 0", cause, n)
+		}
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if n := counts(ctx, "/hang"); n != 1 {
 		t.Errorf("a call past its caller's deadline: %d failures, want 1", n)
 	}
-	<-arrived
-	if n := tr.Dependencies()[0].Calls; n != 4 {
-		t.Errorf("%d calls, want 4", n)
+	if n := tr.Dependencies()[0].Calls; n != 5 {
+		t.Errorf("%d calls, want 5", n)
 	}
 }

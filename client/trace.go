@@ -169,7 +169,8 @@ func (t *Transport) failedSpan(ctx context.Context, service string, req *http.Re
 	_, span := t.tracer.Start(ctx, req.Method+" "+service, clientSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(semconv.ServicePeerName(service), semconv.HTTPRequestMethodKey.String(req.Method), semconv.URLPath(req.URL.Path))
-		if errors.Is(err, context.Canceled) {
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			// Whatever the cause: as outcomeOf, only a deadline fails.
 			span.SetAttributes(attrOutcome.String("canceled"))
 		}
 		span.SetStatus(codes.Error, err.Error())

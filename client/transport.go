@@ -232,10 +232,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if next == nil {
-			if f != callDone || !errors.Is(stop, context.Canceled) {
+			if f != callDone || errors.Is(stop, context.DeadlineExceeded) {
 				// A call its caller canceled did not fail: the caller
 				// stopped waiting (its own caller left, or it needs the
-				// answer no more). Its deadline passing is a failure.
+				// answer no more), with whatever cause (the gateway's
+				// engine and errgroup give their own). Its deadline
+				// passing is a failure, as outcomeOf says.
 				dep.failures.Add(1)
 			}
 			if f != callDone {

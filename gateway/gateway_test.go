@@ -314,8 +314,6 @@ func TestZeroTimeoutMeansDefault(t *testing.T) {
 	}
 }
 
-// A service that had instances and now has none (scaled to zero, all
-// crashed) is unavailable for now, not unknown: 503 with Retry-After.
 // A failed proxy's log line names the service it could not reach as
 // upstream: "service" is the gateway's own, as the SDK's logger says.
 func TestProxyFailureLogNamesUpstream(t *testing.T) {
@@ -335,6 +333,8 @@ func TestProxyFailureLogNamesUpstream(t *testing.T) {
 	}
 }
 
+// A service that had instances and now has none (scaled to zero, all
+// crashed) is unavailable for now, not unknown: 503 with Retry-After.
 func TestEmptiedServiceIsUnavailableNotUnknown(t *testing.T) {
 	cat := discovery.NewCatalog()
 	inst := discovery.Instance{ID: "a-1", Service: "a", State: discovery.StateServing, Addr: serve(t, echo(nil))}

@@ -28,6 +28,7 @@ import (
 	"github.com/shoal-dev/shoal/chaos"
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/identity"
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 	"github.com/shoal-dev/shoal/manifest"
 	"github.com/shoal-dev/shoal/telemetry"
 )
@@ -171,6 +172,7 @@ func (g *Gateway) admitRoute(w http.ResponseWriter, r *http.Request, t *table, r
 			// it (its certificate expired, say): no service would accept
 			// the request.
 			g.logger().Error("gateway: minting a user token", "subject", id.Subject, "err", err)
+			statuswriter.MarkLogged(w)
 			shoal.WriteError(w, http.StatusInternalServerError, "internal", "the gateway cannot vouch for the user right now")
 			return false
 		}

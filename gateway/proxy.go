@@ -113,6 +113,12 @@ func (g *Gateway) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		h["Trailer"] = []string{strings.Join(names, ", ")}
 	}
 	w.WriteHeader(resp.StatusCode)
+	if resp.StatusCode >= 500 {
+		// The service answered it, and says why in its own log: one line
+		// per failure, not one at every hop (and none per shed request at
+		// the edge under overload).
+		statuswriter.MarkLogged(w)
+	}
 	if err := copyBody(w, resp, st); err != nil {
 		if ctx.Err() == nil {
 			g.logger().WarnContext(ctx, "proxy: response body cut short", "upstream", st.service, "route", st.label,

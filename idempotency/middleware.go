@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-dev/shoal"
 	"github.com/shoal-dev/shoal/internal/loglevel"
+	"github.com/shoal-dev/shoal/internal/statuswriter"
 )
 
 // Headers.
@@ -203,6 +204,7 @@ func (s *Store) Guarded(authorize func(w http.ResponseWriter, r *http.Request) b
 		case err != nil:
 			// A caller that left (a hedge that lost) is no failure to report.
 			s.log.Log(r.Context(), loglevel.Failure(r.Context()), "idempotency: claiming a key", "key", key, "err", err)
+			statuswriter.MarkLogged(w)
 			w.Header().Set("Retry-After", "1")
 			shoal.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the idempotency store failed; retry with the same key")
 			return

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -203,6 +204,10 @@ func (c *checker) dependencies(s *Service, dp string) {
 			msg := strings.TrimPrefix(err.Error(), "client: ")
 			msg = strings.TrimPrefix(msg, "dependencies."+name+": ")
 			c.errorf(p, "%s", msg)
+		} else if _, err := json.Marshal(cfg); err != nil {
+			// .nan or .inf, which no range check above refuses: the
+			// settings reach the instances as JSON (DependenciesJSON).
+			c.errorf(p, "every setting must be a finite number: %v", err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -26,10 +27,10 @@ func DefaultBudgetConfig() BudgetConfig {
 // Validate reports the first field that cannot work.
 func (c BudgetConfig) Validate() error {
 	switch {
-	case c.Ratio < 0 || c.Ratio > 10:
+	case math.IsNaN(c.Ratio) || c.Ratio < 0 || c.Ratio > 10:
 		return fmt.Errorf("retry budget: ratio %v out of range [0, 10]", c.Ratio)
-	case c.MinPerSecond < 0:
-		return fmt.Errorf("retry budget: min_per_second %v must not be negative", c.MinPerSecond)
+	case math.IsNaN(c.MinPerSecond) || math.IsInf(c.MinPerSecond, 0) || c.MinPerSecond < 0:
+		return fmt.Errorf("retry budget: min_per_second %v must be a finite number, not negative", c.MinPerSecond)
 	case c.Window != 0 && c.Window < 100*time.Millisecond:
 		return fmt.Errorf("retry budget: window %v must be at least 100ms (0 means %v)", c.Window, DefaultBudgetConfig().Window)
 	}

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,6 +18,8 @@ func TestBudgetConfigValidate(t *testing.T) {
 		{"negative ratio", BudgetConfig{Ratio: -0.1, Window: time.Second}, "ratio -0.1"},
 		{"huge ratio", BudgetConfig{Ratio: 11, Window: time.Second}, "ratio 11"},
 		{"negative floor", BudgetConfig{Ratio: 0.2, MinPerSecond: -1, Window: time.Second}, "min_per_second -1"},
+		{"infinite floor", BudgetConfig{Ratio: 0.2, MinPerSecond: math.Inf(1), Window: time.Second}, "min_per_second +Inf"},
+		{"no ratio", BudgetConfig{Ratio: math.NaN(), Window: time.Second}, "ratio NaN"},
 		{"tiny window", BudgetConfig{Ratio: 0.2, Window: time.Millisecond}, "window 1ms"},
 		{"default window", BudgetConfig{Ratio: 0.1}, ""},
 	}

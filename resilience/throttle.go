@@ -56,8 +56,8 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 func (c ThrottleConfig) Validate() error {
 	c = c.withDefaults()
 	switch {
-	case math.IsNaN(c.K) || c.K < 1:
-		return fmt.Errorf("resilience: throttle.k %v must be at least 1", c.K)
+	case math.IsNaN(c.K) || math.IsInf(c.K, 1) || c.K < 1:
+		return fmt.Errorf("resilience: throttle.k %v must be a finite number, at least 1", c.K)
 	case c.Window < 20*time.Millisecond:
 		return fmt.Errorf("resilience: throttle.window %v is below 20ms", c.Window)
 	case c.MinRequests < 0:

@@ -1,6 +1,7 @@
 package resilience_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -105,6 +106,7 @@ func TestThrottleConfigValidate(t *testing.T) {
 	}{
 		{resilience.ThrottleConfig{}, ""},
 		{resilience.ThrottleConfig{K: 0.5}, "throttle.k 0.5"},
+		{resilience.ThrottleConfig{K: math.Inf(1)}, "throttle.k +Inf"},
 		{resilience.ThrottleConfig{Window: time.Millisecond}, "throttle.window 1ms"},
 		{resilience.ThrottleConfig{MaxRejection: 1.5}, "throttle.max_rejection 1.5"},
 		{resilience.ThrottleConfig{MinRequests: -1}, "throttle.min_requests -1"},

@@ -112,12 +112,12 @@ func joinKeys(secrets string, getenv func(string) string) error {
 		missing = append(missing, id+"/ (the CA: the first host's identity/*.pem)")
 	}
 	if getenv(discovery.EnvGossipKey) == "" {
-		if f := filepath.Join(secrets, filepath.Base(GossipKeyFile)); !exists(f) {
-			missing = append(missing, f+" (or "+discovery.EnvGossipKey+")")
+		if f := filepath.Join(secrets, filepath.Base(GossipKeyFile)); unreadable(f) != "" {
+			missing = append(missing, f+" ("+unreadable(f)+"; or set "+discovery.EnvGossipKey+")")
 		}
 	}
-	if f := filepath.Join(secrets, filepath.Base(chaos.KeyFile(""))); !exists(f) {
-		missing = append(missing, f)
+	if f := filepath.Join(secrets, filepath.Base(chaos.KeyFile(""))); unreadable(f) != "" {
+		missing = append(missing, f+" ("+unreadable(f)+")")
 	}
 	if len(missing) == 0 {
 		return nil
@@ -126,9 +126,17 @@ func joinKeys(secrets string, getenv func(string) string) error {
 		strings.Join(missing, "; "))
 }
 
-func exists(path string) bool {
+// unreadable says why the file at path is missing ("not there", or the
+// error, e.g. permission denied), "" if it is there.
+func unreadable(path string) string {
 	_, err := os.Stat(path)
-	return err == nil
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, fs.ErrNotExist):
+		return "not there"
+	}
+	return err.Error()
 }
 
 // gossipKeys returns the keyring: SHOAL_GOSSIP_KEY if set, else the file

@@ -115,7 +115,10 @@ type storedTrace struct {
 // caller outside the system), from the earliest start to the latest end.
 // Not the extent once the root is known: work that goes on after the
 // answer (a hedge that lost, a canceled call winding down) made a request
-// answered in 275 ms rank as a 468 ms one.
+// answered in 275 ms rank as a 468 ms one. A trace that entered the
+// slowest list on its extent, before its root arrived, may have taken the
+// place of one slower than its root: the list is the slowest as far as
+// the spans in hand tell, as its byte bound already makes it.
 func (t *storedTrace) duration() time.Duration {
 	if t.hasRoot {
 		return t.rootDur

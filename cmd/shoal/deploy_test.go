@@ -58,7 +58,7 @@ func TestExportOutsideGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runCLI(t, "-f", file, "export", "kubernetes", "-o", filepath.Join(dir, "k8s"))
-	want := "shoal: warning: " + dir + ` is not in a git checkout: no revision or source labels, created 1970-01-01 (set SOURCE_DATE_EPOCH), version "dev" (give --tag)`
+	want := "shoal: warning: no git revision for " + dir + ` (not a git checkout, no commit yet, or no git): no revision or source labels, created 1970-01-01 (set SOURCE_DATE_EPOCH), version "dev" (give --tag)`
 	if code != 0 || !strings.Contains(errOut, want) {
 		t.Errorf("status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
 	}

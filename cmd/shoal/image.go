@@ -164,7 +164,7 @@ func release(c *cobra.Command, e env, m *manifest.Manifest, tag string) (deploy.
 		if tag == "" {
 			what += `, version "dev" (give --tag)`
 		}
-		fmt.Fprintf(e.stderr, "shoal: warning: %s is not in a git checkout: %s\n", m.Dir, what)
+		fmt.Fprintf(e.stderr, "shoal: warning: no git revision for %s (not a git checkout, no commit yet, or no git): %s\n", m.Dir, what)
 	}
 	if tag != "" {
 		rel.Version = tag
