@@ -281,6 +281,7 @@ func (b *Balancer) rebuild(c []discovery.Instance) *hostSet {
 			h = prev[id]
 			if h == nil {
 				h = &Host{b: b, id: id}
+				h.heard.Store(b.nanotime())
 			}
 			h.setInstance(c[i])
 			byID[id] = h

@@ -31,8 +31,8 @@ type Config struct {
 
 // EjectionConfig sets outlier ejection, the per-instance circuit breaker: a
 // host that fails ConsecutiveFailures times in a row, or whose failures
-// reach FailureRate of at least MinRequests outcomes over RateWindow, is
-// ejected (picked only when no
+// reach FailureRate of at least MinRequests outcomes over RateWindow, or
+// that fails a liveness check (Host.CheckDone), is ejected (picked only when no
 // non-ejected serving host is left) for an ejection time that starts at
 // BaseTime and doubles with each repeated ejection, up to MaxTime. A host that
 // went MaxTime without being ejected starts again from BaseTime. Failures

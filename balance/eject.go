@@ -24,6 +24,22 @@ func (b *Balancer) failed(h *Host, now int64, tripped bool) {
 	b.eject(h, now)
 }
 
+// silenced ejects h because it failed a liveness check, at once, if the
+// cap allows it. One failed outcome is no proof of a dead instance, hence
+// ConsecutiveFailures; a failed check is: the instance held requests,
+// answered none of them and not even the check, which a live server
+// answers before any handler. Waiting for failures instead would leave it
+// in rotation as long as hedges win its attempts (Outrun is no failure),
+// and each pick of it would cost a hedge, or a quiet period and a check.
+// A failed probe of a half-open h ejects it again for the next length.
+func (b *Balancer) silenced(h *Host, now int64) {
+	if h.probe.Load() != closed {
+		b.reopen(h, now)
+		return
+	}
+	b.failed(h, now, true)
+}
+
 // reopen ejects h again because its half-open probe failed: at once, for
 // the next length in its streak, if the cap allows it; otherwise h stays
 // half-open and the next pick probes it again.

@@ -85,8 +85,11 @@ type Host struct {
 
 	// Liveness (see quiet.go), in nanoseconds since b.epoch: answered is
 	// the last answer or, if later, the moment the host went from idle to
-	// busy; silent is the last failed liveness check (0: none).
+	// busy; heard is the last answer or, if later, the moment the host was
+	// first picked from; silent is the last failed liveness check (0:
+	// none).
 	answered atomic.Int64
+	heard    atomic.Int64
 	silent   atomic.Int64
 	checking atomic.Bool // a liveness check is in flight
 
@@ -171,7 +174,9 @@ func (h *Host) Finish(start time.Time, o Outcome) time.Duration {
 	b := h.b
 	now := int64(t.Sub(b.epoch))
 	if o == Success || o == Failure || o == Refused {
-		h.answered.Store(now) // a sign of life, whatever the answer
+		// A sign of life, whatever the answer.
+		h.answered.Store(now)
+		h.heard.Store(now)
 	}
 	rtt := max(float64(took), 0)
 	switch o {

@@ -26,6 +26,17 @@ func (h *Host) Quiet(now time.Time) time.Duration {
 	return max(time.Duration(int64(now.Sub(h.b.epoch))-h.answered.Load()), 0)
 }
 
+// Unanswered returns how long, at now, the host has gone without answering
+// anything, busy or idle: the time since its last answer (a passed liveness
+// check counts as one) or, if later, since the balancer first saw it. Quiet
+// forgives idle time, for an idle host has nothing to answer; but a host
+// whose every attempt ends unanswered and soon (each outrun by a hedge to
+// another instance) is never quiet for long, and Unanswered is how a
+// caller still sees that it answers nothing.
+func (h *Host) Unanswered(now time.Time) time.Duration {
+	return max(time.Duration(int64(now.Sub(h.b.epoch))-h.heard.Load()), 0)
+}
+
 // Silent reports whether a liveness check of the host failed in its current
 // quiet period: it holds requests and answers nothing, not even the check.
 // Any answer ends it, and so does the host going idle and busy again (a new
@@ -42,13 +53,16 @@ func (h *Host) ClaimCheck() bool { return h.checking.CompareAndSwap(false, true)
 
 // CheckDone records the result of the check claimed with ClaimCheck: alive
 // if the host answered it. An answer counts as one for Quiet; no answer
-// makes the host Silent until it answers again.
+// makes the host Silent until it answers again, and ejects it at once (see
+// EjectionConfig).
 func (h *Host) CheckDone(alive bool) {
 	now := h.b.nanotime()
 	if alive {
 		h.answered.Store(now)
+		h.heard.Store(now)
 	} else {
 		h.silent.Store(max(now, h.answered.Load()+1))
+		h.b.silenced(h, now)
 	}
 	h.checking.Store(false)
 }

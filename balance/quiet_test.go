@@ -78,3 +78,77 @@ func TestQuietAndSilent(t *testing.T) {
 		})
 	}
 }
+
+// failCheck has h hold a request and fail a liveness check; the request is
+// still held.
+func failCheck(t *testing.T, h *balance.Host) {
+	t.Helper()
+	h.Start()
+	if !h.ClaimCheck() {
+		t.Fatal("ClaimCheck refused with no check in flight")
+	}
+	h.CheckDone(false)
+}
+
+// A failed liveness check ejects the host at once, with no failure counted
+// before it: the host held a request and answered nothing, not even the
+// check. Failing the check again as a half-open probe ejects it again for
+// the next length; the cap still holds.
+func TestFailedCheckEjects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		b := balance.New(cfg)
+		c := serving("a", "b", "c", "d")
+		failCheck(t, hostOf(t, b, c, "a"))
+		s := stats(b)["a"]
+		if !s.Ejected || s.Ejections != 1 || !s.EjectedUntil.Equal(time.Now().Add(cfg.Ejection.BaseTime)) {
+			t.Fatalf("after a failed check: %+v, want ejected for %v", s, cfg.Ejection.BaseTime)
+		}
+		for range 50 {
+			if h, _ := b.Pick(c, nil); h.Instance().ID == "a" {
+				t.Fatal("picked the host that failed its check")
+			}
+		}
+		time.Sleep(cfg.Ejection.BaseTime)
+		failCheck(t, hostOf(t, b, c, "a")) // the half-open probe
+		if s := stats(b)["a"]; !s.Ejected || !s.EjectedUntil.Equal(time.Now().Add(2*cfg.Ejection.BaseTime)) {
+			t.Fatalf("after a failed probe check: %+v, want ejected for %v", s, 2*cfg.Ejection.BaseTime)
+		}
+		// Half of 4 hosts may be out at once: b is, c is refused.
+		failCheck(t, hostOf(t, b, c, "b"))
+		failCheck(t, hostOf(t, b, c, "c"))
+		if s := stats(b); !s["b"].Ejected || s["c"].Ejected || s["c"].EjectionsRefused != 1 {
+			t.Fatalf("b %+v, c %+v: want b ejected, c refused by the cap", s["b"], s["c"])
+		}
+	})
+}
+
+// Unanswered counts from the host's last answer, or from when the balancer
+// first saw it, busy or idle: going busy does not restart it, as it does
+// Quiet.
+func TestUnanswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := balance.New(balance.Config{})
+		c := serving("a", "b")
+		h := hostOf(t, b, c, "a")
+		time.Sleep(time.Second)
+		if got := h.Unanswered(time.Now()); got != time.Second {
+			t.Fatalf("Unanswered of a host never answered = %v, want 1s since it was first seen", got)
+		}
+		record(h, 10*time.Millisecond, balance.Success)
+		time.Sleep(300 * time.Millisecond)
+		record(h, 20*time.Millisecond, balance.Outrun)
+		record(h, 30*time.Millisecond, balance.Canceled)
+		if got := h.Unanswered(time.Now()); got != 350*time.Millisecond {
+			t.Fatalf("Unanswered = %v, want 350ms since the success", got)
+		}
+		h.Start()
+		if !h.ClaimCheck() {
+			t.Fatal("ClaimCheck refused")
+		}
+		h.CheckDone(true)
+		if got := h.Unanswered(time.Now()); got != 0 {
+			t.Fatalf("Unanswered after a passed check = %v, want 0", got)
+		}
+	})
+}

@@ -22,8 +22,10 @@
 //     CallPolicy.PerTryTimeout per call). An attempt that could fail over
 //     watches its instance: one that holds requests, has answered nothing
 //     for 250 ms and does not answer OPTIONS * within 500 ms is silent
-//     (frozen), and its attempts end with ErrInstanceSilent and go elsewhere;
-//     a busy instance answers, and keeps its slow work.
+//     (frozen): it is ejected, and its attempts end with ErrInstanceSilent
+//     and go elsewhere; a busy instance answers, and keeps its slow work. An
+//     instance whose attempt lost a hedge race, and that has answered
+//     nothing for 250 ms, is checked too, so hedges do not hide a dead one.
 //  5. Hedging (resilience.Hedger) of idempotent calls: when the first attempt
 //     has not answered by about the p95 of recent latency (at least 5 ms), a
 //     second goes to another instance; the first answer wins and the other is

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/balance"
 	"github.com/shoal-dev/shoal/discovery"
+	"github.com/shoal-dev/shoal/resilience"
 )
 
 // frozenAddr returns the address of a listener that never accepts: the
@@ -222,4 +224,58 @@ func TestPerTryTimeoutIsAnExplicitPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Hedges must not hide a dead instance. Once a partition cuts one off, each
+// attempt on it is outrun by a hedge within the hedge delay, long before it
+// could be quiet and checked, so without more it would stay in rotation
+// (Outrun is no failure) and cost a hedge, or once the hedge budget is
+// spent a quiet period and a check, every time it is picked. An outrun
+// attempt on an instance that has answered nothing for quietAfter has it
+// checked, and the failed check ejects it.
+func TestHedgesDoNotHideABlackholedInstance(t *testing.T) {
+	f := newFleet(t, ok, ok)
+	victim := f.instances[0]
+	hn := &holeNet{victims: map[string]bool{victim.Addr: true}}
+	base := newBaseTransport()
+	base.DialContext = hn.dial
+	tr := newTransport(t, f, Config{Base: base, Hedge: resilience.HedgeConfig{MaxExtra: 1, MinSamples: 1}})
+	t.Cleanup(base.CloseIdleConnections)
+	tr.lag = func(time.Time) time.Duration { return 0 } // hedge however loaded the machine is
+	c := tr.Client()
+	call := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://svc/x", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	waitUntil := func(within time.Duration, what string, cond func() bool) {
+		t.Helper()
+		for start := time.Now(); !cond(); call() {
+			if time.Since(start) > within {
+				t.Fatalf("not %s within %v", what, within)
+			}
+		}
+	}
+	victimStats := func() balance.HostStats {
+		for _, d := range tr.Dependencies() {
+			for _, h := range d.Hosts {
+				if h.ID == victim.ID {
+					return h
+				}
+			}
+		}
+		return balance.HostStats{}
+	}
+	waitUntil(5*time.Second, "every instance answering", func() bool { return f.hits[0].Load() > 0 && f.hits[1].Load() > 0 })
+	hn.cut.Store(true)
+	// The partition has lasted quietAfter: what the victim answered last
+	// is that old (time passing, not an event to poll for).
+	time.Sleep(quietAfter)
+	waitUntil(5*time.Second, "the blackholed instance ejected", func() bool { return victimStats().Ejections > 0 })
 }

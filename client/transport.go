@@ -415,6 +415,9 @@ func (t *Transport) attempt(ctx context.Context, c *call, dep *dependency, req *
 		}
 	}
 	a.Duration = h.Finish(start, outcome)
+	if f == hedgeLost {
+		suspect(dep.rt, scheme, h)
+	}
 	if f == noFailure {
 		dep.hedger.Observe(start, a.Duration)
 	}

@@ -28,8 +28,16 @@ var ErrInstanceSilent = errors.New("instance silent: no answer to anything, not 
 //     by the HTTP server itself, before any handler or admission control; any
 //     HTTP answer counts) bounded by checkTimeout. An answer proves it alive
 //     and counts as one: every attempt on it waits on. No answer makes it
-//     silent, and every attempt on it that could fail over ends with
-//     ErrInstanceSilent (a TimedOut outcome, so the breaker ejects it).
+//     silent and ejects it at once (balance.Host.CheckDone), and every
+//     attempt on it that could fail over ends with ErrInstanceSilent.
+//
+// Hedging can hide a dead instance from that rule: each attempt on it is
+// outrun by a hedge to another instance within the hedge delay, long
+// before it could be quiet, so nothing ever checks it, it stays in
+// rotation, and every pick of it costs a hedge (or, once the hedge budget
+// is spent, a quiet period and a check). So an attempt that loses a hedge
+// race has its instance checked in the background (suspect) if that has
+// answered nothing, idle time included, for quietAfter.
 //
 // A busy instance answers other requests, or the check, within milliseconds;
 // a frozen one answers nothing. The checks of one attempt back off (the
@@ -199,6 +207,16 @@ func (w *watch) check() {
 	w.checkAt = now.Add(w.every)
 	w.every = min(2*w.every, checkMax)
 	w.rearm(now)
+}
+
+// suspect checks h, whose attempt lost a hedge race, if it has answered
+// nothing for quietAfter and no other check of it is in flight. The check
+// runs on a goroutine of its own, which ends within checkTimeout.
+func suspect(rt http.RoundTripper, scheme string, h *balance.Host) {
+	if h.Unanswered(time.Now()) < quietAfter || !h.ClaimCheck() {
+		return
+	}
+	go func() { h.CheckDone(alive(rt, scheme, h.Instance().Addr)) }()
 }
 
 // alive reports whether the server at addr answers OPTIONS *, sent through
