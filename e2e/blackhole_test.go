@@ -23,8 +23,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,9 +32,9 @@ import (
 )
 
 const (
-	bhBefore  = 4 * time.Second
-	bhAfter   = 8 * time.Second
-	bhBin     = 500 * time.Millisecond
+	bhBefore = 4 * time.Second
+	bhAfter  = 8 * time.Second
+	bhBin    = 500 * time.Millisecond
 )
 
 func TestBlackhole(t *testing.T) {
