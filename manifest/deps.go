@@ -14,7 +14,7 @@ import (
 func DependenciesJSON(deps map[string]client.Config) string {
 	b, err := json.Marshal(deps)
 	if err != nil {
-		panic("manifest: dependencies do not encode: " + err.Error()) // Parse refuses non-finite numbers
+		panic("manifest: dependencies do not encode: " + err.Error()) // Validate refuses every non-finite number
 	}
 	var tree map[string]any
 	if err := json.Unmarshal(b, &tree); err != nil {

@@ -48,7 +48,7 @@ func TestParseDependencies(t *testing.T) {
 		{"      ratings: {timeout: fast}\n", `shoal.yaml:5:26: services.api.dependencies.ratings.timeout: "fast" is not a duration`},
 		{"      ratings: {hedge: [1]}\n", "shoal.yaml:5:17: services.api.dependencies.ratings.hedge: must be a mapping of settings"},
 		{"      ratings: {dependencies: {catalog: {}}}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: dependencies do not nest"},
-		{"      ratings: {budget: {min_per_second: .inf}}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: every setting must be a finite number"},
+		{"      ratings: {budget: {min_per_second: .inf}}\n", "shoal.yaml:5:7: services.api.dependencies.ratings: retry budget: min_per_second +Inf must be a finite number"},
 		{"      ratngs: {max_in_flight: 64}\n", `shoal.yaml:5:7: services.api.dependencies.ratngs: "ratngs" is not a service of this manifest; did you mean ratings?`},
 	}
 	for _, tt := range bad {

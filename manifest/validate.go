@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -204,10 +203,6 @@ func (c *checker) dependencies(s *Service, dp string) {
 			msg := strings.TrimPrefix(err.Error(), "client: ")
 			msg = strings.TrimPrefix(msg, "dependencies."+name+": ")
 			c.errorf(p, "%s", msg)
-		} else if _, err := json.Marshal(cfg); err != nil {
-			// .nan or .inf, which no range check above refuses: the
-			// settings reach the instances as JSON (DependenciesJSON).
-			c.errorf(p, "every setting must be a finite number: %v", err)
 		}
 	}
 }
