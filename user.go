@@ -19,22 +19,23 @@ import (
 // a Subject too. A Shoal-Subject header is never a user.
 func RequireUser(w http.ResponseWriter, r *http.Request, auths ...string) (identity.User, bool) {
 	u, ok := identity.UserFrom(r.Context())
-	if !ok || len(auths) > 0 && !slices.Contains(auths, u.Auth) {
-		// RFC 9110: a 401 names a scheme; the user's credentials go to
-		// the gateway, which turns them into the user token.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
-	}
 	switch {
 	case !ok:
-		WriteError(w, http.StatusUnauthorized, "unauthenticated", "no signed-in user"+needs(auths)+
-			": call through the gateway with the user's credentials")
+		unauthenticated(w, "no signed-in user"+needs(auths)+": call through the gateway with the user's credentials")
 		return identity.User{}, false
 	case len(auths) > 0 && !slices.Contains(auths, u.Auth):
-		WriteError(w, http.StatusUnauthorized, "unauthenticated",
-			fmt.Sprintf("the user was verified by %s%s", u.Auth, needs(auths)))
+		unauthenticated(w, fmt.Sprintf("the user was verified by %s%s", u.Auth, needs(auths)))
 		return identity.User{}, false
 	}
 	return u, true
+}
+
+// unauthenticated answers 401 with msg. RFC 9110: a 401 names a scheme;
+// the user's credentials go to the gateway, which turns them into the user
+// token.
+func unauthenticated(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
+	WriteError(w, http.StatusUnauthorized, "unauthenticated", msg)
 }
 
 // RequireSelf is RequireUser for a request about one user's data: id (a

@@ -49,13 +49,8 @@ func TestRejoinerBackoff(t *testing.T) {
 					max:     800 * ms,
 					log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 				}
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan struct{})
-				go func() { defer close(done); r.run(ctx) }()
 				// Long enough for every retry, then several "still joined?" checks.
-				time.Sleep(10 * time.Second)
-				cancel()
-				<-done
+				runRejoiner(t, &r)(10 * time.Second)
 
 				if len(attempts) != tt.fails+1 {
 					t.Fatalf("%d join attempts, want %d (no joins once a peer is known)", len(attempts), tt.fails+1)
@@ -85,9 +80,7 @@ func TestRejoinerRejoinsWhenAlone(t *testing.T) {
 			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
 		alone.Store(true)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); r.run(ctx) }()
+		stop := runRejoiner(t, &r)
 		time.Sleep(5 * time.Second)
 		if n := joins.Load(); n != 1 {
 			t.Fatalf("%d joins while connected, want 1", n)
@@ -97,8 +90,7 @@ func TestRejoinerRejoinsWhenAlone(t *testing.T) {
 		if n := joins.Load(); n != 2 {
 			t.Fatalf("%d joins after losing every peer, want 2", n)
 		}
-		cancel()
-		<-done
+		stop(0)
 	})
 }
 
@@ -122,12 +114,7 @@ func TestRejoinerTriesSeedsDespitePeers(t *testing.T) {
 			max:     time.Second,
 			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); r.run(ctx) }()
-		time.Sleep(5 * time.Second)
-		cancel()
-		<-done
+		runRejoiner(t, &r)(5 * time.Second)
 		if n := joins.Load(); n != 3 {
 			t.Fatalf("%d join attempts, want 3: two failures, then one success and no more", n)
 		}
@@ -151,5 +138,19 @@ func TestLostMembers(t *testing.T) {
 	l.back("dead")
 	if _, ok := l.pick(time.Now()); ok {
 		t.Error("a member that is back is still tried")
+	}
+}
+
+// runRejoiner runs r until the returned stop is called; stop first sleeps
+// for d (virtual time inside a synctest bubble), then cancels r and waits
+// for it to return.
+func runRejoiner(t *testing.T, r *rejoiner) (stop func(d time.Duration)) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.run(ctx) }()
+	return func(d time.Duration) {
+		time.Sleep(d)
+		cancel()
+		<-done
 	}
 }

@@ -112,12 +112,14 @@ func joinKeys(secrets string, getenv func(string) string) error {
 		missing = append(missing, id+"/ (the CA: the first host's identity/*.pem)")
 	}
 	if getenv(discovery.EnvGossipKey) == "" {
-		if f := filepath.Join(secrets, filepath.Base(GossipKeyFile)); unreadable(f) != "" {
-			missing = append(missing, f+" ("+unreadable(f)+"; or set "+discovery.EnvGossipKey+")")
+		f := filepath.Join(secrets, filepath.Base(GossipKeyFile))
+		if why := unreadable(f); why != "" {
+			missing = append(missing, f+" ("+why+"; or set "+discovery.EnvGossipKey+")")
 		}
 	}
-	if f := filepath.Join(secrets, filepath.Base(chaos.KeyFile(""))); unreadable(f) != "" {
-		missing = append(missing, f+" ("+unreadable(f)+")")
+	f := filepath.Join(secrets, filepath.Base(chaos.KeyFile("")))
+	if why := unreadable(f); why != "" {
+		missing = append(missing, f+" ("+why+")")
 	}
 	if len(missing) == 0 {
 		return nil

@@ -52,14 +52,13 @@ func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
-	// Named by method only until it is known to be recorded: the full
-	// name allocates.
+	// Named by method only until it ends: the full name allocates, and
+	// the route that names it is known only once the handler ran.
 	ctx, span := t.tracer.Start(ctx, r.Method, serverSpan...)
 	if !span.IsRecording() {
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
-	span.SetName(r.Method + " " + r.URL.Path)
 	sw, ok := w.(*statuswriter.Writer)
 	if !ok {
 		sw = &statuswriter.Writer{ResponseWriter: w}
@@ -75,12 +74,14 @@ func (t *Tracing) Serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		}
 		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
 			semconv.HTTPResponseStatusCode(code))
+		name := r.URL.Path
 		if sw.Route != "" {
 			// OpenTelemetry's name for a server span: low cardinality,
 			// the same for every title's page.
-			span.SetName(r.Method + " " + sw.Route)
+			name = sw.Route
 			span.SetAttributes(semconv.HTTPRoute(sw.Route))
 		}
+		span.SetName(r.Method + " " + name)
 		if code >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(code))
 		}
